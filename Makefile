@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SAMPLE := sample
+SAMPLE_COUNT ?= 2000
+
+.PHONY: demo test lint browser bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## demo: install, generate a sample collection and index it
+demo: $(INSTALLED)
+	$(BIN)/searchidx sample $(SAMPLE) --count $(SAMPLE_COUNT)
+	$(BIN)/searchidx index $(SAMPLE) --index index || test $$? -eq 3  # 3: some files skipped
+	$(BIN)/searchidx status --index index
+
+## test: install, lint and run every test (browser tests use Debian's chromium)
+test: $(INSTALLED) browser
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# Debian's chromium for the browser tests; installed once, as root (CI and these machines).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+
+clean:
+	rm -rf $(VENV) $(SAMPLE) index/gen-* index/CURRENT index/.writer.lock

@@ -1,0 +1,165 @@
+"""The ``searchidx`` command: each command parses its options, calls one library function and
+renders what comes back. Domain errors become one-line messages and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from searchidx import indexer
+from searchidx.errors import SearchidxError
+from searchidx.indexer import SyncReport
+from searchidx.store import INDEX_ENV, IndexStore
+
+#: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
+EXIT_SKIPPED = 3
+
+
+def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a :class:`SearchidxError` into ``Error: <message>`` on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SearchidxError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def index_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--index DIR``, shared by every command that reads or writes an index."""
+    return click.option(
+        "--index",
+        "store",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=INDEX_ENV,
+        default="index",
+        show_default=True,
+        show_envvar=True,
+        help="Index location.",
+        callback=lambda _ctx, _param, value: IndexStore(value),
+    )(command)
+
+
+def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the commands that write the index."""
+    command = click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seconds to wait for another indexer to finish before giving up.",
+    )(command)
+    return index_option(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="searchidx")
+def cli() -> None:
+    """Index a folder of news articles with Whoosh and search it."""
+
+
+@cli.command()
+@click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@writer_options
+@domain_errors
+def index(content_dir: Path | None, store: IndexStore, wait: float) -> None:
+    """Bring the index in line with CONTENT_DIR: add new, update changed, remove deleted files.
+
+    CONTENT_DIR is remembered, so later runs need no argument. Exit status 3 when some files
+    were skipped (each is listed with the reason); the others are indexed.
+    """
+    with progress_bar("Indexing") as progress:
+        report = indexer.sync(store, content_dir, progress=progress, wait=wait)
+    _print_report(report)
+
+
+@cli.command()
+@click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@writer_options
+@domain_errors
+def rebuild(content_dir: Path | None, store: IndexStore, wait: float) -> None:
+    """Build a fresh index beside the live one and swap it in atomically.
+
+    Readers (a running web page) keep answering from the old index until the new one is
+    complete.
+    """
+    with progress_bar("Rebuilding") as progress:
+        report = indexer.rebuild(store, content_dir, progress=progress, wait=wait)
+    _print_report(report)
+
+
+@cli.command()
+@index_option
+@domain_errors
+def status(store: IndexStore) -> None:
+    """Show the index: documents, content folder, last sync, size and skipped files."""
+    meta = store.read_meta()
+    size = sum(path.stat().st_size for path in store.live_dir().iterdir() if path.is_file())
+    click.echo(f"index:          {store.location}/ (generation {store.generation()})")
+    click.echo(f"documents:      {meta.documents:,}")
+    click.echo(f"content folder: {meta.content_dir}")
+    click.echo(f"last sync:      {meta.last_sync}")
+    click.echo(f"index size:     {size / 1024 / 1024:.1f} MiB")
+    click.echo(f"skipped files:  {len(meta.skipped)}")
+    for problem in meta.skipped:
+        click.echo(f"  {problem}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same files.")
+def sample(folder: Path, count: int, seed: int) -> None:
+    """Write a generated sample collection of COUNT articles (plus the real seed) to FOLDER."""
+    from searchidx.sample import write_sample
+
+    written = write_sample(folder, count, seed)
+    click.echo(f"wrote {written:,} articles to {folder}/")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[indexer.Progress | None]:
+    """A progress bar on a terminal (stderr); nothing when output is piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr).__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def _print_report(report: SyncReport) -> None:
+    verb = "rebuilt" if report.rebuilt else "synced"
+    click.echo(
+        f"{verb} {report.content_dir} in {report.seconds:.1f}s: {report.added:,} added, "
+        f"{report.updated:,} updated, {report.removed:,} removed, "
+        f"{report.unchanged:,} unchanged, {len(report.skipped):,} skipped; "
+        f"{report.documents:,} documents"
+    )
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if report.skipped:
+        click.echo(f"skipped {len(report.skipped)} file(s):", err=True)
+        for problem in report.skipped:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_SKIPPED)

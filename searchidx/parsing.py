@@ -1,0 +1,304 @@
+"""Reading article files into :class:`~searchidx.articles.Article` records.
+
+A file is YAML front matter between two ``---`` lines, then a Markdown body. Required: a
+non-empty ``title`` and a ``publishedDateTime`` that parses. Every other field is optional and
+gets a default (see README, "Article files"). Anything wrong raises :class:`ArticleError` with the
+file, the line where known, and what to do about it; the indexer collects those and goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from searchidx.articles import Article, Image, Provider, RelatedArticle
+from searchidx.errors import ArticleError
+
+#: Larger files are refused unread: no real article comes near it, and it bounds the work.
+MAX_FILE_BYTES = 1024 * 1024
+
+#: Values in one front matter, counted through aliases; stops "billion laughs" documents whose
+#: anchors expand a few lines into millions of values.
+MAX_FRONT_MATTER_VALUES = 20_000
+
+# libyaml's C loader is about eight times faster; both are safe loaders (no Python objects).
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_DELIMITER = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+
+
+def read_article(root: Path, relpath: str) -> Article:
+    """Read and parse the file ``root/relpath``; raises :class:`ArticleError`."""
+    data, _ = read_bounded(root, relpath)
+    return parse_article(decode_article(data, relpath), relpath)
+
+
+def read_bounded(root: Path, relpath: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file (at most one past the size limit) and the stat of the open file."""
+    try:
+        with open(root / relpath, "rb") as file:
+            return file.read(MAX_FILE_BYTES + 1), os.fstat(file.fileno())
+    except OSError as error:
+        raise ArticleError(relpath, f"cannot read the file: {error.strerror or error}") from None
+
+
+def decode_article(data: bytes, relpath: str) -> str:
+    """UTF-8 text of a file, or an error naming the line of the first bad byte."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ArticleError(
+            relpath, f"file is over the {MAX_FILE_BYTES:,}-byte limit; split it or trim its body"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ArticleError(
+            relpath,
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save the file as UTF-8",
+            line,
+        ) from None
+    if "\x00" in text:
+        raise ArticleError(relpath, "binary file (contains NUL bytes), not an article")
+    return text.removeprefix("\ufeff")
+
+
+def parse_article(text: str, relpath: str) -> Article:
+    """Parse the text of one article file into an :class:`Article`."""
+    front_matter, body = split_front_matter(text, relpath)
+    fields = load_front_matter(front_matter, relpath)
+    return _build_article(fields, body, relpath, front_matter)
+
+
+def split_front_matter(text: str, relpath: str) -> tuple[str, str]:
+    """The YAML between the opening and closing ``---`` lines, and the body after them."""
+    first_line, _, rest = text.partition("\n")
+    if first_line.rstrip() != "---":
+        raise ArticleError(
+            relpath,
+            "no front matter: the file must start with a line '---', then YAML, then '---'",
+            1,
+        )
+    closing = _DELIMITER.search(rest)
+    if closing is None:
+        raise ArticleError(
+            relpath, "front matter is not closed: add a line '---' after the YAML", 1
+        )
+    body = rest[closing.end() :].removeprefix("\n")
+    return rest[: closing.start()], body.strip()
+
+
+def load_front_matter(front_matter: str, relpath: str) -> dict[str, Any]:
+    """The front matter as a mapping, loaded with a safe loader and bounded in size."""
+    try:
+        fields = yaml.load(front_matter, Loader=_SafeLoader)  # a safe loader: plain data only
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 2 if mark else None  # +1 for 1-based, +1 for the opening '---'
+        problem = " ".join(filter(None, [error.context, error.problem]))
+        raise ArticleError(relpath, f"invalid YAML in front matter: {problem}", line) from None
+    except yaml.reader.ReaderError as error:
+        line = front_matter.count("\n", 0, error.position) + 2
+        raise ArticleError(
+            relpath,
+            f"front matter has a character YAML does not allow (#x{error.character:04x}); "
+            "remove it",
+            line,
+        ) from None
+    except (yaml.YAMLError, RecursionError) as error:
+        raise ArticleError(relpath, f"invalid YAML in front matter: {error}") from None
+    if fields is None:
+        raise ArticleError(relpath, "front matter is empty: it needs at least a title", 2)
+    if not isinstance(fields, dict):
+        raise ArticleError(
+            relpath,
+            f"front matter is a {type(fields).__name__}, not a mapping of 'key: value' lines",
+            2,
+        )
+    _check_size(fields, relpath)
+    return fields
+
+
+def _check_size(value: Any, relpath: str) -> None:
+    """Count values depth-first through shared (aliased) nodes; refuse huge expansions."""
+    budget = MAX_FRONT_MATTER_VALUES
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ArticleError(
+                relpath,
+                f"front matter expands to more than {MAX_FRONT_MATTER_VALUES:,} values "
+                "(YAML aliases?); write the values out plainly",
+            )
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class _Fields:
+    """Typed access to front matter keys; errors point at the key's line."""
+
+    def __init__(self, data: dict[str, Any], relpath: str, source: str, where: str = "") -> None:
+        self.data = data
+        self.relpath = relpath
+        self.source = source
+        self.where = where
+
+    def error(self, key: str, reason: str) -> ArticleError:
+        match = re.search(rf"^\s*-?\s*{re.escape(key)}\s*:", self.source, re.MULTILINE)
+        line = self.source.count("\n", 0, match.start()) + 2 if match else None
+        return ArticleError(self.relpath, f"{self.where}{key}: {reason}", line)
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, dict | list):
+            raise self.error(key, f"expected text, found a {type(value).__name__}")
+        return str(value).strip()
+
+    def integer(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            raise self.error(key, f"expected a whole number, found {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value)
+        raise self.error(key, f"expected a whole number, found {value!r}")
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "yes", "false", "no"}:
+            return value.strip().lower() in {"true", "yes"}
+        raise self.error(key, f"expected true or false, found {value!r}")
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        items = value if isinstance(value, list) else [value]
+        result = []
+        for item in items:
+            if isinstance(item, dict | list):
+                raise self.error(key, "expected a list of words or phrases")
+            if item is not None and str(item).strip():
+                result.append(str(item).strip())
+        return tuple(dict.fromkeys(result))
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping, found a {type(value).__name__}")
+        return value
+
+    def records(self, key: str) -> list[dict[str, Any]]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self.error(key, "expected a list of mappings ('- key: value' entries)")
+        return value
+
+    def datetime(self, key: str, required: bool) -> datetime | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.error(key, "missing; add an ISO 8601 date such as 2022-06-24T14:08:00Z")
+            return None
+        try:
+            return to_utc(value)
+        except ValueError:
+            raise self.error(
+                key, f"{value!r} is not a date; use ISO 8601, such as 2022-06-24T14:08:00Z"
+            ) from None
+
+
+def to_utc(value: Any) -> datetime:
+    """A timezone-aware UTC datetime from a YAML date, datetime or ISO 8601 string.
+
+    Times without a zone are taken as UTC; dates without a time as midnight UTC.
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    raise ValueError(value)
+
+
+def _build_article(data: dict[str, Any], body: str, relpath: str, source: str) -> Article:
+    fields = _Fields(data, relpath, source)
+    title = fields.text("title")
+    if not title:
+        raise fields.error("title", "missing or empty; every article needs a title")
+    published_at = fields.datetime("publishedDateTime", required=True)
+    assert published_at is not None
+    return Article(
+        path=relpath,
+        title=title,
+        published_at=published_at,
+        excerpt=fields.text("excerpt"),
+        body=body,
+        provider=_provider(fields.mapping("provider"), fields, "provider"),
+        topics=fields.texts("topics"),
+        tags=fields.texts("tags"),
+        category=fields.text("category"),
+        type=fields.text("type", "article") or "article",
+        quality=fields.integer("quality"),
+        heat=fields.integer("heat"),
+        published=fields.boolean("published", default=True),
+        original_url=fields.text("originalUrl"),
+        web_url=fields.text("webUrl"),
+        images=tuple(_image(item, fields) for item in fields.records("images") if item.get("url")),
+        related=tuple(_related(item, fields) for item in fields.records("related")),
+    )
+
+
+def _provider(data: dict[str, Any], parent: _Fields, where: str) -> Provider:
+    fields = _Fields(data, parent.relpath, parent.source, f"{where}.")
+    return Provider(name=fields.text("name"), domain=fields.text("domain"))
+
+
+def _image(data: dict[str, Any], parent: _Fields) -> Image:
+    fields = _Fields(data, parent.relpath, parent.source, "images.")
+    return Image(
+        url=fields.text("url"),
+        width=fields.integer("width"),
+        height=fields.integer("height"),
+        title=fields.text("title"),
+    )
+
+
+def _related(data: dict[str, Any], parent: _Fields) -> RelatedArticle:
+    fields = _Fields(data, parent.relpath, parent.source, "related.")
+    return RelatedArticle(
+        title=fields.text("title"),
+        url=fields.text("webUrl") or fields.text("originalUrl") or fields.text("url"),
+        excerpt=fields.text("excerpt"),
+        published_at=fields.datetime("publishedDateTime", required=False),
+        provider=_provider(fields.mapping("provider"), parent, "related.provider"),
+        quality=fields.integer("quality"),
+    )

@@ -1,0 +1,226 @@
+"""A deterministic sample collection in the exact shape of real article files.
+
+Used by ``make demo``, the tests and the benchmarks (at 100,000 articles, so it writes text with
+string templates rather than a YAML dumper). The same ``count`` and ``seed`` always give the
+same files, byte for byte. The real seed article is included as it was published.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+SEED_ARTICLE_NAME = "000_dbfeb7893265a28a.txt"
+SEED_ARTICLE = Path(__file__).parent / "data" / "seed-article.txt"
+
+COMPANIES = [
+    "Microsoft", "Google", "Apple", "Amazon", "Meta", "OpenAI", "Nvidia", "IBM", "Salesforce",
+    "Oracle", "Intel", "AMD", "Tesla", "Samsung", "Adobe", "SAP", "Netflix", "Spotify",
+    "Anthropic", "DeepMind", "Siemens", "Cisco", "Dell", "Qualcomm", "Uber",
+]  # fmt: skip
+
+TOPICS = [
+    "AI", "Machine Learning", "Computer Vision", "Cloud Computing", "Cybersecurity",
+    "Data Privacy", "Regulation", "Semiconductors", "Quantum Computing", "Robotics",
+    "Electric Vehicles", "Climate Tech", "Open Source", "Developer Tools", "Power Apps",
+    "Low-Code", "Microsoft AI", "AI in Sales", "Generative AI", "Chatbots", "Healthcare AI",
+    "Fintech", "Cryptocurrency", "Blockchain", "Startups", "Venture Capital", "Mergers",
+    "Antitrust", "Smartphones", "Wearables", "Gaming", "Streaming", "Social Media",
+    "Search Engines", "Advertising", "E-commerce", "Supply Chain", "5G", "Edge Computing",
+    "Data Centers", "Energy", "Space", "Education Technology", "Remote Work", "Labor",
+]  # fmt: skip
+
+PROVIDER_WORDS = [
+    "Tech", "Daily", "Wire", "Times", "Post", "Journal", "Herald", "Review", "Insider",
+    "Observer", "Chronicle", "Gazette", "Digest", "Report", "Ledger", "Monitor", "Signal",
+    "Beacon", "Dispatch", "Bulletin",
+]  # fmt: skip
+
+PROVIDER_PREFIXES = [
+    "Silicon", "Cloud", "Data", "Future", "Global", "Pacific", "Northern", "Metro", "Digital",
+    "Open", "Bright", "Quantum", "Urban", "Capital", "Atlantic", "Summit", "Harbor", "Prairie",
+    "Golden", "Iron", "Coastal", "Valley", "Frontier", "Pioneer", "Evergreen",
+]  # fmt: skip
+
+MAJOR_PROVIDERS = [
+    ("Forbes", "forbes.com"), ("NBC News", "nbcnews.com"), ("ExtremeTech", "extremetech.com"),
+    ("Popular Science", "popsci.com"), ("The Verge", "theverge.com"), ("Wired", "wired.com"),
+    ("TechCrunch", "techcrunch.com"), ("Reuters", "reuters.com"), ("ZDNet", "zdnet.com"),
+    ("Ars Technica", "arstechnica.com"), ("Engadget", "engadget.com"), ("CNBC", "cnbc.com"),
+]  # fmt: skip
+
+VERBS = [
+    "launches", "halts", "expands", "acquires", "unveils", "delays", "restricts", "opens",
+    "retires", "invests in", "partners on", "cuts", "tests", "rolls out", "pauses", "doubles",
+]  # fmt: skip
+
+OBJECTS = [
+    "facial recognition tools", "cloud regions", "chip production", "AI assistant",
+    "privacy controls", "developer platform", "data center", "robotaxi service",
+    "quantum processor", "security program", "low-code apps", "search features",
+    "ad business", "battery plant", "open source model", "payments service",
+    "emotion-reading tech", "translation engine", "smart glasses", "analytics suite",
+]  # fmt: skip
+
+QUALIFIERS = [
+    "amid regulations", "after criticism", "ahead of earnings", "in Europe", "for startups",
+    "for enterprises", "as demand grows", "under new rules", "in a surprise move",
+    "to rival competitors", "despite shortages", "for healthcare", "across Asia", "",
+]  # fmt: skip
+
+SENTENCES = [
+    "{company} said the change takes effect immediately and applies to new customers.",
+    "Analysts expect the {object} to reshape how businesses approach {topic}.",
+    "The announcement follows months of scrutiny from regulators and privacy advocates.",
+    "In a blog post published {weekday}, the company outlined its plans for {topic}.",
+    "Critics argue the move does little to address concerns about {topic}.",
+    "The company declined to share figures but said adoption of the {object} was strong.",
+    "Competitors are expected to respond with {object} of their own within months.",
+    "Investors welcomed the news, sending shares up in early trading.",
+    "Researchers have long warned that {topic} needs clearer standards.",
+    "The rollout starts in the United States before expanding to other markets.",
+]  # fmt: skip
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+CATEGORIES = ["news"] * 8 + ["blog", "research"]
+TYPES = ["article"] * 9 + ["video"]
+START = datetime(2018, 1, 1, tzinfo=UTC)
+SPAN_SECONDS = int((datetime(2026, 6, 30, tzinfo=UTC) - START).total_seconds())
+
+
+@dataclass(frozen=True)
+class _Provider:
+    name: str
+    domain: str
+
+
+def providers(count: int = 1300) -> list[_Provider]:
+    """A long tail of outlets, like the 1,300 of a real collection; the majors come first."""
+    result = [_Provider(name, domain) for name, domain in MAJOR_PROVIDERS]
+    for prefix in PROVIDER_PREFIXES:
+        for word in PROVIDER_WORDS:
+            for suffix in ("", " Online", " Weekly"):
+                name = f"{prefix} {word}{suffix}"
+                domain = name.lower().replace(" ", "") + ".com"
+                result.append(_Provider(name, domain))
+    return result[:count]
+
+
+def write_sample(folder: Path, count: int, seed: int = 42) -> int:
+    """Write ``count`` generated articles plus the real seed article; returns files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SEED_ARTICLE_NAME).write_bytes(SEED_ARTICLE.read_bytes())
+    rng = random.Random(seed)
+    outlets = providers()
+    weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(outlets))]  # Zipf-like reach
+    made_dirs: set[Path] = set()
+    for number in range(1, count + 1):
+        published = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+        subfolder = folder / str(published.year)
+        if subfolder not in made_dirs:
+            subfolder.mkdir(exist_ok=True)
+            made_dirs.add(subfolder)
+        name = f"{number:06d}_{rng.getrandbits(64):016x}.md"
+        text = _article(rng, outlets, weights, published)
+        (subfolder / name).write_text(text, encoding="utf-8")
+    return count + 1
+
+
+def _article(
+    rng: random.Random, outlets: list[_Provider], weights: list[float], published: datetime
+) -> str:
+    company = rng.choice(COMPANIES)
+    topics = rng.sample(TOPICS, rng.choice((1, 2, 2, 3, 3, 4)))
+    obj = rng.choice(OBJECTS)
+    title = f"{company} {rng.choice(VERBS)} {obj} {rng.choice(QUALIFIERS)}".strip()
+    title = title[0].upper() + title[1:]
+    provider = rng.choices(outlets, weights)[0]
+    excerpt = " ".join(_sentence(rng, company, obj, topics) for _ in range(2))
+    body = "\n\n".join(
+        " ".join(_sentence(rng, company, obj, topics) for _ in range(rng.randint(2, 4)))
+        for _ in range(rng.randint(1, 3))
+    )
+    slug = "-".join(title.lower().split())[:80]
+    url = f"https://www.{provider.domain}/{published:%Y/%m/%d}/{slug}"
+    quality = max(0, min(200, int(rng.gauss(80, 35))))
+    lines = [
+        "---",
+        f"category: {rng.choice(CATEGORIES)}",
+        f"title: {_q(title)}",
+        f"excerpt: {_q(excerpt)}",
+        f"publishedDateTime: {published:%Y-%m-%dT%H:%M:%SZ}",
+        f"originalUrl: {_q(url)}",
+        f"webUrl: {_q(url)}",
+        f"type: {rng.choice(TYPES)}",
+        f"quality: {quality}",
+        f"heat: {rng.choice((-1, quality))}",
+        f"published: {'true' if rng.random() < 0.85 else 'false'}",
+        "",
+        "provider:",
+        f"  name: {_q(provider.name)}",
+        f"  domain: {provider.domain}",
+        "",
+        "topics:",
+        *(f"  - {topic}" for topic in topics),
+    ]
+    if rng.random() < 0.7:
+        width, height = rng.choice(((640, 427), (1200, 800), (1280, 720)))
+        lines += [
+            "",
+            "images:",
+            f'  - url: "https://img.{provider.domain}/{rng.getrandbits(40):x}.jpg"',
+            f"    width: {width}",
+            f"    height: {height}",
+            "    isCached: true",
+        ]
+    related = [_related(rng, outlets, weights, company, topics, published)]
+    related += [
+        _related(rng, outlets, weights, company, topics, published)
+        for _ in range(rng.choice((0, 0, 1, 2, 4)))
+    ]
+    if rng.random() < 0.8:
+        lines += ["", "related:", *[line for item in related for line in item]]
+    blob = base64.b64encode(rng.randbytes(96)).decode()
+    lines += ["", f'secured: "{blob}"', "---", "", body, ""]
+    return "\n".join(lines)
+
+
+def _related(
+    rng: random.Random,
+    outlets: list[_Provider],
+    weights: list[float],
+    company: str,
+    topics: list[str],
+    published: datetime,
+) -> list[str]:
+    obj = rng.choice(OBJECTS)
+    provider = rng.choices(outlets, weights)[0]
+    title = f"Why {company} {rng.choice(VERBS)} its {obj}"
+    when = published + timedelta(minutes=rng.randint(-3000, 3000))
+    url = f"https://www.{provider.domain}/{when:%Y/%m}/{rng.getrandbits(32):x}"
+    return [
+        f"  - title: {_q(title)}",
+        f"    excerpt: {_q(_sentence(rng, company, obj, topics))}",
+        f"    publishedDateTime: {when:%Y-%m-%dT%H:%M:%SZ}",
+        f"    webUrl: {_q(url)}",
+        "    type: article",
+        "    provider:",
+        f"      name: {_q(provider.name)}",
+        f"      domain: {provider.domain}",
+        f"    quality: {max(0, min(200, int(rng.gauss(80, 30))))}",
+    ]
+
+
+def _sentence(rng: random.Random, company: str, obj: str, topics: list[str]) -> str:
+    return rng.choice(SENTENCES).format(
+        company=company, object=obj, topic=rng.choice(topics), weekday=rng.choice(WEEKDAYS)
+    )
+
+
+def _q(text: str) -> str:
+    """A YAML double-quoted scalar (JSON's escaping is a subset of YAML's)."""
+    return json.dumps(text)

@@ -1,0 +1,193 @@
+"""Where an index lives on disk, and how a new one replaces the old without readers noticing.
+
+Layout of an index location (``./index`` unless told otherwise)::
+
+    index/
+      CURRENT          name of the live generation, replaced atomically (os.replace)
+      .writer.lock     held (flock) by the one process allowed to write
+      gen-<stamp>/     a Whoosh index, plus sync.json (content folder, last sync, skipped files)
+
+A sync writes into the live generation (Whoosh commits are atomic). A rebuild writes a whole new
+generation beside it and then switches ``CURRENT``: a reader holding the old one keeps reading it,
+and the next reader opens the new one. Nobody ever sees a half-built index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+
+from searchidx.errors import ArticleProblem, IndexBusyError, IndexMissingError
+from searchidx.schema import SCHEMA_VERSION, build_schema
+
+INDEX_ENV = "SEARCHIDX_INDEX"
+DEFAULT_LOCATION = "index"
+_CURRENT = "CURRENT"
+_LOCK = ".writer.lock"
+_META = "sync.json"
+
+
+def default_location() -> Path:
+    return Path(os.environ.get(INDEX_ENV) or DEFAULT_LOCATION)
+
+
+@dataclass
+class IndexMeta:
+    """What an index remembers between runs, beside the Whoosh files (``sync.json``)."""
+
+    content_dir: str
+    schema_version: int = SCHEMA_VERSION
+    last_sync: str = ""
+    documents: int = 0
+    skipped: list[ArticleProblem] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> IndexMeta:
+        data: dict[str, Any] = json.loads(text)
+        data["skipped"] = [ArticleProblem(**item) for item in data.get("skipped", [])]
+        return cls(**data)
+
+
+class IndexStore:
+    """One index location: its live generation, its writer lock and its metadata."""
+
+    def __init__(self, location: Path | str | None = None) -> None:
+        self.location = Path(location) if location is not None else default_location()
+
+    def __repr__(self) -> str:
+        return f"IndexStore({str(self.location)!r})"
+
+    # Reading ---------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.location / _CURRENT).is_file()
+
+    def generation(self) -> str:
+        """The name of the live generation; changes only when a rebuild is published."""
+        try:
+            return (self.location / _CURRENT).read_text().strip()
+        except FileNotFoundError:
+            raise IndexMissingError(
+                f"no index at {self.location}/: build one with 'searchidx index CONTENT_DIR'"
+            ) from None
+
+    def live_dir(self) -> Path:
+        return self.location / self.generation()
+
+    def open_index(self) -> whoosh_index.Index:
+        """The live Whoosh index (read or write)."""
+        return whoosh_index.open_dir(str(self.live_dir()))
+
+    def read_meta(self) -> IndexMeta:
+        return IndexMeta.from_json((self.live_dir() / _META).read_text())
+
+    # Writing ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self, wait: float = 0.0) -> Iterator[str]:
+        """Hold the writer lock for a sync or rebuild; yields a note about a stale lock.
+
+        The lock is an ``flock``: the kernel drops it when its holder dies, however it dies,
+        so a lock left by a killed indexer never blocks the next one.
+        """
+        self.location.mkdir(parents=True, exist_ok=True)
+        lock_path = self.location / _LOCK
+        with open(lock_path, "a+") as lock:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusyError(
+                            f"another searchidx process ({_holder(lock)}) is writing to "
+                            f"{self.location}/; wait for it to finish, or pass --wait SECONDS"
+                        ) from None
+                    time.sleep(0.1)
+            note = _stale_note(lock)
+            if self.exists():
+                self.remove_stale_generations()
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            try:
+                yield note
+            finally:
+                lock.seek(0)
+                lock.truncate()
+                lock.flush()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def create_generation(self) -> tuple[Path, whoosh_index.Index]:
+        """A new, empty Whoosh index beside the live one; published by :meth:`publish`."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.location / f"gen-{stamp}-{os.getpid()}"
+        path.mkdir(parents=True)
+        return path, whoosh_index.create_in(str(path), build_schema())
+
+    def write_meta(self, generation_dir: Path, meta: IndexMeta) -> None:
+        _atomic_write(generation_dir / _META, meta.to_json())
+
+    def publish(self, generation_dir: Path) -> None:
+        """Make ``generation_dir`` the live index in one atomic step, then drop the others.
+
+        Open readers of an old generation keep their open files (POSIX unlink semantics).
+        """
+        _atomic_write(self.location / _CURRENT, generation_dir.name + "\n")
+        self.remove_stale_generations()
+
+    def remove_stale_generations(self) -> None:
+        """Delete every generation but the live one (old ones, and abandoned rebuilds).
+
+        Only called under the writer lock, so no other rebuild is in progress.
+        """
+        live = self.generation()
+        for path in self.location.glob("gen-*"):
+            if path.name != live and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, path)
+
+
+def _holder(lock: Any) -> str:
+    lock.seek(0)
+    pid = lock.read().strip()
+    return f"pid {pid}" if pid else "pid unknown"
+
+
+def _stale_note(lock: Any) -> str:
+    """If the lock file names a process that is gone, say so: it was killed mid-write."""
+    lock.seek(0)
+    pid = lock.read().strip()
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return ""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return f"cleared a stale lock left by pid {pid}, which stopped while writing"
+    except PermissionError:
+        pass
+    return ""

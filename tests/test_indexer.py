@@ -1,0 +1,217 @@
+"""Sync and rebuild against real folders and a real Whoosh index on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from searchidx import indexer
+from searchidx.content import scan_content
+from searchidx.errors import ContentFolderError, IndexBusyError
+from searchidx.parsing import read_article
+from searchidx.schema import from_record
+from searchidx.store import IndexStore
+from tests.conftest import POWERAPPS, SAMPLE_COUNT, SEED_DIR, write_article
+
+
+def indexed_titles(store: IndexStore) -> dict[str, str]:
+    """Path -> title of every live document, read back from the stored records."""
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
+    finally:
+        index.close()
+    return {article.path: article.title for article in articles}
+
+
+def folder_titles(folder: Path) -> dict[str, str]:
+    return {path: read_article(folder, path).title for path in scan_content(folder)}
+
+
+def test_sync_builds_an_index_of_every_file(content: Path, store: IndexStore):
+    report = indexer.sync(store, content)
+    assert report.rebuilt and report.added == SAMPLE_COUNT + 1 and not report.skipped
+    assert indexed_titles(store) == folder_titles(content)
+
+
+def test_sync_indexes_the_seed_and_the_real_collection(store: IndexStore, tmp_path: Path):
+    assert indexer.sync(store, POWERAPPS).documents == 674
+    seed_store = IndexStore(tmp_path / "seed-index")
+    assert indexer.sync(seed_store, SEED_DIR).documents == 1
+
+
+def test_sync_follows_edits_additions_and_deletions(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    files = sorted(scan_content(content))
+    for path in files[:10]:
+        text = (content / path).read_text()
+        (content / path).write_text(
+            text.replace("title: ", 'title: "Edited" ', 1).replace('"Edited" "', '"Edited ', 1)
+        )
+    for path in files[10:13]:
+        (content / path).unlink()
+    write_article(content, "new/one.md", 'title: "Brand new"\npublishedDateTime: 2024-01-01')
+    write_article(content, "new/two.markdown", 'title: "Also new"\npublishedDateTime: 2024-01-02')
+
+    report = indexer.sync(store)  # the content folder is remembered
+
+    assert (report.added, report.updated, report.removed) == (2, 10, 3)
+    assert report.unchanged == SAMPLE_COUNT + 1 - 13
+    titles = indexed_titles(store)
+    assert titles == folder_titles(content)
+    assert all(titles[path].startswith("Edited ") for path in files[:10])
+
+
+def test_sync_leaves_unchanged_and_touched_files_alone(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    generation_files = set(os.listdir(store.live_dir()))
+    touched = sorted(scan_content(content))[0]
+    os.utime(content / touched, ns=(1, 1))
+
+    report = indexer.sync(store)
+
+    assert not report.changed and report.unchanged == SAMPLE_COUNT + 1
+    assert set(os.listdir(store.live_dir())) == generation_files  # no new commit
+
+
+def test_sync_reports_bad_files_and_indexes_the_rest(content: Path, store: IndexStore):
+    write_article(content, "bad/no-title.md", "publishedDateTime: 2024-01-01")
+    (content / "bad" / "latin1.txt").write_bytes(b"---\ntitle: caf\xe9\n---\n")
+    (content / "bad" / "notes.pdf").write_bytes(b"not an article")  # not an article suffix
+
+    report = indexer.sync(store, content)
+
+    assert sorted(str(problem) for problem in report.skipped) == [
+        "bad/latin1.txt:2: not UTF-8 text (byte 0xe9 at offset 14); save the file as UTF-8",
+        "bad/no-title.md: title: missing or empty; every article needs a title",
+    ]
+    assert report.documents == SAMPLE_COUNT + 1
+    assert store.read_meta().skipped == report.skipped
+
+
+def test_sync_keeps_the_last_good_version_of_a_file_broken_by_an_edit(
+    content: Path, store: IndexStore
+):
+    indexer.sync(store, content)
+    path = sorted(scan_content(content))[5]
+    title = folder_titles(content)[path]
+    (content / path).write_text("---\ntitle: [unclosed\n---\n")
+
+    report = indexer.sync(store)
+
+    assert [problem.path for problem in report.skipped] == [path]
+    assert "last good version stays indexed" in report.skipped[0].reason
+    assert indexed_titles(store)[path] == title
+
+
+def test_sync_needs_a_content_folder(store: IndexStore, tmp_path: Path):
+    with pytest.raises(ContentFolderError, match="no content folder is known"):
+        indexer.sync(store)
+    with pytest.raises(ContentFolderError, match="does not exist"):
+        indexer.sync(store, tmp_path / "missing")
+
+
+def test_sync_does_not_follow_links_out_of_the_folder(tmp_path: Path, store: IndexStore):
+    content = tmp_path / "content"
+    outside = tmp_path / "outside"
+    write_article(content, "in.md", 'title: "Inside"\npublishedDateTime: 2024-01-01')
+    write_article(outside, "out.md", 'title: "Outside"\npublishedDateTime: 2024-01-01')
+    (content / "link-out").symlink_to(outside, target_is_directory=True)
+    (content / "loop").symlink_to(content, target_is_directory=True)
+    (content / "alias.md").symlink_to(content / "in.md")
+
+    indexer.sync(store, content)
+
+    assert set(indexed_titles(store)) == {"in.md", "alias.md"}
+
+
+def test_sync_refuses_a_second_writer_with_a_clear_message(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    with store.writing(), pytest.raises(IndexBusyError, match=r"another searchidx process \(pid"):
+        indexer.sync(store)
+
+
+def test_sync_waits_for_a_writer_that_finishes(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    holding = threading.Event()
+
+    def hold_briefly() -> None:
+        with store.writing():
+            holding.set()
+            threading.Event().wait(0.5)
+
+    thread = threading.Thread(target=hold_briefly)
+    thread.start()
+    holding.wait()
+    assert not indexer.sync(store, wait=10).changed
+    thread.join()
+
+
+def test_sync_clears_a_stale_lock_with_a_note(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    (store.location / ".writer.lock").write_text("999999999\n")  # a pid that cannot exist
+    report = indexer.sync(store)
+    assert report.notes == [
+        "cleared a stale lock left by pid 999999999, which stopped while writing"
+    ]
+
+
+def test_rebuild_is_atomic_for_a_reader_holding_the_index(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    old = store.open_index().searcher()
+    old_generation = store.generation()
+    seen_mid_build: list[int] = []
+
+    def look_mid_build(done: int, total: int) -> None:
+        if done == total // 2:  # half of the new index is written: readers still see all
+            seen_mid_build.append(store.open_index().doc_count())
+
+    (content / sorted(scan_content(content))[0]).unlink()
+    report = indexer.rebuild(store, progress=look_mid_build)
+
+    assert seen_mid_build == [SAMPLE_COUNT + 1]
+    assert report.documents == SAMPLE_COUNT
+    assert store.generation() != old_generation
+    assert not (store.location / old_generation).exists()
+    assert old.doc_count() == SAMPLE_COUNT + 1  # the open reader still answers from the old
+    assert len(list(old.documents())) == SAMPLE_COUNT + 1
+    old.close()
+    assert store.open_index().doc_count() == SAMPLE_COUNT
+
+
+def test_rebuild_that_fails_leaves_the_live_index_alone(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    indexer.sync(store, content)
+    generation = store.generation()
+
+    def fail(done: int, total: int) -> None:
+        if done == 10:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        indexer.rebuild(store, progress=fail)
+    assert store.generation() == generation
+    assert [path.name for path in store.location.glob("gen-*")] == [generation]
+    assert store.open_index().doc_count() == SAMPLE_COUNT + 1
+
+
+def test_sync_rebuilds_an_index_of_an_older_schema(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    meta = store.read_meta()
+    meta.schema_version = 0
+    store.write_meta(store.live_dir(), meta)
+    assert indexer.sync(store).rebuilt
+
+
+def test_sync_removes_everything_when_the_folder_is_emptied(content: Path, store: IndexStore):
+    indexer.sync(store, content)
+    shutil.rmtree(content)
+    content.mkdir()
+    report = indexer.sync(store)
+    assert report.removed == SAMPLE_COUNT + 1 and report.documents == 0

@@ -1,0 +1,162 @@
+"""Article files into records: the seed, the real collection, and every way a file can be bad."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from searchidx.errors import ArticleError
+from searchidx.parsing import MAX_FILE_BYTES, parse_article, read_article
+from tests.conftest import POWERAPPS, SEED_DIR, write_article
+
+GOOD = """
+title: "A title"
+publishedDateTime: 2022-06-24T14:08:00Z
+"""
+
+
+def test_read_article_parses_every_field_of_the_seed():
+    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
+    assert article.title.startswith("Microsoft Halts Sales of Emotion-Reading Tech")
+    assert article.published_at == datetime(2022, 6, 24, 14, 8, tzinfo=UTC)
+    assert article.provider.name == "ExtremeTech"
+    assert article.provider.domain == "extremetech.com"
+    assert article.topics == ("Computer Vision", "AI", "AI in Sales", "Microsoft AI")
+    assert (article.category, article.type, article.quality, article.heat) == (
+        "news",
+        "article",
+        69,
+        -1,
+    )
+    assert article.published is False
+    assert article.url.startswith("https://www.extremetech.com/internet/337431")
+    assert article.image is not None and article.image.width == 640
+    assert len(article.related) == 5
+    first = article.related[0]
+    assert first.provider.name == "Forbes" and first.quality == 106
+    assert first.published_at == datetime(2022, 6, 24, 17, 0, tzinfo=UTC)
+    assert first.url.startswith("https://www.forbes.com/")
+
+
+def test_read_article_drops_secured_everywhere():
+    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
+    assert "secured" not in article.to_dict()
+    assert "83pOGiRlIfRn" not in repr(article)
+    assert "83pOGiRlIfRn" not in str(article.to_dict())
+
+
+def test_read_article_reads_the_whole_real_collection():
+    articles = [read_article(POWERAPPS, path.name) for path in sorted(POWERAPPS.iterdir())]
+    assert len(articles) == 674
+    assert all(article.title and article.provider.name for article in articles)
+    assert sum(1 for article in articles if not article.web_url) == 12
+    assert all(article.url for article in articles)
+
+
+def test_parse_article_defaults_optional_fields():
+    article = parse_article(f"---\n{GOOD}---\nBody *text*.\n", "a.md")
+    assert article.body == "Body *text*."
+    assert (article.quality, article.heat, article.published, article.type) == (
+        None,
+        None,
+        True,
+        "article",
+    )
+    assert article.topics == () and article.related == () and article.image is None
+
+
+def test_article_round_trips_through_its_dict():
+    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
+    assert type(article).from_dict(article.to_dict()) == article
+
+
+@pytest.mark.parametrize(
+    ("published", "expected"),
+    [
+        ("2022-06-24", datetime(2022, 6, 24, tzinfo=UTC)),
+        ("2022-06-24T16:08:00+02:00", datetime(2022, 6, 24, 14, 8, tzinfo=UTC)),
+        ('"2022-06-24 14:08"', datetime(2022, 6, 24, 14, 8, tzinfo=UTC)),
+    ],
+)
+def test_parse_article_normalises_dates_to_utc(published, expected):
+    text = f"---\ntitle: t\npublishedDateTime: {published}\n---\n"
+    assert parse_article(text, "a.md").published_at == expected
+
+
+BROKEN = {
+    "no front matter": ("just text\n", 1, "no front matter"),
+    "unclosed": ("---\ntitle: t\n", 1, "not closed"),
+    "invalid yaml": ("---\ntitle: t\ntopics: [a, b\nquality: 3\n---\n", 4, "invalid YAML"),
+    "control character": ("---\ntitle: t\x07\n---\n", 2, "character YAML does not allow"),
+    "not a mapping": ("---\n- a\n- b\n---\n", 2, "not a mapping"),
+    "empty front matter": ("---\n---\nbody\n", 2, "empty"),
+    "no title": ("---\npublishedDateTime: 2022-01-01\n---\n", None, "title: missing"),
+    "bad date": (
+        "---\ntitle: t\npublishedDateTime: next tuesday\n---\n",
+        3,
+        "publishedDateTime: 'next tuesday' is not a date",
+    ),
+    "no date": ("---\ntitle: t\n---\n", None, "publishedDateTime: missing"),
+    "quality not a number": (
+        "---\ntitle: t\npublishedDateTime: 2022-01-01\nquality: high\n---\n",
+        4,
+        "quality: expected a whole number",
+    ),
+    "provider not a mapping": (
+        "---\ntitle: t\npublishedDateTime: 2022-01-01\nprovider: [x]\n---\n",
+        4,
+        "provider: expected a mapping",
+    ),
+    "alias bomb": (
+        "---\ntitle: t\npublishedDateTime: 2022-01-01\n"
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n---\n",
+        None,
+        "expands to more than",
+    ),
+    "deep nesting": (
+        "---\ntitle: t\npublishedDateTime: 2022-01-01\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n",
+        None,
+        "invalid YAML",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
+def test_parse_article_reports_broken_files_with_line_and_reason(case):
+    text, line, reason = BROKEN[case]
+    with pytest.raises(ArticleError) as raised:
+        parse_article(text, "bad.md")
+    problem = raised.value.problem
+    assert problem.path == "bad.md"
+    assert reason in problem.reason
+    if line is not None:
+        assert problem.line == line
+
+
+def test_read_article_refuses_files_that_are_not_utf8(tmp_path: Path):
+    (tmp_path / "latin1.md").write_bytes(b"---\ntitle: caf\xe9\n---\n")
+    with pytest.raises(ArticleError, match=r"latin1\.md:2: not UTF-8"):
+        read_article(tmp_path, "latin1.md")
+
+
+def test_read_article_refuses_binary_files(tmp_path: Path):
+    (tmp_path / "binary.md").write_bytes(b"---\x00\x01\x02")
+    with pytest.raises(ArticleError, match="binary file"):
+        read_article(tmp_path, "binary.md")
+
+
+def test_read_article_refuses_files_over_the_size_limit(tmp_path: Path):
+    write_article(tmp_path, "huge.md", GOOD, body="x" * MAX_FILE_BYTES)
+    with pytest.raises(ArticleError, match="over the 1,048,576-byte limit"):
+        read_article(tmp_path, "huge.md")
+
+
+def test_read_article_reports_a_missing_file(tmp_path: Path):
+    with pytest.raises(ArticleError, match="cannot read the file"):
+        read_article(tmp_path, "gone.md")
