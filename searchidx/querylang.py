@@ -1,0 +1,150 @@
+"""The query language: Whoosh's parser, configured for news search, with errors people can act on.
+
+Words must all match (AND) unless joined by ``OR``; ``NOT word`` or ``-word`` excludes;
+``"a phrase"``; ``field:value`` for the fields in :data:`QUERY_FIELDS`; ``micro*`` wildcards;
+``word~`` fuzzy; parentheses group. Words are stemmed, so "regulations" finds "regulation".
+Whoosh's parser forgives everything; we check the syntax it would silently reinterpret
+(unbalanced quotes or brackets, unknown fields) so the user learns what went wrong.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+
+from whoosh import qparser, query
+from whoosh.searching import Searcher
+
+from searchidx.errors import QueryError
+from searchidx.result import Correction
+from searchidx.schema import ANALYZER, FIELD_BOOSTS, build_schema
+
+#: Fields a query may name, and the schema field each one searches.
+QUERY_FIELDS = {
+    "title": "title",
+    "excerpt": "excerpt",
+    "body": "body",
+    "topic": "topic",
+    "provider": "provider",
+    "domain": "domain",
+    "category": "category",
+    "type": "type",
+    "published": "published",
+    "date": "date",
+    "quality": "quality",
+}
+
+#: Text fields searched when a word names no field (and whose terms are highlighted).
+TEXT_FIELDS = tuple(FIELD_BOOSTS)
+
+_OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "TO"})
+_FIELD_PREFIX = re.compile(r"(?<![\w.])([A-Za-z_]\w*):(?=\S)")
+_WORD = re.compile(r"(?<![\w:*?~^-])[^\W\d_][\w'-]*(?![\w:*?~]|\^)")
+
+
+def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParser:
+    parser = qparser.MultifieldParser(
+        list(TEXT_FIELDS),
+        build_schema(),
+        fieldboosts=FIELD_BOOSTS,
+        group=qparser.AndGroup,
+        termclass=termclass,
+    )
+    parser.add_plugin(qparser.PlusMinusPlugin())
+    parser.add_plugin(qparser.FuzzyTermPlugin())
+    return parser
+
+
+_PARSER = _make_parser()
+_FUZZY_PARSER = _make_parser(termclass=query.FuzzyTerm)
+
+
+def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
+    """The Whoosh query for ``text``; None for blank text (browse everything)."""
+    if not text.strip():
+        return None
+    check_syntax(text)
+    parser = _FUZZY_PARSER if fuzzy else _PARSER
+    try:
+        return parser.parse(text)
+    except Exception as error:  # the parser's own errors have no common base class
+        raise QueryError(f"cannot parse the query: {error}", "q") from None
+
+
+def check_syntax(text: str) -> None:
+    """Raise :class:`QueryError` for what Whoosh would silently reinterpret."""
+    if text.count('"') % 2:
+        raise QueryError('unbalanced quote: close the phrase with a second "', "q")
+    depth = 0
+    for character in _outside_quotes(text):
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth < 0:
+            raise QueryError("unbalanced brackets: a ')' has no '(' before it", "q")
+    if depth:
+        raise QueryError("unbalanced brackets: a '(' is never closed with ')'", "q")
+    unquoted = "".join(_outside_quotes(text))
+    for match in _FIELD_PREFIX.finditer(unquoted):
+        if match.group(1) not in QUERY_FIELDS:
+            raise QueryError(
+                f"unknown field {match.group(1)!r}; search one of "
+                + ", ".join(QUERY_FIELDS)
+                + ' (or put the words in quotes: "a:b")',
+                "q",
+            )
+
+
+def _outside_quotes(text: str) -> Iterator[str]:
+    inside = False
+    for character in text:
+        if character == '"':
+            inside = not inside
+        elif not inside:
+            yield character
+
+
+def highlight_terms(parsed: query.Query, searcher: Searcher) -> frozenset[str]:
+    """The indexed terms (stems) the query matched in text fields, wildcards expanded."""
+    terms = parsed.existing_terms(searcher.reader(), phrases=True, expand=True)
+    return frozenset(
+        text.decode() if isinstance(text, bytes) else text
+        for field, text in terms
+        if field in TEXT_FIELDS
+    )
+
+
+def correct(text: str, searcher: Searcher) -> Correction | None:
+    """``text`` with unknown words replaced by the closest title word of the index, if any.
+
+    A word is unknown when its stem is in no text field. Field names, operators, wildcards and
+    quoted phrases are left as typed.
+    """
+    reader = searcher.reader()
+    corrector = searcher.corrector("title")
+    pieces: list[tuple[str, str | None]] = []  # (original, replacement)
+    position = 0
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        if word in _OPERATORS or _inside_quotes(text, match.start()):
+            continue
+        stems = [token.text for token in ANALYZER(word.lower())]
+        if not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems):
+            continue
+        suggestions = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=1)
+        if suggestions:
+            pieces.append((text[position : match.start()], None))
+            pieces.append((word, suggestions[0]))
+            position = match.end()
+    if not any(replacement for _, replacement in pieces):
+        return None
+    pieces.append((text[position:], None))
+    plain = "".join(replacement or original for original, replacement in pieces)
+    marked = "".join(
+        f"<mark>{html.escape(replacement)}</mark>" if replacement else html.escape(original)
+        for original, replacement in pieces
+    )
+    return Correction(text=plain, html=marked)
+
+
+def _inside_quotes(text: str, position: int) -> bool:
+    return text.count('"', 0, position) % 2 == 1

@@ -1,0 +1,144 @@
+"""The typed search result, and its JSON form (the same for ``query --json`` and the web API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from searchidx.articles import Image, Provider, RelatedArticle
+from searchidx.request import SearchRequest
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One article on the result page. ``*_html`` are escaped HTML with ``<mark>`` on matches."""
+
+    path: str
+    title: str
+    url: str
+    provider: Provider
+    published_at: datetime
+    quality: int | None
+    topics: tuple[str, ...]
+    category: str
+    type: str
+    published: bool
+    image: Image | None
+    related: tuple[RelatedArticle, ...]
+    score: float | None
+    title_html: str
+    excerpt_html: str
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    count: int
+    selected: bool
+
+
+@dataclass(frozen=True)
+class Facet:
+    """Counts for one facet; ``more`` is how many other values have hits but are not listed."""
+
+    name: str
+    values: tuple[FacetValue, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A query rewritten from the index's own vocabulary (did-you-mean)."""
+
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    request: SearchRequest
+    total: int
+    hits: tuple[Hit, ...]
+    facets: tuple[Facet, ...]
+    #: The query text that produced the hits: the request's, or a retry's (see ``retry``).
+    ran_query: str
+    #: ``"corrected"`` or ``"fuzzy"`` when the request's own query found nothing.
+    retry: str | None
+    did_you_mean: Correction | None
+    took_ms: float
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.request.per_page))
+
+    def facet(self, name: str) -> Facet | None:
+        return next((facet for facet in self.facets if facet.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``searchidx query --json`` and ``GET /api/search``."""
+        request = self.request
+        return {
+            "query": request.text,
+            "ran_query": self.ran_query,
+            "retry": self.retry,
+            "did_you_mean": self.did_you_mean.text if self.did_you_mean else None,
+            "sort": request.effective_sort.value,
+            "filters": {name: list(values) for name, values in request.filters.items()},
+            "from": _iso(request.date_from),
+            "to": _iso(request.date_to),
+            "min_quality": request.min_quality,
+            "max_quality": request.max_quality,
+            "page": request.page,
+            "per_page": request.per_page,
+            "pages": self.pages,
+            "total": self.total,
+            "took_ms": round(self.took_ms, 2),
+            "hits": [_hit_dict(hit) for hit in self.hits],
+            "facets": {
+                facet.name: {
+                    "values": [
+                        {"value": v.value, "count": v.count, "selected": v.selected}
+                        for v in facet.values
+                    ],
+                    "more": facet.more,
+                }
+                for facet in self.facets
+            },
+        }
+
+
+def _hit_dict(hit: Hit) -> dict[str, Any]:
+    return {
+        "path": hit.path,
+        "title": hit.title,
+        "url": hit.url,
+        "provider": {"name": hit.provider.name, "domain": hit.provider.domain},
+        "published_at": _iso(hit.published_at),
+        "quality": hit.quality,
+        "topics": list(hit.topics),
+        "category": hit.category,
+        "type": hit.type,
+        "published": hit.published,
+        "image": None
+        if hit.image is None
+        else {"url": hit.image.url, "width": hit.image.width, "height": hit.image.height},
+        "related": [
+            {
+                "title": item.title,
+                "url": item.url,
+                "excerpt": item.excerpt,
+                "published_at": _iso(item.published_at),
+                "provider": {"name": item.provider.name, "domain": item.provider.domain},
+                "quality": item.quality,
+            }
+            for item in hit.related
+        ],
+        "score": None if hit.score is None else round(hit.score, 4),
+        "title_html": hit.title_html,
+        "excerpt_html": hit.excerpt_html,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,312 @@
+"""The search service: one long-lived searcher per process, answering typed requests.
+
+``SearchService.search(SearchRequest) -> SearchResult`` is the only search logic; the CLI and the
+web app render what it returns. How a search runs:
+
+1. the query text is parsed (:mod:`searchidx.querylang`) and Whoosh finds the matching docnums;
+2. filters become boolean masks from the snapshot's arrays (:mod:`searchidx.snapshot`);
+3. facet counts are taken over the matches with every filter but the facet's own (disjunctive
+   facets, as Solr's tag/exclude), so a chosen provider does not hide the others;
+4. the page is cut from a precomputed sort order, or, for relevance, scored by Whoosh with the
+   final mask as its ``filter``;
+5. the page's hits are read from the stored record and highlighted.
+
+Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
+:data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+
+import numpy as np
+from whoosh import query as whoosh_query
+from whoosh.index import Index
+from whoosh.searching import Searcher
+
+from searchidx import highlight, querylang
+from searchidx.errors import IndexMissingError
+from searchidx.request import FILTER_FACETS, SearchRequest, Sort
+from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult
+from searchidx.schema import from_record
+from searchidx.snapshot import IndexSnapshot
+from searchidx.store import IndexStore
+
+#: Seconds between checks for a newer index; a sync or rebuild shows up within this.
+REFRESH_INTERVAL = 0.5
+#: With fewer hits than this, a did-you-mean correction is offered.
+SUGGEST_BELOW = 3
+FACET_NAMES = (*FILTER_FACETS, "month")
+
+
+class SearchService:
+    """Answers searches against the live index at ``store``; safe to share between threads."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+        self._generation: str | None = None
+        self._index: Index | None = None
+        self._searcher: Searcher | None = None
+        self._snapshot: IndexSnapshot | None = None
+        self._checked = 0.0
+
+    # The searcher ------------------------------------------------------------------------
+
+    def snapshot(self) -> IndexSnapshot:
+        """The snapshot of the newest committed index, reopened or refreshed when it changed."""
+        with self._lock:
+            now = time.monotonic()
+            if self._snapshot is not None and now - self._checked < REFRESH_INTERVAL:
+                return self._snapshot
+            self._checked = now
+            generation = self.store.generation()
+            if generation != self._generation or self._searcher is None:
+                self._open(generation)
+            elif not self._searcher.up_to_date():
+                self._replace(self._searcher.refresh())
+            assert self._snapshot is not None
+            return self._snapshot
+
+    def _open(self, generation: str) -> None:
+        """Open the live generation; a rebuild may swap it between reading and opening."""
+        for _attempt in range(5):
+            try:
+                index = self.store.open_index()
+            except (OSError, IndexMissingError, ValueError) as error:
+                last_error: Exception = error
+                time.sleep(0.05)
+                generation = self.store.generation()
+                continue
+            old_index = self._index
+            self._index, self._generation = index, generation
+            self._replace(index.searcher())
+            if old_index is not None:
+                old_index.close()
+            return
+        raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
+
+    def _replace(self, searcher: Searcher) -> None:
+        if self._searcher is not None and self._searcher is not searcher:
+            self._searcher.close()
+        self._searcher = searcher
+        self._snapshot = IndexSnapshot(searcher)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+            if self._index is not None:
+                self._index.close()
+            self._searcher = self._index = self._snapshot = None
+            self._generation = None
+
+    # Searching ---------------------------------------------------------------------------
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        with self._lock:
+            snapshot = self.snapshot()
+            parsed = querylang.parse_query(request.text)
+            ran_query, retry = request.text, None
+            matches = self._matches(snapshot, parsed)
+            filters = self._filter_masks(snapshot, request)
+            final = _all(matches, filters.values())
+            total = int(final.sum())
+            did_you_mean = None
+            if parsed is not None and total < SUGGEST_BELOW:
+                did_you_mean = querylang.correct(request.text, snapshot.searcher)
+                if total == 0:
+                    retried = self._retry(snapshot, request, did_you_mean, filters)
+                    if retried is not None:
+                        ran_query, retry, parsed, matches, final = retried
+                        total = int(final.sum())
+            page = self._page(snapshot, request, parsed, final)
+            terms = querylang.highlight_terms(parsed, snapshot.searcher) if parsed else frozenset()
+            hits = tuple(self._hit(snapshot, docnum, score, terms) for docnum, score in page)
+            facets = self._facets(snapshot, request, matches, filters) if request.facets else ()
+        return SearchResult(
+            request=request,
+            total=total,
+            hits=hits,
+            facets=facets,
+            ran_query=ran_query,
+            retry=retry,
+            did_you_mean=did_you_mean,
+            took_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _matches(self, snapshot: IndexSnapshot, parsed: whoosh_query.Query | None) -> np.ndarray:
+        """Mask of documents matching the query text (all live documents for no text)."""
+        if parsed is None:
+            return snapshot.live
+        mask = np.zeros(snapshot.size, dtype=bool)
+        docnums = np.fromiter(snapshot.searcher.docs_for_query(parsed), dtype=np.int64)
+        mask[docnums] = True
+        return mask
+
+    def _filter_masks(
+        self, snapshot: IndexSnapshot, request: SearchRequest
+    ) -> dict[str, np.ndarray]:
+        """One mask per active filter, keyed by facet name (``date``/``quality`` for ranges)."""
+        masks = {
+            name: snapshot.facet(name).documents_with(values, snapshot.size)
+            for name, values in request.filters.items()
+            if values
+        }
+        if request.date_from or request.date_to:
+            masks["month"] = snapshot.date_range(request.date_from, request.date_to)
+        if request.min_quality is not None or request.max_quality is not None:
+            masks["quality"] = snapshot.quality_range(request.min_quality, request.max_quality)
+        return masks
+
+    def _retry(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        correction: Correction | None,
+        filters: Mapping[str, np.ndarray],
+    ) -> tuple[str, str, whoosh_query.Query, np.ndarray, np.ndarray] | None:
+        """Nothing matched: run the corrected query, else a fuzzy one, if either finds hits."""
+        attempts: list[tuple[str, str, whoosh_query.Query | None]] = []
+        if correction is not None:
+            attempts.append((correction.text, "corrected", querylang.parse_query(correction.text)))
+        attempts.append((request.text, "fuzzy", querylang.parse_query(request.text, fuzzy=True)))
+        for text, kind, parsed in attempts:
+            if parsed is None:
+                continue
+            matches = self._matches(snapshot, parsed)
+            final = _all(matches, filters.values())
+            if final.any():
+                return text, kind, parsed, matches, final
+        return None
+
+    def _page(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        parsed: whoosh_query.Query | None,
+        final: np.ndarray,
+    ) -> list[tuple[int, float | None]]:
+        """(docnum, score) of the requested page, in the requested order."""
+        start, end = request.offset, request.offset + request.per_page
+        sort = request.effective_sort
+        if sort is Sort.RELEVANCE and parsed is not None:
+            docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
+            results = snapshot.searcher.search(parsed, filter=docset, limit=end)
+            return [(hit.docnum, hit.score) for hit in results[start:end]]
+        order = snapshot.order(Sort.NEWEST if sort is Sort.RELEVANCE else sort)
+        return [(int(docnum), None) for docnum in order[final[order]][start:end]]
+
+    def _hit(
+        self, snapshot: IndexSnapshot, docnum: int, score: float | None, terms: frozenset[str]
+    ) -> Hit:
+        article = from_record(snapshot.searcher.stored_fields(docnum)["record"])
+        return Hit(
+            path=article.path,
+            title=article.title,
+            url=article.url,
+            provider=article.provider,
+            published_at=article.published_at,
+            quality=article.quality,
+            topics=article.topics,
+            category=article.category,
+            type=article.type,
+            published=article.published,
+            image=article.image,
+            related=article.related,
+            score=score,
+            title_html=highlight.title_html(article, terms),
+            excerpt_html=highlight.excerpt_html(article, terms),
+        )
+
+    def _facets(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        matches: np.ndarray,
+        filters: Mapping[str, np.ndarray],
+    ) -> tuple[Facet, ...]:
+        facets = []
+        for name in FACET_NAMES:
+            others = _all(matches, (mask for key, mask in filters.items() if key != name))
+            table = snapshot.facet(name)
+            counts = table.counts(others)
+            if name == "month":
+                facets.append(_month_facet(table.values, counts, request))
+                continue
+            selected = {value.casefold(): value for value in request.filters.get(name, ())}
+            facets.append(
+                _top_values(
+                    name,
+                    table.values,
+                    counts,
+                    selected,
+                    request.facet_size,
+                    request.facet_search.get(name, ""),
+                )
+            )
+        return tuple(facets)
+
+
+def _all(base: np.ndarray, masks) -> np.ndarray:
+    """``base`` AND every mask (a new array; ``base`` itself when there are none)."""
+    result = base
+    for mask in masks:
+        result = result & mask
+    return result
+
+
+def _top_values(
+    name: str,
+    values: tuple[str, ...],
+    counts: np.ndarray,
+    selected: dict[str, str],
+    size: int,
+    search: str,
+) -> Facet:
+    """The ``size`` values with most hits (ties by name), plus every selected value.
+
+    ``selected`` maps the casefolded form of each selected value to the value as requested.
+    """
+    candidates = np.flatnonzero(counts)
+    if search:
+        needle = search.casefold()
+        candidates = np.array(
+            [i for i in candidates if _word_starts_with(values[i].casefold(), needle)], dtype=int
+        )
+    ranked = sorted(candidates.tolist(), key=lambda i: (-counts[i], values[i].casefold()))
+    shown = ranked[:size]
+    shown_keys = {values[i].casefold() for i in shown}
+    by_key = {value.casefold(): i for i, value in enumerate(values)}
+    for key in sorted(selected.keys() - shown_keys):
+        if key in by_key:
+            shown.append(by_key[key])
+    listed = [
+        FacetValue(values[i], int(counts[i]), values[i].casefold() in selected) for i in shown
+    ]
+    missing = [
+        FacetValue(selected[key], 0, True) for key in sorted(selected.keys() - by_key.keys())
+    ]
+    return Facet(name, tuple(listed + missing), more=max(0, len(ranked) - size))
+
+
+def _word_starts_with(value: str, needle: str) -> bool:
+    return value.startswith(needle) or any(word.startswith(needle) for word in value.split())
+
+
+def _month_facet(months: tuple[str, ...], counts: np.ndarray, request: SearchRequest) -> Facet:
+    """Every month with hits, in calendar order; months inside the date range are selected."""
+    low = f"{request.date_from:%Y-%m}" if request.date_from else ""
+    high = f"{request.date_to:%Y-%m}" if request.date_to else "9999-12"
+    chosen = request.date_from is not None or request.date_to is not None
+    return Facet(
+        "month",
+        tuple(
+            FacetValue(month, int(count), chosen and low <= month <= high)
+            for month, count in zip(months, counts.tolist(), strict=True)
+            if count
+        ),
+    )
