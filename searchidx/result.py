@@ -56,6 +56,18 @@ class Correction:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """An autocomplete completion: a topic, a provider, or a word from titles."""
+
+    text: str
+    kind: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "kind": self.kind, "count": self.count}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     request: SearchRequest
     total: int

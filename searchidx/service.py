@@ -29,7 +29,7 @@ from whoosh.searching import Searcher
 from searchidx import highlight, querylang
 from searchidx.errors import IndexMissingError
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
-from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult
+from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult, Suggestion
 from searchidx.schema import from_record
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
@@ -38,6 +38,8 @@ from searchidx.store import IndexStore
 REFRESH_INTERVAL = 0.5
 #: With fewer hits than this, a did-you-mean correction is offered.
 SUGGEST_BELOW = 3
+#: Autocomplete: at most this many topics and providers each, the rest title words.
+SUGGEST_PER_KIND = 3
 FACET_NAMES = (*FILTER_FACETS, "month")
 
 
@@ -137,6 +139,35 @@ class SearchService:
             did_you_mean=did_you_mean,
             took_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
+        """Completions for ``prefix``: topics and providers with a word starting with it (most
+        articles first), then title words starting with it (most frequent first)."""
+        needle = prefix.strip().casefold()
+        if not needle:
+            return ()
+        with self._lock:
+            snapshot = self.snapshot()
+            found: list[Suggestion] = []
+            for name in ("topic", "provider"):
+                table = snapshot.facet(name)
+                counts = table.counts(snapshot.live)
+                matching = [
+                    Suggestion(value, name, int(counts[number]))
+                    for number, value in enumerate(table.values)
+                    if _word_starts_with(value.casefold(), needle)
+                ]
+                matching.sort(key=lambda item: (-item.count, item.text.casefold()))
+                found += matching[:SUGGEST_PER_KIND]
+            last_word = needle.split()[-1]
+            reader = snapshot.reader
+            words = [
+                Suggestion(word.decode(), "word", reader.doc_frequency("spell_title", word))
+                for word in reader.expand_prefix("spell_title", last_word)
+            ]
+            words.sort(key=lambda item: (-item.count, item.text))
+            found += words[: max(0, limit - len(found))]
+        return tuple(found[:limit])
 
     def _matches(self, snapshot: IndexSnapshot, parsed: whoosh_query.Query | None) -> np.ndarray:
         """Mask of documents matching the query text (all live documents for no text)."""
