@@ -5,18 +5,24 @@ renders what comes back. Domain errors become one-line messages and a non-zero e
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from searchidx import indexer
-from searchidx.errors import SearchidxError
+from searchidx.errors import QueryError, SearchidxError
 from searchidx.indexer import SyncReport
+from searchidx.request import SearchRequest, Sort, parse_date_bound
+from searchidx.service import SearchService
 from searchidx.store import INDEX_ENV, IndexStore
+from searchidx.terminal import render_result
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
@@ -115,6 +121,99 @@ def status(store: IndexStore) -> None:
         click.echo(f"  {problem}")
 
 
+class DateBound(click.ParamType):
+    """A date or date-time option; ``end=True`` makes a bare day, month or year inclusive."""
+
+    name = "date"
+
+    def __init__(self, end: bool) -> None:
+        self.end = end
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_date_bound(value, end=self.end)
+        except QueryError as error:
+            self.fail(str(error), param, ctx)
+
+
+@cli.command()
+@click.argument("text", required=False, default="")
+@click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable; OR).")
+@click.option("--provider", "providers", multiple=True, help="Only these providers (repeatable).")
+@click.option("--category", "categories", multiple=True, help="Only these categories.")
+@click.option("--type", "types", multiple=True, help="Only these types (article, video, ...).")
+@click.option("--published/--unpublished", default=None, help="Only (un)published articles.")
+@click.option("--from", "date_from", type=DateBound(end=False), help="Published on or after.")
+@click.option("--to", "date_to", type=DateBound(end=True), help="Published on or before.")
+@click.option("--min-quality", type=int)
+@click.option("--max-quality", type=int)
+@click.option(
+    "--sort",
+    type=click.Choice([sort.value for sort in Sort]),
+    help="Default: relevance with text, newest without.",
+)
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--limit", type=int, default=10, show_default=True, help="Results per page.")
+@click.option("--facets", "show_facets", is_flag=True, help="Show facet counts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@index_option
+@domain_errors
+def query(
+    text: str,
+    topics: tuple[str, ...],
+    providers: tuple[str, ...],
+    categories: tuple[str, ...],
+    types: tuple[str, ...],
+    published: bool | None,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    min_quality: int | None,
+    max_quality: int | None,
+    sort: str | None,
+    page: int,
+    limit: int,
+    show_facets: bool,
+    as_json: bool,
+    store: IndexStore,
+) -> None:
+    """Search the index for TEXT (words AND-ed; OR, NOT, -word, "phrases", field:value, ...).
+
+    Without TEXT, browse everything, newest first.
+    """
+    filters = {
+        "topic": topics,
+        "provider": providers,
+        "category": categories,
+        "type": types,
+        "published": () if published is None else (str(published).lower(),),
+    }
+    request = SearchRequest(
+        text=text,
+        filters={name: values for name, values in filters.items() if values},
+        date_from=date_from,
+        date_to=date_to,
+        min_quality=min_quality,
+        max_quality=max_quality,
+        sort=Sort(sort) if sort else None,
+        page=page,
+        per_page=limit,
+        facets=show_facets or as_json,
+    )
+    service = SearchService(store)
+    try:
+        result = service.search(request)
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for line in render_result(result, show_facets):
+        click.echo(line, color=color)
+
+
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(min=0), default=1000, show_default=True)
@@ -163,3 +262,7 @@ def _print_report(report: SyncReport) -> None:
         for problem in report.skipped:
             click.echo(f"  {problem}", err=True)
         sys.exit(EXIT_SKIPPED)
+
+
+if __name__ == "__main__":
+    cli()

@@ -104,11 +104,16 @@ def _outside_quotes(text: str) -> Iterator[str]:
 
 
 def highlight_terms(parsed: query.Query, searcher: Searcher) -> frozenset[str]:
-    """The indexed terms (stems) the query matched in text fields, wildcards expanded."""
-    terms = parsed.existing_terms(searcher.reader(), phrases=True, expand=True)
+    """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded.
+
+    Walks the leaves itself: whoosh3 3.54's ``Query.existing_terms`` reuses its ``fieldname``
+    argument as a loop variable and so drops every field after the first it meets.
+    """
+    reader = searcher.reader()
     return frozenset(
         text.decode() if isinstance(text, bytes) else text
-        for field, text in terms
+        for leaf in parsed.leaves()
+        for field, text in leaf.expanded_terms(reader, phrases=True)
         if field in TEXT_FIELDS
     )
 

@@ -67,8 +67,10 @@ class SearchService:
             generation = self.store.generation()
             if generation != self._generation or self._searcher is None:
                 self._open(generation)
-            elif not self._searcher.up_to_date():
-                self._replace(self._searcher.refresh())
+            else:
+                refreshed = self._searcher.refresh()  # closes what it does not reuse
+                if refreshed is not self._searcher:
+                    self._searcher, self._snapshot = refreshed, IndexSnapshot(refreshed)
             assert self._snapshot is not None
             return self._snapshot
 
@@ -82,19 +84,12 @@ class SearchService:
                 time.sleep(0.05)
                 generation = self.store.generation()
                 continue
-            old_index = self._index
+            self.close()
             self._index, self._generation = index, generation
-            self._replace(index.searcher())
-            if old_index is not None:
-                old_index.close()
+            self._searcher = index.searcher()
+            self._snapshot = IndexSnapshot(self._searcher)
             return
         raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
-
-    def _replace(self, searcher: Searcher) -> None:
-        if self._searcher is not None and self._searcher is not searcher:
-            self._searcher.close()
-        self._searcher = searcher
-        self._snapshot = IndexSnapshot(searcher)
 
     def close(self) -> None:
         with self._lock:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import pty
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +80,83 @@ def test_cli_sample_is_deterministic(tmp_path: Path):
     assert all(
         (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files_a
     )
+
+
+def test_cli_query_json_is_the_service_result(sample_store):
+    from searchidx.request import SearchRequest
+    from searchidx.service import SearchService
+
+    result = run("query", "microsoft", "--provider", "Forbes", "--json",
+                 "--index", str(sample_store.location))  # fmt: skip
+    assert result.exit_code == 0
+    printed = json.loads(result.output)
+    service = SearchService(sample_store)
+    expected = service.search(
+        SearchRequest(text="microsoft", filters={"provider": ("Forbes",)})
+    ).to_dict()
+    service.close()
+    printed.pop("took_ms"), expected.pop("took_ms")
+    assert printed == expected
+    assert printed["total"] > 0 and "secured" not in result.output
+
+
+def test_cli_query_prints_hits_facets_and_the_total(sample_store):
+    result = run("query", "cloud", "--facets", "--limit", "2", "--sort", "newest",
+                 "--index", str(sample_store.location))  # fmt: skip
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert re.match(r"\d+ results for 'cloud' \(\d+\.\d ms\) - page 1 of \d+, sorted by newest",
+                    lines[0])  # fmt: skip
+    assert lines[2].startswith("1. ") and "cloud" in "\n".join(lines[2:6]).lower()
+    assert " UTC · quality " in lines[3] or " UTC · no quality" in lines[3]
+    assert any(line.startswith("provider: ") for line in lines)
+    assert "\x1b[" not in result.output and "<mark" not in result.output
+
+
+def test_cli_query_filters_by_every_option(sample_store):
+    args = ["query", "--json", "--index", str(sample_store.location), "--topic", "AI",
+            "--category", "news", "--type", "article", "--unpublished", "--from", "2019",
+            "--to", "2024-06-30", "--min-quality", "10", "--max-quality", "150",
+            "--page", "1", "--limit", "5"]  # fmt: skip
+    printed = json.loads(run(*args).output)
+    assert printed["filters"] == {"topic": ["AI"], "category": ["news"], "type": ["article"],
+                                  "published": ["false"]}  # fmt: skip
+    assert (printed["from"], printed["to"]) == ("2019-01-01T00:00:00Z",
+                                                "2024-06-30T23:59:59.999999Z")  # fmt: skip
+    for hit in printed["hits"]:
+        assert "AI" in hit["topics"] and hit["published"] is False
+        assert 10 <= hit["quality"] <= 150 and "2019" <= hit["published_at"][:4] <= "2024"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (['"unclosed'], 'unbalanced quote: close the phrase with a second "'),
+        (["x", "--from", "yesterday"], "'yesterday' is not a date"),
+        (["x", "--page", "0"], "page must be 1 or more"),
+        (["x", "--from", "2024", "--to", "2023"], "start date is after the end date"),
+    ],
+)
+def test_cli_query_errors_go_to_stderr(sample_store, args, message):
+    result = CliRunner().invoke(cli, ["query", *args, "--index", str(sample_store.location)])
+    assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
+def test_cli_query_colours_only_on_a_terminal_without_no_color(sample_store, no_color, coloured):
+    """Run the real command on a pseudo-terminal; NO_COLOR turns colour off."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    if no_color:
+        env["NO_COLOR"] = no_color
+    command = [sys.executable, "-m", "searchidx.cli", "query", "cloud", "--limit", "1",
+               "--index", str(sample_store.location)]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(command[0], command, env)
+    output = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(fd, 4096):
+            output += chunk
+    os.waitpid(pid, 0)
+    assert b"cloud" in output.lower()
+    assert (b"\x1b[" in output) is coloured

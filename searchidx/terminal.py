@@ -1,0 +1,73 @@
+"""Rendering a :class:`SearchResult` for people at a terminal (``searchidx query``).
+
+Matched terms arrive as ``<mark>`` in escaped HTML; here they become bold yellow, and the rest is
+unescaped back to plain text. Colour is the caller's decision (terminal, ``NO_COLOR``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import click
+
+from searchidx.result import Facet, Hit, SearchResult
+
+_MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
+
+
+def marked_text(fragment: str) -> str:
+    """Escaped HTML with ``<mark>`` spans -> plain text with the marks styled."""
+    styled = _MARK.sub(lambda m: click.style(m.group(1), fg="yellow", bold=True), fragment)
+    return html.unescape(styled)
+
+
+def render_result(result: SearchResult, show_facets: bool) -> list[str]:
+    request = result.request
+    lines = []
+    if result.retry:
+        lines.append(
+            f"No results for {request.text!r}; showing results for {result.ran_query!r} "
+            f"({'spelling corrected' if result.retry == 'corrected' else 'fuzzy match'})."
+        )
+    elif result.did_you_mean:
+        lines.append(f"Did you mean: {marked_text(result.did_you_mean.html)}?")
+    what = f" for {result.ran_query!r}" if result.ran_query.strip() else ""
+    lines.append(
+        click.style(f"{result.total:,} result{'s' * (result.total != 1)}{what}", bold=True)
+        + f" ({result.took_ms:.1f} ms) - page {request.page} of {result.pages}, "
+        f"sorted by {request.effective_sort.value}"
+    )
+    for number, hit in enumerate(result.hits, request.offset + 1):
+        lines += ["", *_hit_lines(number, hit)]
+    if show_facets:
+        lines += ["", *(_facet_line(facet) for facet in result.facets)]
+    return lines
+
+
+def _hit_lines(number: int, hit: Hit) -> list[str]:
+    details = [
+        hit.provider.name or hit.provider.domain or "unknown provider",
+        f"{hit.published_at:%Y-%m-%d %H:%M} UTC",
+        f"quality {hit.quality}" if hit.quality is not None else "no quality",
+    ]
+    if hit.topics:
+        details.append(", ".join(hit.topics))
+    lines = [
+        f"{number}. {marked_text(hit.title_html)}",
+        "   " + click.style(" · ".join(details), dim=True),
+    ]
+    if hit.url:
+        lines.append("   " + click.style(hit.url, fg="blue"))
+    if hit.excerpt_html:
+        lines.append("   " + marked_text(hit.excerpt_html))
+    return lines
+
+
+def _facet_line(facet: Facet) -> str:
+    values = ", ".join(
+        f"{'[x] ' if value.selected else ''}{value.value} ({value.count:,})"
+        for value in facet.values
+    )
+    more = f", +{facet.more} more" if facet.more else ""
+    return f"{click.style(facet.name, bold=True)}: {values or '-'}{more}"

@@ -1,0 +1,456 @@
+"""The search service on real indexes with known answers: exact counts, orders and facets."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from searchidx import indexer
+from searchidx.articles import Article
+from searchidx.content import scan_content
+from searchidx.errors import QueryError
+from searchidx.parsing import read_article
+from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+from tests.conftest import POWERAPPS, SEED_DIR, write_article
+
+NEWS = {
+    "a.md": ("Microsoft halts facial recognition sales", "Regulators welcomed the move.",
+             "2022-06-24T14:08:00Z", "ExtremeTech", ["AI", "Computer Vision"], 69),
+    "b.md": ("New regulation for chip makers", "Microsoft and Intel respond to the rules.",
+             "2022-06-25T09:00:00Z", "Forbes", ["Semiconductors", "Regulation"], 80),
+    "c.md": ("Cloud prices rise again", "Amazon and Google raise cloud storage prices.",
+             "2021-01-10T12:00:00Z", "Forbes", ["Cloud Computing"], 80),
+    "d.md": ("Recognition software audit", "Auditors review facial analysis at the agency.",
+             "2020-03-01T00:00:00Z", "NBC News", ["AI", "Regulation"], None),
+    "e.md": ("Microsoft cloud outage", "Azure went down for hours in Europe.",
+             "2023-11-30T23:30:00Z", "The Verge", ["Cloud Computing", "Microsoft AI"], 55),
+    "sub/f.markdown": ("Quantum chips <script>alert(1)</script>", "Qubits & <b>noise</b>.",
+                       "2019-07-04T08:00:00+02:00", "Wired", ["Quantum Computing"], 90),
+}  # fmt: skip
+
+
+def news_article(title, excerpt, date, provider, topics, quality) -> str:
+    lines = [
+        f'title: "{title}"',
+        f'excerpt: "{excerpt}"',
+        f"publishedDateTime: {date}",
+        f"provider:\n  name: {provider}\n  domain: {provider.lower().replace(' ', '')}.com",
+        "topics:\n" + "\n".join(f"  - {topic}" for topic in topics),
+        "category: news",
+        f"type: {'video' if provider == 'Wired' else 'article'}",
+        f"published: {'false' if provider == 'NBC News' else 'true'}",
+    ]
+    if quality is not None:
+        lines.append(f"quality: {quality}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
+    """A six-article index whose answers are known by heart."""
+    folder = tmp_path_factory.mktemp("news")
+    for path, fields in NEWS.items():
+        write_article(folder, path, news_article(*fields), body="Body text about budgets.")
+    store = IndexStore(tmp_path_factory.mktemp("news-index"))
+    indexer.sync(store, folder)
+    service = SearchService(store)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def sample(sample_store: IndexStore) -> SearchService:
+    service = SearchService(sample_store)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def sample_articles(sample_dir: Path) -> dict[str, Article]:
+    return {path: read_article(sample_dir, path) for path in scan_content(sample_dir)}
+
+
+def paths(service: SearchService, **fields) -> list[str]:
+    return [hit.path for hit in service.search(SearchRequest(per_page=100, **fields)).hits]
+
+
+def every_hit(service: SearchService, **fields) -> list[str]:
+    """Page through the whole result, 7 at a time (an odd size to catch boundary bugs)."""
+    found: list[str] = []
+    page = 1
+    while True:
+        result = service.search(SearchRequest(page=page, per_page=7, **fields))
+        found += [hit.path for hit in result.hits]
+        if page >= result.pages:
+            assert len(found) == result.total
+            return found
+        page += 1
+
+
+# The query language ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("microsoft", {"a.md", "b.md", "e.md"}),
+        ("microsoft cloud", {"e.md"}),  # all words must match
+        ("microsoft OR quantum", {"a.md", "b.md", "e.md", "sub/f.markdown"}),
+        ("microsoft NOT cloud", {"a.md", "b.md"}),
+        ("microsoft -cloud", {"a.md", "b.md"}),
+        ('"facial recognition"', {"a.md"}),
+        ("facial recognition", {"a.md", "d.md"}),
+        ("regulations", {"a.md", "b.md", "d.md"}),  # stemming: regulation, regulators
+        ("title:microsoft", {"a.md", "e.md"}),
+        ("topic:regulation", {"b.md", "d.md"}),
+        ('provider:"the verge"', {"e.md"}),
+        ("provider:forbes cloud", {"c.md"}),
+        ("domain:forbes.com", {"b.md", "c.md"}),
+        ("type:video", {"sub/f.markdown"}),
+        ("published:false", {"d.md"}),
+        ("quality:[80 TO 90]", {"b.md", "c.md", "sub/f.markdown"}),
+        ("micro*", {"a.md", "b.md", "e.md"}),
+        ("(cloud OR quantum) NOT microsoft", {"c.md", "sub/f.markdown"}),
+        ("budgets", set(NEWS)),  # the body is searched too
+    ],
+)
+def test_search_query_language(news: SearchService, text: str, expected: set[str]):
+    assert set(paths(news, text=text)) == expected
+
+
+def test_search_titles_weigh_more_than_excerpts(news: SearchService):
+    # "microsoft" is in the titles of a.md and e.md, only in the excerpt of b.md
+    assert paths(news, text="microsoft")[-1] == "b.md"
+
+
+def test_search_empty_query_browses_everything_newest_first(news: SearchService):
+    assert paths(news) == ["e.md", "b.md", "a.md", "c.md", "d.md", "sub/f.markdown"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"facial recognition', "unbalanced quote"),
+        ("(cloud OR quantum", "'(' is never closed"),
+        ("cloud)", "')' has no '('"),
+        ("author:smith", "unknown field 'author'"),
+        ("x" * (MAX_QUERY_CHARS + 1), "longer than 1,000 characters"),
+    ],
+)
+def test_search_rejects_queries_that_do_not_parse(news: SearchService, text: str, message: str):
+    with pytest.raises(QueryError, match=re.escape(message)):
+        news.search(SearchRequest(text=text))
+
+
+def test_search_allows_colons_and_brackets_inside_quotes(news: SearchService):
+    assert news.search(SearchRequest(text='"author:smith (x"')).total == 0
+
+
+# Filters, dates and quality -------------------------------------------------------------
+
+
+def test_search_filters_or_within_a_facet_and_across_facets(news: SearchService):
+    assert set(paths(news, filters={"provider": ("Forbes", "wired")})) == {
+        "b.md",
+        "c.md",
+        "sub/f.markdown",
+    }
+    assert set(paths(news, filters={"provider": ("Forbes",), "topic": ("regulation",)})) == {"b.md"}
+    assert paths(news, filters={"provider": ("Nobody",)}) == []
+    assert set(paths(news, filters={"published": ("false",)})) == {"d.md"}
+
+
+def test_search_date_range_is_inclusive_and_in_utc(news: SearchService):
+    june = {
+        "date_from": parse_date_bound("2022-06-24", end=False),
+        "date_to": parse_date_bound("2022-06-24", end=True),
+    }
+    assert paths(news, **june) == ["a.md"]
+    # 08:00+02:00 is 06:00 UTC, and the end bound is inclusive
+    assert paths(news, date_to=parse_date_bound("2019-07-04T06:00Z", end=True)) == [
+        "sub/f.markdown"
+    ]
+    assert set(paths(news, date_from=parse_date_bound("2023", end=False))) == {"e.md"}
+    assert set(paths(news, date_to=parse_date_bound("2021-01", end=True))) == {
+        "c.md",
+        "d.md",
+        "sub/f.markdown",
+    }
+
+
+def test_search_date_bounds_with_time_zones(news: SearchService):
+    just_after = parse_date_bound("2019-07-04T08:00:01+02:00", end=False)
+    assert "sub/f.markdown" not in paths(news, date_from=just_after)
+    exactly = parse_date_bound("2019-07-04T06:00:00Z", end=False)
+    assert "sub/f.markdown" in paths(news, date_from=exactly)
+
+
+def test_search_quality_range_excludes_articles_without_quality(news: SearchService):
+    assert set(paths(news, min_quality=80)) == {"b.md", "c.md", "sub/f.markdown"}
+    assert set(paths(news, max_quality=60)) == {"e.md"}
+    assert "d.md" not in paths(news, min_quality=0)
+
+
+# Sorting and paging ---------------------------------------------------------------------
+
+
+def test_search_sorts_with_stable_tie_breaks(news: SearchService):
+    assert paths(news, sort=Sort.OLDEST) == ["sub/f.markdown", "d.md", "c.md", "a.md", "b.md",
+                                             "e.md"]  # fmt: skip
+    # quality 80 twice: the newer first; no quality last
+    assert paths(news, sort=Sort.QUALITY) == ["sub/f.markdown", "b.md", "c.md", "a.md", "e.md",
+                                              "d.md"]  # fmt: skip
+    assert paths(news, text="microsoft", sort=Sort.NEWEST) == ["e.md", "b.md", "a.md"]
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+def test_search_paging_yields_every_hit_exactly_once(sample: SearchService, sort: Sort):
+    for text in ("", "microsoft OR cloud"):
+        found = every_hit(sample, text=text, sort=sort)
+        assert len(found) == len(set(found))
+        assert len(found) == sample.search(SearchRequest(text=text, per_page=1)).total
+
+
+def test_search_sort_orders_match_brute_force(sample: SearchService, sample_articles):
+    articles = sample_articles.values()
+    newest = sorted(articles, key=lambda a: (-a.published_at.timestamp(), a.path))
+    assert every_hit(sample, sort=Sort.NEWEST) == [a.path for a in newest]
+    by_quality = sorted(
+        articles,
+        key=lambda a: (-(a.quality if a.quality is not None else -(2**31)),
+                       -a.published_at.timestamp(), a.path),
+    )  # fmt: skip
+    assert every_hit(sample, sort=Sort.QUALITY) == [a.path for a in by_quality]
+
+
+def test_search_rejects_bad_paging(news: SearchService):
+    with pytest.raises(QueryError, match="page must be 1 or more"):
+        SearchRequest(page=0)
+    with pytest.raises(QueryError, match="page size must be between 1 and 100"):
+        SearchRequest(per_page=1000)
+    with pytest.raises(QueryError, match="beyond the first 10,000 results"):
+        SearchRequest(page=10**12)
+    with pytest.raises(QueryError, match="start date is after the end date"):
+        SearchRequest(date_from=datetime(2023, 1, 1, tzinfo=UTC),
+                      date_to=datetime(2022, 1, 1, tzinfo=UTC))  # fmt: skip
+    with pytest.raises(QueryError, match="unknown filter 'author'"):
+        SearchRequest(filters={"author": ("x",)})
+    with pytest.raises(QueryError, match="'next week' is not a date"):
+        parse_date_bound("next week", end=False)
+
+
+def test_search_deep_pages_work(sample: SearchService):
+    all_newest = every_hit(sample, sort=Sort.NEWEST)
+    page = sample.search(SearchRequest(page=40, per_page=10, sort=Sort.NEWEST))
+    assert [hit.path for hit in page.hits] == all_newest[390:400]
+
+
+# Facets ---------------------------------------------------------------------------------
+
+
+def brute_force_counts(articles, name: str, keep) -> Counter:
+    counts: Counter = Counter()
+    for article in articles:
+        if keep(article):
+            values = {
+                "topic": article.topics,
+                "provider": [article.provider.name],
+                "category": [article.category],
+                "type": [article.type],
+                "published": [str(article.published).lower()],
+                "month": [f"{article.published_at:%Y-%m}"],
+            }[name]
+            counts.update(value for value in values if value)
+    return counts
+
+
+FILTER_CASES = [
+    {},
+    {"provider": ("Forbes", "NBC News")},
+    {"topic": ("AI", "Cloud Computing"), "type": ("article",)},
+    {"published": ("false",), "category": ("news",)},
+]
+
+
+@pytest.mark.parametrize("filters", FILTER_CASES, ids=["none", "providers", "topics+type",
+                                                       "unpublished-news"])  # fmt: skip
+def test_search_facet_counts_equal_brute_force(sample: SearchService, sample_articles, filters):
+    def value_of(article: Article, name: str) -> set[str]:
+        return {
+            "topic": {t.casefold() for t in article.topics},
+            "provider": {article.provider.name.casefold()},
+            "category": {article.category.casefold()},
+            "type": {article.type.casefold()},
+            "published": {str(article.published).lower()},
+        }[name]
+
+    def matches(article: Article, skip: str | None) -> bool:
+        return all(
+            value_of(article, name) & {v.casefold() for v in values}
+            for name, values in filters.items()
+            if name != skip
+        )
+
+    result = sample.search(SearchRequest(filters=filters, facet_size=200))
+    articles = list(sample_articles.values())
+    assert result.total == sum(matches(article, None) for article in articles)
+    for facet in result.facets:
+        expected = brute_force_counts(articles, facet.name, lambda a, f=facet: matches(a, f.name))
+        listed = {value.value: value.count for value in facet.values if value.count}
+        assert listed == {value: expected[value] for value in listed}, facet.name
+        assert len(listed) + facet.more == len(expected), facet.name
+        cutoff = min(listed.values(), default=0)
+        assert all(count <= cutoff for value, count in expected.items() if value not in listed)
+
+
+def test_search_facets_are_disjunctive(news: SearchService):
+    result = news.search(SearchRequest(filters={"provider": ("Forbes",)}))
+    providers = {
+        value.value: (value.count, value.selected) for value in result.facet("provider").values
+    }
+    assert providers == {
+        "Forbes": (2, True),
+        "ExtremeTech": (1, False),
+        "NBC News": (1, False),
+        "The Verge": (1, False),
+        "Wired": (1, False),
+    }
+    assert {v.value: v.count for v in result.facet("topic").values} == {
+        "Cloud Computing": 1,
+        "Regulation": 1,
+        "Semiconductors": 1,
+    }
+
+
+def test_search_month_facet_ignores_the_date_range_and_marks_it(news: SearchService):
+    result = news.search(SearchRequest(date_from=parse_date_bound("2022-06", end=False),
+                                       date_to=parse_date_bound("2022-06", end=True)))  # fmt: skip
+    months = {value.value: (value.count, value.selected) for value in result.facet("month").values}
+    assert months["2022-06"] == (2, True)
+    assert months["2021-01"] == (1, False)
+    assert result.total == 2
+
+
+def test_search_long_facets_list_top_values_and_search_by_prefix(sample: SearchService):
+    result = sample.search(SearchRequest(facet_size=5))
+    providers = result.facet("provider")
+    assert len(providers.values) == 5 and providers.more > 0
+    counts = [value.count for value in providers.values]
+    assert counts == sorted(counts, reverse=True)
+    searched = sample.search(SearchRequest(facet_size=200, facet_search={"provider": "week"}))
+    names = [value.value for value in searched.facet("provider").values]
+    assert names and all("weekly" in name.lower().split() for name in names)
+
+
+def test_search_selected_values_stay_listed(sample: SearchService):
+    rare = sample.search(SearchRequest(facet_size=200)).facet("provider").values[-1].value
+    result = sample.search(SearchRequest(filters={"provider": (rare, "No Such Outlet")},
+                                         facet_size=3))  # fmt: skip
+    listed = {value.value: value.selected for value in result.facet("provider").values}
+    assert listed[rare] is True and listed["No Such Outlet"] is True
+
+
+# Did-you-mean, retries, highlighting ----------------------------------------------------
+
+
+def test_search_corrects_a_misspelling_and_says_what_it_ran(news: SearchService):
+    result = news.search(SearchRequest(text="microsfot cloud"))
+    assert result.retry == "corrected"
+    assert result.ran_query == "microsoft cloud"
+    assert result.did_you_mean is not None
+    assert result.did_you_mean.html == "<mark>microsoft</mark> cloud"
+    assert [hit.path for hit in result.hits] == ["e.md"]
+
+
+def test_search_offers_did_you_mean_when_few_results(news: SearchService):
+    result = news.search(SearchRequest(text="clod OR quantum"))
+    assert result.total == 1 and result.retry is None
+    assert result.did_you_mean is not None and result.did_you_mean.text == "cloud OR quantum"
+
+
+def test_search_retries_fuzzily_when_no_correction_exists(news: SearchService):
+    result = news.search(SearchRequest(text="excerpt:azzure"))
+    assert result.retry == "fuzzy" and [hit.path for hit in result.hits] == ["e.md"]
+
+
+def test_search_reports_nothing_when_nothing_is_close(news: SearchService):
+    result = news.search(SearchRequest(text="zzyzx"))
+    assert (result.total, result.retry, result.did_you_mean) == (0, None, None)
+
+
+def test_search_highlights_matches_and_escapes_everything_else(news: SearchService):
+    hit = news.search(SearchRequest(text="quantum noise")).hits[0]
+    assert hit.title_html == (
+        '<mark class="match term0">Quantum</mark> chips &lt;script&gt;alert(1)&lt;/script&gt;'
+    )
+    assert "&lt;b&gt;<mark" in hit.excerpt_html and "<b>" not in hit.excerpt_html
+    plain = news.search(SearchRequest(filters={"provider": ("Wired",)})).hits[0]
+    assert plain.title_html == "Quantum chips &lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: SearchService):
+    hit = news.search(SearchRequest(text="budgets", filters={"provider": ("Wired",)})).hits[0]
+    assert "<mark" in hit.excerpt_html and "budgets" in hit.excerpt_html
+
+
+def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path):
+    store = IndexStore(tmp_path / "ix")
+    indexer.sync(store, SEED_DIR)
+    service = SearchService(store)
+    result = service.search(SearchRequest(text="emotion"))
+    service.close()
+    hit = result.hits[0]
+    assert hit.provider.name == "ExtremeTech" and hit.quality == 69 and len(hit.related) == 5
+    assert hit.image is not None and hit.image.width == 640
+    assert hit.url.startswith("https://www.extremetech.com/")
+    assert "83pOGiRlIfRn" not in repr(result.to_dict())
+    assert result.to_dict()["hits"][0]["published_at"] == "2022-06-24T14:08:00Z"
+
+
+# The real collection, refresh and autocomplete ------------------------------------------
+
+
+def test_search_on_the_real_collection(tmp_path: Path):
+    store = IndexStore(tmp_path / "ix")
+    indexer.sync(store, POWERAPPS)
+    service = SearchService(store)
+    try:
+        articles = [read_article(POWERAPPS, p) for p in scan_content(POWERAPPS)]
+        result = service.search(SearchRequest(text="portals", facet_size=200))
+        assert result.total > 10
+        assert all("portal" in hit.title_html.lower() + hit.excerpt_html.lower()
+                   for hit in result.hits)  # fmt: skip
+        browse = service.search(SearchRequest(facet_size=200))
+        expected = brute_force_counts(articles, "provider", lambda a: True)
+        assert {v.value: v.count for v in browse.facet("provider").values} == dict(expected)
+    finally:
+        service.close()
+
+
+def test_service_picks_up_syncs_and_rebuilds(content: Path, store: IndexStore, monkeypatch):
+    monkeypatch.setattr("searchidx.service.REFRESH_INTERVAL", 0)
+    indexer.sync(store, content)
+    service = SearchService(store)
+    before = service.search(SearchRequest()).total
+    write_article(content, "zz/new.md", 'title: "Zebra news"\npublishedDateTime: 2030-01-01')
+    indexer.sync(store)
+    assert service.search(SearchRequest()).total == before + 1
+    assert service.search(SearchRequest(text="zebra")).total == 1
+    (content / "zz" / "new.md").unlink()
+    indexer.rebuild(store)
+    assert service.search(SearchRequest()).total == before
+    assert service.search(SearchRequest(text="zebra")).total == 0
+    service.close()
+
+
+def test_suggest_completes_topics_providers_and_title_words(news: SearchService):
+    suggestions = [(s.text, s.kind, s.count) for s in news.suggest("cl")]
+    assert suggestions == [("Cloud Computing", "topic", 2), ("cloud", "word", 2)]
+    assert [(s.text, s.kind) for s in news.suggest("for")] == [("Forbes", "provider")]
+    assert news.suggest("  ") == ()
