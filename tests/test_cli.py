@@ -142,21 +142,33 @@ def test_cli_query_errors_go_to_stderr(sample_store, args, message):
     assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
-def test_cli_query_colours_only_on_a_terminal_without_no_color(sample_store, no_color, coloured):
-    """Run the real command on a pseudo-terminal; NO_COLOR turns colour off."""
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+def run_on_terminal(*args: str, no_color: str = "") -> bytes:
+    """Run the real ``searchidx`` on a pseudo-terminal and return what it printed."""
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
     if no_color:
         env["NO_COLOR"] = no_color
-    command = [sys.executable, "-m", "searchidx.cli", "query", "cloud", "--limit", "1",
-               "--index", str(sample_store.location)]  # fmt: skip
+    command = [sys.executable, "-m", "searchidx.cli", *args]
     pid, fd = pty.fork()
-    if pid == 0:
+    if pid == 0:  # the child: become the command
         os.execvpe(command[0], command, env)
     output = b""
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # EIO once the child has gone
         while chunk := os.read(fd, 4096):
             output += chunk
     os.waitpid(pid, 0)
+    return output
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
+def test_cli_query_colours_only_on_a_terminal_without_no_color(sample_store, no_color, coloured):
+    output = run_on_terminal(
+        "query", "cloud", "--limit", "1", "--index", str(sample_store.location), no_color=no_color
+    )
     assert b"cloud" in output.lower()
     assert (b"\x1b[" in output) is coloured
+
+
+def test_cli_index_shows_a_progress_bar_on_a_terminal(content: Path, tmp_path: Path):
+    output = run_on_terminal("index", str(content), "--index", str(tmp_path / "ix"))
+    assert b"Indexing" in output and b"100%" in output
+    assert f"{SAMPLE_COUNT + 1:,} added".encode() in output
