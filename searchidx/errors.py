@@ -52,3 +52,8 @@ class QueryError(SearchidxError):
     def __init__(self, message: str, parameter: str | None = None) -> None:
         self.parameter = parameter
         super().__init__(message)
+
+
+class IndexWriteError(SearchidxError, OSError):
+    """Writing the index failed (disk full, permissions, I/O error); the index keeps its last
+    complete state. Still an :class:`OSError`, so callers catching those keep working."""

@@ -15,6 +15,8 @@ was indexed and then broken by an edit keeps its last good version in the index 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +29,7 @@ from whoosh.index import Index
 from whoosh.writing import IndexWriter
 
 from searchidx.content import FileState, content_hash, scan_content
-from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError
+from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
 from searchidx.schema import SCHEMA_VERSION, to_document
 from searchidx.store import IndexMeta, IndexStore
@@ -80,7 +82,7 @@ def sync(
     Builds the index from scratch when there is none yet, or when it was written by another
     schema version.
     """
-    with store.writing(wait) as note:
+    with _writing(store, wait) as note:
         root = _content_root(store, content_dir)
         if not store.exists() or store.read_meta().schema_version != SCHEMA_VERSION:
             report = _build(store, root, progress)
@@ -97,10 +99,34 @@ def rebuild(
     wait: float = 0.0,
 ) -> SyncReport:
     """Index everything into a new generation and swap it in atomically."""
-    with store.writing(wait) as note:
+    with _writing(store, wait) as note:
         report = _build(store, _content_root(store, content_dir), progress)
         report.notes.extend(filter(None, [note]))
         return report
+
+
+@contextlib.contextmanager
+def _writing(store: IndexStore, wait: float) -> Iterator[str]:
+    """Hold the writer lock; a failed write (disk full, permissions) becomes a clear error.
+
+    Whoosh commits atomically and a rebuild publishes only a complete generation, so whatever
+    failed, the index keeps its last complete state; the message says so and what to do.
+    """
+    try:
+        with store.writing(wait) as note:
+            yield note
+    except OSError as error:
+        if isinstance(error, IndexWriteError):
+            raise
+        reason = error.strerror or str(error)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some disk space"
+        else:
+            fix = f"check the disk and that {store.location}/ is writable"
+        raise IndexWriteError(
+            f"could not write the index at {store.location}/ ({reason}); it keeps its last "
+            f"complete state: {fix}, then run the command again"
+        ) from error
 
 
 def _content_root(store: IndexStore, content_dir: Path | str | None) -> Path:
@@ -152,8 +178,15 @@ def _add_all(
                 report.added += 1
         writer.commit()
     except BaseException:
-        writer.cancel()
+        _cancel(writer)
         raise
+
+
+def _cancel(writer: IndexWriter) -> None:
+    """Drop an unfinished commit. A commit that failed has already cleaned up and closed its
+    writer; cancelling it again would hide the real error behind "This writer is closed"."""
+    if not writer.is_closed:
+        writer.cancel()
 
 
 def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncReport:
@@ -189,7 +222,7 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
                 writer.commit()
         except BaseException:
             if writer is not None:
-                writer.cancel()
+                _cancel(writer)
             raise
     finally:
         index.close()
