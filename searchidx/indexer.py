@@ -168,7 +168,7 @@ def _build(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepo
 def _add_all(
     index: Index, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
 ) -> None:
-    writer = index.writer(limitmb=WRITER_LIMIT_MB)
+    writer = _writer(index)
     try:
         for loaded in _load_all(root, paths, progress):
             if loaded.problem is not None:
@@ -180,6 +180,16 @@ def _add_all(
     except BaseException:
         _cancel(writer)
         raise
+
+
+def _writer(index: Index) -> IndexWriter:
+    """A Whoosh writer without Whoosh's own write lock: the store's writer lock is the one lock.
+
+    Whoosh takes its lock before creating the segment files, and a writer that fails while
+    creating them (disk full) never releases it: the next sync in the same process (``watch``,
+    the web server) would fail with LockError until the garbage collector runs.
+    """
+    return index.writer(limitmb=WRITER_LIMIT_MB, _lk=False)
 
 
 def _cancel(writer: IndexWriter) -> None:
@@ -207,7 +217,7 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
         writer: IndexWriter | None = None
         try:
             for loaded in changes:
-                writer = writer or index.writer(limitmb=WRITER_LIMIT_MB)
+                writer = writer or _writer(index)
                 if loaded.path in indexed:
                     writer.update_document(**loaded.document)
                     report.updated += 1
@@ -215,7 +225,7 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
                     writer.add_document(**loaded.document)
                     report.added += 1
             for path in removed:
-                writer = writer or index.writer(limitmb=WRITER_LIMIT_MB)
+                writer = writer or _writer(index)
                 writer.delete_by_term("path", path)
                 report.removed += 1
             if writer is not None:
