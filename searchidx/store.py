@@ -153,7 +153,8 @@ class IndexStore:
         self.remove_stale_generations()
 
     def remove_stale_generations(self) -> None:
-        """Delete every generation but the live one (old ones, and abandoned rebuilds).
+        """Delete every generation but the live one (old ones, and abandoned rebuilds), and the
+        temporary files of a killed writer.
 
         Only called under the writer lock, so no other rebuild is in progress.
         """
@@ -161,15 +162,31 @@ class IndexStore:
         for path in self.location.glob("gen-*"):
             if path.name != live and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+        # Temporary files of a writer killed between writing and renaming them.
+        leftovers = [
+            _temp_name(self.location / _CURRENT, "*"),
+            _temp_name(self.location / live / _META, "*"),
+        ]
+        for pattern in leftovers:
+            for path in pattern.parent.glob(pattern.name):
+                path.unlink(missing_ok=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, path)
+    temp = _temp_name(path, str(os.getpid()))
+    try:
+        with open(temp, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk must not leave half-written files behind
+        raise
+
+
+def _temp_name(path: Path, writer: str) -> Path:
+    return path.with_name(f".{path.name}.{writer}.tmp")
 
 
 def _holder(lock: Any) -> str:
