@@ -29,6 +29,14 @@ test: $(INSTALLED) browser
 lint: $(INSTALLED)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+## bench: searchidx against SQLite FTS5 and tantivy (never part of `make test`); see README
+BENCH_SIZES ?= 10000,100000
+BENCH_QUERIES ?= 200
+BENCH_ARGS ?=
+bench: $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run --sizes $(BENCH_SIZES) --queries $(BENCH_QUERIES) $(BENCH_ARGS)
+
 # Debian's chromium for the browser tests; installed once, as root (CI and these machines).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends chromium; }

@@ -1,0 +1,87 @@
+"""Running a child process and measuring its peak memory, worker processes included.
+
+``ru_maxrss`` (from ``wait4``) is the peak of the largest single process; a build that forks
+workers uses the sum of them all, so the tree's resident memory is also sampled from ``/proc``
+while it runs and the peak of the sum is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Seconds between memory samples; between rescans of ``/proc`` for new worker processes.
+SAMPLE_EVERY = 0.05
+RESCAN_EVERY = 0.5
+
+
+@dataclass
+class ChildRun:
+    returncode: int
+    seconds: float
+    #: Peak of the summed resident memory of the child and its descendants (sampled).
+    peak_tree_bytes: int
+    #: Peak resident memory of the largest single process (exact, from the kernel).
+    peak_single_bytes: int
+
+
+def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
+    """Run ``command`` to completion, sampling its process tree's memory."""
+    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    peak = 0
+    tree = [process.pid]
+    rescanned = 0.0
+    try:
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            now = time.monotonic()
+            if now - rescanned > RESCAN_EVERY:
+                tree = _descendants(process.pid)
+                rescanned = now
+            peak = max(peak, sum(_rss(pid) for pid in tree))
+            time.sleep(SAMPLE_EVERY)
+    finally:
+        if log:
+            output.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ChildRun(
+        returncode=process.returncode,
+        seconds=time.perf_counter() - started,
+        peak_tree_bytes=max(peak, usage.ru_maxrss * 1024),
+        peak_single_bytes=usage.ru_maxrss * 1024,
+    )
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, ()))
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as file:
+            return int(file.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -1,0 +1,153 @@
+"""The web API under load: a real ``searchidx serve`` (waitress) on loopback, and a small,
+bounded load generator of our own.
+
+Each client is a thread with one keep-alive HTTP/1.1 connection that sends the benchmark's
+queries (all kinds, as ``/api/search`` URLs) back to back for a fixed time: a closed loop, so
+throughput is what the server sustains with that many requests in flight. The cost of starting
+is measured too: from spawning the server to its port accepting connections, and the first
+query (built caches: cold) once it does.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.queries import KINDS, BenchQuery
+from bench.report import latency_summary
+
+STARTUP_TIMEOUT = 60.0
+
+
+def measure(
+    index_dir: Path, queries: dict[str, list[BenchQuery]], clients: int, seconds: float
+) -> dict[str, Any]:
+    command = _serve_command()
+    if command is None:
+        return {"error": "'searchidx serve' is not available in this checkout"}
+    urls = [url_for(queries[kind][i]) for i in range(len(queries[KINDS[0]])) for kind in KINDS]
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [*command, "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if not _wait_for_port(port, server):
+            error = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else ""
+            return {"error": f"the server did not start: {error}"}
+        listening = time.perf_counter()
+        status, first_ms = _get(http.client.HTTPConnection("127.0.0.1", port), urls[0])
+        if status != 200:
+            return {"error": f"the first query answered HTTP {status}"}
+        load = _load(port, urls, clients, seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "clients": clients,
+        "start_ms": (listening - started) * 1000,
+        "first_query_ms": first_ms,
+        "first_answer_ms": (listening - started) * 1000 + first_ms,
+        **load,
+    }
+
+
+def url_for(query: BenchQuery) -> str:
+    params: list[tuple[str, str]] = []
+    if query.terms:
+        params.append(("q", query.text))
+    params += [("topic", topic) for topic in query.topics]
+    params += [("provider", provider) for provider in query.providers]
+    if query.date_from:
+        params.append(("from", query.date_from.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    if query.date_to:
+        params.append(("to", query.date_to.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    if query.sort != "relevance":
+        params.append(("sort", query.sort))
+    if query.page != 1:
+        params.append(("page", str(query.page)))
+    return "/api/search?" + urlencode(params)
+
+
+def _load(port: int, urls: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    deadline = time.perf_counter() + seconds
+
+    def client(number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        position = number * len(urls) // clients
+        while time.perf_counter() < deadline:
+            try:
+                status, elapsed = _get(connection, urls[position % len(urls)])
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status, elapsed = 0, 0.0
+            if status == 200:
+                latencies[number].append(elapsed)
+            else:
+                errors[number] += 1
+            position += 1
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    every = [value for values in latencies for value in values]
+    return {
+        "requests": len(every),
+        "errors": sum(errors),
+        "seconds": elapsed,
+        "rps": len(every) / elapsed,
+        "latency": latency_summary(every) if every else None,
+    }
+
+
+def _get(connection: http.client.HTTPConnection, url: str) -> tuple[int, float]:
+    before = time.perf_counter()
+    connection.request("GET", url)
+    response = connection.getresponse()
+    response.read()
+    return response.status, (time.perf_counter() - before) * 1000
+
+
+def _serve_command() -> list[str] | None:
+    script = Path(sys.executable).with_name("searchidx")
+    command = [str(script)] if script.exists() else [shutil.which("searchidx") or "searchidx"]
+    try:
+        probe = subprocess.run([*command, "serve", "--help"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [*command, "serve"] if probe.returncode == 0 else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, server: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.01)
+    return False
