@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from searchidx.request import SearchRequest, Sort, parse_date_bound
 from searchidx.service import SearchService
 from searchidx.store import INDEX_ENV, IndexStore
 from searchidx.terminal import render_result
+from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
@@ -224,6 +226,49 @@ def sample(folder: Path, count: int, seed: int) -> None:
 
     written = write_sample(folder, count, seed)
     click.echo(f"wrote {written:,} articles to {folder}/")
+
+
+@cli.command("watch")
+@click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--debounce",
+    "debounce_ms",
+    type=click.IntRange(min=1),
+    default=DEFAULT_DEBOUNCE_MS,
+    show_default=True,
+    help="Milliseconds without changes that end a burst; each burst is one sync.",
+)
+@writer_options
+@domain_errors
+def watch_command(
+    content_dir: Path | None, debounce_ms: int, store: IndexStore, wait: float
+) -> None:
+    """Keep the index in line with CONTENT_DIR while its files are added, changed, moved or
+    deleted, logging one line per sync, until Ctrl-C.
+
+    --wait applies to the first sync; later ones wait for another writer as long as it takes.
+    """
+    with _log_to_stderr("searchidx.watch"):
+        try:
+            watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
+        except KeyboardInterrupt:
+            click.echo("stopped watching", err=True)
+
+
+@contextmanager
+def _log_to_stderr(logger_name: str) -> Iterator[None]:
+    """Show a library's log lines, timestamped, on stderr while a long-running command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @contextmanager

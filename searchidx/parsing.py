@@ -112,6 +112,10 @@ def load_front_matter(front_matter: str, relpath: str) -> dict[str, Any]:
         ) from None
     except (yaml.YAMLError, RecursionError) as error:
         raise ArticleError(relpath, f"invalid YAML in front matter: {error}") from None
+    except (ValueError, OverflowError) as error:
+        # A value that scans as YAML but that Python cannot build, such as the timestamp
+        # 2022-02-30 or '!!int many'; without this, one such file stopped the whole sync.
+        raise ArticleError(relpath, f"invalid value in front matter: {error}") from None
     if fields is None:
         raise ArticleError(relpath, "front matter is empty: it needs at least a title", 2)
     if not isinstance(fields, dict):
@@ -227,6 +231,9 @@ class _Fields:
             return None
         try:
             return to_utc(value)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the year 1 in UTC
+            shown = value.isoformat() if isinstance(value, date) else value
+            raise self.error(key, f"{shown!r} is out of range in UTC (years 1 to 9999)") from None
         except ValueError:
             raise self.error(
                 key, f"{value!r} is not a date; use ISO 8601, such as 2022-06-24T14:08:00Z"
