@@ -125,7 +125,7 @@ def parse_date_bound(text: str, *, end: bool, parameter: str = "date") -> dateti
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # a year-9999 month ends past datetime.max
         raise QueryError(
             f"{text!r} is not a date; use YYYY-MM-DD (or YYYY, YYYY-MM, or an ISO 8601 time "
             "such as 2022-06-24T14:08Z)",
