@@ -31,6 +31,10 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 _DELIMITER = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 
+#: What YAML refuses as raw text but produces from escapes ("\0", "\x1f"): control characters
+#: and non-characters. Refused in text values too: the facet columns separate values with U+001F.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+
 
 def read_article(root: Path, relpath: str) -> Article:
     """Read and parse the file ``root/relpath``; raises :class:`ArticleError`."""
@@ -168,7 +172,15 @@ class _Fields:
             return default
         if isinstance(value, dict | list):
             raise self.error(key, f"expected text, found a {type(value).__name__}")
-        return str(value).strip()
+        return self.printable(key, str(value)).strip()
+
+    def printable(self, key: str, text: str) -> str:
+        """``text``, unless a YAML escape put a control character in it."""
+        if match := _UNPRINTABLE.search(text):
+            raise self.error(
+                key, f"contains the control character U+{ord(match.group()):04X}; remove it"
+            )
+        return text
 
     def integer(self, key: str) -> int | None:
         value = self.data.get(key)
@@ -203,7 +215,7 @@ class _Fields:
         for item in items:
             if isinstance(item, dict | list):
                 raise self.error(key, "expected a list of words or phrases")
-            if item is not None and str(item).strip():
+            if item is not None and self.printable(key, str(item)).strip():
                 result.append(str(item).strip())
         return tuple(dict.fromkeys(result))
 
