@@ -228,6 +228,78 @@ def sample(folder: Path, count: int, seed: int) -> None:
     click.echo(f"wrote {written:,} articles to {folder}/")
 
 
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every interface).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Threads answering requests.",
+)
+@click.option(
+    "--watch",
+    "watch_folder",
+    is_flag=True,
+    help="Also sync the index when its content folder changes (as 'searchidx watch').",
+)
+@index_option
+@domain_errors
+def serve(host: str, port: int, threads: int, watch_folder: bool, store: IndexStore) -> None:
+    """Serve the search page and JSON API with waitress, until Ctrl-C.
+
+    The page picks up an index or rebuild run by another process within a second, without a
+    restart; with no index yet it says how to build one.
+    """
+    import logging
+    import threading
+
+    from waitress import create_server
+
+    from web.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not store.exists():
+        click.echo(
+            f"note: no index at {store.location}/ yet; build one with "
+            "'searchidx index CONTENT_DIR'",
+            err=True,
+        )
+    stop = threading.Event()
+    if watch_folder:
+        from searchidx.watch import watch
+
+        def keep_in_sync() -> None:
+            try:
+                watch(store, stop_event=stop)
+            except SearchidxError as error:  # the page goes on serving the last index
+                click.echo(f"Error: stopped watching the content folder: {error}", err=True)
+
+        threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
+    server = create_server(create_app(store), host=host, port=port, threads=threads)
+    url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
+    click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.close()
+
+
 @cli.command("watch")
 @click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option(

@@ -1,0 +1,36 @@
+"""The app factory: one Flask app over one long-lived :class:`SearchService`.
+
+``create_app(IndexStore("index"))`` is all a WSGI server needs (``searchidx serve`` runs it
+under waitress). The app holds no state of its own beyond the service, which refreshes itself
+when another process syncs or rebuilds the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+from web import api, errors, feed, formatting, security, service, views
+
+
+def create_app(
+    store: IndexStore | None = None,
+    *,
+    search_service: SearchService | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Flask:
+    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``)."""
+    app = Flask(__name__)
+    app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep to_dict()'s order
+    service.init_app(app, search_service or SearchService(store or IndexStore()))
+    for blueprint in (views.bp, api.bp, feed.bp):
+        app.register_blueprint(blueprint)
+    formatting.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    return app

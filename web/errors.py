@@ -1,0 +1,42 @@
+"""Errors as pages a reader can act on (and as JSON under ``/api/``), never a traceback.
+
+``IndexMissingError`` is a 503 saying how to build the index; the page starts working, without
+a restart, as soon as one exists. Anything unexpected is logged and answered with a short 500.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from searchidx.errors import IndexMissingError
+from web.api import error_response
+from web.service import get_service
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def index_missing(error: IndexMissingError) -> Response | tuple[str, int]:
+    location = get_service().store.location
+    if _wants_json():
+        return error_response(f"{error}", 503)
+    return render_template("no_index.html", location=location, message=str(error)), 503
+
+
+def http_error(error: HTTPException) -> Response | tuple[str, int]:
+    status = error.code or 500
+    if _wants_json():
+        return error_response(error.description or error.name, status)
+    return render_template("error.html", status=status, title=error.name, error=error), status
+
+
+def server_error(error: InternalServerError) -> Response | tuple[str, int]:
+    return http_error(error)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(IndexMissingError, index_missing)
+    app.register_error_handler(InternalServerError, server_error)
+    app.register_error_handler(HTTPException, http_error)

@@ -1,0 +1,81 @@
+"""``/feed.atom``: the newest articles matching a search, so a reader can subscribe to a topic
+or a query. Takes the page's parameters; sort, page and page size are the feed's own (newest
+first, the newest :data:`FEED_SIZE`), so a page URL with ``sort=quality&page=3`` still works.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import Blueprint, Response, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from searchidx.errors import QueryError
+from searchidx.request import Sort
+from searchidx.result import Hit
+from web import xmldocs
+from web.data import FILTER_LABELS, search_view_data
+from web.facets import value_label
+from web.formatting import link_url
+from web.links import MATCH_PARAMS, Links
+from web.service import get_service
+
+bp = Blueprint("feed", __name__)
+
+FEED_SIZE = 50
+#: The date in the ``tag:`` URIs of entries; fixed forever, so an entry's id never changes.
+TAG_DATE = "2024"
+
+
+@bp.get("/feed.atom")
+def atom() -> Response:
+    args = MultiDict([(k, v) for k, v in request.args.items(multi=True) if k in MATCH_PARAMS])
+    args["sort"] = Sort.NEWEST.value
+    view = search_view_data(get_service(), args, per_page=FEED_SIZE, facets=False)
+    links = Links(args, base=url_for("pages.search", _external=True))
+    self_url = links.url(only=MATCH_PARAMS, base=url_for("feed.atom", _external=True))
+    hits = view.result.hits
+    body = xmldocs.atom_feed(
+        feed_id=self_url,
+        title=f"searchidx: {describe(links)}",
+        subtitle=f"The newest {FEED_SIZE} articles matching {describe(links)}",
+        self_url=self_url,
+        page_url=links.url(changes={"sort": Sort.NEWEST.value}),
+        updated=hits[0].published_at if hits else datetime.now(UTC),
+        entries=[_entry(hit) for hit in hits],
+    )
+    return Response(body, mimetype="application/atom+xml")
+
+
+@bp.errorhandler(QueryError)
+def bad_request(error: QueryError) -> tuple[Response, int]:
+    """A feed reader shows little; plain text at least says what to fix."""
+    return Response(f"Bad request: {error}\n", mimetype="text/plain"), 400
+
+
+def describe(links: Links) -> str:
+    """The search in words: ``“facial recognition”, Topic: AI, from 2022``."""
+    parts = [f"“{value}”" for value in links.values("q")]
+    for name, label in FILTER_LABELS.items():
+        values = [value_label(name, value) for value in links.values(name)]
+        if values:
+            parts.append(f"{label}: {' or '.join(values)}")
+    for name, label in (("from", "from"), ("to", "until")):
+        parts += [f"{label} {value}" for value in links.values(name)]
+    for name, label in (("min_quality", "quality ≥"), ("max_quality", "quality ≤")):
+        parts += [f"{label} {value}" for value in links.values(name)]
+    return ", ".join(parts) or "all articles"
+
+
+def _entry(hit: Hit) -> xmldocs.FeedEntry:
+    host = request.host.split(":")[0] or "localhost"
+    return xmldocs.FeedEntry(
+        id=f"tag:{host},{TAG_DATE}:article/{quote(hit.path)}",
+        title=hit.title,
+        url=link_url(hit.url),
+        published=hit.published_at,
+        author=hit.provider.name or hit.provider.domain,
+        summary_html=hit.excerpt_html,
+        categories=hit.topics,
+    )

@@ -1,0 +1,134 @@
+"""Query-string arguments to a :class:`SearchRequest`: every value checked, every mistake a
+:class:`QueryError` naming its parameter.
+
+The page, the API and the feed all read their arguments here, so ``?page=0`` fails the same
+way, with the same message, everywhere (and the same way as the CLI, through the helpers of
+:mod:`searchidx.request`). Decisions on ambiguous input:
+
+- unknown parameters are ignored: shared links carry ``utm_source`` and the like;
+- empty values count as absent: a GET form sends every field, filled or not;
+- a single-valued parameter given twice with different values is a 400 (which one did the
+  user mean?); the same value twice is harmless and accepted;
+- values out of range (``page=0``, ``per_page=1000000``, a page beyond the first 10,000
+  results) are a 400 with the request's own message, not a silent clamp: a clamp would show a
+  page that is not the one the link asked for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from werkzeug.datastructures import MultiDict
+
+from searchidx.errors import QueryError
+from searchidx.request import (
+    FILTER_FACETS,
+    SearchRequest,
+    parse_date_bound,
+    parse_int,
+    parse_sort,
+)
+
+#: ``provider_q=ex`` lists only the providers with a word starting with "ex".
+FACET_SEARCH_PARAMS = {f"{name}_q": name for name in FILTER_FACETS}
+SINGLE_PARAMS = (
+    "q",
+    "from",
+    "to",
+    "min_quality",
+    "max_quality",
+    "sort",
+    "page",
+    "per_page",
+    "facet_size",
+    *FACET_SEARCH_PARAMS,
+)
+#: Every parameter the page understands, in the order links spell them.
+KNOWN_PARAMS = (
+    "q",
+    *FILTER_FACETS,
+    "from",
+    "to",
+    "min_quality",
+    "max_quality",
+    "sort",
+    "per_page",
+    "facet_size",
+    *FACET_SEARCH_PARAMS,
+    "page",
+)
+#: Longest value of any parameter but ``q`` (whose limit is the request's own).
+MAX_VALUE_CHARS = 200
+PUBLISHED_VALUES = ("true", "false")
+DEFAULT_PER_PAGE = 10
+DEFAULT_FACET_SIZE = 10
+
+Args = MultiDict[str, str]
+
+
+def single(args: Args, name: str) -> str | None:
+    """The one non-empty value of ``name`` (stripped), or None."""
+    values = list(dict.fromkeys(value.strip() for value in args.getlist(name) if value.strip()))
+    if len(values) > 1:
+        shown = ", ".join(repr(value[:40]) for value in values[:3])
+        raise QueryError(f"{name} was given {len(values)} different values ({shown}); give "
+                         "it once", name)  # fmt: skip
+    if not values:
+        return None
+    if name != "q" and len(values[0]) > MAX_VALUE_CHARS:
+        raise QueryError(f"{name} is longer than {MAX_VALUE_CHARS} characters", name)
+    return values[0]
+
+
+def multi(args: Args, name: str) -> tuple[str, ...]:
+    """The distinct non-empty values of a repeatable parameter, in order (case-insensitive)."""
+    seen: dict[str, str] = {}
+    for raw in args.getlist(name):
+        value = raw.strip()
+        if not value:
+            continue
+        if len(value) > MAX_VALUE_CHARS:
+            raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
+        if name == "published":
+            value = value.lower()
+            if value not in PUBLISHED_VALUES:
+                raise QueryError(f"published must be true or false, not {raw[:40]!r}", name)
+        seen.setdefault(value.casefold(), value)
+    return tuple(seen.values())
+
+
+def _int(args: Args, name: str, default: int | None) -> int | None:
+    value = single(args, name)
+    return default if value is None else parse_int(value, name)
+
+
+def _date(args: Args, name: str, *, end: bool) -> datetime | None:
+    value = single(args, name)
+    return None if value is None else parse_date_bound(value, end=end, parameter=name)
+
+
+def parse_search_args(
+    args: Args, *, per_page: int = DEFAULT_PER_PAGE, facets: bool = True
+) -> SearchRequest:
+    """The request the arguments describe; raises :class:`QueryError` for any bad value."""
+    filters = {name: values for name in FILTER_FACETS if (values := multi(args, name))}
+    facet_search = {
+        facet: value
+        for param, facet in FACET_SEARCH_PARAMS.items()
+        if (value := single(args, param)) is not None
+    }
+    sort_name = single(args, "sort")
+    return SearchRequest(
+        text=single(args, "q") or "",
+        filters=filters,
+        date_from=_date(args, "from", end=False),
+        date_to=_date(args, "to", end=True),
+        min_quality=_int(args, "min_quality", None),
+        max_quality=_int(args, "max_quality", None),
+        sort=None if sort_name is None else parse_sort(sort_name),
+        page=_int(args, "page", 1) or 0,
+        per_page=_int(args, "per_page", per_page) or 0,
+        facets=facets,
+        facet_size=_int(args, "facet_size", DEFAULT_FACET_SIZE) or 0,
+        facet_search=facet_search,
+    )
