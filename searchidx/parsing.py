@@ -43,10 +43,16 @@ def read_article(root: Path, relpath: str) -> Article:
 
 
 def read_bounded(root: Path, relpath: str) -> tuple[bytes, os.stat_result]:
-    """The bytes of a file (at most one past the size limit) and the stat of the open file."""
+    """The bytes of a file (at most one past the size limit) and the stat of the open file.
+
+    The stat is taken before reading: a write that lands while the file is read then shows as a
+    newer stat at the next sync, which reads the file again. Taken after, it would record the
+    new stat with the old bytes, and the change would never be indexed.
+    """
     try:
         with open(root / relpath, "rb") as file:
-            return file.read(MAX_FILE_BYTES + 1), os.fstat(file.fileno())
+            info = os.fstat(file.fileno())
+            return file.read(MAX_FILE_BYTES + 1), info
     except OSError as error:
         raise ArticleError(relpath, f"cannot read the file: {error.strerror or error}") from None
 
