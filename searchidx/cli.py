@@ -19,6 +19,7 @@ import click
 
 from searchidx import indexer
 from searchidx.errors import QueryError, SearchidxError
+from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
 from searchidx.indexer import SyncReport
 from searchidx.request import SearchRequest, Sort, parse_date_bound
 from searchidx.service import SearchService
@@ -325,6 +326,47 @@ def watch_command(
             watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
         except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["elasticsearch"]),
+    default="elasticsearch",
+    show_default=True,
+    help="Target engine; OpenSearch loads the same files.",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_BYTES,
+    show_default=True,
+    help="Largest bulk file; files are split between documents.",
+)
+@click.option("--force", is_flag=True, help="Replace a previous export in OUT_DIR.")
+@index_option
+@domain_errors
+def export(
+    out_dir: Path, export_format: str, max_bytes: int, force: bool, store: IndexStore
+) -> None:
+    """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
+    articles as bulk NDJSON files and a manifest (see the README to load them with curl).
+    """
+    report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
+    size = sum(file.bytes for file in report.files)
+    click.echo(
+        f"exported {report.documents:,} articles to {out_dir}/ in {report.seconds:.1f}s: "
+        f"{MAPPING_FILE}, {len(report.files):,} bulk file(s) of {size:,} bytes, {MANIFEST_FILE}"
+    )
+    if report.bodies_cut:
+        click.echo(
+            f"note: {len(report.bodies_cut):,} article bodies are exported as stored (cut "
+            "short): their files changed since the last sync; run 'searchidx index' and "
+            "export again",
+            err=True,
+        )
 
 
 @contextmanager
