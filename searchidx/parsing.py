@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,27 @@ def read_bounded(root: Path, relpath: str) -> tuple[bytes, os.stat_result]:
     new stat with the old bytes, and the change would never be indexed.
     """
     try:
-        with open(root / relpath, "rb") as file:
+        # The folder was listed a moment ago; what is there now may be a link out of it, or a
+        # pipe that would block the open. Read only a regular file that is still inside.
+        path = (root / relpath).resolve(strict=True)
+        if not path.is_relative_to(root.resolve()):
+            raise ArticleError(
+                relpath, "leads out of the content folder through a symbolic link; not followed"
+            )
+        with open(path, "rb", opener=_open_nonblocking) as file:
             info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ArticleError(relpath, "not a regular file (a pipe, device or socket)")
             return file.read(MAX_FILE_BYTES + 1), info
     except OSError as error:
         raise ArticleError(relpath, f"cannot read the file: {error.strerror or error}") from None
+    except RuntimeError:  # Python 3.11's resolve() on a loop of links
+        raise ArticleError(relpath, "cannot read the file: a loop of symbolic links") from None
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Open without waiting (a FIFO opens at once, then is refused) or following a link."""
+    return os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW)
 
 
 def decode_article(data: bytes, relpath: str) -> str:
