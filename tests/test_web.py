@@ -4,9 +4,7 @@ against real indexes (the session's sample index, and small ones built here)."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -27,7 +25,7 @@ from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from tests.conftest import write_article
-from tests.web_helpers import Node, parse_html, validate
+from tests.web_helpers import SEARCHIDX, Node, parse_html, serving, validate
 from web.app import create_app
 from web.params import KNOWN_PARAMS
 from web.security import HEADERS
@@ -37,8 +35,6 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 SCRIPT = "<script>alert(1)</script>"
 DASH = "\N{EN DASH}"
 REMOVE = "\N{MULTIPLICATION SIGN} (remove)"  # a filter chip's remove mark, as read
-#: The installed command, as a reader runs it (another process than the app under test).
-SEARCHIDX = str(Path(sys.executable).with_name("searchidx"))
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +178,24 @@ def test_page_toggle_link_of_a_selected_value_removes_it(client):
     box = next(b for b in doc.find_all("input", name="topic") if b.attrs["value"] == "AI")
     link = doc.find("label", for_=box.attrs["id"]).find("a")
     assert query_of(link.attrs["href"]) == {"q": ["microsoft"], "topic": ["Robotics"]}
+
+
+def test_page_chosen_facet_values_are_listed_first(client, service):
+    rare = service.search(SearchRequest(text="microsoft", facet_size=200)).facet("topic")
+    assert rare is not None
+    last = rare.values[-1].value  # outside the ten listed
+    doc = page(client, "/?" + urlencode({"q": "microsoft", "topic": last}))
+    boxes = doc.by_id("facet-topic").find_all("input", type="checkbox")
+    assert boxes[0].attrs["value"] == last and "checked" in boxes[0].attrs
+    assert all("checked" not in box.attrs for box in boxes[1:])
+
+
+def test_page_form_controls_opt_out_of_stale_form_restoration(client):
+    """Back must show what the URL says, not what the reader changed before leaving."""
+    doc = page(client, "/?q=microsoft")
+    assert doc.by_id("search").attrs["autocomplete"] == "off"
+    for control in doc.find_all("select") + doc.find_all("input", type="checkbox"):
+        assert control.attrs.get("autocomplete") == "off", control.attrs
 
 
 def test_page_filter_box_narrows_a_long_facet(client, service):
@@ -915,29 +929,14 @@ def test_params_any_query_string_is_answered_without_a_server_error(client, pair
 # searchidx serve ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served(sample_store: IndexStore) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``searchidx serve`` on a free port: its base URL and its process."""
-    process = subprocess.Popen(
-        [SEARCHIDX, "serve", "--port", "0", "--index", str(sample_store.location)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    line = ""
-    deadline = time.monotonic() + 20
-    while "serving" not in line and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        assert line or process.poll() is None, "serve exited"
-    match = re.search(r"http://[\d.]+:\d+/", line)
-    assert match, line
-    yield match.group(0), process
-    process.terminate()
-    process.wait(10)
+@pytest.fixture(scope="module")
+def served(sample_store: IndexStore) -> Iterator[str]:
+    with serving(sample_store.location) as base:
+        yield base
 
 
 def test_serve_answers_under_waitress(served):
-    base, _process = served
+    base = served
     with urlopen(base + "?q=microsoft") as response:
         assert response.status == 200
         assert response.headers["Server"] == "waitress"

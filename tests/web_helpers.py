@@ -3,9 +3,19 @@ validator for the subset of OpenAPI 3.0 schemas that ``web/openapi.json`` uses."
 
 from __future__ import annotations
 
+import contextlib
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+
+#: The installed command, as a reader runs it (another process than the tests).
+SEARCHIDX = str(Path(sys.executable).with_name("searchidx"))
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
@@ -162,3 +172,29 @@ def validate(instance: Any, schema: dict[str, Any], document: dict[str, Any], pa
         assert len(instance) <= schema.get("maxItems", len(instance)), f"{path}: too many items"
         for number, item in enumerate(instance):
             validate(item, schema.get("items", {}), document, f"{path}[{number}]")
+
+
+# searchidx serve -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(index: Path, *options: str) -> Iterator[str]:
+    """Run ``searchidx serve --port 0`` (waitress) on ``index``; yields its base URL."""
+    command = [SEARCHIDX, "serve", "--port", "0", "--index", str(index), *options]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        line = ""
+        while "serving" not in line:
+            line = process.stderr.readline()
+            assert line or process.poll() is None, "searchidx serve exited"
+            assert time.monotonic() < deadline, "searchidx serve did not start"
+        match = re.search(r"http://[\d.]+:\d+/", line)
+        assert match, line
+        yield match.group(0)
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()

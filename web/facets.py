@@ -28,6 +28,9 @@ def value_label(facet: str, value: str) -> str:
 
 def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:
     """One facet: its values with counts, whether each is chosen, and the link that toggles it."""
+    # Chosen values first, as shops list them: a chosen value outside the top ones (the
+    # service appends those) would otherwise sit below values the reader did not choose.
+    values = sorted(facet.values, key=lambda item: not item.selected)
     return {
         "name": facet.name,
         "label": FACET_LABELS.get(facet.name, facet.name.title()),
@@ -39,7 +42,7 @@ def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:
                 "selected": item.selected,
                 "toggle_url": links.toggle(facet.name, item.value),
             }
-            for item in facet.values
+            for item in values
         ],
         "more": facet.more,
         "searchable": facet.name in SEARCHABLE,

@@ -21,6 +21,17 @@
     }
   }
 
+  // The page shows what its URL says. Coming back from the back/forward cache, the controls
+  // hold what the reader changed before leaving (a new sort, say): put them back.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      form.reset();
+      form.querySelectorAll("input[data-added]").forEach(function (input) {
+        input.remove();
+      });
+    }
+  });
+
   // Keep URLs to what the reader chose: drop fields left empty.
   form.addEventListener("formdata", function (event) {
     var empty = [];
@@ -157,6 +168,7 @@
         input.value = before.trim();
         var hidden = document.createElement("input");
         hidden.type = "hidden";
+        hidden.setAttribute("data-added", "");
         hidden.name = item.kind;
         hidden.value = item.text;
         form.appendChild(hidden);
