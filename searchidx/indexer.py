@@ -280,6 +280,8 @@ def _finish(store: IndexStore, generation: Path, report: SyncReport, started: fl
 def _indexed_states(index: Index) -> dict[str, FileState]:
     """Path -> remembered file state of every live document, read from two columns."""
     with index.reader() as reader:
+        if not reader.doc_count_all():
+            return {}  # no segment at all (built from an empty folder): Whoosh has no columns
         paths = reader.column_reader("path")
         states = reader.column_reader("state")
         return {
