@@ -14,11 +14,12 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## demo: install, generate a sample collection and index it
+## demo: install, generate a sample collection, index it and serve the page (Ctrl-C stops)
 demo: $(INSTALLED)
 	$(BIN)/searchidx sample $(SAMPLE) --count $(SAMPLE_COUNT)
 	$(BIN)/searchidx index $(SAMPLE) --index index || test $$? -eq 3  # 3: some files skipped
 	$(BIN)/searchidx status --index index
+	$(BIN)/searchidx serve --index index
 
 ## test: install, lint and run every test (browser tests use Debian's chromium)
 test: $(INSTALLED) browser

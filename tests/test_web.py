@@ -945,3 +945,19 @@ def test_serve_answers_under_waitress(served):
         assert "for “microsoft”" in doc.find("h1").text
     with urlopen(base + "api/search?q=microsoft") as response:
         assert json.load(response)["total"] > 0
+
+
+def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):
+    folder = tmp_path / "content"
+    write_article(folder, "a.md", "title: A first story\npublishedDateTime: 2024-01-01")
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, folder)
+    with serving(store.location, "--watch") as base:
+        write_article(folder, "b.md", "title: A second story\npublishedDateTime: 2024-01-02")
+        deadline = time.monotonic() + 15
+        while True:
+            with urlopen(base + "api/search?q=story") as response:
+                if json.load(response)["total"] == 2:
+                    break
+            assert time.monotonic() < deadline, "the watcher did not index the new file"
+            time.sleep(0.1)
