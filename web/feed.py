@@ -5,8 +5,8 @@ first, the newest :data:`FEED_SIZE`), so a page URL with ``sort=quality&page=3``
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
@@ -24,8 +24,9 @@ from web.service import get_service
 bp = Blueprint("feed", __name__)
 
 FEED_SIZE = 50
-#: The date in the ``tag:`` URIs of entries; fixed forever, so an entry's id never changes.
-TAG_DATE = "2024"
+#: Entry ids are UUIDs named by the article's path in this namespace: the same article has the
+#: same id whatever host or port serves the feed, so a reader never sees it twice.
+ENTRY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pypi.org/project/searchidx/#article")
 
 
 @bp.get("/feed.atom")
@@ -68,10 +69,13 @@ def describe(links: Links) -> str:
     return ", ".join(parts) or "all articles"
 
 
+def entry_id(path: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(ENTRY_NAMESPACE, path)}"
+
+
 def _entry(hit: Hit) -> xmldocs.FeedEntry:
-    host = request.host.split(":")[0] or "localhost"
     return xmldocs.FeedEntry(
-        id=f"tag:{host},{TAG_DATE}:article/{quote(hit.path)}",
+        id=entry_id(hit.path),
         title=hit.title,
         url=link_url(hit.url),
         published=hit.published_at,
