@@ -522,6 +522,25 @@ def test_api_search_is_the_results_to_dict(client, service, query, request_):
     assert list(body) == list(service.search(request_).to_dict())  # same key order
 
 
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ("q=microsoft", ["microsoft"]),
+        (
+            "q=cloud&topic=AI&topic=Robotics&published=false&from=2020&to=2023-06"
+            "&min_quality=40&sort=quality&page=2&per_page=5",
+            ["cloud", "--topic", "AI", "--topic", "Robotics", "--unpublished", "--from", "2020",
+             "--to", "2023-06", "--min-quality", "40", "--sort", "quality", "--page", "2",
+             "--limit", "5"],
+        ),
+    ],
+)  # fmt: skip
+def test_api_search_is_what_searchidx_query_json_prints(client, sample_store, query, options):
+    command = [SEARCHIDX, "query", *options, "--json", "--index", str(sample_store.location)]
+    printed = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
+    assert without_timing(api(client, f"/api/search?{query}")) == without_timing(printed)
+
+
 @pytest.mark.parametrize(("query", "request_"), API_CASES)
 def test_api_search_matches_the_openapi_schema(client, query, request_):
     document = api(client, "/api/openapi.json")
