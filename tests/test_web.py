@@ -160,6 +160,41 @@ def test_page_facets_list_counts_checkboxes_and_toggle_links(client, service):
             assert query_of(link.attrs["href"]) == {"q": ["microsoft"], name: [box.attrs["value"]]}
 
 
+@pytest.mark.parametrize("name", FILTER_FACETS)
+def test_page_each_filter_parameter_narrows_as_the_service_does(client, service, name):
+    facet = service.search(SearchRequest()).facet(name)
+    assert facet is not None
+    value = facet.values[-1].value  # the least common listed value
+    doc = page(client, "/?" + urlencode({name: value}))
+    total = service.search(SearchRequest(filters={name: (value,)})).total
+    assert total == facet.values[-1].count
+    assert f"{total:,} article" in doc.find("h1").text
+    assert facet_values(doc, name)[value] == (total, True)
+
+
+@pytest.mark.parametrize(
+    ("query", "request_"),
+    [
+        ("max_quality=50", SearchRequest(max_quality=50)),
+        ("min_quality=50&max_quality=60", SearchRequest(min_quality=50, max_quality=60)),
+        ("to=2019", SearchRequest(date_to=datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))),
+        (
+            "from=2024-02-29T12:00%2B02:00",
+            SearchRequest(date_from=datetime(2024, 2, 29, 10, tzinfo=UTC)),
+        ),
+        ("facet_size=3", SearchRequest(facet_size=3)),
+        ("sort=QUALITY", SearchRequest(sort=Sort.QUALITY)),
+    ],
+)
+def test_page_range_and_display_parameters_match_the_service(client, service, query, request_):
+    doc = page(client, f"/?{query}")
+    expected = service.search(request_)
+    assert hit_titles(doc) == [hit.title for hit in expected.hits]
+    assert f"{expected.total:,} articles" in doc.find("h1").text
+    listed = len(doc.by_id("facet-topic").find_all("input", type="checkbox"))
+    assert listed == len(expected.facet("topic").values)
+
+
 def test_page_two_values_of_a_facet_are_ored_and_keep_the_other_values_counted(client, service):
     topics = [value.value for value in service.search(SearchRequest()).facet("topic").values[:2]]
     alone = [service.search(SearchRequest(filters={"topic": (t,)})).total for t in topics]
