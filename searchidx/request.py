@@ -6,10 +6,11 @@ a sort name or a page number means the same thing, and fails with the same messa
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
 from searchidx.errors import QueryError
@@ -97,53 +98,67 @@ def _check(condition: bool, parameter: str, message: str) -> None:
         raise QueryError(message, parameter)
 
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MONTH_ONLY = re.compile(r"^\d{4}-\d{2}$")
-_YEAR_ONLY = re.compile(r"^\d{4}$")
+#: The forms a date bound may take, exactly (ASCII digits; ``T`` between date and time).
+_YEAR_ONLY = re.compile(r"[0-9]{4}")
+_MONTH_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 def parse_date_bound(text: str, *, end: bool, parameter: str = "date") -> datetime:
     """A UTC instant from a date or date-time; ``end=True`` makes a bare date inclusive.
 
-    Accepts ``2022``, ``2022-06``, ``2022-06-24``, ``2022-06-24T14:08``, with ``Z`` or an
-    offset (converted to UTC; no zone means UTC). For an end bound, a year, month or day means
-    its last instant: ``--to 2022-06`` includes all of June.
+    Accepts ``2022``, ``2022-06``, ``2022-06-24``, ``2022-06-24T14:08[:SS[.ffffff]]``, with
+    ``Z`` or an offset (converted to UTC; no zone means UTC), and nothing else: the forms the
+    web API's OpenAPI description gives. For an end bound, a year, month or day means its last
+    instant: ``--to 2022-06`` includes all of June (and ``--to 9999`` all of year 9999).
     """
     value = text.strip()
     try:
-        if _YEAR_ONLY.match(value):
-            start = datetime(int(value), 1, 1, tzinfo=UTC)
-            following = start.replace(year=start.year + 1)
-        elif _MONTH_ONLY.match(value):
-            start = datetime.strptime(value, "%Y-%m").replace(tzinfo=UTC)
-            following = (start + timedelta(days=32)).replace(day=1)
-        elif _DATE_ONLY.match(value):
-            start = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-            following = start + timedelta(days=1)
-        else:
+        if _YEAR_ONLY.fullmatch(value):
+            first, last = date(int(value), 1, 1), date(int(value), 12, 31)
+        elif _MONTH_ONLY.fullmatch(value):
+            year, month = int(value[:4]), int(value[5:])
+            first = date(year, month, 1)
+            last = first.replace(day=calendar.monthrange(year, month)[1])
+        elif _DATE_ONLY.fullmatch(value):
+            first = last = date.fromisoformat(value)
+        elif _DATE_TIME.fullmatch(value):
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # a year-9999 month ends past datetime.max
+        else:
+            raise ValueError(value)
+    except (ValueError, OverflowError):  # an offset can move a time past year 9999 or 1
         raise QueryError(
             f"{text!r} is not a date; use YYYY-MM-DD (or YYYY, YYYY-MM, or an ISO 8601 time "
             "such as 2022-06-24T14:08Z)",
             parameter,
         ) from None
-    return following - timedelta(microseconds=1) if end else start
+    if end:
+        return datetime.combine(last, time.max, tzinfo=UTC)
+    return datetime.combine(first, time(), tzinfo=UTC)
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def parse_int(text: str, parameter: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise QueryError(f"{parameter} must be a whole number, not {text!r}", parameter) from None
+    """A whole number as written in a URL: ASCII digits and an optional minus sign (not
+    ``+5``, ``1_000`` or other scripts' digits, which Python's ``int()`` would take)."""
+    value = text.strip()
+    if not _INTEGER.fullmatch(value) or len(value) > 4000:  # int() refuses beyond 4,300 digits
+        raise QueryError(f"{parameter} must be a whole number, not {text[:40]!r}", parameter)
+    return int(value)
 
 
 def parse_sort(text: str) -> Sort:
     try:
-        return Sort(text.strip().lower())
+        return Sort(text.strip())
     except ValueError:
         raise QueryError(
             f"unknown sort {text!r}; use one of " + ", ".join(sort.value for sort in Sort),

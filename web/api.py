@@ -51,7 +51,7 @@ def suggest() -> Response:
     limit = DEFAULT_SUGGESTIONS if limit_text is None else parse_int(limit_text, "limit")
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, not {limit}", "limit")
-    form = (single(request.args, "format") or "json").lower()
+    form = single(request.args, "format") or "json"
     if form not in SUGGEST_FORMATS:
         raise QueryError(f"unknown format {form[:40]!r}; use json or opensearch", "format")
     suggestions = get_service().suggest(text, limit)

@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from searchidx.errors import QueryError
 from searchidx.request import (
     FILTER_FACETS,
+    MAX_FILTER_VALUES,
     SearchRequest,
     parse_date_bound,
     parse_int,
@@ -81,18 +82,23 @@ def single(args: Args, name: str) -> str | None:
 
 
 def multi(args: Args, name: str) -> tuple[str, ...]:
-    """The distinct non-empty values of a repeatable parameter, in order (case-insensitive)."""
+    """The distinct non-empty values of a repeatable parameter, in order (case-insensitive).
+
+    At most :data:`MAX_FILTER_VALUES` may be given, repeats included (the OpenAPI ``maxItems``):
+    the limit bounds the work a URL can ask for, so it counts what was sent.
+    """
+    given = args.getlist(name)
+    if len(given) > MAX_FILTER_VALUES:
+        raise QueryError(f"more than {MAX_FILTER_VALUES} values for {name}", name)
     seen: dict[str, str] = {}
-    for raw in args.getlist(name):
+    for raw in given:
         value = raw.strip()
         if not value:
             continue
         if len(value) > MAX_VALUE_CHARS:
             raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
-        if name == "published":
-            value = value.lower()
-            if value not in PUBLISHED_VALUES:
-                raise QueryError(f"published must be true or false, not {raw[:40]!r}", name)
+        if name == "published" and value not in PUBLISHED_VALUES:
+            raise QueryError(f"published must be true or false, not {raw[:40]!r}", name)
         seen.setdefault(value.casefold(), value)
     return tuple(seen.values())
 
