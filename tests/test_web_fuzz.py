@@ -61,7 +61,7 @@ SCHEMA_CHECKS = [
 ]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 #: Generated cases per operation and mode: 2 operations, 2 modes, this many API requests.
-DEFAULT_EXAMPLES = 75
+DEFAULT_EXAMPLES = 50
 SLOW_EXAMPLES = 2_600
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -206,9 +206,9 @@ def expected_faults(operation: dict[str, Any], query: dict[str, list[str]]) -> s
 # Driving it -----------------------------------------------------------------------------------
 
 
-def check_case(app: Flask, api_schema, case, sent: Counter) -> None:
-    """Send one generated case to the API (and a search to the page and the feed too), and
-    judge the answers: schemathesis's checks, then the contract on the wire."""
+def check_case(app: Flask, api_schema, case, sent: Counter, replay_search: bool = True) -> None:
+    """Send one generated case to the API (and a search to the page and the feed too, unless
+    told not to), and judge the answers: schemathesis's checks, then the contract on the wire."""
     path = case.operation.path
     response = case.call()
     sent[path, response.status_code] += 1
@@ -221,7 +221,7 @@ def check_case(app: Flask, api_schema, case, sent: Counter) -> None:
         assert response.json()["parameter"] in faults, (query, faults, response.json())
     else:
         assert response.status_code == 200, (query, response.text[:300])
-    if path == "/api/search":
+    if path == "/api/search" and replay_search:
         replay(app.test_client(), query_string, response.status_code, sent)
 
 
@@ -271,11 +271,11 @@ def test_fuzz_api_answers_every_generated_request_as_described(app, api_schema, 
     check_run(sent, DEFAULT_EXAMPLES, path)
 
 
-@pytest.mark.parametrize("path", ["/api/search", "/api/suggest"])
-def test_fuzz_api_boundaries_of_every_parameter_are_answered_as_described(app, api_schema, path):
+def boundaries(app: Flask, api_schema, path: str, replay_every: int) -> None:
     """schemathesis's coverage cases: each parameter at and just past its bounds, each enum
     value, wrong types, missing and duplicated values (positive and negative), plus methods the
-    API does not have (a 405; Flask answers OPTIONS itself)."""
+    API does not have (a 405; Flask answers OPTIONS itself). Every ``replay_every``-th search
+    also goes to the page and the feed."""
     operation = api_schema[path]["GET"]
     cases = list(
         api_schema.iter_coverage_cases(
@@ -285,14 +285,25 @@ def test_fuzz_api_boundaries_of_every_parameter_are_answered_as_described(app, a
         )
     )
     sent: Counter = Counter()
-    for case in cases:
+    for number, case in enumerate(cases):
         if case.method != "GET":
             response = case.call()
             expected = 200 if case.method in ("OPTIONS", "HEAD") else 405
             assert response.status_code == expected, (case.method, response.status_code)
             continue
-        check_case(app, api_schema, case, sent)
+        check_case(app, api_schema, case, sent, replay_search=number % replay_every == 0)
     check_run(sent, 40, path)
+
+
+@pytest.mark.parametrize("path", ["/api/search", "/api/suggest"])
+def test_fuzz_api_boundaries_of_every_parameter_are_answered_as_described(app, api_schema, path):
+    boundaries(app, api_schema, path, replay_every=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/api/search", "/api/suggest"])
+def test_fuzz_api_boundaries_all_replayed_to_the_page_and_feed(app, api_schema, path):
+    boundaries(app, api_schema, path, replay_every=1)
 
 
 @pytest.mark.slow

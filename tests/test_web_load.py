@@ -45,7 +45,7 @@ CLIENTS = 16
 SERVER_THREADS = 4
 ARTICLES = 80
 #: Default run and long run: seconds of load, and a cap on requests per client.
-DEFAULT_SECONDS = 12
+DEFAULT_SECONDS = 10
 SLOW_SECONDS = 90
 MAX_REQUESTS_PER_CLIENT = 50_000
 URLS = ("/api/search?per_page=100", "/api/search?q=story&per_page=100&sort=oldest")
