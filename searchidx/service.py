@@ -67,10 +67,12 @@ class SearchService:
             generation = self.store.generation()
             if generation != self._generation or self._searcher is None:
                 self._open(generation)
-            else:
-                refreshed = self._searcher.refresh()  # closes what it does not reuse
-                if refreshed is not self._searcher:
-                    self._searcher, self._snapshot = refreshed, IndexSnapshot(refreshed)
+            elif not self._searcher.up_to_date():
+                # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
+                # deletions, so deleted and replaced documents would be found again.
+                fresh = self._index.searcher()
+                self._searcher.close()
+                self._searcher, self._snapshot = fresh, IndexSnapshot(fresh)
             assert self._snapshot is not None
             return self._snapshot
 

@@ -454,3 +454,24 @@ def test_suggest_completes_topics_providers_and_title_words(news: SearchService)
     assert suggestions == [("Cloud Computing", "topic", 2), ("cloud", "word", 2)]
     assert [(s.text, s.kind) for s in news.suggest("for")] == [("Forbes", "provider")]
     assert news.suggest("  ") == ()
+
+
+def test_service_forgets_deleted_and_replaced_documents_after_a_sync(
+    content: Path, store: IndexStore, monkeypatch
+):
+    monkeypatch.setattr("searchidx.service.REFRESH_INTERVAL", 0)
+    write_article(content, "zz/a.md", 'title: "Walrus report"\npublishedDateTime: 2030-01-01')
+    write_article(content, "zz/b.md", 'title: "Walrus sighting"\npublishedDateTime: 2030-01-02')
+    indexer.sync(store, content)
+    service = SearchService(store)
+    before = service.search(SearchRequest()).total
+    assert service.search(SearchRequest(text="walrus")).total == 2
+    (content / "zz" / "a.md").unlink()
+    write_article(content, "zz/b.md", 'title: "Narwhal sighting"\npublishedDateTime: 2030-01-02')
+    indexer.sync(store)
+    assert service.search(SearchRequest()).total == before - 1
+    assert service.search(SearchRequest(text="walrus")).total == 0
+    assert [hit.title for hit in service.search(SearchRequest(text="narwhal")).hits] == [
+        "Narwhal sighting"
+    ]
+    service.close()
