@@ -11,11 +11,6 @@ also have seen more than one state: the changes reached the server while it was 
 
 Requests per second and the 95th percentile latency are printed and written to
 ``test-artifacts/web-load-<name>.json``; they are figures of this machine, not assertions.
-
-Known bug (searchidx/service.py, not the web package): after a sync, the refreshed searcher
-finds deleted articles and old versions again. Until it is fixed, a run that sees such stale
-responses (and nothing else wrong) is an expected failure, and the deterministic
-``test_load_refresh_after_a_sync_shows_no_deleted_article`` is a strict one.
 """
 
 from __future__ import annotations
@@ -49,14 +44,6 @@ DEFAULT_SECONDS = 10
 SLOW_SECONDS = 90
 MAX_REQUESTS_PER_CLIENT = 50_000
 URLS = ("/api/search?per_page=100", "/api/search?q=story&per_page=100&sort=oldest")
-#: A known bug, outside the web package (searchidx/service.py), reported to its owner.
-STALE_REFRESH = (
-    "SearchService refreshes its searcher with Whoosh's Searcher.refresh(); whoosh3's "
-    "FileIndex._reader(reuse=...) adds the old reader's segments back, so after a sync by "
-    "another process deleted articles and old versions of edited ones are found again (until "
-    "a rebuild or a restart opens a fresh searcher)"
-)
-
 State = frozenset[tuple[str, str]]
 
 
@@ -276,8 +263,7 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
     assert "Traceback" not in server_log, server_log[-3000:]
     assert counts["index"] >= 2 and counts["rebuild"] >= 2, counts  # the index did change
     assert figures["requests"] >= CLIENTS * 10, figures
-    if tally.stale:  # see test_load_refresh_after_a_sync_shows_no_deleted_article
-        pytest.xfail(f"{len(tally.stale)} stale responses, e.g. {tally.stale[0]}: {STALE_REFRESH}")
+    assert tally.stale == [], tally.stale[:10]
     assert set(tally.states) == {"A", "B"}, figures  # and the clients saw it change
     return figures
 
@@ -291,11 +277,9 @@ def test_load_long_run_sees_no_failure_and_no_mixed_result(tmp_path):
     run_load(tmp_path, SLOW_SECONDS, "slow")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STALE_REFRESH)
 def test_load_refresh_after_a_sync_shows_no_deleted_article(tmp_path):
-    """The stale-refresh bug alone, deterministically: one sync of an edit and a delete by
-    another process, then the next search (strict: this passing means the bug is fixed, and
-    the xfail here and in run_load are to go)."""
+    """One sync of an edit and a delete by another process, then the next search: no deleted
+    article and no old version (whoosh3's Searcher.refresh() brought them back)."""
     folder = tmp_path / "content"
     for number in range(ARTICLES):
         write(folder, number)
