@@ -6,7 +6,7 @@ description of both. Errors are JSON too: ``{"error": ..., "parameter": ..., "st
 from __future__ import annotations
 
 import json
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -61,8 +61,13 @@ def suggest() -> Response:
     return jsonify({"query": text, "suggestions": [item.to_dict() for item in suggestions]})
 
 
+#: Beside this module; not importlib.resources, which an editable install run from another
+#: folder resolves to a namespace package without the file.
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+
 def openapi_document() -> dict[str, Any]:
-    return json.loads(resources.files("web").joinpath("openapi.json").read_text("utf-8"))
+    return json.loads(OPENAPI_PATH.read_text("utf-8"))
 
 
 @bp.get("/openapi.json")
