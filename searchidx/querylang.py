@@ -9,6 +9,7 @@ Whoosh's parser forgives everything; we check the syntax it would silently reint
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterator
@@ -38,6 +39,9 @@ QUERY_FIELDS = {
 #: Text fields searched when a word names no field (and whose terms are highlighted).
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
 
+#: Parsed queries kept (most recently used).
+PARSED_CACHED = 4096
+
 _OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "TO"})
 _FIELD_PREFIX = re.compile(r"(?<![\w.])([A-Za-z_]\w*):(?=\S)")
 _WORD = re.compile(r"(?<![\w:*?~^-])[^\W\d_][\w'-]*(?![\w:*?~]|\^)")
@@ -65,6 +69,13 @@ def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
     if not text.strip():
         return None
     check_syntax(text)
+    return _parsed(text, fuzzy)
+
+
+@functools.lru_cache(maxsize=PARSED_CACHED)
+def _parsed(text: str, fuzzy: bool) -> query.Query:
+    """Whoosh's parser takes about a millisecond and its answer depends on the text alone
+    (never on the index), so parsed queries are kept; nothing mutates them."""
     parser = _FUZZY_PARSER if fuzzy else _PARSER
     try:
         return parser.parse(text)

@@ -31,7 +31,7 @@ from searchidx.errors import IndexMissingError
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult, Suggestion
 from searchidx.schema import from_record
-from searchidx.snapshot import IndexSnapshot
+from searchidx.snapshot import FacetTable, IndexSnapshot, Matches
 from searchidx.store import IndexStore
 
 #: Seconds between checks for a newer index; a sync or rebuild shows up within this.
@@ -41,6 +41,9 @@ SUGGEST_BELOW = 3
 #: Autocomplete: at most this many topics and providers each, the rest title words.
 SUGGEST_PER_KIND = 3
 FACET_NAMES = (*FILTER_FACETS, "month")
+#: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
+#: sorts just the matches otherwise.
+SMALL_RESULT_SHARE = 8
 
 
 class SearchService:
@@ -110,22 +113,25 @@ class SearchService:
             snapshot = self.snapshot()
             parsed = querylang.parse_query(request.text)
             ran_query, retry = request.text, None
-            matches = self._matches(snapshot, parsed)
+            scored = request.effective_sort is Sort.RELEVANCE
+            matches = self._matches(snapshot, parsed, scored)
             filters = self._filter_masks(snapshot, request)
-            final = _all(matches, filters.values())
+            final = _all(matches.mask, filters.values())
             total = int(final.sum())
             did_you_mean = None
             if parsed is not None and total < SUGGEST_BELOW:
                 did_you_mean = querylang.correct(request.text, snapshot.searcher)
                 if total == 0:
-                    retried = self._retry(snapshot, request, did_you_mean, filters)
+                    retried = self._retry(snapshot, request, did_you_mean, filters, scored)
                     if retried is not None:
                         ran_query, retry, parsed, matches, final = retried
                         total = int(final.sum())
-            page = self._page(snapshot, request, parsed, final)
+            page = self._page(snapshot, request, parsed, matches, final, total)
             terms = querylang.highlight_terms(parsed, snapshot.searcher) if parsed else frozenset()
             hits = tuple(self._hit(snapshot, docnum, score, terms) for docnum, score in page)
-            facets = self._facets(snapshot, request, matches, filters) if request.facets else ()
+            facets = (
+                self._facets(snapshot, request, matches.mask, filters) if request.facets else ()
+            )
         return SearchResult(
             request=request,
             total=total,
@@ -166,14 +172,14 @@ class SearchService:
             found += words[: max(0, limit - len(found))]
         return tuple(found[:limit])
 
-    def _matches(self, snapshot: IndexSnapshot, parsed: whoosh_query.Query | None) -> np.ndarray:
-        """Mask of documents matching the query text (all live documents for no text)."""
+    def _matches(
+        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query | None, scored: bool
+    ) -> Matches:
+        """Documents matching the query text (all live documents for no text), with their
+        scores when ``scored`` (see :meth:`IndexSnapshot.match`)."""
         if parsed is None:
-            return snapshot.live
-        mask = np.zeros(snapshot.size, dtype=bool)
-        docnums = np.fromiter(snapshot.searcher.docs_for_query(parsed), dtype=np.int64)
-        mask[docnums] = True
-        return mask
+            return Matches(snapshot.live, None)
+        return snapshot.match(parsed, scored)
 
     def _filter_masks(
         self, snapshot: IndexSnapshot, request: SearchRequest
@@ -196,7 +202,8 @@ class SearchService:
         request: SearchRequest,
         correction: Correction | None,
         filters: Mapping[str, np.ndarray],
-    ) -> tuple[str, str, whoosh_query.Query, np.ndarray, np.ndarray] | None:
+        scored: bool,
+    ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray] | None:
         """Nothing matched: run the corrected query, else a fuzzy one, if either finds hits."""
         attempts: list[tuple[str, str, whoosh_query.Query | None]] = []
         if correction is not None:
@@ -205,8 +212,8 @@ class SearchService:
         for text, kind, parsed in attempts:
             if parsed is None:
                 continue
-            matches = self._matches(snapshot, parsed)
-            final = _all(matches, filters.values())
+            matches = self._matches(snapshot, parsed, scored)
+            final = _all(matches.mask, filters.values())
             if final.any():
                 return text, kind, parsed, matches, final
         return None
@@ -216,17 +223,30 @@ class SearchService:
         snapshot: IndexSnapshot,
         request: SearchRequest,
         parsed: whoosh_query.Query | None,
+        matches: Matches,
         final: np.ndarray,
+        total: int,
     ) -> list[tuple[int, float | None]]:
         """(docnum, score) of the requested page, in the requested order."""
         start, end = request.offset, request.offset + request.per_page
         sort = request.effective_sort
         if sort is Sort.RELEVANCE and parsed is not None:
+            if matches.scores is not None:
+                return _top_scored(matches.scores, final, start, end)
+            # A query part whose scores the snapshot does not reproduce: Whoosh ranks.
             docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
             results = snapshot.searcher.search(parsed, filter=docset, limit=end)
             return [(hit.docnum, hit.score) for hit in results[start:end]]
-        order = snapshot.order(Sort.NEWEST if sort is Sort.RELEVANCE else sort)
-        return [(int(docnum), None) for docnum in order[final[order]][start:end]]
+        sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
+        if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order
+            order = snapshot.order(sort)
+            return [(int(docnum), None) for docnum in order[final[order]][start:end]]
+        docs = np.flatnonzero(final)
+        ranks = snapshot.rank(sort)[docs]
+        if len(docs) > end:
+            nearest = np.argpartition(ranks, end - 1)[:end]
+            docs, ranks = docs[nearest], ranks[nearest]
+        return [(int(docnum), None) for docnum in docs[np.argsort(ranks)][start:end]]
 
     def _hit(
         self, snapshot: IndexSnapshot, docnum: int, score: float | None, terms: frozenset[str]
@@ -258,10 +278,15 @@ class SearchService:
         filters: Mapping[str, np.ndarray],
     ) -> tuple[Facet, ...]:
         facets = []
+        found: list[tuple[np.ndarray, np.ndarray]] = []  # (mask, its docnums), shared by facets
         for name in FACET_NAMES:
             others = _all(matches, (mask for key, mask in filters.items() if key != name))
+            docs = next((docs for mask, docs in found if mask is others), None)
+            if docs is None:
+                docs = np.flatnonzero(others)
+                found.append((others, docs))
             table = snapshot.facet(name)
-            counts = table.counts(others)
+            counts = table.counts(others, docs)
             if name == "month":
                 facets.append(_month_facet(table.values, counts, request))
                 continue
@@ -269,7 +294,7 @@ class SearchService:
             facets.append(
                 _top_values(
                     name,
-                    table.values,
+                    table,
                     counts,
                     selected,
                     request.facet_size,
@@ -277,6 +302,20 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+def _top_scored(
+    scores: np.ndarray, final: np.ndarray, start: int, end: int
+) -> list[tuple[int, float | None]]:
+    """The page of the ``final`` documents by score, highest first, ties by docnum (as
+    Whoosh's collector orders them)."""
+    docs = np.flatnonzero(final)
+    if len(docs) > end:
+        chosen = scores[docs]
+        cut = len(chosen) - end
+        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
+    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
+    return [(int(docnum), float(scores[docnum])) for docnum in ranked]
 
 
 def _all(base: np.ndarray, masks) -> np.ndarray:
@@ -289,7 +328,7 @@ def _all(base: np.ndarray, masks) -> np.ndarray:
 
 def _top_values(
     name: str,
-    values: tuple[str, ...],
+    table: FacetTable,
     counts: np.ndarray,
     selected: dict[str, str],
     size: int,
@@ -299,16 +338,21 @@ def _top_values(
 
     ``selected`` maps the casefolded form of each selected value to the value as requested.
     """
+    values = table.values
     candidates = np.flatnonzero(counts)
     if search:
         needle = search.casefold()
         candidates = np.array(
             [i for i in candidates if _word_starts_with(values[i].casefold(), needle)], dtype=int
         )
-    ranked = sorted(candidates.tolist(), key=lambda i: (-counts[i], values[i].casefold()))
+    shortlist = candidates
+    if len(candidates) > size:  # only values that can make the top ``size`` need sorting
+        cut = len(candidates) - size
+        shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
+    ranked = sorted(shortlist.tolist(), key=lambda i: (-counts[i], values[i].casefold()))
     shown = ranked[:size]
     shown_keys = {values[i].casefold() for i in shown}
-    by_key = {value.casefold(): i for i, value in enumerate(values)}
+    by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):
         if key in by_key:
             shown.append(by_key[key])
@@ -318,7 +362,7 @@ def _top_values(
     missing = [
         FacetValue(selected[key], 0, True) for key in sorted(selected.keys() - by_key.keys())
     ]
-    return Facet(name, tuple(listed + missing), more=max(0, len(ranked) - size))
+    return Facet(name, tuple(listed + missing), more=max(0, len(candidates) - size))
 
 
 def _word_starts_with(value: str, needle: str) -> bool:

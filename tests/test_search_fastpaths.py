@@ -1,0 +1,160 @@
+"""The snapshot's vectorised search answers exactly what Whoosh answers, on a real index.
+
+:meth:`IndexSnapshot.match` evaluates queries on cached posting arrays instead of Whoosh's
+matchers (see searchidx/snapshot.py); these tests hold it to Whoosh: the same documents for
+every query shape, and the same scores as Whoosh's matchers give when run to the end.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from whoosh import highlight as whoosh_highlight
+
+from searchidx import highlight, indexer
+from searchidx.content import scan_content
+from searchidx.parsing import read_article
+from searchidx.querylang import parse_query
+from searchidx.request import Sort
+from searchidx.schema import ANALYZER
+from searchidx.service import _top_scored
+from searchidx.snapshot import FacetTable, IndexSnapshot
+from searchidx.store import IndexStore
+from tests.conftest import POWERAPPS
+
+QUERIES = [
+    "microsoft",
+    "Microsoft quantum",
+    "analysts regulators",
+    "privacy",
+    '"chip production"',
+    '"machine learning" Google',
+    'title:"cloud regions"',
+    "microsoft -quantum",
+    "microsoft NOT quantum",
+    "+microsoft quantum",
+    "quantum OR robotics",
+    "(quantum OR robotics) microsoft",
+    "micro*",
+    "regul*",
+    "microsfot~",
+    "title:microsoft",
+    "excerpt:analysts",
+    "category:news",
+    "domain:forbes.com",
+    "date:2022",
+    "NOT microsoft",
+    "*",
+    "nosuchword",
+]
+
+
+@pytest.fixture(scope="module")
+def searcher(sample_store: IndexStore):
+    index = sample_store.open_index()
+    with index.searcher() as searcher:
+        yield searcher
+    index.close()
+
+
+def whoosh_ranking(query, searcher, limit: int) -> list[tuple[int, float]]:
+    """Every match scored by Whoosh's own matcher, best first, ties by docnum."""
+    matcher = query.matcher(searcher, searcher.context())
+    scored = []
+    while matcher.is_active():
+        scored.append((matcher.id(), matcher.score()))
+        matcher.next()
+    return sorted(scored, key=lambda item: (-item[1], item[0]))[:limit]
+
+
+@pytest.mark.parametrize("text", QUERIES)
+def test_matches_and_scores_are_whooshs(text: str, searcher):
+    query = parse_query(text)
+    snapshot = IndexSnapshot(searcher)
+
+    matches = snapshot.match(query, scored=True)
+
+    assert set(np.flatnonzero(matches.mask).tolist()) == set(searcher.docs_for_query(query))
+    if matches.scores is not None:  # else the service ranks with Whoosh itself
+        mine = _top_scored(matches.scores, matches.mask, 0, 30)
+        theirs = whoosh_ranking(query, searcher, 30)
+        assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
+        assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)
+
+
+def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
+    snapshot = IndexSnapshot(searcher)
+    for text in ("microsoft quantum", '"chip production"', "microsoft -quantum"):
+        assert snapshot.match(parse_query(text), scored=True).scores is not None
+
+
+def test_facet_counts_by_document_equal_a_brute_force_count():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        size = int(rng.integers(1, 80))
+        values = [[f"v{x}" for x in rng.choice(9, rng.integers(0, 4), replace=False)]
+                  for _ in range(size)]  # fmt: skip
+        live = rng.random(size) > 0.2
+        table = FacetTable.build(values, live)
+        mask = rng.random(size) > rng.random()
+        docs = np.flatnonzero(mask)
+        brute = [sum(value in values[d] for d in docs if live[d]) for value in table.values]
+        assert table.counts(mask).tolist() == brute
+        assert table.counts(mask, docs).tolist() == brute  # by document when few
+
+
+def test_rank_is_the_inverse_of_the_sort_order(searcher):
+    snapshot = IndexSnapshot(searcher)
+    for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):
+        order = snapshot.order(sort)
+        assert (order[snapshot.rank(sort)] == np.arange(snapshot.size)).all()
+
+
+def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Path, tmp_path: Path):
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    paths = sorted(scan_content(content))
+    for path in paths[:30]:
+        (content / path).unlink()
+    for path in paths[30:40]:
+        text = (content / path).read_text().replace('title: "', 'title: "Microsoft edit ', 1)
+        (content / path).write_text(text)
+    indexer.sync(store)
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            snapshot = IndexSnapshot(searcher)
+            assert set(np.flatnonzero(snapshot.live).tolist()) == set(
+                searcher.reader().all_doc_ids()
+            )
+            for text in ("microsoft", "Microsoft edit", '"chip production"', "regul*", "NOT cloud"):
+                query = parse_query(text)
+                found = snapshot.match(query, scored=True).mask
+                assert set(np.flatnonzero(found).tolist()) == set(searcher.docs_for_query(query))
+    finally:
+        index.close()
+
+
+def test_whole_text_highlighting_is_whooshs():
+    rng = random.Random(5)
+    texts = []
+    for path in sorted(scan_content(POWERAPPS))[:200]:
+        article = read_article(POWERAPPS, path)
+        texts += [article.title, article.excerpt[:320]]
+    words = ["the", "a", "Microsoft", "microsoft", "chip", "production", "is", "AI", "<b>", "&amp;"]
+    for _ in range(2000):
+        texts.append("".join(rng.choice('abcé .-*_\n<>&"İ1') for _ in range(rng.randint(0, 40))))
+        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))))
+    stems = ["microsoft", "chip", "product", "ai", "the", "a", "ab", "b", "é", "power", "app", "1"]
+    for text in texts:
+        terms = frozenset(rng.sample(stems, rng.randint(1, 5)))
+        whooshs = whoosh_highlight.highlight(text, terms, ANALYZER,
+                                             whoosh_highlight.WholeFragmenter(),
+                                             highlight._formatter(), top=1)  # fmt: skip
+        assert highlight._marked(text, terms, whoosh_highlight.WholeFragmenter(), 1) == whooshs
