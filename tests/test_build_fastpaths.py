@@ -1,22 +1,120 @@
 """The fast build paths index exactly what the plain ones do.
 
-Text fields are analysed in one pass (``schema.Text``) and the stored record is written out by
-hand (``schema._record``). Each is checked against the plain path.
+A big build runs in worker processes and writes a segment whenever a writer's buffer is full
+(searchidx/indexer.py); text fields are analysed in one pass (``schema.Text``) and the stored
+record is written out by hand (``schema._record``). Each is checked against the plain path.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
 
+from searchidx import indexer
 from searchidx.content import scan_content
 from searchidx.parsing import read_article
+from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record
-from tests.conftest import POWERAPPS
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+from tests.conftest import POWERAPPS, write_article
+
+REQUESTS = [
+    SearchRequest(),
+    SearchRequest(text="microsoft", per_page=100),  # relevance: every hit, so ties are whole
+    SearchRequest(text='"chip production" OR analysts', sort=Sort.QUALITY),
+    SearchRequest(text="regul*", filters={"topic": ("AI",)}, per_page=100),
+    SearchRequest(filters={"category": ("blog",)}, sort=Sort.OLDEST, page=2),
+]
+
+
+def answers(store: IndexStore) -> list:
+    """What the service answers to REQUESTS: totals, pages and facet counts. Equal scores are
+    ranked by docnum, which depends on the build's layout: ties are compared by path."""
+    service = SearchService(store)
+    try:
+        found = []
+        for request in REQUESTS:
+            result = service.search(request)
+            facets = {f.name: [(v.value, v.count) for v in f.values] for f in result.facets}
+            page = sorted((-(hit.score or 0), hit.path) for hit in result.hits)
+            if request.effective_sort is not Sort.RELEVANCE:
+                page = [hit.path for hit in result.hits]
+            found.append((result.total, page, facets))
+        return found
+    finally:
+        service.close()
+
+
+def stored(store: IndexStore) -> dict[str, str]:
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            records = [found["record"] for found in searcher.all_stored_fields()]
+            return {json.loads(record)["path"]: record for record in records}
+    finally:
+        index.close()
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Path:
+    """The sample plus one broken file, which every build must skip the same way."""
+    folder = tmp_path_factory.mktemp("collection") / "content"
+    shutil.copytree(sample_dir, folder)
+    write_article(folder, "broken.md", "title: [unclosed")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plain(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
+    store = IndexStore(tmp_path_factory.mktemp("plain"))
+    indexer.rebuild(store, collection)
+    return store
+
+
+def test_a_build_in_worker_processes_indexes_the_same(
+    collection: Path, plain: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "PARALLEL_FILES_PER_PROCESS", 50)
+    monkeypatch.setattr(indexer, "_CHUNK_FILES", 40)
+    store = IndexStore(tmp_path / "parallel")
+    seen: list[int] = []
+
+    report = indexer.rebuild(store, collection, progress=lambda done, total: seen.append(done))
+
+    expected = indexer.rebuild(IndexStore(tmp_path / "again"), collection)
+    assert (report.added, report.documents) == (expected.added, expected.documents)
+    assert report.skipped == expected.skipped and len(report.skipped) == 1
+    assert seen[-1] == len(scan_content(collection)) and seen == sorted(seen)
+    assert len(store.open_index()._segments()) >= 2
+    assert stored(store) == stored(plain)
+    assert answers(store) == answers(plain)
+
+
+def test_a_build_larger_than_the_buffer_writes_several_segments(
+    collection: Path, plain: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(indexer, "WRITER_LIMIT_MB", 1)
+    store = IndexStore(tmp_path / "segments")
+
+    indexer.rebuild(store, collection)
+
+    assert len(store.open_index()._segments()) > 2
+    assert stored(store) == stored(plain)
+    assert answers(store) == answers(plain)
+    (collection / "broken.md").write_text("---\ntitle: Fixed\npublishedDateTime: 2024-01-01\n---\n")
+    try:
+        report = indexer.sync(store)  # a sync on top of many segments
+        assert (report.added, report.updated) == (1, 0)
+    finally:
+        write_article(collection, "broken.md", "title: [unclosed")
 
 
 def texts() -> list[str]:
