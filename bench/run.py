@@ -140,7 +140,9 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
     run["agreement"] = report.agreement(queries, outcomes)
     if "searchidx" in engines and not args.no_web:
         _say(f"searchidx: web API under {args.clients} clients")
-        run["web"] = web.measure(indexes["searchidx"], queries, args.clients, args.web_seconds)
+        run["web"] = web.measure(
+            indexes["searchidx"], queries, args.clients, args.web_seconds, workdir / "log-web.txt"
+        )
     if not args.no_sync:
         edit = corpus.apply_edit(folder, args.seed)
         try:

@@ -28,23 +28,29 @@ STARTUP_TIMEOUT = 60.0
 
 
 def measure(
-    index_dir: Path, queries: dict[str, list[BenchQuery]], clients: int, seconds: float
+    index_dir: Path,
+    queries: dict[str, list[BenchQuery]],
+    clients: int,
+    seconds: float,
+    log: Path,
 ) -> dict[str, Any]:
+    """Start the server, time its first answer, then load it; its stderr goes to ``log`` (a
+    pipe nobody reads would fill up and stall it: waitress logs its queue depth)."""
     command = _serve_command()
     if command is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
     urls = [url_for(queries[kind][i]) for i in range(len(queries[KINDS[0]])) for kind in KINDS]
     port = _free_port()
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [*command, "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [*command, "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+        )
     try:
         if not _wait_for_port(port, server):
-            error = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else ""
-            return {"error": f"the server did not start: {error}"}
+            return {"error": f"the server did not start: {log.read_text()[-2000:]}"}
         listening = time.perf_counter()
         status, first_ms = _get(http.client.HTTPConnection("127.0.0.1", port), urls[0])
         if status != 200:
@@ -55,6 +61,7 @@ def measure(
         server.wait(timeout=30)
     return {
         "clients": clients,
+        "tracebacks": log.read_text(errors="replace").count("Traceback"),
         "start_ms": (listening - started) * 1000,
         "first_query_ms": first_ms,
         "first_answer_ms": (listening - started) * 1000 + first_ms,
