@@ -278,6 +278,8 @@ def _indexed_articles(
     reader: IndexReader, content_root: Path, report: ExportReport
 ) -> Iterator[Article]:
     """Every live article in the index, in path order, with its whole body where provable."""
+    if not reader.doc_count_all():
+        return  # built from an empty folder: no segment, so no columns to read
     paths = reader.column_reader("path")
     states = reader.column_reader("state")
     for docnum in sorted(reader.all_doc_ids(), key=lambda docnum: paths[docnum]):

@@ -177,7 +177,10 @@ class IndexSnapshot:
         self.reader = searcher.reader()
         self.schema = searcher.schema
         self.size = self.reader.doc_count_all()
-        self._leaves: list[tuple[IndexReader, int]] = self.reader.leaf_readers()
+        # An index built from an empty folder has a reader without segments, and so no columns.
+        self._leaves: list[tuple[IndexReader, int]] = [
+            (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
+        ]
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
@@ -296,6 +299,8 @@ class IndexSnapshot:
         return mask
 
     def _column(self, name: str, translate: bool) -> list:
+        if not self._leaves:
+            return []
         return list(self.reader.column_reader(name, translate=translate))
 
     def _numbers(self, name: str, translate: bool) -> np.ndarray:
@@ -499,6 +504,8 @@ class IndexSnapshot:
             return weights  # WeightScorer: the posting weight
         if self._bm25 is None:
             return None
+        if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
+            return np.zeros(0)
         b = self._bm25._field_B.get(fieldname, self._bm25.B)
         k1 = self._bm25.K1
         idf = self.searcher.idf(fieldname, word)

@@ -324,3 +324,12 @@ def test_export_command_without_an_index_says_how_to_build_one(tmp_path: Path):
     assert result.exit_code == 1
     assert "searchidx index CONTENT_DIR" in result.output
     assert not (tmp_path / "es").exists()
+
+
+def test_export_of_an_index_of_an_empty_folder_has_no_articles(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    store = IndexStore(tmp_path / "ix")
+    indexer.sync(store, tmp_path / "empty")
+    report = export.export_elasticsearch(store, tmp_path / "out")
+    assert (report.documents, report.files) == (0, [])
+    assert json.loads((tmp_path / "out" / "mapping.json").read_text())["mappings"]

@@ -475,3 +475,22 @@ def test_service_forgets_deleted_and_replaced_documents_after_a_sync(
         "Narwhal sighting"
     ]
     service.close()
+
+
+def test_service_answers_on_an_index_of_an_empty_folder(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    store = IndexStore(tmp_path / "ix")
+    indexer.sync(store, tmp_path / "empty")
+    service = SearchService(store)
+    try:
+        for request in (
+            SearchRequest(),
+            SearchRequest(text="cloud", sort=Sort.QUALITY),
+            SearchRequest(filters={"topic": ("AI",)}, date_from=datetime(2020, 1, 1, tzinfo=UTC)),
+        ):
+            result = service.search(request)
+            assert (result.total, result.hits) == (0, ())
+            assert all(value.count == 0 for facet in result.facets for value in facet.values)
+        assert service.suggest("cl") == ()
+    finally:
+        service.close()

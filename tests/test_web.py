@@ -886,6 +886,19 @@ def test_no_index_then_built_works_without_restart(tmp_path: Path, sample_dir: P
     app.extensions["searchidx"].close()
 
 
+def test_empty_index_pages_answer_with_nothing_found(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    store = IndexStore(tmp_path / "ix")
+    indexer.sync(store, tmp_path / "empty")
+    app = create_app(store, config={"TESTING": True})
+    client = app.test_client()
+    for url in ("/", "/?q=cloud&sort=quality", "/feed.atom", "/?topic=AI&from=2020-01-01"):
+        assert client.get(url).status_code == 200, url
+    assert api(client, "/api/search?q=cloud")["total"] == 0
+    assert api(client, "/api/suggest?q=cl")["suggestions"] == []
+    app.extensions["searchidx"].close()
+
+
 def wait_for_total(client: FlaskClient, url: str, total: int, timeout: float = 3.0) -> float:
     """Seconds until ``url`` reports ``total`` hits (fails after ``timeout``)."""
     started = time.monotonic()
