@@ -9,6 +9,7 @@ import pytest
 
 from searchidx import indexer
 from searchidx.sample import write_sample
+from searchidx.schema import from_record
 from searchidx.store import IndexStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -23,6 +24,17 @@ def write_article(folder: Path, relpath: str, front_matter: str, body: str = "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"---\n{front_matter.strip()}\n---\n\n{body}\n", encoding="utf-8")
     return path
+
+
+def stored_titles(store: IndexStore) -> dict[str, str]:
+    """Path -> title of every live document, read back from the stored records."""
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
+    finally:
+        index.close()
+    return {article.path: article.title for article in articles}
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,8 @@ from searchidx import indexer
 from searchidx.content import scan_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
-from searchidx.schema import from_record
 from searchidx.store import IndexStore
-from tests.conftest import POWERAPPS, SAMPLE_COUNT, SEED_DIR, write_article
-
-
-def indexed_titles(store: IndexStore) -> dict[str, str]:
-    """Path -> title of every live document, read back from the stored records."""
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-    finally:
-        index.close()
-    return {article.path: article.title for article in articles}
+from tests.conftest import POWERAPPS, SAMPLE_COUNT, SEED_DIR, stored_titles, write_article
 
 
 def folder_titles(folder: Path) -> dict[str, str]:
@@ -36,7 +24,7 @@ def folder_titles(folder: Path) -> dict[str, str]:
 def test_sync_builds_an_index_of_every_file(content: Path, store: IndexStore):
     report = indexer.sync(store, content)
     assert report.rebuilt and report.added == SAMPLE_COUNT + 1 and not report.skipped
-    assert indexed_titles(store) == folder_titles(content)
+    assert stored_titles(store) == folder_titles(content)
 
 
 def test_sync_indexes_the_seed_and_the_real_collection(store: IndexStore, tmp_path: Path):
@@ -62,7 +50,7 @@ def test_sync_follows_edits_additions_and_deletions(content: Path, store: IndexS
 
     assert (report.added, report.updated, report.removed) == (2, 10, 3)
     assert report.unchanged == SAMPLE_COUNT + 1 - 13
-    titles = indexed_titles(store)
+    titles = stored_titles(store)
     assert titles == folder_titles(content)
     assert all(titles[path].startswith("Edited ") for path in files[:10])
 
@@ -106,7 +94,7 @@ def test_sync_keeps_the_last_good_version_of_a_file_broken_by_an_edit(
 
     assert [problem.path for problem in report.skipped] == [path]
     assert "last good version stays indexed" in report.skipped[0].reason
-    assert indexed_titles(store)[path] == title
+    assert stored_titles(store)[path] == title
 
 
 def test_sync_needs_a_content_folder(store: IndexStore, tmp_path: Path):
@@ -127,7 +115,7 @@ def test_sync_does_not_follow_links_out_of_the_folder(tmp_path: Path, store: Ind
 
     indexer.sync(store, content)
 
-    assert set(indexed_titles(store)) == {"in.md", "alias.md"}
+    assert set(stored_titles(store)) == {"in.md", "alias.md"}
 
 
 def test_sync_refuses_a_second_writer_with_a_clear_message(content: Path, store: IndexStore):

@@ -27,10 +27,9 @@ from searchidx.content import scan_content
 from searchidx.errors import ArticleError, ContentFolderError, IndexBusyError
 from searchidx.indexer import SyncReport
 from searchidx.parsing import read_article
-from searchidx.schema import from_record
 from searchidx.store import IndexStore
 from searchidx.watch import ArticleChanges, watch
-from tests.conftest import write_article
+from tests.conftest import stored_titles, write_article
 
 WAIT_SECONDS = 8.0
 FAST_DEBOUNCE_MS = 50
@@ -47,15 +46,9 @@ def article_text(title: str, body: str = "Some body text.") -> str:
 def indexed_titles(store: IndexStore) -> dict[str, str] | None:
     """Path -> title of every indexed article; None while there is no index to read yet."""
     try:
-        index = store.open_index()
+        return stored_titles(store)
     except (OSError, ValueError):
         return None
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-    finally:
-        index.close()
-    return {article.path: article.title for article in articles}
 
 
 def folder_titles(folder: Path) -> dict[str, str]:
