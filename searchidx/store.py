@@ -35,6 +35,8 @@ INDEX_ENV = "SEARCHIDX_INDEX"
 DEFAULT_LOCATION = "index"
 _CURRENT = "CURRENT"
 _LOCK = ".writer.lock"
+#: How long past its wait a writer keeps trying while the lock file names no holder.
+_LOCK_SETTLE = 1.0
 _META = "sync.json"
 
 
@@ -113,19 +115,24 @@ class IndexStore:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
+                    holder = _holder(lock)
+                    # An empty lock file: its holder is just taking or leaving it, so the
+                    # lock is free a moment later; only a named holder is worth refusing.
+                    settling = holder is None and time.monotonic() < deadline + _LOCK_SETTLE
+                    if time.monotonic() >= deadline and not settling:
                         raise IndexBusyError(
-                            f"another searchidx process ({_holder(lock)}) is writing to "
-                            f"{self.location}/; wait for it to finish, or pass --wait SECONDS"
+                            f"another searchidx process (pid {holder or 'unknown'}) is writing "
+                            f"to {self.location}/; wait for it to finish, or pass --wait SECONDS"
                         ) from None
-                    time.sleep(0.1)
-            note = _stale_note(lock)
-            if self.exists():
-                self.remove_stale_generations()
+                    time.sleep(0.02 if settling else 0.1)
+            previous = _holder(lock)
             lock.seek(0)
             lock.truncate()
             lock.write(f"{os.getpid()}\n")
             lock.flush()
+            note = _stale_note(previous)
+            if self.exists():
+                self.remove_stale_generations()
             try:
                 yield note
             finally:
@@ -189,17 +196,15 @@ def _temp_name(path: Path, writer: str) -> Path:
     return path.with_name(f".{path.name}.{writer}.tmp")
 
 
-def _holder(lock: Any) -> str:
+def _holder(lock: Any) -> str | None:
+    """The pid the lock file names, if any."""
     lock.seek(0)
-    pid = lock.read().strip()
-    return f"pid {pid}" if pid else "pid unknown"
+    return lock.read().strip() or None
 
 
-def _stale_note(lock: Any) -> str:
-    """If the lock file names a process that is gone, say so: it was killed mid-write."""
-    lock.seek(0)
-    pid = lock.read().strip()
-    if not pid.isdigit() or int(pid) == os.getpid():
+def _stale_note(pid: str | None) -> str:
+    """If the lock file named a process that is gone, say so: it was killed mid-write."""
+    if pid is None or not pid.isdigit() or int(pid) == os.getpid():
         return ""
     try:
         os.kill(int(pid), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import threading
@@ -138,6 +139,20 @@ def test_sync_waits_for_a_writer_that_finishes(content: Path, store: IndexStore)
     holding.wait()
     assert not indexer.sync(store, wait=10).changed
     thread.join()
+
+
+def test_sync_takes_the_lock_from_a_holder_that_is_just_leaving(content: Path, store: IndexStore):
+    # The lock is held but names no one, as in the instant its holder releases it: a sync that
+    # was not asked to wait still gets it, rather than refusing with "pid unknown".
+    indexer.sync(store, content)
+    lock_file = open(store.location / ".writer.lock", "a+")  # noqa: SIM115 - closed by timer
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
+    releasing = threading.Timer(0.3, lock_file.close)
+    releasing.start()
+    try:
+        assert not indexer.sync(store).changed
+    finally:
+        releasing.join()
 
 
 def test_sync_clears_a_stale_lock_with_a_note(content: Path, store: IndexStore):
