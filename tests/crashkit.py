@@ -185,10 +185,11 @@ def choose_points(trace: list[str], count: int) -> list[int]:
 
     Every step whose order matters (renames, replaces, publish, metadata, removal of the old
     generation) is a point. The rest of the budget is shared between files processed
-    (``progress``), file creations, closes and deletions, and writes inside files, each spread
-    evenly over the run.
+    (``progress``), file creations, closes and deletions (each kind at least once), and writes
+    inside files, each spread evenly over the run.
     """
     groups: dict[str, list[int]] = {"critical": [], "progress": [], "files": [], "write": []}
+    kinds: dict[str, list[int]] = {}  # the file operations by kind: create, close, ...
     for number, label in enumerate(trace, 1):
         op = label.split(" ", 1)[0]
         if op in CRITICAL_OPS:
@@ -197,9 +198,14 @@ def choose_points(trace: list[str], count: int) -> list[int]:
             groups[op].append(number)
         else:
             groups["files"].append(number)
+            kinds.setdefault(op, []).append(number)
     chosen = set(spread(groups["critical"], count))
     for share, name in ((3, "progress"), (2, "files"), (1, "write")):
         budget = (count - len(chosen)) // share if share > 1 else count - len(chosen)
+        if name == "files":  # each kind once, wherever the even spread would miss one
+            once = [numbers[len(numbers) // 2] for numbers in kinds.values()][:budget]
+            chosen.update(once)
+            budget -= len(once)
         chosen.update(spread(groups[name], budget))
     return sorted(chosen)
 
