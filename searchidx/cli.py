@@ -23,6 +23,7 @@ from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, exp
 from searchidx.indexer import SyncReport
 from searchidx.request import SearchRequest, Sort, parse_date_bound
 from searchidx.service import SearchService
+from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
 from searchidx.terminal import render_result
 from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
@@ -251,6 +252,13 @@ def sample(folder: Path, count: int, seed: int) -> None:
     help="Threads answering requests.",
 )
 @click.option(
+    "--cached-results",
+    type=click.IntRange(min=0),
+    default=RESULTS_CACHED,
+    show_default=True,
+    help="Search results kept for repeated requests, per index state (0: none).",
+)
+@click.option(
     "--watch",
     "watch_folder",
     is_flag=True,
@@ -258,7 +266,14 @@ def sample(folder: Path, count: int, seed: int) -> None:
 )
 @index_option
 @domain_errors
-def serve(host: str, port: int, threads: int, watch_folder: bool, store: IndexStore) -> None:
+def serve(
+    host: str,
+    port: int,
+    threads: int,
+    cached_results: int,
+    watch_folder: bool,
+    store: IndexStore,
+) -> None:
     """Serve the search page and JSON API with waitress, until Ctrl-C.
 
     The page picks up an index or rebuild run by another process within a second, without a
@@ -289,7 +304,8 @@ def serve(host: str, port: int, threads: int, watch_folder: bool, store: IndexSt
                 click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
         threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
-    server = create_server(create_app(store), host=host, port=port, threads=threads)
+    app = create_app(search_service=SearchService(store, results_cached=cached_results))
+    server = create_server(app, host=host, port=port, threads=threads)
     url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
     try:

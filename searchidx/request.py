@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
@@ -91,6 +91,14 @@ class SearchRequest:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
+
+    @property
+    def key(self) -> Hashable:
+        """The request as one hashable value (equal requests, equal keys): for caches."""
+        return tuple(
+            tuple(sorted(value.items())) if isinstance(value, Mapping) else value
+            for value in (getattr(self, item.name) for item in fields(self))
+        )
 
 
 def _check(condition: bool, parameter: str, message: str) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate, chain
@@ -35,6 +35,7 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
+from searchidx.lru import LruCache
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
 
@@ -53,6 +54,9 @@ _GATHER_BELOW = 4
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot.
 EXPANSIONS_CACHED = 4096
+#: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
+#: page most of all, cost one search per index change.
+RESULTS_CACHED = 512
 #: Whoosh scores a constant-score Or (wildcards, fuzzy terms) as a sum of BM25F only above this
 #: many documents (``Or.AUTO_MATCHER``); below it, Whoosh ranks those queries itself.
 _WHOOSH_UNION_ABOVE = 5000
@@ -172,7 +176,7 @@ class Matches:
 class IndexSnapshot:
     """The cached, array form of one searcher's documents. Build lazily, never mutate."""
 
-    def __init__(self, searcher: Searcher) -> None:
+    def __init__(self, searcher: Searcher, results_cached: int = RESULTS_CACHED) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
         self.schema = searcher.schema
@@ -185,7 +189,9 @@ class IndexSnapshot:
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        #: Answers already given on this snapshot, by request (see SearchService.search).
+        self.results: LruCache[Hashable, Any] = LruCache(results_cached)
 
     @functools.cached_property
     def live(self) -> np.ndarray:
@@ -397,13 +403,9 @@ class IndexSnapshot:
         return mask, _sum(parts, mask, scored)
 
     def _expanded(self, q: query.MultiTerm) -> list[bytes]:
-        key = repr(q)
-        if key not in self._expansions:
-            self._expansions[key] = [word for _, word in q.expanded_terms(self.reader) if word]
-            if len(self._expansions) > EXPANSIONS_CACHED:
-                self._expansions.popitem(last=False)
-        self._expansions.move_to_end(key)
-        return self._expansions[key]
+        return self._expansions.get(
+            repr(q), lambda: [word for _, word in q.expanded_terms(self.reader) if word]
+        )
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from searchidx.errors import QueryError
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
 from searchidx.service import SearchService
+from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import IndexStore
 from tests.conftest import POWERAPPS, SEED_DIR, write_article
 
@@ -447,6 +449,23 @@ def test_service_picks_up_syncs_and_rebuilds(content: Path, store: IndexStore, m
     assert service.search(SearchRequest()).total == before
     assert service.search(SearchRequest(text="zebra")).total == 0
     service.close()
+
+
+@pytest.mark.parametrize("kept", [RESULTS_CACHED, 0])
+def test_service_answers_a_repeated_request_from_its_result_cache(sample_store: IndexStore, kept):
+    service = SearchService(sample_store, results_cached=kept)
+    searched = []
+    search = service._search
+    service._search = lambda *args: searched.append(args[1]) or search(*args)
+    try:
+        first = service.search(SearchRequest(text="cloud", filters={"topic": ("AI",), "type": ()}))
+        again = service.search(SearchRequest(text="cloud", filters={"type": (), "topic": ("AI",)}))
+        other = service.search(SearchRequest(text="cloud", page=2))
+    finally:
+        service.close()
+    assert first.total and dataclasses.replace(again, took_ms=first.took_ms) == first
+    assert other.hits != first.hits
+    assert len(searched) == (2 if kept else 3)  # with no cache, every request searches
 
 
 def test_suggest_completes_topics_providers_and_title_words(news: SearchService):

@@ -42,7 +42,8 @@ class SearchidxEngine(Engine):
         return sum(p.stat().st_size for p in self.store.live_dir().iterdir() if p.is_file())
 
     def open(self) -> None:
-        self.service = SearchService(self.store)
+        # No result cache: the query set repeats queries, and each is to be measured searching.
+        self.service = SearchService(self.store, results_cached=0)
 
     def close(self) -> None:
         if self.service is not None:
