@@ -139,10 +139,16 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
     queries = make_queries(args.queries, args.seed)
     run["agreement"] = report.agreement(queries, outcomes)
     if "searchidx" in engines and not args.no_web:
-        _say(f"searchidx: web API under {args.clients} clients")
-        run["web"] = web.measure(
-            indexes["searchidx"], queries, args.clients, args.web_seconds, workdir / "log-web.txt"
-        )
+        for key, _, cached in report.WEB_RUNS:
+            _say(f"searchidx: web API under {args.clients} clients ({key})")
+            run[key] = web.measure(
+                indexes["searchidx"],
+                queries,
+                args.clients,
+                args.web_seconds,
+                workdir / f"log-{key}.txt",
+                cached_results=cached,
+            )
     if not args.no_sync:
         edit = corpus.apply_edit(folder, args.seed)
         try:
