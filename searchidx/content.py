@@ -31,9 +31,6 @@ class FileState:
         size, mtime_ns, sha256 = text.split(":", 2)
         return cls(int(size), int(mtime_ns), sha256)
 
-    def same_stat(self, other: FileState) -> bool:
-        return self.size == other.size and self.mtime_ns == other.mtime_ns
-
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -48,11 +45,13 @@ def scan_content(root: Path) -> dict[str, FileState]:
     root = root.resolve()
     found: dict[str, FileState] = {}
     seen_dirs: set[tuple[int, int]] = set()
-    pending = [root]
+    # Plain strings, not Path objects: a sync of 100,000 files spent most of its scan in
+    # pathlib. Each folder comes with its path relative to ``root``, ending in "/".
+    pending = [(str(root), "")]
     while pending:
-        folder = pending.pop()
+        folder, relative = pending.pop()
         try:
-            info = folder.stat()
+            info = os.stat(folder)
             entries = list(os.scandir(folder))
         except OSError:
             continue
@@ -60,17 +59,17 @@ def scan_content(root: Path) -> dict[str, FileState]:
             continue
         seen_dirs.add((info.st_dev, info.st_ino))
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
             if entry.is_symlink() and not _stays_inside(Path(entry.path), root):
                 continue
             try:
                 if entry.is_dir():
-                    pending.append(Path(entry.path))
-                elif entry.is_file() and Path(entry.name).suffix.lower() in ARTICLE_SUFFIXES:
+                    pending.append((entry.path, f"{relative}{name}/"))
+                elif entry.is_file() and os.path.splitext(name)[1].lower() in ARTICLE_SUFFIXES:
                     stat = entry.stat()
-                    relpath = Path(entry.path).relative_to(root).as_posix()
-                    found[relpath] = FileState(stat.st_size, stat.st_mtime_ns)
+                    found[relative + name] = FileState(stat.st_size, stat.st_mtime_ns)
             except OSError:
                 continue  # vanished or unreadable between listing and stat
     return found

@@ -409,28 +409,27 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
     on_disk = scan_content(root)
     index = store.open_index()
     try:
-        indexed = _indexed_states(index)
+        indexed = _IndexedFiles.read(index)
         stat_changed = sorted(
-            path
-            for path, state in on_disk.items()
-            if path not in indexed or not indexed[path].same_stat(state)
+            path for path, state in on_disk.items() if not indexed.unchanged(path, state)
         )
         report.unchanged = len(on_disk) - len(stat_changed)
         changes = _changes(_load_all(root, stat_changed, progress), indexed, report)
-        removed = sorted(indexed.keys() - on_disk.keys())
+        removed = sorted(indexed.docnums.keys() - on_disk.keys())
         writer: IndexWriter | None = None
         try:
+            # Documents are deleted by the docnums just read: no term lookup per file.
             for loaded in changes:
                 writer = writer or _writer(index)
-                if loaded.path in indexed:
-                    writer.update_document(**loaded.document)
+                if loaded.path in indexed.docnums:
+                    writer.delete_document(indexed.docnums[loaded.path])
                     report.updated += 1
                 else:
-                    writer.add_document(**loaded.document)
                     report.added += 1
+                writer.add_document(**loaded.document)
             for path in removed:
                 writer = writer or _writer(index)
-                writer.delete_by_term("path", path)
+                writer.delete_document(indexed.docnums[path])
                 report.removed += 1
             if writer is not None:
                 writer.commit()
@@ -440,18 +439,18 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
             raise
     finally:
         index.close()
-    report.documents = store.open_index().doc_count() if report.changed else len(indexed)
+    report.documents = store.open_index().doc_count() if report.changed else len(indexed.docnums)
     _finish(store, store.live_dir(), report, started)
     return report
 
 
 def _changes(
-    loads: Iterable[_Loaded], indexed: dict[str, FileState], report: SyncReport
+    loads: Iterable[_Loaded], indexed: _IndexedFiles, report: SyncReport
 ) -> Iterator[_Loaded]:
     """The loaded files whose content changed and parses; counts the rest into ``report``."""
     for loaded in loads:
-        previous = indexed.get(loaded.path)
-        if previous is not None and previous.sha256 == loaded.state.sha256:
+        previous = indexed.sha256(loaded.path)
+        if previous == loaded.state.sha256:
             report.unchanged += 1  # touched, not changed
         elif loaded.problem is None:
             yield loaded
@@ -481,17 +480,34 @@ def _finish(store: IndexStore, generation: Path, report: SyncReport, started: fl
     )
 
 
-def _indexed_states(index: Index) -> dict[str, FileState]:
-    """Path -> remembered file state of every live document, read from two columns."""
-    with index.reader() as reader:
-        if not reader.doc_count_all():
-            return {}  # no segment at all (built from an empty folder): Whoosh has no columns
-        paths = reader.column_reader("path")
-        states = reader.column_reader("state")
-        return {
-            paths[docnum]: FileState.decode(states[docnum].decode())
-            for docnum in reader.all_doc_ids()
-        }
+@dataclass(frozen=True)
+class _IndexedFiles:
+    """Every live document's docnum and the state of its file when indexed, by path. States
+    stay the column's bytes: decoding 100,000 of them to compare sizes and mtimes took a
+    tenth of a sync."""
+
+    docnums: dict[str, int]
+    states: dict[str, bytes]
+
+    @classmethod
+    def read(cls, index: Index) -> _IndexedFiles:
+        """From the path and state columns, each read whole (by value is 3x slower)."""
+        with index.reader() as reader:
+            if not reader.doc_count_all():
+                return cls({}, {})  # built from an empty folder: Whoosh has no columns
+            paths = list(reader.column_reader("path"))
+            states = list(reader.column_reader("state"))
+            live = list(reader.all_doc_ids())
+        return cls({paths[d]: d for d in live}, {paths[d]: states[d] for d in live})
+
+    def unchanged(self, path: str, state: FileState) -> bool:
+        """Whether ``path`` is indexed with the size and mtime of ``state``."""
+        known = self.states.get(path)
+        return known is not None and known.startswith(b"%d:%d:" % (state.size, state.mtime_ns))
+
+    def sha256(self, path: str) -> str | None:
+        known = self.states.get(path)
+        return None if known is None else FileState.decode(known.decode()).sha256
 
 
 def _load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterator[_Loaded]:
