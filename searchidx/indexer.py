@@ -202,8 +202,14 @@ def _add_all(
             raise
     report.added += added
     report.skipped.extend(skipped)
+    _publish(index, segments)
+
+
+def _publish(index: Index, segments: list[Any]) -> None:
+    """Make ``segments`` the index in one commit, as Whoosh's multi-process writer does; its
+    end removes the temporary folder the segments' writers shared."""
     writer = _writer(index)
-    try:  # publish the segments in one commit, as Whoosh's multi-process writer does
+    try:
         writer._close_segment()
         writer._commit_toc(segments)
         writer._finish()
@@ -265,7 +271,10 @@ class _SegmentBuilder:
             writer._assemble_segment()
             self.segments.append(writer.get_segment())
         finally:
-            writer._finish()
+            # Not SegmentWriter._finish: it empties the temporary folder all writers of the
+            # index share (MAIN.tmp), where another worker's open writer keeps its column
+            # buffer, and that worker then fails. The commit of the build removes the folder.
+            writer.is_closed = True
 
 
 class _Lengths:

@@ -20,7 +20,7 @@ from searchidx import indexer
 from searchidx.content import scan_content
 from searchidx.parsing import read_article
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record
+from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from tests.conftest import POWERAPPS, write_article
@@ -96,6 +96,24 @@ def test_a_build_in_worker_processes_indexes_the_same(
     assert len(store.open_index()._segments()) >= 2
     assert stored(store) == stored(plain)
     assert answers(store) == answers(plain)
+
+
+def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_path: Path):
+    # Build workers write into one index folder and share Whoosh's temporary folder there:
+    # one finishing its segment must not take away the buffers of another still writing.
+    index = IndexStore(tmp_path / "ix").create_generation()[1]
+    files = sorted(scan_content(content).items())[:2]
+    articles = [read_article(content, path) for path, _ in files]
+    first, second = indexer._SegmentBuilder(index), indexer._SegmentBuilder(index)
+    first.add(to_document(articles[0], files[0][1]))
+    second.add(to_document(articles[1], files[1][1]))
+
+    segments = second.finish() + first.finish()
+    indexer._publish(index, segments)
+
+    with index.searcher() as searcher:
+        records = [json.loads(found["record"]) for found in searcher.all_stored_fields()]
+    assert sorted(record["path"] for record in records) == [path for path, _ in files]
 
 
 def test_a_build_larger_than_the_buffer_writes_several_segments(
