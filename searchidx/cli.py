@@ -252,11 +252,18 @@ def sample(folder: Path, count: int, seed: int) -> None:
     help="Threads answering requests.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes answering requests, each with its own searcher: up to one per core.",
+)
+@click.option(
     "--cached-results",
     type=click.IntRange(min=0),
     default=RESULTS_CACHED,
     show_default=True,
-    help="Search results kept for repeated requests, per index state (0: none).",
+    help="Search results kept for repeated requests, per index state and worker (0: none).",
 )
 @click.option(
     "--watch",
@@ -270,6 +277,7 @@ def serve(
     host: str,
     port: int,
     threads: int,
+    workers: int,
     cached_results: int,
     watch_folder: bool,
     store: IndexStore,
@@ -282,8 +290,7 @@ def serve(
     import logging
     import threading
 
-    from waitress import create_server
-
+    from web import server
     from web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -294,27 +301,28 @@ def serve(
             err=True,
         )
     stop = threading.Event()
-    if watch_folder:
+
+    def ready(url: str) -> None:
+        """The socket listens (and the workers are started: no thread crosses a fork)."""
+        if watch_folder:
+            threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
+        click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+
+    def keep_in_sync() -> None:
         from searchidx.watch import watch
 
-        def keep_in_sync() -> None:
-            try:
-                watch(store, stop_event=stop)
-            except SearchidxError as error:  # the page goes on serving the last index
-                click.echo(f"Error: stopped watching the content folder: {error}", err=True)
+        try:
+            watch(store, stop_event=stop)
+        except SearchidxError as error:  # the page goes on serving the last index
+            click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
-        threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
-    app = create_app(search_service=SearchService(store, results_cached=cached_results))
-    server = create_server(app, host=host, port=port, threads=threads)
-    url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
-    click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+    def make_app() -> Any:
+        return create_app(search_service=SearchService(store, results_cached=cached_results))
+
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        server.serve(make_app, host, port, threads, workers, ready)
     finally:
         stop.set()
-        server.close()
 
 
 @cli.command("watch")

@@ -4,7 +4,10 @@ against real indexes (the session's sample index, and small ones built here)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -1027,6 +1030,83 @@ def test_serve_answers_under_waitress(served):
         assert "for “microsoft”" in doc.find("h1").text
     with urlopen(base + "api/search?q=microsoft") as response:
         assert json.load(response)["total"] > 0
+
+
+def children(parent: int) -> set[int]:
+    """The running processes whose parent is ``parent`` (a zombie counts until reaped)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: IndexStore):
+    before = children(os.getpid())
+    with serving(sample_store.location, "--workers", "2") as base:
+        (server,) = children(os.getpid()) - before
+        workers = children(server)
+        assert len(workers) == 2
+        totals = set()
+
+        def ask(word: str) -> None:
+            for _ in range(5):
+                with urlopen(base + f"api/search?q={word}") as response:
+                    totals.add((word, json.load(response)["total"]))
+
+        askers = [threading.Thread(target=ask, args=(word,)) for word in ["cloud", "ai"] * 4]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join()
+        assert len(totals) == 2 and all(total > 0 for _, total in totals)
+    assert not any(running(pid) for pid in workers)  # terminating the parent stopped them
+
+
+def test_serve_stops_when_a_worker_dies(sample_store: IndexStore):
+    command = [SEARCHIDX, "serve", "--port", "0", "--workers", "2",
+               "--index", str(sample_store.location)]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in process.stderr.readline()  # type: ignore[union-attr]
+        workers = children(process.pid)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        assert process.wait(10) == 1
+        error = process.stderr.read()  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait()
+    assert f"Error: worker process {victim} stopped (killed by signal 9)" in error
+    assert "Traceback" not in error
+    assert not any(running(pid) for pid in workers)
+
+
+def test_serve_explains_a_port_in_use(sample_store: IndexStore):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [SEARCHIDX, "serve", "--port", str(port), "--index", str(sample_store.location)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith(
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another "
+        "--port, or stop what is using it"
+    )
 
 
 def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):
