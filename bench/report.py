@@ -232,8 +232,9 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
         served = run.get(key)
         if not served or served.get("error") or "searchidx" not in names:
             continue
-        clients = served["clients"]
-        rows.append([f"web API, {clients} clients, {how} (req/s)", _num(served["rps"], 0), *blank])
+        clients, workers = served["clients"], served.get("workers", 1)
+        rows.append([f"web API, {clients} clients, {workers} workers, {how} (req/s)",
+                     _num(served["rps"], 0), *blank])  # fmt: skip
         rows.append([f"web API, {how}: p50 / p95 / p99 (ms)", _triple(served["latency"]), *blank])
         if key == "web":
             rows.append(["web: start to first answer (ms)", _num(served["first_answer_ms"], 0),

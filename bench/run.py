@@ -89,6 +89,12 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--compare", help="an earlier JSON result to compare searchidx with")
     parser.add_argument("--clients", type=int, default=16, help="web API concurrent clients")
     parser.add_argument("--web-seconds", type=float, default=15.0, help="web API load duration")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="'searchidx serve --workers' (default: one per core)",
+    )
     parser.add_argument("--no-web", action="store_true", help="skip the web API measurement")
     parser.add_argument("--no-sync", action="store_true", help="skip the incremental sync")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -147,6 +153,7 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
                 args.clients,
                 args.web_seconds,
                 workdir / f"log-{key}.txt",
+                args.web_workers,
                 cached_results=cached,
             )
     if not args.no_sync:

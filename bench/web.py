@@ -33,12 +33,14 @@ def measure(
     clients: int,
     seconds: float,
     log: Path,
+    workers: int,
     cached_results: int | None = None,
 ) -> dict[str, Any]:
     """Start the server, time its first answer, then load it; its stderr goes to ``log`` (a
     pipe nobody reads would fill up and stall it: waitress logs its queue depth).
 
-    ``cached_results`` is passed to ``serve --cached-results`` (None: the server's default).
+    ``workers`` and ``cached_results`` are passed to ``serve --workers`` and
+    ``--cached-results`` (None: the server's default).
     The query set repeats queries, so with the result cache most requests are answered from
     it; with 0 every request searches."""
     command = _serve_command()
@@ -46,6 +48,7 @@ def measure(
         return {"error": "'searchidx serve' is not available in this checkout"}
     urls = [url_for(queries[kind][i]) for i in range(len(queries[KINDS[0]])) for kind in KINDS]
     port = _free_port()
+    command += ["--workers", str(workers)]
     if cached_results is not None:
         command += ["--cached-results", str(cached_results)]
     started = time.perf_counter()
@@ -68,6 +71,7 @@ def measure(
         server.wait(timeout=30)
     return {
         "clients": clients,
+        "workers": workers,
         "cached_results": cached_results,
         "tracebacks": log.read_text(errors="replace").count("Traceback"),
         "start_ms": (listening - started) * 1000,
