@@ -347,7 +347,13 @@ class IndexSnapshot:
             return self._phrase(q, scored)
         if isinstance(q, query.MultiTerm):
             return self._multiterm(q, scored)
-        if kind is query.And or (isinstance(q, query.Or) and not q.scale and not q.minmatch):
+        plain_or = isinstance(q, query.Or) and not q.scale and not q.minmatch
+        if plain_or and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
+            # A word in each field: the commonest node. Summed straight from the postings.
+            terms = [(sub.fieldname, sub.text, sub.boost) for sub in q.subqueries]
+            mask, scores = self._union(terms, scored)
+            return mask, _boosted(scores, q.boost)
+        if kind is query.And or plain_or:
             parts = [self._evaluate(sub, scored) for sub in q.subqueries]
             if not parts:
                 return self._nothing(scored)
@@ -379,14 +385,27 @@ class IndexSnapshot:
     def _term(
         self, fieldname: str, text: str | bytes, boost: float, scored: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        postings = self.postings(fieldname, text)
+        return self._union([(fieldname, text, boost)], scored)
+
+    def _union(
+        self, terms: Sequence[tuple[str, str | bytes, float]], scored: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
+        their postings, rather than two full-size arrays per term added up. Each document's
+        scores are added in the terms' order, as the sum of the terms' arrays would be."""
+        found = [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms]
+        docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
-        mask[postings.docs] = True
-        if not scored or postings.scores is None:
+        mask[docs] = True
+        if not scored or any(postings.scores is None for postings, _ in found):
             return mask, None
-        scores = np.zeros(self.size)
-        scores[postings.docs] = postings.scores * boost if boost != 1.0 else postings.scores
-        return mask, scores
+        weights = np.concatenate(
+            [
+                postings.scores * boost if boost != 1.0 else postings.scores
+                for postings, boost in found
+            ]
+        )
+        return mask, np.bincount(docs, weights=weights, minlength=self.size)
 
     def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to."""
@@ -396,11 +415,10 @@ class IndexSnapshot:
         words = self._expanded(q)
         if not words:
             return self._nothing(scored)
-        parts = [self._term(fieldname, word, q.boost, scored) for word in words]
-        mask = functools.reduce(np.logical_or, (part[0] for part in parts))
+        mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
         if len(words) > 1 and q.constantscore and self.size <= _WHOOSH_UNION_ABOVE:
             return mask, None
-        return mask, _sum(parts, mask, scored)
+        return mask, scores
 
     def _expanded(self, q: query.MultiTerm) -> list[bytes]:
         return self._expansions.get(
