@@ -6,6 +6,7 @@ cut to :data:`MAX_HIGHLIGHT_CHARS` before analysis so a huge body costs bounded 
 
 from __future__ import annotations
 
+import functools
 import html
 
 from whoosh import highlight
@@ -16,6 +17,12 @@ from searchidx.schema import ANALYZER, _plain_chain
 #: The analyzer's settings when it is the plain stemming chain (then titles and short
 #: excerpts are highlighted without Whoosh's token machinery; see :func:`_whole`).
 _CHAIN = _plain_chain(ANALYZER)
+#: Analysed texts kept per process (a result page shows the same few texts again and again):
+#: up to SHORT_TEXT characters (titles, excerpts), about 10 KB each, and longer ones (body
+#: snippets, up to MAX_HIGHLIGHT_CHARS: up to 0.4 MB each); some 50 MB in all at most.
+SHORT_TEXT = 600
+SHORT_TEXTS_CACHED = 2048
+LONG_TEXTS_CACHED = 64
 #: HtmlFormatter's default ``maxclasses``: term classes term0..term4, then again from term0.
 _TERM_CLASSES = 5
 
@@ -31,31 +38,68 @@ def _marked(text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, 
     if not terms or not text:
         return ""
     text = text[:MAX_HIGHLIGHT_CHARS]
-    if type(fragmenter) is highlight.WholeFragmenter and _CHAIN is not None:
-        return _whole(text, terms, fragmenter.charlimit)
-    return highlight.highlight(text, terms, ANALYZER, fragmenter, _formatter(), top=top)
+    if _CHAIN is None:
+        return highlight.highlight(text, terms, ANALYZER, fragmenter, _formatter(), top=top)
+    tokens = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
+    if type(fragmenter) is highlight.WholeFragmenter:
+        return _whole(text, tokens, terms, fragmenter.charlimit)
+    # Whoosh's own fragmenting, scoring and formatting, on the analysed tokens kept.
+    marked = (_Token(start, end, word, word in terms) for start, end, word in tokens)
+    fragments = fragmenter.fragment_tokens(text, marked)
+    best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(),
+                                   highlight.FIRST)  # fmt: skip
+    return _formatter()(text, best)
 
 
-def _whole(text: str, terms: frozenset[str], charlimit: int | None) -> str:
-    """``highlight.highlight`` with a WholeFragmenter and :func:`_formatter`, in one pass.
+@functools.lru_cache(maxsize=SHORT_TEXTS_CACHED)
+def _tokens(text: str) -> tuple[tuple[int, int, str], ...]:
+    return _analysed(text)
 
-    Whoosh builds a Token per word through four generators and a Fragment; for the short
-    titles and excerpts of a result page this is the same in a tenth of the time: the same
-    tokens (stop words kept, not stemmed), the same matches and the same HTML (term classes
-    numbered in order of first appearance, five at most). tests/test_search_fastpaths.py
-    compares the two.
-    """
+
+@functools.lru_cache(maxsize=LONG_TEXTS_CACHED)
+def _long_tokens(text: str) -> tuple[tuple[int, int, str], ...]:
+    return _analysed(text)
+
+
+def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
+    stop words kept and not stemmed, the others stemmed. A result page shows the same few
+    texts again and again, and their analysis was most of the highlighting time."""
     expression, stops, minsize, maxsize, _, ignore, stem = _CHAIN
-    spans = []
+    found = []
     for match in expression.finditer(text):
-        if charlimit and match.end() > charlimit:
-            break
         word = match.group(0).lower()
         stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
         if not stopped and word not in stops and word not in ignore:
             word = stem(word)
-        if word in terms:
-            spans.append(match.span())
+        found.append((match.start(), match.end(), word))
+    return tuple(found)
+
+
+class _Token:
+    """What Whoosh's fragmenters, scorer and formatter read of a token."""
+
+    __slots__ = ("endchar", "matched", "startchar", "text")
+    boost = 1.0
+
+    def __init__(self, start: int, end: int, text: str, matched: bool) -> None:
+        self.startchar, self.endchar, self.text, self.matched = start, end, text, matched
+
+    def copy(self) -> _Token:
+        return self  # never changed once made
+
+
+def _whole(
+    text: str, tokens: tuple[tuple[int, int, str], ...], terms: frozenset[str], charlimit: int
+) -> str:
+    """``highlight.highlight`` with a WholeFragmenter and :func:`_formatter`, written out: the
+    same matches and the same HTML (term classes numbered in order of first appearance, five
+    at most), without a Token, Fragment or formatter per call. tests/test_search_fastpaths.py
+    compares the two."""
+    # Words end further and further on: the fragmenter's stop at the first word past the
+    # limit is every word within it.
+    spans = [(start, end) for start, end, word in tokens
+             if word in terms and not (charlimit and end > charlimit)]  # fmt: skip
     if not spans:
         return ""  # no match: Whoosh's fragment scores 0, below its minimum of 1
     output, position, seen = [], 0, {}

@@ -141,20 +141,30 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
         index.close()
 
 
-def test_whole_text_highlighting_is_whooshs():
+@pytest.mark.parametrize(
+    "fragmenter",
+    [
+        whoosh_highlight.WholeFragmenter,
+        lambda: whoosh_highlight.WholeFragmenter(charlimit=50),
+        lambda: whoosh_highlight.ContextFragmenter(highlight.EXCERPT_CHARS, 80),
+        lambda: whoosh_highlight.ContextFragmenter(40, 10, charlimit=300),
+    ],
+)
+def test_highlighting_is_whooshs(fragmenter):
     rng = random.Random(5)
     texts = []
     for path in sorted(scan_content(POWERAPPS))[:200]:
         article = read_article(POWERAPPS, path)
-        texts += [article.title, article.excerpt[:320]]
+        texts += [article.title, article.excerpt, article.body[:2000]]
     words = ["the", "a", "Microsoft", "microsoft", "chip", "production", "is", "AI", "<b>", "&amp;"]
-    for _ in range(2000):
-        texts.append("".join(rng.choice('abcé .-*_\n<>&"İ1') for _ in range(rng.randint(0, 40))))
-        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))))
+    for _ in range(1000):
+        texts.append("".join(rng.choice('abcé .-*_\n<>&"İ1') for _ in range(rng.randint(0, 300))))
+        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 120))))
     stems = ["microsoft", "chip", "product", "ai", "the", "a", "ab", "b", "é", "power", "app", "1"]
     for text in texts:
         terms = frozenset(rng.sample(stems, rng.randint(1, 5)))
-        whooshs = whoosh_highlight.highlight(text, terms, ANALYZER,
-                                             whoosh_highlight.WholeFragmenter(),
-                                             highlight._formatter(), top=1)  # fmt: skip
-        assert highlight._marked(text, terms, whoosh_highlight.WholeFragmenter(), 1) == whooshs
+        for top in (1, 2):
+            whooshs = whoosh_highlight.highlight(
+                text, terms, ANALYZER, fragmenter(), highlight._formatter(), top=top
+            )
+            assert highlight._marked(text, terms, fragmenter(), top) == whooshs
