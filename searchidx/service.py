@@ -164,7 +164,7 @@ class SearchService:
             found: list[Suggestion] = []
             for name in ("topic", "provider"):
                 table = snapshot.facet(name)
-                counts = table.counts(snapshot.live)
+                counts = snapshot.counts_of_all(name)
                 matching = [
                     Suggestion(value, name, int(counts[number]))
                     for number, value in enumerate(table.values)
@@ -291,12 +291,15 @@ class SearchService:
         found: list[tuple[np.ndarray, np.ndarray]] = []  # (mask, its docnums), shared by facets
         for name in FACET_NAMES:
             others = _all(matches, (mask for key, mask in filters.items() if key != name))
-            docs = next((docs for mask, docs in found if mask is others), None)
-            if docs is None:
-                docs = np.flatnonzero(others)
-                found.append((others, docs))
             table = snapshot.facet(name)
-            counts = table.counts(others, docs)
+            if others is snapshot.live:  # no text, no other filter
+                counts = snapshot.counts_of_all(name)
+            else:
+                docs = next((docs for mask, docs in found if mask is others), None)
+                if docs is None:
+                    docs = np.flatnonzero(others)
+                    found.append((others, docs))
+                counts = table.counts(others, docs)
             if name == "month":
                 facets.append(_month_facet(table.values, counts, request))
                 continue

@@ -131,6 +131,11 @@ class FacetTable:
         ``docs`` (the mask's docnums, if known) lets a small set be counted document by
         document instead of scanning every (document, value) pair.
         """
+        value_of = self._value_of
+        if value_of is not None:  # one value at most per document: a lookup each
+            docs = np.flatnonzero(documents) if docs is None else docs
+            docs = docs[: np.searchsorted(docs, len(value_of))]  # later ones have no value
+            return np.bincount(value_of[docs], minlength=len(self.values) + 1)[:-1]
         if docs is not None and len(docs) * _GATHER_BELOW < len(self.doc_ids):
             starts = self._starts
             docs = docs[docs < len(starts) - 1]  # later documents have no value
@@ -141,6 +146,17 @@ class FacetTable:
         else:
             chosen = self.value_ids[documents[self.doc_ids]]
         return np.bincount(chosen, minlength=len(self.values))
+
+    @functools.cached_property
+    def _value_of(self) -> np.ndarray | None:
+        """Each document's value id (``len(values)``: none) up to the last document with a
+        value; None when a document has several (topics)."""
+        if len(self.doc_ids) > 1 and not np.all(np.diff(self.doc_ids) > 0):
+            return None
+        last = int(self.doc_ids[-1]) if len(self.doc_ids) else -1
+        value_of = np.full(last + 1, len(self.values), dtype=np.int64)
+        value_of[self.doc_ids] = self.value_ids
+        return value_of
 
     @functools.cached_property
     def _starts(self) -> np.ndarray:
@@ -214,6 +230,12 @@ class IndexSnapshot:
             return FacetTable.build([raw.decode().split(VALUE_SEPARATOR) for raw in topics],
                                     self.live)  # fmt: skip
         return self._single_valued_table(column)
+
+    @functools.cache  # noqa: B019 - see facet()
+    def counts_of_all(self, name: str) -> np.ndarray:
+        """A facet's counts over every live document: those of any search with no text and
+        no filter (the front page), the same until the index changes."""
+        return self.facet(name).counts(self.live)
 
     def _single_valued_table(self, name: str) -> FacetTable:
         """A facet of one value per document, from the column's codes where it has them."""

@@ -92,14 +92,16 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         assert snapshot.match(parse_query(text), scored=True).scores is not None
 
 
-def test_facet_counts_by_document_equal_a_brute_force_count():
+@pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
+def test_facet_counts_by_document_equal_a_brute_force_count(most: int):
     rng = np.random.default_rng(7)
     for _ in range(300):
         size = int(rng.integers(1, 80))
-        values = [[f"v{x}" for x in rng.choice(9, rng.integers(0, 4), replace=False)]
+        values = [[f"v{x}" for x in rng.choice(9, rng.integers(0, most + 1), replace=False)]
                   for _ in range(size)]  # fmt: skip
         live = rng.random(size) > 0.2
         table = FacetTable.build(values, live)
+        assert most > 1 or table._value_of is not None  # a value id per document
         mask = rng.random(size) > rng.random()
         docs = np.flatnonzero(mask)
         brute = [sum(value in values[d] for d in docs if live[d]) for value in table.values]
