@@ -27,6 +27,7 @@ from bench import corpus, report, web
 from bench.engines import ENGINES
 from bench.memory import run_measured
 from bench.queries import KINDS, make_queries
+from bench.worker import WARMUP_PER_KIND
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "bench" / "results"
@@ -150,6 +151,7 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
             run[key] = web.measure(
                 indexes["searchidx"],
                 queries,
+                make_queries(WARMUP_PER_KIND, args.seed + 1),
                 args.clients,
                 args.web_seconds,
                 workdir / f"log-{key}.txt",

@@ -25,11 +25,14 @@ from bench.queries import KINDS, BenchQuery
 from bench.report import latency_summary
 
 STARTUP_TIMEOUT = 60.0
+#: Seconds of warm-up load before the timed load.
+WARMUP_SECONDS = 5.0
 
 
 def measure(
     index_dir: Path,
     queries: dict[str, list[BenchQuery]],
+    warmup: dict[str, list[BenchQuery]],
     clients: int,
     seconds: float,
     log: Path,
@@ -42,11 +45,14 @@ def measure(
     ``workers`` and ``cached_results`` are passed to ``serve --workers`` and
     ``--cached-results`` (None: the server's default).
     The query set repeats queries, so with the result cache most requests are answered from
-    it; with 0 every request searches."""
+    it; with 0 every request searches. Before the timed load, the clients send the ``warmup``
+    queries (others than the measured ones, as the in-process query timings warm up) for
+    :data:`WARMUP_SECONDS`: postings are read from disk once per worker, and the first
+    query's cost is measured on its own."""
     command = _serve_command()
     if command is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
-    urls = [url_for(queries[kind][i]) for i in range(len(queries[KINDS[0]])) for kind in KINDS]
+    urls = _urls(queries)
     port = _free_port()
     command += ["--workers", str(workers)]
     if cached_results is not None:
@@ -65,6 +71,7 @@ def measure(
         status, first_ms = _get(http.client.HTTPConnection("127.0.0.1", port), urls[0])
         if status != 200:
             return {"error": f"the first query answered HTTP {status}"}
+        _load(port, _urls(warmup), clients, WARMUP_SECONDS)
         load = _load(port, urls, clients, seconds)
     finally:
         server.terminate()
@@ -79,6 +86,11 @@ def measure(
         "first_answer_ms": (listening - started) * 1000 + first_ms,
         **load,
     }
+
+
+def _urls(queries: dict[str, list[BenchQuery]]) -> list[str]:
+    """Every query as a URL, the kinds interleaved."""
+    return [url_for(queries[kind][i]) for i in range(len(queries[KINDS[0]])) for kind in KINDS]
 
 
 def url_for(query: BenchQuery) -> str:
