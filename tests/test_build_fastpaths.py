@@ -8,6 +8,7 @@ record is written out by hand (``schema._record``). Each is checked against the 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -96,6 +97,50 @@ def test_a_build_in_worker_processes_indexes_the_same(
     assert len(store.open_index()._segments()) >= 2
     assert stored(store) == stored(plain)
     assert answers(store) == answers(plain)
+
+
+def test_a_sync_in_worker_processes_applies_the_same_changes(
+    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = tmp_path / "content"
+    shutil.copytree(collection, folder)
+    stores = [IndexStore(tmp_path / "here"), IndexStore(tmp_path / "workers")]
+    for store in stores:
+        indexer.rebuild(store, folder)
+    paths = sorted(scan_content(folder))
+    for path in paths[:40]:  # edited
+        text = (folder / path).read_text()
+        (folder / path).write_text(text.replace("title:", "title: Edited", 1))
+    for path in paths[40:50]:  # touched, not changed
+        os.utime(folder / path, ns=(1, 1))
+    for path in paths[50:60]:
+        (folder / path).unlink()
+    write_article(folder, paths[60], "title: [broken again")  # its last good version stays
+    for number in range(30):
+        front_matter = f"title: New {number}\npublishedDateTime: 2024-01-02"
+        write_article(folder, f"new/{number}.md", front_matter)
+    write_article(folder, "new/broken.md", "title: [unclosed")
+    spawned = []
+    original = indexer._build_in_processes
+    monkeypatch.setattr(
+        indexer,
+        "_build_in_processes",
+        lambda *args, **kw: spawned.append(args[3]) or original(*args, **kw),
+    )
+
+    here = indexer.sync(stores[0], folder)
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", 10)
+    monkeypatch.setattr(indexer, "_CHUNK_FILES", 7)
+    workers = indexer.sync(stores[1], folder)
+
+    assert spawned == [2]  # the second sync, in two workers
+    counts = [(r.added, r.updated, r.removed, r.unchanged, r.skipped) for r in (here, workers)]
+    assert counts[0] == counts[1]
+    assert counts[0][:3] == (30, 40, 10) and len(counts[0][4]) == 3  # collection's broken too
+    assert stored(stores[1]) == stored(stores[0])
+    assert answers(stores[1]) == answers(stores[0])
+    assert not list(stores[1].live_dir().glob("*.tmp"))  # the workers' temporary folder went
 
 
 def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_path: Path):

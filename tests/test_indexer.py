@@ -119,6 +119,27 @@ def test_sync_does_not_follow_links_out_of_the_folder(tmp_path: Path, store: Ind
     assert set(stored_titles(store)) == {"in.md", "alias.md"}
 
 
+def test_sync_merges_its_small_segments_and_leaves_the_build_s(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
+    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
+    indexer.sync(store, content)
+    (built,) = [segment.segment_id() for segment in store.open_index()._segments()]
+    counts = []
+    for number in range(8):  # each sync writes a one-document segment
+        front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02"
+        write_article(content, f"zz/{number}.md", front_matter)
+        indexer.sync(store)
+        segments = store.open_index()._segments()
+        counts.append(len(segments))
+        assert built in {segment.segment_id() for segment in segments}  # never merged
+    # Three small segments merge into the next sync's: 4 documents, then 4 + 3 = 7, no longer
+    # small, so left alone from then on.
+    assert counts == [2, 3, 4, 2, 3, 4, 2, 3]
+    assert stored_titles(store) == folder_titles(content)
+
+
 def test_sync_refuses_a_second_writer_with_a_clear_message(content: Path, store: IndexStore):
     indexer.sync(store, content)
     with store.writing(), pytest.raises(IndexBusyError, match=r"another searchidx process \(pid"):
