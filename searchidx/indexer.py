@@ -483,13 +483,12 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
             path for path, state in on_disk.items() if not indexed.unchanged(path, state)
         )
         report.unchanged = len(on_disk) - len(stat_changed)
-        removed = sorted(indexed.docnums.keys() - on_disk.keys())
+        changes = _Changes(stat_changed, sorted(indexed.docnums.keys() - on_disk.keys()), indexed)
         processes = min(BUILD_PROCESSES, len(stat_changed) // SYNC_FILES_PER_PROCESS)
         if processes > 1:
-            _sync_in_processes(index, root, stat_changed, removed, indexed, report, processes,
-                               progress)  # fmt: skip
+            _sync_in_processes(index, root, changes, report, processes, progress)
         else:
-            _sync_here(index, root, stat_changed, removed, indexed, report, progress)
+            _sync_here(index, root, changes, report, progress)
     finally:
         index.close()
     report.documents = store.open_index().doc_count() if report.changed else len(indexed.docnums)
@@ -497,20 +496,25 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
     return report
 
 
+@dataclass(frozen=True)
+class _Changes:
+    """What a sync found to do: files to read (their size or mtime changed, or they are new),
+    indexed files gone from the folder, and what the index holds."""
+
+    stat_changed: list[str]
+    removed: list[str]
+    indexed: _IndexedFiles
+
+
 def _sync_here(
-    index: Index,
-    root: Path,
-    stat_changed: list[str],
-    removed: list[str],
-    indexed: _IndexedFiles,
-    report: SyncReport,
-    progress: Progress | None,
+    index: Index, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
 ) -> None:
     """Read and index the changed files in this process, and commit once. Old versions go by
     the docnums just read: no term lookup per file."""
+    indexed = changes.indexed
     writer: IndexWriter | None = None
     try:
-        for loaded in _load_all(root, stat_changed, progress):
+        for loaded in _load_all(root, changes.stat_changed, progress):
             previous = indexed.sha256(loaded.path)
             if previous == loaded.state.sha256:
                 report.unchanged += 1  # touched, not changed
@@ -525,7 +529,7 @@ def _sync_here(
             else:
                 report.added += 1
             writer.add_document(**loaded.document)
-        for path in removed:
+        for path in changes.removed:
             writer = writer or _writer(index)
             writer.delete_document(indexed.docnums[path])
             report.removed += 1
@@ -540,9 +544,7 @@ def _sync_here(
 def _sync_in_processes(
     index: Index,
     root: Path,
-    stat_changed: list[str],
-    removed: list[str],
-    indexed: _IndexedFiles,
+    changes: _Changes,
     report: SyncReport,
     processes: int,
     progress: Progress | None,
@@ -551,8 +553,11 @@ def _sync_in_processes(
     the index folder; this process deletes the old versions and publishes the segments, in one
     commit as :func:`_sync_here` does. Segments of a sync that fails before its commit are
     in no table of contents; Whoosh removes them at the next commit."""
-    previous = {path: indexed.sha256(path) for path in stat_changed if path in indexed.docnums}
-    built = _build_in_processes(index, root, stat_changed, processes, progress, previous)
+    indexed, removed = changes.indexed, changes.removed
+    previous = {
+        path: indexed.sha256(path) for path in changes.stat_changed if path in indexed.docnums
+    }
+    built = _build_in_processes(index, root, changes.stat_changed, processes, progress, previous)
     report.unchanged += len(built.unchanged)
     report.skipped += [_skipped(problem, problem.path in previous) for problem in built.problems]
     unused = set(built.unchanged).union(problem.path for problem in built.problems)
