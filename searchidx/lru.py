@@ -27,6 +27,3 @@ class LruCache(Generic[K, V]):
         if len(self._items) > self.size:
             self._items.popitem(last=False)
         return value
-
-    def __len__(self) -> int:
-        return len(self._items)
