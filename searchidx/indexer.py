@@ -192,24 +192,18 @@ def _add_all(
     processes = min(BUILD_PROCESSES, len(paths) // PARALLEL_FILES_PER_PROCESS)
     if processes > 1:
         built = _build_in_processes(index, root, paths, processes, progress, previous={})
-        segments, added, skipped = built.segments, built.added, built.problems
     else:
-        builder = _SegmentBuilder(index)
-        added, skipped = 0, []
+        builder, built = _SegmentBuilder(index), _Built()
         try:
             for loaded in _load_all(root, paths, progress):
-                if loaded.problem is not None:
-                    skipped.append(loaded.problem)
-                else:
-                    builder.add(loaded.document)
-                    added += 1
-            segments = builder.finish()
+                built.take(loaded, {}, builder)
+            built.segments = builder.finish()
         except BaseException:
             builder.cancel()
             raise
-    report.added += added
-    report.skipped.extend(skipped)
-    _publish(index, segments)
+    report.added += built.added
+    report.skipped.extend(built.problems)
+    _publish(index, built.segments)
 
 
 def _publish(index: Index, segments: list[Any]) -> None:
@@ -357,6 +351,17 @@ class _Built:
     unchanged: list[str] = field(default_factory=list)
     problems: list[ArticleProblem] = field(default_factory=list)
 
+    def take(self, loaded: _Loaded, previous: dict[str, str], builder: _SegmentBuilder) -> None:
+        """One file read: unchanged since indexed (``previous`` has its content hash),
+        unusable, or indexed into ``builder``."""
+        if previous.get(loaded.path) == loaded.state.sha256:
+            self.unchanged.append(loaded.path)
+        elif loaded.problem is not None:
+            self.problems.append(loaded.problem)
+        else:
+            builder.add(loaded.document)
+            self.added += 1
+
 
 def _build_in_processes(
     index: Index,
@@ -439,14 +444,7 @@ def _build_worker(
     try:
         while (chunk := jobs.get()) is not None:
             for path in chunk:
-                loaded = _load(Path(root), path)
-                if previous.get(path) == loaded.state.sha256:
-                    built.unchanged.append(path)
-                elif loaded.problem is not None:
-                    built.problems.append(loaded.problem)
-                else:
-                    builder.add(loaded.document)
-                    built.added += 1
+                built.take(_load(Path(root), path), previous, builder)
             results.put(("progress", len(chunk)))
         built.segments = builder.finish()
         results.put(("done", built))
