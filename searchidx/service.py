@@ -218,7 +218,9 @@ class SearchService:
         attempts: list[tuple[str, str, whoosh_query.Query | None]] = []
         if correction is not None:
             attempts.append((correction.text, "corrected", querylang.parse_query(correction.text)))
-        attempts.append((request.text, "fuzzy", querylang.parse_query(request.text, fuzzy=True)))
+        fuzzy = querylang.parse_query(request.text, fuzzy=True)
+        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
+            attempts.append((request.text, "fuzzy", fuzzy))  # each word fuzzy: a few words only
         for text, kind, parsed in attempts:
             if parsed is None:
                 continue

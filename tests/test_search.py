@@ -143,6 +143,8 @@ def test_search_empty_query_browses_everything_newest_first(news: SearchService)
         ("cloud)", "')' has no '('"),
         ("author:smith", "unknown field 'author'"),
         ("x" * (MAX_QUERY_CHARS + 1), "longer than 1,000 characters"),
+        (" OR ".join(f"word{n}~" for n in range(11)), "11 fuzzy or wildcard words"),
+        ("a* b* c* d* e* f* g* h* i* j* k~2 k~2 k~2", "11 fuzzy or wildcard words"),
     ],
 )
 def test_search_rejects_queries_that_do_not_parse(news: SearchService, text: str, message: str):
@@ -379,6 +381,22 @@ def test_search_offers_did_you_mean_when_few_results(news: SearchService):
 def test_search_retries_fuzzily_when_no_correction_exists(news: SearchService):
     result = news.search(SearchRequest(text="excerpt:azzure"))
     assert result.retry == "fuzzy" and [hit.path for hit in result.hits] == ["e.md"]
+
+
+def test_search_allows_ten_fuzzy_or_wildcard_words(news: SearchService):
+    assert news.search(
+        SearchRequest(text=" OR ".join(f"clod{n}~" for n in range(9)) + " OR azzure~")
+    )
+
+
+def test_search_retries_fuzzily_only_a_few_words(news: SearchService):
+    # Each word of a fuzzy retry is expanded against the vocabulary: a long query that finds
+    # nothing is not retried word by word.
+    few = news.search(SearchRequest(text="excerpt:azzure OR zzqx"))
+    nonsense = " OR ".join(f"zzq{letter}" for letter in "abcdefghij")
+    many = news.search(SearchRequest(text="excerpt:azzure OR " + nonsense))
+    assert few.retry == "fuzzy" and few.total == 1
+    assert (many.total, many.retry) == (0, None)
 
 
 def test_search_reports_nothing_when_nothing_is_close(news: SearchService):
