@@ -29,10 +29,11 @@ from whoosh.searching import Searcher
 
 from searchidx import highlight, querylang
 from searchidx.errors import IndexMissingError
+from searchidx.matching import Matches
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult, Suggestion
 from searchidx.schema import from_record
-from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot, Matches
+from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 
 #: Seconds between checks for a newer index; a sync or rebuild shows up within this.

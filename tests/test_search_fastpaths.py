@@ -1,7 +1,7 @@
 """The snapshot's vectorised search answers exactly what Whoosh answers, on a real index.
 
 :meth:`IndexSnapshot.match` evaluates queries on cached posting arrays instead of Whoosh's
-matchers (see searchidx/snapshot.py); these tests hold it to Whoosh: the same documents for
+matchers (see searchidx/matching.py); these tests hold it to Whoosh: the same documents for
 every query shape, and the same scores as Whoosh's matchers give when run to the end.
 """
 

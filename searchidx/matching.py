@@ -1,0 +1,376 @@
+"""Matching and scoring a parsed query over one searcher's postings, as numpy arrays.
+
+Whoosh matches and scores document by document in Python: tens to hundreds of milliseconds per
+query at 100,000 articles (see shared/notes/whoosh-performance.md). A term's posting list is
+read once per searcher into an array of docnums and an array of its BM25F scores, computed with
+Whoosh's own formula, statistics and field lengths, so scores (and so rankings) are the ones
+Whoosh computes; queries are then evaluated as boolean masks and score sums, and phrases are
+checked on cached positions. Query shapes this does not reproduce exactly are handed to Whoosh
+(tests/test_search_fastpaths.py holds the two to the same answers).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, chain
+from pickle import loads
+from typing import Any
+
+import numpy as np
+from whoosh import formats, query
+from whoosh.reading import IndexReader
+from whoosh.scoring import BM25F
+from whoosh.searching import Searcher
+
+from searchidx.lru import LruCache
+
+#: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
+POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
+#: Expanded wildcard, prefix and fuzzy terms kept per snapshot.
+EXPANSIONS_CACHED = 4096
+#: Whoosh scores a constant-score Or (wildcards, fuzzy terms) as a sum of BM25F only above this
+#: many documents (``Or.AUTO_MATCHER``); below it, Whoosh ranks those queries itself.
+_WHOOSH_UNION_ABOVE = 5000
+#: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
+_POSITION_BITS = 24
+#: Bytes of the count that starts a ``Positions`` posting value (``whoosh.formats``).
+_COUNT_BYTES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Postings:
+    """One term's documents (ascending docnums, deleted ones included) and its score in each:
+    Whoosh's BM25F for scored fields, the posting weight for the others; None when the
+    searcher's weighting is not one reproduced here."""
+
+    docs: np.ndarray
+    scores: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        return self.docs.nbytes + (0 if self.scores is None else self.scores.nbytes)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The documents a query matches (deleted ones excluded) and, when asked for and
+    reproducible, their scores (zero elsewhere)."""
+
+    mask: np.ndarray
+    scores: np.ndarray | None
+
+
+class QueryMatcher:
+    """Evaluates parsed queries over one searcher's documents; keeps the postings it reads
+    (the least recently used go past :data:`POSTINGS_CACHE_BYTES`). Owned by an
+    :class:`~searchidx.snapshot.IndexSnapshot`, which gives it the live documents and the field
+    lengths (columns are its business)."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        leaves: Sequence[tuple[IndexReader, int]],
+        live: np.ndarray,
+        field_lengths: Callable[[str], np.ndarray],
+    ) -> None:
+        self.searcher = searcher
+        self.reader = searcher.reader()
+        self.schema = searcher.schema
+        self.size = len(live)
+        self.live = live
+        self._leaves = leaves
+        self._field_lengths = field_lengths
+        weighting = searcher.weighting
+        self._bm25 = weighting if type(weighting) is BM25F else None
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cached_bytes = 0
+        self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+
+    def match(self, parsed: query.Query, scored: bool) -> Matches:
+        """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
+        the query has a part whose score is not reproduced: rank with Whoosh then)."""
+        mask, scores = self._evaluate(parsed, scored)
+        mask = mask & self.live
+        if not scored or scores is None:
+            return Matches(mask, None)
+        return Matches(mask, np.where(mask, scores, 0.0))
+
+    def _evaluate(self, q: query.Query, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(mask, scores) of one query node; scores are zero where the mask is False."""
+        kind = type(q)
+        if kind is query.Term:
+            return self._term(q.fieldname, q.text, q.boost, scored)
+        if kind is query.Phrase:
+            return self._phrase(q, scored)
+        if isinstance(q, query.MultiTerm):
+            return self._multiterm(q, scored)
+        plain_or = isinstance(q, query.Or) and not q.scale and not q.minmatch
+        if plain_or and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
+            # A word in each field: the commonest node. Summed straight from the postings.
+            terms = [(sub.fieldname, sub.text, sub.boost) for sub in q.subqueries]
+            mask, scores = self._union(terms, scored)
+            return mask, _boosted(scores, q.boost)
+        if kind is query.And or plain_or:
+            parts = [self._evaluate(sub, scored) for sub in q.subqueries]
+            if not parts:
+                return self._nothing(scored)
+            combine = np.logical_and if kind is query.And else np.logical_or
+            mask = functools.reduce(combine, (part[0] for part in parts))
+            return mask, _boosted(_sum(parts, mask, scored), q.boost)
+        if isinstance(q, query.AndNot | query.AndMaybe | query.Require):
+            (a_mask, a_scores), (b_mask, b_scores) = (self._evaluate(q.a, scored),
+                                                      self._evaluate(q.b, scored))  # fmt: skip
+            if isinstance(q, query.AndNot):
+                mask, parts = a_mask & ~b_mask, [(a_mask, a_scores)]
+            elif isinstance(q, query.Require):
+                mask, parts = a_mask & b_mask, [(a_mask, a_scores)]
+            else:
+                mask, parts = a_mask, [(a_mask, a_scores), (b_mask, b_scores)]
+            return mask, _boosted(_sum(parts, mask, scored), q.boost)
+        if kind is query.Not:
+            mask = self.live & ~self._evaluate(q.query, scored=False)[0]
+            return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
+        if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
+            return self._nothing(scored)
+        mask = np.zeros(self.size, dtype=bool)  # anything else: Whoosh matches it, unscored
+        mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
+        return mask, None
+
+    def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        return np.zeros(self.size, dtype=bool), np.zeros(self.size) if scored else None
+
+    def _term(
+        self, fieldname: str, text: str | bytes, boost: float, scored: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._union([(fieldname, text, boost)], scored)
+
+    def _union(
+        self, terms: Sequence[tuple[str, str | bytes, float]], scored: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
+        their postings, rather than two full-size arrays per term added up. Each document's
+        scores are added in the terms' order, as the sum of the terms' arrays would be."""
+        found = [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms]
+        docs = np.concatenate([postings.docs for postings, _ in found])
+        mask = np.zeros(self.size, dtype=bool)
+        mask[docs] = True
+        if not scored or any(postings.scores is None for postings, _ in found):
+            return mask, None
+        weights = np.concatenate(
+            [
+                postings.scores * boost if boost != 1.0 else postings.scores
+                for postings, boost in found
+            ]
+        )
+        return mask, np.bincount(docs, weights=weights, minlength=self.size)
+
+    def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to."""
+        fieldname = q.field()
+        if fieldname is None or fieldname not in self.schema:
+            return self._nothing(scored)
+        words = self._expanded(q)
+        if not words:
+            return self._nothing(scored)
+        mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
+        if len(words) > 1 and q.constantscore and self.size <= _WHOOSH_UNION_ABOVE:
+            return mask, None
+        return mask, scores
+
+    def _expanded(self, q: query.MultiTerm) -> list[bytes]:
+        return self._expansions.get(
+            repr(q), lambda: [word for _, word in q.expanded_terms(self.reader) if word]
+        )
+
+    def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored
+        as Whoosh does: the sum of the words' scores, times the phrase's boost."""
+        field = self.schema[q.fieldname] if q.fieldname in self.schema else None  # noqa: SIM401
+        if field is None or not q.words:
+            return self._nothing(scored)
+        if q.slop != 1 or not field.format or not field.format.supports("positions"):
+            return self._evaluate_with_whoosh(q)
+        try:
+            words = [field.to_bytes(word) for word in q.words]
+        except ValueError:
+            return self._nothing(scored)
+        if any((q.fieldname, word) not in self.reader for word in words):
+            return self._nothing(scored)
+        keys = self.positions(q.fieldname, words[0])
+        for word in words[1:]:
+            keys = keys + 1
+            keys = keys[np.isin(keys, self.positions(q.fieldname, word), assume_unique=True)]
+        mask = np.zeros(self.size, dtype=bool)
+        mask[keys >> _POSITION_BITS] = True
+        parts = [self._term(q.fieldname, word, 1.0, scored) for word in words]
+        return mask, _boosted(_sum(parts, mask, scored), q.boost)
+
+    def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
+        """Matches and scores of one node straight from Whoosh's matcher."""
+        matcher = q.matcher(self.searcher, self.searcher.boolean_context())
+        mask = np.zeros(self.size, dtype=bool)
+        mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
+        return mask, None
+
+    # Posting lists -------------------------------------------------------------------------
+
+    def postings(self, fieldname: str, text: str | bytes) -> Postings:
+        """The docnums and scores of one term (cached)."""
+        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+        if field is None:
+            return _NO_POSTINGS
+        try:
+            word = text if isinstance(text, bytes) else field.to_bytes(text)
+        except ValueError:
+            return _NO_POSTINGS
+        key = ("postings", fieldname, word)
+        found = self._cached(key)
+        if found is None:
+            docs, weights, _ = self._read_postings(fieldname, word, values=False)
+            found = self._store(key, Postings(docs, self._scores(fieldname, word, docs, weights)))
+        return found
+
+    def positions(self, fieldname: str, word: bytes) -> np.ndarray:
+        """Every position of a term, as sorted ``docnum << 24 | position`` keys (cached)."""
+        key = ("positions", fieldname, word)
+        found = self._cached(key)
+        if found is None:
+            docs, _, values = self._read_postings(fieldname, word, values=True)
+            decode = _positions_decoder(self.schema[fieldname].format)
+            positions = [decode(value) for value in values]
+            counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
+            flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
+            found = self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
+        return found
+
+    def _cached(self, key: tuple) -> Any:
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+        return found
+
+    def _store(self, key: tuple, value: Any) -> Any:
+        self._cache[key] = value
+        self._cached_bytes += value.nbytes
+        while self._cached_bytes > POSTINGS_CACHE_BYTES and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.nbytes
+        return value
+
+    def _read_postings(
+        self, fieldname: str, word: bytes, values: bool
+    ) -> tuple[np.ndarray, np.ndarray, list]:
+        """Docnums, weights and (if asked) raw values of a term, segment by segment."""
+        doc_parts, weight_parts, value_list = [], [], []
+        for leaf, base in self._leaves:
+            if (fieldname, word) not in leaf:
+                continue
+            docs, weights, raw = _leaf_postings(leaf, fieldname, word, values)
+            doc_parts.append(docs + base)
+            weight_parts.append(weights)
+            value_list.extend(raw)
+        if not doc_parts:
+            return np.zeros(0, np.int64), np.zeros(0), []
+        return np.concatenate(doc_parts), np.concatenate(weight_parts), value_list
+
+    def _scores(
+        self, fieldname: str, word: bytes, docs: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray | None:
+        """Each posting's score, as Whoosh's scorer for the searcher's weighting gives it."""
+        if not self.schema[fieldname].scorable:
+            return weights  # WeightScorer: the posting weight
+        if self._bm25 is None:
+            return None
+        if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
+            return np.zeros(0)
+        b = self._bm25._field_B.get(fieldname, self._bm25.B)
+        k1 = self._bm25.K1
+        idf = self.searcher.idf(fieldname, word)
+        average = self.searcher.avg_field_length(fieldname) or 1
+        lengths = self._field_lengths(fieldname)[docs]
+        # scoring.bm25, operation for operation, so the floats are Whoosh's.
+        return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / average)))
+
+
+_NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
+
+
+def _sum(
+    parts: list[tuple[np.ndarray, np.ndarray | None]], mask: np.ndarray, scored: bool
+) -> np.ndarray | None:
+    """The sum of the parts' scores where ``mask`` is set (None if any part has none)."""
+    if not scored or any(scores is None for _, scores in parts):
+        return None
+    total = functools.reduce(np.add, (scores for _, scores in parts))
+    return np.where(mask, total, 0.0)
+
+
+def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
+    return scores if scores is None or boost == 1.0 else scores * boost
+
+
+def _leaf_postings(
+    leaf: IndexReader, fieldname: str, word: bytes, values: bool
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """One segment's postings of a term, a block at a time where the codec allows it.
+
+    Reads below Whoosh's deletion filter: the caller masks deleted documents itself.
+    """
+    terms = getattr(leaf, "_terms", None)
+    if terms is not None:
+        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
+    else:
+        matcher = leaf.postings(fieldname, word)
+    docs: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    raw: list = []
+    if _W3_BLOCKS.issubset(dir(matcher)) and not matcher._byteids:
+        variable = matcher.format.fixed_value_size() in (None, -1)
+        while matcher.is_active():  # the W3 codec: whole blocks, decoded with numpy
+            matcher._read_data()
+            ids, block_weights, block_values = matcher._data
+            count = matcher._blocklength
+            docs.append(np.cumsum(np.asarray(ids, dtype=np.int64)))  # delta-coded ids
+            if block_weights is None:
+                weights.append(np.ones(count))
+            elif isinstance(block_weights, float):
+                weights.append(np.full(count, block_weights))
+            else:
+                weights.append(np.asarray(block_weights, dtype=np.float64))
+            if values:
+                if not variable:
+                    matcher._read_values()
+                    block_values = matcher._values
+                raw.extend(block_values)
+            matcher._next_block()
+        if not docs:
+            return np.zeros(0, np.int64), np.zeros(0), raw
+        return np.concatenate(docs), np.concatenate(weights), raw
+    ids, found = [], []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        found.append(matcher.weight())
+        if values:
+            raw.append(matcher.value())
+        matcher.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(found, dtype=np.float64), raw
+
+
+#: What a W3 codec posting matcher has that lets whole blocks be read at once.
+_W3_BLOCKS = frozenset({"_read_data", "_data", "_blocklength", "_byteids", "_next_block"})
+
+
+def _positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
+    """Decodes a posting value to its positions: Whoosh's ``Positions`` encoding (a count,
+    then the pickled list of deltas) decoded in C where possible, else the format's own."""
+    if type(format_) is not formats.Positions:
+        return format_.decode_positions
+
+    def decode(value: bytes) -> list[int]:
+        payload = value[_COUNT_BYTES:]
+        return list(accumulate(loads(payload if payload[-1:] == b"." else payload + b".")))
+
+    return decode
