@@ -14,8 +14,8 @@ from whoosh import highlight
 from searchidx.articles import Article
 from searchidx.schema import ANALYZER, _plain_chain
 
-#: The analyzer's settings when it is the plain stemming chain (then titles and short
-#: excerpts are highlighted without Whoosh's token machinery; see :func:`_whole`).
+#: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
+#: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None.
 _CHAIN = _plain_chain(ANALYZER)
 #: Analysed texts kept per process (a result page shows the same few texts again and again):
 #: up to SHORT_TEXT characters (titles, excerpts), about 10 KB each, and longer ones (body
