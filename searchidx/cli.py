@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,20 @@ from searchidx import indexer
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
 from searchidx.indexer import SyncReport
+from searchidx.querylog import (
+    KEPT_FILES,
+    QUERY_LOG_ENV,
+    ROTATE_BYTES,
+    QueryLog,
+    parse_since,
+    read_log,
+    summarise,
+)
 from searchidx.request import SearchRequest, Sort, parse_date_bound
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
-from searchidx.terminal import render_result
+from searchidx.terminal import render_result, render_stats
 from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
@@ -266,6 +275,22 @@ def sample(folder: Path, count: int, seed: int) -> None:
     help="Search results kept for repeated requests, per index state and worker (0: none).",
 )
 @click.option(
+    "--query-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=QUERY_LOG_ENV,
+    show_envvar=True,
+    help="Append each search (query, filters, sort, hits, time; no address) to this file; "
+    "'searchidx stats' summarises it.",
+)
+@click.option(
+    "--query-log-max-mb",
+    type=click.IntRange(min=1),
+    default=ROTATE_BYTES // 2**20,
+    show_default=True,
+    help="Rotate the query log past this size, keeping "
+    f"{KEPT_FILES} older files (FILE.1 the newest).",
+)
+@click.option(
     "--watch",
     "watch_folder",
     is_flag=True,
@@ -279,6 +304,8 @@ def serve(
     threads: int,
     workers: int,
     cached_results: int,
+    query_log: Path | None,
+    query_log_max_mb: int,
     watch_folder: bool,
     store: IndexStore,
 ) -> None:
@@ -300,6 +327,9 @@ def serve(
             "'searchidx index CONTENT_DIR'",
             err=True,
         )
+    log = None if query_log is None else QueryLog(query_log, max_bytes=query_log_max_mb * 2**20)
+    if log is not None:
+        log.check()
     stop = threading.Event()
 
     def ready(url: str) -> None:
@@ -317,12 +347,65 @@ def serve(
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
     def make_app() -> Any:
-        return create_app(search_service=SearchService(store, results_cached=cached_results))
+        service = SearchService(store, results_cached=cached_results)
+        return create_app(search_service=service, query_log=log)
 
     try:
         server.serve(make_app, host, port, threads, workers, ready)
     finally:
         stop.set()
+
+
+class LogMoment(DateBound):
+    """A date, as ``--from``/``--to`` take it, or a time ago: ``30m``, ``12h``, ``7d``, ``2w``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_since(value, datetime.now(UTC), end=self.end)
+        except QueryError as error:
+            self.fail(str(error), param, ctx)
+
+
+@cli.command()
+@click.argument(
+    "log_file",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=QUERY_LOG_ENV,
+)
+@click.option(
+    "--since",
+    type=LogMoment(end=False),
+    help="Only searches from then on: a date (2026-11-01) or a time ago (30m, 12h, 7d, 2w).",
+)
+@click.option(
+    "--until", type=LogMoment(end=True), help="Only searches until then (a date is inclusive)."
+)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@domain_errors
+def stats(
+    log_file: Path | None,
+    since: datetime | None,
+    until: datetime | None,
+    top: int,
+    as_json: bool,
+) -> None:
+    """What readers searched for, in the query log LOG_FILE written by 'serve --query-log'
+    (and its rotated files): the most frequent searches, the most frequent ones that found
+    nothing, and search-time percentiles.
+    """
+    if log_file is None:
+        raise click.UsageError(f"name the query log: searchidx stats FILE (or set {QUERY_LOG_ENV})")
+    searches, unreadable = read_log(log_file)
+    summary = summarise(searches, since=since, until=until, top=top, unreadable=unreadable)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for line in render_stats(summary):
+        click.echo(line)
 
 
 @cli.command("watch")

@@ -1,4 +1,5 @@
-"""Rendering a :class:`SearchResult` for people at a terminal (``searchidx query``).
+"""Rendering for people at a terminal: a :class:`SearchResult` (``searchidx query``) and the
+query log's :class:`QueryStats` (``searchidx stats``).
 
 Matched terms arrive as ``<mark>`` in escaped HTML; here they become bold yellow, and the rest is
 unescaped back to plain text. Colour is the caller's decision (terminal, ``NO_COLOR``).
@@ -11,6 +12,7 @@ import re
 
 import click
 
+from searchidx.querylog import QueryStats
 from searchidx.result import Facet, Hit, SearchResult
 
 _MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
@@ -71,3 +73,28 @@ def _facet_line(facet: Facet) -> str:
     )
     more = f", +{facet.more} more" if facet.more else ""
     return f"{click.style(facet.name, bold=True)}: {values or '-'}{more}"
+
+
+def render_stats(stats: QueryStats) -> list[str]:
+    def when(moment: object) -> str:
+        return "the start" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+    until = "now" if stats.until is None else when(stats.until)
+    lines = [
+        click.style(f"{stats.searches:,} searches", bold=True)
+        + f" ({stats.requests:,} requests with later pages) from {when(stats.since)} to {until}; "
+        f"{stats.zero_results:,} found nothing",
+    ]
+    if stats.unreadable:
+        lines.append(f"({stats.unreadable:,} unreadable log lines skipped)")
+    if stats.latency_ms:
+        lines.append(
+            "search time: " + ", ".join(f"{p} {ms:.1f} ms" for p, ms in stats.latency_ms.items())
+        )
+    for title, rows in (
+        ("Most frequent searches", stats.top),
+        ("Most frequent searches with no results", stats.top_zero),
+    ):
+        lines += ["", click.style(title, bold=True)]
+        lines += [f"{count:>8,}  {query}" for query, count in rows] or ["       -"]
+    return lines

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, parse_int
+from web import querylog
 from web.data import search_view_data
 from web.params import single
 from web.service import get_service
@@ -37,7 +38,9 @@ def bad_request(error: QueryError) -> Response:
 
 @bp.get("/search")
 def search() -> Response:
-    return jsonify(search_view_data(get_service(), request.args).data)
+    view = search_view_data(get_service(), request.args)
+    querylog.record(view.result)
+    return jsonify(view.data)
 
 
 @bp.get("/suggest")

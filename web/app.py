@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Flask
 
+from searchidx.querylog import QueryLog
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from web import api, errors, feed, formatting, security, service, views
+from web import api, errors, feed, formatting, querylog, security, service, views
 
 
 def create_app(
@@ -22,12 +23,15 @@ def create_app(
     *,
     search_service: SearchService | None = None,
     config: Mapping[str, Any] | None = None,
+    query_log: QueryLog | None = None,
 ) -> Flask:
-    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``)."""
+    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``);
+    with ``query_log``, the page and the API record each search there."""
     app = Flask(__name__)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep to_dict()'s order
     service.init_app(app, search_service or SearchService(store or IndexStore()))
+    querylog.init_app(app, query_log)
     for blueprint in (views.bp, api.bp, feed.bp):
         app.register_blueprint(blueprint)
     formatting.init_app(app)

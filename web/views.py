@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, Sort
-from web import xmldocs
+from web import querylog, xmldocs
 from web.data import SORT_LABELS, filter_chips, page_extras, search_view_data
 from web.links import MATCH_PARAMS, Links
 from web.params import FACET_SEARCH_PARAMS
@@ -38,6 +38,7 @@ def search() -> tuple[str, int] | str:
         return render_template(
             "search.html", error=error, chips=filter_chips(links), **context
         ), 400
+    querylog.record(view.result)
     context["form"]["sort"] = view.request.sort.value if view.request.sort else ""
     return render_template("search.html", data=view.data, **page_extras(view, links), **context)
 
