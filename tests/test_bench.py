@@ -49,7 +49,7 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
         assert set(engine["query"]["kinds"]) == set(KINDS)
     assert all(check["ok"] for check in size["agreement"].values())
     printed = capsys.readouterr().out
-    assert "relevance p50 / p95 / p99 (ms)" in printed and "ratio fts5" in printed
+    assert "relevance p50 / p95 / p99 (ms)" in printed and "best peer" in printed
 
 
 def test_an_edit_is_reverted_exactly(tmp_path: Path):
