@@ -90,18 +90,19 @@ def read_doc(root: Path, relpath: str) -> Doc | None:
         if fence is None:
             return None
         fields = yaml.load(text[start : fence.start()], Loader=_Loader)
-        title = str(fields.get("title") or "").strip()
+        title = _text(fields.get("title"))
         published_at = _utc(fields["publishedDateTime"])
+        quality = fields.get("quality")
+        quality = QUALITY_MISSING if quality is None else int(quality)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, KeyError, ValueError):
         return None
     if not title:
         return None
     provider = fields.get("provider") or {}
-    quality = fields.get("quality")
     return Doc(
         path=relpath,
         title=title,
-        excerpt=str(fields.get("excerpt") or "").strip(),
+        excerpt=_text(fields.get("excerpt")),
         body=text[fence.end() :].removeprefix("\n").strip(),
         topics=tuple(dict.fromkeys(t for t in map(_text, fields.get("topics") or ()) if t)),
         provider_name=_text(provider.get("name")),
@@ -110,7 +111,7 @@ def read_doc(root: Path, relpath: str) -> Doc | None:
         type=(_text(fields.get("type")) or "article").lower(),
         published=fields.get("published", True) is not False,
         date=published_at,
-        quality=QUALITY_MISSING if quality is None else int(quality),
+        quality=quality,
         size=info.st_size,
         mtime_ns=info.st_mtime_ns,
     )

@@ -117,7 +117,7 @@ class Fts5Engine(PeerEngine):
 
     def search(self, query: BenchQuery) -> Outcome:
         assert self.db is not None
-        plan = _Plan(query)
+        plan = Plan(query)
         if query.facets:
             ids, total, facets = self._facets(plan)
         else:
@@ -128,21 +128,16 @@ class Fts5Engine(PeerEngine):
         highlighted = self._highlight(plan.params[0], ids) if query.highlight else 0
         return Outcome(total, self._paths(ids), facets, highlighted)
 
-    def _page(self, plan: _Plan) -> list[int]:
+    def _page(self, plan: Plan) -> list[int]:
         assert self.db is not None
-        rows = self.db.execute(
-            f"SELECT {plan.rowid} FROM {plan.source} WHERE {plan.where}"
-            f" ORDER BY {plan.order} LIMIT ? OFFSET ?",
-            [*plan.params, *plan.limit],
-        )
-        return [row[0] for row in rows]
+        return [row[0] for row in self.db.execute(*plan.page())]
 
     def _paths(self, ids: list[int]) -> list[str]:
         assert self.db is not None
         found = dict(self.db.execute(f"SELECT id, path FROM docs WHERE id IN ({_marks(ids)})", ids))
         return [found[id_] for id_ in ids]
 
-    def _facets(self, plan: _Plan) -> tuple[list[int], int, dict[str, list[tuple[str, int]]]]:
+    def _facets(self, plan: Plan) -> tuple[list[int], int, dict[str, list[tuple[str, int]]]]:
         """Every match once into ``hits``, with its score and facet values; the page, the
         total and each facet from there."""
         assert self.db is not None
@@ -190,7 +185,7 @@ class Fts5Engine(PeerEngine):
         return sum("<mark>" in title + snippet for title, snippet in rows)
 
 
-class _Plan:
+class Plan:
     """One query as SQL: where the rows come from, the conditions, the order of the page."""
 
     def __init__(self, query: BenchQuery) -> None:
@@ -227,6 +222,14 @@ class _Plan:
             "newest": f"{self.rowid} DESC",
             "quality": f"d.quality DESC, {self.rowid} DESC",
         }[self.sort]
+
+    def page(self) -> tuple[str, list]:
+        """The statement of the page's ids, and its parameters."""
+        return (
+            f"SELECT {self.rowid} FROM {self.source} WHERE {self.where}"
+            f" ORDER BY {self.order} LIMIT ? OFFSET ?",
+            [*self.params, *self.limit],
+        )
 
 
 def _insert(db: sqlite3.Connection, doc: Doc, id_: int) -> None:
