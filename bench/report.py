@@ -204,6 +204,7 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
 
     seconds = lambda v: _num(v, 2)  # noqa: E731
     row("build from files (s)", lambda e: e["build"]["seconds"], seconds)
+    row("build CPU, all processes (s)", lambda e: e["build"]["cpu_seconds"], seconds)
     row(
         "build (articles/s)",
         lambda e: e["build"]["documents"] / e["build"]["seconds"],

@@ -116,6 +116,7 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
             wall_seconds=child.seconds,
             peak_tree_bytes=child.peak_tree_bytes,
             peak_single_bytes=child.peak_single_bytes,
+            cpu_seconds=child.cpu_seconds,
         )
         run["engines"][name]["build"] = build
         _say(
