@@ -51,6 +51,7 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
     for name in engines:
         engine = size["engines"][name]
         assert engine["build"]["documents"] == 201
+        assert engine["build"]["cpu_seconds"] > 0
         assert engine["sync"]["documents"] == 201  # 2 changed, 1 deleted, 1 added
         assert set(engine["query"]["kinds"]) == set(KINDS)
     assert all(check["ok"] for check in size["agreement"].values())
