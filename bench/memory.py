@@ -27,6 +27,9 @@ class ChildRun:
     peak_tree_bytes: int
     #: Peak resident memory of the largest single process (exact, from the kernel).
     peak_single_bytes: int
+    #: CPU time (user and system) of the child and the descendants it waited for: less
+    #: disturbed than wall time by other work on a shared machine.
+    cpu_seconds: float
 
 
 def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
@@ -57,6 +60,7 @@ def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
         seconds=time.perf_counter() - started,
         peak_tree_bytes=max(peak, usage.ru_maxrss * 1024),
         peak_single_bytes=usage.ru_maxrss * 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
     )
 
 

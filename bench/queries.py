@@ -1,5 +1,6 @@
 """The fixed, seeded query set: the same requests for every engine, drawn from the vocabulary
-of the sample generator so they hit the way real ones do (some broad, most narrow).
+of the sample generator so they hit the way real ones do (some broad, most narrow): its
+template words, and its Zipf words with log-uniform ranks (as many common words as rare ones).
 
 A :class:`BenchQuery` is engine-neutral: words and phrases, filters, a date range, a sort and a
 page. Each adapter turns it into its own query; :attr:`BenchQuery.exact` says when the engines
@@ -9,6 +10,7 @@ details between engines, filters must not).
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from whoosh.analysis import STOP_WORDS
 
+from bench.corpus import VOCABULARY
 from searchidx import sample
 
 #: The query kinds of the issue, in table order.
@@ -113,6 +116,7 @@ class _Vocabulary:
             found = {w for text in texts for w in text.split() if _WORD.match(w)}
             return sorted(w for w in found if w.lower() not in STOP_WORDS)
 
+        self.zipf_words = sample.ZipfWords(VOCABULARY).words
         self.companies = list(sample.COMPANIES)
         self.object_words = words(sample.OBJECTS)
         self.topic_words = words(sample.TOPICS)
@@ -126,9 +130,12 @@ class _Vocabulary:
 
     def word(self, rng: random.Random) -> str:
         pool = rng.choices(
-            [self.companies, self.object_words, self.topic_words, list(BROAD_WORDS)],
-            [40, 25, 20, 15],
+            [self.companies, self.object_words, self.topic_words, list(BROAD_WORDS), None],
+            [30, 20, 15, 10, 25],
         )[0]
+        if pool is None:
+            rank = int(math.exp(rng.uniform(0, math.log(len(self.zipf_words)))))
+            return self.zipf_words[rank - 1]
         return rng.choice(pool)
 
     def terms(self, rng: random.Random, most: int = 3) -> tuple[str, ...]:

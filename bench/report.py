@@ -185,28 +185,26 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(run: dict[str, Any], markdown: bool = False) -> str:
-    """searchidx beside each peer, with the ratio (searchidx / peer: above 1 is slower)."""
+    """Every engine's figures, then the best peer of the row and searchidx's ratio to it
+    (searchidx / best peer: above 1 is slower or bigger; latencies compared at p50)."""
     engines = run["engines"]
-    names = list(engines)
-    peers = [name for name in names if name != "searchidx"]
-    header = ["", *names] if "searchidx" not in names else ["", "searchidx"]
-    for peer in peers:
-        header += [peer, f"ratio {peer}"] if "searchidx" in names else [peer]
+    names = sorted(engines, key=lambda name: name != "searchidx")  # searchidx first
+    peers = names[1:] if names[0] == "searchidx" else names
+    compared = "searchidx" in names and bool(peers)
+    header = ["", *names] + (["best peer", "searchidx / best"] if compared else [])
     rows: list[list[str]] = []
 
     def row(label: str, getter, fmt, ratio: bool = True) -> None:
         values = {name: _get(getter, engines[name]) for name in names}
-        cells = [label]
-        if "searchidx" in names:
-            cells.append(fmt(values["searchidx"]))
-        for peer in peers:
-            cells.append(fmt(values[peer]))
-            if "searchidx" in names:
-                cells.append(_ratio(values["searchidx"], values[peer]) if ratio else "")
+        cells = [label, *(fmt(values[name]) for name in names)]
+        if compared:
+            best = _best(peers, values) if ratio else None
+            cells += ["", ""] if best is None else [best, _ratio(values["searchidx"], values[best])]
         rows.append(cells)
 
     seconds = lambda v: _num(v, 2)  # noqa: E731
-    row("build (s)", lambda e: e["build"]["seconds"], seconds)
+    row("build from files (s)", lambda e: e["build"]["seconds"], seconds)
+    row("build CPU, all processes (s)", lambda e: e["build"]["cpu_seconds"], seconds)
     row(
         "build (articles/s)",
         lambda e: e["build"]["documents"] / e["build"]["seconds"],
@@ -241,6 +239,16 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
                          *blank])  # fmt: skip
             rows.append(["web: first query (ms)", _num(served["first_query_ms"], 1), *blank])
     return _render(header, rows, markdown)
+
+
+def _best(peers: list[str], values: dict[str, Any]) -> str | None:
+    """The peer with the smallest figure (a latency summary's p50), None if none has one."""
+
+    def figure(peer: str) -> float:
+        value = values[peer]
+        return value["p50"] if isinstance(value, dict) else value
+
+    return min((peer for peer in peers if values[peer] is not None), key=figure, default=None)
 
 
 def _get(getter, engine: dict[str, Any]):

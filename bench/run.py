@@ -2,9 +2,10 @@
 
     python -m bench.run --sizes 10000,100000 --queries 200 --out bench/results/run.json
 
-For each size: generate (or reuse) the collection, parse it once for the peers, then for each
-engine build (in a child process, peak memory sampled), answer the query set (in a fresh child
-process), and, after 1% of the files changed, 0.1% were deleted and 0.1% added, sync. The
+For each size: generate (or reuse) the collection, then for each engine build from the files
+(in a child process, peak memory sampled; every engine reads and parses the files itself, in
+as many processes as searchidx), answer the query set (in a fresh child process), and, after
+1% of the files changed, 0.1% were deleted and 0.1% added, sync. The
 searchidx web API is then put under load. Ratios are only meaningful within one run: the
 machine is shared, so compare engines measured minutes apart, not runs measured days apart.
 """
@@ -105,28 +106,17 @@ def _arguments() -> argparse.ArgumentParser:
 def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: Path) -> dict:
     print(f"\n== {size:,} articles ==", flush=True)
     folder = corpus.collection(workdir, size, args.seed)
-    records = workdir / f"records-{size}-seed{args.seed}.pkl"
-    parse_info = workdir / f"records-{size}-seed{args.seed}.json"
-    if not records.is_file() or not parse_info.is_file():
-        _say("parsing the articles once for the peers")
-        stats = corpus.write_records(folder, records)
-        parse_info.write_text(json.dumps(stats.__dict__))
-    run: dict[str, Any] = {
-        "size": size,
-        "parse": json.loads(parse_info.read_text()),
-        "engines": {name: {} for name in engines},
-    }
+    run: dict[str, Any] = {"size": size, "engines": {name: {} for name in engines}}
     indexes = {name: workdir / f"index-{name}-{size}" for name in engines}
     for name in engines:
         shutil.rmtree(indexes[name], ignore_errors=True)
         _say(f"{name}: building")
-        build, child = _child(
-            name, "build", workdir, index=indexes[name], folder=folder, records=records
-        )
+        build, child = _child(name, "build", workdir, index=indexes[name], folder=folder)
         build.update(
             wall_seconds=child.seconds,
             peak_tree_bytes=child.peak_tree_bytes,
             peak_single_bytes=child.peak_single_bytes,
+            cpu_seconds=child.cpu_seconds,
         )
         run["engines"][name]["build"] = build
         _say(
@@ -190,11 +180,9 @@ def _child(engine: str, op: str, workdir: Path, **spec: Any) -> tuple[dict[str, 
 
 
 def _print_run(size: int, run: dict[str, Any], args: argparse.Namespace) -> None:
-    parse = run["parse"]
     print(
-        f"\n{size:,} articles ({run.get('edit', {})} for the sync); peers index records "
-        f"parsed once by searchidx's parser ({parse['documents']:,} in {parse['seconds']:.1f} s "
-        f"with {parse['processes']} processes, not in their build times)\n"
+        f"\n{size:,} articles ({run.get('edit', {})} for the sync); every build reads and "
+        "parses the files; best peer: the fastest (smallest) peer in the row\n"
     )
     print(report.table(run, markdown=args.markdown))
     print("\nAgreement (searchidx against each peer):")

@@ -27,7 +27,7 @@ def main(spec_path: str) -> None:
     engine = ENGINES[spec["engine"]](Path(spec["index"]))
     operation = spec["op"]
     if operation == "build":
-        result: Any = asdict(engine.build(Path(spec["folder"]), Path(spec["records"])))
+        result: Any = asdict(engine.build(Path(spec["folder"])))
     elif operation == "sync":
         result = asdict(engine.sync(Path(spec["folder"])))
     elif operation == "query":

@@ -3,11 +3,16 @@
 Used by ``make demo``, the tests and the benchmarks (at 100,000 articles, so it writes text with
 string templates rather than a YAML dumper). The same ``count`` and ``seed`` always give the
 same files, byte for byte. The real seed article is included as it was published.
+
+The templates use about a hundred distinct words, so every word's posting list is long; the
+benchmarks add a vocabulary of made-up words drawn by Zipf's law (:class:`ZipfWords`), whose
+lists are as skewed as a real collection's.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 from dataclasses import dataclass
@@ -110,10 +115,52 @@ def providers(count: int = 1300) -> list[_Provider]:
     return result[:count]
 
 
-def write_sample(folder: Path, count: int, seed: int = 42) -> int:
-    """Write ``count`` generated articles plus the real seed article; returns files written."""
+_ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p",
+           "pl", "qu", "r", "s", "st", "t", "tr", "v", "w", "z"]  # fmt: skip
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
+_CODAS = ["", "", "n", "r", "l", "m", "t", "k", "nd", "rt"]
+
+
+class ZipfWords:
+    """``size`` made-up words (the same ones every time), drawn with the odds of Zipf's law:
+    the word of rank r as often as 1 / (r + 10), so the commonest are in about half of the
+    articles and most in a handful."""
+
+    #: Flattens the head of the curve, as the stop words a real analyzer drops would.
+    OFFSET = 10
+
+    def __init__(self, size: int) -> None:
+        from whoosh.analysis import STOP_WORDS
+
+        rng = random.Random("zipf-words")
+        found: dict[str, None] = {}
+        while len(found) < size:
+            syllables = rng.choice((2, 2, 3, 3, 4))
+            word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))
+            word += rng.choice(_CODAS)
+            if word not in STOP_WORDS:
+                found[word] = None
+        self.words = list(found)
+        self.cumulative = list(
+            itertools.accumulate(1.0 / (rank + self.OFFSET) for rank in range(size))
+        )
+
+    def draw(self, rng: random.Random, count: int) -> list[str]:
+        return rng.choices(self.words, cum_weights=self.cumulative, k=count)
+
+    def sentence(self, rng: random.Random) -> str:
+        return " ".join(self.draw(rng, rng.randint(8, 18))).capitalize() + "."
+
+
+def write_sample(folder: Path, count: int, seed: int = 42, vocabulary: int = 0) -> int:
+    """Write ``count`` generated articles plus the real seed article; returns files written.
+
+    ``vocabulary``: that many made-up words besides the templates' (see :class:`ZipfWords`),
+    in titles, excerpts and bodies; 0 (the default) writes the template text only.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SEED_ARTICLE_NAME).write_bytes(SEED_ARTICLE.read_bytes())
+    words = ZipfWords(vocabulary) if vocabulary else None
     rng = random.Random(seed)
     outlets = providers()
     weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(outlets))]  # Zipf-like reach
@@ -125,25 +172,37 @@ def write_sample(folder: Path, count: int, seed: int = 42) -> int:
             subfolder.mkdir(exist_ok=True)
             made_dirs.add(subfolder)
         name = f"{number:06d}_{rng.getrandbits(64):016x}.md"
-        text = _article(rng, outlets, weights, published)
+        text = _article(rng, outlets, weights, published, words)
         (subfolder / name).write_text(text, encoding="utf-8")
     return count + 1
 
 
 def _article(
-    rng: random.Random, outlets: list[_Provider], weights: list[float], published: datetime
+    rng: random.Random,
+    outlets: list[_Provider],
+    weights: list[float],
+    published: datetime,
+    words: ZipfWords | None,
 ) -> str:
     company = rng.choice(COMPANIES)
     topics = rng.sample(TOPICS, rng.choice((1, 2, 2, 3, 3, 4)))
     obj = rng.choice(OBJECTS)
-    title = f"{company} {rng.choice(VERBS)} {obj} {rng.choice(QUALIFIERS)}".strip()
+    verb = rng.choice(VERBS)
+    if words:
+        verb += " " + words.draw(rng, 1)[0]
+    title = f"{company} {verb} {obj} {rng.choice(QUALIFIERS)}".strip()
     title = title[0].upper() + title[1:]
     provider = rng.choices(outlets, weights)[0]
     excerpt = " ".join(_sentence(rng, company, obj, topics) for _ in range(2))
-    body = "\n\n".join(
-        " ".join(_sentence(rng, company, obj, topics) for _ in range(rng.randint(2, 4)))
+    paragraphs = [
+        [_sentence(rng, company, obj, topics) for _ in range(rng.randint(2, 4))]
         for _ in range(rng.randint(1, 3))
-    )
+    ]
+    if words:
+        excerpt += " " + words.sentence(rng)
+        for sentences in paragraphs:
+            sentences += [words.sentence(rng) for _ in range(rng.randint(1, 3))]
+    body = "\n\n".join(" ".join(sentences) for sentences in paragraphs)
     slug = "-".join(title.lower().split())[:80]
     url = f"https://www.{provider.domain}/{published:%Y/%m/%d}/{slug}"
     quality = max(0, min(200, int(rng.gauss(80, 35))))

@@ -7,15 +7,21 @@ Nothing here is timed: benchmarks are run by hand (``make bench``). tantivy is u
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bench import corpus, run
 from bench.engines import ENGINES
-from bench.queries import KINDS, make_queries
+from bench.engines.fts5 import Fts5Engine, Plan
+from bench.queries import KINDS, BenchQuery, make_queries
 from bench.web import url_for
 from searchidx.content import scan_content
+from searchidx.parsing import read_article
+from searchidx.sample import write_sample
 
 
 def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -45,11 +51,12 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
     for name in engines:
         engine = size["engines"][name]
         assert engine["build"]["documents"] == 201
+        assert engine["build"]["cpu_seconds"] > 0
         assert engine["sync"]["documents"] == 201  # 2 changed, 1 deleted, 1 added
         assert set(engine["query"]["kinds"]) == set(KINDS)
     assert all(check["ok"] for check in size["agreement"].values())
     printed = capsys.readouterr().out
-    assert "relevance p50 / p95 / p99 (ms)" in printed and "ratio fts5" in printed
+    assert "relevance p50 / p95 / p99 (ms)" in printed and "best peer" in printed
 
 
 def test_an_edit_is_reverted_exactly(tmp_path: Path):
@@ -74,3 +81,112 @@ def test_queries_are_seeded_and_web_urls_carry_every_filter():
     assert url.startswith("/api/search?") and "topic=" in url and "provider=" in url
     dated = url_for(first["date_range"][0])
     assert "from=" in dated and "to=" in dated
+
+
+def test_peer_reader_reads_the_fields_searchidx_parses(tmp_path: Path):
+    folder = tmp_path / "articles"
+    write_sample(folder, 60, seed=4, vocabulary=2000)
+
+    for path in sorted(scan_content(folder)):
+        doc = corpus.read_doc(folder, path)
+        article = read_article(folder, path)
+        assert doc is not None
+        assert (doc.title, doc.excerpt, doc.body, doc.topics, doc.date) == (
+            article.title, article.excerpt, article.body, article.topics, article.published_at
+        )  # fmt: skip
+        assert (doc.provider_name, doc.provider_domain) == (
+            article.provider.name, article.provider.domain
+        )  # fmt: skip
+        assert (doc.category, doc.type, doc.published, doc.quality) == (
+            article.category.lower(), article.type.lower(), article.published, article.quality
+        )  # fmt: skip
+
+
+def test_peer_reader_in_processes_reads_the_same_docs_in_order(tmp_path: Path):
+    folder = tmp_path / "articles"
+    write_sample(folder, 2 * corpus.CHUNK + 10, seed=5)
+    (folder / "broken.md").write_text("no front matter\n")
+    paths = sorted(scan_content(folder))
+
+    with corpus.read_docs(folder, paths, processes=1) as docs:
+        here = list(docs)
+    with corpus.read_docs(folder, paths, processes=2) as docs:
+        in_processes = list(docs)
+
+    assert in_processes == here
+    assert [doc.path for doc in here] == [path for path in paths if path != "broken.md"]
+
+
+def test_sample_zipf_vocabulary_gives_many_words_with_skewed_frequencies(tmp_path: Path):
+    folder = tmp_path / "articles"
+    write_sample(folder, 300, seed=6, vocabulary=5000)
+    docs = [corpus.read_doc(folder, path) for path in sorted(scan_content(folder))]
+
+    frequency = Counter(
+        word for doc in docs for word in set(re.findall(r"[a-z]+", doc.body.lower()))
+    )
+    title_words = {word for doc in docs for word in doc.title.lower().split()}
+
+    assert len(title_words) > 250  # the template titles have about 90 words in all
+    counts = sorted(frequency.values(), reverse=True)
+    assert len(counts) > 3000
+    assert counts[0] > 0.3 * len(docs) and counts[len(counts) // 2] < 0.02 * len(docs)
+
+
+def _article_file(folder: Path, name: str, published: str) -> None:
+    (folder / name).write_text(
+        f'---\ntitle: "Storage {name}"\npublishedDateTime: {published}\n---\n\nStorage news.\n'
+    )
+
+
+def test_fts5_rowids_follow_dates_and_equal_dates_follow_paths(tmp_path: Path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, published in [
+        ("d.md", "2021-03-01T10:00:00Z"),
+        ("b.md", "2021-03-01T10:00:00Z"),
+        ("a.md", "2020-01-01T00:00:00Z"),
+        ("c.md", "2022-07-01T00:00:00.5Z"),
+        ("e.md", "1969-12-31T23:59:59.5Z"),
+    ]:
+        _article_file(folder, name, published)
+    engine = Fts5Engine(tmp_path / "index")
+    engine.build(folder)
+    _article_file(folder, "f.md", "2021-03-01T10:00:00Z")  # sorts after b and d
+    _article_file(folder, "a.md", "2023-01-01T00:00:00Z")  # now the newest
+    engine.sync(folder)
+
+    engine.open()
+    newest = engine.search(BenchQuery("newest", ("storage",), sort="newest"))
+    dated = engine.search(
+        BenchQuery(
+            "date_range",
+            date_from=datetime(2021, 3, 1, 10, tzinfo=UTC),
+            date_to=datetime(2022, 7, 1, tzinfo=UTC),
+        )
+    )
+    engine.close()
+
+    assert newest.ids == ["a.md", "c.md", "b.md", "d.md", "f.md", "e.md"]
+    assert (dated.total, dated.ids) == (3, ["b.md", "d.md", "f.md"])
+
+
+def test_fts5_plans_walk_rowids_instead_of_sorting(tmp_path: Path):
+    folder = corpus.collection(tmp_path, 50, seed=8)
+    engine = Fts5Engine(tmp_path / "index")
+    engine.build(folder)
+    engine.open()
+    assert engine.db is not None
+    week = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 8, tzinfo=UTC))
+
+    def plan(**request) -> str:
+        sql, params = Plan(BenchQuery(**request)).page()
+        return " | ".join(row[3] for row in engine.db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+    newest_text = plan(kind="newest", terms=("analysts",), sort="newest")
+    newest = plan(kind="newest", sort="newest")
+    dated = plan(kind="date_range", date_from=week[0], date_to=week[1])
+    engine.close()
+
+    assert "TEMP B-TREE" not in newest_text and "TEMP B-TREE" not in newest
+    assert "rowid>? AND rowid<?" in dated and "TEMP B-TREE" not in dated

@@ -16,8 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from bench.corpus import Doc, changed_files, load_docs, read_records
+from bench.corpus import Doc, changed_files, read_docs
 from bench.queries import BenchQuery
+from searchidx.content import scan_content
+from searchidx.indexer import (
+    BUILD_PROCESSES,
+    PARALLEL_FILES_PER_PROCESS,
+    SYNC_FILES_PER_PROCESS,
+)
 
 #: Facets every engine counts when asked, and how many values of each (month: all of them).
 FACETS = ("topic", "provider", "category", "type", "published", "month")
@@ -66,8 +72,8 @@ class Engine(ABC):
         return True
 
     @abstractmethod
-    def build(self, folder: Path, records: Path) -> BuildStats:
-        """A fresh index of the collection (``records``: the parsed articles, for peers)."""
+    def build(self, folder: Path) -> BuildStats:
+        """A fresh index of the article files in ``folder``, read and parsed in the timing."""
 
     @abstractmethod
     def sync(self, folder: Path) -> SyncStats:
@@ -89,7 +95,9 @@ class Engine(ABC):
 
 
 class PeerEngine(Engine):
-    """A peer: indexes the parsed records; syncs by stat, as searchidx does, then re-parses.
+    """A peer: lists the folder, reads the files with :func:`~bench.corpus.read_docs` in as
+    many processes as searchidx's indexer would use for as many files, and indexes them in
+    this process; syncs by stat, as searchidx does, then reads the changed files the same way.
 
     The (size, mtime) of every indexed file is kept beside the index, so a sync has the same
     information searchidx's has.
@@ -105,21 +113,27 @@ class PeerEngine(Engine):
     def _write(self, upserts: Iterable[Doc], removed: list[str], fresh: bool) -> int:
         """Add or replace ``upserts``, delete ``removed``, commit; returns the document count."""
 
-    def build(self, folder: Path, records: Path) -> BuildStats:
+    def build(self, folder: Path) -> BuildStats:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        self._create()
+        paths = sorted(scan_content(folder))
         known: dict[str, tuple[int, int]] = {}
-        documents = self._write(_remembering(read_records(records), known), [], fresh=True)
+        processes = min(BUILD_PROCESSES, len(paths) // PARALLEL_FILES_PER_PROCESS)
+        with read_docs(folder, paths, processes) as docs:
+            self._create()
+            documents = self._write(_remembering(docs, known), [], fresh=True)
         self._save_state(known)
         seconds = time.perf_counter() - started
-        return BuildStats(seconds, documents, self.index_bytes())
+        notes = [f"read by {max(processes, 1)} process(es)"]
+        return BuildStats(seconds, documents, self.index_bytes(), notes)
 
     def sync(self, folder: Path) -> SyncStats:
         started = time.perf_counter()
         known = self._load_state()
         upserts, removed = changed_files(folder, known)
-        docs = load_docs(folder, upserts)
+        processes = min(BUILD_PROCESSES, len(upserts) // SYNC_FILES_PER_PROCESS)
+        with read_docs(folder, upserts, processes) as reading:
+            docs = list(reading)
         for path in removed:
             known.pop(path, None)
         documents = self._write(_remembering(iter(docs), known), removed, fresh=False)

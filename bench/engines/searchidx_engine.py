@@ -27,7 +27,7 @@ class SearchidxEngine(Engine):
         self.store = IndexStore(index_dir)
         self.service: SearchService | None = None
 
-    def build(self, folder: Path, records: Path) -> BuildStats:
+    def build(self, folder: Path) -> BuildStats:
         report = indexer.rebuild(self.store, folder)
         notes = [f"{len(report.skipped)} files skipped"] if report.skipped else []
         return BuildStats(report.seconds, report.documents, self.index_bytes(), notes)

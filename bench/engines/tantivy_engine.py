@@ -5,6 +5,9 @@ multi-word counts may differ slightly); facets, sorts and filters are fast field
 ``raw`` tokenizer, counted with a terms aggregation. The quality sort uses one precomputed
 fast field (quality, then date) because tantivy orders by a single field. The writer gets two
 threads: this machine has two cores, and searchidx's build uses both too.
+
+A page needs the path of each hit, and the highlighted kind its title and excerpt: only those
+are stored, so a hit's fetch decompresses a block of small records, not of whole bodies.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ except ImportError:  # the optional "bench" extra
     tantivy = None
 
 _TEXT_FIELDS = ("title", "excerpt", "body", "topic", "provider")
+_HIGHLIGHTED = ("title", "excerpt")
 _FACET_FIELDS = {
     "topic": "topics",
     "provider": "provider_name",
@@ -43,9 +47,7 @@ def _schema() -> Any:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("path", stored=True, tokenizer_name="raw")
     for name in _TEXT_FIELDS:
-        builder.add_text_field(
-            name, stored=name in ("title", "excerpt", "body"), tokenizer_name="en_stem"
-        )
+        builder.add_text_field(name, stored=name in _HIGHLIGHTED, tokenizer_name="en_stem")
     for name in _FACET_FIELDS.values():
         builder.add_text_field(name, tokenizer_name="raw", fast=True)
     builder.add_date_field("date", indexed=True, fast=True)
@@ -107,7 +109,7 @@ class TantivyEngine(PeerEngine):
         docs = [searcher.doc(address) for _, address in result.hits]
         highlighted = 0
         if query.highlight:
-            for field in ("title", "excerpt"):
+            for field in _HIGHLIGHTED:
                 generator = tantivy.SnippetGenerator.create(searcher, parsed, self.schema, field)
                 highlighted += sum(
                     "<b>" in generator.snippet_from_doc(doc).to_html() for doc in docs
