@@ -121,10 +121,7 @@ class IndexStore:
                     # lock is free a moment later; only a named holder is worth refusing.
                     settling = holder is None and time.monotonic() < deadline + _LOCK_SETTLE
                     if time.monotonic() >= deadline and not settling:
-                        raise IndexBusyError(
-                            f"another searchidx process (pid {holder or 'unknown'}) is writing "
-                            f"to {self.location}/; wait for it to finish, or pass --wait SECONDS"
-                        ) from None
+                        raise IndexBusyError(self._busy(holder)) from None
                     time.sleep(0.02 if settling else 0.1)
             previous = _holder(lock)
             lock.seek(0)
@@ -139,6 +136,20 @@ class IndexStore:
                 lock.seek(0)
                 lock.truncate()
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _busy(self, holder: str | None) -> str:
+        """Why the lock cannot be had: its holder is writing, or it is gone and a process it
+        started keeps the lock (one that did not close its copy, as searchidx's workers do)."""
+        if holder is not None and _gone(holder):
+            return (
+                f"the writer lock of {self.location}/ is held, but pid {holder}, which took it, "
+                "is gone: a process it started keeps the lock open; end that process "
+                f"('fuser -v {self.location / _LOCK}' names it), then run the command again"
+            )
+        return (
+            f"another searchidx process (pid {holder or 'unknown'}) is writing to "
+            f"{self.location}/; wait for it to finish, or pass --wait SECONDS"
+        )
 
     def create_generation(self) -> tuple[Path, whoosh_index.Index]:
         """A new, empty Whoosh index beside the live one; published by :meth:`publish`."""
@@ -232,12 +243,19 @@ def _holder(lock: BinaryIO) -> str | None:
 
 def _stale_note(pid: str | None) -> str:
     """If the lock file named a process that is gone, say so: it was killed mid-write."""
-    if pid is None or not pid.isdigit() or int(pid) == os.getpid():
+    if pid is None or not _gone(pid):
         return ""
+    return f"cleared a stale lock left by pid {pid}, which stopped while writing"
+
+
+def _gone(pid: str) -> bool:
+    """Whether the lock file's ``pid`` names no running process."""
+    if not pid.isdigit():
+        return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return f"cleared a stale lock left by pid {pid}, which stopped while writing"
-    except PermissionError:
+    except (ProcessLookupError, OverflowError):  # no such pid, or none could be
+        return True
+    except PermissionError:  # someone else's process
         pass
-    return ""
+    return False

@@ -10,6 +10,7 @@ of exactly the folder.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from searchidx import indexer
 from searchidx.content import scan_content
+from searchidx.errors import IndexBusyError
 from searchidx.sample import write_sample
 from searchidx.store import IndexStore
 from tests import crashkit
@@ -241,6 +243,18 @@ def test_interrupted_first_build_of_many_files_stops_at_once(tmp_path: Path, sto
     run = runs(["index", str(content), "--index", str(store.location)], "reading")
     stop_and_check(run, signal.SIGINT, True, store)
     assert "stale lock" not in recovered(store, content)
+
+
+def test_sync_says_how_to_free_a_lock_kept_after_its_holder_died(content, store):
+    # What a worker of an older searchidx did: kept the lock after its parent was killed.
+    indexer.sync(store, content)
+    with open(store.location / ".writer.lock", "w") as kept:
+        fcntl.flock(kept, fcntl.LOCK_EX)
+        kept.write("999999999\n")  # a pid that cannot exist
+        kept.flush()
+        with pytest.raises(IndexBusyError, match=r"pid 999999999, which took it, is gone") as busy:
+            indexer.sync(store)
+    assert f"'fuser -v {store.location / '.writer.lock'}' names it" in str(busy.value)
 
 
 def test_store_lock_is_closed_in_a_forked_child(store: IndexStore):
