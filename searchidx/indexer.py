@@ -16,11 +16,15 @@ was indexed and then broken by an edit keeps its last good version in the index 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import shutil
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,6 +62,8 @@ MERGE_FACTOR = 10
 SYNC_FILES_PER_PROCESS = 300
 #: Files a build worker takes from the queue at a time.
 _CHUNK_FILES = 200
+#: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -421,6 +427,8 @@ def _build_in_processes(
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
+        # Chunks no worker took (Ctrl-C) may fill the pipe: do not wait at exit to send them.
+        jobs.cancel_join_thread()
         jobs.close()
         results.close()
     built.problems.sort(key=lambda problem: problem.path)
@@ -439,6 +447,7 @@ def _build_worker(
 ) -> None:
     """A worker process of :func:`_build_in_processes`: takes chunks of paths until told to
     stop, indexes them into segments of its own, and reports them (or its error)."""
+    _end_with_parent()
     builder = _SegmentBuilder(whoosh_index.open_dir(location))
     built = _Built()
     try:
@@ -451,6 +460,30 @@ def _build_worker(
     except BaseException as error:
         builder.cancel()
         results.put(("error", f"{type(error).__name__}: {error}"))
+
+
+def _end_with_parent() -> None:
+    """Make this worker end when its parent does, however that ends (SIGKILL included).
+
+    Else a worker whose parent was killed waits for work forever, reparented to init. On Linux
+    the kernel kills it with the parent-death signal; elsewhere, or if the parent died before
+    that was set, a thread sees the parent's end of the pipe multiprocessing keeps between
+    them close. Ctrl-C reaches the whole process group: the parent alone handles it, and
+    stops its workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Wait until the parent's end of the pipe closes (it ended), then end this process."""
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
 
 
 def _writer(index: Index) -> IndexWriter:

@@ -1,7 +1,8 @@
 """Matching and scoring a parsed query over one searcher's postings, as numpy arrays.
 
 Whoosh matches and scores document by document in Python: tens to hundreds of milliseconds per
-query at 100,000 articles (see shared/notes/whoosh-performance.md). A term's posting list is
+query at 100,000 articles (measured at 20,000 on 2 cores with whoosh3 3.54: a relevance top 10
+took 4.8 ms at p50 and 29 ms at p95, with facet counts 14 / 243 ms). A term's posting list is
 read once per searcher into an array of docnums and an array of its BM25F scores, computed with
 Whoosh's own formula, statistics and field lengths, so scores (and so rankings) are the ones
 Whoosh computes; queries are then evaluated as boolean masks and score sums, and phrases are

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from whoosh import index as whoosh_index
 
@@ -104,11 +104,12 @@ class IndexStore:
         """Hold the writer lock for a sync or rebuild; yields a note about a stale lock.
 
         The lock is an ``flock``: the kernel drops it when its holder dies, however it dies,
-        so a lock left by a killed indexer never blocks the next one.
+        so a lock left by a killed indexer never blocks the next one; and no forked child
+        (a build worker) keeps it alive after its parent (:func:`_closed_in_forked_children`).
         """
         self.location.mkdir(parents=True, exist_ok=True)
         lock_path = self.location / _LOCK
-        with open(lock_path, "a+") as lock:
+        with open(lock_path, "a+b", buffering=0) as lock, _closed_in_forked_children(lock):
             deadline = time.monotonic() + wait
             while True:
                 try:
@@ -120,16 +121,12 @@ class IndexStore:
                     # lock is free a moment later; only a named holder is worth refusing.
                     settling = holder is None and time.monotonic() < deadline + _LOCK_SETTLE
                     if time.monotonic() >= deadline and not settling:
-                        raise IndexBusyError(
-                            f"another searchidx process (pid {holder or 'unknown'}) is writing "
-                            f"to {self.location}/; wait for it to finish, or pass --wait SECONDS"
-                        ) from None
+                        raise IndexBusyError(self._busy(holder)) from None
                     time.sleep(0.02 if settling else 0.1)
             previous = _holder(lock)
             lock.seek(0)
             lock.truncate()
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
+            lock.write(b"%d\n" % os.getpid())
             note = _stale_note(previous)
             if self.exists():
                 self.remove_stale_generations()
@@ -138,8 +135,21 @@ class IndexStore:
             finally:
                 lock.seek(0)
                 lock.truncate()
-                lock.flush()
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _busy(self, holder: str | None) -> str:
+        """Why the lock cannot be had: its holder is writing, or it is gone and a process it
+        started keeps the lock (one that did not close its copy, as searchidx's workers do)."""
+        if holder is not None and _gone(holder):
+            return (
+                f"the writer lock of {self.location}/ is held, but pid {holder}, which took it, "
+                "is gone: a process it started keeps the lock open; end that process "
+                f"('fuser -v {self.location / _LOCK}' names it), then run the command again"
+            )
+        return (
+            f"another searchidx process (pid {holder or 'unknown'}) is writing to "
+            f"{self.location}/; wait for it to finish, or pass --wait SECONDS"
+        )
 
     def create_generation(self) -> tuple[Path, whoosh_index.Index]:
         """A new, empty Whoosh index beside the live one; published by :meth:`publish`."""
@@ -196,20 +206,56 @@ def _temp_name(path: Path, writer: str) -> Path:
     return path.with_name(f".{path.name}.{writer}.tmp")
 
 
-def _holder(lock: Any) -> str | None:
+#: The writer lock files open in this process (see :func:`_closed_in_forked_children`).
+_LOCK_FILES: set[BinaryIO] = set()
+
+
+@contextlib.contextmanager
+def _closed_in_forked_children(lock: BinaryIO) -> Iterator[None]:
+    """Have a child forked while ``lock`` is open close its copy at once.
+
+    An ``flock`` belongs to the open file, which a fork shares: a child keeping its copy
+    keeps the lock held after its parent dies, and every later writer is refused. Closing the
+    copy leaves the parent's lock as it is (unlocking would release it for both); the file is
+    unbuffered, so closing it writes nothing.
+    """
+    _LOCK_FILES.add(lock)
+    try:
+        yield
+    finally:
+        _LOCK_FILES.discard(lock)
+
+
+def _close_inherited_locks() -> None:
+    for lock in _LOCK_FILES:
+        lock.close()
+    _LOCK_FILES.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def _holder(lock: BinaryIO) -> str | None:
     """The pid the lock file names, if any."""
     lock.seek(0)
-    return lock.read().strip() or None
+    return lock.read().decode("ascii", "replace").strip() or None
 
 
 def _stale_note(pid: str | None) -> str:
     """If the lock file named a process that is gone, say so: it was killed mid-write."""
-    if pid is None or not pid.isdigit() or int(pid) == os.getpid():
+    if pid is None or not _gone(pid):
         return ""
+    return f"cleared a stale lock left by pid {pid}, which stopped while writing"
+
+
+def _gone(pid: str) -> bool:
+    """Whether the lock file's ``pid`` names no running process."""
+    if not pid.isdigit():
+        return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return f"cleared a stale lock left by pid {pid}, which stopped while writing"
-    except PermissionError:
+    except (ProcessLookupError, OverflowError):  # no such pid, or none could be
+        return True
+    except PermissionError:  # someone else's process
         pass
-    return ""
+    return False

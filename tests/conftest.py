@@ -1,4 +1,11 @@
-"""Shared fixtures: real collections on disk and real Whoosh indexes built from them."""
+"""Shared fixtures: collections on disk and real Whoosh indexes built from them.
+
+Every file a test reads is in the repository: the sample generator's articles, the seed
+article bundled with searchidx, and ``tests/articles``: hand-written articles in the shape of
+real ones (the seed's front matter: provider logos, images, related coverage with AMP links,
+videos with ``featuredContent`` and no ``webUrl``, ``secured`` blobs; Markdown bodies with
+lists, tables and non-ASCII text) about made-up companies, written for this project.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from searchidx import indexer
-from searchidx.sample import write_sample
+from searchidx.articles import Article
+from searchidx.content import scan_content
+from searchidx.parsing import read_article
+from searchidx.sample import SEED_ARTICLE, write_sample
 from searchidx.schema import from_record
 from searchidx.store import IndexStore
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-POWERAPPS = SHARED / "corpus" / "powerapps"
-SEED_DIR = SHARED / "seed"
+ARTICLES_DIR = Path(__file__).parent / "articles"
+ARTICLES_COUNT = 10
 SAMPLE_COUNT = 400
 
 
@@ -24,6 +33,16 @@ def write_article(folder: Path, relpath: str, front_matter: str, body: str = "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"---\n{front_matter.strip()}\n---\n\n{body}\n", encoding="utf-8")
     return path
+
+
+def real_shaped_articles() -> list[Article]:
+    """The hand-written articles and the bundled seed article, parsed."""
+    articles = [read_article(ARTICLES_DIR, path) for path in sorted(scan_content(ARTICLES_DIR))]
+    return [*articles, read_seed()]
+
+
+def read_seed() -> Article:
+    return read_article(SEED_ARTICLE.parent, SEED_ARTICLE.name)
 
 
 def stored_titles(store: IndexStore) -> dict[str, str]:
@@ -42,6 +61,14 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated collection of SAMPLE_COUNT articles plus the seed (read-only by convention)."""
     folder = tmp_path_factory.mktemp("sample")
     write_sample(folder, SAMPLE_COUNT, seed=7)
+    return folder
+
+
+@pytest.fixture
+def seed_dir(tmp_path: Path) -> Path:
+    """A folder holding only the seed article, as the sample writes it."""
+    folder = tmp_path / "seed"
+    write_sample(folder, 0)
     return folder
 
 

@@ -24,7 +24,7 @@ from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from tests.conftest import POWERAPPS, write_article
+from tests.conftest import real_shaped_articles, write_article
 
 REQUESTS = [
     SearchRequest(),
@@ -188,8 +188,7 @@ def texts() -> list[str]:
     for _ in range(2000):
         found.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))))
         found.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))))
-    for path in sorted(scan_content(POWERAPPS))[:150]:
-        article = read_article(POWERAPPS, path)
+    for article in real_shaped_articles():
         found += [article.title, article.excerpt, article.body]
     return found
 
@@ -203,8 +202,8 @@ def test_text_fields_index_what_whoosh_text_indexes(phrase: bool, analyzer):
         assert sorted(mine.index(text)) == sorted(whooshs.index(text)), text
 
 
-def test_the_stored_record_is_the_articles_dict():
-    for path in sorted(scan_content(POWERAPPS)):
-        article = read_article(POWERAPPS, path)
+def test_the_stored_record_is_the_articles_dict(sample_dir: Path):
+    sample = [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
+    for article in real_shaped_articles() + sample:
         expected = {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
         assert json.dumps(_record(article)) == json.dumps(expected)

@@ -15,7 +15,13 @@ from searchidx.content import scan_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
 from searchidx.store import IndexStore
-from tests.conftest import POWERAPPS, SAMPLE_COUNT, SEED_DIR, stored_titles, write_article
+from tests.conftest import (
+    ARTICLES_COUNT,
+    ARTICLES_DIR,
+    SAMPLE_COUNT,
+    stored_titles,
+    write_article,
+)
 
 
 def folder_titles(folder: Path) -> dict[str, str]:
@@ -28,10 +34,14 @@ def test_sync_builds_an_index_of_every_file(content: Path, store: IndexStore):
     assert stored_titles(store) == folder_titles(content)
 
 
-def test_sync_indexes_the_seed_and_the_real_collection(store: IndexStore, tmp_path: Path):
-    assert indexer.sync(store, POWERAPPS).documents == 674
+def test_sync_indexes_the_seed_and_real_shaped_articles(
+    store: IndexStore, tmp_path: Path, seed_dir: Path
+):
+    report = indexer.sync(store, ARTICLES_DIR)
+    assert (report.documents, report.skipped) == (ARTICLES_COUNT, [])
+    assert stored_titles(store) == folder_titles(ARTICLES_DIR)
     seed_store = IndexStore(tmp_path / "seed-index")
-    assert indexer.sync(seed_store, SEED_DIR).documents == 1
+    assert indexer.sync(seed_store, seed_dir).documents == 1
 
 
 def test_sync_follows_edits_additions_and_deletions(content: Path, store: IndexStore):

@@ -1,4 +1,4 @@
-"""Article files into records: the seed, the real collection, and every way a file can be bad."""
+"""Article files into records: the seed, real-shaped articles, and every way a file can be bad."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from searchidx.errors import ArticleError
 from searchidx.parsing import MAX_FILE_BYTES, parse_article, read_article
-from tests.conftest import POWERAPPS, SEED_DIR, write_article
+from tests.conftest import ARTICLES_COUNT, read_seed, real_shaped_articles, write_article
 
 GOOD = """
 title: "A title"
@@ -18,7 +18,7 @@ publishedDateTime: 2022-06-24T14:08:00Z
 
 
 def test_read_article_parses_every_field_of_the_seed():
-    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
+    article = read_seed()
     assert article.title.startswith("Microsoft Halts Sales of Emotion-Reading Tech")
     assert article.published_at == datetime(2022, 6, 24, 14, 8, tzinfo=UTC)
     assert article.provider.name == "ExtremeTech"
@@ -41,18 +41,32 @@ def test_read_article_parses_every_field_of_the_seed():
 
 
 def test_read_article_drops_secured_everywhere():
-    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
+    article = read_seed()
     assert "secured" not in article.to_dict()
     assert "83pOGiRlIfRn" not in repr(article)
     assert "83pOGiRlIfRn" not in str(article.to_dict())
 
 
-def test_read_article_reads_the_whole_real_collection():
-    articles = [read_article(POWERAPPS, path.name) for path in sorted(POWERAPPS.iterdir())]
-    assert len(articles) == 674
+def test_read_article_reads_every_real_shaped_article():
+    articles = real_shaped_articles()
+    assert len(articles) == ARTICLES_COUNT + 1
     assert all(article.title and article.provider.name for article in articles)
-    assert sum(1 for article in articles if not article.web_url) == 12
+    assert sum(1 for article in articles if not article.web_url) == 3  # videos, a blog post
     assert all(article.url for article in articles)
+    by_path = {article.path: article for article in articles}
+    video = by_path["2019-10-14-contoso-forms-wave-overview.md"]
+    assert video.type == "video" and video.url.startswith("https://video.tailspin.example/")
+    assert video.provider.domain == "tailspin.example" and video.image is not None
+    news = by_path["2019-09-02-contoso-forms-portals-preview.md"]
+    assert [related.provider.name for related in news.related] == [
+        "Fabrikam Weekly",
+        "Wide World News",
+    ]
+    assert news.related[0].quality == 88 and news.body.startswith("Customer **portals**")
+    assert by_path["2020-06-01-northwind-offline-forms.md"].published_at == datetime(
+        2020, 6, 1, 3, 10, tzinfo=UTC
+    )
+    assert all("secured" not in str(article.to_dict()) for article in articles)
 
 
 def test_parse_article_defaults_optional_fields():
@@ -68,8 +82,8 @@ def test_parse_article_defaults_optional_fields():
 
 
 def test_article_round_trips_through_its_dict():
-    article = read_article(SEED_DIR, "000_dbfeb7893265a28a.txt")
-    assert type(article).from_dict(article.to_dict()) == article
+    for article in real_shaped_articles():
+        assert type(article).from_dict(article.to_dict()) == article
 
 
 @pytest.mark.parametrize(

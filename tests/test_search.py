@@ -19,7 +19,7 @@ from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_b
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import IndexStore
-from tests.conftest import POWERAPPS, SEED_DIR, write_article
+from tests.conftest import ARTICLES_DIR, write_article
 
 NEWS = {
     "a.md": ("Microsoft halts facial recognition sales", "Regulators welcomed the move.",
@@ -419,9 +419,9 @@ def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: Sea
     assert "<mark" in hit.excerpt_html and "budgets" in hit.excerpt_html
 
 
-def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path):
+def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_dir: Path):
     store = IndexStore(tmp_path / "ix")
-    indexer.sync(store, SEED_DIR)
+    indexer.sync(store, seed_dir)
     service = SearchService(store)
     result = service.search(SearchRequest(text="emotion"))
     service.close()
@@ -433,19 +433,22 @@ def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path):
     assert result.to_dict()["hits"][0]["published_at"] == "2022-06-24T14:08:00Z"
 
 
-# The real collection, refresh and autocomplete ------------------------------------------
+# Real-shaped articles, refresh and autocomplete ------------------------------------------
 
 
-def test_search_on_the_real_collection(tmp_path: Path):
+def test_search_on_real_shaped_articles(tmp_path: Path):
     store = IndexStore(tmp_path / "ix")
-    indexer.sync(store, POWERAPPS)
+    indexer.sync(store, ARTICLES_DIR)
     service = SearchService(store)
     try:
-        articles = [read_article(POWERAPPS, p) for p in scan_content(POWERAPPS)]
+        articles = [read_article(ARTICLES_DIR, p) for p in scan_content(ARTICLES_DIR)]
         result = service.search(SearchRequest(text="portals", facet_size=200))
-        assert result.total > 10
+        texts = {a.path: f"{a.title} {a.excerpt} {a.body}".lower() for a in articles}
+        mentions = {path for path, text in texts.items() if "portal" in text}
+        assert {hit.path for hit in result.hits} == mentions and len(mentions) == 5
         assert all("portal" in hit.title_html.lower() + hit.excerpt_html.lower()
                    for hit in result.hits)  # fmt: skip
+        assert "bSXPc0xJod0n" not in repr(result.to_dict())  # a start of a secured blob
         browse = service.search(SearchRequest(facet_size=200))
         expected = brute_force_counts(articles, "provider", lambda a: True)
         assert {v.value: v.count for v in browse.facet("provider").values} == dict(expected)

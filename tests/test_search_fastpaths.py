@@ -17,14 +17,13 @@ from whoosh import highlight as whoosh_highlight
 
 from searchidx import highlight, indexer
 from searchidx.content import scan_content
-from searchidx.parsing import read_article
 from searchidx.querylang import parse_query
 from searchidx.request import Sort
 from searchidx.schema import ANALYZER
 from searchidx.service import _top_scored
 from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
-from tests.conftest import POWERAPPS
+from tests.conftest import real_shaped_articles
 
 QUERIES = [
     "microsoft",
@@ -155,8 +154,7 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
 def test_highlighting_is_whooshs(fragmenter):
     rng = random.Random(5)
     texts = []
-    for path in sorted(scan_content(POWERAPPS))[:200]:
-        article = read_article(POWERAPPS, path)
+    for article in real_shaped_articles():
         texts += [article.title, article.excerpt, article.body[:2000]]
     words = ["the", "a", "Microsoft", "microsoft", "chip", "production", "is", "AI", "<b>", "&amp;"]
     for _ in range(1000):
