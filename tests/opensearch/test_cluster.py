@@ -24,8 +24,9 @@ import pytest
 from opensearchpy import OpenSearch
 
 from searchidx import indexer
-from searchidx.export import MAPPING_FILE, export_elasticsearch
+from searchidx.export import MAPPING_FILE, TEXT_ANALYZER, export_elasticsearch
 from searchidx.sample import write_sample
+from searchidx.schema import ANALYZER
 from searchidx.store import IndexStore
 from tests.opensearch.cluster import ClusterError, OpenSearchCluster
 
@@ -103,8 +104,31 @@ def test_export_mapping_is_accepted_and_every_document_loads(
     assert client.count(index=loaded)["count"] == len(export.documents) >= ARTICLES
     mapping = client.indices.get_mapping(index=loaded)[loaded]["mappings"]
     assert mapping["dynamic"] == "strict"
-    assert mapping["properties"]["body"] == {"type": "text", "analyzer": "english"}
+    assert mapping["properties"]["body"] == {"type": "text", "analyzer": TEXT_ANALYZER}
     assert mapping["properties"]["date"]["type"] == "date"
+
+
+def test_export_text_analyzer_makes_the_tokens_whoosh_makes(
+    opensearch_cluster: OpenSearchCluster, loaded: str
+):
+    text = "The U.S. economy can't grow 3.5% in Zürich; a b, you may say: 東京 wins*"
+    assert _tokens(opensearch_cluster.client(), loaded, text) == [t.text for t in ANALYZER(text)]
+
+
+def test_export_text_analyzer_stems_nearly_every_body_token_as_whoosh(
+    opensearch_cluster: OpenSearchCluster, export: Export, loaded: str
+):
+    """Only the stemmers differ (Whoosh's Porter leaves "runn" where Lucene's says "run")."""
+    client = opensearch_cluster.client()
+    same = total = 0
+    for document in list(export.documents.values())[:50]:
+        whoosh = [token.text for token in ANALYZER(document["body"])]
+        cluster = _tokens(client, loaded, document["body"])
+        assert len(cluster) == len(whoosh)
+        same += sum(ours == theirs for ours, theirs in zip(whoosh, cluster, strict=True))
+        total += len(whoosh)
+    print(f"tokens the same in Whoosh and OpenSearch: {same / total:.2%} of {total}")
+    assert same / total >= 0.98
 
 
 def test_export_documents_are_found_by_a_match_on_the_query_fields(
@@ -229,6 +253,11 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def _tokens(client: OpenSearch, index: str, text: str) -> list[str]:
+    body = {"analyzer": TEXT_ANALYZER, "text": text}
+    return [token["token"] for token in client.indices.analyze(index=index, body=body)["tokens"]]
 
 
 def _values(document: dict[str, Any], facet: str) -> list[str]:
