@@ -40,7 +40,7 @@ from whoosh.reading import IndexReader
 from searchidx.articles import Article
 from searchidx.content import FileState, content_hash
 from searchidx.errors import ArticleError, SearchidxError
-from searchidx.parsing import decode_article, parse_article, read_bounded
+from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
 from searchidx.schema import FIELD_BOOSTS, SCHEMA_VERSION, STORED_BODY_CHARS, from_record
 from searchidx.store import IndexStore
 
@@ -169,7 +169,12 @@ def elasticsearch_mapping(schema: fields.Schema) -> dict[str, Any]:
     analysis = _text_analysis(schema)
     analysis["normalizer"] = {LOWERCASE_NORMALIZER: {"type": "custom", "filter": ["lowercase"]}}
     return {
-        "settings": {"analysis": analysis},
+        "settings": {
+            "analysis": analysis,
+            # Highlighting refuses the whole search when a hit's body is longer than this (by
+            # default 1,000,000 characters); a body is never longer than its file's bytes.
+            "index": {"highlight": {"max_analyzed_offset": MAX_FILE_BYTES}},
+        },
         "mappings": {
             "dynamic": "strict",
             "_meta": {

@@ -25,6 +25,7 @@ from opensearchpy import OpenSearch
 
 from searchidx import indexer
 from searchidx.export import MAPPING_FILE, TEXT_ANALYZER, export_elasticsearch
+from searchidx.parsing import MAX_FILE_BYTES
 from searchidx.sample import write_sample
 from searchidx.schema import ANALYZER
 from searchidx.store import IndexStore
@@ -165,6 +166,24 @@ def test_export_lowercased_keyword_matches_a_term_in_any_case(
     domain, count = domains.most_common(1)[0]
     query = {"bool": {"filter": {"term": {"domain": domain.upper()}}}}
     assert opensearch_cluster.client().count(index=loaded, body={"query": query})["count"] == count
+
+
+def test_export_mapping_highlights_the_longest_body_a_file_can_hold(
+    opensearch_cluster: OpenSearchCluster, export: Export
+):
+    client = opensearch_cluster.client()
+    index = f"articles-{uuid.uuid4().hex[:8]}"
+    body = "filler " * ((MAX_FILE_BYTES - 2000) // 7) + "needle"
+    try:
+        client.indices.create(index=index, body=export.mapping)
+        client.index(
+            index=index, id="long.md", body={"path": "long.md", "body": body}, refresh=True
+        )
+        search = {"query": {"match": {"body": "needle"}}, "highlight": {"fields": {"body": {}}}}
+        hit = client.search(index=index, body=search)["hits"]["hits"][0]
+        assert hit["highlight"]["body"][0].endswith(" <em>needle</em>")
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)
 
 
 def test_three_nodes_keep_serving_every_document_when_one_is_lost(
