@@ -1,15 +1,18 @@
 package org.searchidx.testcluster;
 
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.StringJoiner;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
@@ -66,7 +69,12 @@ public final class TestCluster {
 
     private final Path home;
     private final int size;
-    private final Map<String, Node> running = new LinkedHashMap<>();
+    /**
+     * The nodes running now, by name. Only the main thread starts and stops nodes; the shutdown
+     * hook closes them from its own thread, without waiting for a node that is still starting
+     * (the JVM halts right after).
+     */
+    private final Map<String, Node> running = new ConcurrentSkipListMap<>();
 
     private TestCluster(Path home, int size) {
         this.home = home;
@@ -88,6 +96,7 @@ public final class TestCluster {
         }
         TestCluster cluster = new TestCluster(home, size);
         Runtime.getRuntime().addShutdownHook(new Thread(cluster::closeAll, "testcluster-shutdown"));
+        BlockingQueue<String> commands = readCommands();
         try {
             for (int k = 1; k <= size; k++) {
                 cluster.startNode(name(k), k == 1);
@@ -98,8 +107,31 @@ public final class TestCluster {
             System.exit(1);
         }
         reply("ready " + cluster.httpPorts());
-        cluster.serveCommands();
-        System.exit(0); // runs the shutdown hook, which closes the nodes
+        while (true) {
+            cluster.serve(commands.take());
+        }
+    }
+
+    /**
+     * Standard input's lines, read from the start on a thread of their own: when it closes the
+     * JVM exits at once, even in the middle of starting the nodes (the shutdown hook closes those
+     * that run), so an owner that died never leaves a cluster behind for long.
+     */
+    private static BlockingQueue<String> readCommands() {
+        BlockingQueue<String> commands = new LinkedBlockingQueue<>();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+                for (String line = in.readLine(); line != null; line = in.readLine()) {
+                    commands.add(line);
+                }
+            } catch (IOException e) {
+                System.err.println("TestCluster: reading standard input: " + oneLine(e));
+            }
+            System.exit(0);
+        }, "testcluster-stdin");
+        reader.setDaemon(true);
+        reader.start();
+        return commands;
     }
 
     private static void usage(String problem) {
@@ -120,32 +152,29 @@ public final class TestCluster {
         return (e.getClass().getSimpleName() + ": " + e.getMessage()).replace('\n', ' ');
     }
 
-    /** Reads commands until standard input closes. */
-    private void serveCommands() throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        for (String line = in.readLine(); line != null; line = in.readLine()) {
-            String[] words = line.trim().split("\\s+");
-            if (words.length != 2 || !(words[0].equals("stop") || words[0].equals("start"))) {
-                reply("error unknown command '" + line.trim() + "': say 'stop K' or 'start K'");
-                continue;
+    /** Does one command and says how it went. */
+    private void serve(String line) {
+        String[] words = line.trim().split("\\s+");
+        if (words.length != 2 || !(words[0].equals("stop") || words[0].equals("start"))) {
+            reply("error unknown command '" + line.trim() + "': say 'stop K' or 'start K'");
+            return;
+        }
+        String node = words[1].startsWith("node-") ? words[1] : "node-" + words[1];
+        try {
+            if (words[0].equals("stop")) {
+                stopNode(node);
+                reply("stopped " + node);
+            } else {
+                startNode(node, false);
+                awaitFormed();
+                reply("started " + node + "=" + httpPort(running.get(node)));
             }
-            String node = words[1].startsWith("node-") ? words[1] : "node-" + words[1];
-            try {
-                if (words[0].equals("stop")) {
-                    stopNode(node);
-                    reply("stopped " + node);
-                } else {
-                    startNode(node, false);
-                    awaitFormed();
-                    reply("started " + node + "=" + httpPort(running.get(node)));
-                }
-            } catch (Exception e) {
-                reply("error " + words[0] + " " + node + ": " + oneLine(e));
-            }
+        } catch (Exception e) {
+            reply("error " + words[0] + " " + node + ": " + oneLine(e));
         }
     }
 
-    private synchronized void startNode(String name, boolean bootstrap) throws Exception {
+    private void startNode(String name, boolean bootstrap) throws Exception {
         if (running.containsKey(name)) {
             throw new IllegalStateException(name + " is already running");
         }
@@ -184,7 +213,7 @@ public final class TestCluster {
         running.put(name, node);
     }
 
-    private synchronized void stopNode(String name) throws Exception {
+    private void stopNode(String name) throws Exception {
         Node node = running.get(name);
         if (node == null) {
             throw new IllegalStateException(name + " is not running");
@@ -198,7 +227,7 @@ public final class TestCluster {
         awaitFormed();
     }
 
-    private synchronized void closeAll() {
+    private void closeAll() {
         for (Node node : running.values()) {
             try {
                 node.close();
