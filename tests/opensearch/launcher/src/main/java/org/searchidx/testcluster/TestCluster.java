@@ -86,13 +86,13 @@ public final class TestCluster {
         Path home = null;
         for (int i = 0; i + 1 < args.length; i += 2) {
             switch (args[i]) {
-                case "--nodes" -> size = Integer.parseInt(args[i + 1]);
+                case "--nodes" -> size = args[i + 1].matches("\\d{1,2}") ? Integer.parseInt(args[i + 1]) : 0;
                 case "--home" -> home = Path.of(args[i + 1]).toAbsolutePath();
                 default -> usage("unknown option " + args[i]);
             }
         }
         if (home == null || size < 1 || args.length % 2 != 0) {
-            usage("--home DIR is required and --nodes must be at least 1");
+            usage("--home DIR is required and --nodes must be a number from 1 to 99");
         }
         TestCluster cluster = new TestCluster(home, size);
         Runtime.getRuntime().addShutdownHook(new Thread(cluster::closeAll, "testcluster-shutdown"));
@@ -178,7 +178,7 @@ public final class TestCluster {
         if (running.containsKey(name)) {
             throw new IllegalStateException(name + " is already running");
         }
-        if (!name.matches("node-\\d+") || Integer.parseInt(name.substring(5)) > size) {
+        if (!name.matches("node-\\d{1,2}") || Integer.parseInt(name.substring(5)) > size) {
             throw new IllegalArgumentException("no such node; the cluster has node-1 to node-" + size);
         }
         Path nodeHome = home.resolve(name);
