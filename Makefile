@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 SAMPLE := sample
 SAMPLE_COUNT ?= 2000
 
-.PHONY: demo test lint browser bench clean
+.PHONY: demo test lint browser bench clean opensearch-cluster
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,19 @@ bench: $(INSTALLED)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run --sizes $(BENCH_SIZES) --queries $(BENCH_QUERIES) $(BENCH_ARGS)
 
+## opensearch-cluster: build the launcher of the OpenSearch test cluster that tests/opensearch/
+## start (real nodes in one JVM, from Maven Central jars; needs Java 17 and Maven, caches in ~/.m2)
+LAUNCHER := tests/opensearch/launcher
+LAUNCHER_JAR := $(LAUNCHER)/target/testcluster.jar
+opensearch-cluster: $(LAUNCHER_JAR)
+
+$(LAUNCHER_JAR): $(LAUNCHER)/pom.xml $(shell find $(LAUNCHER)/src -type f)
+	cd $(LAUNCHER) && mvn -B -q package
+	touch $@
+
 # Debian's chromium for the browser tests; installed once, as root (CI and these machines).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 
 clean:
-	rm -rf $(VENV) $(SAMPLE) index/gen-* index/CURRENT index/.writer.lock
+	rm -rf $(VENV) $(SAMPLE) $(LAUNCHER)/target index/gen-* index/CURRENT index/.writer.lock

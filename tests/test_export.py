@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from whoosh import fields
+from whoosh import analysis, fields
 
 from searchidx import export, indexer
 from searchidx.cli import cli
@@ -19,6 +19,7 @@ from searchidx.export import (
     INTERNAL_FIELDS,
     MANIFEST_FILE,
     MAPPING_FILE,
+    TEXT_ANALYZER,
     ExportError,
     elasticsearch_mapping,
     export_elasticsearch,
@@ -123,7 +124,7 @@ def test_export_mapping_mirrors_the_whoosh_schema(sample_export: Path):
             continue
         prop = properties[name]
         if isinstance(field_type, fields.TEXT):
-            assert prop == {"type": "text", "analyzer": "english"}, name
+            assert prop == {"type": "text", "analyzer": TEXT_ANALYZER}, name
         elif isinstance(field_type, fields.DATETIME):
             assert prop["type"] == "date", name
         elif isinstance(field_type, fields.NUMERIC):
@@ -196,6 +197,27 @@ def test_export_mapping_refuses_a_field_it_does_not_know():
     schema = build_schema()
     schema.add("summary_ngrams", fields.NGRAM())
     with pytest.raises(ExportError, match="summary_ngrams"):
+        elasticsearch_mapping(schema)
+
+
+def test_export_mapping_translates_the_whoosh_text_analyzer_step_by_step():
+    analysis = elasticsearch_mapping(build_schema())["settings"]["analysis"]
+    chain = analysis["analyzer"][TEXT_ANALYZER]
+    assert chain["filter"] == ["lowercase", "searchidx_length", "searchidx_stop", "porter_stem"]
+    assert "the" in analysis["filter"]["searchidx_stop"]["stopwords"]
+    assert analysis["tokenizer"][chain["tokenizer"]]["type"] == "pattern"
+
+
+def test_export_mapping_refuses_a_text_analyzer_it_cannot_translate():
+    schema = fields.Schema(title=fields.TEXT(analyzer=analysis.StemmingAnalyzer(stemfn=str.lower)))
+    with pytest.raises(ExportError, match=r"StemFilter.* cannot translate"):
+        elasticsearch_mapping(schema)
+
+
+def test_export_mapping_refuses_text_fields_with_different_analyzers():
+    schema = build_schema()
+    schema.add("summary", fields.TEXT(analyzer=analysis.StandardAnalyzer()))
+    with pytest.raises(ExportError, match="different analyzers"):
         elasticsearch_mapping(schema)
 
 
