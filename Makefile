@@ -21,8 +21,9 @@ demo: $(INSTALLED)
 	$(BIN)/searchidx status --index index
 	$(BIN)/searchidx serve --index index
 
-## test: install, lint and run every test (browser tests use Debian's chromium)
-test: $(INSTALLED) browser
+## test: install, lint and run every test (browser tests use Debian's chromium; the OpenSearch
+## tests a real cluster built from Maven Central jars)
+test: $(INSTALLED) browser opensearch-cluster
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
