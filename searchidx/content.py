@@ -97,7 +97,7 @@ def check_name(relpath: str) -> None:
     """
     if _is_utf8(relpath):
         return
-    *folders, _name = relpath.split("/")
+    folders = relpath.split("/")[:-1]
     bad_folder = next((folder for folder in folders if not _is_utf8(folder)), None)
     kind = "file" if bad_folder is None else "folder"
     named = "file name" if bad_folder is None else f'folder name "{readable_path(bad_folder)}"'
