@@ -71,9 +71,11 @@ def watch(
     Every sync is logged on the ``searchidx.watch`` logger (a one-line summary at INFO, newly
     skipped files at WARNING) and passed to ``on_sync``. A later sync that cannot write the
     index (disk full, permissions: an ``OSError``) is logged at ERROR and retried about every
-    :data:`CATCH_UP_MS`; the index keeps its last complete state meanwhile. Any other error ends
-    the watch and propagates: an exception from ``on_sync``, or a
-    :class:`~searchidx.errors.SearchidxError` such as the content folder being deleted.
+    :data:`CATCH_UP_MS`; the index keeps its last complete state meanwhile. A name that is not
+    UTF-8, which stops watchfiles, costs a restart of it, or syncs every :data:`POLL_MS` while a
+    folder is so named (see :func:`_bursts`). Any other error ends the watch and propagates:
+    an exception from ``on_sync``, or a :class:`~searchidx.errors.SearchidxError` such as the
+    content folder being deleted.
     """
     stop = stop_event or threading.Event()
     announce = _Announcer(on_sync)
