@@ -3,6 +3,11 @@
 A sync compares what is on disk now with what the index remembers. ``size`` and ``mtime`` are
 the cheap first test; the content hash decides, so a touched but unchanged file costs a read,
 not a re-index.
+
+Paths are kept as Python gives them: a name that is not UTF-8 carries its bad bytes as lone
+surrogates (``surrogateescape``), which no index, JSON or page can hold as text. Such a file is
+unusable (:func:`check_name`) and reported under :func:`readable_path`; every other name,
+including names that differ only in Unicode normalisation, is its own document, byte for byte.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from searchidx.errors import ArticleError
 
 ARTICLE_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 
@@ -80,3 +87,36 @@ def _stays_inside(link: Path, root: Path) -> bool:
         return link.resolve().is_relative_to(root)
     except (OSError, RuntimeError):  # a loop of links resolves to nothing
         return False
+
+
+def check_name(relpath: str) -> None:
+    """Raise :class:`ArticleError` if a file or folder name in ``relpath`` is not UTF-8.
+
+    Not indexed under an escaped form: any escape is also a name someone could give a file,
+    so two files could become one document. Renaming is the one faithful fix.
+    """
+    if _is_utf8(relpath):
+        return
+    folders = relpath.split("/")[:-1]
+    bad_folder = next((folder for folder in folders if not _is_utf8(folder)), None)
+    kind = "file" if bad_folder is None else "folder"
+    named = "file name" if bad_folder is None else f'folder name "{readable_path(bad_folder)}"'
+    raise ArticleError(
+        readable_path(relpath),
+        f"the {named} is not valid UTF-8 (its bad bytes are shown as \\xNN) and cannot be "
+        f"stored as text: rename the {kind}",
+    )
+
+
+def readable_path(relpath: str) -> str:
+    """``relpath`` as text to show: the bytes of a name that is not UTF-8 escaped as ``\\xff``."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` is a name as listed from valid UTF-8 (no escaped bad bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

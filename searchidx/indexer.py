@@ -39,7 +39,7 @@ from whoosh.reading import SegmentReader
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import IndexWriter, SegmentWriter
 
-from searchidx.content import FileState, content_hash, scan_content
+from searchidx.content import FileState, check_name, content_hash, scan_content
 from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
 from searchidx.schema import SCHEMA_VERSION, to_document
@@ -669,6 +669,7 @@ def _load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterat
 def _load(root: Path, path: str) -> _Loaded:
     """Read a file once: hash, decode and parse the same bytes, and stat the open file."""
     try:
+        check_name(path)
         data, info = read_bounded(root, path)
     except ArticleError as error:
         return _Loaded(path, FileState(0, 0), None, error.problem)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import watchfiles
+from watchfiles._rust_notify import WatchfilesRustInternalError
 
 from searchidx import indexer
 from searchidx.content import ARTICLE_SUFFIXES
@@ -35,6 +36,10 @@ MAX_BATCH_MS = 2000
 
 #: Idle time after which the watcher checks once that nothing changed while it was starting.
 CATCH_UP_MS = 1000
+
+#: How often the folder is synced while watchfiles cannot watch it (a folder name below it is not
+#: UTF-8): a sync that finds nothing to do costs about 0.1 s per 10,000 articles.
+POLL_MS = 5000
 
 #: How long one attempt waits for another writer's lock before the watcher tries again.
 LOCK_POLL_SECONDS = 0.5
@@ -66,9 +71,11 @@ def watch(
     Every sync is logged on the ``searchidx.watch`` logger (a one-line summary at INFO, newly
     skipped files at WARNING) and passed to ``on_sync``. A later sync that cannot write the
     index (disk full, permissions: an ``OSError``) is logged at ERROR and retried about every
-    :data:`CATCH_UP_MS`; the index keeps its last complete state meanwhile. Any other error ends
-    the watch and propagates: an exception from ``on_sync``, or a
-    :class:`~searchidx.errors.SearchidxError` such as the content folder being deleted.
+    :data:`CATCH_UP_MS`; the index keeps its last complete state meanwhile. A name that is not
+    UTF-8, which stops watchfiles, costs a restart of it, or syncs every :data:`POLL_MS` while a
+    folder is so named (see :func:`_bursts`). Any other error ends the watch and propagates:
+    an exception from ``on_sync``, or a :class:`~searchidx.errors.SearchidxError` such as the
+    content folder being deleted.
     """
     stop = stop_event or threading.Event()
     announce = _Announcer(on_sync)
@@ -82,8 +89,8 @@ def watch(
     # the same way, at the next event or idle wake-up.
     pending = True
     failure = _FailureLog()
-    for changes in _bursts(root, store, debounce_ms, stop):
-        if not (changes or pending):
+    for changed in _bursts(root, store, debounce_ms, stop):
+        if not (changed or pending):
             continue  # idle
         try:
             report = _sync_patiently(store, root, stop, give_up_after=None)
@@ -100,17 +107,49 @@ def watch(
 
 def _bursts(
     root: Path, store: IndexStore, debounce_ms: int, stop: threading.Event
-) -> Iterator[set[tuple[watchfiles.Change, str]]]:
-    """Each burst of relevant changes below ``root``, and an empty set every idle CATCH_UP_MS."""
-    return watchfiles.watch(
-        root,
-        watch_filter=ArticleChanges(root, store.location),
-        debounce=max(MAX_BATCH_MS, debounce_ms),
-        step=max(debounce_ms, 1),
-        stop_event=stop,
-        rust_timeout=CATCH_UP_MS,
-        yield_on_timeout=True,
-    )
+) -> Iterator[bool]:
+    """True after each burst of relevant changes below ``root``, False every idle CATCH_UP_MS.
+
+    watchfiles stops for good at any event for a path that is not UTF-8 (it cannot give Python
+    the path), and a folder so named sends events whenever it is listed, by a sync or by a
+    new watcher. A watcher that stops is started again, and its first wake-up counts as a
+    change; one that stops before it wakes cannot watch this folder, so it is synced at once
+    and then every POLL_MS until the name is fixed (each sync reports the files it leaves out).
+    """
+    unheard = False  # a watcher stopped: what changed since then is unknown
+    polling = False
+    while not stop.is_set():
+        try:
+            for changes in watchfiles.watch(
+                root,
+                watch_filter=ArticleChanges(root, store.location),
+                debounce=max(MAX_BATCH_MS, debounce_ms),
+                step=max(debounce_ms, 1),
+                stop_event=stop,
+                rust_timeout=CATCH_UP_MS,
+                yield_on_timeout=True,
+            ):
+                if polling:
+                    logger.info("watching %s for changes again", root)
+                yield bool(changes) or unheard
+                unheard = polling = False
+            return
+        except WatchfilesRustInternalError as error:
+            if not unheard:
+                logger.info("watching again after watchfiles stopped: %s", error)
+            else:  # stopped again before its first wake-up: sync now, then every POLL_MS
+                if polling:
+                    if stop.wait(POLL_MS / 1000):
+                        return
+                else:
+                    logger.warning(
+                        "cannot watch %s: watchfiles stops at any name that is not UTF-8 "
+                        "(%s); syncing every %d s instead until it is renamed",
+                        root, error, POLL_MS // 1000,
+                    )  # fmt: skip
+                    polling = True
+                yield True
+            unheard = True
 
 
 class ArticleChanges:
