@@ -1,0 +1,316 @@
+"""How text typed or pasted into the search box is read: operators only where they cannot be
+punctuation, and stray syntax read as words (with a note), never an error.
+
+The reading is a query text in Whoosh's syntax in which every character means what the README's
+query-language table says:
+
+* ``-`` is NOT only at the start of a word, before a letter, a quote or a bracket (``-cloud``);
+  inside a word it separates words as the index does, and so do ``'`` (straight or curly),
+  ``/``, ``#``, ``@``, ``!``, ``,`` and the rest (``.`` and ``&`` join: ``u.s``, ``at&t``): a
+  word the index splits into several (``covid-19``, ``stay-at-home``, ``don't``) is searched
+  as the phrase of those words;
+* ``"…"``, ``“…”``, ``„…“`` and ``«…»`` quote a phrase; an unclosed quote is ignored;
+* ``(`` and ``)`` group when they pair up; the others are ignored;
+* ``AND``, ``OR``, ``NOT`` (in capitals, in a query that has small letters too) between words;
+* ``name:value`` names a field only for the names of :data:`FIELDS`, with the value right after
+  the colon (``pennsylvania: gov`` is two words); a pasted address (``https://…``, ``www.…``) is
+  searched as its words, without ``http``, ``https`` and ``www``;
+* ``*`` and ``?`` are wildcards after two letters (``micro*``, ``wom?n``); ``?`` at the end of a
+  word ends a question; ``word~`` and ``word~2`` are fuzzy, ``word^2`` boosts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, fold
+
+#: Field names a query may use (``name:value``), and the schema field each one searches.
+FIELDS = {
+    "title": "title",
+    "excerpt": "excerpt",
+    "body": "body",
+    "topic": "topic",
+    "provider": "provider",
+    "domain": "domain",
+    "category": "category",
+    "type": "type",
+    "published": "published",
+    "date": "date",
+    "quality": "quality",
+}
+
+_OPEN_QUOTES = '"“„«'
+_CLOSE_QUOTES = '"”“»'
+_QUOTES = _OPEN_QUOTES + _CLOSE_QUOTES
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
+#: Whoosh's own operator words: text when typed, so written in small letters.
+_RESERVED = frozenset({*_OPERATORS, "ANDNOT", "ANDMAYBE", "TO"})
+_FIELD = re.compile(r"([A-Za-z_]\w*):(.*)", re.DOTALL)
+_RANGE = re.compile(r"(-?)([A-Za-z_]\w*):([\[{][^\[\]{}()\"]*\bTO\b[^\[\]{}()\"]*[\]}])")
+_URL = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S+")
+_WILDCARD = re.compile(r"\w{2,}[\w*?]*[*?][\w*?]*|\w{2,}\*")
+_FUZZY = re.compile(r"\w+~\d?")
+_BOOST = re.compile(r"\w+\^\d+(?:\.\d+)?")
+#: Characters that end a word without meaning anything (after a wildcard, fuzzy or boost).
+_TRAILING = ".,;:!?')]}…\u2019"
+#: A value of a facet field (``domain:forbes.com``, ``date:2022-05``), quoted for Whoosh.
+_VALUE = re.compile(r"[\w.&/@+:-]+")
+_WORDS = re.compile(WORD_PATTERN)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One required piece of a query whose every piece is required: its query text, the
+    query texts of its separate words (a phrase's words; a word is its own), and whether it
+    names a field (an intended condition, never dropped)."""
+
+    text: str
+    words: tuple[str, ...]
+    fixed: bool = False
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A typed text as a query: ``query`` in Whoosh's syntax ("" when it has no words),
+    ``notes`` on stray syntax read as words, and ``parts`` when every part is required (no
+    OR, NOT or brackets): what a zero-result retry may drop."""
+
+    query: str
+    notes: tuple[str, ...] = ()
+    parts: tuple[Part, ...] | None = None
+
+
+@dataclass
+class _Item:
+    """A piece of the typed text: ``kind`` is word, phrase, raw (a wildcard, fuzzy word, boost,
+    range or facet value: Whoosh syntax as typed), op, open or close."""
+
+    kind: str
+    text: str = ""
+    words: tuple[str, ...] = ()
+    field: str = ""
+    negated: bool = False
+
+
+@functools.lru_cache(maxsize=4096)
+def read(text: str) -> Reading:
+    """The query ``text`` means (see the module's docstring); never raises."""
+    notes: list[str] = []
+    items = _structured(_scan(text, notes), notes, capitals=not any(c.islower() for c in text))
+    query = " ".join(_written(item) for item in items)
+    flat = all(item.kind in ("word", "phrase", "raw") and not item.negated for item in items)
+    parts = tuple(_part(item) for item in items) if flat and items else None
+    return Reading(query, tuple(dict.fromkeys(notes)), parts)
+
+
+def words_only(text: str) -> Reading:
+    """``text`` read as words and nothing else: every operator character is punctuation."""
+    return read(" ".join(_tokens(text)).lower())
+
+
+# Scanning ------------------------------------------------------------------------------------
+
+
+def _scan(text: str, notes: list[str]) -> list[_Item]:
+    items: list[_Item] = []
+    position, end = 0, len(text)
+    negated, field_name = False, ""  # a prefix (-, field:) waiting for its quote or bracket
+    while position < end:
+        character = text[position]
+        if character.isspace():
+            position += 1
+            negated, field_name = False, ""
+            continue
+        if character in _OPEN_QUOTES:
+            close = _closing_quote(text, position + 1)
+            if close < 0:
+                notes.append(f"the quote {character} is never closed, so it was ignored")
+                position += 1
+                continue
+            words = _tokens(text[position + 1 : close])
+            items.append(_Item("phrase", words=words, field=field_name, negated=negated))
+            position, negated, field_name = close + 1, False, ""
+            continue
+        if character in _CLOSE_QUOTES:  # a closing quote with no opening one: punctuation
+            position += 1
+            continue
+        if character in "()":
+            kind = "open" if character == "(" else "close"
+            items.append(_Item(kind, field=field_name, negated=negated))
+            position, negated, field_name = position + 1, False, ""
+            continue
+        if found := _RANGE.match(text, position):
+            name = found.group(2).lower()
+            if name in FIELDS:
+                raw = f"{name}:{found.group(3)}"
+                items.append(_Item("raw", raw, negated=bool(found.group(1))))
+                position = found.end()
+                continue
+        stop = position
+        while stop < end and not text[stop].isspace() and text[stop] not in _QUOTES + "()":
+            stop += 1
+        chunk = text[position:stop]
+        position = stop
+        waiting = position < end and text[position] in _OPEN_QUOTES + "("
+        negated, field_name = _chunk(chunk, items, notes, waiting)
+    return items
+
+
+def _closing_quote(text: str, start: int) -> int:
+    return min((i for i in map(lambda q: text.find(q, start), _CLOSE_QUOTES) if i >= 0), default=-1)
+
+
+def _chunk(chunk: str, items: list[_Item], notes: list[str], waiting: bool) -> tuple[bool, str]:
+    """Add the items of one run of text without spaces, quotes or brackets; returns the prefix
+    (negated, field) when the run is only a prefix of the quote or bracket right after it."""
+    negated = False
+    if chunk.startswith("-") and len(chunk) > 1 and (chunk[1].isalpha() or chunk[1] == "_"):
+        negated, chunk = True, chunk[1:]
+    elif chunk == "-" and waiting:
+        return True, ""
+    if chunk in _OPERATORS and not negated:
+        items.append(_Item("op", chunk))
+        return False, ""
+    if _URL.match(chunk):
+        words = _address_words(chunk)
+        notes.append(f"the address {chunk} was searched as its words: {' '.join(words)}")
+        items.extend(_Item("word", word, (word,)) for word in words)
+        return False, ""
+    field_name = ""
+    if found := _FIELD.fullmatch(chunk):
+        name, value = found.group(1).lower(), found.group(2)
+        if name in FIELDS:
+            if not value:
+                return (negated, name) if waiting else (False, "")
+            field_name, chunk = name, value
+        elif value and value[0].isalnum():
+            notes.append(f"{found.group(1)!r} is not a field name (use one of "
+                         f"{', '.join(FIELDS)}), so {chunk!r} was read as words")  # fmt: skip
+    items.extend(_word_items(chunk, field_name, negated))
+    return False, ""
+
+
+def _word_items(chunk: str, field_name: str, negated: bool) -> list[_Item]:
+    core = chunk.rstrip(_TRAILING)
+    if field_name and field_name not in FIELD_BOOSTS:  # a facet field: its value as typed
+        value = _VALUE.match(core)
+        return [_Item("raw", f"{field_name}:'{value.group(0)}'", negated=negated)] if value else []
+    if _WILDCARD.fullmatch(core) or _FUZZY.fullmatch(core) or _BOOST.fullmatch(core):
+        prefix = f"{field_name}:" if field_name else ""
+        return [_Item("raw", prefix + fold(core), negated=negated)]  # Whoosh does not analyse it
+    words = _tokens(chunk)
+    if not words:
+        return []
+    return [_Item("phrase" if len(words) > 1 else "word", words[0], words, field_name, negated)]
+
+
+def _address_words(address: str) -> tuple[str, ...]:
+    """The words of a pasted web address: its site (without www) and the words of its path."""
+    parts = urlsplit(address if "://" in address else "http://" + address)
+    host = parts.hostname or ""
+    host = host[4:] if host.startswith("www.") else host
+    return tuple(dict.fromkeys(_tokens(" ".join([host, parts.path, parts.query]))))
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    """The words of ``text`` as the index splits them, wildcard characters left out."""
+    return tuple(found.group(0) for found in _WORDS.finditer(text.replace("*", " ")))
+
+
+# Structure -----------------------------------------------------------------------------------
+
+
+def _structured(items: list[_Item], notes: list[str], capitals: bool) -> list[_Item]:
+    """Drop what is not a query: words the index does not keep (stop words, one letter),
+    unpaired brackets, operators without operands."""
+    kept = []
+    for item in items:
+        if item.kind == "op" and capitals:
+            continue  # a query in capitals only: AND, OR and NOT are words (stop words)
+        if item.kind in ("word", "phrase"):
+            item.words = tuple(word for word in item.words if _indexed(word))
+            if not item.words:
+                continue
+            if len(item.words) == 1:
+                item.kind = "word"
+            item.text = item.words[0]
+        kept.append(item)
+    kept = _paired(kept, notes)
+    if not any(item.kind == "op" or (item.kind == "open" and (item.negated or item.field))
+               for item in kept):  # fmt: skip
+        kept = [item for item in kept if item.kind not in ("open", "close")]  # all AND anyway
+    changed = True
+    while changed:
+        changed = False
+        for number, item in enumerate(kept):
+            before = kept[number - 1] if number else None
+            after = kept[number + 1] if number + 1 < len(kept) else None
+            operand_after = after is not None and after.kind != "close" and (
+                after.kind != "op" or (after.text == "NOT" and item.text != "NOT"))  # fmt: skip
+            operand_before = before is not None and before.kind not in ("op", "open")
+            empty_group = item.kind == "open" and after is not None and after.kind == "close"
+            if item.kind == "op" and not (operand_after and (item.text == "NOT" or operand_before)):
+                del kept[number]
+            elif empty_group:
+                del kept[number : number + 2]
+            else:
+                continue
+            changed = True
+            break
+    return kept
+
+
+def _paired(items: list[_Item], notes: list[str]) -> list[_Item]:
+    """``items`` without the brackets that do not pair up."""
+    open_at: list[int] = []
+    unpaired = set()
+    for number, item in enumerate(items):
+        if item.kind == "open":
+            open_at.append(number)
+        elif item.kind == "close":
+            if open_at:
+                open_at.pop()
+            else:
+                unpaired.add(number)
+                notes.append("a ')' with no '(' before it was ignored")
+    if open_at:
+        notes.append("a '(' that is never closed was ignored")
+    unpaired.update(open_at)
+    return [item for number, item in enumerate(items) if number not in unpaired]
+
+
+@functools.lru_cache(maxsize=65536)
+def _indexed(word: str) -> bool:
+    """Whether the index keeps ``word`` (not a stop word, not one letter)."""
+    return any(True for _ in ANALYZER(word))
+
+
+def _written(item: _Item) -> str:
+    """The item in Whoosh's syntax."""
+    sign = "-" if item.negated else ""
+    prefix = f"{item.field}:" if item.field else ""
+    if item.kind == "word":
+        return sign + prefix + _plain(item.text)
+    if item.kind == "phrase":
+        return sign + prefix + '"' + " ".join(item.words) + '"'
+    if item.kind == "open":
+        return sign + prefix + "("
+    if item.kind == "close":
+        return ")"
+    return sign + item.text  # op, raw
+
+
+def _plain(word: str) -> str:
+    return word.lower() if word in _RESERVED else word
+
+
+def _part(item: _Item) -> Part:
+    prefix = f"{item.field}:" if item.field else ""
+    fixed = bool(item.field) or (item.kind == "raw" and bool(_FIELD.match(item.text)))
+    if item.kind == "phrase":
+        return Part(_written(item), tuple(prefix + _plain(word) for word in item.words), fixed)
+    return Part(_written(item), (_written(item),), fixed)
