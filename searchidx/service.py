@@ -40,7 +40,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import from_record
+from searchidx.schema import SCHEMA_VERSION, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
@@ -55,6 +55,9 @@ FACET_NAMES = (*FILTER_FACETS, "month")
 #: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
+#: The note on every result from an index of an older schema (read, not rebuilt, by searching).
+OUTDATED_NOTE = ("this index was built by an older version of searchidx, so accents and '&' "
+                 "match only as written: run 'searchidx index' to rebuild it")  # fmt: skip
 
 
 class SearchService:
@@ -72,6 +75,7 @@ class SearchService:
         self._searcher: Searcher | None = None
         self._snapshot: IndexSnapshot | None = None
         self._checked = 0.0
+        self._outdated = False
 
     # The searcher ------------------------------------------------------------------------
 
@@ -106,6 +110,7 @@ class SearchService:
                 continue
             self.close()
             self._index, self._generation = index, generation
+            self._outdated = _schema_version(self.store) not in (None, SCHEMA_VERSION)
             self._searcher = index.searcher()
             self._snapshot = IndexSnapshot(self._searcher, self.results_cached)
             return
@@ -162,7 +167,7 @@ class SearchService:
             retry=retry,
             did_you_mean=did_you_mean,
             took_ms=0.0,
-            notes=reading.notes if reading else (),
+            notes=(*(reading.notes if reading else ()), *[OUTDATED_NOTE] * self._outdated),
             relaxed=relaxed,
         )
 
@@ -350,6 +355,14 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+def _schema_version(store: IndexStore) -> int | None:
+    """The schema version the live index was written with (None if unknown)."""
+    try:
+        return store.read_meta().schema_version
+    except (OSError, ValueError, TypeError, IndexMissingError):
+        return None
 
 
 def _top_scored(
