@@ -34,7 +34,8 @@ from searchidx.content import FileState
 
 #: Bump when the schema, the analyzer or the document mapping changes: ``searchidx index``
 #: rebuilds an index of another version from scratch, and searching one says to.
-#: 3: accents folded ("são" is "sao"); "&" joins words as "." does ("AT&T" is one word).
+#: 3: accents folded ("são" is "sao"); "&" joins words as "." does ("AT&T" is one word); words
+#: of one character kept.
 SCHEMA_VERSION = 3
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
@@ -56,13 +57,14 @@ FOLDED = {**accent_map, **str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø
                                          "đ": "d", "ð": "d", "þ": "th"})}  # fmt: skip
 
 #: The analyzer of every text field (and of query words): words, lowercased, accents folded,
-#: stop words and one-letter words dropped, Porter stems (cached without bound: news vocabulary
-#: is small).
+#: stop words dropped, Porter stems (cached without bound: news vocabulary is small). Words of
+#: one letter or digit are kept, so "t-mobile", "x-ray", "vitamin c" and "windows 7" find what
+#: they say, not every "mobile", "ray", "vitamin" and "windows".
 ANALYZER = (
     RegexTokenizer(WORD_PATTERN)
     | LowercaseFilter()
     | CharsetFilter(FOLDED)
-    | StopFilter(stoplist=STOP_WORDS, minsize=2)
+    | StopFilter(stoplist=STOP_WORDS, minsize=1)
     | StemFilter(cachesize=-1)
 )
 

@@ -60,6 +60,7 @@ _TRAILING = ".,;:!?')]}…\u2019"
 #: A value of a facet field (``domain:forbes.com``, ``date:2022-05``), quoted for Whoosh.
 _VALUE = re.compile(r"[\w.&/@+:-]+")
 _WORDS = re.compile(WORD_PATTERN)
+_JOINS = re.compile(r"[.&]")
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 
 def _structured(items: list[_Item], notes: list[str], capitals: bool) -> list[_Item]:
-    """Drop what is not a query: words the index does not keep (stop words, one letter),
+    """Drop what is not a query: words the index does not keep (stop words),
     unpaired brackets, operators without operands."""
     kept = []
     for item in items:
@@ -285,7 +286,7 @@ def _paired(items: list[_Item], notes: list[str]) -> list[_Item]:
 
 @functools.lru_cache(maxsize=65536)
 def _indexed(word: str) -> bool:
-    """Whether the index keeps ``word`` (not a stop word, not one letter)."""
+    """Whether the index keeps ``word`` (not a stop word)."""
     return any(True for _ in ANALYZER(word))
 
 
@@ -304,13 +305,23 @@ def _written(item: _Item) -> str:
     return sign + item.text  # op, raw
 
 
+def _separated(word: str) -> list[str]:
+    """The words a word joined by "." or "&" is made of, or the word if none is indexed."""
+    return [part for part in _JOINS.split(word) if _indexed(part)] or [word]
+
+
 def _plain(word: str) -> str:
     return word.lower() if word in _RESERVED else word
 
 
 def _part(item: _Item) -> Part:
+    """The item as a required part; its words are those of a phrase, or of a word joined by
+    "." or "&" (``death.toll``): what a retry searches separately."""
     prefix = f"{item.field}:" if item.field else ""
     fixed = bool(item.field) or (item.kind == "raw" and bool(_FIELD.match(item.text)))
-    if item.kind == "phrase":
-        return Part(_written(item), tuple(prefix + _plain(word) for word in item.words), fixed)
-    return Part(_written(item), (_written(item),), fixed)
+    if item.kind == "raw":
+        return Part(_written(item), (_written(item),), fixed)
+    words = [part for word in item.words for part in _separated(word)]
+    if item.kind == "word" and len(words) < 2:
+        return Part(_written(item), (_written(item),), fixed)
+    return Part(_written(item), tuple(prefix + _plain(word) for word in words), fixed)
