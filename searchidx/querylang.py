@@ -124,7 +124,7 @@ def check_syntax(text: str) -> None:
         raise QueryError("unbalanced brackets: a '(' is never closed with ')'", "q")
     unquoted = "".join(_outside_quotes(text))
     for match in _FIELD_PREFIX.finditer(unquoted):
-        if match.group(1) not in QUERY_FIELDS:
+        if match.group(1).lower() not in QUERY_FIELDS:
             raise QueryError(
                 f"unknown field {match.group(1)!r}; search one of "
                 + ", ".join(QUERY_FIELDS)

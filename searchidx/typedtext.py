@@ -120,6 +120,7 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
     items: list[_Item] = []
     position, end = 0, len(text)
     negated, field_name = False, ""  # a prefix (-, field:) waiting for its quote or bracket
+    groups: list[str] = []  # the field each open bracket searches ("": the text fields)
     while position < end:
         character = text[position]
         if character.isspace():
@@ -132,8 +133,15 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
                 notes.append(f"the quote {character} is never closed, so it was ignored")
                 position += 1
                 continue
-            words = _tokens(text[position + 1 : close])
-            items.append(_Item("phrase", words=words, field=field_name, negated=negated))
+            quoted = text[position + 1 : close]
+            if _facet(field_name, groups):  # a facet value, quotes and all
+                value = " ".join(quoted.replace("'", " ").replace("\\", " ").split())
+                prefix = f"{field_name}:" if field_name else ""
+                items.extend([_Item("raw", f"{prefix}'{value}'", negated=negated)] * bool(value))
+            else:
+                items.append(
+                    _Item("phrase", words=_tokens(quoted), field=field_name, negated=negated)
+                )
             position, negated, field_name = close + 1, False, ""
             continue
         if character in _CLOSE_QUOTES:  # a closing quote with no opening one: punctuation
@@ -142,6 +150,10 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
         if character in "()":
             kind = "open" if character == "(" else "close"
             items.append(_Item(kind, field=field_name, negated=negated))
+            if kind == "open":
+                groups.append(field_name or (groups[-1] if groups else ""))
+            elif groups:
+                groups.pop()
             position, negated, field_name = position + 1, False, ""
             continue
         if found := _RANGE.match(text, position):
@@ -157,15 +169,24 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
         chunk = text[position:stop]
         position = stop
         waiting = position < end and text[position] in _OPEN_QUOTES + "("
-        negated, field_name = _chunk(chunk, items, notes, waiting)
+        negated, field_name = _chunk(chunk, items, notes, waiting, groups)
     return items
 
 
+def _facet(field_name: str, groups: list[str]) -> bool:
+    """Whether words here are a value of a facet field (``domain:``, ``date:``, ...): of the
+    field named, or else of the bracket they are in."""
+    field_name = field_name or (groups[-1] if groups else "")
+    return bool(field_name) and field_name not in FIELD_BOOSTS
+
+
 def _closing_quote(text: str, start: int) -> int:
-    return min((i for i in map(lambda q: text.find(q, start), _CLOSE_QUOTES) if i >= 0), default=-1)
+    return min((at for quote in _CLOSE_QUOTES if (at := text.find(quote, start)) >= 0), default=-1)
 
 
-def _chunk(chunk: str, items: list[_Item], notes: list[str], waiting: bool) -> tuple[bool, str]:
+def _chunk(
+    chunk: str, items: list[_Item], notes: list[str], waiting: bool, groups: list[str]
+) -> tuple[bool, str]:
     """Add the items of one run of text without spaces, quotes or brackets; returns the prefix
     (negated, field) when the run is only a prefix of the quote or bracket right after it."""
     negated = False
@@ -191,15 +212,16 @@ def _chunk(chunk: str, items: list[_Item], notes: list[str], waiting: bool) -> t
         elif value and value[0].isalnum():
             notes.append(f"{found.group(1)!r} is not a field name (use one of "
                          f"{', '.join(FIELDS)}), so {chunk!r} was read as words")  # fmt: skip
-    items.extend(_word_items(chunk, field_name, negated))
+    items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups)))
     return False, ""
 
 
-def _word_items(chunk: str, field_name: str, negated: bool) -> list[_Item]:
+def _word_items(chunk: str, field_name: str, negated: bool, facet: bool) -> list[_Item]:
     core = chunk.rstrip(_TRAILING)
-    if field_name and field_name not in FIELD_BOOSTS:  # a facet field: its value as typed
+    if facet:  # a facet value as typed
         value = _VALUE.match(core)
-        return [_Item("raw", f"{field_name}:'{value.group(0)}'", negated=negated)] if value else []
+        prefix = f"{field_name}:" if field_name else ""
+        return [_Item("raw", f"{prefix}'{value.group(0)}'", negated=negated)] if value else []
     if _WILDCARD.fullmatch(core) or _FUZZY.fullmatch(core) or _BOOST.fullmatch(core):
         prefix = f"{field_name}:" if field_name else ""
         return [_Item("raw", prefix + fold(core), negated=negated)]  # Whoosh does not analyse it

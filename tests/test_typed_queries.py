@@ -309,14 +309,18 @@ def test_typed_queries_punctuation_never_errors_nor_loses_every_result(service, 
         assert result.total, (text, cleaned, querylang.read(text))
 
 
-def test_typed_queries_reading_is_whoosh_syntax_for_any_text():
-    """Whoosh's parser accepts every reading: no fallback note for plain typing."""
+def test_typed_queries_odd_syntax_is_read_and_searched_without_error(service):
+    """Whoosh's parser accepts every reading (no fallback note), and the search runs: phrases
+    of a facet field (which has no positions) are read as its values."""
     texts = ['a"b"c(d)e', "x:y:z", "-(", "--", "OR AND NOT", "(((", "title:", "date:[2020 TO",
-             "[1 TO 2]", "«»“”„", "?", "*", "~", "^", "wom?n*~^2", "\\", "'", "q'a'b"]  # fmt: skip
+             "[1 TO 2]", "«»“”„", "?", "*", "~", "^", "wom?n*~^2", "\\", "'", "q'a'b",
+             'domain:"forbes com"', "domain:(new-york OR forbes.com)", "-type:(live-blog)",
+             'date:("2020-05")', "date:2020-05 york", "quality:[x TO y]"]  # fmt: skip
     for text in texts:
         reading = querylang.read(text)
         assert not any("searched its words only" in note for note in reading.notes), text
-        querylang.parse_reading(reading)
+        service.search(SearchRequest(text=text))
+    assert service.search(SearchRequest(text="date:(2020-05) york")).total == 1
 
 
 def test_typed_queries_strict_check_names_what_to_fix():
