@@ -263,28 +263,30 @@ def _structured(items: list[_Item], notes: list[str], capitals: bool) -> list[_I
             item.text = item.words[0]
         kept.append(item)
     kept = _paired(kept, notes)
+    while (number := _stray(kept)) is not None:
+        del kept[number : number + (2 if kept[number].kind == "open" else 1)]
     if not any(item.kind == "op" or (item.kind == "open" and (item.negated or item.field))
                for item in kept):  # fmt: skip
         kept = [item for item in kept if item.kind not in ("open", "close")]  # all AND anyway
-    changed = True
-    while changed:
-        changed = False
-        for number, item in enumerate(kept):
-            before = kept[number - 1] if number else None
-            after = kept[number + 1] if number + 1 < len(kept) else None
-            operand_after = after is not None and after.kind != "close" and (
-                after.kind != "op" or (after.text == "NOT" and item.text != "NOT"))  # fmt: skip
-            operand_before = before is not None and before.kind not in ("op", "open")
-            empty_group = item.kind == "open" and after is not None and after.kind == "close"
-            if item.kind == "op" and not (operand_after and (item.text == "NOT" or operand_before)):
-                del kept[number]
-            elif empty_group:
-                del kept[number : number + 2]
-            else:
-                continue
-            changed = True
-            break
     return kept
+
+
+def _stray(items: list[_Item]) -> int | None:
+    """Where the first operator without its operands, or the first empty group, is."""
+    for number, item in enumerate(items):
+        before = items[number - 1] if number else None
+        after = items[number + 1] if number + 1 < len(items) else None
+        if item.kind == "open" and after is not None and after.kind == "close":
+            return number
+        if item.kind != "op":
+            continue
+        operand_after = after is not None and (
+            after.kind not in ("op", "close") or (after.text == "NOT" and item.text != "NOT")
+        )
+        operand_before = before is not None and before.kind not in ("op", "open")
+        if not (operand_after and (item.text == "NOT" or operand_before)):
+            return number
+    return None
 
 
 def _paired(items: list[_Item], notes: list[str]) -> list[_Item]:
