@@ -57,9 +57,10 @@ class Correction:
 
 @dataclass(frozen=True)
 class Relaxation:
-    """A query of required words that found nothing, run with fewer of them: ``kept`` and
-    ``dropped`` are query texts (a word, a phrase, ``field:value``); ``loosened`` when the
-    typed phrases and joined words (``covid-19``) were searched as separate words."""
+    """A query of required words that found nothing, run with fewer of them: ``kept`` are the
+    query texts run (words, phrases, ``field:value``), ``dropped`` the words left out of the
+    query's ``words``; ``loosened`` when its phrases and joined words (``covid-19``) were
+    searched as separate words."""
 
     words: int
     kept: tuple[str, ...]
@@ -71,8 +72,9 @@ class Relaxation:
         if not self.dropped:
             return (f"No article has these words side by side as typed; showing articles with "
                     f"all {self.words} of them.")  # fmt: skip
-        return (f"No article has all {self.words} words; showing articles with {len(self.kept)} "
-                f"of them (without {', '.join(self.dropped)}).")  # fmt: skip
+        kept, dropped = self.words - len(self.dropped), ", ".join(self.dropped)
+        return (f"No article has all {self.words} words; showing articles with {kept} of them "
+                f"(without {dropped}).")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {"words": self.words, "kept": list(self.kept), "dropped": list(self.dropped),

@@ -215,6 +215,9 @@ def test_typed_queries_relaxation_keeps_the_rarest_words_and_named_fields(servic
     result = service.search(SearchRequest(text="wards stay zebra"))
     assert result.retry == "relaxed" and result.relaxed.dropped == ("stay", "zebra")
     assert [hit.path for hit in result.hits] == ["wards.md"]
+    phrase = service.search(SearchRequest(text="covid-19 zebra"))  # the phrase is kept whole
+    assert phrase.relaxed.kept == ('"covid 19"',) and phrase.relaxed.dropped == ("zebra",)
+    assert [hit.path for hit in phrase.hits] == ["covid.md"]
     named = service.search(SearchRequest(text="title:stay home zebra"))
     assert named.relaxed.kept == ("title:stay", "home")
     assert {hit.path for hit in named.hits} == {"stay.md", "homes.md"}
