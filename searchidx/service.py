@@ -40,7 +40,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import SCHEMA_VERSION, from_record
+from searchidx.schema import SCHEMA_VERSION, fold, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
@@ -190,7 +190,7 @@ class SearchService:
                 ]
                 matching.sort(key=lambda item: (-item.count, item.text.casefold()))
                 found += matching[:SUGGEST_PER_KIND]
-            last_word = needle.split()[-1]
+            last_word = fold(needle.split()[-1])  # title words are indexed folded ("sao")
             reader = snapshot.reader
             words = [
                 Suggestion(word.decode(), "word", reader.doc_frequency("spell_title", word))

@@ -243,6 +243,8 @@ def test_typed_queries_accents_fold_and_highlight_the_text_as_written(service):
     for text in ("sao paulo", "SÃO PAULO", "são paulo"):
         (hit,) = service.search(SearchRequest(text=text)).hits
         assert hit.title_html.startswith('<mark class="match term0">São</mark>')
+    assert [s.text for s in service.suggest("sã")] == [s.text for s in service.suggest("sa")]
+    assert "sao" in [suggestion.text for suggestion in service.suggest("SÃ")]
 
 
 def test_typed_queries_strict_cli_rejects_stray_syntax(store: IndexStore):
