@@ -59,6 +59,17 @@ class Score:
                 f"{self.zero / count:6.1%}   errors {len(self.errors)}")  # fmt: skip
 
 
+def stored_titles(store: IndexStore) -> dict[str, str]:
+    """Path -> title of every article in the index."""
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
+            return {article.path: article.title for article in articles}
+    finally:
+        index.close()
+
+
 def known_items(
     titles: dict[str, str], count: int, seed: int, windows: int = 1
 ) -> list[tuple[str, str, str]]:
@@ -92,15 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="typed-queries-") as workdir:
         store = IndexStore(Path(workdir) / "index")
-        indexer.sync(store, args.folder)
+        try:
+            indexer.sync(store, args.folder)
+        except SearchidxError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        titles = stored_titles(store)
+        items = known_items(titles, args.queries, args.seed, args.windows)
+        typed, cleaned = Score(), Score()
         service = SearchService(store, results_cached=0)
         try:
-            with store.open_index().searcher() as searcher:
-                stored = searcher.all_stored_fields()
-                articles = [from_record(fields["record"]) for fields in stored]
-            titles = {article.path: article.title for article in articles}
-            typed, cleaned = Score(), Score()
-            items = known_items(titles, args.queries, args.seed, args.windows)
             for path, typed_text, cleaned_text in items:
                 typed.add(service, typed_text, path)
                 cleaned.add(service, cleaned_text, path)

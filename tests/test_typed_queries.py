@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import typed_queries
 from searchidx import indexer, querylang
 from searchidx.cli import cli
 from searchidx.errors import QueryError
@@ -331,3 +332,17 @@ def test_typed_queries_odd_syntax_is_read_and_searched_without_error(service):
 def test_typed_queries_strict_check_names_what_to_fix():
     with pytest.raises(QueryError, match="unknown field 'http'"):
         querylang.check_syntax("http://x")
+
+
+def test_typed_queries_bench_compares_typed_and_cleaned_title_windows(store: IndexStore, capsys):
+    titles = {path: title for path, (title, *_) in ARTICLES.items()}
+    items = typed_queries.known_items(titles, count=50, seed=1, windows=2)
+    assert items == typed_queries.known_items(titles, count=50, seed=1, windows=2)
+    assert len(items) == 2 * len(ARTICLES)  # every title has 3 words or more
+    for path, typed, cleaned in items:
+        assert typed.rstrip("?").lower() in titles[path].lower()
+        assert not re.search(r"[^\w\s]", cleaned)
+    assert typed_queries.main([store.read_meta().content_dir, "--queries", "50"]) == 0
+    typed_line, cleaned_line = capsys.readouterr().out.splitlines()[1:3]
+    assert typed_line.startswith("typed    MRR@10 ") and typed_line.endswith("errors 0")
+    assert cleaned_line.startswith("cleaned  MRR@10 ")
