@@ -16,7 +16,8 @@ query-language table says:
   the colon (``pennsylvania: gov`` is two words); a pasted address (``https://…``, ``www.…``) is
   searched as its words, without ``http``, ``https`` and ``www``;
 * ``*`` and ``?`` are wildcards after two letters (``micro*``, ``wom?n``); ``?`` at the end of a
-  word ends a question; ``word~`` and ``word~2`` are fuzzy, ``word^2`` boosts.
+  word ends a question; ``word~`` and ``word~2`` are fuzzy, ``word^2`` boosts, and after a
+  phrase ``"a b"~3`` allows words between, ``"a b"^2`` boosts.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ _URL = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S+")
 _WILDCARD = re.compile(r"\w{2,}[\w*?]*[*?][\w*?]*|\w{2,}\*")
 _FUZZY = re.compile(r"\w+~\d?")
 _BOOST = re.compile(r"\w+\^\d+(?:\.\d+)?")
+_SUFFIX = re.compile(r"~\d+|\^\d+(?:\.\d+)?")
 #: Characters that end a word without meaning anything (after a wildcard, fuzzy or boost).
 _TRAILING = ".,;:!?')]}…\u2019"
 #: A value of a facet field (``domain:forbes.com``, ``date:2022-05``), quoted for Whoosh.
@@ -95,6 +97,7 @@ class _Item:
     words: tuple[str, ...] = ()
     field: str = ""
     negated: bool = False
+    suffix: str = ""  # a phrase's slop (~2) or boost (^2)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,9 +142,11 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
                 prefix = f"{field_name}:" if field_name else ""
                 items.extend([_Item("raw", f"{prefix}'{value}'", negated=negated)] * bool(value))
             else:
-                items.append(
-                    _Item("phrase", words=_tokens(quoted), field=field_name, negated=negated)
-                )
+                found = _SUFFIX.match(text, close + 1)
+                suffix = found.group(0) if found else ""
+                items.append(_Item("phrase", words=_tokens(quoted), field=field_name,
+                                   negated=negated, suffix=suffix))  # fmt: skip
+                close += len(suffix)
             position, negated, field_name = close + 1, False, ""
             continue
         if character in _CLOSE_QUOTES:  # a closing quote with no opening one: punctuation
@@ -321,7 +326,7 @@ def _written(item: _Item) -> str:
     if item.kind == "word":
         return sign + prefix + _plain(item.text)
     if item.kind == "phrase":
-        return sign + prefix + '"' + " ".join(item.words) + '"'
+        return sign + prefix + '"' + " ".join(item.words) + '"' + item.suffix
     if item.kind == "open":
         return sign + prefix + "("
     if item.kind == "close":

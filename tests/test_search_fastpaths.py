@@ -58,6 +58,7 @@ QUERIES = [
     "https://www.forbes.com/cloud",
     "“machine learning” «google»",
     '"unclosed (cloud',
+    '"microsoft cloud"~3 azure',
 ]
 
 
