@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer
+from searchidx import indexer, querylang
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
 from searchidx.indexer import SyncReport
@@ -171,6 +171,11 @@ class DateBound(click.ParamType):
 @click.option("--limit", type=int, default=10, show_default=True, help="Results per page.")
 @click.option("--facets", "show_facets", is_flag=True, help="Show facet counts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on an unclosed quote or bracket or an unknown field (default: read as words).",
+)
 @index_option
 @domain_errors
 def query(
@@ -189,12 +194,15 @@ def query(
     limit: int,
     show_facets: bool,
     as_json: bool,
+    strict: bool,
     store: IndexStore,
 ) -> None:
     """Search the index for TEXT (words AND-ed; OR, NOT, -word, "phrases", field:value, ...).
 
     Without TEXT, browse everything, newest first.
     """
+    if strict:
+        querylang.check_syntax(text)
     filters = {
         "topic": topics,
         "provider": providers,

@@ -65,10 +65,12 @@ def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
     stop words kept and not stemmed, the others stemmed. A result page shows the same few
     texts again and again, and their analysis was most of the highlighting time."""
-    expression, stops, minsize, maxsize, _, ignore, stem = _CHAIN
+    expression, charmap, stops, minsize, maxsize, _, ignore, stem = _CHAIN
     found = []
     for match in expression.finditer(text):
         word = match.group(0).lower()
+        if charmap is not None:
+            word = word.translate(charmap)  # spans stay on the text as written
         stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
         if not stopped and word not in stops and word not in ignore:
             word = stem(word)

@@ -1,10 +1,12 @@
-"""The query language: Whoosh's parser, configured for news search, with errors people can act on.
+"""The query language: typed text read by :mod:`searchidx.typedtext`, parsed by Whoosh's parser
+configured for news search.
 
 Words must all match (AND) unless joined by ``OR``; ``NOT word`` or ``-word`` excludes;
 ``"a phrase"``; ``field:value`` for the fields in :data:`QUERY_FIELDS`; ``micro*`` wildcards;
 ``word~`` fuzzy; parentheses group. Words are stemmed, so "regulations" finds "regulation".
-Whoosh's parser forgives everything; we check the syntax it would silently reinterpret
-(unbalanced quotes or brackets, unknown fields) so the user learns what went wrong.
+Punctuation never changes the meaning of typed text, and stray syntax (an unclosed quote or
+bracket, an unknown ``field:``) is read as words with a note; :func:`check_syntax` is the
+strict check (``searchidx query --strict``) for those who want the mistake as an error.
 """
 
 from __future__ import annotations
@@ -17,24 +19,12 @@ from collections.abc import Iterator
 from whoosh import qparser, query
 from whoosh.searching import Searcher
 
+from searchidx import typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, FIELD_BOOSTS, build_schema
-
-#: Fields a query may name, and the schema field each one searches.
-QUERY_FIELDS = {
-    "title": "title",
-    "excerpt": "excerpt",
-    "body": "body",
-    "topic": "topic",
-    "provider": "provider",
-    "domain": "domain",
-    "category": "category",
-    "type": "type",
-    "published": "published",
-    "date": "date",
-    "quality": "quality",
-}
+from searchidx.typedtext import FIELDS as QUERY_FIELDS
+from searchidx.typedtext import Reading
 
 #: Text fields searched when a word names no field (and whose terms are highlighted).
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
@@ -70,12 +60,32 @@ _PARSER = _make_parser()
 _FUZZY_PARSER = _make_parser(termclass=query.FuzzyTerm)
 
 
+def read(text: str) -> Reading:
+    """How typed ``text`` is read (:func:`typedtext.read`); should Whoosh's parser still fail
+    on the reading, its words alone, with a note."""
+    reading = typedtext.read(text)
+    try:
+        _parsed(reading.query, False)
+    except QueryError as error:
+        words = typedtext.words_only(text)
+        return Reading(words.query, (*reading.notes, f"{error}; searched its words only"),
+                       words.parts)  # fmt: skip
+    return reading
+
+
 def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
-    """The Whoosh query for ``text``; None for blank text (browse everything)."""
+    """The Whoosh query for typed ``text`` (see :func:`read`); None for blank text (browse
+    everything), :data:`whoosh.query.NullQuery` (nothing) for text without a word."""
     if not text.strip():
         return None
-    check_syntax(text)
-    parsed = _parsed(text, fuzzy)
+    return parse_reading(read(text), fuzzy)
+
+
+def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query:
+    """The Whoosh query of a reading (see :func:`read`)."""
+    if not reading.query:
+        return query.NullQuery
+    parsed = _parsed(reading.query, fuzzy)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
@@ -91,7 +101,8 @@ def expanded_words(parsed: query.Query) -> int:
 @functools.lru_cache(maxsize=PARSED_CACHED)
 def _parsed(text: str, fuzzy: bool) -> query.Query:
     """Whoosh's parser takes about a millisecond and its answer depends on the text alone
-    (never on the index), so parsed queries are kept; nothing mutates them."""
+    (never on the index), so parsed queries are kept; nothing mutates them. ``text`` is a
+    :class:`Reading`'s query."""
     parser = _FUZZY_PARSER if fuzzy else _PARSER
     try:
         return parser.parse(text)
@@ -100,7 +111,8 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
 
 
 def check_syntax(text: str) -> None:
-    """Raise :class:`QueryError` for what Whoosh would silently reinterpret."""
+    """Raise :class:`QueryError` for stray syntax (``searchidx query --strict``): what
+    :func:`read` would read as words, with a note."""
     if text.count('"') % 2:
         raise QueryError('unbalanced quote: close the phrase with a second "', "q")
     depth = 0
@@ -112,7 +124,7 @@ def check_syntax(text: str) -> None:
         raise QueryError("unbalanced brackets: a '(' is never closed with ')'", "q")
     unquoted = "".join(_outside_quotes(text))
     for match in _FIELD_PREFIX.finditer(unquoted):
-        if match.group(1) not in QUERY_FIELDS:
+        if match.group(1).lower() not in QUERY_FIELDS:
             raise QueryError(
                 f"unknown field {match.group(1)!r}; search one of "
                 + ", ".join(QUERY_FIELDS)

@@ -56,6 +56,32 @@ class Correction:
 
 
 @dataclass(frozen=True)
+class Relaxation:
+    """A query of required words that found nothing, run with fewer of them: ``kept`` are the
+    query texts run (words, phrases, ``field:value``), ``dropped`` the words left out of the
+    query's ``words``; ``loosened`` when its phrases and joined words (``covid-19``) were
+    searched as separate words."""
+
+    words: int
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+    loosened: bool
+
+    @property
+    def message(self) -> str:
+        if not self.dropped:
+            return (f"No article has these words side by side as typed; showing articles with "
+                    f"all {self.words} of them.")  # fmt: skip
+        kept, dropped = self.words - len(self.dropped), ", ".join(self.dropped)
+        return (f"No article has all {self.words} words; showing articles with {kept} of them "
+                f"(without {dropped}).")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"words": self.words, "kept": list(self.kept), "dropped": list(self.dropped),
+                "loosened": self.loosened, "message": self.message}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Suggestion:
     """An autocomplete completion: a topic, a provider, or a word from titles."""
 
@@ -75,10 +101,14 @@ class SearchResult:
     facets: tuple[Facet, ...]
     #: The query text that produced the hits: the request's, or a retry's (see ``retry``).
     ran_query: str
-    #: ``"corrected"`` or ``"fuzzy"`` when the request's own query found nothing.
+    #: ``"corrected"``, ``"relaxed"`` (see ``relaxed``) or ``"fuzzy"`` when the request's own
+    #: query found nothing.
     retry: str | None
     did_you_mean: Correction | None
     took_ms: float
+    #: How stray syntax in the query text was read (an unclosed quote ignored, ...).
+    notes: tuple[str, ...] = ()
+    relaxed: Relaxation | None = None
 
     @property
     def pages(self) -> int:
@@ -95,6 +125,8 @@ class SearchResult:
             "ran_query": self.ran_query,
             "retry": self.retry,
             "did_you_mean": self.did_you_mean.text if self.did_you_mean else None,
+            "notes": list(self.notes),
+            "relaxed": self.relaxed.to_dict() if self.relaxed else None,
             "sort": request.effective_sort.value,
             "filters": {name: list(values) for name, values in request.filters.items()},
             "from": _iso(request.date_from),

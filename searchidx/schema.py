@@ -19,20 +19,24 @@ from typing import Any
 
 from whoosh import columns, fields, formats
 from whoosh.analysis import (
+    STOP_WORDS,
+    CharsetFilter,
     LowercaseFilter,
     RegexTokenizer,
     StemFilter,
-    StemmingAnalyzer,
     StopFilter,
 )
+from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
 from searchidx.articles import Article, Provider
 from searchidx.content import FileState
 
-#: Bump when the schema or the document mapping changes; an index of another version must be
-#: rebuilt (``searchidx rebuild``) and says so.
-SCHEMA_VERSION = 2
+#: Bump when the schema, the analyzer or the document mapping changes: ``searchidx index``
+#: rebuilds an index of another version from scratch, and searching one says to.
+#: 3: accents folded ("são" is "sao"); "&" joins words as "." does ("AT&T" is one word); words
+#: of one character kept.
+SCHEMA_VERSION = 3
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
@@ -43,8 +47,26 @@ QUALITY_MISSING = -(2**31)
 #: Body text kept in the stored record for snippets; the whole body is still indexed.
 STORED_BODY_CHARS = 4000
 
-#: The analyzer of every text field. An unbounded stem cache: news vocabulary is small.
-ANALYZER = StemmingAnalyzer(cachesize=-1)
+#: A word of text: letters and digits (and Whoosh's ``*``), joined by "." or "&" ("u.s",
+#: "at&t", "3.5"); every other character separates words ("covid-19" is "covid" and "19").
+WORD_PATTERN = r"[\w*]+(?:[.&][\w*]+)*"
+
+#: Accents folded away, and the letters Unicode does not decompose spelled out (after
+#: lowercasing): "São", "sao" and "SÃO" are the same word.
+FOLDED = {**accent_map, **str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l",
+                                         "đ": "d", "ð": "d", "þ": "th"})}  # fmt: skip
+
+#: The analyzer of every text field (and of query words): words, lowercased, accents folded,
+#: stop words dropped, Porter stems (cached without bound: news vocabulary is small). Words of
+#: one letter or digit are kept, so "t-mobile", "x-ray", "vitamin c" and "windows 7" find what
+#: they say, not every "mobile", "ray", "vitamin" and "windows".
+ANALYZER = (
+    RegexTokenizer(WORD_PATTERN)
+    | LowercaseFilter()
+    | CharsetFilter(FOLDED)
+    | StopFilter(stoplist=STOP_WORDS, minsize=1)
+    | StemFilter(cachesize=-1)
+)
 
 #: How much a match in each text field counts; titles weigh most (used by the query parser).
 FIELD_BOOSTS = {"title": 3.0, "topic": 2.0, "provider": 1.5, "excerpt": 1.0, "body": 0.5}
@@ -55,21 +77,23 @@ class Text(fields.TEXT):
 
     Whoosh runs every token through a generator per filter and a Token object, then groups the
     positions: 0.25 ms per sample article. For the chain of :data:`ANALYZER` (regex tokens,
-    lowercase, stop words, cached Porter stems) :meth:`index` does the same in one loop, in
-    0.14 ms, and returns exactly what ``TEXT.index`` yields (same terms, frequencies, weights
-    and encoded positions; tests/test_build_fastpaths.py compares them). Any other analyzer,
-    format or option goes through Whoosh.
+    lowercase, folded accents, stop words, cached Porter stems) :meth:`index` does the same in
+    one loop, in 0.14 ms, and returns exactly what ``TEXT.index`` yields (same terms,
+    frequencies, weights and encoded positions; tests/test_build_fastpaths.py compares them).
+    Any other analyzer, format or option goes through Whoosh.
     """
 
     def index(self, value: Any, **kwargs: Any) -> Any:
         chain = _plain_chain(self.analyzer)
         if kwargs or type(value) is not str or chain is None:
             return super().index(value, **kwargs)
-        expression, stops, minsize, maxsize, renumber, ignore, stem = chain
+        expression, charmap, stops, minsize, maxsize, renumber, ignore, stem = chain
         positions: dict[str, list[int]] = {}
         kept = -1
         for position, match in enumerate(expression.finditer(value)):
             word = match.group(0).lower()
+            if charmap is not None:
+                word = word.translate(charmap)
             if len(word) < minsize or (maxsize is not None and len(word) > maxsize):
                 continue
             if word in stops:
@@ -95,17 +119,31 @@ class Text(fields.TEXT):
 
 
 def _plain_chain(analyzer: Any) -> tuple | None:
-    """The settings of a RegexTokenizer | LowercaseFilter | StopFilter | StemFilter chain (as
-    StemmingAnalyzer builds it), or None for any other analyzer."""
+    """The settings of a RegexTokenizer | LowercaseFilter | [CharsetFilter |] StopFilter |
+    StemFilter chain (as :data:`ANALYZER`, or StemmingAnalyzer, builds it): the tokenizer's
+    expression, the charset map (None without one), the stop filter's settings, the stemmer's;
+    None for any other analyzer."""
     items = getattr(analyzer, "items", None)
-    kinds = (RegexTokenizer, LowercaseFilter, StopFilter, StemFilter)
-    if items is None or tuple(type(item) for item in items) != kinds:
+    if items is None:
         return None
-    tokenizer, _, stop, stem = items
+    kinds = tuple(type(item) for item in items)
+    if kinds == (RegexTokenizer, LowercaseFilter, StopFilter, StemFilter):
+        tokenizer, _, stop, stem = items
+        charmap = None
+    elif kinds == (RegexTokenizer, LowercaseFilter, CharsetFilter, StopFilter, StemFilter):
+        tokenizer, _, charset, stop, stem = items
+        charmap = charset.charmap
+    else:
+        return None
     if tokenizer.gaps:
         return None
-    return (tokenizer.expression, stop.stops, stop.min, stop.max, stop.renumber, stem.ignore,
-            stem._stem)  # fmt: skip
+    return (tokenizer.expression, charmap, stop.stops, stop.min, stop.max, stop.renumber,
+            stem.ignore, stem._stem)  # fmt: skip
+
+
+def fold(text: str) -> str:
+    """Lowercased ``text`` with accents folded, as the index keeps its words."""
+    return text.lower().translate(FOLDED)
 
 
 def build_schema() -> fields.Schema:

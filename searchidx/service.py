@@ -27,14 +27,23 @@ from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import highlight, querylang
+from searchidx import highlight, querylang, relaxation
 from searchidx.errors import IndexMissingError
 from searchidx.matching import Matches
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
-from searchidx.result import Correction, Facet, FacetValue, Hit, SearchResult, Suggestion
-from searchidx.schema import from_record
+from searchidx.result import (
+    Correction,
+    Facet,
+    FacetValue,
+    Hit,
+    Relaxation,
+    SearchResult,
+    Suggestion,
+)
+from searchidx.schema import SCHEMA_VERSION, fold, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
+from searchidx.typedtext import Reading
 
 #: Seconds between checks for a newer index; a sync or rebuild shows up within this.
 REFRESH_INTERVAL = 0.5
@@ -46,6 +55,9 @@ FACET_NAMES = (*FILTER_FACETS, "month")
 #: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
+#: The note on every result from an index of an older schema (read, not rebuilt, by searching).
+OUTDATED_NOTE = ("this index was built by an older version of searchidx, so accents and '&' "
+                 "match only as written: run 'searchidx index' to rebuild it")  # fmt: skip
 
 
 class SearchService:
@@ -63,6 +75,7 @@ class SearchService:
         self._searcher: Searcher | None = None
         self._snapshot: IndexSnapshot | None = None
         self._checked = 0.0
+        self._outdated = False
 
     # The searcher ------------------------------------------------------------------------
 
@@ -97,6 +110,7 @@ class SearchService:
                 continue
             self.close()
             self._index, self._generation = index, generation
+            self._outdated = _schema_version(self.store) not in (None, SCHEMA_VERSION)
             self._searcher = index.searcher()
             self._snapshot = IndexSnapshot(self._searcher, self.results_cached)
             return
@@ -124,8 +138,9 @@ class SearchService:
 
     def _search(self, snapshot: IndexSnapshot, request: SearchRequest) -> SearchResult:
         """What :meth:`search` answers; ``took_ms`` is set by it."""
-        parsed = querylang.parse_query(request.text)
-        ran_query, retry = request.text, None
+        reading = querylang.read(request.text) if request.text.strip() else None
+        parsed = querylang.parse_reading(reading) if reading else None
+        ran_query, retry, relaxed = request.text, None, None
         scored = request.effective_sort is Sort.RELEVANCE
         matches = self._matches(snapshot, parsed, scored)
         filters = self._filter_masks(snapshot, request)
@@ -137,7 +152,7 @@ class SearchService:
             if total == 0:
                 retried = self._retry(snapshot, request, did_you_mean, filters, scored)
                 if retried is not None:
-                    ran_query, retry, parsed, matches, final = retried
+                    ran_query, retry, parsed, matches, final, relaxed = retried
                     total = int(final.sum())
         page = self._page(snapshot, request, parsed, matches, final, total)
         terms = querylang.highlight_terms(parsed, snapshot.searcher) if parsed else frozenset()
@@ -152,6 +167,8 @@ class SearchService:
             retry=retry,
             did_you_mean=did_you_mean,
             took_ms=0.0,
+            notes=(*(reading.notes if reading else ()), *[OUTDATED_NOTE] * self._outdated),
+            relaxed=relaxed,
         )
 
     def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
@@ -173,7 +190,7 @@ class SearchService:
                 ]
                 matching.sort(key=lambda item: (-item.count, item.text.casefold()))
                 found += matching[:SUGGEST_PER_KIND]
-            last_word = needle.split()[-1]
+            last_word = fold(needle.split()[-1])  # title words are indexed folded ("sao")
             reader = snapshot.reader
             words = [
                 Suggestion(word.decode(), "word", reader.doc_frequency("spell_title", word))
@@ -214,11 +231,16 @@ class SearchService:
         correction: Correction | None,
         filters: Mapping[str, np.ndarray],
         scored: bool,
-    ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray] | None:
-        """Nothing matched: run the corrected query, else a fuzzy one, if either finds hits."""
+    ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
+        """Nothing matched: run the corrected query, else the query with fewer required words
+        (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
         attempts: list[tuple[str, str, whoosh_query.Query | None]] = []
         if correction is not None:
             attempts.append((correction.text, "corrected", querylang.parse_query(correction.text)))
+        relaxed = self._relaxed(snapshot, request, filters)
+        if relaxed is not None:
+            kept = " ".join(relaxed.kept)
+            attempts.append((kept, "relaxed", querylang.parse_reading(Reading(kept))))
         fuzzy = querylang.parse_query(request.text, fuzzy=True)
         if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
             attempts.append((request.text, "fuzzy", fuzzy))  # each word fuzzy: a few words only
@@ -228,8 +250,23 @@ class SearchService:
             matches = self._matches(snapshot, parsed, scored)
             final = _all(matches.mask, filters.values())
             if final.any():
-                return text, kind, parsed, matches, final
+                return text, kind, parsed, matches, final, relaxed if kind == "relaxed" else None
         return None
+
+    def _relaxed(
+        self, snapshot: IndexSnapshot, request: SearchRequest, filters: Mapping[str, np.ndarray]
+    ) -> Relaxation | None:
+        """Which required words to drop so that the query finds something (if every word of
+        it is required)."""
+        parts = querylang.read(request.text).parts
+        if not parts:
+            return None
+
+        def matching(text: str) -> np.ndarray:
+            parsed = querylang.parse_reading(Reading(text))
+            return _all(self._matches(snapshot, parsed, scored=False).mask, filters.values())
+
+        return relaxation.relax(parts, matching, snapshot.size)
 
     def _page(
         self,
@@ -318,6 +355,14 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+def _schema_version(store: IndexStore) -> int | None:
+    """The schema version the live index was written with (None if unknown)."""
+    try:
+        return store.read_meta().schema_version
+    except (OSError, ValueError, TypeError, IndexMissingError):
+        return None
 
 
 def _top_scored(

@@ -26,8 +26,10 @@ def marked_text(fragment: str) -> str:
 
 def render_result(result: SearchResult, show_facets: bool) -> list[str]:
     request = result.request
-    lines = []
-    if result.retry:
+    lines = [f"Note: {note}." for note in result.notes]
+    if result.relaxed:
+        lines.append(result.relaxed.message)
+    elif result.retry:
         lines.append(
             f"No results for {request.text!r}; showing results for {result.ran_query!r} "
             f"({'spelling corrected' if result.retry == 'corrected' else 'fuzzy match'})."

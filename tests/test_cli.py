@@ -131,7 +131,7 @@ def test_cli_query_filters_by_every_option(sample_store):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (['"unclosed'], 'unbalanced quote: close the phrase with a second "'),
+        (['"unclosed', "--strict"], 'unbalanced quote: close the phrase with a second "'),
         (["x", "--from", "yesterday"], "'yesterday' is not a date"),
         (["x", "--page", "0"], "page must be 1 or more"),
         (["x", "--from", "2024", "--to", "2023"], "start date is after the end date"),

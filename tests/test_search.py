@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from searchidx import indexer
+from searchidx import indexer, querylang
 from searchidx.articles import Article
 from searchidx.content import scan_content
 from searchidx.errors import QueryError
@@ -138,18 +138,32 @@ def test_search_empty_query_browses_everything_newest_first(news: SearchService)
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('"facial recognition', "unbalanced quote"),
-        ("(cloud OR quantum", "'(' is never closed"),
-        ("cloud)", "')' has no '('"),
-        ("author:smith", "unknown field 'author'"),
         ("x" * (MAX_QUERY_CHARS + 1), "longer than 1,000 characters"),
         (" OR ".join(f"word{n}~" for n in range(11)), "11 fuzzy or wildcard words"),
-        ("a* b* c* d* e* f* g* h* i* j* k~2 k~2 k~2", "11 fuzzy or wildcard words"),
+        ("aa* bb* cc* dd* ee* ff* gg* hh* ii* jj* kk~2 kk~2 kk~2", "11 fuzzy or wildcard words"),
     ],
 )
-def test_search_rejects_queries_that_do_not_parse(news: SearchService, text: str, message: str):
+def test_search_rejects_queries_beyond_the_limits(news: SearchService, text: str, message: str):
     with pytest.raises(QueryError, match=re.escape(message)):
         news.search(SearchRequest(text=text))
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "note"),
+    [
+        ('"facial recognition', "unbalanced quote", "never closed"),
+        ("(cloud OR quantum", "'(' is never closed", "'(' that is never closed"),
+        ("cloud)", "')' has no '('", "')' with no '('"),
+        ("author:smith", "unknown field 'author'", "'author' is not a field name"),
+    ],
+)
+def test_search_reads_stray_syntax_as_words_and_strict_check_rejects_it(
+    news: SearchService, text: str, message: str, note: str
+):
+    result = news.search(SearchRequest(text=text))
+    assert any(note in line for line in result.notes)
+    with pytest.raises(QueryError, match=re.escape(message)):
+        querylang.check_syntax(text)
 
 
 def test_search_allows_colons_and_brackets_inside_quotes(news: SearchService):

@@ -49,6 +49,15 @@ QUERIES = [
     "NOT microsoft",
     "*",
     "nosuchword",
+    # Typed text (issue #16): joined words as phrases, a question, an address, folded accents.
+    "machine-learning microsoft",
+    "what is microsoft's cloud?",
+    "AT&T 5G",
+    "são paulo",
+    "https://www.forbes.com/cloud",
+    "“machine learning” «google»",
+    '"unclosed (cloud',
+    '"microsoft cloud"~3 azure',
 ]
 
 

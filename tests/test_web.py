@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from urllib.request import urlopen
 
 import pytest
@@ -384,12 +384,17 @@ def test_page_empty_state_suggests_ways_out(client):
     assert "No articles" in doc.find("h1").text
 
 
-def test_page_query_that_does_not_parse_is_a_friendly_400(client):
-    doc = page(client, "/?q=%28micro&topic=AI", status=400)
+#: A query beyond what a search may ask for (11 wildcard words): the one kind of query text that
+#: is an error (stray syntax is read as words, see tests/test_typed_queries.py).
+TOO_MANY_WILDCARDS = " ".join(f"{letter * 2}*" for letter in "abcdefghijk")
+
+
+def test_page_query_beyond_the_limits_is_a_friendly_400(client):
+    doc = page(client, "/?" + urlencode({"q": TOO_MANY_WILDCARDS, "topic": "AI"}), status=400)
     alert = doc.find(role="alert")
-    assert "unbalanced brackets" in alert.text
+    assert "11 fuzzy or wildcard words" in alert.text
     search_box = doc.by_id("q")
-    assert search_box.attrs["value"] == "(micro"
+    assert search_box.attrs["value"] == TOO_MANY_WILDCARDS
     assert search_box.attrs["aria-invalid"] == "true"
     assert search_box.attrs["aria-describedby"] == alert.attrs["id"]
     kept = doc.find("input", type="hidden", name="topic")
@@ -415,8 +420,7 @@ BAD_PARAMETERS = [
     ("max_quality=1e3", "max_quality", "max_quality must be a whole number"),
     ("min_quality=90&max_quality=10", "min_quality", "minimum quality is above the maximum"),
     ("q=" + "a" * 10_000, "q", "longer than 1,000 characters"),
-    ("q=title%3A%28a", "q", "unbalanced brackets"),
-    ("q=http%3A%2F%2Fx", "q", "unknown field 'http'"),
+    ("q=" + quote(TOO_MANY_WILDCARDS), "q", "11 fuzzy or wildcard words"),
     ("sort=newest&sort=oldest", "sort", "sort was given 2 different values"),
     ("q=a&q=b", "q", "q was given 2 different values"),
     ("from=2022&from=2021", "from", "from was given 2 different values"),

@@ -371,7 +371,7 @@ def assert_strict_policy(policy: str) -> None:
 @pytest.mark.parametrize(
     ("method", "url", "status"),
     [
-        ("GET", "/?" + urlencode({"q": payload("q")}), 400),  # its quote is unbalanced
+        ("GET", "/?" + urlencode({"q": payload("q"), "page": "0"}), 400),
         ("GET", "/feed.atom?from=nope", 400),
         ("GET", "/api/suggest?limit=0", 400),
         ("POST", "/api/search", 405),

@@ -1,0 +1,101 @@
+"""Fewer required words for a query that found nothing: which words to drop.
+
+A query whose every word is required finds nothing when one word is missing from the article
+looked for (a typo the corrector did not know, a word the article does not use), or when its
+phrases (``"toll death"``, ``covid-19``) are not side by side in it. The retry keeps as much of
+the query as it can, and tries in turn: every word, the phrases as separate words; all but the
+fewest parts, the phrases kept; all but the fewest words. Among the sets of the same size that
+find articles, the one whose words are rarest (most informative) wins. Parts named with a field
+(``title:covid``, ``date:2022``) are conditions the user set, and are never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import combinations
+
+import numpy as np
+
+from searchidx.result import Relaxation
+from searchidx.typedtext import Part
+
+#: Sets tried per number of parts or words kept, times that number (each set is that many
+#: masks combined): beyond it, the rarest are dropped first.
+MAX_COMBINED = 2048
+
+
+def relax(
+    parts: tuple[Part, ...], matching: Callable[[str], np.ndarray], size: int
+) -> Relaxation | None:
+    """The least to drop from ``parts`` so that some article matches the rest, or None.
+
+    ``matching(text)`` is the mask of the articles a query text matches (filters applied);
+    ``size`` is the number of articles (for how informative a word is).
+    """
+    fixed = tuple(part.text for part in parts if part.fixed)
+    free = [part for part in parts if not part.fixed]
+    words = list(dict.fromkeys(word for part in free for word in part.words))
+    if not words:
+        return None
+    masks: dict[str, np.ndarray] = {}
+
+    def mask(text: str) -> np.ndarray:
+        if text not in masks:
+            masks[text] = matching(text)
+        return masks[text]
+
+    required = _every(map(mask, fixed), size)
+    found = _every(map(mask, words), size)
+    loosened = any(len(part.words) > 1 for part in free)
+    if loosened and (required & found).any():
+        return Relaxation(len(words) + len(fixed), (*fixed, *words), (), True)
+    texts = [part.text for part in free]
+    kept = _most_kept(texts, mask, required, size)
+    if kept is not None:
+        dropped = [word for part in free if part.text not in kept for word in part.words]
+        return Relaxation(len(words) + len(fixed), (*fixed, *kept), tuple(dropped), False)
+    kept = _most_kept(words, mask, required, size) if loosened else None
+    if kept is not None:
+        dropped = [word for word in words if word not in kept]
+        return Relaxation(len(words) + len(fixed), (*fixed, *kept), tuple(dropped), True)
+    return None
+
+
+def _most_kept(
+    units: Sequence[str], mask: Callable[[str], np.ndarray], required: np.ndarray, size: int
+) -> tuple[str, ...] | None:
+    """The largest subset of ``units`` (in their order) whose articles, with ``required``,
+    are not none; of those of one size, the rarest."""
+    counts = {unit: int(mask(unit).sum()) for unit in units}
+    for kept in range(len(units) - 1, 0, -1):
+        matched = [
+            subset
+            for subset in _subsets(units, kept, counts)
+            if (required & _every(map(mask, subset), size)).any()
+        ]
+        if matched:
+            return max(
+                matched, key=lambda subset: sum(_information(counts[u], size) for u in subset)
+            )
+    return None
+
+
+def _subsets(units: Sequence[str], kept: int, counts: dict[str, int]) -> Iterator[tuple[str, ...]]:
+    if math.comb(len(units), kept) * kept <= MAX_COMBINED:
+        yield from combinations(units, kept)
+    else:  # too many to try: keep the commonest
+        commonest = set(sorted(units, key=lambda unit: -counts[unit])[:kept])
+        yield tuple(unit for unit in units if unit in commonest)
+
+
+def _every(masks: Iterable[np.ndarray], size: int) -> np.ndarray:
+    result = np.ones(size, dtype=bool)
+    for mask in masks:
+        result = result & mask
+    return result
+
+
+def _information(count: int, size: int) -> float:
+    """How much a word with ``count`` articles narrows ``size`` (an idf)."""
+    return math.log((size + 1) / (count + 1))
