@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from whoosh import fields
-from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.analysis import (
+    CharsetFilter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+)
 from whoosh.lang import porter
 from whoosh.reading import IndexReader
 
@@ -58,6 +64,7 @@ MAX_ID_BYTES = 512
 
 #: The analyzer of the text fields: Whoosh's, translated step by step (see _text_analysis).
 TEXT_ANALYZER = "searchidx_text"
+FOLD_CHAR_FILTER = "searchidx_fold"
 LOWERCASE_NORMALIZER = "searchidx_lowercase"
 
 #: Whoosh fields that are bookkeeping, not article data: the file's sync state, the stored
@@ -215,10 +222,13 @@ def _text_analysis(schema: fields.Schema) -> dict[str, Any]:
     ):
         raise _untranslatable(tokenizer)
     token_filters: dict[str, dict[str, Any]] = {}
+    char_filters: dict[str, dict[str, Any]] = {}
     chain = []
     for step in steps:
         if isinstance(step, LowercaseFilter):
             chain.append("lowercase")
+        elif isinstance(step, CharsetFilter) and chain == ["lowercase"]:
+            char_filters[FOLD_CHAR_FILTER] = _folding(step.charmap, tokenizer.expression)
         elif isinstance(step, StopFilter):
             length = {"type": "length", "min": step.min}
             if step.max is not None:
@@ -231,6 +241,7 @@ def _text_analysis(schema: fields.Schema) -> dict[str, Any]:
         else:
             raise _untranslatable(step)
     return {
+        "char_filter": char_filters,
         "tokenizer": {
             TEXT_ANALYZER: {
                 "type": "pattern",
@@ -241,8 +252,33 @@ def _text_analysis(schema: fields.Schema) -> dict[str, Any]:
         },
         "filter": token_filters,
         "analyzer": {
-            TEXT_ANALYZER: {"type": "custom", "tokenizer": TEXT_ANALYZER, "filter": chain}
+            TEXT_ANALYZER: {
+                "type": "custom",
+                "char_filter": list(char_filters),
+                "tokenizer": TEXT_ANALYZER,
+                "filter": chain,
+            }
         },
+    }
+
+
+def _folding(charmap: dict[int, str], word: re.Pattern[str]) -> dict[str, Any]:
+    """Whoosh folds each lowercased token's characters; OpenSearch has no token filter that
+    maps characters, so a ``mapping`` character filter does it before the tokenizer. That is the
+    same as long as it maps only characters that can be inside a word to word characters (so the
+    tokens stay the same), and maps every case of each: an upper-case letter is mapped to what
+    its lower case folds to (Whoosh lowercases first)."""
+    mappings = {}
+    for code, folded in charmap.items():
+        lower = chr(code)
+        if lower != lower.lower() or not (word.fullmatch(lower) and word.fullmatch(folded)):
+            continue  # upper case, or never inside a token: Whoosh never folds it
+        for variant in {lower, lower.upper()}:
+            if len(variant) == 1 and variant.lower() == lower:
+                mappings[variant] = folded
+    return {
+        "type": "mapping",
+        "mappings": [f"{key} => {value}" for key, value in sorted(mappings.items())],
     }
 
 

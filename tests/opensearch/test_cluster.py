@@ -112,7 +112,10 @@ def test_export_mapping_is_accepted_and_every_document_loads(
 def test_export_text_analyzer_makes_the_tokens_whoosh_makes(
     opensearch_cluster: OpenSearchCluster, loaded: str
 ):
-    text = "The U.S. economy can't grow 3.5% in Zürich; a b, you may say: 東京 wins*"
+    text = (
+        "The U.S. economy can't grow 3.5% in Zürich; a b, you may say: 東京 wins* "
+        "São Paulo SÃO ÆRØ Straße Łódź AT&T t-mobile"
+    )
     assert _tokens(opensearch_cluster.client(), loaded, text) == [t.text for t in ANALYZER(text)]
 
 
