@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from searchidx import indexer
+from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
 from searchidx.indexer import SyncReport
@@ -266,6 +267,13 @@ def sample(folder: Path, count: int, seed: int) -> None:
     help="Search results kept for repeated requests, per index state and worker (0: none).",
 )
 @click.option(
+    "--search-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SEARCH_TIMEOUT,
+    show_default=True,
+    help="Seconds a search may take; a longer one stops and answers an error (503).",
+)
+@click.option(
     "--watch",
     "watch_folder",
     is_flag=True,
@@ -279,6 +287,7 @@ def serve(
     threads: int,
     workers: int,
     cached_results: int,
+    search_timeout: float,
     watch_folder: bool,
     store: IndexStore,
 ) -> None:
@@ -317,7 +326,8 @@ def serve(
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
     def make_app() -> Any:
-        return create_app(search_service=SearchService(store, results_cached=cached_results))
+        service = SearchService(store, cached_results, search_timeout)
+        return create_app(search_service=service)
 
     try:
         server.serve(make_app, host, port, threads, workers, ready)

@@ -12,6 +12,7 @@ checked on cached positions. Query shapes this does not reproduce exactly are ha
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
+from searchidx import bounds
 from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
@@ -67,7 +69,11 @@ class QueryMatcher:
     """Evaluates parsed queries over one searcher's documents; keeps the postings it reads
     (the least recently used go past :data:`POSTINGS_CACHE_BYTES`). Owned by an
     :class:`~searchidx.snapshot.IndexSnapshot`, which gives it the live documents and the field
-    lengths (columns are its business)."""
+    lengths (columns are its business), and the documents of a numeric range of the query text
+    (``quality:[0 TO 100]``, ``date:2022``) from the arrays the filters use.
+
+    Safe to share between threads: Whoosh's readers keep file positions, so every read
+    through them holds :attr:`reading` (one term at a time); the arrays are shared."""
 
     def __init__(
         self,
@@ -75,6 +81,7 @@ class QueryMatcher:
         leaves: Sequence[tuple[IndexReader, int]],
         live: np.ndarray,
         field_lengths: Callable[[str], np.ndarray],
+        numeric_range: Callable[[query.NumericRange], np.ndarray | None] = lambda q: None,
     ) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
@@ -83,11 +90,13 @@ class QueryMatcher:
         self.live = live
         self._leaves = leaves
         self._field_lengths = field_lengths
+        self._numeric_range = numeric_range
+        self.reading = threading.RLock()
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        self._expansions: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
@@ -107,6 +116,12 @@ class QueryMatcher:
             return self._phrase(q, scored)
         if isinstance(q, query.MultiTerm):
             return self._multiterm(q, scored)
+        if isinstance(q, query.Every):  # a bare *: every article, whatever its fields
+            return self.live.copy(), self.live * q.boost if scored else None
+        if isinstance(q, query.NumericRange):
+            mask = self._numeric_range(q)
+            if mask is not None:  # Whoosh scores a range with its boost
+                return mask, mask * q.boost if scored else None
         plain_or = isinstance(q, query.Or) and not q.scale and not q.minmatch
         if plain_or and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
             # A word in each field: the commonest node. Summed straight from the postings.
@@ -136,7 +151,8 @@ class QueryMatcher:
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
             return self._nothing(scored)
         mask = np.zeros(self.size, dtype=bool)  # anything else: Whoosh matches it, unscored
-        mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
+        with self.reading:
+            mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
         return mask, None
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -153,7 +169,7 @@ class QueryMatcher:
         """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
         their postings, rather than two full-size arrays per term added up. Each document's
         scores are added in the terms' order, as the sum of the terms' arrays would be."""
-        found = [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms]
+        found = [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)]
         docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
@@ -172,7 +188,8 @@ class QueryMatcher:
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
-        words = self._expanded(q)
+        words, postings = self._expanded(q)
+        bounds.charge(q, len(words), postings)
         if not words:
             return self._nothing(scored)
         mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
@@ -180,10 +197,20 @@ class QueryMatcher:
             return mask, None
         return mask, scores
 
-    def _expanded(self, q: query.MultiTerm) -> list[bytes]:
-        return self._expansions.get(
-            repr(q), lambda: [word for _, word in q.expanded_terms(self.reader) if word]
-        )
+    def _expanded(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
+        """The words ``q`` matches and their documents summed (what a request is charged)."""
+        return self._expansions.get(repr(q), lambda: self._expand(q))
+
+    def _expand(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
+        words, postings = [], 0
+        with self.reading:
+            for fieldname, word in bounds.checked(q.expanded_terms(self.reader)):
+                if word:
+                    words.append(word)
+                    postings += self.reader.doc_frequency(fieldname, word)
+                if len(words) > bounds.MAX_EXPANDED_TERMS:  # refused anyway: read no more
+                    break
+        return words, postings
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored
@@ -197,10 +224,11 @@ class QueryMatcher:
             words = [field.to_bytes(word) for word in q.words]
         except ValueError:
             return self._nothing(scored)
-        if any((q.fieldname, word) not in self.reader for word in words):
-            return self._nothing(scored)
+        with self.reading:
+            if any((q.fieldname, word) not in self.reader for word in words):
+                return self._nothing(scored)
         keys = self.positions(q.fieldname, words[0])
-        for word in words[1:]:
+        for word in bounds.checked(words[1:], every=1):
             keys = keys + 1
             keys = keys[np.isin(keys, self.positions(q.fieldname, word), assume_unique=True)]
         mask = np.zeros(self.size, dtype=bool)
@@ -210,9 +238,10 @@ class QueryMatcher:
 
     def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
         """Matches and scores of one node straight from Whoosh's matcher."""
-        matcher = q.matcher(self.searcher, self.searcher.boolean_context())
         mask = np.zeros(self.size, dtype=bool)
-        mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
+        with self.reading:
+            matcher = q.matcher(self.searcher, self.searcher.boolean_context())
+            mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
         return mask, None
 
     # Posting lists -------------------------------------------------------------------------
@@ -227,24 +256,28 @@ class QueryMatcher:
         except ValueError:
             return _NO_POSTINGS
         key = ("postings", fieldname, word)
-        found = self._cached(key)
-        if found is None:
-            docs, weights, _ = self._read_postings(fieldname, word, values=False)
-            found = self._store(key, Postings(docs, self._scores(fieldname, word, docs, weights)))
+        with self.reading:
+            found = self._cached(key)
+            if found is None:
+                docs, weights, _ = self._read_postings(fieldname, word, values=False)
+                scores = self._scores(fieldname, word, docs, weights)
+                found = self._store(key, Postings(docs, scores))
         return found
 
     def positions(self, fieldname: str, word: bytes) -> np.ndarray:
         """Every position of a term, as sorted ``docnum << 24 | position`` keys (cached)."""
         key = ("positions", fieldname, word)
-        found = self._cached(key)
-        if found is None:
+        with self.reading:
+            found = self._cached(key)
+            if found is not None:
+                return found
             docs, _, values = self._read_postings(fieldname, word, values=True)
-            decode = _positions_decoder(self.schema[fieldname].format)
-            positions = [decode(value) for value in values]
-            counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
-            flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
-            found = self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
-        return found
+        decode = _positions_decoder(self.schema[fieldname].format)
+        positions = [decode(value) for value in bounds.checked(values, every=4096)]
+        counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
+        flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
+        with self.reading:
+            return self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
 
     def _cached(self, key: tuple) -> Any:
         found = self._cache.get(key)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from whoosh import qparser, query
 from whoosh.searching import Searcher
 
+from searchidx import bounds
 from searchidx.errors import QueryError
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, FIELD_BOOSTS, build_schema
@@ -71,11 +72,14 @@ _FUZZY_PARSER = _make_parser(termclass=query.FuzzyTerm)
 
 
 def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
-    """The Whoosh query for ``text``; None for blank text (browse everything)."""
+    """The Whoosh query for ``text``; None for blank text or a bare ``*`` (browse everything)."""
     if not text.strip():
         return None
     check_syntax(text)
     parsed = _parsed(text, fuzzy)
+    if bounds.every_article(parsed):
+        return None  # a bare *: every article, answered as a browse
+    bounds.check_expansions(parsed)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip

@@ -47,8 +47,10 @@ QUERIES = [
     "category:news",
     "domain:forbes.com",
     "date:2022",
+    "date:[2021 TO 2022-06]",
+    "quality:[60 TO 90]",
+    "quality:{60 TO 90]",
     "NOT microsoft",
-    "*",
     "nosuchword",
 ]
 

@@ -1,0 +1,167 @@
+"""Bounds on the work one search request may do, whatever its text and parameters.
+
+A wildcard, prefix, fuzzy word or term range is the Or of every index word it matches, so its
+cost grows with the vocabulary and with those words' documents: ``a*`` or ``*e*`` on a large
+index held a server for seconds. Here (the same for the page, the API, the feed and the
+terminal):
+
+- a bare ``*`` (the whole query, or a field's whole value) is every article: a browse;
+- a word may not start with a wildcard (``*e*`` would test every word of the index);
+- the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
+  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up); past
+  either, the request is refused with a message that says how to narrow it;
+- a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
+  grows with the number of words or documents, and stops with :class:`SearchTimeout`.
+
+The request's :class:`Budget` is the current one of the thread running it (a context
+variable), so the checks deep in the matching need no parameter threaded through every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+
+from whoosh import query
+
+from searchidx.errors import QueryError, SearchidxError
+
+#: Words all the expansions of one request may match, summed over the fields searched.
+MAX_EXPANDED_TERMS = 256
+#: Documents all the expansions of one request may sum (each word's document count, in
+#: each field: the postings the search reads and adds up).
+MAX_EXPANDED_POSTINGS = 100_000
+#: Seconds a web search may take before it stops (``serve --search-timeout``).
+DEFAULT_SEARCH_TIMEOUT = 1.0
+#: Expanded words read between two looks at the clock.
+_CHECK_EVERY = 64
+
+_WILDCARDS = ("*", "?")
+_EXPANDING = (query.Wildcard, query.Prefix, query.FuzzyTerm, query.TermRange)
+
+
+class SearchTimeout(SearchidxError):
+    """A search went past its time budget and was stopped (the web answers 503). No
+    parameter is at fault (``parameter`` is None, as the API's error document says)."""
+
+    parameter = None
+
+
+class ExpansionTooBroad(QueryError):
+    """The query's wildcard, fuzzy or range words match more than a request may read."""
+
+
+class Deadline:
+    """A moment after which the search stops; None seconds: never."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self._at is not None and time.monotonic() > self._at:
+            raise SearchTimeout(
+                f"the search took longer than its {self.seconds:g} s budget and was stopped; "
+                "narrow it (fewer or longer words, fewer wildcards) or try again"
+            )
+
+
+class Budget:
+    """One request's deadline and the expansions it has read so far."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = Deadline(seconds)
+        self.terms = 0
+        self.postings = 0
+
+    def charge(self, q: query.Query, terms: int, postings: int) -> None:
+        """Count one expansion; refuse it when the request's total passes a cap."""
+        self.terms += terms
+        self.postings += postings
+        if self.terms > MAX_EXPANDED_TERMS:
+            raise ExpansionTooBroad(
+                f"{_shown(q)} and the query's other wildcard, fuzzy and range words match more "
+                f"than {MAX_EXPANDED_TERMS:,} words of the index; make them longer or more "
+                "precise (micro* rather than m*)",
+                "q",
+            )
+        if self.postings > MAX_EXPANDED_POSTINGS:
+            raise ExpansionTooBroad(
+                f"{_shown(q)} and the query's other wildcard, fuzzy and range words match words "
+                f"found in more than {MAX_EXPANDED_POSTINGS:,} places; make them longer or more "
+                "precise (micro* rather than m*), or narrow with a field (title:micro*)",
+                "q",
+            )
+
+
+_current: ContextVar[Budget | None] = ContextVar("searchidx_budget", default=None)
+
+
+@contextlib.contextmanager
+def budget(seconds: float | None) -> Iterator[Budget]:
+    """Make a fresh :class:`Budget` the current one for the duration of a request."""
+    current = Budget(seconds)
+    token = _current.set(current)
+    try:
+        yield current
+    finally:
+        _current.reset(token)
+
+
+def check() -> None:
+    """Stop the search if the current request is past its deadline (no request: never)."""
+    current = _current.get()
+    if current is not None:
+        current.deadline.check()
+
+
+def charge(q: query.Query, terms: int, postings: int) -> None:
+    """Count an expansion against the current request's caps (no request: no caps)."""
+    current = _current.get()
+    if current is not None:
+        current.charge(q, terms, postings)
+
+
+def checked(items: Iterable, every: int = _CHECK_EVERY) -> Iterator:
+    """``items``, looking at the clock every ``every`` of them."""
+    for number, item in enumerate(items):
+        if number % every == 0:
+            check()
+        yield item
+
+
+# The query text ------------------------------------------------------------------------------
+
+
+def every_article(parsed: query.Query) -> bool:
+    """Whether ``parsed`` is a bare ``*`` (in every field, or one field's whole value)."""
+    if isinstance(parsed, query.Every):
+        return True
+    return (
+        isinstance(parsed, query.Or)
+        and bool(parsed.subqueries)
+        and all(isinstance(sub, query.Every) for sub in parsed.subqueries)
+    )
+
+
+def check_expansions(parsed: query.Query) -> None:
+    """Refuse a word starting with a wildcard: it would be tested against every word."""
+    for leaf in parsed.leaves():
+        if isinstance(leaf, query.Wildcard) and leaf.text.startswith(_WILDCARDS):
+            raise QueryError(
+                f"{leaf.text!r} starts with a wildcard, which would test every word of the "
+                "index; put at least one letter before the first * or ?",
+                "q",
+            )
+
+
+def expands(q: query.Query) -> bool:
+    """Whether ``q`` is the Or of the index words it matches (and so is charged)."""
+    return isinstance(q, _EXPANDING)
+
+
+def _shown(q: query.Query) -> str:
+    """The expanding word as the user could have typed it (``title:a*``)."""
+    return repr(str(q).split("^")[0])
