@@ -8,8 +8,9 @@ terminal):
 - a bare ``*`` (the whole query, or a field's whole value) is every article: a browse;
 - a word may not start with a wildcard (``*e*`` would test every word of the index);
 - the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
-  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up); past
-  either, the request is refused with a message that says how to narrow it;
+  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), and its
+  phrases :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read);
+  past any, the request is refused with a message that says how to narrow it;
 - a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
   grows with the number of words or documents, and stops with :class:`SearchTimeout`.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
 from whoosh import query
@@ -33,13 +34,14 @@ MAX_EXPANDED_TERMS = 256
 #: Documents all the expansions of one request may sum (each word's document count, in
 #: each field: the postings the search reads and adds up).
 MAX_EXPANDED_POSTINGS = 100_000
+#: Documents the phrases of one request may sum (each word's, in each field it is searched in).
+MAX_PHRASE_POSTINGS = 150_000
 #: Seconds a web search may take before it stops (``serve --search-timeout``).
 DEFAULT_SEARCH_TIMEOUT = 1.0
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 
 _WILDCARDS = ("*", "?")
-_EXPANDING = (query.Wildcard, query.Prefix, query.FuzzyTerm, query.TermRange)
 
 
 class SearchTimeout(SearchidxError):
@@ -49,8 +51,9 @@ class SearchTimeout(SearchidxError):
     parameter = None
 
 
-class ExpansionTooBroad(QueryError):
-    """The query's wildcard, fuzzy or range words match more than a request may read."""
+class QueryTooBroad(QueryError):
+    """The query's wildcard, fuzzy or range words or its phrases match more than a request
+    may read."""
 
 
 class Deadline:
@@ -75,23 +78,36 @@ class Budget:
         self.deadline = Deadline(seconds)
         self.terms = 0
         self.postings = 0
+        self.phrase_postings = 0
 
-    def charge(self, q: query.Query, terms: int, postings: int) -> None:
-        """Count one expansion; refuse it when the request's total passes a cap."""
-        self.terms += terms
+    def charge(self, q: query.Query, words: Sequence[bytes], postings: int) -> None:
+        """Count one expansion (its words and their documents summed); refuse it when the
+        request's total passes a cap."""
+        self.terms += len(words)
         self.postings += postings
         if self.terms > MAX_EXPANDED_TERMS:
-            raise ExpansionTooBroad(
+            raise QueryTooBroad(
                 f"{_shown(q)} and the query's other wildcard, fuzzy and range words match more "
                 f"than {MAX_EXPANDED_TERMS:,} words of the index; make them longer or more "
                 "precise (micro* rather than m*)",
                 "q",
             )
         if self.postings > MAX_EXPANDED_POSTINGS:
-            raise ExpansionTooBroad(
+            raise QueryTooBroad(
                 f"{_shown(q)} and the query's other wildcard, fuzzy and range words match words "
                 f"found in more than {MAX_EXPANDED_POSTINGS:,} places; make them longer or more "
                 "precise (micro* rather than m*), or narrow with a field (title:micro*)",
+                "q",
+            )
+
+    def charge_phrase(self, q: query.Phrase, postings: int) -> None:
+        """Count the documents of a phrase's words; refuse past the request's cap."""
+        self.phrase_postings += postings
+        if self.phrase_postings > MAX_PHRASE_POSTINGS:
+            raise QueryTooBroad(
+                f"the words of the phrase {' '.join(q.words)!r} and the query's other phrases are "
+                f"found in more than {MAX_PHRASE_POSTINGS:,} places; use fewer or rarer words "
+                'in phrases, or narrow with a field (title:"...")',
                 "q",
             )
 
@@ -117,11 +133,18 @@ def check() -> None:
         current.deadline.check()
 
 
-def charge(q: query.Query, terms: int, postings: int) -> None:
+def charge(q: query.Query, words: Sequence[bytes], postings: int) -> None:
     """Count an expansion against the current request's caps (no request: no caps)."""
     current = _current.get()
     if current is not None:
-        current.charge(q, terms, postings)
+        current.charge(q, words, postings)
+
+
+def charge_phrase(q: query.Phrase, postings: int) -> None:
+    """Count a phrase against the current request's cap (no request: no cap)."""
+    current = _current.get()
+    if current is not None:
+        current.charge_phrase(q, postings)
 
 
 def checked(items: Iterable, every: int = _CHECK_EVERY) -> Iterator:
@@ -155,11 +178,6 @@ def check_expansions(parsed: query.Query) -> None:
                 "index; put at least one letter before the first * or ?",
                 "q",
             )
-
-
-def expands(q: query.Query) -> bool:
-    """Whether ``q`` is the Or of the index words it matches (and so is charged)."""
-    return isinstance(q, _EXPANDING)
 
 
 def _shown(q: query.Query) -> str:

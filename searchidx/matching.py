@@ -100,7 +100,16 @@ class QueryMatcher:
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
-        the query has a part whose score is not reproduced: rank with Whoosh then)."""
+        the query has a part whose score is not reproduced: rank with Whoosh then).
+
+        Every expansion is charged to the request first, so a query past the caps is refused
+        before any of its postings are read."""
+        for leaf in parsed.leaves():
+            if isinstance(leaf, query.MultiTerm):
+                bounds.charge(leaf, *self._expanded(leaf))
+            elif isinstance(leaf, query.Phrase):
+                words = self._phrase_words(leaf)
+                bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
         mask, scores = self._evaluate(parsed, scored)
         mask = mask & self.live
         if not scored or scores is None:
@@ -188,8 +197,7 @@ class QueryMatcher:
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
-        words, postings = self._expanded(q)
-        bounds.charge(q, len(words), postings)
+        words = self._expanded(q)[0]
         if not words:
             return self._nothing(scored)
         mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
@@ -202,7 +210,8 @@ class QueryMatcher:
         return self._expansions.get(repr(q), lambda: self._expand(q))
 
     def _expand(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
-        words, postings = [], 0
+        words: list[bytes] = []
+        postings = 0
         with self.reading:
             for fieldname, word in bounds.checked(q.expanded_terms(self.reader)):
                 if word:
@@ -220,21 +229,36 @@ class QueryMatcher:
             return self._nothing(scored)
         if q.slop != 1 or not field.format or not field.format.supports("positions"):
             return self._evaluate_with_whoosh(q)
-        try:
-            words = [field.to_bytes(word) for word in q.words]
-        except ValueError:
+        words = self._phrase_words(q)
+        if words is None:
             return self._nothing(scored)
-        with self.reading:
-            if any((q.fieldname, word) not in self.reader for word in words):
+        # Where the phrase would start, word by word, the rarest first: a phrase whose words
+        # never line up stops reading positions as soon as none are left.
+        keys: np.ndarray | None = None
+        for offset, word, _ in bounds.checked(sorted(words, key=lambda item: item[2]), every=1):
+            starts = self.positions(q.fieldname, word) - offset  # a borrow never matches
+            keys = starts if keys is None else keys[np.isin(keys, starts, assume_unique=True)]
+            if not len(keys):
                 return self._nothing(scored)
-        keys = self.positions(q.fieldname, words[0])
-        for word in bounds.checked(words[1:], every=1):
-            keys = keys + 1
-            keys = keys[np.isin(keys, self.positions(q.fieldname, word), assume_unique=True)]
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
-        parts = [self._term(q.fieldname, word, 1.0, scored) for word in words]
+        parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
+
+    def _phrase_words(self, q: query.Phrase) -> list[tuple[int, bytes, int]] | None:
+        """(offset, word, documents) of each word of a phrase; None when one is not in its
+        field (the phrase matches nothing)."""
+        if q.fieldname not in self.schema or not q.words:
+            return None
+        try:
+            words = [self.schema[q.fieldname].to_bytes(word) for word in q.words]
+        except ValueError:
+            return None
+        with self.reading:
+            found = [self.reader.doc_frequency(q.fieldname, word) for word in words]
+        if not all(found):
+            return None
+        return list(zip(range(len(words)), words, found, strict=True))
 
     def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
         """Matches and scores of one node straight from Whoosh's matcher."""
@@ -273,7 +297,7 @@ class QueryMatcher:
                 return found
             docs, _, values = self._read_postings(fieldname, word, values=True)
         decode = _positions_decoder(self.schema[fieldname].format)
-        positions = [decode(value) for value in bounds.checked(values, every=4096)]
+        positions = [decode(value) for value in values]
         counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
         flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
         with self.reading:

@@ -267,7 +267,7 @@ class SearchService:
                 continue
             try:
                 matches = self._matches(snapshot, parsed, scored)
-            except bounds.ExpansionTooBroad:  # a retry the user did not ask for: skip it
+            except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
             final = _all(matches.mask, filters.values())
             if final.any():
