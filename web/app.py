@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from web import api, errors, feed, formatting, security, service, views
@@ -23,11 +24,15 @@ def create_app(
     search_service: SearchService | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> Flask:
-    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``)."""
+    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``),
+    its searches stopped after :data:`~searchidx.bounds.DEFAULT_SEARCH_TIMEOUT` seconds."""
     app = Flask(__name__)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep to_dict()'s order
-    service.init_app(app, search_service or SearchService(store or IndexStore()))
+    search_service = search_service or SearchService(
+        store or IndexStore(), search_timeout=DEFAULT_SEARCH_TIMEOUT
+    )
+    service.init_app(app, search_service)
     for blueprint in (views.bp, api.bp, feed.bp):
         app.register_blueprint(blueprint)
     formatting.init_app(app)
