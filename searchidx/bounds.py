@@ -6,7 +6,9 @@ index held a server for seconds. Here (the same for the page, the API, the feed 
 terminal):
 
 - a bare ``*`` (the whole query, or a field's whole value) is every article: a browse;
-- a word may not start with a wildcard (``*e*`` would test every word of the index);
+- a word may not start with a wildcard (``*e*`` would test every word of the index), and a
+  query may have at most :data:`MAX_QUERY_WORDS` distinct words (each is read in every field
+  it searches);
 - the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
   :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), and its
   phrases :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read);
@@ -29,6 +31,8 @@ from whoosh import query
 
 from searchidx.errors import QueryError, SearchidxError
 
+#: Distinct words a query may have (as Elasticsearch caps a query's clauses).
+MAX_QUERY_WORDS = 32
 #: Words all the expansions of one request may match, summed over the fields searched.
 MAX_EXPANDED_TERMS = 256
 #: Documents all the expansions of one request may sum (each word's document count, in
@@ -169,8 +173,10 @@ def every_article(parsed: query.Query) -> bool:
     )
 
 
-def check_expansions(parsed: query.Query) -> None:
-    """Refuse a word starting with a wildcard: it would be tested against every word."""
+def check_query(parsed: query.Query) -> None:
+    """Refuse a word starting with a wildcard (it would be tested against every word of the
+    index) and more than :data:`MAX_QUERY_WORDS` distinct words."""
+    words: set[str] = set()
     for leaf in parsed.leaves():
         if isinstance(leaf, query.Wildcard) and leaf.text.startswith(_WILDCARDS):
             raise QueryError(
@@ -178,6 +184,16 @@ def check_expansions(parsed: query.Query) -> None:
                 "index; put at least one letter before the first * or ?",
                 "q",
             )
+        if type(leaf) is query.Term:
+            words.add(str(leaf.text))
+        elif isinstance(leaf, query.Phrase):
+            words.update(leaf.words)
+    if len(words) > MAX_QUERY_WORDS:
+        raise QueryError(
+            f"the query has {len(words)} different words; use at most {MAX_QUERY_WORDS} "
+            "(the most specific ones)",
+            "q",
+        )
 
 
 def _shown(q: query.Query) -> str:
