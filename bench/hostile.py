@@ -50,9 +50,11 @@ def hostile_text(rng: random.Random, words: list[str]) -> str:
         lambda: "*" + rng.choice(words)[1:3] + "*",
         lambda: rng.choice(words)[:2] + "?" + rng.choice(words)[:1] + "*",
         lambda: rng.choice(words)[:3] + "~" + rng.choice(("", "2")),
-        lambda: f"{rng.choice(('title', 'body', 'excerpt'))}:[{rng.choice(words)[:1]} TO "
-        f"{rng.choice(words)[:1]}]",
-        lambda: f"quality:[{rng.randint(-10**6, 50)} TO {rng.randint(50, 10**6)}]",
+        lambda: (
+            f"{rng.choice(('title', 'body', 'excerpt'))}:[{rng.choice(words)[:1]} TO "
+            f"{rng.choice(words)[:1]}]"
+        ),
+        lambda: f"quality:[{rng.randint(-(10**6), 50)} TO {rng.randint(50, 10**6)}]",
         lambda: f"date:[{rng.randint(1900, 2022)} TO {rng.randint(2022, 2100)}]",
         lambda: '"' + " ".join(rng.choices(words, k=rng.randint(2, 40))) + '"',
         lambda: " ".join(rng.choices(words, k=rng.randint(5, 150))),
