@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from searchidx import bounds
 from searchidx.bounds import QueryTooBroad, SearchTimeout
+from searchidx.cli import cli
 from searchidx.errors import QueryError
 from searchidx.lru import LruCache
 from searchidx.querylang import parse_query
@@ -288,3 +290,19 @@ def test_suggest_words_are_the_most_frequent_title_words_with_the_prefix(service
     words = [s for s in service.suggest("s", limit=20) if s.kind == "word"]
     assert [(s.count, s.text) for s in words] == expected[: len(words)]
     assert words
+
+
+def test_parse_query_refuses_more_words_than_the_cap():
+    parse_query(" ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS)))
+    too_many = " OR ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS + 1))
+    with pytest.raises(QueryError, match=f"use at most {bounds.MAX_QUERY_WORDS}"):
+        parse_query(too_many)
+    parse_query(" ".join(["microsoft"] * 100))  # the same word is read once
+
+
+@pytest.mark.parametrize("text", ["*e*", "s*"])
+def test_cli_query_refuses_like_the_web(sample_store: IndexStore, monkeypatch, text: str):
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
+    result = CliRunner().invoke(cli, ["query", text, "--index", str(sample_store.location)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
