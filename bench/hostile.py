@@ -57,6 +57,8 @@ def hostile_text(rng: random.Random, words: list[str]) -> str:
         lambda: f"quality:[{rng.randint(-(10**6), 50)} TO {rng.randint(50, 10**6)}]",
         lambda: f"date:[{rng.randint(1900, 2022)} TO {rng.randint(2022, 2100)}]",
         lambda: '"' + " ".join(rng.choices(words, k=rng.randint(2, 40))) + '"',
+        lambda: f'"{rng.choice(words)} {rng.choice(words)}"~{rng.randint(2, 20)}',
+        lambda: f'{rng.choice(list(QUERY_FIELDS))}:"{rng.choice(words)} {rng.choice(words)}"',
         lambda: " ".join(rng.choices(words, k=rng.randint(5, 150))),
         lambda: " OR ".join(rng.choices(words, k=rng.randint(5, 80))),
         lambda: f"{rng.choice(list(QUERY_FIELDS))}:{rng.choice(words)}{rng.choice(('', '*'))}",

@@ -6,9 +6,10 @@ index held a server for seconds. Here (the same for the page, the API, the feed 
 terminal):
 
 - a bare ``*`` (the whole query, or a field's whole value) is every article: a browse;
-- a word may not start with a wildcard (``*e*`` would test every word of the index), and a
-  query may have at most :data:`MAX_QUERY_WORDS` distinct words (each is read in every field
-  it searches);
+- a word may not start with a wildcard (``*e*`` would test every word of the index), a
+  phrase may not be a proximity search (``"a b"~5`` is matched by Whoosh document by
+  document: seconds), and a query may have at most :data:`MAX_QUERY_WORDS` distinct words
+  (each is read in every field it searches);
 - the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
   :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), and its
   phrases :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read);
@@ -28,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 
 from whoosh import query
+from whoosh.fields import Schema
 
 from searchidx.errors import QueryError, SearchidxError
 
@@ -173,9 +175,10 @@ def every_article(parsed: query.Query) -> bool:
     )
 
 
-def check_query(parsed: query.Query) -> None:
+def check_query(parsed: query.Query, schema: Schema) -> None:
     """Refuse a word starting with a wildcard (it would be tested against every word of the
-    index) and more than :data:`MAX_QUERY_WORDS` distinct words."""
+    index), a proximity phrase, a phrase in a field of whole values (Whoosh cannot match it)
+    and more than :data:`MAX_QUERY_WORDS` distinct words."""
     words: set[str] = set()
     for leaf in parsed.leaves():
         if isinstance(leaf, query.Wildcard) and leaf.text.startswith(_WILDCARDS):
@@ -187,6 +190,19 @@ def check_query(parsed: query.Query) -> None:
         if type(leaf) is query.Term:
             words.add(str(leaf.text))
         elif isinstance(leaf, query.Phrase):
+            field = schema[leaf.fieldname] if leaf.fieldname in schema else None  # noqa: SIM401
+            if field is not None and not (field.format and field.format.supports("positions")):
+                raise QueryError(
+                    f"{leaf.fieldname}: holds whole values, not phrases; give it one value, "
+                    "without quotes",
+                    "q",
+                )
+            if leaf.slop != 1:
+                raise QueryError(
+                    f'"{" ".join(leaf.words)}"~{leaf.slop}: words near each other are not '
+                    f"searched; search the exact phrase (without ~{leaf.slop}) or the words",
+                    "q",
+                )
             words.update(leaf.words)
     if len(words) > MAX_QUERY_WORDS:
         raise QueryError(

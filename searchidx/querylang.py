@@ -79,7 +79,7 @@ def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
     parsed = _parsed(text, fuzzy)
     if bounds.every_article(parsed):
         return None  # a bare *: every article, answered as a browse
-    bounds.check_query(parsed)
+    bounds.check_query(parsed, _PARSER.schema)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip

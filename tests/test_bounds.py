@@ -66,6 +66,21 @@ def test_parse_query_refuses_a_leading_wildcard(text: str):
     assert caught.value.parameter == "q"
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"chip production"~5', "words near each other are not searched"),
+        ('category:"news blog"', "holds whole values, not phrases"),
+        ('domain:"forbes com"', "holds whole values, not phrases"),
+    ],
+)
+def test_parse_query_refuses_phrases_whoosh_cannot_match_in_bounds(text: str, message: str):
+    with pytest.raises(QueryError, match=message) as caught:
+        parse_query(text)
+    assert caught.value.parameter == "q"
+    parse_query('topic:"machine learning" "chip production"')  # text fields take phrases
+
+
 def test_search_wildcards_past_the_word_cap_are_refused(service, monkeypatch):
     assert search(service, "s*").total > 0
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 3)

@@ -121,7 +121,12 @@ PIECES = st.one_of(
     st.builds(lambda word, edits: f"{word}~{edits}", WORDS, st.sampled_from(["", "1", "2"])),
     st.builds(lambda field, low, high: f"{field}:[{low} TO {high}]", FIELDS, BOUNDS, BOUNDS),
     st.builds(lambda field, word: f"{field}:{word}", FIELDS, WORDS | st.just("*")),
-    st.lists(WORDS, min_size=2, max_size=80).map(lambda words: '"' + " ".join(words) + '"'),
+    st.builds(
+        lambda field, words, slop: f'{field}"{" ".join(words)}"{slop}',
+        st.sampled_from(["", *(f"{name}:" for name in QUERY_FIELDS)]),
+        st.lists(WORDS, min_size=2, max_size=80),
+        st.sampled_from(["", "~1", "~5"]),
+    ),
     st.sampled_from(["OR", "AND", "NOT", "-", "(", ")", "*", "?", "~", '"']),
     st.text(max_size=30),
 )
