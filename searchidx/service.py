@@ -216,8 +216,9 @@ class SearchService:
                 matching.sort(key=lambda item: (-item.count, item.text.casefold()))
                 found += matching[:SUGGEST_PER_KIND]
             words, counts = snapshot.title_words
-            first = bisect.bisect_left(words, needle.split()[-1])
-            end = bisect.bisect_left(words, needle.split()[-1] + "\U0010ffff", lo=first)
+            last_word = needle.split()[-1]
+            first = bisect.bisect_left(words, last_word)
+            end = bisect.bisect_left(words, last_word + "\U0010ffff", lo=first)
             wanted = max(0, limit - len(found))  # most frequent first; ties in word order
             for number in np.argsort(-counts[first:end], kind="stable")[:wanted]:
                 found.append(Suggestion(words[first + number], "word", int(counts[first + number])))

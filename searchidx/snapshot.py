@@ -319,7 +319,7 @@ class IndexSnapshot:
         values = {"date": self.dates, "quality": self.qualities}.get(q.fieldname)
         if values is None:
             return None
-        mask = self.live & (values != QUALITY_MISSING)  # dates are never missing
+        mask = self.live & (values != QUALITY_MISSING)  # a new mask; no date is that value
         if q.start is not None:
             mask &= values > q.start if q.startexcl else values >= q.start
         if q.end is not None:

@@ -145,7 +145,9 @@ def test_search_quality_range_in_the_text_is_the_filters_range(service, text, fi
 def test_search_numeric_ranges_read_no_terms(service: SearchService, monkeypatch):
     matcher = service.snapshot().matcher
     monkeypatch.setattr(matcher, "postings", lambda *args: pytest.fail("read a term"))
-    assert search(service, "quality:[0 TO 1000] date:[2000 TO 2100]").total > 0
+    everything = search(service, "").total
+    assert 0 < search(service, "quality:[0 TO 1000] date:[2000 TO 2100]").total <= everything
+    assert search(service, "date:2022").total < everything == search(service, "").total
 
 
 # The time budget --------------------------------------------------------------------------
