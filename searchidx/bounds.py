@@ -213,5 +213,5 @@ def check_query(parsed: query.Query, schema: Schema) -> None:
 
 
 def _shown(q: query.Query) -> str:
-    """The expanding word as the user could have typed it (``title:a*``)."""
-    return repr(str(q).split("^")[0])
+    """The expanding word as typed (``a*``, not the ``body:a*`` of each field searched)."""
+    return repr(str(q).split(":", 1)[-1].split("^")[0])
