@@ -75,6 +75,7 @@ class SearchService:
         self.search_timeout = search_timeout
         self._lock = threading.RLock()  # guards the searcher, the snapshot and their users
         self._users: Counter[IndexSnapshot] = Counter()
+        self._refreshing = False  # a new snapshot is being prepared outside the lock
         self._generation: str | None = None
         self._index: Index | None = None
         self._searcher: Searcher | None = None
@@ -84,25 +85,45 @@ class SearchService:
     # The searcher ------------------------------------------------------------------------
 
     def snapshot(self) -> IndexSnapshot:
-        """The snapshot of the newest committed index, reopened or refreshed when it changed."""
+        """The snapshot of the newest committed index, reopened or refreshed when it changed.
+
+        A new snapshot reads its arrays (:meth:`IndexSnapshot.prepare`, a second or so at
+        100,000 articles) outside the lock: searches go on with the old one meanwhile; only
+        the first snapshot of a service is waited for."""
         with self._lock:
             now = time.monotonic()
-            if self._snapshot is not None and now - self._checked < REFRESH_INTERVAL:
-                return self._snapshot
+            current = self._snapshot
+            fresh_enough = now - self._checked < REFRESH_INTERVAL
+            if current is not None and (fresh_enough or self._refreshing):
+                return current
             self._checked = now
-            generation = self.store.generation()
-            if generation != self._generation or self._searcher is None:
-                self._open(generation)
-            elif not self._searcher.up_to_date():
-                # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
-                # deletions, so deleted and replaced documents would be found again.
-                fresh = self._index.searcher()
-                self._retire(self._snapshot)
-                self._searcher, self._snapshot = fresh, self._prepared(fresh)
-            assert self._snapshot is not None
-            return self._snapshot
+            searcher = self._newer_searcher()
+            if searcher is None:
+                assert current is not None
+                return current
+            if current is None:
+                return self._install(searcher, self._prepared(searcher))
+            self._refreshing = True
+        try:
+            fresh = self._prepared(searcher)
+            with self._lock:
+                return self._install(searcher, fresh)
+        finally:
+            self._refreshing = False
 
-    def _open(self, generation: str) -> None:
+    def _newer_searcher(self) -> Searcher | None:
+        """A searcher of the newest committed index, if the current one is not (or none)."""
+        generation = self.store.generation()
+        if generation != self._generation or self._searcher is None:
+            return self._open(generation).searcher()
+        if not self._searcher.up_to_date():
+            # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
+            # deletions, so deleted and replaced documents would be found again.
+            assert self._index is not None
+            return self._index.searcher()
+        return None
+
+    def _open(self, generation: str) -> Index:
         """Open the live generation; a rebuild may swap it between reading and opening."""
         for _attempt in range(5):
             try:
@@ -112,22 +133,30 @@ class SearchService:
                 time.sleep(0.05)
                 generation = self.store.generation()
                 continue
-            self.close()
+            if self._index is not None:
+                self._index.close()
             self._index, self._generation = index, generation
-            self._searcher = index.searcher()
-            self._snapshot = self._prepared(self._searcher)
-            return
+            return index
         raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
 
     def _prepared(self, searcher: Searcher) -> IndexSnapshot:
         return IndexSnapshot(searcher, self.results_cached).prepare()
 
+    def _install(self, searcher: Searcher, snapshot: IndexSnapshot) -> IndexSnapshot:
+        """Make ``snapshot`` the current one (the lock is held)."""
+        self._retire(self._snapshot)
+        self._searcher, self._snapshot = searcher, snapshot
+        return snapshot
+
     @contextlib.contextmanager
     def _using(self) -> Iterator[IndexSnapshot]:
         """The current snapshot, kept open until the caller is done with it."""
-        with self._lock:
+        while True:
             snapshot = self.snapshot()
-            self._users[snapshot] += 1
+            with self._lock:
+                if snapshot is self._snapshot:  # not replaced (and maybe closed) meanwhile
+                    self._users[snapshot] += 1
+                    break
         try:
             yield snapshot
         finally:
