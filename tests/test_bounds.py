@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from searchidx import bounds
+from searchidx import bounds, indexer
+from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
 from searchidx.errors import QueryError
@@ -21,6 +22,7 @@ from searchidx.lru import LruCache
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
+from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
 from web.app import create_app
 
@@ -323,3 +325,33 @@ def test_cli_query_refuses_like_the_web(sample_store: IndexStore, monkeypatch, t
     result = CliRunner().invoke(cli, ["query", text, "--index", str(sample_store.location)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
+
+
+def test_search_goes_on_with_the_old_snapshot_while_a_new_one_is_prepared(
+    content, store: IndexStore, monkeypatch
+):
+    indexer.sync(store, content)
+    service = SearchService(store, results_cached=0)
+    before = search(service, "").total
+    next(content.rglob("*.md")).unlink()
+    indexer.sync(store)
+    monkeypatch.setattr(service_module, "REFRESH_INTERVAL", 0)
+    entered, release = threading.Event(), threading.Event()
+    prepare = IndexSnapshot.prepare
+
+    def slow_prepare(snapshot: IndexSnapshot) -> IndexSnapshot:
+        entered.set()
+        release.wait(10)
+        return prepare(snapshot)
+
+    monkeypatch.setattr(IndexSnapshot, "prepare", slow_prepare)
+    refreshing = threading.Thread(target=search, args=(service, ""))
+    refreshing.start()
+    try:
+        assert entered.wait(10)
+        assert search(service, "").total == before  # the old snapshot answers meanwhile
+    finally:
+        release.set()
+        refreshing.join()
+    assert search(service, "").total == before - 1
+    service.close()
