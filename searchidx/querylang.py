@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from whoosh import qparser, query
 from whoosh.searching import Searcher
@@ -134,17 +135,19 @@ def _outside_quotes(text: str) -> Iterator[str]:
             yield character
 
 
-def highlight_terms(parsed: query.Query, searcher: Searcher) -> frozenset[str]:
-    """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded.
+def highlight_terms(
+    parsed: query.Query, expanded_terms: Callable[[query.Query], Iterable[tuple[str, Any]]]
+) -> frozenset[str]:
+    """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded by
+    ``expanded_terms(leaf)`` (the matcher's: the words it matched, not a second expansion).
 
     Walks the leaves itself: whoosh3 3.54's ``Query.existing_terms`` reuses its ``fieldname``
     argument as a loop variable and so drops every field after the first it meets.
     """
-    reader = searcher.reader()
     return frozenset(
         text.decode() if isinstance(text, bytes) else text
         for leaf in parsed.leaves()
-        for field, text in leaf.expanded_terms(reader, phrases=True)
+        for field, text in expanded_terms(leaf)
         if field in TEXT_FIELDS
     )
 

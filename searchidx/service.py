@@ -211,8 +211,7 @@ class SearchService:
         page = self._page(snapshot, request, parsed, matches, final, total)
         terms: frozenset[str] = frozenset()
         if parsed is not None:
-            with snapshot.reading:
-                terms = querylang.highlight_terms(parsed, snapshot.searcher)
+            terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
         hits = tuple(self._hit(snapshot, docnum, score, terms) for docnum, score in page)
         facets = self._facets(snapshot, request, matches.mask, filters) if request.facets else ()
         return SearchResult(

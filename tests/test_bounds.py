@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from whoosh.reading import MultiReader
 
 from searchidx import bounds, indexer
 from searchidx import service as service_module
@@ -354,4 +355,20 @@ def test_search_goes_on_with_the_old_snapshot_while_a_new_one_is_prepared(
         release.set()
         refreshing.join()
     assert search(service, "").total == before - 1
+    service.close()
+
+
+def test_fuzzy_words_expand_segment_by_segment_never_scanning_every_word(
+    content, store: IndexStore, monkeypatch
+):
+    """The whole index's reader tests every word it has for a fuzzy word (8 s over 450,000
+    distinct words); each segment's reader walks its word graph."""
+    indexer.sync(store, content)
+    edited = next(content.rglob("*.md"))
+    edited.write_text(edited.read_text().replace('title: "', 'title: "Microsoft edit ', 1))
+    indexer.sync(store)
+    service = SearchService(store, results_cached=0)
+    assert len(list(service.snapshot().reader.leaf_readers())) > 1
+    monkeypatch.setattr(MultiReader, "terms_within", lambda *args: pytest.fail("scanned"))
+    assert search(service, "microsuft~").total == search(service, "microsoft").total > 0
     service.close()
