@@ -31,6 +31,8 @@ TARGETS = {
     "query_p95_ms": 50.0,
     "web_rps": 200.0,
     "web_p95_ms": 100.0,
+    "hostile_worst_ms": 250.0,
+    "hostile_ordinary_p95_ms": 100.0,
     "build_peak_bytes": 1024**3,
 }
 TARGET_SIZE = 100_000
@@ -178,7 +180,20 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             rps, p95 = served["rps"], served["latency"]["p95"]
             add(f"web API throughput, {how}", rps, TARGETS["web_rps"], "req/s", at_most=False)
             add(f"web API p95, {how}", p95, TARGETS["web_p95_ms"], "ms")
+    hostile = run.get("hostile")
+    if hostile and not hostile.get("error"):
+        add("worst hostile request, alone", hostile["worst_ms"], TARGETS["hostile_worst_ms"], "ms")
+        add("hostile requests answered 5xx", _server_errors(hostile["statuses"]), 0, "")
+        loaded = hostile["under_load"]
+        add("ordinary p95 under hostile load", loaded["ordinary_latency"]["p95"],
+            TARGETS["hostile_ordinary_p95_ms"], "ms")  # fmt: skip
+        add("ordinary requests failed under hostile load", loaded["ordinary_errors"], 0, "")
     return rows
+
+
+def _server_errors(statuses: dict[str, int]) -> int:
+    """Answers that were a 5xx, or no answer at all (status 0)."""
+    return sum(count for status, count in statuses.items() if int(status) >= 500 or status == "0")
 
 
 # The table --------------------------------------------------------------------------------
@@ -238,6 +253,20 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
             rows.append(["web: start to first answer (ms)", _num(served["first_answer_ms"], 0),
                          *blank])  # fmt: skip
             rows.append(["web: first query (ms)", _num(served["first_query_ms"], 1), *blank])
+    hostile = run.get("hostile")
+    if hostile and not hostile.get("error") and "searchidx" in names:
+        loaded = hostile["under_load"]
+        statuses = ", ".join(f"{status}: {count}" for status, count in hostile["statuses"].items())
+        rows += [
+            [f"hostile requests alone ({statuses}): p50 / p95 / worst (ms)",
+             f"{_num(hostile['latency']['p50'], 1)} / {_num(hostile['latency']['p95'], 1)} / "
+             f"{_num(hostile['worst_ms'], 1)}", *blank],
+            [f"ordinary under {loaded['hostile_clients']} hostile clients, "
+             f"{loaded['ordinary_clients']} clients: p50 / p95 / p99 (ms)",
+             _triple(loaded["ordinary_latency"]), *blank],
+            ["ordinary requests failed under hostile load", str(loaded["ordinary_errors"]),
+             *blank],
+        ]  # fmt: skip
     return _render(header, rows, markdown)
 
 

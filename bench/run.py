@@ -148,6 +148,17 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
                 args.web_workers,
                 cached_results=cached,
             )
+    if "searchidx" in engines and not args.no_web:
+        _say(f"searchidx: hostile requests, then {web.HOSTILE_CLIENTS} hostile clients beside "
+             f"{web.ORDINARY_CLIENTS} ordinary ones")  # fmt: skip
+        run["hostile"] = web.measure_hostile(
+            indexes["searchidx"],
+            queries,
+            make_queries(WARMUP_PER_KIND, args.seed + 1),
+            args.web_seconds,
+            workdir / "log-hostile.txt",
+            args.web_workers,
+        )
     if not args.no_sync:
         edit = corpus.apply_edit(folder, args.seed)
         try:

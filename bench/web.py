@@ -6,10 +6,15 @@ queries (all kinds, as ``/api/search`` URLs) back to back for a fixed time: a cl
 throughput is what the server sustains with that many requests in flight. The cost of starting
 is measured too: from spawning the server to its port accepting connections, and the first
 query (built caches: cold) once it does.
+
+:func:`measure_hostile` measures issue #15's bounds: each hostile request of
+:mod:`bench.hostile` sent alone (the worst time, and that none is a 5xx), then 4 clients
+sending only those while 12 send the ordinary queries (their p95, and that none fails).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import shutil
 import socket
@@ -17,16 +22,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.hostile import hostile_urls
 from bench.queries import KINDS, BenchQuery
 from bench.report import latency_summary
 
 STARTUP_TIMEOUT = 60.0
 #: Seconds of warm-up load before the timed load.
 WARMUP_SECONDS = 5.0
+#: Hostile requests (after the issue's own), and the clients of the mixed load.
+HOSTILE_REQUESTS = 300
+HOSTILE_CLIENTS, ORDINARY_CLIENTS = 4, 12
 
 
 def measure(
@@ -49,23 +60,15 @@ def measure(
     queries (others than the measured ones, as the in-process query timings warm up) for
     :data:`WARMUP_SECONDS`: postings are read from disk once per worker, and the first
     query's cost is measured on its own."""
-    command = _serve_command()
-    if command is None:
+    if _serve_command() is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
     urls = _urls(queries)
-    port = _free_port()
-    command += ["--workers", str(workers)]
+    options = ["--workers", str(workers)]
     if cached_results is not None:
-        command += ["--cached-results", str(cached_results)]
+        options += ["--cached-results", str(cached_results)]
     started = time.perf_counter()
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [*command, "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-        )
-    try:
-        if not _wait_for_port(port, server):
+    with _server(index_dir, log, options) as port:
+        if port is None:
             return {"error": f"the server did not start: {log.read_text()[-2000:]}"}
         listening = time.perf_counter()
         status, first_ms = _get(http.client.HTTPConnection("127.0.0.1", port), urls[0])
@@ -73,9 +76,6 @@ def measure(
             return {"error": f"the first query answered HTTP {status}"}
         _load(port, _urls(warmup), clients, WARMUP_SECONDS)
         load = _load(port, urls, clients, seconds)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return {
         "clients": clients,
         "workers": workers,
@@ -86,6 +86,113 @@ def measure(
         "first_answer_ms": (listening - started) * 1000 + first_ms,
         **load,
     }
+
+
+def measure_hostile(
+    index_dir: Path,
+    queries: dict[str, list[BenchQuery]],
+    warmup: dict[str, list[BenchQuery]],
+    seconds: float,
+    log: Path,
+    workers: int,
+) -> dict[str, Any]:
+    """The server as started by default (but ``workers``), warmed up with ordinary queries:
+    every hostile request alone, then hostile and ordinary clients together."""
+    if _serve_command() is None:
+        return {"error": "'searchidx serve' is not available in this checkout"}
+    with _server(index_dir, log, ["--workers", str(workers)]) as port:
+        if port is None:
+            return {"error": f"the server did not start: {log.read_text()[-2000:]}"}
+        _load(port, _urls(warmup), ORDINARY_CLIENTS, WARMUP_SECONDS)
+        alone = _clients(port, [(hostile_urls(HOSTILE_REQUESTS), 1)], seconds=None)[0]
+        hostile, ordinary = _clients(
+            port,
+            [(hostile_urls(HOSTILE_REQUESTS, seed=16), HOSTILE_CLIENTS),
+             (_urls(queries), ORDINARY_CLIENTS)],
+            seconds,
+        )  # fmt: skip
+    return {
+        "workers": workers,
+        "requests": len(alone.answers),
+        "statuses": alone.statuses(),
+        "worst_ms": max(alone.latencies()),
+        "latency": latency_summary(alone.latencies()),
+        "under_load": {
+            "seconds": seconds,
+            "hostile_clients": HOSTILE_CLIENTS,
+            "ordinary_clients": ORDINARY_CLIENTS,
+            "hostile_statuses": hostile.statuses(),
+            "ordinary_errors": len(ordinary.answers) - len(ordinary.latencies(200)),
+            "ordinary_latency": latency_summary(ordinary.latencies(200) or [float("nan")]),
+        },
+    }
+
+
+@contextlib.contextmanager
+def _server(index_dir: Path, log: Path, options: list[str]) -> Iterator[int | None]:
+    """``searchidx serve`` on a free port (None: it did not start); its stderr goes to
+    ``log`` (a pipe nobody reads would fill up and stall it: waitress logs its queue depth)."""
+    command = _serve_command() or []
+    port = _free_port()
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [*command, *options, "--index", str(index_dir), "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+        )  # fmt: skip
+    try:
+        yield port if _wait_for_port(port, server) else None
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+class _Answers:
+    """What one group of clients got: each answer's status (0: none) and time (ms)."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, float]] = []
+
+    def latencies(self, status: int | None = None) -> list[float]:
+        return [ms for got, ms in self.answers if status is None or got == status]
+
+    def statuses(self) -> dict[str, int]:
+        return {str(status): n for status, n in sorted(Counter(s for s, _ in self.answers).items())}
+
+
+def _clients(
+    port: int, groups: list[tuple[list[str], int]], seconds: float | None
+) -> list[_Answers]:
+    """Groups of closed-loop clients (their URLs, how many) run together, each on one
+    keep-alive connection, for ``seconds`` (None: each client sends its URLs once)."""
+    answers = [_Answers() for _ in groups]
+    deadline = time.perf_counter() + (seconds or 0)
+
+    def client(urls: list[str], start: int, found: _Answers) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        position = start
+        while position - start < len(urls) if seconds is None else time.perf_counter() < deadline:
+            try:
+                status, elapsed = _get(connection, urls[position % len(urls)])
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status, elapsed = 0, 0.0
+            found.answers.append((status, elapsed))
+            position += 1
+        connection.close()
+
+    threads = [
+        threading.Thread(target=client, args=(urls, n * len(urls) // count, found))
+        for (urls, count), found in zip(groups, answers, strict=True)
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
 
 
 def _urls(queries: dict[str, list[BenchQuery]]) -> list[str]:
@@ -111,41 +218,16 @@ def url_for(query: BenchQuery) -> str:
 
 
 def _load(port: int, urls: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    deadline = time.perf_counter() + seconds
-
-    def client(number: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        position = number * len(urls) // clients
-        while time.perf_counter() < deadline:
-            try:
-                status, elapsed = _get(connection, urls[position % len(urls)])
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                status, elapsed = 0, 0.0
-            if status == 200:
-                latencies[number].append(elapsed)
-            else:
-                errors[number] += 1
-            position += 1
-        connection.close()
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = _clients(port, [(urls, clients)], seconds)[0]
     elapsed = time.perf_counter() - began
-    every = [value for values in latencies for value in values]
+    answered = found.latencies(200)
     return {
-        "requests": len(every),
-        "errors": sum(errors),
+        "requests": len(answered),
+        "errors": len(found.answers) - len(answered),
         "seconds": elapsed,
-        "rps": len(every) / elapsed,
-        "latency": latency_summary(every) if every else None,
+        "rps": len(answered) / elapsed,
+        "latency": latency_summary(answered) if answered else None,
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from searchidx import indexer, querylang
+from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
 from searchidx.indexer import SyncReport
@@ -299,6 +300,13 @@ def sample(folder: Path, count: int, seed: int) -> None:
     f"{KEPT_FILES} older files (FILE.1 the newest).",
 )
 @click.option(
+    "--search-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SEARCH_TIMEOUT,
+    show_default=True,
+    help="Seconds a search may take; a longer one stops and answers an error (503).",
+)
+@click.option(
     "--watch",
     "watch_folder",
     is_flag=True,
@@ -314,6 +322,7 @@ def serve(
     cached_results: int,
     query_log: Path | None,
     query_log_max_mb: int,
+    search_timeout: float,
     watch_folder: bool,
     store: IndexStore,
 ) -> None:
@@ -355,7 +364,7 @@ def serve(
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
     def make_app() -> Any:
-        service = SearchService(store, results_cached=cached_results)
+        service = SearchService(store, cached_results, search_timeout)
         return create_app(search_service=service, query_log=log)
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -11,19 +12,25 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """At most ``size`` values; the one used longest ago goes first. Not thread-safe: its
-    owner holds a lock (the search service's)."""
+    """At most ``size`` values; the one used longest ago goes first. Safe to share between
+    threads: a value is made outside the lock (searches run side by side), so two threads
+    asking for the same missing key may both make it, and the later one is kept."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: K, make: Callable[[], V]) -> V:
         """The value kept for ``key``, else ``make()``, kept."""
-        if key in self._items:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
             self._items.move_to_end(key)
-            return self._items[key]
-        value = self._items[key] = make()
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
         return value

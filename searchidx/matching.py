@@ -13,6 +13,7 @@ checked on cached positions. Query shapes this does not reproduce exactly are ha
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
+from searchidx import bounds
 from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
@@ -68,7 +70,11 @@ class QueryMatcher:
     """Evaluates parsed queries over one searcher's documents; keeps the postings it reads
     (the least recently used go past :data:`POSTINGS_CACHE_BYTES`). Owned by an
     :class:`~searchidx.snapshot.IndexSnapshot`, which gives it the live documents and the field
-    lengths (columns are its business)."""
+    lengths (columns are its business), and the documents of a numeric range of the query text
+    (``quality:[0 TO 100]``, ``date:2022``) from the arrays the filters use.
+
+    Safe to share between threads: Whoosh's readers keep file positions, so every read
+    through them holds :attr:`reading` (one term at a time); the arrays are shared."""
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class QueryMatcher:
         leaves: Sequence[tuple[IndexReader, int]],
         live: np.ndarray,
         field_lengths: Callable[[str], np.ndarray],
+        numeric_range: Callable[[query.NumericRange], np.ndarray | None] = lambda q: None,
     ) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
@@ -84,15 +91,26 @@ class QueryMatcher:
         self.live = live
         self._leaves = leaves
         self._field_lengths = field_lengths
+        self._numeric_range = numeric_range
+        self.reading = threading.RLock()
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        self._expansions: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
-        the query has a part whose score is not reproduced: rank with Whoosh then)."""
+        the query has a part whose score is not reproduced: rank with Whoosh then).
+
+        Every expansion is charged to the request first, so a query past the caps is refused
+        before any of its postings are read."""
+        for leaf in parsed.leaves():
+            if isinstance(leaf, query.MultiTerm):
+                bounds.charge(leaf, *self._expanded(leaf))
+            elif isinstance(leaf, query.Phrase):
+                words = self._phrase_words(leaf)
+                bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
         mask, scores = self._evaluate(parsed, scored)
         mask = mask & self.live
         if not scored or scores is None:
@@ -108,6 +126,12 @@ class QueryMatcher:
             return self._phrase(q, scored)
         if isinstance(q, query.MultiTerm):
             return self._multiterm(q, scored)
+        if isinstance(q, query.Every):  # a bare *: every article, whatever its fields
+            return self.live.copy(), self.live * q.boost if scored else None
+        if isinstance(q, query.NumericRange):
+            mask = self._numeric_range(q)
+            if mask is not None:  # Whoosh scores a range with its boost
+                return mask, mask * q.boost if scored else None
         plain_or = isinstance(q, query.Or) and not q.scale and not q.minmatch
         if plain_or and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
             # A word in each field: the commonest node. Summed straight from the postings.
@@ -137,7 +161,8 @@ class QueryMatcher:
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
             return self._nothing(scored)
         mask = np.zeros(self.size, dtype=bool)  # anything else: Whoosh matches it, unscored
-        mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
+        with self.reading:
+            mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
         return mask, None
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -154,7 +179,7 @@ class QueryMatcher:
         """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
         their postings, rather than two full-size arrays per term added up. Each document's
         scores are added in the terms' order, as the sum of the terms' arrays would be."""
-        found = [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms]
+        found = [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)]
         docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
@@ -173,7 +198,7 @@ class QueryMatcher:
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
-        words = self._expanded(q)
+        words = self._expanded(q)[0]
         if not words:
             return self._nothing(scored)
         mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
@@ -181,10 +206,33 @@ class QueryMatcher:
             return mask, None
         return mask, scores
 
-    def _expanded(self, q: query.MultiTerm) -> list[bytes]:
-        return self._expansions.get(
-            repr(q), lambda: [word for _, word in q.expanded_terms(self.reader) if word]
-        )
+    def expanded_terms(self, leaf: query.Query) -> list[tuple[str, Any]]:
+        """The (field, word) terms a leaf of a query looks for; for a wildcard, fuzzy word
+        or range, the words it was matched with (expanded once)."""
+        if isinstance(leaf, query.MultiTerm):
+            return [(leaf.field(), word) for word in self._expanded(leaf)[0]]
+        with self.reading:
+            return list(leaf.expanded_terms(self.reader, phrases=True))
+
+    def _expanded(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
+        """The words ``q`` matches and their documents summed (what a request is charged)."""
+        return self._expansions.get(repr(q), lambda: self._expand(q))
+
+    def _expand(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
+        """Segment by segment, as Whoosh's searcher expands: a fuzzy word then walks each
+        segment's word graph, where the whole index's reader tests every word it has (8 s
+        for one fuzzy word over 450,000 distinct words)."""
+        found: set[bytes] = set()
+        with self.reading:
+            for leaf, _ in self._leaves:
+                for _, word in bounds.checked(q.expanded_terms(leaf)):
+                    if word:
+                        found.add(word)
+                    if len(found) > bounds.MAX_EXPANDED_TERMS:  # refused anyway: read no more
+                        break
+            words = sorted(found)
+            postings = sum(self.reader.doc_frequency(q.field(), word) for word in words)
+        return words, postings
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored
@@ -194,26 +242,43 @@ class QueryMatcher:
             return self._nothing(scored)
         if q.slop != 1 or not field.format or not field.format.supports("positions"):
             return self._evaluate_with_whoosh(q)
-        try:
-            words = [field.to_bytes(word) for word in q.words]
-        except ValueError:
+        words = self._phrase_words(q)
+        if words is None:
             return self._nothing(scored)
-        if any((q.fieldname, word) not in self.reader for word in words):
-            return self._nothing(scored)
-        keys = self.positions(q.fieldname, words[0])
-        for word in words[1:]:
-            keys = keys + 1
-            keys = keys[np.isin(keys, self.positions(q.fieldname, word), assume_unique=True)]
+        # Where the phrase would start, word by word, the rarest first: a phrase whose words
+        # never line up stops reading positions as soon as none are left.
+        keys: np.ndarray | None = None
+        for offset, word, _ in bounds.checked(sorted(words, key=lambda item: item[2]), every=1):
+            starts = self.positions(q.fieldname, word) - offset  # a borrow never matches
+            keys = starts if keys is None else keys[np.isin(keys, starts, assume_unique=True)]
+            if not len(keys):
+                return self._nothing(scored)
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
-        parts = [self._term(q.fieldname, word, 1.0, scored) for word in words]
+        parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
+
+    def _phrase_words(self, q: query.Phrase) -> list[tuple[int, bytes, int]] | None:
+        """(offset, word, documents) of each word of a phrase; None when one is not in its
+        field (the phrase matches nothing)."""
+        if q.fieldname not in self.schema or not q.words:
+            return None
+        try:
+            words = [self.schema[q.fieldname].to_bytes(word) for word in q.words]
+        except ValueError:
+            return None
+        with self.reading:
+            found = [self.reader.doc_frequency(q.fieldname, word) for word in words]
+        if not all(found):
+            return None
+        return list(zip(range(len(words)), words, found, strict=True))
 
     def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
         """Matches and scores of one node straight from Whoosh's matcher."""
-        matcher = q.matcher(self.searcher, self.searcher.boolean_context())
         mask = np.zeros(self.size, dtype=bool)
-        mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
+        with self.reading:
+            matcher = q.matcher(self.searcher, self.searcher.boolean_context())
+            mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
         return mask, None
 
     # Posting lists -------------------------------------------------------------------------
@@ -228,24 +293,28 @@ class QueryMatcher:
         except ValueError:
             return _NO_POSTINGS
         key = ("postings", fieldname, word)
-        found = self._cached(key)
-        if found is None:
-            docs, weights, _ = self._read_postings(fieldname, word, values=False)
-            found = self._store(key, Postings(docs, self._scores(fieldname, word, docs, weights)))
+        with self.reading:
+            found = self._cached(key)
+            if found is None:
+                docs, weights, _ = self._read_postings(fieldname, word, values=False)
+                scores = self._scores(fieldname, word, docs, weights)
+                found = self._store(key, Postings(docs, scores))
         return found
 
     def positions(self, fieldname: str, word: bytes) -> np.ndarray:
         """Every position of a term, as sorted ``docnum << 24 | position`` keys (cached)."""
         key = ("positions", fieldname, word)
-        found = self._cached(key)
-        if found is None:
+        with self.reading:
+            found = self._cached(key)
+            if found is not None:
+                return found
             docs, _, values = self._read_postings(fieldname, word, values=True)
-            decode = _positions_decoder(self.schema[fieldname].format)
-            positions = [decode(value) for value in values]
-            counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
-            flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
-            found = self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
-        return found
+        decode = _positions_decoder(self.schema[fieldname].format)
+        positions = [decode(value) for value in values]
+        counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
+        flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
+        with self.reading:
+            return self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
 
     def _cached(self, key: tuple) -> Any:
         found = self._cache.get(key)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from whoosh import qparser, query
 from whoosh.searching import Searcher
 
-from searchidx import typedtext
+from searchidx import bounds, typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
-from searchidx.schema import ANALYZER, FIELD_BOOSTS, build_schema
+from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, build_schema
 from searchidx.typedtext import FIELDS as QUERY_FIELDS
 from searchidx.typedtext import Reading
 
@@ -61,31 +62,57 @@ _FUZZY_PARSER = _make_parser(termclass=query.FuzzyTerm)
 
 
 def read(text: str) -> Reading:
-    """How typed ``text`` is read (:func:`typedtext.read`); should Whoosh's parser still fail
-    on the reading, its words alone, with a note."""
+    """How typed ``text`` is read (:func:`typedtext.read`), its words after the
+    :data:`~searchidx.bounds.MAX_QUERY_WORDS`-th left out with a note (as web search engines do
+    with a pasted paragraph); should Whoosh's parser still fail on the reading, its words alone,
+    with a note."""
+    text, cut = _within_word_cap(text)
     reading = typedtext.read(text)
     try:
         _parsed(reading.query, False)
     except QueryError as error:
         words = typedtext.words_only(text)
-        return Reading(words.query, (*reading.notes, f"{error}; searched its words only"),
-                       words.parts)  # fmt: skip
+        reading = Reading(words.query, (*reading.notes, f"{error}; searched its words only"),
+                          words.parts)  # fmt: skip
+    if cut:
+        return Reading(reading.query, (*reading.notes, cut), reading.parts)
     return reading
 
 
+_WORD = re.compile(WORD_PATTERN)
+
+
+def _within_word_cap(text: str) -> tuple[str, str | None]:
+    """``text`` up to its :data:`~searchidx.bounds.MAX_QUERY_WORDS`-th different word, and the
+    note saying where it was cut (None when it was not)."""
+    seen: set[str] = set()
+    for found in _WORD.finditer(text):
+        seen.add(found.group(0).casefold())
+        if len(seen) > bounds.MAX_QUERY_WORDS:
+            rest = text[found.start() :].split()
+            return text[: found.start()], (
+                f"a search takes at most {bounds.MAX_QUERY_WORDS} different words, so the "
+                f"rest ({' '.join(rest[:3])}{' ...' * (len(rest) > 3)}) was left out"
+            )
+    return text, None
+
+
 def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
-    """The Whoosh query for typed ``text`` (see :func:`read`); None for blank text (browse
-    everything), :data:`whoosh.query.NullQuery` (nothing) for text without a word."""
+    """The Whoosh query for typed ``text`` (see :func:`read`); None for blank text or a bare
+    ``*`` (browse everything), :data:`whoosh.query.NullQuery` (nothing) for text without a word."""
     if not text.strip():
         return None
     return parse_reading(read(text), fuzzy)
 
 
-def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query:
-    """The Whoosh query of a reading (see :func:`read`)."""
+def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
+    """The Whoosh query of a reading (see :func:`read`), within :mod:`searchidx.bounds`."""
     if not reading.query:
         return query.NullQuery
     parsed = _parsed(reading.query, fuzzy)
+    if bounds.every_article(parsed):
+        return None  # a bare *: every article, answered as a browse
+    bounds.check_query(parsed, _PARSER.schema)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
@@ -142,17 +169,19 @@ def _outside_quotes(text: str) -> Iterator[str]:
             yield character
 
 
-def highlight_terms(parsed: query.Query, searcher: Searcher) -> frozenset[str]:
-    """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded.
+def highlight_terms(
+    parsed: query.Query, expanded_terms: Callable[[query.Query], Iterable[tuple[str, Any]]]
+) -> frozenset[str]:
+    """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded by
+    ``expanded_terms(leaf)`` (the matcher's: the words it matched, not a second expansion).
 
     Walks the leaves itself: whoosh3 3.54's ``Query.existing_terms`` reuses its ``fieldname``
     argument as a loop variable and so drops every field after the first it meets.
     """
-    reader = searcher.reader()
     return frozenset(
         text.decode() if isinstance(text, bytes) else text
         for leaf in parsed.leaves()
-        for field, text in leaf.expanded_terms(reader, phrases=True)
+        for field, text in expanded_terms(leaf)
         if field in TEXT_FIELDS
     )
 

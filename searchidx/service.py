@@ -13,21 +13,30 @@ web app render what it returns. How a search runs:
 
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
 :data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
+
+Searches run side by side (one slow search must not queue the others): each runs within the
+bounds of :mod:`searchidx.bounds` (capped expansions, a time budget), the snapshot's arrays are
+read before it serves, reads through Whoosh take the snapshot's :attr:`~IndexSnapshot.reading`
+lock one term or one document at a time, and a replaced snapshot's searcher is closed when the
+last search using it ends.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import highlight, querylang, relaxation
+from searchidx import bounds, highlight, querylang, relaxation
 from searchidx.errors import IndexMissingError
 from searchidx.matching import Matches
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
@@ -64,12 +73,21 @@ class SearchService:
     """Answers searches against the live index at ``store``; safe to share between threads.
 
     ``results_cached``: answers kept per index snapshot (0: none; benchmarks measure searches).
+    ``search_timeout``: seconds a search may take (None: no limit; see :mod:`searchidx.bounds`).
     """
 
-    def __init__(self, store: IndexStore, results_cached: int = RESULTS_CACHED) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        results_cached: int = RESULTS_CACHED,
+        search_timeout: float | None = None,
+    ) -> None:
         self.store = store
         self.results_cached = results_cached
-        self._lock = threading.RLock()
+        self.search_timeout = search_timeout
+        self._lock = threading.RLock()  # guards the searcher, the snapshot and their users
+        self._users: Counter[IndexSnapshot] = Counter()
+        self._refreshing = False  # a new snapshot is being prepared outside the lock
         self._generation: str | None = None
         self._index: Index | None = None
         self._searcher: Searcher | None = None
@@ -80,25 +98,45 @@ class SearchService:
     # The searcher ------------------------------------------------------------------------
 
     def snapshot(self) -> IndexSnapshot:
-        """The snapshot of the newest committed index, reopened or refreshed when it changed."""
+        """The snapshot of the newest committed index, reopened or refreshed when it changed.
+
+        A new snapshot reads its arrays (:meth:`IndexSnapshot.prepare`, a second or so at
+        100,000 articles) outside the lock: searches go on with the old one meanwhile; only
+        the first snapshot of a service is waited for."""
         with self._lock:
             now = time.monotonic()
-            if self._snapshot is not None and now - self._checked < REFRESH_INTERVAL:
-                return self._snapshot
+            current = self._snapshot
+            fresh_enough = now - self._checked < REFRESH_INTERVAL
+            if current is not None and (fresh_enough or self._refreshing):
+                return current
             self._checked = now
-            generation = self.store.generation()
-            if generation != self._generation or self._searcher is None:
-                self._open(generation)
-            elif not self._searcher.up_to_date():
-                # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
-                # deletions, so deleted and replaced documents would be found again.
-                fresh = self._index.searcher()
-                self._searcher.close()
-                self._searcher, self._snapshot = fresh, IndexSnapshot(fresh, self.results_cached)
-            assert self._snapshot is not None
-            return self._snapshot
+            searcher = self._newer_searcher()
+            if searcher is None:
+                assert current is not None
+                return current
+            if current is None:
+                return self._install(searcher, self._prepared(searcher))
+            self._refreshing = True
+        try:
+            fresh = self._prepared(searcher)
+            with self._lock:
+                return self._install(searcher, fresh)
+        finally:
+            self._refreshing = False
 
-    def _open(self, generation: str) -> None:
+    def _newer_searcher(self) -> Searcher | None:
+        """A searcher of the newest committed index, if the current one is not (or none)."""
+        generation = self.store.generation()
+        if generation != self._generation or self._searcher is None:
+            return self._open(generation).searcher()
+        if not self._searcher.up_to_date():
+            # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
+            # deletions, so deleted and replaced documents would be found again.
+            assert self._index is not None
+            return self._index.searcher()
+        return None
+
+    def _open(self, generation: str) -> Index:
         """Open the live generation; a rebuild may swap it between reading and opening."""
         for _attempt in range(5):
             try:
@@ -108,18 +146,49 @@ class SearchService:
                 time.sleep(0.05)
                 generation = self.store.generation()
                 continue
-            self.close()
+            if self._index is not None:
+                self._index.close()
             self._index, self._generation = index, generation
             self._outdated = _schema_version(self.store) not in (None, SCHEMA_VERSION)
-            self._searcher = index.searcher()
-            self._snapshot = IndexSnapshot(self._searcher, self.results_cached)
-            return
+            return index
         raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
+
+    def _prepared(self, searcher: Searcher) -> IndexSnapshot:
+        return IndexSnapshot(searcher, self.results_cached).prepare()
+
+    def _install(self, searcher: Searcher, snapshot: IndexSnapshot) -> IndexSnapshot:
+        """Make ``snapshot`` the current one (the lock is held)."""
+        self._retire(self._snapshot)
+        self._searcher, self._snapshot = searcher, snapshot
+        return snapshot
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[IndexSnapshot]:
+        """The current snapshot, kept open until the caller is done with it."""
+        while True:
+            snapshot = self.snapshot()
+            with self._lock:
+                if snapshot is self._snapshot:  # not replaced (and maybe closed) meanwhile
+                    self._users[snapshot] += 1
+                    break
+        try:
+            yield snapshot
+        finally:
+            with self._lock:
+                self._users[snapshot] -= 1
+                if snapshot is not self._snapshot:
+                    self._retire(snapshot)
+
+    def _retire(self, snapshot: IndexSnapshot | None) -> None:
+        """Close a replaced snapshot's searcher, unless searches still use it (the last one
+        closes it, see :meth:`_using`)."""
+        if snapshot is not None and self._users[snapshot] <= 0:
+            del self._users[snapshot]
+            snapshot.searcher.close()
 
     def close(self) -> None:
         with self._lock:
-            if self._searcher is not None:
-                self._searcher.close()
+            self._retire(self._snapshot)
             if self._index is not None:
                 self._index.close()
             self._searcher = self._index = self._snapshot = None
@@ -131,8 +200,7 @@ class SearchService:
         """The answer to ``request`` from the newest index; the same request on the same index
         snapshot is answered from the snapshot's cache of results."""
         started = time.perf_counter()
-        with self._lock:
-            snapshot = self.snapshot()
+        with self._using() as snapshot, bounds.budget(self.search_timeout):
             result = snapshot.results.get(request.key, lambda: self._search(snapshot, request))
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
 
@@ -148,14 +216,17 @@ class SearchService:
         total = int(final.sum())
         did_you_mean = None
         if parsed is not None and total < SUGGEST_BELOW:
-            did_you_mean = querylang.correct(request.text, snapshot.searcher)
+            with snapshot.reading:
+                did_you_mean = querylang.correct(request.text, snapshot.searcher)
             if total == 0:
                 retried = self._retry(snapshot, request, did_you_mean, filters, scored)
                 if retried is not None:
                     ran_query, retry, parsed, matches, final, relaxed = retried
                     total = int(final.sum())
         page = self._page(snapshot, request, parsed, matches, final, total)
-        terms = querylang.highlight_terms(parsed, snapshot.searcher) if parsed else frozenset()
+        terms: frozenset[str] = frozenset()
+        if parsed is not None:
+            terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
         hits = tuple(self._hit(snapshot, docnum, score, terms) for docnum, score in page)
         facets = self._facets(snapshot, request, matches.mask, filters) if request.facets else ()
         return SearchResult(
@@ -177,8 +248,7 @@ class SearchService:
         needle = prefix.strip().casefold()
         if not needle:
             return ()
-        with self._lock:
-            snapshot = self.snapshot()
+        with self._using() as snapshot:
             found: list[Suggestion] = []
             for name in ("topic", "provider"):
                 table = snapshot.facet(name)
@@ -190,14 +260,13 @@ class SearchService:
                 ]
                 matching.sort(key=lambda item: (-item.count, item.text.casefold()))
                 found += matching[:SUGGEST_PER_KIND]
+            words, counts = snapshot.title_words
             last_word = fold(needle.split()[-1])  # title words are indexed folded ("sao")
-            reader = snapshot.reader
-            words = [
-                Suggestion(word.decode(), "word", reader.doc_frequency("spell_title", word))
-                for word in reader.expand_prefix("spell_title", last_word)
-            ]
-            words.sort(key=lambda item: (-item.count, item.text))
-            found += words[: max(0, limit - len(found))]
+            first = bisect.bisect_left(words, last_word)
+            end = bisect.bisect_left(words, last_word + "\U0010ffff", lo=first)
+            wanted = max(0, limit - len(found))  # most frequent first; ties in word order
+            for number in np.argsort(-counts[first:end], kind="stable")[:wanted]:
+                found.append(Suggestion(words[first + number], "word", int(counts[first + number])))
         return tuple(found[:limit])
 
     def _matches(
@@ -247,7 +316,10 @@ class SearchService:
         for text, kind, parsed in attempts:
             if parsed is None:
                 continue
-            matches = self._matches(snapshot, parsed, scored)
+            try:
+                matches = self._matches(snapshot, parsed, scored)
+            except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
+                continue
             final = _all(matches.mask, filters.values())
             if final.any():
                 return text, kind, parsed, matches, final, relaxed if kind == "relaxed" else None
@@ -285,8 +357,9 @@ class SearchService:
                 return _top_scored(matches.scores, final, start, end)
             # A query part whose scores the snapshot does not reproduce: Whoosh ranks.
             docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
-            results = snapshot.searcher.search(parsed, filter=docset, limit=end)
-            return [(hit.docnum, hit.score) for hit in results[start:end]]
+            with snapshot.reading:
+                results = snapshot.searcher.search(parsed, filter=docset, limit=end)
+                return [(hit.docnum, hit.score) for hit in results[start:end]]
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order
             order = snapshot.order(sort)
@@ -301,7 +374,9 @@ class SearchService:
     def _hit(
         self, snapshot: IndexSnapshot, docnum: int, score: float | None, terms: frozenset[str]
     ) -> Hit:
-        article = from_record(snapshot.searcher.stored_fields(docnum)["record"])
+        with snapshot.reading:
+            record = snapshot.searcher.stored_fields(docnum)["record"]
+        article = from_record(record)
         return Hit(
             path=article.path,
             title=article.title,

@@ -15,6 +15,7 @@ one snapshot.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from whoosh.util.times import datetime_to_long
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
-from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
+from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, VALUE_SEPARATOR
 
 #: Facet name -> the column it is read from. ``month`` is derived from ``date``.
 FACET_COLUMNS = {
@@ -174,7 +175,27 @@ class IndexSnapshot:
 
     @functools.cached_property
     def matcher(self) -> QueryMatcher:
-        return QueryMatcher(self.searcher, self._leaves, self.live, self.field_lengths)
+        return QueryMatcher(
+            self.searcher, self._leaves, self.live, self.field_lengths, self.numeric_range
+        )
+
+    @property
+    def reading(self) -> threading.RLock:
+        """Held by every read through the searcher (see :class:`QueryMatcher`)."""
+        return self.matcher.reading
+
+    def prepare(self) -> IndexSnapshot:
+        """Read every per-index array a search may use, now: before the snapshot serves
+        several threads at once, and outside any request's time budget."""
+        for name in (*FACET_COLUMNS, "month"):
+            self.counts_of_all(name)
+        for sort in Sort:
+            self.rank(sort)
+        for field in FIELD_BOOSTS:  # the scored (text) fields
+            self.field_lengths(field)
+        self.title_words  # noqa: B018 - read for its side effect
+        self.matcher  # noqa: B018 - built for its side effect
+        return self
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
@@ -239,6 +260,18 @@ class IndexSnapshot:
         )
 
     @functools.cached_property
+    def title_words(self) -> tuple[list[str], np.ndarray]:
+        """Every title word (unstemmed, sorted) and the documents having it: completions are
+        a slice of it, however short the prefix typed."""
+        counts: dict[str, int] = {}
+        for leaf, _ in self._leaves:
+            for word, info in leaf.iter_field("spell_title"):
+                text = word.decode()
+                counts[text] = counts.get(text, 0) + info.doc_frequency()
+        words = sorted(counts)
+        return words, np.array([counts[word] for word in words], dtype=np.int64)
+
+    @functools.cached_property
     def dates(self) -> np.ndarray:
         """Publication time of each document, in Whoosh's long form (see :func:`date_key`)."""
         return self._numbers("date", translate=False)
@@ -279,6 +312,19 @@ class IndexSnapshot:
             mask &= self.dates >= date_key(start)
         if end is not None:
             mask &= self.dates <= date_key(end)
+        return mask
+
+    def numeric_range(self, q: query.NumericRange) -> np.ndarray | None:
+        """The documents a numeric range of the query text (``quality:[80 TO 100]``,
+        ``date:2022``) matches, from the arrays the filters use (None: another field)."""
+        values = {"date": self.dates, "quality": self.qualities}.get(q.fieldname)
+        if values is None:
+            return None
+        mask = self.live & (values != QUALITY_MISSING)  # a new mask; no date is that value
+        if q.start is not None:
+            mask &= values > q.start if q.startexcl else values >= q.start
+        if q.end is not None:
+            mask &= values < q.end if q.endexcl else values <= q.end
         return mask
 
     def quality_range(self, low: int | None, high: int | None) -> np.ndarray:

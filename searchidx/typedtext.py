@@ -15,7 +15,8 @@ query-language table says:
 * ``name:value`` names a field only for the names of :data:`FIELDS`, with the value right after
   the colon (``pennsylvania: gov`` is two words); a pasted address (``https://…``, ``www.…``) is
   searched as its words, without ``http``, ``https`` and ``www``;
-* ``*`` and ``?`` are wildcards after two letters (``micro*``, ``wom?n``); ``?`` at the end of a
+* ``*`` alone, or as a field's whole value (``title:*``), is every article; ``*`` and ``?`` are
+  wildcards after two letters (``micro*``, ``wom?n``); ``?`` at the end of a
   word ends a question; ``word~`` and ``word~2`` are fuzzy, ``word^2`` boosts, and after a
   phrase ``"a b"~3`` allows words between, ``"a b"^2`` boosts.
 """
@@ -217,12 +218,18 @@ def _chunk(
         elif value and value[0].isalnum():
             notes.append(f"{found.group(1)!r} is not a field name (use one of "
                          f"{', '.join(FIELDS)}), so {chunk!r} was read as words")  # fmt: skip
+    if chunk[:1] in "*?" and chunk.strip("*?" + _TRAILING):
+        words = " ".join(_tokens(chunk)) or "nothing"
+        notes.append(f"a word cannot start with a wildcard ({chunk!r} would test every word of "
+                     f"the index), so it was searched as {words}")  # fmt: skip
     items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups)))
     return False, ""
 
 
 def _word_items(chunk: str, field_name: str, negated: bool, facet: bool) -> list[_Item]:
     core = chunk.rstrip(_TRAILING)
+    if core == "*":  # every article (alone, or as a field's whole value): a browse
+        return [_Item("raw", f"{field_name}:*" if field_name else "*", negated=negated)]
     if facet:  # a facet value as typed
         value = _VALUE.match(core)
         prefix = f"{field_name}:" if field_name else ""

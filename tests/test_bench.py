@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import corpus, run
+from bench import corpus, report, run, web
 from bench.engines import ENGINES
 from bench.engines.fts5 import Fts5Engine, Plan
+from bench.hostile import ISSUE_URLS
 from bench.queries import KINDS, BenchQuery, make_queries
 from bench.web import url_for
 from searchidx.content import scan_content
 from searchidx.parsing import read_article
 from searchidx.sample import write_sample
+from searchidx.store import IndexStore
 
 
 def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -190,3 +192,21 @@ def test_fts5_plans_walk_rowids_instead_of_sorting(tmp_path: Path):
 
     assert "TEMP B-TREE" not in newest_text and "TEMP B-TREE" not in newest
     assert "rowid>? AND rowid<?" in dated and "TEMP B-TREE" not in dated
+
+
+def test_measure_hostile_times_each_request_and_ordinary_clients_under_hostile_load(
+    sample_store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(web, "WARMUP_SECONDS", 0.5)
+    monkeypatch.setattr(web, "HOSTILE_REQUESTS", 20)
+
+    found = web.measure_hostile(
+        sample_store.location, make_queries(3, 1), make_queries(2, 2), 1.0, tmp_path / "log", 1
+    )
+
+    assert found["requests"] == len(ISSUE_URLS) + 20
+    assert report._server_errors(found["statuses"]) == 0
+    assert found["worst_ms"] >= found["latency"]["p50"] > 0
+    loaded = found["under_load"]
+    assert loaded["ordinary_errors"] == 0 and loaded["ordinary_latency"]["n"] > 0
+    assert report._server_errors(loaded["hostile_statuses"]) == 0

@@ -7,6 +7,7 @@ import contextlib
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -192,6 +193,9 @@ def serving(index: Path, *options: str) -> Iterator[str]:
             assert time.monotonic() < deadline, "searchidx serve did not start"
         match = re.search(r"http://[\d.]+:\d+/", line)
         assert match, line
+        # Keep reading: waitress logs its queue depth under load, and a full pipe would
+        # block the server's logging, and so every thread of the server.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
         yield match.group(0)
     finally:
         process.terminate()

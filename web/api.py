@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, parse_int
 from web import querylog
@@ -34,6 +35,11 @@ def error_response(message: str, status: int, parameter: str | None = None) -> R
 @bp.errorhandler(QueryError)
 def bad_request(error: QueryError) -> Response:
     return error_response(str(error), 400, error.parameter)
+
+
+@bp.errorhandler(SearchTimeout)
+def search_timeout(error: SearchTimeout) -> Response:
+    return error_response(str(error), 503)
 
 
 @bp.get("/search")

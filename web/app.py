@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.querylog import QueryLog
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -25,12 +26,16 @@ def create_app(
     config: Mapping[str, Any] | None = None,
     query_log: QueryLog | None = None,
 ) -> Flask:
-    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``);
-    with ``query_log``, the page and the API record each search there."""
+    """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``),
+    its searches stopped after :data:`~searchidx.bounds.DEFAULT_SEARCH_TIMEOUT` seconds; with
+    ``query_log``, the page and the API record each search there."""
     app = Flask(__name__)
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep to_dict()'s order
-    service.init_app(app, search_service or SearchService(store or IndexStore()))
+    search_service = search_service or SearchService(
+        store or IndexStore(), search_timeout=DEFAULT_SEARCH_TIMEOUT
+    )
+    service.init_app(app, search_service)
     querylog.init_app(app, query_log)
     for blueprint in (views.bp, api.bp, feed.bp):
         app.register_blueprint(blueprint)

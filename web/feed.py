@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.request import Sort
 from searchidx.result import Hit
@@ -53,6 +54,11 @@ def atom() -> Response:
 def bad_request(error: QueryError) -> tuple[Response, int]:
     """A feed reader shows little; plain text at least says what to fix."""
     return Response(f"Bad request: {error}\n", mimetype="text/plain"), 400
+
+
+@bp.errorhandler(SearchTimeout)
+def search_timeout(error: SearchTimeout) -> tuple[Response, int]:
+    return Response(f"Search stopped: {error}\n", mimetype="text/plain"), 503
 
 
 def describe(links: Links) -> str:

@@ -1,13 +1,15 @@
 """The search page and its OpenSearch description: parse, search, render; nothing else.
 
 A query that does not parse is not an error page: it is the search page again, with the words
-as typed, the filters kept, and a message next to the field at fault (HTTP 400).
+as typed, the filters kept, and a message next to the field at fault (HTTP 400); so is a search
+stopped at its time budget (HTTP 503).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request, url_for
 
+from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, Sort
 from web import querylog, xmldocs
@@ -34,10 +36,11 @@ def search() -> tuple[str, int] | str:
     }
     try:
         view = search_view_data(get_service(), request.args)
-    except QueryError as error:
+    except (QueryError, SearchTimeout) as error:
+        status = 503 if isinstance(error, SearchTimeout) else 400
         return render_template(
             "search.html", error=error, chips=filter_chips(links), **context
-        ), 400
+        ), status
     querylog.record(view.result)
     context["form"]["sort"] = view.request.sort.value if view.request.sort else ""
     return render_template("search.html", data=view.data, **page_extras(view, links), **context)

@@ -1,0 +1,217 @@
+"""Bounds on the work one search request may do, whatever its text and parameters.
+
+A wildcard, prefix, fuzzy word or term range is the Or of every index word it matches, so its
+cost grows with the vocabulary and with those words' documents: ``a*`` or ``*e*`` on a large
+index held a server for seconds. Here (the same for the page, the API, the feed and the
+terminal):
+
+- a bare ``*`` (the whole query, or a field's whole value) is every article: a browse;
+- a word may not start with a wildcard (``*e*`` would test every word of the index), a
+  phrase may not be a proximity search (``"a b"~5`` is matched by Whoosh document by
+  document: seconds), and a query may have at most :data:`MAX_QUERY_WORDS` distinct words
+  (each is read in every field it searches);
+- the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
+  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), and its
+  phrases :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read);
+  past any, the request is refused with a message that says how to narrow it;
+- a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
+  grows with the number of words or documents, and stops with :class:`SearchTimeout`.
+
+The request's :class:`Budget` is the current one of the thread running it (a context
+variable), so the checks deep in the matching need no parameter threaded through every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
+
+from whoosh import query
+from whoosh.fields import Schema
+
+from searchidx.errors import QueryError, SearchidxError
+
+#: Distinct words a query may have (as Elasticsearch caps a query's clauses).
+MAX_QUERY_WORDS = 32
+#: Words all the expansions of one request may match, summed over the fields searched.
+MAX_EXPANDED_TERMS = 256
+#: Documents all the expansions of one request may sum (each word's document count, in
+#: each field: the postings the search reads and adds up).
+MAX_EXPANDED_POSTINGS = 100_000
+#: Documents the phrases of one request may sum (each word's, in each field it is searched in).
+MAX_PHRASE_POSTINGS = 150_000
+#: Seconds a web search may take before it stops (``serve --search-timeout``).
+DEFAULT_SEARCH_TIMEOUT = 1.0
+#: Expanded words read between two looks at the clock.
+_CHECK_EVERY = 64
+
+_WILDCARDS = ("*", "?")
+
+
+class SearchTimeout(SearchidxError):
+    """A search went past its time budget and was stopped (the web answers 503). No
+    parameter is at fault (``parameter`` is None, as the API's error document says)."""
+
+    parameter = None
+
+
+class QueryTooBroad(QueryError):
+    """The query's wildcard, fuzzy or range words or its phrases match more than a request
+    may read."""
+
+
+class Deadline:
+    """A moment after which the search stops; None seconds: never."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self._at is not None and time.monotonic() > self._at:
+            raise SearchTimeout(
+                f"the search took longer than its {self.seconds:g} s budget and was stopped; "
+                "narrow it (fewer or longer words, fewer wildcards) or try again"
+            )
+
+
+class Budget:
+    """One request's deadline and the expansions it has read so far."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = Deadline(seconds)
+        self.terms = 0
+        self.postings = 0
+        self.phrase_postings = 0
+
+    def charge(self, q: query.Query, words: Sequence[bytes], postings: int) -> None:
+        """Count one expansion (its words and their documents summed); refuse it when the
+        request's total passes a cap."""
+        self.terms += len(words)
+        self.postings += postings
+        if self.terms > MAX_EXPANDED_TERMS:
+            raise QueryTooBroad(
+                f"{_shown(q)} and the query's other wildcard, fuzzy and range words match more "
+                f"than {MAX_EXPANDED_TERMS:,} words of the index; make them longer or more "
+                "precise (micro* rather than m*)",
+                "q",
+            )
+        if self.postings > MAX_EXPANDED_POSTINGS:
+            raise QueryTooBroad(
+                f"{_shown(q)} and the query's other wildcard, fuzzy and range words match words "
+                f"found in more than {MAX_EXPANDED_POSTINGS:,} places; make them longer or more "
+                "precise (micro* rather than m*), or narrow with a field (title:micro*)",
+                "q",
+            )
+
+    def charge_phrase(self, q: query.Phrase, postings: int) -> None:
+        """Count the documents of a phrase's words; refuse past the request's cap."""
+        self.phrase_postings += postings
+        if self.phrase_postings > MAX_PHRASE_POSTINGS:
+            raise QueryTooBroad(
+                f"the words of the phrase {' '.join(q.words)!r} and the query's other phrases are "
+                f"found in more than {MAX_PHRASE_POSTINGS:,} places; use fewer or rarer words "
+                'in phrases, or narrow with a field (title:"...")',
+                "q",
+            )
+
+
+_current: ContextVar[Budget | None] = ContextVar("searchidx_budget", default=None)
+
+
+@contextlib.contextmanager
+def budget(seconds: float | None) -> Iterator[Budget]:
+    """Make a fresh :class:`Budget` the current one for the duration of a request."""
+    current = Budget(seconds)
+    token = _current.set(current)
+    try:
+        yield current
+    finally:
+        _current.reset(token)
+
+
+def check() -> None:
+    """Stop the search if the current request is past its deadline (no request: never)."""
+    current = _current.get()
+    if current is not None:
+        current.deadline.check()
+
+
+def charge(q: query.Query, words: Sequence[bytes], postings: int) -> None:
+    """Count an expansion against the current request's caps (no request: no caps)."""
+    current = _current.get()
+    if current is not None:
+        current.charge(q, words, postings)
+
+
+def charge_phrase(q: query.Phrase, postings: int) -> None:
+    """Count a phrase against the current request's cap (no request: no cap)."""
+    current = _current.get()
+    if current is not None:
+        current.charge_phrase(q, postings)
+
+
+def checked(items: Iterable, every: int = _CHECK_EVERY) -> Iterator:
+    """``items``, looking at the clock every ``every`` of them."""
+    for number, item in enumerate(items):
+        if number % every == 0:
+            check()
+        yield item
+
+
+# The query text ------------------------------------------------------------------------------
+
+
+def every_article(parsed: query.Query) -> bool:
+    """Whether ``parsed`` is a bare ``*`` (in every field, or one field's whole value)."""
+    if isinstance(parsed, query.Every):
+        return True
+    return (
+        isinstance(parsed, query.Or)
+        and bool(parsed.subqueries)
+        and all(isinstance(sub, query.Every) for sub in parsed.subqueries)
+    )
+
+
+def check_query(parsed: query.Query, schema: Schema) -> None:
+    """Refuse a word starting with a wildcard (it would be tested against every word of the
+    index), a proximity phrase, a phrase in a field of whole values (Whoosh cannot match it)
+    and more than :data:`MAX_QUERY_WORDS` distinct words."""
+    words: set[str] = set()
+    for leaf in parsed.leaves():
+        if isinstance(leaf, query.Wildcard) and leaf.text.startswith(_WILDCARDS):
+            raise QueryError(
+                f"{leaf.text!r} starts with a wildcard, which would test every word of the "
+                "index; put at least one letter before the first * or ?",
+                "q",
+            )
+        if type(leaf) is query.Term:
+            words.add(str(leaf.text))
+        elif isinstance(leaf, query.Phrase):
+            field = schema[leaf.fieldname] if leaf.fieldname in schema else None  # noqa: SIM401
+            if field is not None and not (field.format and field.format.supports("positions")):
+                raise QueryError(
+                    f"{leaf.fieldname}: holds whole values, not phrases; give it one value, "
+                    "without quotes",
+                    "q",
+                )
+            if leaf.slop != 1:
+                raise QueryError(
+                    f'"{" ".join(leaf.words)}"~{leaf.slop}: words near each other are not '
+                    f"searched; search the exact phrase (without ~{leaf.slop}) or the words",
+                    "q",
+                )
+            words.update(leaf.words)
+    if len(words) > MAX_QUERY_WORDS:
+        raise QueryError(
+            f"the query has {len(words)} different words; use at most {MAX_QUERY_WORDS} "
+            "(the most specific ones)",
+            "q",
+        )
+
+
+def _shown(q: query.Query) -> str:
+    """The expanding word as typed (``a*``, not the ``body:a*`` of each field searched)."""
+    return repr(str(q).split(":", 1)[-1].split("^")[0])

@@ -1,0 +1,374 @@
+"""Bounded work per request (searchidx/bounds.py), on the session's real sample index: a bare
+``*`` browses, leading wildcards are refused, each cap refuses the query that passes it with a
+message saying how to narrow it, numeric ranges of the query text are the filters' ranges,
+the time budget stops a search, and searches run side by side in one service."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from whoosh.reading import MultiReader
+
+from searchidx import bounds, indexer
+from searchidx import service as service_module
+from searchidx.bounds import QueryTooBroad, SearchTimeout
+from searchidx.cli import cli
+from searchidx.errors import QueryError
+from searchidx.lru import LruCache
+from searchidx.querylang import parse_query
+from searchidx.request import SearchRequest, Sort
+from searchidx.service import SearchService
+from searchidx.snapshot import IndexSnapshot
+from searchidx.store import IndexStore
+from web.app import create_app
+
+
+@pytest.fixture
+def service(sample_store: IndexStore) -> Iterator[SearchService]:
+    service = SearchService(sample_store, results_cached=0)
+    yield service
+    service.close()
+
+
+def search(service: SearchService, text: str, **fields) -> object:
+    return service.search(SearchRequest(text=text, **fields))
+
+
+# A bare * ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["*", " * ", "title:*", "body:*"])
+def test_parse_query_bare_star_is_a_browse(text: str):
+    assert parse_query(text) is None
+
+
+def test_search_bare_star_answers_every_article_newest_first(service: SearchService):
+    browse = search(service, "")
+    star = search(service, "*")
+    assert star.total == browse.total > 0
+    assert [hit.path for hit in star.hits] == [hit.path for hit in browse.hits]
+    assert star.ran_query == "*"
+
+
+def test_search_star_beside_words_matches_what_the_words_match(service: SearchService):
+    assert search(service, "* microsoft").total == search(service, "microsoft").total > 0
+
+
+# Leading wildcards and the caps -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["*e*", "?icrosoft", "title:*soft", "microsoft OR *e"])
+def test_parse_query_refuses_a_leading_wildcard(text: str):
+    with pytest.raises(QueryError, match="starts with a wildcard") as caught:
+        parse_query(text)
+    assert caught.value.parameter == "q"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"chip production"~5', "words near each other are not searched"),
+        ('category:"news blog"', "holds whole values, not phrases"),
+        ('domain:"forbes com"', "holds whole values, not phrases"),
+    ],
+)
+def test_parse_query_refuses_phrases_whoosh_cannot_match_in_bounds(text: str, message: str):
+    with pytest.raises(QueryError, match=message) as caught:
+        parse_query(text)
+    assert caught.value.parameter == "q"
+    parse_query('topic:"machine learning" "chip production"')  # text fields take phrases
+
+
+def test_search_wildcards_past_the_word_cap_are_refused(service, monkeypatch):
+    assert search(service, "s*").total > 0
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 3)
+    with pytest.raises(QueryTooBroad, match="more than 3 words") as caught:
+        search(service, "s*")
+    assert caught.value.parameter == "q"
+    assert "micro* rather than m*" in str(caught.value)
+
+
+def test_search_expansions_past_the_document_cap_are_refused(service, monkeypatch):
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_POSTINGS", 50)
+    with pytest.raises(QueryTooBroad, match="more than 50 places"):
+        search(service, "s*")
+    assert search(service, "nosuchprefix*").total == 0  # nothing matched, nothing charged
+
+
+@pytest.mark.parametrize("text", ["microsft~", "title:[a TO z]", "sha?e"])
+def test_search_fuzzy_words_and_term_ranges_are_capped_like_wildcards(service, monkeypatch, text):
+    search(service, text)
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_POSTINGS", 0)
+    with pytest.raises(QueryTooBroad):
+        search(service, text)
+
+
+def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parse_query("s*"), scored=False)
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", budget.terms)
+    search(service, "s*")
+    with pytest.raises(QueryTooBroad):
+        search(service, "s* OR sa*")
+
+
+def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
+    assert search(service, '"chip production"').total >= 0
+    monkeypatch.setattr(bounds, "MAX_PHRASE_POSTINGS", 1)
+    with pytest.raises(QueryTooBroad, match="phrase"):
+        search(service, '"chip production"')
+    assert search(service, '"nosuchword production"').total == 0  # reads no positions
+
+
+def test_search_fuzzy_retry_past_a_cap_is_skipped_not_refused(service, monkeypatch):
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_POSTINGS", 0)
+    result = search(service, "xqzzyv")  # nothing found: the fuzzy retry would pass the cap
+    assert result.retry != "fuzzy"
+
+
+# Numeric ranges of the query text ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fields"),
+    [
+        ("quality:[60 TO 90]", {"min_quality": 60, "max_quality": 90}),
+        ("quality:[0 TO 1000]", {"min_quality": 0, "max_quality": 1000}),
+    ],
+)
+def test_search_quality_range_in_the_text_is_the_filters_range(service, text, fields):
+    assert search(service, text).total == search(service, "", **fields).total > 0
+
+
+def test_search_numeric_ranges_read_no_terms(service: SearchService, monkeypatch):
+    matcher = service.snapshot().matcher
+    monkeypatch.setattr(matcher, "postings", lambda *args: pytest.fail("read a term"))
+    everything = search(service, "").total
+    assert 0 < search(service, "quality:[0 TO 1000] date:[2000 TO 2100]").total <= everything
+    assert search(service, "date:2022").total < everything == search(service, "").total
+
+
+# The time budget --------------------------------------------------------------------------
+
+
+def test_deadline_check_raises_once_passed():
+    bounds.Deadline(None).check()
+    bounds.Deadline(60).check()
+    deadline = bounds.Deadline(0.001)
+    time.sleep(0.01)
+    with pytest.raises(SearchTimeout, match=r"0\.001 s budget"):
+        deadline.check()
+
+
+def test_search_past_its_time_budget_stops_with_search_timeout(sample_store: IndexStore):
+    service = SearchService(sample_store, results_cached=0, search_timeout=1e-9)
+    try:
+        with pytest.raises(SearchTimeout) as caught:
+            search(service, "microsoft cloud")
+        assert caught.value.parameter is None
+        assert search(service, "").total > 0  # a browse reads no words: never stopped
+    finally:
+        service.close()
+
+
+def test_search_without_a_budget_is_never_stopped(service: SearchService):
+    assert service.search_timeout is None
+    assert search(service, "microsoft OR cloud OR s*").total > 0
+
+
+@pytest.fixture
+def impatient_client(sample_store: IndexStore) -> FlaskClient:
+    service = SearchService(sample_store, results_cached=0, search_timeout=1e-9)
+    return create_app(search_service=service, config={"TESTING": True}).test_client()
+
+
+def test_api_search_past_its_budget_answers_503_with_no_parameter(impatient_client):
+    response = impatient_client.get("/api/search?q=microsoft")
+    assert response.status_code == 503
+    assert response.json["parameter"] is None and response.json["status"] == 503
+    assert "budget" in response.json["error"]
+
+
+def test_page_search_past_its_budget_shows_the_message_and_the_form(impatient_client):
+    response = impatient_client.get("/?q=microsoft")
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "This search could not run" in page and "budget" in page
+    assert 'value="microsoft"' in page
+
+
+def test_feed_past_its_budget_answers_503_in_plain_text(impatient_client):
+    response = impatient_client.get("/feed.atom?q=microsoft")
+    assert response.status_code == 503 and response.mimetype == "text/plain"
+    assert "budget" in response.get_data(as_text=True)
+
+
+def test_create_app_gives_searches_the_default_budget(sample_store: IndexStore):
+    service = create_app(sample_store).extensions["searchidx"]
+    assert service.search_timeout == bounds.DEFAULT_SEARCH_TIMEOUT
+
+
+def test_api_search_past_a_cap_answers_400_naming_q(sample_store, monkeypatch):
+    client = create_app(sample_store, config={"TESTING": True}).test_client()
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
+    for url in ("/api/search?q=s*", "/api/search?q=*e*"):
+        response = client.get(url)
+        assert response.status_code == 400 and response.json["parameter"] == "q"
+    page = client.get("/?q=s*")
+    assert page.status_code == 400 and "micro* rather than m*" in page.get_data(as_text=True)
+
+
+# Side by side -----------------------------------------------------------------------------
+
+
+def test_search_threads_share_one_service_and_get_sequential_answers(sample_store: IndexStore):
+    texts = ["microsoft", "s*", '"chip production"', "cloud OR quantum", "regul*", "*", ""]
+    requests = [SearchRequest(text=text, sort=sort) for text in texts for sort in Sort]
+    alone = SearchService(sample_store, results_cached=0)
+    expected = [alone.search(request).to_dict() for request in requests]
+    alone.close()
+    shared = SearchService(sample_store, results_cached=0)
+    answers: dict[int, list] = {}
+
+    def run(number: int) -> None:
+        answers[number] = [shared.search(request).to_dict() for request in requests]
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shared.close()
+    for got in answers.values():
+        assert [_without_time(a) for a in got] == [_without_time(a) for a in expected]
+
+
+def _without_time(answer: dict) -> dict:
+    return {key: value for key, value in answer.items() if key != "took_ms"}
+
+
+def test_search_does_not_wait_for_another_search(service: SearchService, monkeypatch):
+    """A search stuck inside the matching does not hold the others up."""
+    snapshot = service.snapshot()
+    entered, release = threading.Event(), threading.Event()
+    match = snapshot.match
+
+    def stuck(parsed, scored):
+        if "xyz" in str(parsed):
+            entered.set()
+            release.wait(10)
+        return match(parsed, scored)
+
+    monkeypatch.setattr(snapshot, "match", stuck)
+    slow = threading.Thread(target=search, args=(service, "xyz"))
+    fast = threading.Thread(target=search, args=(service, "microsoft"))
+    slow.start()
+    try:
+        assert entered.wait(10)
+        fast.start()
+        fast.join(5)
+        assert not fast.is_alive(), "the search waited for the stuck one"
+    finally:
+        release.set()
+        slow.join()
+        fast.join()
+
+
+def test_lru_cache_answers_and_stays_bounded_under_many_threads():
+    cache: LruCache[int, int] = LruCache(8)
+
+    def use(offset: int) -> None:
+        for number in range(2000):
+            key = (number + offset) % 20
+            assert cache.get(key, lambda key=key: key * 2) == key * 2
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(cache._items) == 8
+
+
+# Suggest ----------------------------------------------------------------------------------
+
+
+def test_suggest_words_are_the_most_frequent_title_words_with_the_prefix(service, sample_store):
+    index = sample_store.open_index()
+    with index.searcher() as searcher:
+        reader = searcher.reader()
+        expected = sorted(
+            ((reader.doc_frequency("spell_title", w), w.decode()) for w in
+             reader.expand_prefix("spell_title", "s")),
+            key=lambda item: (-item[0], item[1]),
+        )  # fmt: skip
+    words = [s for s in service.suggest("s", limit=20) if s.kind == "word"]
+    assert [(s.count, s.text) for s in words] == expected[: len(words)]
+    assert words
+
+
+def test_parse_query_refuses_more_words_than_the_cap():
+    parse_query(" ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS)))
+    too_many = " OR ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS + 1))
+    with pytest.raises(QueryError, match=f"use at most {bounds.MAX_QUERY_WORDS}"):
+        parse_query(too_many)
+    parse_query(" ".join(["microsoft"] * 100))  # the same word is read once
+
+
+@pytest.mark.parametrize("text", ["*e*", "s*"])
+def test_cli_query_refuses_like_the_web(sample_store: IndexStore, monkeypatch, text: str):
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
+    result = CliRunner().invoke(cli, ["query", text, "--index", str(sample_store.location)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+
+
+def test_search_goes_on_with_the_old_snapshot_while_a_new_one_is_prepared(
+    content, store: IndexStore, monkeypatch
+):
+    indexer.sync(store, content)
+    service = SearchService(store, results_cached=0)
+    before = search(service, "").total
+    next(content.rglob("*.md")).unlink()
+    indexer.sync(store)
+    monkeypatch.setattr(service_module, "REFRESH_INTERVAL", 0)
+    entered, release = threading.Event(), threading.Event()
+    prepare = IndexSnapshot.prepare
+
+    def slow_prepare(snapshot: IndexSnapshot) -> IndexSnapshot:
+        entered.set()
+        release.wait(10)
+        return prepare(snapshot)
+
+    monkeypatch.setattr(IndexSnapshot, "prepare", slow_prepare)
+    refreshing = threading.Thread(target=search, args=(service, ""))
+    refreshing.start()
+    try:
+        assert entered.wait(10)
+        assert search(service, "").total == before  # the old snapshot answers meanwhile
+    finally:
+        release.set()
+        refreshing.join()
+    assert search(service, "").total == before - 1
+    service.close()
+
+
+def test_fuzzy_words_expand_segment_by_segment_never_scanning_every_word(
+    content, store: IndexStore, monkeypatch
+):
+    """The whole index's reader tests every word it has for a fuzzy word (8 s over 450,000
+    distinct words); each segment's reader walks its word graph."""
+    indexer.sync(store, content)
+    edited = next(content.rglob("*.md"))
+    edited.write_text(edited.read_text().replace('title: "', 'title: "Microsoft edit ', 1))
+    indexer.sync(store)
+    service = SearchService(store, results_cached=0)
+    assert len(list(service.snapshot().reader.leaf_readers())) > 1
+    monkeypatch.setattr(MultiReader, "terms_within", lambda *args: pytest.fail("scanned"))
+    assert search(service, "microsuft~").total == search(service, "microsoft").total > 0
+    service.close()
