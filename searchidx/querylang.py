@@ -87,6 +87,8 @@ def _within_word_cap(text: str) -> tuple[str, str | None]:
     note saying where it was cut (None when it was not)."""
     seen: set[str] = set()
     for found in _WORD.finditer(text):
+        if found.group(0) in typedtext.RESERVED_WORDS:
+            continue
         seen.add(found.group(0).casefold())
         if len(seen) > bounds.MAX_QUERY_WORDS:
             rest = text[found.start() :].split()

@@ -50,7 +50,8 @@ _CLOSE_QUOTES = '"”“»'
 _QUOTES = _OPEN_QUOTES + _CLOSE_QUOTES
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
 #: Whoosh's own operator words: text when typed, so written in small letters.
-_RESERVED = frozenset({*_OPERATORS, "ANDNOT", "ANDMAYBE", "TO"})
+#: Words that are operators in Whoosh's syntax when written in capitals.
+RESERVED_WORDS = frozenset({*_OPERATORS, "ANDNOT", "ANDMAYBE", "TO"})
 _FIELD = re.compile(r"([A-Za-z_]\w*):(.*)", re.DOTALL)
 _RANGE = re.compile(r"(-?)([A-Za-z_]\w*):([\[{][^\[\]{}()\"]*\bTO\b[^\[\]{}()\"]*[\]}])")
 _URL = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S+")
@@ -347,7 +348,7 @@ def _separated(word: str) -> list[str]:
 
 
 def _plain(word: str) -> str:
-    return word.lower() if word in _RESERVED else word
+    return word.lower() if word in RESERVED_WORDS else word
 
 
 def _part(item: _Item) -> Part:

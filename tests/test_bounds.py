@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from whoosh import qparser, query
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, indexer
+from searchidx import bounds, indexer, querylang
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -22,6 +23,7 @@ from searchidx.errors import QueryError
 from searchidx.lru import LruCache
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
+from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
@@ -63,32 +65,44 @@ def test_search_star_beside_words_matches_what_the_words_match(service: SearchSe
 
 
 @pytest.mark.parametrize("text", ["*e*", "?icrosoft", "title:*soft", "microsoft OR *e"])
-def test_parse_query_refuses_a_leading_wildcard(text: str):
+def test_read_takes_a_leading_wildcard_as_punctuation_with_a_note(text: str):
+    assert any("cannot start with a wildcard" in note for note in querylang.read(text).notes)
+    parsed = parse_query(text)
+    assert parsed is not None
+    assert not any(isinstance(leaf, query.Wildcard) for leaf in parsed.leaves())
+
+
+@pytest.mark.parametrize("text", ["*e*", "?icrosoft", "title:*soft"])
+def test_check_query_refuses_a_leading_wildcard_given_as_whoosh_syntax(text: str):
     with pytest.raises(QueryError, match="starts with a wildcard") as caught:
-        parse_query(text)
+        bounds.check_query(_whoosh_parsed(text), build_schema())
     assert caught.value.parameter == "q"
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('"chip production"~5', "words near each other are not searched"),
-        ('category:"news blog"', "holds whole values, not phrases"),
-        ('domain:"forbes com"', "holds whole values, not phrases"),
-    ],
-)
-def test_parse_query_refuses_phrases_whoosh_cannot_match_in_bounds(text: str, message: str):
-    with pytest.raises(QueryError, match=message) as caught:
-        parse_query(text)
+def test_parse_query_refuses_words_near_each_other():
+    with pytest.raises(QueryError, match="words near each other are not searched") as caught:
+        parse_query('"chip production"~5')
     assert caught.value.parameter == "q"
     parse_query('topic:"machine learning" "chip production"')  # text fields take phrases
 
 
+@pytest.mark.parametrize("text", ['category:"news blog"', 'domain:"forbes com"'])
+def test_check_query_refuses_phrases_in_fields_of_whole_values(text: str):
+    with pytest.raises(QueryError, match="holds whole values, not phrases"):
+        bounds.check_query(_whoosh_parsed(text), build_schema())
+    parse_query(text)  # typed, a quoted value of such a field is one value, not a phrase
+
+
+def _whoosh_parsed(text: str) -> query.Query:
+    """``text`` as Whoosh's own parser reads it (not the typed reading)."""
+    return qparser.QueryParser("body", build_schema()).parse(text)
+
+
 def test_search_wildcards_past_the_word_cap_are_refused(service, monkeypatch):
-    assert search(service, "s*").total > 0
+    assert search(service, "st*").total > 0
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 3)
     with pytest.raises(QueryTooBroad, match="more than 3 words") as caught:
-        search(service, "s*")
+        search(service, "st*")
     assert caught.value.parameter == "q"
     assert "micro* rather than m*" in str(caught.value)
 
@@ -96,7 +110,7 @@ def test_search_wildcards_past_the_word_cap_are_refused(service, monkeypatch):
 def test_search_expansions_past_the_document_cap_are_refused(service, monkeypatch):
     monkeypatch.setattr(bounds, "MAX_EXPANDED_POSTINGS", 50)
     with pytest.raises(QueryTooBroad, match="more than 50 places"):
-        search(service, "s*")
+        search(service, "st*")
     assert search(service, "nosuchprefix*").total == 0  # nothing matched, nothing charged
 
 
@@ -110,11 +124,11 @@ def test_search_fuzzy_words_and_term_ranges_are_capped_like_wildcards(service, m
 
 def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
     with bounds.budget(None) as budget:
-        service.snapshot().match(parse_query("s*"), scored=False)
+        service.snapshot().match(parse_query("st*"), scored=False)
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", budget.terms)
-    search(service, "s*")
+    search(service, "st*")
     with pytest.raises(QueryTooBroad):
-        search(service, "s* OR sa*")
+        search(service, "st* OR sa*")
 
 
 def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
@@ -122,7 +136,7 @@ def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
     monkeypatch.setattr(bounds, "MAX_PHRASE_POSTINGS", 1)
     with pytest.raises(QueryTooBroad, match="phrase"):
         search(service, '"chip production"')
-    assert search(service, '"nosuchword production"').total == 0  # reads no positions
+    search(service, '"nosuchword production"')  # reads no positions: not refused
 
 
 def test_search_fuzzy_retry_past_a_cap_is_skipped_not_refused(service, monkeypatch):
@@ -216,10 +230,10 @@ def test_create_app_gives_searches_the_default_budget(sample_store: IndexStore):
 def test_api_search_past_a_cap_answers_400_naming_q(sample_store, monkeypatch):
     client = create_app(sample_store, config={"TESTING": True}).test_client()
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
-    for url in ("/api/search?q=s*", "/api/search?q=*e*"):
+    for url in ("/api/search?q=st*", "/api/search?q=body:st*"):
         response = client.get(url)
         assert response.status_code == 400 and response.json["parameter"] == "q"
-    page = client.get("/?q=s*")
+    page = client.get("/?q=st*")
     assert page.status_code == 400 and "micro* rather than m*" in page.get_data(as_text=True)
 
 
@@ -312,15 +326,20 @@ def test_suggest_words_are_the_most_frequent_title_words_with_the_prefix(service
     assert words
 
 
-def test_parse_query_refuses_more_words_than_the_cap():
+def test_read_leaves_out_the_words_past_the_cap_with_a_note():
     parse_query(" ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS)))
     too_many = " OR ".join(f"word{number}" for number in range(bounds.MAX_QUERY_WORDS + 1))
+    reading = querylang.read(too_many)
+    assert f"word{bounds.MAX_QUERY_WORDS - 1}" in reading.query
+    assert f"word{bounds.MAX_QUERY_WORDS}" not in reading.query
+    assert any("at most 32 different words" in note for note in reading.notes)
+    parse_query(too_many)
     with pytest.raises(QueryError, match=f"use at most {bounds.MAX_QUERY_WORDS}"):
-        parse_query(too_many)
+        bounds.check_query(_whoosh_parsed(too_many), build_schema())
     parse_query(" ".join(["microsoft"] * 100))  # the same word is read once
 
 
-@pytest.mark.parametrize("text", ["*e*", "s*"])
+@pytest.mark.parametrize("text", ["st*", "body:st*"])
 def test_cli_query_refuses_like_the_web(sample_store: IndexStore, monkeypatch, text: str):
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
     result = CliRunner().invoke(cli, ["query", text, "--index", str(sample_store.location)])

@@ -59,7 +59,7 @@ QUERIES = [
     "https://www.forbes.com/cloud",
     "“machine learning” «google»",
     '"unclosed (cloud',
-    '"microsoft cloud"~3 azure',
+    '"microsoft cloud"^2 azure',
 ]
 
 

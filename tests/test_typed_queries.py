@@ -327,7 +327,8 @@ def test_typed_queries_odd_syntax_is_read_and_searched_without_error(service):
         assert not any("searched its words only" in note for note in reading.notes), text
         service.search(SearchRequest(text=text))
     assert service.search(SearchRequest(text="date:(2020-05) york")).total == 1
-    assert service.search(SearchRequest(text='"what death"~3 york')).total == 1  # a slop
+    with pytest.raises(QueryError, match="words near each other"):  # bounded work: refused
+        service.search(SearchRequest(text='"what death"~3 york'))
 
 
 def test_typed_queries_strict_check_names_what_to_fix():
