@@ -50,7 +50,6 @@ _CLOSE_QUOTES = '"”“»'
 _QUOTES = _OPEN_QUOTES + _CLOSE_QUOTES
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
 #: Whoosh's own operator words: text when typed, so written in small letters.
-#: Words that are operators in Whoosh's syntax when written in capitals.
 RESERVED_WORDS = frozenset({*_OPERATORS, "ANDNOT", "ANDMAYBE", "TO"})
 _FIELD = re.compile(r"([A-Za-z_]\w*):(.*)", re.DOTALL)
 _RANGE = re.compile(r"(-?)([A-Za-z_]\w*):([\[{][^\[\]{}()\"]*\bTO\b[^\[\]{}()\"]*[\]}])")
