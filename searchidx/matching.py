@@ -15,29 +15,24 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain
-from pickle import loads
+from itertools import chain
 from typing import Any
 
 import numpy as np
-from whoosh import formats, query
+from whoosh import query
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
+from searchidx import whoosh_internals
 from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot.
 EXPANSIONS_CACHED = 4096
-#: Whoosh scores a constant-score Or (wildcards, fuzzy terms) as a sum of BM25F only above this
-#: many documents (``Or.AUTO_MATCHER``); below it, Whoosh ranks those queries itself.
-_WHOOSH_UNION_ABOVE = 5000
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
-#: Bytes of the count that starts a ``Positions`` posting value (``whoosh.formats``).
-_COUNT_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +83,16 @@ class QueryMatcher:
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
         self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
+        self.fast = whoosh_internals.layout_known()
+        #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
+        self.handed_to_whoosh = 0
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
         the query has a part whose score is not reproduced: rank with Whoosh then)."""
+        if not self.fast:
+            return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
         mask, scores = self._evaluate(parsed, scored)
         mask = mask & self.live
         if not scored or scores is None:
@@ -135,9 +136,7 @@ class QueryMatcher:
             return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
             return self._nothing(scored)
-        mask = np.zeros(self.size, dtype=bool)  # anything else: Whoosh matches it, unscored
-        mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
-        return mask, None
+        return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return np.zeros(self.size, dtype=bool), np.zeros(self.size) if scored else None
@@ -176,7 +175,7 @@ class QueryMatcher:
         if not words:
             return self._nothing(scored)
         mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
-        if len(words) > 1 and q.constantscore and self.size <= _WHOOSH_UNION_ABOVE:
+        if len(words) > 1 and q.constantscore and self.size <= whoosh_internals.WHOOSH_UNION_ABOVE:
             return mask, None
         return mask, scores
 
@@ -209,10 +208,10 @@ class QueryMatcher:
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
 
     def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
-        """Matches and scores of one node straight from Whoosh's matcher."""
-        matcher = q.matcher(self.searcher, self.searcher.boolean_context())
+        """Matches of one node straight from Whoosh's searcher (unscored)."""
+        self.handed_to_whoosh += 1
         mask = np.zeros(self.size, dtype=bool)
-        mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
+        mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
         return mask, None
 
     # Posting lists -------------------------------------------------------------------------
@@ -239,7 +238,7 @@ class QueryMatcher:
         found = self._cached(key)
         if found is None:
             docs, _, values = self._read_postings(fieldname, word, values=True)
-            decode = _positions_decoder(self.schema[fieldname].format)
+            decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
             positions = [decode(value) for value in values]
             counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
             flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
@@ -268,7 +267,7 @@ class QueryMatcher:
         for leaf, base in self._leaves:
             if (fieldname, word) not in leaf:
                 continue
-            docs, weights, raw = _leaf_postings(leaf, fieldname, word, values)
+            docs, weights, raw = whoosh_internals.leaf_postings(leaf, fieldname, word, values)
             doc_parts.append(docs + base)
             weight_parts.append(weights)
             value_list.extend(raw)
@@ -286,7 +285,7 @@ class QueryMatcher:
             return None
         if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
             return np.zeros(0)
-        b = self._bm25._field_B.get(fieldname, self._bm25.B)
+        b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1 = self._bm25.K1
         idf = self.searcher.idf(fieldname, word)
         average = self.searcher.avg_field_length(fieldname) or 1
@@ -310,67 +309,3 @@ def _sum(
 
 def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
-
-
-def _leaf_postings(
-    leaf: IndexReader, fieldname: str, word: bytes, values: bool
-) -> tuple[np.ndarray, np.ndarray, list]:
-    """One segment's postings of a term, a block at a time where the codec allows it.
-
-    Reads below Whoosh's deletion filter: the caller masks deleted documents itself.
-    """
-    terms = getattr(leaf, "_terms", None)
-    if terms is not None:
-        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
-    else:
-        matcher = leaf.postings(fieldname, word)
-    docs: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    raw: list = []
-    if _W3_BLOCKS.issubset(dir(matcher)) and not matcher._byteids:
-        variable = matcher.format.fixed_value_size() in (None, -1)
-        while matcher.is_active():  # the W3 codec: whole blocks, decoded with numpy
-            matcher._read_data()
-            ids, block_weights, block_values = matcher._data
-            count = matcher._blocklength
-            docs.append(np.cumsum(np.asarray(ids, dtype=np.int64)))  # delta-coded ids
-            if block_weights is None:
-                weights.append(np.ones(count))
-            elif isinstance(block_weights, float):
-                weights.append(np.full(count, block_weights))
-            else:
-                weights.append(np.asarray(block_weights, dtype=np.float64))
-            if values:
-                if not variable:
-                    matcher._read_values()
-                    block_values = matcher._values
-                raw.extend(block_values)
-            matcher._next_block()
-        if not docs:
-            return np.zeros(0, np.int64), np.zeros(0), raw
-        return np.concatenate(docs), np.concatenate(weights), raw
-    ids, found = [], []
-    while matcher.is_active():
-        ids.append(matcher.id())
-        found.append(matcher.weight())
-        if values:
-            raw.append(matcher.value())
-        matcher.next()
-    return np.asarray(ids, dtype=np.int64), np.asarray(found, dtype=np.float64), raw
-
-
-#: What a W3 codec posting matcher has that lets whole blocks be read at once.
-_W3_BLOCKS = frozenset({"_read_data", "_data", "_blocklength", "_byteids", "_next_block"})
-
-
-def _positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
-    """Decodes a posting value to its positions: Whoosh's ``Positions`` encoding (a count,
-    then the pickled list of deltas) decoded in C where possible, else the format's own."""
-    if type(format_) is not formats.Positions:
-        return format_.decode_positions
-
-    def decode(value: bytes) -> list[int]:
-        payload = value[_COUNT_BYTES:]
-        return list(accumulate(loads(payload if payload[-1:] == b"." else payload + b".")))
-
-    return decode

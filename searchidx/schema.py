@@ -27,6 +27,7 @@ from whoosh.analysis import (
 )
 from whoosh.system import pack_uint
 
+from searchidx import whoosh_internals
 from searchidx.articles import Article, Provider
 from searchidx.content import FileState
 
@@ -105,7 +106,7 @@ def _plain_chain(analyzer: Any) -> tuple | None:
     if tokenizer.gaps:
         return None
     return (tokenizer.expression, stop.stops, stop.min, stop.max, stop.renumber, stem.ignore,
-            stem._stem)  # fmt: skip
+            whoosh_internals.stem_function(stem))  # fmt: skip
 
 
 def build_schema() -> fields.Schema:
