@@ -29,7 +29,7 @@ from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
-#: Expanded wildcard, prefix and fuzzy terms kept per snapshot.
+#: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
@@ -82,7 +82,7 @@ class QueryMatcher:
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: LruCache[str, list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        self._expansions: LruCache[tuple[str, int], list[bytes]] = LruCache(EXPANSIONS_CACHED)
         #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
         self.fast = whoosh_internals.layout_known()
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
@@ -149,10 +149,17 @@ class QueryMatcher:
     def _union(
         self, terms: Sequence[tuple[str, str | bytes, float]], scored: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
-        their postings, rather than two full-size arrays per term added up. Each document's
-        scores are added in the terms' order, as the sum of the terms' arrays would be."""
-        found = [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms]
+        """The Or of (field, text, boost) terms, with the sum of their scores."""
+        return self._sum_of(
+            [(self.postings(fieldname, text), boost) for fieldname, text, boost in terms], scored
+        )
+
+    def _sum_of(
+        self, found: Sequence[tuple[Postings, float]], scored: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Or of postings (each with its boost), with the sum of their scores: one pass
+        over them, rather than two full-size arrays per term added up. Each document's scores
+        are added in the postings' order, as the sum of the terms' arrays would be."""
         docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
@@ -167,21 +174,40 @@ class QueryMatcher:
         return mask, np.bincount(docs, weights=weights, minlength=self.size)
 
     def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to."""
+        """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to.
+
+        As Whoosh's searcher does, segment by segment: a segment's reader finds fuzzy words
+        with its own automaton (not as the whole index's reader does), and the union's scores
+        depend on the segment's size and on how many words the query expands to in it.
+        """
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
-        words = self._expanded(q)
-        if not words:
+        found: list[tuple[Postings, float]] = []
+        unscored: list[slice] = []  # segments where Whoosh scores each match 1.0
+        for leaf, base in self._leaves:
+            words = self._expanded(q, leaf, base)
+            span = slice(base, base + leaf.doc_count_all())
+            for word in words:
+                postings = self.postings(fieldname, word)
+                low, high = np.searchsorted(postings.docs, (span.start, span.stop))
+                scores = None if postings.scores is None else postings.scores[low:high]
+                found.append((Postings(postings.docs[low:high], scores), q.boost))
+            summed = whoosh_internals.union_is_summed(len(words), leaf.doc_count_all())
+            if q.constantscore and not summed:
+                unscored.append(span)
+        if not found:
             return self._nothing(scored)
-        mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
-        if len(words) > 1 and q.constantscore and self.size <= whoosh_internals.WHOOSH_UNION_ABOVE:
-            return mask, None
+        mask, scores = self._sum_of(found, scored)
+        if scores is not None:
+            for span in unscored:
+                scores[span] = mask[span]
         return mask, scores
 
-    def _expanded(self, q: query.MultiTerm) -> list[bytes]:
+    def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
+        """The words ``q`` expands to in one segment (cached)."""
         return self._expansions.get(
-            repr(q), lambda: [word for _, word in q.expanded_terms(self.reader) if word]
+            (repr(q), base), lambda: [word for _, word in q.expanded_terms(leaf) if word]
         )
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
