@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from whoosh import query as whoosh_query
 from whoosh import sorting
@@ -279,7 +279,13 @@ def _assert_same_ranking(found: list, expected: list, what: str) -> None:
         assert {found[i][0] for i in group} == {expected[i][0] for i in group}, what
 
 
-_COMMON = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+#: Derandomized (the same queries every run); no shrinking: it takes minutes on this index.
+_COMMON = settings(
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @settings(_COMMON, max_examples=EXAMPLES)
