@@ -13,6 +13,7 @@ fails, Whoosh answers every query (the same answers) after one warning.
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 
@@ -306,3 +307,119 @@ def test_generated_queries_give_whooshs_sorted_pages(service, text: str, page: i
 def test_many_generated_queries_equal_whooshs_answers(service, text: str, page: int):
     _check_matches(service.snapshot(), text)
     _check_pages(service, text, page)
+
+
+# The fast paths are taken; the fallback gives the same answers --------------------------------
+
+#: One query of each shape the arrays answer by themselves, scores included.
+FAST_SHAPES = [
+    "microsoft",
+    "title:quantum^2",
+    '"chip production"',
+    'body:"cloud regions"^1.5',
+    "microsoft quantum",
+    "google OR privacy",
+    "microsoft ANDNOT google",
+    "microsoft ANDMAYBE privacy",
+    "NOT microsoft",
+    "(google OR privacy) -microsoft",
+    "c*",
+    "body:reg*",
+    "chi?",
+    "regulaton~",
+    "title:[a TO c]",
+]
+
+
+def test_fast_shapes_are_matched_and_scored_on_the_arrays(service):
+    snapshot = service.snapshot()
+    assert snapshot.matcher.fast
+    before = snapshot.matcher.handed_to_whoosh
+    for text in FAST_SHAPES:
+        _check_matches(snapshot, text)
+        assert snapshot.match(parse_query(text), scored=True).scores is not None, text
+    assert snapshot.matcher.handed_to_whoosh == before
+
+
+def test_wildcards_sum_their_words_scores_in_segments_above_the_union_threshold(service):
+    snapshot = service.snapshot()
+    big_leaf, _ = snapshot._leaves[0]
+    assert big_leaf.doc_count_all() > whoosh_internals.WHOOSH_UNION_ABOVE
+    parsed = parse_query("body:c*")
+    scores = snapshot.match(parsed, scored=True).scores
+    theirs = {hit.docnum: hit.score for hit in snapshot.searcher.search(parsed, limit=None)}
+    big = [doc for doc in theirs if doc < big_leaf.doc_count_all()]
+    small = [doc for doc in theirs if doc >= big_leaf.doc_count_all()]
+    assert big and small
+    assert np.allclose(scores[big], [theirs[doc] for doc in big], rtol=RELATIVE, atol=0)
+    assert len(set(scores[big].tolist())) > 10  # summed BM25F, not a constant
+    assert set(scores[small].tolist()) == {1.0} == {theirs[doc] for doc in small}
+
+
+#: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).
+FALLBACK_QUERIES = ["microsoft", '"chip production"', "google OR privacy", "c*", "regulaton~",
+                    "microsoft ANDMAYBE privacy", '"machine learning"~3',
+                    "quality:[50 TO 90]"]  # fmt: skip
+
+
+@pytest.fixture
+def unknown_layout(request, monkeypatch):
+    """Whoosh's layout fails the check, by the way the parameter names; the check is made
+    again afterwards."""
+    if request.param == "version":
+        monkeypatch.setattr(whoosh_internals, "KNOWN_VERSIONS", frozenset({(2, 7)}))
+    else:  # a posting value encoding that changed: positions read from the wrong offset
+        monkeypatch.setattr(whoosh_internals, "_COUNT_BYTES", 2)
+    whoosh_internals.layout_known.cache_clear()
+    yield request.param
+    monkeypatch.undo()
+    whoosh_internals.layout_known.cache_clear()
+
+
+def _answers(service: SearchService) -> list:
+    """Totals, pages (paths and scores) and facets of the fallback queries, every sort."""
+    answers = []
+    for text in FALLBACK_QUERIES:
+        for sort in Sort:
+            request = SearchRequest(text=text, sort=sort, per_page=PER_PAGE, page=2)
+            result = service.search(request)
+            hits = [(hit.path, hit.score) for hit in result.hits]
+            answers.append((text, sort, result.total, hits, result.facets))
+    return answers
+
+
+@pytest.fixture(scope="session")
+def fast_answers(service) -> list:
+    """:func:`_answers` with the fast paths (session fixtures are made before the layout is
+    made unknown)."""
+    assert service.snapshot().matcher.fast
+    return _answers(service)
+
+
+@pytest.mark.parametrize("unknown_layout", ["version", "self-test"], indirect=True)
+def test_an_unknown_layout_hands_every_query_to_whoosh_with_one_warning(
+    segmented_store, fast_answers, unknown_layout
+):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        slow_service = SearchService(segmented_store, results_cached=0)
+        try:
+            snapshot = slow_service.snapshot()
+            slow = _answers(slow_service)
+            IndexSnapshot(snapshot.searcher).match(parse_query("microsoft"), scored=True)
+        finally:
+            slow_service.close()
+    layout = [w for w in caught if issubclass(w.category, whoosh_internals.WhooshLayoutWarning)]
+    assert len(layout) == 1
+    reason = "not a version whose layout" if unknown_layout == "version" else "self-test"
+    assert reason in str(layout[0].message)
+    assert not snapshot.matcher.fast
+    assert snapshot.matcher.handed_to_whoosh >= len(FALLBACK_QUERIES) * len(Sort)  # and retries
+    for (text, sort, total, hits, facets), (_, _, slow_total, slow_hits, slow_facets) in zip(
+        fast_answers, slow, strict=True
+    ):
+        assert slow_total == total and slow_facets == facets, f"{text!r} sorted by {sort}"
+        if sort is Sort.RELEVANCE:
+            _assert_same_ranking(slow_hits, hits, f"{text!r} by relevance")
+        else:
+            assert slow_hits == hits, f"{text!r} sorted by {sort}"
