@@ -136,6 +136,9 @@ class QueryMatcher:
             return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
             return self._nothing(scored)
+        if isinstance(q, query.NumericRange) and q.constantscore:  # dates, qualities
+            mask = self._evaluate_with_whoosh(q)[0]  # Whoosh: its boost each match
+            return mask, mask * float(q.boost) if scored else None
         return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:

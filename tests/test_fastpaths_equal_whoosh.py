@@ -42,7 +42,7 @@ RELATIVE = 1e-9
 PER_PAGE = 20
 #: Generated queries per test in the default run, and in the slow variant.
 EXAMPLES = 150
-SLOW_EXAMPLES = 2_000
+SLOW_EXAMPLES = 500
 
 #: Queries compared with Whoosh, by what was compared (printed at the end of the session).
 COMPARED: Counter[str] = Counter()
@@ -166,9 +166,14 @@ def _parsed(text: str) -> whoosh_query.Query | None:
         return None
 
 
-def _whoosh_hits(searcher, parsed, **options) -> list:
-    """Whoosh's hits for ``parsed``, every one, best first (or in ``sortedby`` order)."""
-    return list(searcher.search(parsed, limit=None, **options))
+def _whoosh_hits(searcher, parsed, **options) -> list | None:
+    """Whoosh's hits for ``parsed``, every one, best first (or in ``sortedby`` order); None
+    when Whoosh's matchers fail (whoosh3 3.54 raises IndexError on some nested NOTs)."""
+    try:
+        return list(searcher.search(parsed, limit=None, **options))
+    except IndexError:
+        COMPARED["Whoosh's searcher raised an error"] += 1
+        return None
 
 
 def _set_algebra(searcher, q: whoosh_query.Query) -> set[int]:
@@ -194,8 +199,9 @@ def _reference(searcher, text: str) -> tuple[whoosh_query.Query, dict[int, float
         parsed = parse_query(text)
     except QueryError:  # too many fuzzy or wildcard words: the service refuses it too
         return None
-    theirs = {hit.docnum: hit.score for hit in _whoosh_hits(searcher, parsed)}
-    right = set(theirs) == _set_algebra(searcher, parsed)
+    hits = _whoosh_hits(searcher, parsed)
+    theirs = {hit.docnum: hit.score for hit in hits or []}
+    right = hits is not None and set(theirs) == _set_algebra(searcher, parsed)
     if not right:
         COMPARED["Whoosh's searcher found wrong documents"] += 1
     return parsed, theirs, right
@@ -257,8 +263,10 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             expected = [(paths[hit.docnum], hit.score) for hit in hits]
             _assert_same_ranking(found, expected, f"{text!r} by relevance, page {page}")
         else:
-            hits = _whoosh_hits(searcher, parsed, sortedby=_sortedby(sort))[start:end]
-            expected = [paths[hit.docnum] for hit in hits]
+            hits = _whoosh_hits(searcher, parsed, sortedby=_sortedby(sort))
+            if hits is None:
+                continue
+            expected = [paths[hit.docnum] for hit in hits[start:end]]
             assert [path for path, _ in found] == expected, f"{text!r} sorted by {sort}"
     COMPARED["sorted pages"] += 1
 
