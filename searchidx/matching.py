@@ -6,7 +6,8 @@ read once per searcher into an array of docnums and an array of its BM25F scores
 Whoosh's own formula, statistics and field lengths, so scores (and so rankings) are the ones
 Whoosh computes; queries are then evaluated as boolean masks and score sums, and phrases are
 checked on cached positions. Query shapes this does not reproduce exactly are handed to Whoosh
-(tests/test_search_fastpaths.py holds the two to the same answers).
+(tests/test_search_fastpaths.py and tests/test_fastpaths_equal_whoosh.py hold the two to the
+same answers). What is read below Whoosh's API is read by :mod:`searchidx.whoosh_internals`.
 """
 
 from __future__ import annotations
