@@ -179,7 +179,7 @@ def _whoosh_hits(searcher, parsed, **options) -> list | None:
 def _set_algebra(searcher, q: whoosh_query.Query) -> set[int]:
     """The live documents ``q`` matches, by set operations over what Whoosh matches for its
     leaves (words, phrases, wildcards, ranges): the judge of document sets where Whoosh's
-    searcher is wrong (see the module's note on whoosh3 3.54's matchers)."""
+    searcher is wrong (README, "The query fast paths": whoosh3 3.54 on segments with deletions)."""
     reader = searcher.reader()
     if isinstance(q, whoosh_query.Not):
         return set(reader.all_doc_ids()) - _set_algebra(searcher, q.query)
