@@ -36,9 +36,9 @@ from typing import Any
 from whoosh import index as whoosh_index
 from whoosh.index import Index
 from whoosh.reading import SegmentReader
-from whoosh.util.numeric import byte_to_length
 from whoosh.writing import IndexWriter, SegmentWriter
 
+from searchidx import whoosh_internals
 from searchidx.content import FileState, check_name, content_hash, scan_content
 from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
@@ -271,9 +271,9 @@ class _SegmentBuilder:
         if self.writer is None:
             # The store's lock is the one lock; and a pool limit the buffer never reaches, so
             # Whoosh never spills runs into the temporary folder its writers share.
-            self.writer = SegmentWriter(self.index, _lk=False, limitmb=4 * self.limit)
+            self.writer = whoosh_internals.unlocked_segment_writer(self.index, 4 * self.limit)
         self.writer.add_document(**document)
-        if self.writer.pool.currentsize >= self.limit:
+        if whoosh_internals.buffered_bytes(self.writer) >= self.limit:
             self._flush()
 
     def finish(self) -> list[Any]:
@@ -287,64 +287,9 @@ class _SegmentBuilder:
             self.writer = None
 
     def _flush(self) -> None:
-        """``SegmentWriter._finalize_segment``, but with each field's lengths read once into
-        memory: Whoosh reads a document's length from the column file for every posting,
-        a fifth of writing the postings."""
         writer, self.writer = self.writer, None
-        if writer is None:
-            return
-        try:
-            writer.perdocwriter.close()
-            lengths = writer.per_document_reader() if writer.codec.length_stats else None
-            postings = writer.pool.iter_postings()
-            writer.fieldwriter.add_postings(writer.schema, _Lengths(lengths), postings)
-            writer.fieldwriter.close()
-            if lengths is not None:
-                lengths.close()
-            writer._close_segment()
-            writer._assemble_segment()
-            self.segments.append(writer.get_segment())
-        finally:
-            # Not SegmentWriter._finish: it empties the temporary folder all writers of the
-            # index share (MAIN.tmp), where another worker's open writer keeps its column
-            # buffer, and that worker then fails. The commit of the build removes the folder.
-            writer.is_closed = True
-
-
-class _Lengths:
-    """A segment's field lengths for ``FieldWriter.add_postings``, each field's column read in
-    one piece (the same values ``PerDocumentReader.doc_field_length_reader`` gives)."""
-
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
-
-    def __bool__(self) -> bool:
-        return self.reader is not None
-
-    def doc_field_length_reader(self, fieldname: str, default: int = 0) -> Callable[[int], Any]:
-        codes = _length_codes(self.reader, fieldname)
-        if codes is None:
-            return self.reader.doc_field_length_reader(fieldname, default)
-        return codes.__getitem__
-
-    def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> Any:
-        return self.reader.doc_field_length(docnum, fieldname, default)
-
-
-def _length_codes(reader: Any, fieldname: str) -> list | None:
-    """Every document's decoded length in a field, from the W3 codec's length column (None
-    where the codec differs)."""
-    try:
-        from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
-
-        column = reader._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-        if column is None:
-            return None
-        raw = column._dbfile.get(column._basepos, min(column._count, reader.doc_count_all()))
-    except (AttributeError, ImportError):
-        return None
-    decoded = [byte_to_length(code) if code else None for code in range(256)]
-    return [decoded[code] for code in raw] + [None] * (reader.doc_count_all() - len(raw))
+        if writer is not None:
+            self.segments.append(whoosh_internals.write_segment(writer))
 
 
 @dataclass
@@ -493,7 +438,7 @@ def _writer(index: Index) -> IndexWriter:
     creating them (disk full) never releases it: the next sync in the same process (``watch``,
     the web server) would fail with LockError until the garbage collector runs.
     """
-    return index.writer(limitmb=WRITER_LIMIT_MB, _lk=False)
+    return whoosh_internals.unlocked_writer(index, WRITER_LIMIT_MB)
 
 
 def _cancel(writer: IndexWriter) -> None:

@@ -7,7 +7,8 @@ read once per searcher into an array of docnums and an array of its BM25F scores
 Whoosh's own formula, statistics and field lengths, so scores (and so rankings) are the ones
 Whoosh computes; queries are then evaluated as boolean masks and score sums, and phrases are
 checked on cached positions. Query shapes this does not reproduce exactly are handed to Whoosh
-(tests/test_search_fastpaths.py holds the two to the same answers).
+(tests/test_search_fastpaths.py and tests/test_fastpaths_equal_whoosh.py hold the two to the
+same answers). What is read below Whoosh's API is read by :mod:`searchidx.whoosh_internals`.
 """
 
 from __future__ import annotations
@@ -17,30 +18,24 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain
-from pickle import loads
+from itertools import chain
 from typing import Any
 
 import numpy as np
-from whoosh import formats, query
+from whoosh import query
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from searchidx import bounds
+from searchidx import bounds, whoosh_internals
 from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
-#: Expanded wildcard, prefix and fuzzy terms kept per snapshot.
+#: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
-#: Whoosh scores a constant-score Or (wildcards, fuzzy terms) as a sum of BM25F only above this
-#: many documents (``Or.AUTO_MATCHER``); below it, Whoosh ranks those queries itself.
-_WHOOSH_UNION_ABOVE = 5000
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
-#: Bytes of the count that starts a ``Positions`` posting value (``whoosh.formats``).
-_COUNT_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +92,12 @@ class QueryMatcher:
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
+        self._expansions: LruCache[tuple[str, int], list[bytes]] = LruCache(EXPANSIONS_CACHED)
+        self._charges: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
+        #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
+        self.fast = whoosh_internals.layout_known()
+        #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
+        self.handed_to_whoosh = 0
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
@@ -107,10 +107,12 @@ class QueryMatcher:
         before any of its postings are read."""
         for leaf in parsed.leaves():
             if isinstance(leaf, query.MultiTerm):
-                bounds.charge(leaf, *self._expanded(leaf))
+                bounds.charge(leaf, *self._charge(leaf))
             elif isinstance(leaf, query.Phrase):
                 words = self._phrase_words(leaf)
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
+        if not self.fast:
+            return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
         mask, scores = self._evaluate(parsed, scored)
         mask = mask & self.live
         if not scored or scores is None:
@@ -160,10 +162,10 @@ class QueryMatcher:
             return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
             return self._nothing(scored)
-        mask = np.zeros(self.size, dtype=bool)  # anything else: Whoosh matches it, unscored
-        with self.reading:
-            mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
-        return mask, None
+        if isinstance(q, query.NumericRange) and q.constantscore:  # dates, qualities
+            mask = self._evaluate_with_whoosh(q)[0]  # Whoosh: its boost each match
+            return mask, mask * float(q.boost) if scored else None
+        return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return np.zeros(self.size, dtype=bool), np.zeros(self.size) if scored else None
@@ -176,10 +178,18 @@ class QueryMatcher:
     def _union(
         self, terms: Sequence[tuple[str, str | bytes, float]], scored: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The Or of (field, text, boost) terms, with the sum of their scores: one pass over
-        their postings, rather than two full-size arrays per term added up. Each document's
-        scores are added in the terms' order, as the sum of the terms' arrays would be."""
-        found = [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)]
+        """The Or of (field, text, boost) terms, with the sum of their scores."""
+        return self._sum_of(
+            [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)],
+            scored,
+        )
+
+    def _sum_of(
+        self, found: Sequence[tuple[Postings, float]], scored: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Or of postings (each with its boost), with the sum of their scores: one pass
+        over them, rather than two full-size arrays per term added up. Each document's scores
+        are added in the postings' order, as the sum of the terms' arrays would be."""
         docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
@@ -194,45 +204,66 @@ class QueryMatcher:
         return mask, np.bincount(docs, weights=weights, minlength=self.size)
 
     def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to."""
+        """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to.
+
+        As Whoosh's searcher does, segment by segment: a segment's reader finds fuzzy words
+        with its own automaton (not as the whole index's reader does), and the union's scores
+        depend on the segment's size and on how many words the query expands to in it.
+        """
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
-        words = self._expanded(q)[0]
-        if not words:
+        found: list[tuple[Postings, float]] = []
+        unscored: list[slice] = []  # segments where Whoosh scores each match 1.0
+        for leaf, base in self._leaves:
+            words = self._expanded(q, leaf, base)
+            span = slice(base, base + leaf.doc_count_all())
+            for word in words:
+                postings = self.postings(fieldname, word)
+                low, high = np.searchsorted(postings.docs, (span.start, span.stop))
+                scores = None if postings.scores is None else postings.scores[low:high]
+                found.append((Postings(postings.docs[low:high], scores), q.boost))
+            summed = whoosh_internals.union_is_summed(len(words), leaf.doc_count_all())
+            if q.constantscore and not summed:
+                unscored.append(span)
+        if not found:
             return self._nothing(scored)
-        mask, scores = self._union([(fieldname, word, q.boost) for word in words], scored)
-        if len(words) > 1 and q.constantscore and self.size <= _WHOOSH_UNION_ABOVE:
-            return mask, None
+        mask, scores = self._sum_of(found, scored)
+        if scores is not None:
+            for span in unscored:
+                scores[span] = mask[span]
         return mask, scores
 
     def expanded_terms(self, leaf: query.Query) -> list[tuple[str, Any]]:
         """The (field, word) terms a leaf of a query looks for; for a wildcard, fuzzy word
         or range, the words it was matched with (expanded once)."""
         if isinstance(leaf, query.MultiTerm):
-            return [(leaf.field(), word) for word in self._expanded(leaf)[0]]
+            return [(leaf.field(), word) for word in self._charge(leaf)[0]]
         with self.reading:
             return list(leaf.expanded_terms(self.reader, phrases=True))
 
-    def _expanded(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
-        """The words ``q`` matches and their documents summed (what a request is charged)."""
-        return self._expansions.get(repr(q), lambda: self._expand(q))
+    def _charge(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
+        """The words ``q`` matches in any segment, and their documents summed (what a request
+        is charged; cached)."""
 
-    def _expand(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
-        """Segment by segment, as Whoosh's searcher expands: a fuzzy word then walks each
-        segment's word graph, where the whole index's reader tests every word it has (8 s
-        for one fuzzy word over 450,000 distinct words)."""
-        found: set[bytes] = set()
-        with self.reading:
-            for leaf, _ in self._leaves:
-                for _, word in bounds.checked(q.expanded_terms(leaf)):
-                    if word:
-                        found.add(word)
-                    if len(found) > bounds.MAX_EXPANDED_TERMS:  # refused anyway: read no more
-                        break
-            words = sorted(found)
-            postings = sum(self.reader.doc_frequency(q.field(), word) for word in words)
-        return words, postings
+        def charge() -> tuple[list[bytes], int]:
+            found = (self._expanded(q, leaf, base) for leaf, base in self._leaves)
+            words = sorted({word for segment in found for word in segment})
+            with self.reading:
+                return words, sum(self.reader.doc_frequency(q.field(), word) for word in words)
+
+        return self._charges.get(repr(q), charge)
+
+    def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
+        """The words ``q`` expands to in one segment (cached). Segment by segment, as Whoosh's
+        searcher expands: a fuzzy word then walks each segment's word graph, where the whole
+        index's reader tests every word it has (8 s for one fuzzy word over 450,000 words)."""
+
+        def expand() -> list[bytes]:
+            with self.reading:
+                return [word for _, word in bounds.checked(q.expanded_terms(leaf)) if word]
+
+        return self._expansions.get((repr(q), base), expand)
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored
@@ -274,11 +305,11 @@ class QueryMatcher:
         return list(zip(range(len(words)), words, found, strict=True))
 
     def _evaluate_with_whoosh(self, q: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
-        """Matches and scores of one node straight from Whoosh's matcher."""
+        """Matches of one node straight from Whoosh's searcher (unscored)."""
+        self.handed_to_whoosh += 1
         mask = np.zeros(self.size, dtype=bool)
         with self.reading:
-            matcher = q.matcher(self.searcher, self.searcher.boolean_context())
-            mask[np.fromiter(matcher.all_ids(), dtype=np.int64)] = True
+            mask[np.fromiter(self.searcher.docs_for_query(q), dtype=np.int64)] = True
         return mask, None
 
     # Posting lists -------------------------------------------------------------------------
@@ -309,7 +340,7 @@ class QueryMatcher:
             if found is not None:
                 return found
             docs, _, values = self._read_postings(fieldname, word, values=True)
-        decode = _positions_decoder(self.schema[fieldname].format)
+        decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
         positions = [decode(value) for value in values]
         counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
         flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
@@ -338,7 +369,7 @@ class QueryMatcher:
         for leaf, base in self._leaves:
             if (fieldname, word) not in leaf:
                 continue
-            docs, weights, raw = _leaf_postings(leaf, fieldname, word, values)
+            docs, weights, raw = whoosh_internals.leaf_postings(leaf, fieldname, word, values)
             doc_parts.append(docs + base)
             weight_parts.append(weights)
             value_list.extend(raw)
@@ -356,7 +387,7 @@ class QueryMatcher:
             return None
         if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
             return np.zeros(0)
-        b = self._bm25._field_B.get(fieldname, self._bm25.B)
+        b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1 = self._bm25.K1
         idf = self.searcher.idf(fieldname, word)
         average = self.searcher.avg_field_length(fieldname) or 1
@@ -380,67 +411,3 @@ def _sum(
 
 def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
-
-
-def _leaf_postings(
-    leaf: IndexReader, fieldname: str, word: bytes, values: bool
-) -> tuple[np.ndarray, np.ndarray, list]:
-    """One segment's postings of a term, a block at a time where the codec allows it.
-
-    Reads below Whoosh's deletion filter: the caller masks deleted documents itself.
-    """
-    terms = getattr(leaf, "_terms", None)
-    if terms is not None:
-        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
-    else:
-        matcher = leaf.postings(fieldname, word)
-    docs: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    raw: list = []
-    if _W3_BLOCKS.issubset(dir(matcher)) and not matcher._byteids:
-        variable = matcher.format.fixed_value_size() in (None, -1)
-        while matcher.is_active():  # the W3 codec: whole blocks, decoded with numpy
-            matcher._read_data()
-            ids, block_weights, block_values = matcher._data
-            count = matcher._blocklength
-            docs.append(np.cumsum(np.asarray(ids, dtype=np.int64)))  # delta-coded ids
-            if block_weights is None:
-                weights.append(np.ones(count))
-            elif isinstance(block_weights, float):
-                weights.append(np.full(count, block_weights))
-            else:
-                weights.append(np.asarray(block_weights, dtype=np.float64))
-            if values:
-                if not variable:
-                    matcher._read_values()
-                    block_values = matcher._values
-                raw.extend(block_values)
-            matcher._next_block()
-        if not docs:
-            return np.zeros(0, np.int64), np.zeros(0), raw
-        return np.concatenate(docs), np.concatenate(weights), raw
-    ids, found = [], []
-    while matcher.is_active():
-        ids.append(matcher.id())
-        found.append(matcher.weight())
-        if values:
-            raw.append(matcher.value())
-        matcher.next()
-    return np.asarray(ids, dtype=np.int64), np.asarray(found, dtype=np.float64), raw
-
-
-#: What a W3 codec posting matcher has that lets whole blocks be read at once.
-_W3_BLOCKS = frozenset({"_read_data", "_data", "_blocklength", "_byteids", "_next_block"})
-
-
-def _positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
-    """Decodes a posting value to its positions: Whoosh's ``Positions`` encoding (a count,
-    then the pickled list of deltas) decoded in C where possible, else the format's own."""
-    if type(format_) is not formats.Positions:
-        return format_.decode_positions
-
-    def decode(value: bytes) -> list[int]:
-        payload = value[_COUNT_BYTES:]
-        return list(accumulate(loads(payload if payload[-1:] == b"." else payload + b".")))
-
-    return decode

@@ -29,6 +29,7 @@ from whoosh.analysis import (
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
+from searchidx import whoosh_internals
 from searchidx.articles import Article, Provider
 from searchidx.content import FileState
 
@@ -138,7 +139,7 @@ def _plain_chain(analyzer: Any) -> tuple | None:
     if tokenizer.gaps:
         return None
     return (tokenizer.expression, charmap, stop.stops, stop.min, stop.max, stop.renumber,
-            stem.ignore, stem._stem)  # fmt: skip
+            stem.ignore, whoosh_internals.stem_function(stem))  # fmt: skip
 
 
 def fold(text: str) -> str:

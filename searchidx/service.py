@@ -355,10 +355,11 @@ class SearchService:
         if sort is Sort.RELEVANCE and parsed is not None:
             if matches.scores is not None:
                 return _top_scored(matches.scores, final, start, end)
-            # A query part whose scores the snapshot does not reproduce: Whoosh ranks.
+            # A query part whose scores the snapshot does not reproduce: Whoosh ranks, scoring
+            # every match: its top-N collector can miss the best ones (whoosh3 3.54, ANDMAYBE).
             docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
             with snapshot.reading:
-                results = snapshot.searcher.search(parsed, filter=docset, limit=end)
+                results = snapshot.searcher.search(parsed, filter=docset, limit=None)
                 return [(hit.docnum, hit.score) for hit in results[start:end]]
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from whoosh import columns, query
+from whoosh import query
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
-from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
+from searchidx import whoosh_internals
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
@@ -47,8 +47,6 @@ _GATHER_BELOW = 4
 #: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
 #: page most of all, cost one search per index change.
 RESULTS_CACHED = 512
-#: Field length byte -> the length Whoosh scores with.
-_LENGTHS = np.array([byte_to_length(code) or 0 for code in range(256)], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -157,6 +155,7 @@ class IndexSnapshot:
         self.reader = searcher.reader()
         self.schema = searcher.schema
         self.size = self.reader.doc_count_all()
+        whoosh_internals.layout_known()  # checked (and warned about) once, at the first snapshot
         # An index built from an empty folder has a reader without segments, and so no columns.
         self._leaves: list[tuple[IndexReader, int]] = [
             (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
@@ -229,7 +228,7 @@ class IndexSnapshot:
         for leaf, base in self._leaves:
             reader = leaf.column_reader(name, translate=False)
             count = leaf.doc_count_all()
-            coded = _ref_codes(reader, count)
+            coded = whoosh_internals.ref_codes(reader, count)
             if coded is None:
                 values = [field.from_column_value(raw) for raw in reader]
                 distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
@@ -346,7 +345,7 @@ class IndexSnapshot:
         out = np.empty(self.size, dtype=np.int64)
         for leaf, base in self._leaves:
             count = leaf.doc_count_all()
-            raw = _fixed_numbers(leaf.column_reader(name, translate=False), count)
+            raw = whoosh_internals.fixed_numbers(leaf.column_reader(name, translate=False), count)
             if raw is None:
                 values = list(leaf.column_reader(name, translate=translate))
                 out[base : base + count] = np.asarray(values, dtype=np.int64)
@@ -364,57 +363,22 @@ class IndexSnapshot:
         out = np.zeros(self.size)
         for leaf, base in self._leaves:
             count = leaf.doc_count_all()
-            codes = _length_codes(leaf, fieldname, count)
+            codes = whoosh_internals.length_codes(leaf, fieldname, count)
             if codes is None:
                 lengths = [leaf.doc_field_length(d, fieldname, 0) or 0 for d in range(count)]
                 out[base : base + count] = lengths
             else:
-                out[base : base + count] = _LENGTHS[codes]
+                out[base : base + count] = whoosh_internals.LENGTH_OF_BYTE[codes]
         return out
 
 
 def _deleted_docs(leaf: IndexReader) -> Iterable[int]:
     """A segment's deleted docnums (its reader keeps them as a set; else: all minus live)."""
-    deleted = getattr(leaf, "deleted_docs_set", None)
+    deleted = whoosh_internals.deleted_docs(leaf)
     if deleted is not None:
         return deleted
     live = set(leaf.all_doc_ids())
     return [docnum for docnum in range(leaf.doc_count_all()) if docnum not in live]
-
-
-def _fixed_numbers(reader: Any, count: int) -> np.ndarray | None:
-    """A fixed-width numeric column's values, straight from its file (None: read it slowly)."""
-    if not isinstance(reader, columns.NumericColumn.Reader):
-        return None
-    stored = min(reader._count, count)
-    raw = reader._dbfile.get(reader._basepos, stored * reader._fixedlen)
-    values = np.frombuffer(raw, dtype=np.dtype(">" + reader._typecode)).astype(np.int64)
-    if stored < count:
-        values = np.concatenate([values, np.full(count - stored, reader._default, np.int64)])
-    return values
-
-
-def _length_codes(leaf: IndexReader, fieldname: str, count: int) -> np.ndarray | None:
-    """The length bytes of a field (the W3 codec's ``_<field>_len`` column), or None."""
-    perdoc = getattr(leaf, "_perdoc", None)
-    try:
-        from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
-
-        reader = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-    except (AttributeError, ImportError):
-        return None
-    if reader is None:
-        return np.zeros(count, dtype=np.int64)
-    return _fixed_numbers(reader, count)
-
-
-def _ref_codes(reader: Any, count: int) -> tuple[np.ndarray, list[bytes]] | None:
-    """A reference column's per-document codes and its unique values (None: read slowly)."""
-    if not isinstance(reader, columns.RefBytesColumn.Reader):
-        return None
-    raw = reader._dbfile.get(reader._basepos, count * reader._itemsize)
-    codes = np.frombuffer(raw, dtype=np.dtype(">" + reader._typecode)).astype(np.int64)
-    return codes, list(reader._uniques)
 
 
 def date_key(moment: datetime) -> int:

@@ -1,0 +1,377 @@
+"""Every read and write below Whoosh's public API, in one place, checked before it is trusted.
+
+The fast paths read posting blocks, column files and field lengths straight from a segment's
+files (:mod:`searchidx.matching`, :mod:`searchidx.snapshot`), and the indexer writes a segment
+and its postings with Whoosh's own steps in another order (:mod:`searchidx.indexer`). What they
+rely on is the whoosh3 3.54 layout: private attributes, block formats, posting value encodings,
+column internals. A release may change any of it without notice, and a changed layout would give
+wrong answers silently.
+
+So :func:`layout_known` checks once per process, when the first snapshot is opened, that Whoosh
+is a version whose layout this module knows and that its reads equal Whoosh's public API on a
+small index built in memory. If not, it warns once; the reads then answer None ("read it the
+public way") and the matcher hands every query to Whoosh's searcher: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from itertools import accumulate
+from pickle import loads
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import whoosh
+from whoosh import columns, fields, formats, query
+from whoosh.analysis import StemFilter
+from whoosh.reading import IndexReader
+from whoosh.scoring import BM25F
+from whoosh.util.numeric import byte_to_length
+from whoosh.writing import IndexWriter, SegmentWriter
+
+#: Whoosh releases (major, minor) whose layout this module reads; others go the public way.
+KNOWN_VERSIONS = frozenset({(3, 54)})
+#: Whoosh scores a constant-score Or (wildcards, fuzzy terms) as a sum of BM25F only above this
+#: many documents in a segment (``Or._matcher``'s automatic choice); below it, 1.0 a match.
+WHOOSH_UNION_ABOVE = 5000
+#: Field length byte -> the length Whoosh scores with (``whoosh.util.numeric.length_to_byte``).
+LENGTH_OF_BYTE = np.array([byte_to_length(code) or 0 for code in range(256)], dtype=np.float64)
+#: Bytes of the count that starts a ``Positions`` posting value (``whoosh.formats``).
+_COUNT_BYTES = 4
+#: What a W3 codec posting matcher has that lets whole blocks be read at once.
+_W3_BLOCKS = frozenset({"_read_data", "_data", "_blocklength", "_byteids", "_next_block"})
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class WhooshLayoutWarning(RuntimeWarning):
+    """Whoosh's private layout is not the one searchidx reads: searches go through Whoosh."""
+
+
+@functools.cache
+def layout_known() -> bool:
+    """Whether Whoosh's layout is the one this module reads (checked once per process)."""
+    version = tuple(whoosh.__version__[:2])
+    if version not in KNOWN_VERSIONS:
+        problem = f"whoosh3 {whoosh.versionstring()} is not a version whose layout it knows"
+    else:
+        problem = _self_test()
+    if problem is None:
+        return True
+    warnings.warn(
+        f"searchidx: {problem}; every search goes through Whoosh's own searcher (the same "
+        "answers, slower). Install a whoosh3 release listed in "
+        "searchidx/whoosh_internals.py (KNOWN_VERSIONS), or check the layout and add it there",
+        WhooshLayoutWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def _trusted(read: Callable[_P, _R]) -> Callable[_P, _R | None]:
+    """``read``, answering None (read it the public way) unless :func:`layout_known`."""
+
+    @functools.wraps(read)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R | None:
+        return read(*args, **kwargs) if layout_known() else None
+
+    return checked
+
+
+# Postings --------------------------------------------------------------------------------
+
+
+def leaf_postings(
+    leaf: IndexReader, fieldname: str, word: bytes, values: bool
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """One segment's postings of a term (docnums, weights, and raw values if ``values``), a
+    block at a time where the codec allows it.
+
+    Reads below Whoosh's deletion filter: the caller masks deleted documents itself.
+    """
+    terms = getattr(leaf, "_terms", None)
+    if terms is not None:
+        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
+    else:
+        matcher = leaf.postings(fieldname, word)
+    docs: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    raw: list = []
+    if _W3_BLOCKS.issubset(dir(matcher)) and not matcher._byteids:
+        variable = matcher.format.fixed_value_size() in (None, -1)
+        while matcher.is_active():  # the W3 codec: whole blocks, decoded with numpy
+            matcher._read_data()
+            ids, block_weights, block_values = matcher._data
+            count = matcher._blocklength
+            docs.append(np.cumsum(np.asarray(ids, dtype=np.int64)))  # delta-coded ids
+            if block_weights is None:
+                weights.append(np.ones(count))
+            elif isinstance(block_weights, float):
+                weights.append(np.full(count, block_weights))
+            else:
+                weights.append(np.asarray(block_weights, dtype=np.float64))
+            if values:
+                if not variable:
+                    matcher._read_values()
+                    block_values = matcher._values
+                raw.extend(block_values)
+            matcher._next_block()
+        if not docs:
+            return np.zeros(0, np.int64), np.zeros(0), raw
+        return np.concatenate(docs), np.concatenate(weights), raw
+    ids, found = [], []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        found.append(matcher.weight())
+        if values:
+            raw.append(matcher.value())
+        matcher.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(found, dtype=np.float64), raw
+
+
+def positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
+    """Decodes a posting value to its positions: Whoosh's ``Positions`` encoding (a count,
+    then the pickled list of deltas) decoded in C where possible, else the format's own."""
+    if type(format_) is not formats.Positions:
+        return format_.decode_positions
+
+    def decode(value: bytes) -> list[int]:
+        payload = value[_COUNT_BYTES:]
+        return list(accumulate(loads(payload if payload[-1:] == b"." else payload + b".")))
+
+    return decode
+
+
+def bm25_b(weighting: BM25F, fieldname: str) -> float:
+    """The B a BM25F weighting scores ``fieldname`` with (its ``<field>_B`` or its B)."""
+    return weighting._field_B.get(fieldname, weighting.B)
+
+
+def union_is_summed(words: int, segment_docs: int) -> bool:
+    """Whether Whoosh scores a constant-score Or of ``words`` terms in a segment of
+    ``segment_docs`` documents as the sum of their scores, as a search runs it (no current
+    match needed); else it preloads the matches and scores each 1.0 (``Or._matcher``)."""
+    return words <= 2 or (words < query.Or.TOO_MANY_CLAUSES and segment_docs > WHOOSH_UNION_ABOVE)
+
+
+# Documents and columns ---------------------------------------------------------------------
+
+
+@_trusted
+def deleted_docs(leaf: IndexReader) -> frozenset[int]:
+    """A segment's deleted docnums, as its reader keeps them."""
+    return leaf.deleted_docs_set
+
+
+@_trusted
+def fixed_numbers(reader: Any, count: int) -> np.ndarray | None:
+    """A fixed-width numeric column's values, straight from its file (None: read it slowly)."""
+    if not isinstance(reader, columns.NumericColumn.Reader):
+        return None
+    stored = min(reader._count, count)
+    raw = reader._dbfile.get(reader._basepos, stored * reader._fixedlen)
+    values = np.frombuffer(raw, dtype=np.dtype(">" + reader._typecode)).astype(np.int64)
+    if stored < count:
+        values = np.concatenate([values, np.full(count - stored, reader._default, np.int64)])
+    return values
+
+
+@_trusted
+def ref_codes(reader: Any, count: int) -> tuple[np.ndarray, list[bytes]] | None:
+    """A reference column's per-document codes and its unique values (None: read slowly)."""
+    if not isinstance(reader, columns.RefBytesColumn.Reader):
+        return None
+    raw = reader._dbfile.get(reader._basepos, count * reader._itemsize)
+    codes = np.frombuffer(raw, dtype=np.dtype(">" + reader._typecode)).astype(np.int64)
+    return codes, list(reader._uniques)
+
+
+@_trusted
+def length_codes(reader: Any, fieldname: str, count: int) -> np.ndarray | None:
+    """The length bytes of a field (the W3 codec's ``_<field>_len`` column), decoded by
+    :data:`LENGTH_OF_BYTE`; ``reader`` is a segment's reader or its per-document reader."""
+    perdoc = getattr(reader, "_perdoc", reader)
+    try:
+        from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+
+        column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+    except (AttributeError, ImportError):
+        return None
+    if column is None:
+        return np.zeros(count, dtype=np.int64)
+    return fixed_numbers.__wrapped__(column, count)
+
+
+# Analysis ----------------------------------------------------------------------------------
+
+
+def stem_function(stem: StemFilter) -> Callable[[str], str]:
+    """The (cached) stemming function a :class:`StemFilter` applies to each word."""
+    return stem._stem
+
+
+# Writing segments ---------------------------------------------------------------------------
+
+
+def unlocked_writer(index: Any, limitmb: int) -> IndexWriter:
+    """A writer of ``index`` that takes no Whoosh lock (the caller holds its own)."""
+    return index.writer(limitmb=limitmb, _lk=False)
+
+
+def unlocked_segment_writer(index: Any, limitmb: int) -> SegmentWriter:
+    """A writer of one new segment of ``index`` that takes no Whoosh lock."""
+    return SegmentWriter(index, _lk=False, limitmb=limitmb)
+
+
+def buffered_bytes(writer: SegmentWriter) -> int:
+    """The size of a writer's indexing buffer (its pool), in bytes."""
+    return writer.pool.currentsize
+
+
+def write_segment(writer: SegmentWriter) -> Any:
+    """``SegmentWriter._finalize_segment``, but with each field's lengths read once into
+    memory: Whoosh reads a document's length from the column file for every posting, a fifth
+    of writing the postings. Returns the segment (not yet in any table of contents).
+
+    Not ``SegmentWriter._finish``: it empties the temporary folder all writers of the index
+    share (MAIN.tmp), where another worker's open writer keeps its column buffer, and that
+    worker then fails; the caller's commit removes the folder.
+    """
+    try:
+        writer.perdocwriter.close()
+        lengths = writer.per_document_reader() if writer.codec.length_stats else None
+        postings = writer.pool.iter_postings()
+        writer.fieldwriter.add_postings(writer.schema, _Lengths(lengths), postings)
+        writer.fieldwriter.close()
+        if lengths is not None:
+            lengths.close()
+        writer._close_segment()
+        writer._assemble_segment()
+        return writer.get_segment()
+    finally:
+        writer.is_closed = True
+
+
+class _Lengths:
+    """A segment's field lengths for ``FieldWriter.add_postings``, each field's column read in
+    one piece (the same values ``PerDocumentReader.doc_field_length_reader`` gives)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def __bool__(self) -> bool:
+        return self.reader is not None
+
+    def doc_field_length_reader(self, fieldname: str, default: int = 0) -> Callable[[int], Any]:
+        lengths = _decoded_lengths(self.reader, fieldname)
+        if lengths is None:
+            return self.reader.doc_field_length_reader(fieldname, default)
+        return lengths.__getitem__
+
+    def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> Any:
+        return self.reader.doc_field_length(docnum, fieldname, default)
+
+
+def _decoded_lengths(reader: Any, fieldname: str) -> list | None:
+    """Every document's decoded length in a field (None where it has none), from the W3
+    codec's length column (None where the codec differs)."""
+    codes = length_codes(reader, fieldname, reader.doc_count_all())
+    if codes is None:
+        return None
+    decoded = [byte_to_length(code) if code else None for code in range(256)]
+    return [decoded[code] for code in codes.tolist()]
+
+
+# The self-test ------------------------------------------------------------------------------
+
+#: Documents of the self-test's index: enough that a common word's postings span blocks.
+_TEST_DOCS = 300
+
+
+def _self_test() -> str | None:
+    """What differs between this module's reads and Whoosh's public API on a small index of
+    two segments with deletions, built in memory; None if nothing."""
+    from whoosh.analysis import RegexTokenizer
+    from whoosh.filedb.filestore import RamStorage
+
+    schema = fields.Schema(
+        text=fields.TEXT(phrase=True),
+        tag=fields.KEYWORD(scorable=True),
+        ref=fields.ID(sortable=columns.RefBytesColumn()),
+        number=fields.NUMERIC(int, bits=32, signed=True, sortable=True),
+    )
+    index = RamStorage().create_index(schema)
+    words = ["alpha", "beta", "gamma", "delta", "running", "flies"]
+
+    def document(n: int) -> dict[str, Any]:
+        text = " ".join(words[(n * k) % len(words)] for k in range(1 + n % 7))
+        return {"text": f"common {text} common", "tag": words[n % 4] * (1 + n % 3),
+                "ref": f"r{n % 5}", "number": n * 7919 % 1000 - 500}  # fmt: skip
+
+    try:
+        for part in range(2):
+            writer = index.writer()
+            for n in range(part * _TEST_DOCS // 2, (part + 1) * _TEST_DOCS // 2):
+                writer.add_document(**document(n))
+            writer.commit(merge=False)
+        writer = index.writer()
+        for n in range(0, _TEST_DOCS, 7):
+            writer.delete_document(n)
+        writer.commit(merge=False)
+        with index.searcher(weighting=BM25F(B=0.5, text_B=0.25)) as searcher:
+            if bm25_b(searcher.weighting, "text") != 0.25 or bm25_b(searcher.weighting, "x") != 0.5:
+                return "the B of a BM25F field is not where it reads it"
+            leaves = list(searcher.reader().leaf_readers())
+            if len(leaves) != 2:
+                return "the self-test index does not have the two segments it was given"
+            for leaf, _base in leaves:
+                problem = _leaf_differs(leaf)
+                if problem is not None:
+                    return problem
+        stem = StemFilter()
+        stemmed = [token.text for token in (RegexTokenizer() | stem)(" ".join(words))]
+        if [stem_function(stem)(word) for word in words] != stemmed:
+            return "a StemFilter's stemming function is not where it reads it"
+    except Exception as error:  # any surprise is a layout it does not know
+        return f"its self-test failed ({type(error).__name__}: {error})"
+    return None
+
+
+def _leaf_differs(leaf: IndexReader) -> str | None:
+    """How one segment's fast reads differ from Whoosh's public ones, or None."""
+    count = leaf.doc_count_all()
+    live = set(leaf.all_doc_ids())
+    if set(deleted_docs.__wrapped__(leaf)) != set(range(count)) - live:
+        return "deleted documents differ"
+    for fieldname in ("text", "tag", "number"):
+        for word in leaf.lexicon(fieldname):
+            docs, weights, raw = leaf_postings(leaf, fieldname, word, values=True)
+            kept = [i for i, doc in enumerate(docs.tolist()) if doc in live]
+            public = leaf.postings(fieldname, word)
+            items = list(public.items_as("weight"))
+            if [int(docs[i]) for i in kept] != [doc for doc, _ in items]:
+                return f"the postings of {fieldname}:{word!r} differ"
+            if [float(weights[i]) for i in kept] != [weight for _, weight in items]:
+                return f"the weights of {fieldname}:{word!r} differ"
+            if fieldname == "text":
+                decode = positions_decoder(leaf.schema[fieldname].format)
+                positions = [positions for _, positions in leaf.postings(fieldname, word)
+                             .items_as("positions")]  # fmt: skip
+                if [decode(raw[i]) for i in kept] != positions:
+                    return f"the positions of {fieldname}:{word!r} differ"
+    lengths = length_codes.__wrapped__(leaf, "text", count)
+    public_lengths = [leaf.doc_field_length(doc, "text", 0) for doc in range(count)]
+    if lengths is None or LENGTH_OF_BYTE[lengths].tolist() != public_lengths:
+        return "field lengths differ"
+    numbers = fixed_numbers.__wrapped__(leaf.column_reader("number", translate=False), count)
+    if numbers is None or numbers.tolist() != list(leaf.column_reader("number", translate=False)):
+        return "numeric column values differ"
+    coded = ref_codes.__wrapped__(leaf.column_reader("ref", translate=False), count)
+    if coded is None or [coded[1][code] for code in coded[0].tolist()] != list(
+        leaf.column_reader("ref", translate=False)
+    ):
+        return "reference column values differ"
+    return None
