@@ -353,7 +353,7 @@ def test_wildcards_sum_their_words_scores_in_segments_above_the_union_threshold(
     snapshot = service.snapshot()
     big_leaf, _ = snapshot._leaves[0]
     assert big_leaf.doc_count_all() > whoosh_internals.WHOOSH_UNION_ABOVE
-    parsed = parse_query("body:c*")
+    parsed = parse_query("body:co*")
     scores = snapshot.match(parsed, scored=True).scores
     theirs = {hit.docnum: hit.score for hit in snapshot.searcher.search(parsed, limit=None)}
     big = [doc for doc in theirs if doc < big_leaf.doc_count_all()]
@@ -365,8 +365,8 @@ def test_wildcards_sum_their_words_scores_in_segments_above_the_union_threshold(
 
 
 #: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).
-FALLBACK_QUERIES = ["microsoft", '"chip production"', "google OR privacy", "c*", "regulaton~",
-                    "microsoft ANDMAYBE privacy", '"machine learning"~3',
+FALLBACK_QUERIES = ["microsoft", '"chip production"', "google OR privacy", "co*", "regulaton~",
+                    "microsoft ANDMAYBE privacy", '"machine learning"^2',
                     "quality:[50 TO 90]"]  # fmt: skip
 
 
