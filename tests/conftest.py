@@ -10,9 +10,12 @@ lists, tables and non-ASCII text) about made-up companies, written for this proj
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from searchidx import indexer
 from searchidx.articles import Article
@@ -20,7 +23,9 @@ from searchidx.content import scan_content
 from searchidx.parsing import read_article
 from searchidx.sample import SEED_ARTICLE, write_sample
 from searchidx.schema import from_record
+from searchidx.service import SearchService
 from searchidx.store import IndexStore
+from web.app import create_app
 
 ARTICLES_DIR = Path(__file__).parent / "articles"
 ARTICLES_COUNT = 10
@@ -92,3 +97,28 @@ def content(tmp_path: Path, sample_dir: Path) -> Path:
 def store(tmp_path: Path) -> IndexStore:
     """An empty index location."""
     return IndexStore(tmp_path / "index")
+
+
+@pytest.fixture(scope="module")
+def app_store(sample_store: IndexStore) -> IndexStore:
+    """The index the module's web ``app`` serves; a module overrides it to serve another."""
+    return sample_store
+
+
+@pytest.fixture(scope="module")
+def app(app_store: IndexStore) -> Iterator[Flask]:
+    """The real web app over ``app_store``, its service closed at the end of the module."""
+    app = create_app(app_store, config={"TESTING": True})
+    yield app
+    app.extensions["searchidx"].close()
+
+
+@pytest.fixture(scope="module")
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def service(app: Flask) -> SearchService:
+    """The app's own search service."""
+    return app.extensions["searchidx"]

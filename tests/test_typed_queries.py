@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +28,6 @@ from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
 from tests.conftest import write_article
 from tests.web_helpers import parse_html
-from web.app import create_app
 
 #: path -> (title, excerpt, provider name, provider domain)
 ARTICLES = {
@@ -92,20 +90,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
 
 
 @pytest.fixture(scope="module")
-def app(store: IndexStore) -> Iterator[Flask]:
-    app = create_app(store, config={"TESTING": True})
-    yield app
-    app.extensions["searchidx"].close()
-
-
-@pytest.fixture(scope="module")
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture(scope="module")
-def service(app: Flask) -> SearchService:
-    return app.extensions["searchidx"]
+def app_store(store: IndexStore) -> IndexStore:
+    return store
 
 
 # One search, on each surface: the found paths (best first), the notes and the retry message.

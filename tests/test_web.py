@@ -19,14 +19,12 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from urllib.request import urlopen
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from searchidx import indexer
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
-from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from tests.conftest import write_article
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving, validate
@@ -39,23 +37,6 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 SCRIPT = "<script>alert(1)</script>"
 DASH = "\N{EN DASH}"
 REMOVE = "\N{MULTIPLICATION SIGN} (remove)"  # a filter chip's remove mark, as read
-
-
-@pytest.fixture(scope="module")
-def app(sample_store: IndexStore) -> Iterator[Flask]:
-    app = create_app(sample_store, config={"TESTING": True})
-    yield app
-    app.extensions["searchidx"].close()
-
-
-@pytest.fixture(scope="module")
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture(scope="module")
-def service(app: Flask) -> SearchService:
-    return app.extensions["searchidx"]
 
 
 def page(client: FlaskClient, url: str, status: int = 200) -> Node:

@@ -21,8 +21,6 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import yaml
-from flask import Flask
-from flask.testing import FlaskClient
 
 from searchidx import highlight, indexer
 from searchidx.articles import Article
@@ -136,15 +134,8 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
 
 
 @pytest.fixture(scope="module")
-def app(hostile_store: IndexStore) -> Iterator[Flask]:
-    app = create_app(hostile_store, config={"TESTING": True})
-    yield app
-    app.extensions["searchidx"].close()
-
-
-@pytest.fixture(scope="module")
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def app_store(hostile_store: IndexStore) -> IndexStore:
+    return hostile_store
 
 
 def text_of(response) -> str:
