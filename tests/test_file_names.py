@@ -10,11 +10,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -38,7 +36,7 @@ from searchidx.indexer import SyncReport
 from searchidx.store import IndexStore
 from tests.conftest import stored_titles
 from tests.test_export import read_bulk
-from tests.test_watch import WAIT_SECONDS, Watcher, wait_for
+from tests.test_watch import WAIT_SECONDS, Watcher, wait_for, watch_command
 from web.app import create_app
 
 #: ``searchidx`` as a user runs it, in another process.
@@ -194,20 +192,11 @@ def test_names_differing_only_in_normalisation_stay_two_documents(
 def test_watch_command_reports_names_that_are_not_utf8_and_keeps_watching(tmp_path: Path):
     folder, index = tmp_path / "content", str(tmp_path / "index")
     write(folder, b"first.md", article("First"))
-    process = subprocess.Popen(
-        [*COMMAND, "watch", str(folder), "--index", index, "--debounce", "50"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
-    reader.start()
 
     def logged(text: str) -> Callable[[], bool]:
         return lambda: any(text in line for line in lines)
 
-    try:
+    with watch_command(folder, index) as lines:
         wait_for(logged("1 added"), "the first sync")
         write(folder, BAD_NAME, article("Badly named"))
         wait_for(logged("skipped bad\\xffname.md: the file name is not valid"), "its report")
@@ -216,14 +205,6 @@ def test_watch_command_reports_names_that_are_not_utf8_and_keeps_watching(tmp_pa
         os.rename(os.path.join(os.fsencode(folder), b"old \xe9"), folder / "renamed")
         wait_for(lambda: "renamed/inside.md" in (stored_titles(IndexStore(index)) or {}),
                  "the renamed folder's article", timeout=2 * watch.POLL_MS / 1000)  # fmt: skip
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=WAIT_SECONDS) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader.join(timeout=WAIT_SECONDS)
-    assert not any("Traceback" in line for line in lines), "".join(lines)
     assert any("cannot watch" in line for line in lines), "".join(lines)
 
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -379,9 +380,11 @@ def test_watch_filter_counts_articles_and_folders_not_hidden_or_index_files(
     assert changes(Change.added, "/somewhere/else/article.md") is False
 
 
-def test_watch_command_syncs_changes_until_interrupted(folder: Path, tmp_path: Path):
+@contextmanager
+def watch_command(folder: Path, index: Path | str) -> Iterator[list[str]]:
+    """``searchidx watch FOLDER`` in a real process, its output lines collected as they come;
+    after the body, Ctrl-C must stop it cleanly (exit 0), with no traceback."""
     command = [sys.executable, "-c", "from searchidx.cli import cli; cli()"]
-    index = tmp_path / "index"
     process = subprocess.Popen(
         [*command, "watch", str(folder), "--index", str(index), "--debounce", "50"],
         stdout=subprocess.PIPE,
@@ -392,9 +395,7 @@ def test_watch_command_syncs_changes_until_interrupted(folder: Path, tmp_path: P
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("3 added" in line for line in lines), "the first sync's line")
-        write_article(folder, "late.md", front_matter("Late"))
-        wait_for(lambda: any("1 added" in line for line in lines), "the change's line")
+        yield lines
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT_SECONDS) == 0
     finally:
@@ -402,6 +403,14 @@ def test_watch_command_syncs_changes_until_interrupted(folder: Path, tmp_path: P
             process.kill()
             process.wait()
     reader.join(timeout=WAIT_SECONDS)
-    assert "late.md" in indexed_titles(IndexStore(index))
     assert not any("Traceback" in line for line in lines), "".join(lines)
+
+
+def test_watch_command_syncs_changes_until_interrupted(folder: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    with watch_command(folder, index) as lines:
+        wait_for(lambda: any("3 added" in line for line in lines), "the first sync's line")
+        write_article(folder, "late.md", front_matter("Late"))
+        wait_for(lambda: any("1 added" in line for line in lines), "the change's line")
+    assert "late.md" in indexed_titles(IndexStore(index))
     shutil.rmtree(index)
