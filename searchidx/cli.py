@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer, querylang
+from searchidx import indexer, querylang, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
@@ -82,6 +82,29 @@ def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return index_option(command)
 
 
+def synonyms_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--synonyms FILE`` and ``--no-synonyms``, of the commands that build the index."""
+    command = click.option(
+        "--no-synonyms", is_flag=True, help="Remove the synonyms kept with the index."
+    )(command)
+    return click.option(
+        "--synonyms",
+        "synonyms_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Synonyms file to keep with the index, replacing the one it has (see the README).",
+    )(command)
+
+
+def _synonyms_text(synonyms_file: Path | None, no_synonyms: bool) -> str | None:
+    """The checked text of the synonyms to keep with the index, "" to remove them, or None
+    to keep the ones it has."""
+    if synonyms_file is not None and no_synonyms:
+        raise click.UsageError("give --synonyms FILE or --no-synonyms, not both")
+    if no_synonyms:
+        return ""
+    return None if synonyms_file is None else synonyms.read_file(synonyms_file)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="searchidx")
 def cli() -> None:
@@ -91,30 +114,47 @@ def cli() -> None:
 @cli.command()
 @click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @writer_options
+@synonyms_options
 @domain_errors
-def index(content_dir: Path | None, store: IndexStore, wait: float) -> None:
+def index(
+    content_dir: Path | None,
+    store: IndexStore,
+    wait: float,
+    synonyms_file: Path | None,
+    no_synonyms: bool,
+) -> None:
     """Bring the index in line with CONTENT_DIR: add new, update changed, remove deleted files.
 
-    CONTENT_DIR is remembered, so later runs need no argument. Exit status 3 when some files
-    were skipped (each is listed with the reason); the others are indexed.
+    CONTENT_DIR is remembered, so later runs need no argument, and so is the synonyms file
+    (its text is kept with the index). Exit status 3 when some files were skipped (each is
+    listed with the reason); the others are indexed.
     """
+    text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
-        report = indexer.sync(store, content_dir, progress=progress, wait=wait)
+        report = indexer.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 
 @cli.command()
 @click.argument("content_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @writer_options
+@synonyms_options
 @domain_errors
-def rebuild(content_dir: Path | None, store: IndexStore, wait: float) -> None:
+def rebuild(
+    content_dir: Path | None,
+    store: IndexStore,
+    wait: float,
+    synonyms_file: Path | None,
+    no_synonyms: bool,
+) -> None:
     """Build a fresh index beside the live one and swap it in atomically.
 
     Readers (a running web page) keep answering from the old index until the new one is
     complete.
     """
+    text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
-        report = indexer.rebuild(store, content_dir, progress=progress, wait=wait)
+        report = indexer.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 

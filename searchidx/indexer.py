@@ -101,18 +101,20 @@ def sync(
     content_dir: Path | str | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    synonyms: str | None = None,
 ) -> SyncReport:
     """Bring the index at ``store`` in line with ``content_dir`` (default: the one it knows).
 
     Builds the index from scratch when there is none yet, or when it was written by another
-    schema version.
+    schema version. ``synonyms``: the text of a synonyms file to keep with the index ("" to
+    remove them; None keeps the ones it has).
     """
     with _writing(store, wait) as note:
         root = _content_root(store, content_dir)
         if not store.exists() or store.read_meta().schema_version != SCHEMA_VERSION:
-            report = _build(store, root, progress)
+            report = _build(store, root, progress, synonyms)
         else:
-            report = _sync(store, root, progress)
+            report = _sync(store, root, progress, synonyms)
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -122,10 +124,12 @@ def rebuild(
     content_dir: Path | str | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    synonyms: str | None = None,
 ) -> SyncReport:
-    """Index everything into a new generation and swap it in atomically."""
+    """Index everything into a new generation and swap it in atomically (``synonyms`` as
+    for :func:`sync`)."""
     with _writing(store, wait) as note:
-        report = _build(store, _content_root(store, content_dir), progress)
+        report = _build(store, _content_root(store, content_dir), progress, synonyms)
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -171,7 +175,9 @@ def _content_root(store: IndexStore, content_dir: Path | str | None) -> Path:
     return root.resolve()
 
 
-def _build(store: IndexStore, root: Path, progress: Progress | None) -> SyncReport:
+def _build(
+    store: IndexStore, root: Path, progress: Progress | None, synonyms: str | None
+) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root), rebuilt=True)
     on_disk = scan_content(root)
@@ -182,7 +188,7 @@ def _build(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepo
             report.documents = index.doc_count()
         finally:
             index.close()
-        _finish(store, generation, report, started)
+        _finish(store, generation, report, started, synonyms)
     except BaseException:
         shutil.rmtree(generation, ignore_errors=True)
         raise
@@ -448,7 +454,9 @@ def _cancel(writer: IndexWriter) -> None:
         writer.cancel()
 
 
-def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncReport:
+def _sync(
+    store: IndexStore, root: Path, progress: Progress | None, synonyms: str | None
+) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root))
     on_disk = scan_content(root)
@@ -468,7 +476,7 @@ def _sync(store: IndexStore, root: Path, progress: Progress | None) -> SyncRepor
     finally:
         index.close()
     report.documents = store.open_index().doc_count() if report.changed else len(indexed.docnums)
-    _finish(store, store.live_dir(), report, started)
+    _finish(store, store.live_dir(), report, started, synonyms)
     return report
 
 
@@ -561,8 +569,14 @@ def _skipped(problem: ArticleProblem, was_indexed: bool) -> ArticleProblem:
     return ArticleProblem(problem.path, problem.line, reason)
 
 
-def _finish(store: IndexStore, generation: Path, report: SyncReport, started: float) -> None:
+def _finish(
+    store: IndexStore, generation: Path, report: SyncReport, started: float, synonyms: str | None
+) -> None:
     report.seconds = time.perf_counter() - started
+    if synonyms is None and store.exists() and generation != store.live_dir():
+        synonyms = store.read_synonyms()  # a new generation keeps the live one's synonyms
+    if synonyms is not None:
+        store.write_synonyms(generation, synonyms)
     store.write_meta(
         generation,
         IndexMeta(

@@ -20,7 +20,7 @@ from typing import Any
 from whoosh import qparser, query
 from whoosh.searching import Searcher
 
-from searchidx import bounds, typedtext
+from searchidx import bounds, synonyms, typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, build_schema
@@ -108,7 +108,8 @@ def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
 
 
 def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
-    """The Whoosh query of a reading (see :func:`read`), within :mod:`searchidx.bounds`."""
+    """The Whoosh query of a reading (see :func:`read`), within :mod:`searchidx.bounds`, its
+    words and phrases expanded by the current synonyms (:mod:`searchidx.synonyms`)."""
     if not reading.query:
         return query.NullQuery
     parsed = _parsed(reading.query, fuzzy)
@@ -118,7 +119,7 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
-    return parsed
+    return synonyms.current().expand(parsed)
 
 
 def expanded_words(parsed: query.Query) -> int:

@@ -36,7 +36,7 @@ from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import bounds, highlight, querylang, relaxation
+from searchidx import bounds, highlight, querylang, relaxation, synonyms
 from searchidx.errors import IndexMissingError
 from searchidx.matching import Matches
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
@@ -200,9 +200,18 @@ class SearchService:
         """The answer to ``request`` from the newest index; the same request on the same index
         snapshot is answered from the snapshot's cache of results."""
         started = time.perf_counter()
-        with self._using() as snapshot, bounds.budget(self.search_timeout):
-            result = snapshot.results.get(request.key, lambda: self._search(snapshot, request))
+        with (
+            self._using() as snapshot,
+            bounds.budget(self.search_timeout),
+            synonyms.applied(self._synonyms()) as rules,
+        ):
+            key = (request.key, rules)  # a new synonyms file is read without a new snapshot
+            result = snapshot.results.get(key, lambda: self._search(snapshot, request))
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
+
+    def _synonyms(self) -> synonyms.Synonyms:
+        """The synonyms kept with the index searched (a sync may replace them)."""
+        return synonyms.parse(self.store.read_synonyms(self._generation))
 
     def _search(self, snapshot: IndexSnapshot, request: SearchRequest) -> SearchResult:
         """What :meth:`search` answers; ``took_ms`` is set by it."""

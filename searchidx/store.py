@@ -6,6 +6,7 @@ Layout of an index location (``./index`` unless told otherwise)::
       CURRENT          name of the live generation, replaced atomically (os.replace)
       .writer.lock     held (flock) by the one process allowed to write
       gen-<stamp>/     a Whoosh index, plus sync.json (content folder, last sync, skipped files)
+                       and synonyms.txt (the synonyms file named at index time, if any)
 
 A sync writes into the live generation (Whoosh commits are atomic). A rebuild writes a whole new
 generation beside it and then switches ``CURRENT``: a reader holding the old one keeps reading it,
@@ -38,6 +39,7 @@ _LOCK = ".writer.lock"
 #: How long past its wait a writer keeps trying while the lock file names no holder.
 _LOCK_SETTLE = 1.0
 _META = "sync.json"
+_SYNONYMS = "synonyms.txt"
 
 
 def default_location() -> Path:
@@ -96,6 +98,13 @@ class IndexStore:
 
     def read_meta(self) -> IndexMeta:
         return IndexMeta.from_json((self.live_dir() / _META).read_text())
+
+    def read_synonyms(self, generation: str | None = None) -> str:
+        """The synonyms file kept with ``generation`` (default: the live one); "" for none."""
+        try:
+            return (self.location / (generation or self.generation()) / _SYNONYMS).read_text()
+        except FileNotFoundError:
+            return ""
 
     # Writing ---------------------------------------------------------------------------------
 
@@ -161,6 +170,13 @@ class IndexStore:
     def write_meta(self, generation_dir: Path, meta: IndexMeta) -> None:
         _atomic_write(generation_dir / _META, meta.to_json())
 
+    def write_synonyms(self, generation_dir: Path, text: str) -> None:
+        """Keep ``text`` as the synonyms of ``generation_dir``; "" removes them."""
+        if text:
+            _atomic_write(generation_dir / _SYNONYMS, text)
+        else:
+            (generation_dir / _SYNONYMS).unlink(missing_ok=True)
+
     def publish(self, generation_dir: Path) -> None:
         """Make ``generation_dir`` the live index in one atomic step, then drop the others.
 
@@ -183,6 +199,7 @@ class IndexStore:
         leftovers = [
             _temp_name(self.location / _CURRENT, "*"),
             _temp_name(self.location / live / _META, "*"),
+            _temp_name(self.location / live / _SYNONYMS, "*"),
         ]
         for pattern in leftovers:
             for path in pattern.parent.glob(pattern.name):
