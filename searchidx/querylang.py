@@ -41,7 +41,12 @@ _EXPANDED = (query.FuzzyTerm, query.Wildcard, query.Prefix)
 
 _OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "TO"})
 _FIELD_PREFIX = re.compile(r"(?<![\w.])([A-Za-z_]\w*):(?=\S)")
-_WORD = re.compile(r"(?<![\w:*?~^-])[^\W\d_][\w'-]*(?![\w:*?~]|\^)")
+#: A word a correction may replace: letters and digits, a part of a joined word ("gover" and
+#: "nor" of "gover-nor", as the index splits it); not a wildcard, a fuzzy or a boosted word (an
+#: operator character counts only right after a letter or digit), nor a field's name or value
+#: (:func:`_in_field_syntax`).
+_WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
+_FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
 def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParser:
@@ -79,14 +84,14 @@ def read(text: str) -> Reading:
     return reading
 
 
-_WORD = re.compile(WORD_PATTERN)
+_INDEXED_WORD = re.compile(WORD_PATTERN)
 
 
 def _within_word_cap(text: str) -> tuple[str, str | None]:
     """``text`` up to its :data:`~searchidx.bounds.MAX_QUERY_WORDS`-th different word, and the
     note saying where it was cut (None when it was not)."""
     seen: set[str] = set()
-    for found in _WORD.finditer(text):
+    for found in _INDEXED_WORD.finditer(text):
         if found.group(0) in typedtext.RESERVED_WORDS:
             continue
         seen.add(found.group(0).casefold())
@@ -203,6 +208,8 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
         word = match.group(0)
         if word in _OPERATORS or _inside_quotes(text, match.start()):
             continue
+        if _in_field_syntax(text, match):
+            continue
         stems = [token.text for token in ANALYZER(word.lower())]
         if not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems):
             continue
@@ -222,5 +229,15 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
     return Correction(text=plain, html=marked)
 
 
+def _in_field_syntax(text: str, match: re.Match[str]) -> bool:
+    """Whether the word names a known field (``title:``) or is a value of one (``title:word``);
+    another ``name:`` is text, as :mod:`searchidx.typedtext` reads it."""
+    if text[match.end() : match.end() + 1] == ":" and match.group(0).lower() in QUERY_FIELDS:
+        return True
+    field = _FIELD_BEFORE.search(text, 0, match.start())
+    return field is not None and field.group(1).lower() in QUERY_FIELDS
+
+
 def _inside_quotes(text: str, position: int) -> bool:
-    return text.count('"', 0, position) % 2 == 1
+    """Inside a phrase: after an opening quote that is closed (an unclosed one is ignored)."""
+    return text.count('"', 0, position) % 2 == 1 and '"' in text[position:]

@@ -312,17 +312,7 @@ class SearchService:
     ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
         (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
-        attempts: list[tuple[str, str, whoosh_query.Query | None]] = []
-        if correction is not None:
-            attempts.append((correction.text, "corrected", querylang.parse_query(correction.text)))
-        relaxed = self._relaxed(snapshot, request, filters)
-        if relaxed is not None:
-            kept = " ".join(relaxed.kept)
-            attempts.append((kept, "relaxed", querylang.parse_reading(Reading(kept))))
-        fuzzy = querylang.parse_query(request.text, fuzzy=True)
-        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
-            attempts.append((request.text, "fuzzy", fuzzy))  # each word fuzzy: a few words only
-        for text, kind, parsed in attempts:
+        for text, kind, parsed, relaxed in self._attempts(snapshot, request, correction, filters):
             if parsed is None:
                 continue
             try:
@@ -331,15 +321,36 @@ class SearchService:
                 continue
             final = _all(matches.mask, filters.values())
             if final.any():
-                return text, kind, parsed, matches, final, relaxed if kind == "relaxed" else None
+                return text, kind, parsed, matches, final, relaxed
         return None
 
+    def _attempts(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        correction: Correction | None,
+        filters: Mapping[str, np.ndarray],
+    ) -> Iterator[tuple[str, str, whoosh_query.Query | None, Relaxation | None]]:
+        """The retries in order, each worked out only when those before it found nothing: the
+        corrected query, it relaxed (a correction inside a joined word, "gover-nor", is still a
+        phrase), the query relaxed, and the fuzzy query."""
+        if correction is not None:
+            yield correction.text, "corrected", querylang.parse_query(correction.text), None
+        for text in (*([correction.text] if correction else []), request.text):
+            relaxed = self._relaxed(snapshot, text, filters)
+            if relaxed is not None:
+                kept = " ".join(relaxed.kept)
+                yield kept, "relaxed", querylang.parse_reading(Reading(kept)), relaxed
+        fuzzy = querylang.parse_query(request.text, fuzzy=True)
+        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
+            yield request.text, "fuzzy", fuzzy, None  # each word fuzzy: a few words only
+
     def _relaxed(
-        self, snapshot: IndexSnapshot, request: SearchRequest, filters: Mapping[str, np.ndarray]
+        self, snapshot: IndexSnapshot, text: str, filters: Mapping[str, np.ndarray]
     ) -> Relaxation | None:
-        """Which required words to drop so that the query finds something (if every word of
-        it is required)."""
-        parts = querylang.read(request.text).parts
+        """Which required words of the query ``text`` to drop so that it finds something (if
+        every word of it is required)."""
+        parts = querylang.read(text).parts
         if not parts:
             return None
 
