@@ -183,12 +183,12 @@ def parse_sort(text: str) -> Sort:
         ) from None
 
 
-_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?|\.[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
 
 
 def parse_half_life(text: str, parameter: str = "half_life") -> float:
     """A half-life in days as written in a URL or option: ASCII digits with an optional
-    decimal point (``30``, ``7.5``), more than 0 and at most a century."""
+    decimal point (``30``, ``7.5``), from a quarter of an hour to a century."""
     value = text.strip()
     if not _DECIMAL.fullmatch(value):
         raise QueryError(
@@ -199,8 +199,9 @@ def parse_half_life(text: str, parameter: str = "half_life") -> float:
 
 
 def check_half_life(days: float, parameter: str = "half_life") -> float:
-    _check(0 < days <= ranking.MAX_HALF_LIFE_DAYS, parameter, f"{parameter} must be more than "
-           f"0 and at most {ranking.MAX_HALF_LIFE_DAYS:,.0f} days, not {days:g}")  # fmt: skip
+    low, high = ranking.MIN_HALF_LIFE_DAYS, ranking.MAX_HALF_LIFE_DAYS
+    _check(low <= days <= high, parameter, f"{parameter} must be between {low:g} and "
+           f"{high:,.0f} days, not {days:g}")  # fmt: skip
     return days
 
 

@@ -384,10 +384,10 @@ def test_page_query_beyond_the_limits_is_a_friendly_400(client):
 
 BAD_PARAMETERS = [
     ("sort=top", "sort", "unknown sort 'top'"),
-    ("half_life=0", "half_life", "half_life must be more than 0"),
+    ("half_life=0", "half_life", "half_life must be between 0.01 and 36,500 days"),
     ("half_life=-3", "half_life", "half_life must be a number of days"),
     ("half_life=1e3", "half_life", "half_life must be a number of days"),
-    ("half_life=40000", "half_life", "at most 36,500 days"),
+    ("half_life=40000", "half_life", "between 0.01 and 36,500 days, not 40000"),
     ("explain=yes", "explain", "explain must be true or false"),
     ("page=0", "page", "page must be 1 or more, not 0"),
     ("page=-1", "page", "page must be 1 or more, not -1"),
