@@ -301,7 +301,7 @@ class IndexSnapshot:
         return ranking.freshness(self.dates, self.newest_date, half_life_days)
 
     def age_days(self, docnum: int) -> float:
-        return ranking.age_days(self.dates[docnum], self.newest_date)
+        return float(ranking.age_days(self.dates[docnum], self.newest_date))
 
     @functools.cached_property
     def path_ranks(self) -> np.ndarray:
