@@ -188,7 +188,7 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for name in (*FACET_COLUMNS, "month"):
             self.counts_of_all(name)
-        for sort in Sort:
+        for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
             self.rank(sort)
         for field in FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
