@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer, querylang, synonyms
+from searchidx import indexer, querylang, ranking, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
@@ -31,7 +31,7 @@ from searchidx.querylog import (
     read_log,
     summarise,
 )
-from searchidx.request import SearchRequest, Sort, parse_date_bound
+from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_life
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
@@ -192,6 +192,20 @@ class DateBound(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+class HalfLife(click.ParamType):
+    """A number of days, as the web's ``half_life`` parameter reads it."""
+
+    name = "days"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_half_life(value)
+        except QueryError as error:
+            self.fail(str(error), param, ctx)
+
+
 @cli.command()
 @click.argument("text", required=False, default="")
 @click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable; OR).")
@@ -206,8 +220,16 @@ class DateBound(click.ParamType):
 @click.option(
     "--sort",
     type=click.Choice([sort.value for sort in Sort]),
-    help="Default: relevance with text, newest without.",
+    help="Default: best with text (relevance, freshness and quality), newest without.",
 )
+@click.option(
+    "--half-life",
+    type=HalfLife(),
+    default=ranking.DEFAULT_HALF_LIFE_DAYS,
+    show_default=True,
+    help="Days in which the best sort's freshness bonus halves.",
+)
+@click.option("--explain", is_flag=True, help="Show the parts of each hit's score.")
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--limit", type=int, default=10, show_default=True, help="Results per page.")
 @click.option("--facets", "show_facets", is_flag=True, help="Show facet counts.")
@@ -231,6 +253,8 @@ def query(
     min_quality: int | None,
     max_quality: int | None,
     sort: str | None,
+    half_life: float,
+    explain: bool,
     page: int,
     limit: int,
     show_facets: bool,
@@ -259,6 +283,8 @@ def query(
         min_quality=min_quality,
         max_quality=max_quality,
         sort=Sort(sort) if sort else None,
+        half_life_days=half_life,
+        explain=explain,
         page=page,
         per_page=limit,
         facets=show_facets or as_json,

@@ -98,6 +98,7 @@ class QueryMatcher:
         self.fast = whoosh_internals.layout_known()
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
         self.handed_to_whoosh = 0
+        self._scoring = threading.local()  # ``field``: score only this field (field_scores)
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
@@ -118,6 +119,31 @@ class QueryMatcher:
         if not scored or scores is None:
             return Matches(mask, None)
         return Matches(mask, np.where(mask, scores, 0.0))
+
+    def field_scores(
+        self, parsed: query.Query, fieldnames: Sequence[str], docnums: np.ndarray
+    ) -> dict[str, np.ndarray] | None:
+        """Each field's part of the scores of ``docnums``, and ``other``: what no field
+        accounts for (``NOT x`` scores 1 a match); None where :meth:`match` gives no scores.
+
+        A score is a sum of postings' scores (times boosts) and of such constants, so the
+        query evaluated with every posting but one field's scoring 0 (still matching) is
+        that field's part plus the constants, and with every posting scoring 0 the constants.
+        """
+        if not self.fast:
+            return None
+        evaluated = {}
+        try:
+            for name in ("", *fieldnames):  # "": no field scores
+                self._scoring.field = name
+                scores = self._evaluate(parsed, scored=True)[1]
+                if scores is None:
+                    return None
+                evaluated[name] = scores[docnums]
+        finally:
+            self._scoring.field = None
+        other = evaluated.pop("")
+        return {**{name: part - other for name, part in evaluated.items()}, "other": other}
 
     def _evaluate(self, q: query.Query, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(mask, scores) of one query node; scores are zero where the mask is False."""
@@ -330,6 +356,9 @@ class QueryMatcher:
                 docs, weights, _ = self._read_postings(fieldname, word, values=False)
                 scores = self._scores(fieldname, word, docs, weights)
                 found = self._store(key, Postings(docs, scores))
+        only = getattr(self._scoring, "field", None)
+        if only is not None and only != fieldname and found.scores is not None:
+            return Postings(found.docs, np.zeros(len(found.docs)))
         return found
 
     def positions(self, fieldname: str, word: bytes) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
+from searchidx import ranking
 from searchidx.errors import QueryError
 
 #: The facets a request can filter on, by name. Values within one facet are OR-ed; facets are
@@ -29,6 +30,9 @@ MAX_FACET_SIZE = 200
 
 
 class Sort(StrEnum):
+    #: Relevance blended with freshness and quality (:mod:`searchidx.ranking`).
+    BEST = "best"
+    #: The text score alone.
     RELEVANCE = "relevance"
     NEWEST = "newest"
     OLDEST = "oldest"
@@ -39,7 +43,9 @@ class Sort(StrEnum):
 class SearchRequest:
     """What to search for, how to filter and sort it, and which page to return.
 
-    ``sort=None`` means relevance when there is query text and newest when there is not.
+    ``sort=None`` means best when there is query text and newest when there is not.
+    ``half_life_days`` is the ``best`` sort's freshness half-life; ``explain`` asks for the
+    parts of each hit's score.
     ``date_to`` is inclusive. ``facet_search`` narrows the values listed for a facet to those
     with a word starting with the given text (for long facets such as providers).
     """
@@ -56,6 +62,8 @@ class SearchRequest:
     facets: bool = True
     facet_size: int = 10
     facet_search: Mapping[str, str] = field(default_factory=dict)
+    half_life_days: float = ranking.DEFAULT_HALF_LIFE_DAYS
+    explain: bool = False
 
     def __post_init__(self) -> None:
         _check(len(self.text) <= MAX_QUERY_CHARS, "q", f"the query is longer than "
@@ -75,6 +83,7 @@ class SearchRequest:
                "narrow the search or change the sort")  # fmt: skip
         _check(1 <= self.facet_size <= MAX_FACET_SIZE, "facet_size",
                f"facet size must be between 1 and {MAX_FACET_SIZE}")  # fmt: skip
+        check_half_life(self.half_life_days)
         if self.date_from and self.date_to:
             _check(self.date_from <= self.date_to, "from",
                    "the start date is after the end date; swap them")  # fmt: skip
@@ -86,7 +95,7 @@ class SearchRequest:
     def effective_sort(self) -> Sort:
         if self.sort is not None:
             return self.sort
-        return Sort.RELEVANCE if self.text.strip() else Sort.NEWEST
+        return Sort.BEST if self.text.strip() else Sort.NEWEST
 
     @property
     def offset(self) -> int:
@@ -172,3 +181,33 @@ def parse_sort(text: str) -> Sort:
             f"unknown sort {text!r}; use one of " + ", ".join(sort.value for sort in Sort),
             "sort",
         ) from None
+
+
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
+
+
+def parse_half_life(text: str, parameter: str = "half_life") -> float:
+    """A half-life in days as written in a URL or option: ASCII digits with an optional
+    decimal point (``30``, ``7.5``), from a quarter of an hour to a century."""
+    value = text.strip()
+    if not _DECIMAL.fullmatch(value):
+        raise QueryError(
+            f"{parameter} must be a number of days such as 30 or 7.5, not {text[:40]!r}",
+            parameter,
+        )
+    return check_half_life(float(value), parameter)
+
+
+def check_half_life(days: float, parameter: str = "half_life") -> float:
+    low, high = ranking.MIN_HALF_LIFE_DAYS, ranking.MAX_HALF_LIFE_DAYS
+    _check(low <= days <= high, parameter, f"{parameter} must be between {low:g} and "
+           f"{high:,.0f} days, not {days:g}")  # fmt: skip
+    return days
+
+
+def parse_flag(text: str, parameter: str) -> bool:
+    """``true`` or ``false`` (as the API's booleans are spelled)."""
+    value = text.strip()
+    if value not in ("true", "false"):
+        raise QueryError(f"{parameter} must be true or false, not {text[:40]!r}", parameter)
+    return value == "true"

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from searchidx.articles import Image, Provider, RelatedArticle
 from searchidx.request import SearchRequest
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The parts of a hit's score (see :mod:`searchidx.ranking`): ``best = text * freshness x
+    quality``. ``fields`` splits the text score by field (title, excerpt, body, topic,
+    provider; ``other`` for parts of a query not tied to a field, such as ``NOT x``); it is
+    None when the query's scores come from Whoosh whole (then only ``text`` is known). Without
+    query text, ``text`` is None and ``best`` is freshness * quality."""
+
+    text: float | None
+    fields: Mapping[str, float] | None
+    freshness: float
+    quality: float
+    age_days: float
+    quality_percentile: float | None
+    best: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": _rounded(self.text),
+            "fields": None
+            if self.fields is None
+            else {name: _rounded(part) for name, part in self.fields.items()},
+            "freshness": _rounded(self.freshness),
+            "quality": _rounded(self.quality),
+            "age_days": round(self.age_days, 2),
+            "quality_percentile": _rounded(self.quality_percentile),
+            "best": _rounded(self.best),
+        }
 
 
 @dataclass(frozen=True)
@@ -29,6 +60,7 @@ class Hit:
     score: float | None
     title_html: str
     excerpt_html: str
+    explain: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +160,7 @@ class SearchResult:
             "notes": list(self.notes),
             "relaxed": self.relaxed.to_dict() if self.relaxed else None,
             "sort": request.effective_sort.value,
+            "half_life_days": request.half_life_days,
             "filters": {name: list(values) for name, values in request.filters.items()},
             "from": _iso(request.date_from),
             "to": _iso(request.date_to),
@@ -178,10 +211,15 @@ def _hit_dict(hit: Hit) -> dict[str, Any]:
             }
             for item in hit.related
         ],
-        "score": None if hit.score is None else round(hit.score, 4),
+        "score": _rounded(hit.score),
         "title_html": hit.title_html,
         "excerpt_html": hit.excerpt_html,
+        **({"explain": hit.explain.to_dict()} if hit.explain else {}),
     }
+
+
+def _rounded(number: float | None) -> float | None:
+    return None if number is None else round(number, 4)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -7,8 +7,9 @@ web app render what it returns. How a search runs:
 2. filters become boolean masks from the snapshot's arrays (:mod:`searchidx.snapshot`);
 3. facet counts are taken over the matches with every filter but the facet's own (disjunctive
    facets, as Solr's tag/exclude), so a chosen provider does not hide the others;
-4. the page is cut from a precomputed sort order, or, for relevance, scored by Whoosh with the
-   final mask as its ``filter``;
+4. the page is cut from a precomputed sort order, or, for relevance, from the text scores
+   (:mod:`searchidx.matching`, else Whoosh with the final mask as its ``filter``), and for
+   best, from the text scores times freshness and quality (:mod:`searchidx.ranking`);
 5. the page's hits are read from the stored record and highlighted.
 
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
@@ -42,6 +43,7 @@ from searchidx.matching import Matches
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.result import (
     Correction,
+    Explanation,
     Facet,
     FacetValue,
     Hit,
@@ -49,7 +51,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import SCHEMA_VERSION, fold, from_record
+from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
@@ -61,6 +63,8 @@ SUGGEST_BELOW = 3
 #: Autocomplete: at most this many topics and providers each, the rest title words.
 SUGGEST_PER_KIND = 3
 FACET_NAMES = (*FILTER_FACETS, "month")
+#: Sorts by a score computed from the query text's matches.
+_SCORED = (Sort.RELEVANCE, Sort.BEST)
 #: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
@@ -218,7 +222,7 @@ class SearchService:
         reading = querylang.read(request.text) if request.text.strip() else None
         parsed = querylang.parse_reading(reading) if reading else None
         ran_query, retry, relaxed = request.text, None, None
-        scored = request.effective_sort is Sort.RELEVANCE
+        scored = request.effective_sort in _SCORED or request.explain
         matches = self._matches(snapshot, parsed, scored)
         filters = self._filter_masks(snapshot, request)
         final = _all(matches.mask, filters.values())
@@ -236,7 +240,11 @@ class SearchService:
         terms: frozenset[str] = frozenset()
         if parsed is not None:
             terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
-        hits = tuple(self._hit(snapshot, docnum, score, terms) for docnum, score in page)
+        explained = self._explained(snapshot, request, parsed, matches, page)
+        hits = tuple(
+            self._hit(snapshot, docnum, score, terms, explain)
+            for (docnum, score), explain in zip(page, explained, strict=True)
+        )
         facets = self._facets(snapshot, request, matches.mask, filters) if request.facets else ()
         return SearchResult(
             request=request,
@@ -381,6 +389,11 @@ class SearchService:
             with snapshot.reading:
                 results = snapshot.searcher.search(parsed, filter=docset, limit=None)
                 return [(hit.docnum, hit.score) for hit in results[start:end]]
+        if sort is Sort.BEST:
+            boosts = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
+            if parsed is not None:  # without text: freshness and quality alone
+                boosts = boosts * self._text_scores(snapshot, parsed, matches)
+            return _top_scored(boosts, final, start, end)
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order
             order = snapshot.order(sort)
@@ -392,8 +405,64 @@ class SearchService:
             docs, ranks = docs[nearest], ranks[nearest]
         return [(int(docnum), None) for docnum in docs[np.argsort(ranks)][start:end]]
 
+    def _text_scores(
+        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, matches: Matches
+    ) -> np.ndarray:
+        """Every document's text score: the snapshot's, else Whoosh's (zero where unmatched)."""
+        if matches.scores is not None:
+            return matches.scores
+        scores = np.zeros(snapshot.size)
+        with snapshot.reading:
+            for hit in snapshot.searcher.search(parsed, limit=None):
+                scores[hit.docnum] = hit.score
+        return np.where(matches.mask, scores, 0.0)
+
+    def _explained(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        parsed: whoosh_query.Query | None,
+        matches: Matches,
+        page: list[tuple[int, float | None]],
+    ) -> list[Explanation | None]:
+        """The parts of each page hit's ``best`` score, if the request asks for them."""
+        if not request.explain or not page:
+            return [None] * len(page)
+        docs = np.array([docnum for docnum, _ in page], dtype=np.int64)
+        freshness = snapshot.freshness_factors(request.half_life_days)[docs]
+        quality = snapshot.quality_factors[docs]
+        text, fields = None, None
+        if parsed is not None:
+            text = self._text_scores(snapshot, parsed, matches)[docs]
+            fields = snapshot.matcher.field_scores(parsed, tuple(FIELD_BOOSTS), docs)
+        explained: list[Explanation | None] = []
+        for number, docnum in enumerate(docs.tolist()):
+            known = snapshot.qualities[docnum] != QUALITY_MISSING
+            best = freshness[number] * quality[number]
+            explained.append(
+                Explanation(
+                    text=None if text is None else float(text[number]),
+                    fields=None
+                    if fields is None
+                    else {name: float(part[number]) for name, part in fields.items()},
+                    freshness=float(freshness[number]),
+                    quality=float(quality[number]),
+                    age_days=float(snapshot.age_days(docnum)),
+                    quality_percentile=float(snapshot.quality_percentiles[docnum])
+                    if known
+                    else None,
+                    best=float(best if text is None else text[number] * best),
+                )
+            )
+        return explained
+
     def _hit(
-        self, snapshot: IndexSnapshot, docnum: int, score: float | None, terms: frozenset[str]
+        self,
+        snapshot: IndexSnapshot,
+        docnum: int,
+        score: float | None,
+        terms: frozenset[str],
+        explain: Explanation | None,
     ) -> Hit:
         with snapshot.reading:
             record = snapshot.searcher.stored_fields(docnum)["record"]
@@ -414,6 +483,7 @@ class SearchService:
             score=score,
             title_html=highlight.title_html(article, terms),
             excerpt_html=highlight.excerpt_html(article, terms),
+            explain=explain,
         )
 
     def _facets(

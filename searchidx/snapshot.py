@@ -27,7 +27,7 @@ from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
-from searchidx import whoosh_internals
+from searchidx import ranking, whoosh_internals
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
@@ -188,11 +188,12 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for name in (*FACET_COLUMNS, "month"):
             self.counts_of_all(name)
-        for sort in Sort:
+        for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
             self.rank(sort)
         for field in FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
+        self.quality_factors  # noqa: B018 - read for its side effect
         self.matcher  # noqa: B018 - built for its side effect
         return self
 
@@ -278,6 +279,29 @@ class IndexSnapshot:
     @functools.cached_property
     def qualities(self) -> np.ndarray:
         return self._numbers("quality", translate=True)
+
+    @functools.cached_property
+    def quality_percentiles(self) -> np.ndarray:
+        """Each document's quality percentile among the live ones (0.5: no quality)."""
+        known = self.live & (self.qualities != QUALITY_MISSING)
+        return ranking.percentiles(self.qualities, known)
+
+    @functools.cached_property
+    def quality_factors(self) -> np.ndarray:
+        return ranking.quality(self.quality_percentiles)
+
+    @functools.cached_property
+    def newest_date(self) -> int:
+        """The newest live document's date: "now" for freshness (see :mod:`ranking`)."""
+        return int(self.dates[self.live].max()) if self.live.any() else 0
+
+    def freshness_factors(self, half_life_days: float) -> np.ndarray:
+        """Each document's freshness factor (computed per request: a millisecond at 100,000
+        articles, and half-lives are as many as the URLs that ask for them)."""
+        return ranking.freshness(self.dates, self.newest_date, half_life_days)
+
+    def age_days(self, docnum: int) -> float:
+        return float(ranking.age_days(self.dates[docnum], self.newest_date))
 
     @functools.cached_property
     def path_ranks(self) -> np.ndarray:

@@ -13,7 +13,7 @@ import re
 import click
 
 from searchidx.querylog import QueryStats
-from searchidx.result import Facet, Hit, SearchResult
+from searchidx.result import Explanation, Facet, Hit, SearchResult
 
 _MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 
@@ -65,7 +65,21 @@ def _hit_lines(number: int, hit: Hit) -> list[str]:
         lines.append("   " + click.style(hit.url, fg="blue"))
     if hit.excerpt_html:
         lines.append("   " + marked_text(hit.excerpt_html))
+    if hit.explain:
+        lines.append("   " + click.style(explain_text(hit.explain), fg="cyan"))
     return lines
+
+
+def explain_text(explain: Explanation) -> str:
+    """``best 12.3 = text 11.0 (title 9.0 + body 2.0) x freshness 1.05 x quality 1.01``."""
+    factors = f"freshness {explain.freshness:.3f} x quality {explain.quality:.3f}"
+    if explain.text is None:
+        return f"best {explain.best:.3f} = {factors}"
+    parts = ""
+    if explain.fields is not None:
+        shown = [f"{name} {part:.3f}" for name, part in explain.fields.items() if part]
+        parts = f" ({' + '.join(shown)})" if shown else ""
+    return f"best {explain.best:.3f} = text {explain.text:.3f}{parts} x {factors}"
 
 
 def _facet_line(facet: Facet) -> str:

@@ -262,6 +262,13 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             hits = _whoosh_hits(searcher, parsed)[start:end]
             expected = [(paths[hit.docnum], hit.score) for hit in hits]
             _assert_same_ranking(found, expected, f"{text!r} by relevance, page {page}")
+        elif sort is Sort.BEST:  # Whoosh's scores times the snapshot's freshness and quality
+            snapshot = service.snapshot()
+            boosts = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
+            blended = [(score * boosts[docnum], docnum) for docnum, score in theirs.items()]
+            ranked = sorted(blended, key=lambda item: (-item[0], item[1]))[start:end]
+            expected = [(paths[docnum], score) for score, docnum in ranked]
+            _assert_same_ranking(found, expected, f"{text!r} by best, page {page}")
         else:
             hits = _whoosh_hits(searcher, parsed, sortedby=_sortedby(sort))
             if hits is None:
@@ -427,7 +434,7 @@ def test_an_unknown_layout_hands_every_query_to_whoosh_with_one_warning(
         fast_answers, slow, strict=True
     ):
         assert slow_total == total and slow_facets == facets, f"{text!r} sorted by {sort}"
-        if sort is Sort.RELEVANCE:
-            _assert_same_ranking(slow_hits, hits, f"{text!r} by relevance")
+        if sort in (Sort.RELEVANCE, Sort.BEST):
+            _assert_same_ranking(slow_hits, hits, f"{text!r} by {sort}")
         else:
             assert slow_hits == hits, f"{text!r} sorted by {sort}"

@@ -274,7 +274,7 @@ def test_page_sort_orders_hits_and_shows_the_choice(client, service, sort):
     expected = service.search(SearchRequest(text="microsoft", sort=sort))
     assert hit_titles(doc) == [hit.title for hit in expected.hits]
     selected = [o for o in doc.by_id("sort").find_all("option") if "selected" in o.attrs]
-    assert [o.attrs["value"] for o in selected] == ["" if sort is Sort.RELEVANCE else sort.value]
+    assert [o.attrs["value"] for o in selected] == ["" if sort is Sort.BEST else sort.value]
 
 
 def test_page_sort_menu_defaults_to_best_match_so_a_new_query_ranks_by_relevance(client):
@@ -383,7 +383,12 @@ def test_page_query_beyond_the_limits_is_a_friendly_400(client):
 
 
 BAD_PARAMETERS = [
-    ("sort=best", "sort", "unknown sort 'best'"),
+    ("sort=top", "sort", "unknown sort 'top'"),
+    ("half_life=0", "half_life", "half_life must be between 0.01 and 36,500 days"),
+    ("half_life=-3", "half_life", "half_life must be a number of days"),
+    ("half_life=1e3", "half_life", "half_life must be a number of days"),
+    ("half_life=40000", "half_life", "between 0.01 and 36,500 days, not 40000"),
+    ("explain=yes", "explain", "explain must be true or false"),
     ("page=0", "page", "page must be 1 or more, not 0"),
     ("page=-1", "page", "page must be 1 or more, not -1"),
     (f"page={10**12}", "page", "beyond the first 10,000 results"),

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from bench.hostile import ENDPOINTS, ISSUE_URLS, hostile_urls, vocabulary
 from searchidx import indexer
 from searchidx.querylang import QUERY_FIELDS
+from searchidx.request import Sort
 from searchidx.sample import write_sample
 from searchidx.store import IndexStore
 from tests.web_helpers import SEARCHIDX, serving
@@ -139,7 +140,7 @@ LIMITS = st.fixed_dictionaries(
         "facet_size": st.sampled_from(["1", "200"]),
         "topic_q": WORDS.map(lambda word: word[:1]),
         "provider_q": WORDS.map(lambda word: word[:2]),
-        "sort": st.sampled_from(["relevance", "newest", "oldest", "quality"]),
+        "sort": st.sampled_from([sort.value for sort in Sort]),
         "from": st.sampled_from(["0001", "2022"]),
         "to": st.sampled_from(["2022-06", "9999"]),
         "min_quality": st.sampled_from(["-2147483648", "0"]),

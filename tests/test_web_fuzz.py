@@ -105,11 +105,12 @@ def read_query(query_string: str) -> dict[str, list[str]]:
 def fits(value: str, schema: dict[str, Any]) -> bool:
     """Whether one (normalised) wire value fits a parameter's schema: the keywords the
     description uses for parameters (type, enum, pattern, length and number bounds)."""
-    if schema.get("type") == "integer":
-        if not re.fullmatch(r"-?[0-9]+", value):
+    number = {"integer": r"-?[0-9]+", "number": r"[0-9]+(\.[0-9]+)?|\.[0-9]+"}
+    if schema.get("type") in number:  # a number in ASCII digits, without exponent
+        if not re.fullmatch(number[schema["type"]], value):
             return False
         low, high = schema.get("minimum"), schema.get("maximum")
-        return (low is None or int(value) >= low) and (high is None or int(value) <= high)
+        return (low is None or float(value) >= low) and (high is None or float(value) <= high)
     if "enum" in schema and value not in schema["enum"]:
         return False
     if "pattern" in schema and not re.search(schema["pattern"], value):

@@ -17,7 +17,8 @@ from web.links import Links
 from web.params import DEFAULT_PER_PAGE, Args, parse_search_args
 
 SORT_LABELS = {
-    Sort.RELEVANCE: "Relevance",
+    Sort.BEST: "Best match",
+    Sort.RELEVANCE: "Text relevance",
     Sort.NEWEST: "Newest first",
     Sort.OLDEST: "Oldest first",
     Sort.QUALITY: "Highest quality",

@@ -13,8 +13,12 @@ from urllib.parse import urlencode
 from searchidx.request import FILTER_FACETS
 from web.params import KNOWN_PARAMS, Args
 
-#: Parameters that describe which articles match; page, sort and size only present them.
-MATCH_PARAMS = tuple(name for name in KNOWN_PARAMS if name not in ("sort", "per_page", "page"))
+#: Parameters that describe which articles match; the others only present them.
+MATCH_PARAMS = tuple(
+    name
+    for name in KNOWN_PARAMS
+    if name not in ("sort", "half_life", "explain", "per_page", "page")
+)
 
 
 class Links:
@@ -76,7 +80,7 @@ class Links:
 
     def without_filters(self) -> str:
         """The same words, no filters, dates or quality bounds."""
-        return self.url(only=("q", "sort", "per_page"))
+        return self.url(only=("q", "sort", "half_life", "explain", "per_page"))
 
     @property
     def has_filters(self) -> bool:

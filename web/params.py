@@ -21,11 +21,14 @@ from datetime import datetime
 from werkzeug.datastructures import MultiDict
 
 from searchidx.errors import QueryError
+from searchidx.ranking import DEFAULT_HALF_LIFE_DAYS
 from searchidx.request import (
     FILTER_FACETS,
     MAX_FILTER_VALUES,
     SearchRequest,
     parse_date_bound,
+    parse_flag,
+    parse_half_life,
     parse_int,
     parse_sort,
 )
@@ -39,6 +42,8 @@ SINGLE_PARAMS = (
     "min_quality",
     "max_quality",
     "sort",
+    "half_life",
+    "explain",
     "page",
     "per_page",
     "facet_size",
@@ -53,9 +58,11 @@ KNOWN_PARAMS = (
     "min_quality",
     "max_quality",
     "sort",
+    "half_life",
     "per_page",
     "facet_size",
     *FACET_SEARCH_PARAMS,
+    "explain",
     "page",
 )
 #: Longest value of any parameter but ``q`` (whose limit is the request's own).
@@ -124,6 +131,8 @@ def parse_search_args(
         if (value := single(args, param)) is not None
     }
     sort_name = single(args, "sort")
+    half_life = single(args, "half_life")
+    explain = single(args, "explain")
     return SearchRequest(
         text=single(args, "q") or "",
         filters=filters,
@@ -132,6 +141,8 @@ def parse_search_args(
         min_quality=_int(args, "min_quality", None),
         max_quality=_int(args, "max_quality", None),
         sort=None if sort_name is None else parse_sort(sort_name),
+        half_life_days=DEFAULT_HALF_LIFE_DAYS if half_life is None else parse_half_life(half_life),
+        explain=explain is not None and parse_flag(explain, "explain"),
         page=_int(args, "page", 1) or 0,
         per_page=_int(args, "per_page", per_page) or 0,
         facets=facets,

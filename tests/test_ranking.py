@@ -1,0 +1,211 @@
+"""The ``best`` sort (text x freshness x quality), its half-life, and ``explain``: on a real
+index of hand-written articles whose dates and qualities are chosen, through the service, the
+JSON API, the page and the terminal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from searchidx import indexer
+from searchidx.cli import cli
+from searchidx.errors import QueryError
+from searchidx.request import SearchRequest, Sort
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+from tests.conftest import write_article
+from tests.test_web import api, hit_titles, page
+
+#: (path, title, date, quality, body): pairs that differ in one thing only.
+ARTICLES = [
+    # Equal text, one 150 days fresher than the other.
+    ("a/otter-old.md", "Otter dams rebuilt", "2024-02-01", 50, "Otters rebuilt dams."),
+    ("a/otter-young.md", "Otter dams rebuilt", "2024-06-30", 50, "Otters rebuilt dams."),
+    # Equal text and date, a low and a high quality.
+    ("b/lynx-low.md", "Lynx returns to valley", "2024-05-01", 20, "A lynx was seen."),
+    ("b/lynx-top.md", "Lynx returns to valley", "2024-05-01", 180, "A lynx was seen."),
+    ("b/lynx-none.md", "Lynx returns to valley", "2024-05-01", None, "A lynx was seen."),
+    # More text relevance (the word once in a long body too) but 60 days older, against the
+    # newest article.
+    (
+        "c/wombat-old.md",
+        "Wombat census",
+        "2024-05-01",
+        100,
+        "The census counted one wombat per hill. " + "Rangers walked the hills at dawn. " * 20,
+    ),
+    (
+        "c/wombat-new.md",
+        "Wombat census",
+        "2024-06-30",
+        100,
+        "The census counted one animal per hill.",
+    ),
+    ("d/filler.md", "Harbour opens", "2023-01-01", 90, "A harbour opened."),
+]
+
+
+def front_matter(title: str, date: str, quality: int | None) -> str:
+    lines = [f'title: "{title}"', f"publishedDateTime: {date}T12:00:00Z", f'excerpt: "{title}."']
+    if quality is not None:
+        lines.append(f"quality: {quality}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def app_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
+    folder = tmp_path_factory.mktemp("ranked")
+    for path, title, date, quality, body in ARTICLES:
+        write_article(folder, path, front_matter(title, date, quality), body)
+    store = IndexStore(tmp_path_factory.mktemp("ranked-index"))
+    indexer.sync(store, folder)
+    return store
+
+
+@pytest.fixture(scope="module")
+def ranked(app_store: IndexStore) -> Iterator[SearchService]:
+    service = SearchService(app_store)
+    yield service
+    service.close()
+
+
+def paths(service: SearchService, text: str, **options) -> list[str]:
+    return [hit.path for hit in service.search(SearchRequest(text=text, **options)).hits]
+
+
+def test_best_is_the_default_sort_with_text(ranked):
+    assert ranked.search(SearchRequest(text="otter")).request.effective_sort is Sort.BEST
+    assert ranked.search(SearchRequest()).request.effective_sort is Sort.NEWEST
+
+
+def test_best_puts_the_fresher_of_equally_relevant_articles_first(ranked):
+    assert paths(ranked, "otter") == ["a/otter-young.md", "a/otter-old.md"]
+    relevance = ranked.search(SearchRequest(text="otter", sort=Sort.RELEVANCE)).hits
+    assert relevance[0].score == relevance[1].score  # equally relevant: only freshness differs
+
+
+def test_best_puts_higher_quality_first_and_missing_quality_between(ranked):
+    assert paths(ranked, "lynx") == ["b/lynx-top.md", "b/lynx-none.md", "b/lynx-low.md"]
+
+
+def test_best_half_life_decides_between_relevance_and_freshness(ranked):
+    relevance = ranked.search(SearchRequest(text="wombat", sort=Sort.RELEVANCE)).hits
+    assert [hit.path for hit in relevance] == ["c/wombat-old.md", "c/wombat-new.md"]
+    assert relevance[0].score < relevance[1].score * 1.1  # within freshness's reach
+    long_memory = paths(ranked, "wombat", half_life_days=36_500)
+    short_memory = paths(ranked, "wombat", half_life_days=1)
+    assert long_memory == ["c/wombat-old.md", "c/wombat-new.md"]
+    assert short_memory == ["c/wombat-new.md", "c/wombat-old.md"]
+
+
+def test_relevance_is_the_text_score_whatever_the_half_life(ranked):
+    for half_life in (1, 30, 36_500):
+        request = SearchRequest(text="wombat", sort=Sort.RELEVANCE, half_life_days=half_life)
+        hits = ranked.search(request).hits
+        assert [hit.path for hit in hits] == ["c/wombat-old.md", "c/wombat-new.md"]
+        explained = ranked.search(SearchRequest(text="wombat", explain=True)).hits
+        text = {hit.path: hit.explain.text for hit in explained}
+        assert all(math.isclose(hit.score, text[hit.path]) for hit in hits)
+
+
+@pytest.mark.parametrize("text", ["wombat", "wombat census", "lynx NOT harbour", '"otter dams"'])
+def test_explain_parts_add_up_to_the_text_score_and_multiply_to_the_score(ranked, text):
+    hits = ranked.search(SearchRequest(text=text, explain=True)).hits
+    assert hits
+    for hit in hits:
+        explain = hit.explain
+        assert math.isclose(sum(explain.fields.values()), explain.text, rel_tol=1e-9)
+        product = explain.text * explain.freshness * explain.quality
+        assert math.isclose(product, explain.best) and math.isclose(explain.best, hit.score)
+        assert explain.fields["title"] > 0
+
+
+def test_explain_splits_the_text_score_by_field(ranked):
+    old, new = ranked.search(SearchRequest(text="wombat", sort=Sort.RELEVANCE, explain=True)).hits
+    assert old.explain.fields["body"] > 0 and new.explain.fields["body"] == 0
+    assert old.explain.fields["title"] == new.explain.fields["title"]
+    other = ranked.search(SearchRequest(text="lynx NOT harbour", explain=True)).hits[0]
+    assert other.explain.fields["other"] == 1.0  # Whoosh scores a NOT 1 per match
+
+
+def test_explain_without_text_is_freshness_times_quality(ranked):
+    hits = ranked.search(SearchRequest(sort=Sort.BEST, explain=True)).hits
+    assert hits[0].path == "c/wombat-new.md"  # of the two newest, the higher quality
+    for hit in hits:
+        assert hit.explain.text is None and hit.explain.fields is None
+        assert math.isclose(hit.score, hit.explain.freshness * hit.explain.quality)
+    none = next(hit for hit in hits if hit.path == "b/lynx-none.md")
+    assert none.explain.quality == 1.0 and none.explain.quality_percentile is None
+
+
+def test_request_refuses_a_half_life_out_of_range():
+    for days in (0, 0.001, -1, 36_501):
+        with pytest.raises(QueryError) as error:
+            SearchRequest(text="otter", half_life_days=days)
+        assert error.value.parameter == "half_life"
+
+
+def test_api_explain_adds_the_parts_to_each_hit(client):
+    plain = api(client, "/api/search?q=otter")
+    assert plain["sort"] == "best" and all("explain" not in hit for hit in plain["hits"])
+    explained = api(client, "/api/search?q=otter&explain=true&half_life=7.5")
+    assert explained["half_life_days"] == 7.5
+    for hit in explained["hits"]:
+        parts = hit["explain"]
+        assert set(parts) == {"text", "fields", "freshness", "quality", "age_days",
+                              "quality_percentile", "best"}  # fmt: skip
+        assert parts["best"] == hit["score"]
+    assert explained["hits"][0]["explain"]["age_days"] == 0
+
+
+def test_api_bad_half_life_is_a_400_naming_it(client):
+    error = api(client, "/api/search?q=otter&half_life=soon", status=400)
+    assert error["parameter"] == "half_life" and "half_life must be a number" in error["error"]
+
+
+def test_page_shows_why_this_result_on_request(client):
+    doc = page(client, "/?q=otter")
+    assert hit_titles(doc) == ["Otter dams rebuilt", "Otter dams rebuilt"]
+    assert not doc.find_all("dl", cls="explain")
+    link = doc.find_all("p", cls="why")[0].find_all("a")[0]
+    assert "explain=true" in link.attrs["href"] and link.text == "Why this result"
+    explained = page(client, link.attrs["href"].split("#")[0])
+    boxes = explained.find_all("dl", cls="explain")
+    assert len(boxes) == 2 and not explained.find_all("p", cls="why")
+    assert "Freshness" in boxes[0].text and "title" in boxes[0].text
+
+
+def test_page_keeps_half_life_and_explain_when_sorting_again(client):
+    doc = page(client, "/?q=otter&half_life=3&explain=true")
+    kept = {
+        node.attrs["name"]: node.attrs["value"] for node in doc.find_all("input", type="hidden")
+    }
+    assert kept["half_life"] == "3" and kept["explain"] == "true"
+
+
+def test_terminal_explain_shows_the_parts(app_store: IndexStore):
+    result = CliRunner().invoke(
+        cli, ["query", "wombat", "--explain", "--index", str(app_store.location)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "sorted by best" in result.output
+    assert "= text " in result.output and "body " in result.output
+    assert "x freshness " in result.output and "x quality " in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "40000"])
+def test_cli_bad_half_life_is_an_error_naming_the_option(app_store: IndexStore, value):
+    result = CliRunner().invoke(
+        cli, ["query", "otter", "--half-life", value, "--index", str(app_store.location)]
+    )
+    assert result.exit_code == 2 and "--half-life" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_sort_choices_follow_the_sort_enum():
+    result = CliRunner().invoke(cli, ["query", "--help"])
+    for sort in Sort:
+        assert sort.value in result.output
