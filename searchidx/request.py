@@ -29,6 +29,11 @@ MAX_FILTER_VALUES = 50
 MAX_FACET_SIZE = 200
 
 
+#: Query text that asks for every article: none, ``*`` or a field's ``*`` (``title:*``). It is
+#: a browse, so its default order is the newest first.
+_EVERY_ARTICLE = re.compile(r"\s*(?:[A-Za-z_]\w*:)?\*?\s*")
+
+
 class Sort(StrEnum):
     #: Relevance blended with freshness and quality (:mod:`searchidx.ranking`).
     BEST = "best"
@@ -43,7 +48,7 @@ class Sort(StrEnum):
 class SearchRequest:
     """What to search for, how to filter and sort it, and which page to return.
 
-    ``sort=None`` means best when there is query text and newest when there is not.
+    ``sort=None`` means best when there is query text and newest when there is not (or ``*``).
     ``half_life_days`` is the ``best`` sort's freshness half-life; ``explain`` asks for the
     parts of each hit's score.
     ``date_to`` is inclusive. ``facet_search`` narrows the values listed for a facet to those
@@ -95,7 +100,7 @@ class SearchRequest:
     def effective_sort(self) -> Sort:
         if self.sort is not None:
             return self.sort
-        return Sort.BEST if self.text.strip() else Sort.NEWEST
+        return Sort.NEWEST if _EVERY_ARTICLE.fullmatch(self.text) else Sort.BEST
 
     @property
     def offset(self) -> int:
