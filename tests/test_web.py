@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -28,6 +29,7 @@ from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.store import IndexStore
 from tests.conftest import write_article
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving, validate
+from web import server
 from web.app import create_app
 from web.params import KNOWN_PARAMS
 from web.security import HEADERS
@@ -1113,3 +1115,20 @@ def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):
                     break
             assert time.monotonic() < deadline, "the watcher did not index the new file"
             time.sleep(0.1)
+
+
+def test_server_stop_kills_a_worker_that_ignores_sigterm():
+    ignore_sigterm = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", ignore_sigterm], stdout=subprocess.PIPE, text=True
+    )
+    assert stubborn.stdout.readline() == "ready\n"  # type: ignore[union-attr]
+    started = time.monotonic()
+    server._stop([stubborn.pid], grace=0.5)
+    assert time.monotonic() - started < 10
+    assert not running(stubborn.pid)
+    stubborn.wait(5)  # reaped already: nothing to wait for
+    stubborn.stdout.close()  # type: ignore[union-attr]

@@ -12,8 +12,9 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from waitress import create_server
 
@@ -21,6 +22,12 @@ from searchidx.errors import SearchidxError
 
 #: Connections the kernel queues while every worker is busy.
 BACKLOG = 1024
+
+#: Seconds a worker has to finish its requests after SIGTERM before it is killed: a SIGTERM
+#: can be lost (raised inside a finaliser, Python only reports it), and the server must stop.
+STOP_GRACE = 10.0
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class ServerError(SearchidxError):
@@ -47,15 +54,7 @@ def serve(
     signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
     try:
         for _ in range(workers):
-            pid = os.fork()
-            if pid == 0:  # a worker: serve until told to stop, and never return to the caller
-                code = 1
-                try:
-                    _run(make_app, listener, threads)
-                    code = 0
-                finally:
-                    os._exit(code)
-            children.append(pid)
+            children.append(_fork_worker(make_app, listener, threads))
         on_ready(url)
         pid, status = os.wait()
         children.remove(pid)
@@ -89,6 +88,30 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
+def _fork_worker(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> int:
+    """Start a worker process; its pid. Stop signals are held back across the fork, so one
+    reaches the worker inside :func:`_work`, never in the caller's code."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _work(make_app, listener, threads)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    return pid
+
+
+def _work(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> NoReturn:
+    """A worker: serve until told to stop, and never return to the caller."""
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        _run(make_app, listener, threads)
+        code = 0
+    finally:
+        os._exit(code)
+
+
 def _run(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> None:
     server = create_server(make_app(), sockets=[listener], threads=threads)
     try:
@@ -103,14 +126,31 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(children: list[int]) -> None:
-    """SIGTERM every worker still running, and wait for each."""
+def _stop(children: list[int], grace: float = STOP_GRACE) -> None:
+    """SIGTERM every worker still running and wait for each; SIGKILL those still running
+    after ``grace`` seconds."""
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    for pid in children:
+    deadline = time.monotonic() + grace
+    running = set(children)
+    while running and time.monotonic() < deadline:
+        running -= {pid for pid in running if _has_stopped(pid)}
+        if running:
+            time.sleep(0.05)
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+
+def _has_stopped(pid: int) -> bool:
+    """Whether child ``pid`` has exited (and is reaped now)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
 
 
 def _describe(status: int) -> str:
