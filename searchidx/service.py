@@ -366,7 +366,10 @@ class SearchService:
             parsed = querylang.parse_reading(Reading(text))
             return _all(self._matches(snapshot, parsed, scored=False).mask, filters.values())
 
-        return relaxation.relax(parts, matching, snapshot.size)
+        try:
+            return relaxation.relax(parts, matching, snapshot.size)
+        except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
+            return None
 
     def _page(
         self,

@@ -145,6 +145,16 @@ def test_search_fuzzy_retry_past_a_cap_is_skipped_not_refused(service, monkeypat
     assert result.retry != "fuzzy"
 
 
+def test_search_relaxation_past_a_cap_is_skipped_not_refused(service, monkeypatch):
+    text = '"chip production" xqzzyv'  # nothing matches; relaxing reads the phrase again
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parse_query(text), scored=False)
+    assert budget.phrase_postings > 0
+    monkeypatch.setattr(bounds, "MAX_PHRASE_POSTINGS", budget.phrase_postings)
+    result = search(service, text)
+    assert result.total == 0 and result.retry != "relaxed"
+
+
 # Numeric ranges of the query text ---------------------------------------------------------
 
 
