@@ -21,6 +21,7 @@ from searchidx import indexer, querylang, ranking, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+from searchidx.facets import FILTERS, Kind
 from searchidx.indexer import SyncReport
 from searchidx.querylog import (
     KEPT_FILES,
@@ -206,13 +207,34 @@ class HalfLife(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per facet a search can filter on (``--topic``, repeatable; a pair of flags
+    for a true-or-false facet: ``--published/--unpublished``), passed to the command as one
+    ``filters`` mapping."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        filters: dict[str, tuple[str, ...]] = {}
+        for facet in FILTERS:
+            given = kwargs.pop(facet.name)
+            if facet.kind is Kind.BOOLEAN:
+                given = () if given is None else (str(given).lower(),)
+            if given:
+                filters[facet.name] = tuple(given)
+        return command(*args, filters=filters, **kwargs)
+
+    for facet in reversed(FILTERS):  # the first one applied last, so it is listed first
+        if facet.kind is Kind.BOOLEAN:
+            option = click.option(f"--{facet.name}/--un{facet.name}", default=None, help=facet.help)
+        else:
+            option = click.option(f"--{facet.name}", multiple=True, help=facet.help)
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @cli.command()
 @click.argument("text", required=False, default="")
-@click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable; OR).")
-@click.option("--provider", "providers", multiple=True, help="Only these providers (repeatable).")
-@click.option("--category", "categories", multiple=True, help="Only these categories.")
-@click.option("--type", "types", multiple=True, help="Only these types (article, video, ...).")
-@click.option("--published/--unpublished", default=None, help="Only (un)published articles.")
+@filter_options
 @click.option("--from", "date_from", type=DateBound(end=False), help="Published on or after.")
 @click.option("--to", "date_to", type=DateBound(end=True), help="Published on or before.")
 @click.option("--min-quality", type=int)
@@ -243,11 +265,7 @@ class HalfLife(click.ParamType):
 @domain_errors
 def query(
     text: str,
-    topics: tuple[str, ...],
-    providers: tuple[str, ...],
-    categories: tuple[str, ...],
-    types: tuple[str, ...],
-    published: bool | None,
+    filters: dict[str, tuple[str, ...]],
     date_from: datetime | None,
     date_to: datetime | None,
     min_quality: int | None,
@@ -268,16 +286,9 @@ def query(
     """
     if strict:
         querylang.check_syntax(text)
-    filters = {
-        "topic": topics,
-        "provider": providers,
-        "category": categories,
-        "type": types,
-        "published": () if published is None else (str(published).lower(),),
-    }
     request = SearchRequest(
         text=text,
-        filters={name: values for name, values in filters.items() if values},
+        filters=filters,
         date_from=date_from,
         date_to=date_to,
         min_quality=min_quality,

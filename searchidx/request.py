@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
 from searchidx import ranking
 from searchidx.errors import QueryError
+from searchidx.facets import BY_NAME, FILTERS
 
-#: The facets a request can filter on, by name. Values within one facet are OR-ed; facets are
-#: AND-ed. ``month`` is the publication month histogram ("2022-06"); it is counted, and the
-#: date range (``date_from``/``date_to``) is how a request narrows by date.
-FILTER_FACETS = ("topic", "provider", "category", "type", "published")
+#: The names of the facets a request can filter on (see :mod:`searchidx.facets`); the date
+#: range (``date_from``/``date_to``) is how a request narrows by month.
+FILTER_FACETS = tuple(facet.name for facet in FILTERS)
 
 MAX_PER_PAGE = 100
 #: Like Elasticsearch's result window: deeper pages need a narrower search.
 MAX_RESULT_WINDOW = 10_000
 MAX_QUERY_CHARS = 1_000
 MAX_FILTER_VALUES = 50
+#: Longest filter value (and, on the web, value of any parameter but ``q``).
+MAX_VALUE_CHARS = 200
 MAX_FACET_SIZE = 200
 
 
@@ -78,6 +80,7 @@ class SearchRequest:
                    + ", ".join(FILTER_FACETS))  # fmt: skip
             _check(len(values) <= MAX_FILTER_VALUES, name,
                    f"more than {MAX_FILTER_VALUES} values for {name}")  # fmt: skip
+            _check_filter_values(name, values)
         for name in self.facet_search:
             _check(name in FILTER_FACETS, name, f"unknown facet {name!r}")
         _check(self.page >= 1, "page", f"page must be 1 or more, not {self.page}")
@@ -118,6 +121,15 @@ class SearchRequest:
 def _check(condition: bool, parameter: str, message: str) -> None:
     if not condition:
         raise QueryError(message, parameter)
+
+
+def _check_filter_values(name: str, values: Iterable[str]) -> None:
+    allowed = BY_NAME[name].allowed_values
+    for value in values:
+        if len(value) > MAX_VALUE_CHARS:
+            raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
+        if allowed is not None and value not in allowed:
+            raise QueryError(f"{name} must be {' or '.join(allowed)}, not {value[:40]!r}", name)
 
 
 #: The forms a date bound may take, exactly (ASCII digits; ``T`` between date and time).

@@ -263,6 +263,20 @@ def test_search_rejects_bad_paging(news: SearchService):
         parse_date_bound("next week", end=False)
 
 
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"published": ("yes",)}, "published must be true or false, not 'yes'"),
+        ({"published": ("TRUE",)}, "published must be true or false, not 'TRUE'"),
+        ({"topic": ("x" * 201,)}, "a topic value is longer than 200 characters"),
+    ],
+)
+def test_request_checks_filter_values_by_their_facet(filters, message):
+    with pytest.raises(QueryError, match=re.escape(message)) as raised:
+        SearchRequest(filters=filters)
+    assert raised.value.parameter == next(iter(filters))
+
+
 def test_search_deep_pages_work(sample: SearchService):
     all_newest = every_hit(sample, sort=Sort.NEWEST)
     page = sample.search(SearchRequest(page=40, per_page=10, sort=Sort.NEWEST))
