@@ -1,7 +1,8 @@
 """The typed search request, and the parsing of its values from text (CLI options, URLs).
 
-Both the CLI and the web app build a :class:`SearchRequest` through the helpers here, so a date,
-a sort name or a page number means the same thing, and fails with the same message, in both.
+Both the CLI and the web app read every value through the parsers here (the CLI's option types
+call them), and the request checks every value itself, so a date, a sort name, a page number
+or a filter value means the same thing, and fails with the same message, in both.
 """
 
 from __future__ import annotations
@@ -73,8 +74,7 @@ class SearchRequest:
     explain: bool = False
 
     def __post_init__(self) -> None:
-        _check(len(self.text) <= MAX_QUERY_CHARS, "q", f"the query is longer than "
-               f"{MAX_QUERY_CHARS:,} characters; shorten it")  # fmt: skip
+        check_query_text(self.text)
         for name, values in self.filters.items():
             _check(name in FILTER_FACETS, name, f"unknown filter {name!r}; use one of "
                    + ", ".join(FILTER_FACETS))  # fmt: skip
@@ -123,6 +123,15 @@ def _check(condition: bool, parameter: str, message: str) -> None:
         raise QueryError(message, parameter)
 
 
+def check_query_text(text: str) -> str:
+    """The query text, if it is not too long (for a search or a completion)."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is longer than {MAX_QUERY_CHARS:,} characters; shorten it", "q"
+        )
+    return text
+
+
 def _check_filter_values(name: str, values: Iterable[str]) -> None:
     allowed = BY_NAME[name].allowed_values
     for value in values:
@@ -130,6 +139,18 @@ def _check_filter_values(name: str, values: Iterable[str]) -> None:
             raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
         if allowed is not None and value not in allowed:
             raise QueryError(f"{name} must be {' or '.join(allowed)}, not {value[:40]!r}", name)
+
+
+def distinct_values(given: Iterable[str]) -> tuple[str, ...]:
+    """Values as a request holds them: stripped, without empty ones, each once (regardless of
+    case, as filters match them), in the order given. The CLI's repeated options, the URL's
+    repeated parameters and the page's links all read their values through this."""
+    seen: dict[str, str] = {}
+    for raw in given:
+        value = raw.strip()
+        if value:
+            seen.setdefault(value.casefold(), value)
+    return tuple(seen.values())
 
 
 #: The forms a date bound may take, exactly (ASCII digits; ``T`` between date and time).

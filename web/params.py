@@ -1,9 +1,10 @@
 """Query-string arguments to a :class:`SearchRequest`: every value checked, every mistake a
 :class:`QueryError` naming its parameter.
 
-The page, the API and the feed all read their arguments here, so ``?page=0`` fails the same
-way, with the same message, everywhere (and the same way as the CLI, through the helpers of
-:mod:`searchidx.request`). Decisions on ambiguous input:
+The page, the API and the feed all read their arguments here (the search's and the
+completions'), so ``?page=0`` fails the same way, with the same message, everywhere (and the
+same way as the CLI, through the parsers and checks of :mod:`searchidx.request`). Decisions on
+ambiguous input:
 
 - unknown parameters are ignored: shared links carry ``utm_source`` and the like;
 - empty values count as absent: a GET form sends every field, filled or not;
@@ -16,6 +17,7 @@ way, with the same message, everywhere (and the same way as the CLI, through the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
@@ -27,6 +29,8 @@ from searchidx.request import (
     MAX_FILTER_VALUES,
     MAX_VALUE_CHARS,
     SearchRequest,
+    check_query_text,
+    distinct_values,
     parse_date_bound,
     parse_flag,
     parse_half_life,
@@ -96,13 +100,7 @@ def multi(args: Args, name: str) -> tuple[str, ...]:
     given = args.getlist(name)
     if len(given) > MAX_FILTER_VALUES:
         raise QueryError(f"more than {MAX_FILTER_VALUES} values for {name}", name)
-    seen: dict[str, str] = {}
-    for raw in given:
-        value = raw.strip()
-        if not value:
-            continue
-        seen.setdefault(value.casefold(), value)
-    return tuple(seen.values())
+    return distinct_values(given)
 
 
 def _int(args: Args, name: str, default: int | None) -> int | None:
@@ -144,3 +142,29 @@ def parse_search_args(
         facet_size=_int(args, "facet_size", DEFAULT_FACET_SIZE) or 0,
         facet_search=facet_search,
     )
+
+
+DEFAULT_SUGGESTIONS = 8
+MAX_SUGGESTIONS = 20
+SUGGEST_FORMATS = ("json", "opensearch")
+
+
+@dataclass(frozen=True)
+class SuggestArgs:
+    """What ``/api/suggest`` was asked: completions of ``text``, how many, in which format."""
+
+    text: str
+    limit: int
+    format: str
+
+
+def parse_suggest_args(args: Args) -> SuggestArgs:
+    """The completion request the arguments describe; raises :class:`QueryError`."""
+    text = check_query_text(single(args, "q") or "")
+    limit = _int(args, "limit", DEFAULT_SUGGESTIONS) or 0
+    if not 1 <= limit <= MAX_SUGGESTIONS:
+        raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, not {limit}", "limit")
+    form = single(args, "format") or SUGGEST_FORMATS[0]
+    if form not in SUGGEST_FORMATS:
+        raise QueryError(f"unknown format {form[:40]!r}; use json or opensearch", "format")
+    return SuggestArgs(text, limit, form)
