@@ -21,6 +21,7 @@ from searchidx import indexer, querylang, ranking, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+from searchidx.facets import FILTERS, Kind
 from searchidx.indexer import SyncReport
 from searchidx.querylog import (
     KEPT_FILES,
@@ -31,7 +32,15 @@ from searchidx.querylog import (
     read_log,
     summarise,
 )
-from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_life
+from searchidx.request import (
+    SearchRequest,
+    Sort,
+    distinct_values,
+    parse_date_bound,
+    parse_half_life,
+    parse_int,
+    parse_sort,
+)
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
@@ -175,7 +184,23 @@ def status(store: IndexStore) -> None:
         click.echo(f"  {problem}")
 
 
-class DateBound(click.ParamType):
+class LibraryValue(click.ParamType):
+    """An option read by the library's parser of its value, the one the web reads the URL's
+    parameter with: the same text means the same thing, and fails with the same message."""
+
+    def parse(self, text: str, parameter: str) -> Any:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # a default, already parsed
+            return value
+        try:
+            return self.parse(value, param.name if param and param.name else self.name)
+        except QueryError as error:
+            self.fail(str(error), param, ctx)
+
+
+class DateBound(LibraryValue):
     """A date or date-time option; ``end=True`` makes a bare day, month or year inclusive."""
 
     name = "date"
@@ -183,43 +208,75 @@ class DateBound(click.ParamType):
     def __init__(self, end: bool) -> None:
         self.end = end
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_date_bound(value, end=self.end)
-        except QueryError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str, parameter: str) -> datetime:
+        return parse_date_bound(text, end=self.end, parameter=parameter)
 
 
-class HalfLife(click.ParamType):
+class HalfLife(LibraryValue):
     """A number of days, as the web's ``half_life`` parameter reads it."""
 
     name = "days"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_half_life(value)
-        except QueryError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str, parameter: str) -> float:
+        return parse_half_life(text, parameter)
+
+
+class WholeNumber(LibraryValue):
+    """ASCII digits, as the web's ``page`` or ``min_quality`` reads them (not ``1_000``)."""
+
+    name = "integer"
+
+    def parse(self, text: str, parameter: str) -> int:
+        return parse_int(text, parameter)
+
+
+class SortName(LibraryValue):
+    """One of the sorts, as the web's ``sort`` reads it."""
+
+    name = "sort"
+
+    def parse(self, text: str, parameter: str) -> Sort:
+        return parse_sort(text)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "[" + "|".join(Sort) + "]"
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per facet a search can filter on (``--topic``, repeatable; a pair of flags
+    for a true-or-false facet: ``--published/--unpublished``), passed to the command as one
+    ``filters`` mapping with its values read as the web reads a URL's."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        filters: dict[str, tuple[str, ...]] = {}
+        for facet in FILTERS:
+            given = kwargs.pop(facet.name)
+            if facet.kind is Kind.BOOLEAN:
+                given = () if given is None else (str(given).lower(),)
+            if values := distinct_values(given):
+                filters[facet.name] = values
+        return command(*args, filters=filters, **kwargs)
+
+    for facet in reversed(FILTERS):  # the first one applied last, so it is listed first
+        if facet.kind is Kind.BOOLEAN:
+            option = click.option(f"--{facet.name}/--un{facet.name}", default=None, help=facet.help)
+        else:
+            option = click.option(f"--{facet.name}", multiple=True, help=facet.help)
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @cli.command()
 @click.argument("text", required=False, default="")
-@click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable; OR).")
-@click.option("--provider", "providers", multiple=True, help="Only these providers (repeatable).")
-@click.option("--category", "categories", multiple=True, help="Only these categories.")
-@click.option("--type", "types", multiple=True, help="Only these types (article, video, ...).")
-@click.option("--published/--unpublished", default=None, help="Only (un)published articles.")
+@filter_options
 @click.option("--from", "date_from", type=DateBound(end=False), help="Published on or after.")
 @click.option("--to", "date_to", type=DateBound(end=True), help="Published on or before.")
-@click.option("--min-quality", type=int)
-@click.option("--max-quality", type=int)
+@click.option("--min-quality", type=WholeNumber())
+@click.option("--max-quality", type=WholeNumber())
 @click.option(
     "--sort",
-    type=click.Choice([sort.value for sort in Sort]),
+    type=SortName(),
     help="Default: best with text (relevance, freshness and quality), newest without.",
 )
 @click.option(
@@ -230,8 +287,10 @@ class HalfLife(click.ParamType):
     help="Days in which the best sort's freshness bonus halves.",
 )
 @click.option("--explain", is_flag=True, help="Show the parts of each hit's score.")
-@click.option("--page", type=int, default=1, show_default=True)
-@click.option("--limit", type=int, default=10, show_default=True, help="Results per page.")
+@click.option("--page", type=WholeNumber(), default=1, show_default=True)
+@click.option(
+    "--limit", type=WholeNumber(), default=10, show_default=True, help="Results per page."
+)
 @click.option("--facets", "show_facets", is_flag=True, help="Show facet counts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @click.option(
@@ -243,16 +302,12 @@ class HalfLife(click.ParamType):
 @domain_errors
 def query(
     text: str,
-    topics: tuple[str, ...],
-    providers: tuple[str, ...],
-    categories: tuple[str, ...],
-    types: tuple[str, ...],
-    published: bool | None,
+    filters: dict[str, tuple[str, ...]],
     date_from: datetime | None,
     date_to: datetime | None,
     min_quality: int | None,
     max_quality: int | None,
-    sort: str | None,
+    sort: Sort | None,
     half_life: float,
     explain: bool,
     page: int,
@@ -268,21 +323,14 @@ def query(
     """
     if strict:
         querylang.check_syntax(text)
-    filters = {
-        "topic": topics,
-        "provider": providers,
-        "category": categories,
-        "type": types,
-        "published": () if published is None else (str(published).lower(),),
-    }
     request = SearchRequest(
         text=text,
-        filters={name: values for name, values in filters.items() if values},
+        filters=filters,
         date_from=date_from,
         date_to=date_to,
         min_quality=min_quality,
         max_quality=max_quality,
-        sort=Sort(sort) if sort else None,
+        sort=sort,
         half_life_days=half_life,
         explain=explain,
         page=page,
@@ -442,13 +490,8 @@ def serve(
 class LogMoment(DateBound):
     """A date, as ``--from``/``--to`` take it, or a time ago: ``30m``, ``12h``, ``7d``, ``2w``."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_since(value, datetime.now(UTC), end=self.end)
-        except QueryError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str, parameter: str) -> datetime:
+        return parse_since(text, datetime.now(UTC), end=self.end)
 
 
 @cli.command()

@@ -1,31 +1,34 @@
 """The typed search request, and the parsing of its values from text (CLI options, URLs).
 
-Both the CLI and the web app build a :class:`SearchRequest` through the helpers here, so a date,
-a sort name or a page number means the same thing, and fails with the same message, in both.
+Both the CLI and the web app read every value through the parsers here (the CLI's option types
+call them), and the request checks every value itself, so a date, a sort name, a page number
+or a filter value means the same thing, and fails with the same message, in both.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
 from searchidx import ranking
 from searchidx.errors import QueryError
+from searchidx.facets import BY_NAME, FILTERS
 
-#: The facets a request can filter on, by name. Values within one facet are OR-ed; facets are
-#: AND-ed. ``month`` is the publication month histogram ("2022-06"); it is counted, and the
-#: date range (``date_from``/``date_to``) is how a request narrows by date.
-FILTER_FACETS = ("topic", "provider", "category", "type", "published")
+#: The names of the facets a request can filter on (see :mod:`searchidx.facets`); the date
+#: range (``date_from``/``date_to``) is how a request narrows by month.
+FILTER_FACETS = tuple(facet.name for facet in FILTERS)
 
 MAX_PER_PAGE = 100
 #: Like Elasticsearch's result window: deeper pages need a narrower search.
 MAX_RESULT_WINDOW = 10_000
 MAX_QUERY_CHARS = 1_000
 MAX_FILTER_VALUES = 50
+#: Longest filter value (and, on the web, value of any parameter but ``q``).
+MAX_VALUE_CHARS = 200
 MAX_FACET_SIZE = 200
 
 
@@ -71,13 +74,13 @@ class SearchRequest:
     explain: bool = False
 
     def __post_init__(self) -> None:
-        _check(len(self.text) <= MAX_QUERY_CHARS, "q", f"the query is longer than "
-               f"{MAX_QUERY_CHARS:,} characters; shorten it")  # fmt: skip
+        check_query_text(self.text)
         for name, values in self.filters.items():
             _check(name in FILTER_FACETS, name, f"unknown filter {name!r}; use one of "
                    + ", ".join(FILTER_FACETS))  # fmt: skip
             _check(len(values) <= MAX_FILTER_VALUES, name,
                    f"more than {MAX_FILTER_VALUES} values for {name}")  # fmt: skip
+            _check_filter_values(name, values)
         for name in self.facet_search:
             _check(name in FILTER_FACETS, name, f"unknown facet {name!r}")
         _check(self.page >= 1, "page", f"page must be 1 or more, not {self.page}")
@@ -118,6 +121,36 @@ class SearchRequest:
 def _check(condition: bool, parameter: str, message: str) -> None:
     if not condition:
         raise QueryError(message, parameter)
+
+
+def check_query_text(text: str) -> str:
+    """The query text, if it is not too long (for a search or a completion)."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is longer than {MAX_QUERY_CHARS:,} characters; shorten it", "q"
+        )
+    return text
+
+
+def _check_filter_values(name: str, values: Iterable[str]) -> None:
+    allowed = BY_NAME[name].allowed_values
+    for value in values:
+        if len(value) > MAX_VALUE_CHARS:
+            raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
+        if allowed is not None and value not in allowed:
+            raise QueryError(f"{name} must be {' or '.join(allowed)}, not {value[:40]!r}", name)
+
+
+def distinct_values(given: Iterable[str]) -> tuple[str, ...]:
+    """Values as a request holds them: stripped, without empty ones, each once (regardless of
+    case, as filters match them), in the order given. The CLI's repeated options, the URL's
+    repeated parameters and the page's links all read their values through this."""
+    seen: dict[str, str] = {}
+    for raw in given:
+        value = raw.strip()
+        if value:
+            seen.setdefault(value.casefold(), value)
+    return tuple(seen.values())
 
 
 #: The forms a date bound may take, exactly (ASCII digits; ``T`` between date and time).

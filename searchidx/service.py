@@ -39,8 +39,9 @@ from whoosh.searching import Searcher
 
 from searchidx import bounds, highlight, querylang, relaxation, synonyms
 from searchidx.errors import IndexMissingError
+from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
-from searchidx.request import FILTER_FACETS, SearchRequest, Sort
+from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
     Explanation,
@@ -60,9 +61,9 @@ from searchidx.typedtext import Reading
 REFRESH_INTERVAL = 0.5
 #: With fewer hits than this, a did-you-mean correction is offered.
 SUGGEST_BELOW = 3
-#: Autocomplete: at most this many topics and providers each, the rest title words.
+#: Autocomplete: at most this many values of each searchable facet (topics, providers), the
+#: rest title words.
 SUGGEST_PER_KIND = 3
-FACET_NAMES = (*FILTER_FACETS, "month")
 #: Sorts by a score computed from the query text's matches.
 _SCORED = (Sort.RELEVANCE, Sort.BEST)
 #: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
@@ -267,11 +268,11 @@ class SearchService:
             return ()
         with self._using() as snapshot:
             found: list[Suggestion] = []
-            for name in ("topic", "provider"):
-                table = snapshot.facet(name)
-                counts = snapshot.counts_of_all(name)
+            for facet in SEARCHABLE:
+                table = snapshot.facet(facet.name)
+                counts = snapshot.counts_of_all(facet.name)
                 matching = [
-                    Suggestion(value, name, int(counts[number]))
+                    Suggestion(value, facet.name, int(counts[number]))
                     for number, value in enumerate(table.values)
                     if _word_starts_with(value.casefold(), needle)
                 ]
@@ -298,14 +299,15 @@ class SearchService:
     def _filter_masks(
         self, snapshot: IndexSnapshot, request: SearchRequest
     ) -> dict[str, np.ndarray]:
-        """One mask per active filter, keyed by facet name (``date``/``quality`` for ranges)."""
+        """One mask per active filter, keyed by facet name (the month facet's for the date
+        range, ``quality`` for the quality range)."""
         masks = {
             name: snapshot.facet(name).documents_with(values, snapshot.size)
             for name, values in request.filters.items()
             if values
         }
         if request.date_from or request.date_to:
-            masks["month"] = snapshot.date_range(request.date_from, request.date_to)
+            masks[MONTH.name] = snapshot.date_range(request.date_from, request.date_to)
         if request.min_quality is not None or request.max_quality is not None:
             masks["quality"] = snapshot.quality_range(request.min_quality, request.max_quality)
         return masks
@@ -498,7 +500,8 @@ class SearchService:
     ) -> tuple[Facet, ...]:
         facets = []
         found: list[tuple[np.ndarray, np.ndarray]] = []  # (mask, its docnums), shared by facets
-        for name in FACET_NAMES:
+        for facet in FACETS:
+            name = facet.name
             others = _all(matches, (mask for key, mask in filters.items() if key != name))
             table = snapshot.facet(name)
             if others is snapshot.live:  # no text, no other filter
@@ -509,8 +512,8 @@ class SearchService:
                     docs = np.flatnonzero(others)
                     found.append((others, docs))
                 counts = table.counts(others, docs)
-            if name == "month":
-                facets.append(_month_facet(table.values, counts, request))
+            if facet.kind is Kind.MONTH:
+                facets.append(_month_facet(name, table.values, counts, request))
                 continue
             selected = {value.casefold(): value for value in request.filters.get(name, ())}
             facets.append(
@@ -599,13 +602,15 @@ def _word_starts_with(value: str, needle: str) -> bool:
     return value.startswith(needle) or any(word.startswith(needle) for word in value.split())
 
 
-def _month_facet(months: tuple[str, ...], counts: np.ndarray, request: SearchRequest) -> Facet:
+def _month_facet(
+    name: str, months: tuple[str, ...], counts: np.ndarray, request: SearchRequest
+) -> Facet:
     """Every month with hits, in calendar order; months inside the date range are selected."""
     low = f"{request.date_from:%Y-%m}" if request.date_from else ""
     high = f"{request.date_to:%Y-%m}" if request.date_to else "9999-12"
     chosen = request.date_from is not None or request.date_to is not None
     return Facet(
-        "month",
+        name,
         tuple(
             FacetValue(month, int(count), chosen and low <= month <= high)
             for month, count in zip(months, counts.tolist(), strict=True)

@@ -28,19 +28,11 @@ from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from searchidx import ranking, whoosh_internals
+from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
 from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, VALUE_SEPARATOR
-
-#: Facet name -> the column it is read from. ``month`` is derived from ``date``.
-FACET_COLUMNS = {
-    "topic": "topics",
-    "provider": "provider_name",
-    "category": "category",
-    "type": "type",
-    "published": "published",
-}
 
 #: Counting goes document by document when the documents are fewer than the pairs / this.
 _GATHER_BELOW = 4
@@ -186,8 +178,8 @@ class IndexSnapshot:
     def prepare(self) -> IndexSnapshot:
         """Read every per-index array a search may use, now: before the snapshot serves
         several threads at once, and outside any request's time budget."""
-        for name in (*FACET_COLUMNS, "month"):
-            self.counts_of_all(name)
+        for facet in FACETS:
+            self.counts_of_all(facet.name)
         for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
             self.rank(sort)
         for field in FIELD_BOOSTS:  # the scored (text) fields
@@ -206,14 +198,15 @@ class IndexSnapshot:
 
     @functools.cache  # noqa: B019 - the snapshot lives exactly as long as its caches should
     def facet(self, name: str) -> FacetTable:
-        if name == "month":
+        """The table of a facet of :data:`~searchidx.facets.FACETS`, by name."""
+        spec = BY_NAME[name]
+        if spec.kind is Kind.MONTH:
             return self._month_table()
-        column = FACET_COLUMNS[name]
-        if name == "topic":
-            topics = self._column(column, translate=True)
-            return FacetTable.build([raw.decode().split(VALUE_SEPARATOR) for raw in topics],
-                                    self.live)  # fmt: skip
-        return self._single_valued_table(column)
+        if spec.multi_valued:
+            joined = self._column(spec.column, translate=True)
+            values = [raw.decode().split(VALUE_SEPARATOR) for raw in joined]
+            return FacetTable.build(values, self.live)
+        return self._single_valued_table(spec.column)
 
     @functools.cache  # noqa: B019 - see facet()
     def counts_of_all(self, name: str) -> np.ndarray:

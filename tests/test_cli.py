@@ -9,11 +9,14 @@ import pty
 import re
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
 
 from searchidx.cli import EXIT_SKIPPED, cli
+from searchidx.facets import FILTERS, FacetSpec, Kind
+from searchidx.request import SearchRequest
 from tests.conftest import SAMPLE_COUNT, write_article
 
 
@@ -140,6 +143,70 @@ def test_cli_query_filters_by_every_option(sample_store):
 def test_cli_query_errors_go_to_stderr(sample_store, args, message):
     result = CliRunner().invoke(cli, ["query", *args, "--index", str(sample_store.location)])
     assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.output
+
+
+# The same bad value, given as an option and as a URL parameter: the same message (the CLI's
+# is prefixed with the option's name, by click).
+FIFTY_ONE_TOPICS = [f"t{n}" for n in range(51)]
+SAME_MESSAGES = [
+    (["--page", "1_000"], "page=1_000", "page must be a whole number, not '1_000'"),
+    (["--page", "+2"], "page=%2B2", "page must be a whole number, not '+2'"),
+    (["--page", "0"], "page=0", "page must be 1 or more, not 0"),
+    (["--page", "10001"], "page=10001", "page 10,001 is beyond the first 10,000 results"),
+    (["--limit", "0"], "per_page=0", "page size must be between 1 and 100, not 0"),
+    (["--min-quality", "\u0663"], "min_quality=%D9%A3", "min_quality must be a whole number"),
+    (["--max-quality", "1e3"], "max_quality=1e3", "max_quality must be a whole number"),
+    (
+        ["--min-quality", "90", "--max-quality", "10"],
+        "min_quality=90&max_quality=10",
+        "the minimum quality is above the maximum",
+    ),
+    (["--sort", "top"], "sort=top", "unknown sort 'top'; use one of best, relevance, newest"),
+    (["--sort", "NEWEST"], "sort=NEWEST", "unknown sort 'NEWEST'"),
+    (["--half-life", "0"], "half_life=0", "half_life must be between 0.01 and 36,500 days"),
+    (["--from", "20220624"], "from=20220624", "'20220624' is not a date"),
+    (["--from", "2023", "--to", "2022"], "from=2023&to=2022", "the start date is after the end"),
+    (["--topic", "x" * 201], "topic=" + "x" * 201, "a topic value is longer than 200 characters"),
+    (
+        [arg for topic in FIFTY_ONE_TOPICS for arg in ("--topic", topic)],
+        urlencode([("topic", topic) for topic in FIFTY_ONE_TOPICS]),
+        "more than 50 values for topic",
+    ),
+    (["a" * 1001], "q=" + "a" * 1001, "the query is longer than 1,000 characters; shorten it"),
+]
+
+
+@pytest.mark.parametrize(("args", "query", "message"), SAME_MESSAGES)
+def test_cli_query_refuses_a_bad_value_as_the_api_does(sample_store, client, args, query, message):
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == 400 and message in response.get_json()["error"]
+    result = CliRunner().invoke(cli, ["query", *args, "--index", str(sample_store.location)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert response.get_json()["error"] in result.stderr
+
+
+def as_options_and_query(facet: FacetSpec, value: str) -> tuple[list[str], str]:
+    """A filter as options and as a query string; a value given twice (spaced, then in another
+    case), which both read as one."""
+    if facet.kind is Kind.BOOLEAN:
+        flag = f"--{facet.name}" if value == "true" else f"--un{facet.name}"
+        return [flag], f"{facet.name}={value}"
+    given = [f" {value} ", value.swapcase()]
+    options = [arg for item in given for arg in (f"--{facet.name}", item)]
+    return options, urlencode([(facet.name, item) for item in given])
+
+
+@pytest.mark.parametrize("facet", FILTERS, ids=lambda facet: facet.name)
+def test_cli_query_filters_on_every_facet_as_the_api_does(sample_store, client, service, facet):
+    value = service.search(SearchRequest()).facet(facet.name).values[-1].value
+    options, query = as_options_and_query(facet, value)
+    index = str(sample_store.location)
+    printed = json.loads(run("query", "--json", *options, "--index", index).output)
+    answered = client.get(f"/api/search?{query}").get_json()
+    printed.pop("took_ms"), answered.pop("took_ms")
+    assert printed == answered
+    assert printed["filters"] == {facet.name: [value]}
+    assert 0 < printed["total"] < SAMPLE_COUNT
 
 
 def run_on_terminal(*args: str, no_color: str = "") -> bytes:

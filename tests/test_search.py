@@ -14,8 +14,10 @@ from searchidx import indexer, querylang
 from searchidx.articles import Article
 from searchidx.content import scan_content
 from searchidx.errors import QueryError
+from searchidx.facets import FACETS
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
+from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import IndexStore
@@ -261,6 +263,26 @@ def test_search_rejects_bad_paging(news: SearchService):
         SearchRequest(filters={"author": ("x",)})
     with pytest.raises(QueryError, match="'next week' is not a date"):
         parse_date_bound("next week", end=False)
+
+
+@pytest.mark.parametrize("facet", FACETS, ids=lambda facet: facet.name)
+def test_facets_are_read_from_columns_of_the_schema(facet):
+    schema = build_schema()
+    assert facet.column in schema.names() and schema[facet.column].column_type is not None
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"published": ("yes",)}, "published must be true or false, not 'yes'"),
+        ({"published": ("TRUE",)}, "published must be true or false, not 'TRUE'"),
+        ({"topic": ("x" * 201,)}, "a topic value is longer than 200 characters"),
+    ],
+)
+def test_request_checks_filter_values_by_their_facet(filters, message):
+    with pytest.raises(QueryError, match=re.escape(message)) as raised:
+        SearchRequest(filters=filters)
+    assert raised.value.parameter == next(iter(filters))
 
 
 def test_search_deep_pages_work(sample: SearchService):

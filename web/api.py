@@ -13,17 +13,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
-from searchidx.request import MAX_QUERY_CHARS, parse_int
 from web import querylog
 from web.data import search_view_data
-from web.params import single
+from web.params import parse_suggest_args
 from web.service import get_service
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-DEFAULT_SUGGESTIONS = 8
-MAX_SUGGESTIONS = 20
-SUGGEST_FORMATS = ("json", "opensearch")
 
 
 def error_response(message: str, status: int, parameter: str | None = None) -> Response:
@@ -53,21 +48,12 @@ def search() -> Response:
 def suggest() -> Response:
     """Completions for ``q``; ``format=opensearch`` gives the browser suggestions format
     (``[query, [completion, ...]]``, ``application/x-suggestions+json``)."""
-    text = single(request.args, "q") or ""
-    if len(text) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query is longer than {MAX_QUERY_CHARS:,} characters", "q")
-    limit_text = single(request.args, "limit")
-    limit = DEFAULT_SUGGESTIONS if limit_text is None else parse_int(limit_text, "limit")
-    if not 1 <= limit <= MAX_SUGGESTIONS:
-        raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, not {limit}", "limit")
-    form = single(request.args, "format") or "json"
-    if form not in SUGGEST_FORMATS:
-        raise QueryError(f"unknown format {form[:40]!r}; use json or opensearch", "format")
-    suggestions = get_service().suggest(text, limit)
-    if form == "opensearch":
-        body = json.dumps([text, [item.text for item in suggestions]])
+    args = parse_suggest_args(request.args)
+    suggestions = get_service().suggest(args.text, args.limit)
+    if args.format == "opensearch":
+        body = json.dumps([args.text, [item.text for item in suggestions]])
         return Response(body, mimetype="application/x-suggestions+json")
-    return jsonify({"query": text, "suggestions": [item.to_dict() for item in suggestions]})
+    return jsonify({"query": args.text, "suggestions": [item.to_dict() for item in suggestions]})
 
 
 #: Beside this module; not importlib.resources, which an editable install run from another

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from searchidx.request import FILTER_FACETS, MAX_RESULT_WINDOW, SearchRequest, Sort
+from searchidx.facets import FILTERS, MONTH
+from searchidx.request import MAX_RESULT_WINDOW, SearchRequest, Sort
 from searchidx.result import SearchResult
 from searchidx.service import SearchService
-from web.facets import facet_view, month_histogram, value_label
+from web.facets import facet_view, month_histogram
 from web.links import Links
 from web.params import DEFAULT_PER_PAGE, Args, parse_search_args
 
@@ -22,13 +23,6 @@ SORT_LABELS = {
     Sort.NEWEST: "Newest first",
     Sort.OLDEST: "Oldest first",
     Sort.QUALITY: "Highest quality",
-}
-FILTER_LABELS = {
-    "topic": "Topic",
-    "provider": "Provider",
-    "category": "Category",
-    "type": "Type",
-    "published": "Status",
 }
 
 
@@ -61,10 +55,10 @@ def page_extras(view: SearchView, links: Links) -> dict[str, Any]:
     return {
         "facets": [
             facet_view(facet, links, facet_search.get(facet.name, ""))
-            for name in FILTER_FACETS
-            if (facet := result.facet(name)) is not None
+            for spec in FILTERS
+            if (facet := result.facet(spec.name)) is not None
         ],
-        "histogram": month_histogram(result.facet("month"), links),
+        "histogram": month_histogram(result.facet(MONTH.name), links),
         "pagination": pagination(result, links),
         "chips": filter_chips(links),
         "first": request.offset + 1 if result.hits else 0,
@@ -107,12 +101,12 @@ def pagination(result: SearchResult, links: Links) -> dict[str, Any] | None:
 def filter_chips(links: Links) -> list[dict[str, str]]:
     """Every active filter as a label and the link that removes it."""
     chips = []
-    for name in FILTER_FACETS:
-        for value in links.values(name):
+    for facet in FILTERS:
+        for value in links.values(facet.name):
             chips.append(
                 {
-                    "label": f"{FILTER_LABELS[name]}: {value_label(name, value)}",
-                    "url": links.toggle(name, value),
+                    "label": f"{facet.label}: {facet.value_label(value)}",
+                    "url": links.toggle(facet.name, value),
                 }
             )
     ranges = {

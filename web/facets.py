@@ -7,23 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from searchidx.facets import BY_NAME
 from searchidx.result import Facet
 from web.links import Links
-
-FACET_LABELS = {
-    "topic": "Topics",
-    "provider": "Providers",
-    "category": "Category",
-    "type": "Type",
-    "published": "Status",
-}
-#: Facets long enough to deserve a box that filters their values.
-SEARCHABLE = ("topic", "provider")
-VALUE_LABELS = {"published": {"true": "Published", "false": "Unpublished"}}
-
-
-def value_label(facet: str, value: str) -> str:
-    return VALUE_LABELS.get(facet, {}).get(value, value)
 
 
 def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:
@@ -31,13 +17,14 @@ def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:
     # Chosen values first, as shops list them: a chosen value outside the top ones (the
     # service appends those) would otherwise sit below values the reader did not choose.
     values = sorted(facet.values, key=lambda item: not item.selected)
+    spec = BY_NAME[facet.name]
     return {
         "name": facet.name,
-        "label": FACET_LABELS.get(facet.name, facet.name.title()),
+        "label": spec.heading,
         "values": [
             {
                 "value": item.value,
-                "label": value_label(facet.name, item.value),
+                "label": spec.value_label(item.value),
                 "count": item.count,
                 "selected": item.selected,
                 "toggle_url": links.toggle(facet.name, item.value),
@@ -45,7 +32,7 @@ def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:
             for item in values
         ],
         "more": facet.more,
-        "searchable": facet.name in SEARCHABLE,
+        "searchable": spec.searchable,
         "search_param": f"{facet.name}_q",
         "search": search,
     }

@@ -13,11 +13,11 @@ from werkzeug.datastructures import MultiDict
 
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
+from searchidx.facets import FILTERS
 from searchidx.request import Sort
 from searchidx.result import Hit
 from web import xmldocs
-from web.data import FILTER_LABELS, search_view_data
-from web.facets import value_label
+from web.data import search_view_data
 from web.formatting import link_url
 from web.links import MATCH_PARAMS, Links
 from web.service import get_service
@@ -64,10 +64,10 @@ def search_timeout(error: SearchTimeout) -> tuple[Response, int]:
 def describe(links: Links) -> str:
     """The search in words: ``“facial recognition”, Topic: AI, from 2022``."""
     parts = [f"“{value}”" for value in links.values("q")]
-    for name, label in FILTER_LABELS.items():
-        values = [value_label(name, value) for value in links.values(name)]
+    for facet in FILTERS:
+        values = [facet.value_label(value) for value in links.values(facet.name)]
         if values:
-            parts.append(f"{label}: {' or '.join(values)}")
+            parts.append(f"{facet.label}: {' or '.join(values)}")
     for name, label in (("from", "from"), ("to", "until")):
         parts += [f"{label} {value}" for value in links.values(name)]
     for name, label in (("min_quality", "quality ≥"), ("max_quality", "quality ≤")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlencode
 
-from searchidx.request import FILTER_FACETS
+from searchidx.request import FILTER_FACETS, distinct_values
 from web.params import KNOWN_PARAMS, Args
 
 #: Parameters that describe which articles match; the others only present them.
@@ -26,14 +26,9 @@ class Links:
 
     def __init__(self, args: Args, base: str = "/") -> None:
         self.base = base
-        self.pairs: list[tuple[str, str]] = []
-        for name in KNOWN_PARAMS:
-            seen: set[str] = set()
-            for raw in args.getlist(name):
-                value = raw.strip()
-                if value and value.casefold() not in seen:
-                    seen.add(value.casefold())
-                    self.pairs.append((name, value))
+        self.pairs = [
+            (name, value) for name in KNOWN_PARAMS for value in distinct_values(args.getlist(name))
+        ]
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]

@@ -1,9 +1,10 @@
 """Query-string arguments to a :class:`SearchRequest`: every value checked, every mistake a
 :class:`QueryError` naming its parameter.
 
-The page, the API and the feed all read their arguments here, so ``?page=0`` fails the same
-way, with the same message, everywhere (and the same way as the CLI, through the helpers of
-:mod:`searchidx.request`). Decisions on ambiguous input:
+The page, the API and the feed all read their arguments here (the search's and the
+completions'), so ``?page=0`` fails the same way, with the same message, everywhere (and the
+same way as the CLI, through the parsers and checks of :mod:`searchidx.request`). Decisions on
+ambiguous input:
 
 - unknown parameters are ignored: shared links carry ``utm_source`` and the like;
 - empty values count as absent: a GET form sends every field, filled or not;
@@ -16,6 +17,7 @@ way, with the same message, everywhere (and the same way as the CLI, through the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
@@ -25,7 +27,10 @@ from searchidx.ranking import DEFAULT_HALF_LIFE_DAYS
 from searchidx.request import (
     FILTER_FACETS,
     MAX_FILTER_VALUES,
+    MAX_VALUE_CHARS,
     SearchRequest,
+    check_query_text,
+    distinct_values,
     parse_date_bound,
     parse_flag,
     parse_half_life,
@@ -65,9 +70,6 @@ KNOWN_PARAMS = (
     "explain",
     "page",
 )
-#: Longest value of any parameter but ``q`` (whose limit is the request's own).
-MAX_VALUE_CHARS = 200
-PUBLISHED_VALUES = ("true", "false")
 DEFAULT_PER_PAGE = 10
 DEFAULT_FACET_SIZE = 10
 
@@ -89,7 +91,8 @@ def single(args: Args, name: str) -> str | None:
 
 
 def multi(args: Args, name: str) -> tuple[str, ...]:
-    """The distinct non-empty values of a repeatable parameter, in order (case-insensitive).
+    """The distinct non-empty values of a repeatable parameter, in order (case-insensitive;
+    the request checks each).
 
     At most :data:`MAX_FILTER_VALUES` may be given, repeats included (the OpenAPI ``maxItems``):
     the limit bounds the work a URL can ask for, so it counts what was sent.
@@ -97,17 +100,7 @@ def multi(args: Args, name: str) -> tuple[str, ...]:
     given = args.getlist(name)
     if len(given) > MAX_FILTER_VALUES:
         raise QueryError(f"more than {MAX_FILTER_VALUES} values for {name}", name)
-    seen: dict[str, str] = {}
-    for raw in given:
-        value = raw.strip()
-        if not value:
-            continue
-        if len(value) > MAX_VALUE_CHARS:
-            raise QueryError(f"a {name} value is longer than {MAX_VALUE_CHARS} characters", name)
-        if name == "published" and value not in PUBLISHED_VALUES:
-            raise QueryError(f"published must be true or false, not {raw[:40]!r}", name)
-        seen.setdefault(value.casefold(), value)
-    return tuple(seen.values())
+    return distinct_values(given)
 
 
 def _int(args: Args, name: str, default: int | None) -> int | None:
@@ -149,3 +142,29 @@ def parse_search_args(
         facet_size=_int(args, "facet_size", DEFAULT_FACET_SIZE) or 0,
         facet_search=facet_search,
     )
+
+
+DEFAULT_SUGGESTIONS = 8
+MAX_SUGGESTIONS = 20
+SUGGEST_FORMATS = ("json", "opensearch")
+
+
+@dataclass(frozen=True)
+class SuggestArgs:
+    """What ``/api/suggest`` was asked: completions of ``text``, how many, in which format."""
+
+    text: str
+    limit: int
+    format: str
+
+
+def parse_suggest_args(args: Args) -> SuggestArgs:
+    """The completion request the arguments describe; raises :class:`QueryError`."""
+    text = check_query_text(single(args, "q") or "")
+    limit = _int(args, "limit", DEFAULT_SUGGESTIONS) or 0
+    if not 1 <= limit <= MAX_SUGGESTIONS:
+        raise QueryError(f"limit must be between 1 and {MAX_SUGGESTIONS}, not {limit}", "limit")
+    form = single(args, "format") or SUGGEST_FORMATS[0]
+    if form not in SUGGEST_FORMATS:
+        raise QueryError(f"unknown format {form[:40]!r}; use json or opensearch", "format")
+    return SuggestArgs(text, limit, form)
