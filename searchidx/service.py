@@ -40,6 +40,7 @@ from whoosh.searching import Searcher
 from searchidx import bounds, highlight, querylang, relaxation, synonyms
 from searchidx.errors import IndexMissingError
 from searchidx.matching import Matches
+from searchidx.ranking import FIELD_BOOSTS
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -51,7 +52,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
+from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading

@@ -31,7 +31,7 @@ from searchidx import ranking, whoosh_internals
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
-from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, VALUE_SEPARATOR
+from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
 
 #: Facet name -> the column it is read from. ``month`` is derived from ``date``.
 FACET_COLUMNS = {
@@ -190,7 +190,7 @@ class IndexSnapshot:
             self.counts_of_all(name)
         for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
             self.rank(sort)
-        for field in FIELD_BOOSTS:  # the scored (text) fields
+        for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
         self.quality_factors  # noqa: B018 - read for its side effect
