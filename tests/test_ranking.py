@@ -1,6 +1,7 @@
 """The ``best`` sort (text x freshness x quality), its half-life, and ``explain``: on a real
 index of hand-written articles whose dates and qualities are chosen, through the service, the
-JSON API, the page and the terminal. The title phrase bonus of the text score."""
+JSON API, the page and the terminal. The title phrase bonus of the text score, and the
+known-item benchmark that measures it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bench import known_item
 from searchidx import bounds, indexer, ranking
 from searchidx.bounds import QueryTooBroad
 from searchidx.cli import cli
@@ -300,3 +302,30 @@ def test_title_phrase_never_makes_plain_words_too_broad(phrased, monkeypatch):
     assert paths(phrased, "crane strike")[0] == "t/together.md"
     with pytest.raises(QueryTooBroad):  # a phrase typed is still counted
         paths(phrased, '"crane strike"')
+
+
+def test_known_item_bench_counts_shared_titles_and_the_ceiling(tmp_path, capsys):
+    titles = {"a.md": "Otter dams rebuilt", "b.md": "Otter dams rebuilt",
+              "c.md": "Otter dams rebuilt again", "d.md": "Lynx is back"}  # fmt: skip
+    assert known_item.shared_titles(titles) == 2
+    as_written = known_item.known_item_queries(titles, None, 1, skip_stop_words=False)
+    skipped = known_item.known_item_queries(titles, None, 1, skip_stop_words=True)
+    assert ("lynx is back", "d.md") in as_written and len(as_written) == 4
+    assert {path for _, path in skipped} == {"a.md", "b.md", "c.md"}  # "lynx back": too short
+
+    def best_possible(text: str, path: str) -> tuple[float, int]:
+        return known_item.ceiling([(text, path)], titles, skip_stop_words=True)
+
+    # a.md and b.md gave "otter dams rebuilt" for sure, c.md half the time (one window of two):
+    # the best ranking puts a.md and b.md first, in either order, and c.md third.
+    assert best_possible("otter dams rebuilt", "a.md") == ((1 + 1 / 2) / 2, 1)
+    assert best_possible("otter dams rebuilt", "c.md") == (1 / 3, 1)
+    assert best_possible("dams rebuilt again", "c.md") == (1.0, 0)
+
+    folder = tmp_path / "articles"
+    for path, title in titles.items():
+        write_article(folder, path, f'title: "{title}"\npublishedDateTime: 2024-05-01T12:00:00Z')
+    assert known_item.main([str(folder)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 articles" in printed and "2 share their title" in printed
+    assert "as written" in printed and "stop words skipped" in printed
