@@ -47,7 +47,8 @@ from searchidx.articles import Article
 from searchidx.content import FileState, content_hash
 from searchidx.errors import ArticleError, SearchidxError
 from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
-from searchidx.schema import FIELD_BOOSTS, SCHEMA_VERSION, STORED_BODY_CHARS, from_record
+from searchidx.ranking import FIELD_BOOSTS
+from searchidx.schema import SCHEMA_VERSION, STORED_BODY_CHARS, from_record
 from searchidx.store import IndexStore
 
 #: Marks a folder as written by this exporter; ``--force`` replaces only such folders.

@@ -27,7 +27,7 @@ from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from searchidx import bounds, whoosh_internals
+from searchidx import bounds, ranking, whoosh_internals
 from searchidx.lru import LruCache
 
 #: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
@@ -109,7 +109,7 @@ class QueryMatcher:
         for leaf in parsed.leaves():
             if isinstance(leaf, query.MultiTerm):
                 bounds.charge(leaf, *self._charge(leaf))
-            elif isinstance(leaf, query.Phrase):
+            elif isinstance(leaf, query.Phrase) and not isinstance(leaf, ranking.TitlePhrase):
                 words = self._phrase_words(leaf)
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
         if not self.fast:
@@ -150,7 +150,7 @@ class QueryMatcher:
         kind = type(q)
         if kind is query.Term:
             return self._term(q.fieldname, q.text, q.boost, scored)
-        if kind is query.Phrase:
+        if isinstance(q, query.Phrase):
             return self._phrase(q, scored)
         if isinstance(q, query.MultiTerm):
             return self._multiterm(q, scored)
@@ -173,6 +173,8 @@ class QueryMatcher:
             combine = np.logical_and if kind is query.And else np.logical_or
             mask = functools.reduce(combine, (part[0] for part in parts))
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
+        if isinstance(q, query.AndMaybe) and not scored:  # the maybe part only scores
+            return self._evaluate(q.a, scored)
         if isinstance(q, query.AndNot | query.AndMaybe | query.Require):
             (a_mask, a_scores), (b_mask, b_scores) = (self._evaluate(q.a, scored),
                                                       self._evaluate(q.b, scored))  # fmt: skip

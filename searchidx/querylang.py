@@ -20,15 +20,15 @@ from typing import Any
 from whoosh import qparser, query
 from whoosh.searching import Searcher
 
-from searchidx import bounds, synonyms, typedtext
+from searchidx import bounds, ranking, synonyms, typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
-from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, build_schema
+from searchidx.schema import ANALYZER, WORD_PATTERN, build_schema
 from searchidx.typedtext import FIELDS as QUERY_FIELDS
 from searchidx.typedtext import Reading
 
 #: Text fields searched when a word names no field (and whose terms are highlighted).
-TEXT_FIELDS = tuple(FIELD_BOOSTS)
+TEXT_FIELDS = tuple(ranking.FIELD_BOOSTS)
 
 #: Parsed queries kept (most recently used).
 PARSED_CACHED = 4096
@@ -53,7 +53,7 @@ def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParse
     parser = qparser.MultifieldParser(
         list(TEXT_FIELDS),
         build_schema(),
-        fieldboosts=FIELD_BOOSTS,
+        fieldboosts=ranking.FIELD_BOOSTS,
         group=qparser.AndGroup,
         termclass=termclass,
     )
@@ -113,8 +113,9 @@ def parse_query(text: str, fuzzy: bool = False) -> query.Query | None:
 
 
 def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
-    """The Whoosh query of a reading (see :func:`read`), within :mod:`searchidx.bounds`, its
-    words and phrases expanded by the current synonyms (:mod:`searchidx.synonyms`)."""
+    """The Whoosh query of a reading (see :func:`read`), within :mod:`searchidx.bounds`, with
+    the title phrase bonus (:func:`ranking.with_title_phrase`), its words and phrases expanded
+    by the current synonyms (:mod:`searchidx.synonyms`)."""
     if not reading.query:
         return query.NullQuery
     parsed = _parsed(reading.query, fuzzy)
@@ -124,7 +125,7 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
-    return synonyms.current().expand(parsed)
+    return synonyms.current().expand(ranking.with_title_phrase(parsed))
 
 
 def expanded_words(parsed: query.Query) -> int:

@@ -1,11 +1,22 @@
-"""The ``best`` sort: text relevance blended with freshness and quality, in one place.
+"""How results are ranked, with every weight in one place: the text score (``relevance``) and
+the ``best`` sort that blends it with freshness and quality.
 
-    best = text * freshness * quality
+    text      = BM25F over title, topic, provider, excerpt and body, times FIELD_BOOSTS
+                + TITLE_PHRASE_BOOST x the title's BM25F when the words typed stand together in it
+    best      = text * freshness * quality
     freshness = 1 + FRESHNESS_WEIGHT * 0.5 ** (age_days / half_life_days)
     quality   = 1 + QUALITY_WEIGHT * (2 * percentile - 1)
 
 Why this shape:
 
+- **Titles weigh most, and a title that holds the words typed, next to each other and in the
+  order typed, more still.** Someone who remembers a few words of a headline types them in
+  its order; an article that only has the words apart (a long title, the excerpt, the topics)
+  is a weaker answer. The bonus is an optional part of the query (:func:`with_title_phrase`:
+  Whoosh's ``AndMaybe`` of a title phrase), so Whoosh and the fast paths of
+  :mod:`searchidx.matching` score it alike, and it never changes which articles match. On the
+  known-item benchmark (``bench/known_item.py``, powerapps) it lifts MRR@10 from 0.79 to 0.86
+  (three title words, stop words skipped), next to the 0.86 no ranking can beat there.
 - **Multiplied, and bounded.** Both factors stay within a few tens of percent of 1 (freshness
   in [1, 1 + FRESHNESS_WEIGHT], quality in [1 - QUALITY_WEIGHT, 1 + QUALITY_WEIGHT]), so they
   reorder articles of about the same text score (the same story from several sources) but
@@ -25,10 +36,24 @@ Why this shape:
 from __future__ import annotations
 
 import numpy as np
+from whoosh import query
+
+#: How much a match in each text field counts (the query parser's field boosts): titles most.
+FIELD_BOOSTS = {"title": 3.0, "topic": 2.0, "provider": 1.5, "excerpt": 1.0, "body": 0.5}
+#: The title phrase bonus: the title's BM25F of the words, times this, added when the title has
+#: them together. Tuned on bench/known_item.py (powerapps, MRR@10 with stop words skipped):
+#: 0.789 without; 0.857 at 2, 0.860 at 4, 0.859 at 6 to 8: a plateau, so the lowest of it.
+TITLE_PHRASE_BOOST = 4.0
+#: Queries of more words than this get no title phrase bonus. Its positions are not counted
+#: against the phrase cap of :mod:`searchidx.bounds` (a bonus must not make a query of plain
+#: words too broad to run), so this bounds its cost: a title has each word about once, so each
+#: word reads about one position per article with it in its title (cached per index snapshot).
+TITLE_PHRASE_MAX_WORDS = 8
 
 #: How much the freshest article gains over a very old one (at most x1.10). Tuned on the
-#: known-item benchmark (bench/known_item.py, powerapps): at 0.25 (with quality at 0.15)
-#: MRR@10 fell from 0.690 (relevance) to 0.677; at 0.1 / 0.03 it is 0.686: near-ties only.
+#: known-item benchmark (bench/known_item.py, powerapps; words as written / stop words
+#: skipped): at 0.25 (with quality at 0.15) MRR@10 falls from 0.760 / 0.860 (relevance) to
+#: 0.756 / 0.858; at 0.1 / 0.03 it is 0.760 / 0.860: near-ties only.
 FRESHNESS_WEIGHT = 0.1
 #: How far quality moves a score either way (x0.97 for the lowest, x1.03 for the highest):
 #: less than freshness, as quality is the source's opinion, not the reader's.
@@ -68,3 +93,46 @@ def percentiles(qualities: np.ndarray, known: np.ndarray) -> np.ndarray:
         not_above = np.searchsorted(values, qualities[known], side="right")
         out[known] = (below + not_above - 1) / (2.0 * (len(values) - 1))
     return out
+
+
+class TitlePhrase(query.Phrase):
+    """A query's words together in the title: a bonus in :func:`with_title_phrase`, never a
+    condition (so it is not counted against the cap on what phrases may read)."""
+
+
+def with_title_phrase(parsed: query.Query) -> query.Query:
+    """``parsed`` with the title phrase bonus, when it is plain words (and joined words, quoted
+    phrases) that must all match, at most :data:`TITLE_PHRASE_MAX_WORDS`: the same articles
+    match, and those whose title has the words next to each other, in the order typed, score
+    the title's part of the score again times :data:`TITLE_PHRASE_BOOST`. The words of
+    ``field:value`` and NOT parts do not count; with an OR, a wildcard or a fuzzy word among
+    them, the words were not typed together, and there is no bonus."""
+    required = parsed.a if type(parsed) is query.AndNot else parsed
+    if type(required) is not query.And:
+        return parsed
+    words: list[str] = []
+    for part in required.subqueries:
+        typed = _typed_words(part)
+        if not typed and part.field() is None and not isinstance(part, query.Not):
+            return parsed  # an OR, a wildcard: the words around it were not typed together
+        words += typed
+    if not 2 <= len(words) <= TITLE_PHRASE_MAX_WORDS:
+        return parsed
+    return query.AndMaybe(parsed, TitlePhrase("title", words, boost=TITLE_PHRASE_BOOST))
+
+
+def _typed_words(group: query.Query) -> list[str]:
+    """The words of one typed word, joined word or quoted phrase as the parser reads it: the
+    same term (or phrase) in every text field, each with its field's boost; [] otherwise."""
+    if type(group) is not query.Or or group.scale or group.minmatch:
+        return []
+    parts = group.subqueries
+    kinds = {type(part) for part in parts}
+    if kinds not in ({query.Term}, {query.Phrase}) or any(
+        type(part) is query.Phrase and part.slop != 1 for part in parts
+    ):
+        return []
+    if [(part.fieldname, part.boost) for part in parts] != list(FIELD_BOOSTS.items()):
+        return []
+    spelled = {(part.text,) if type(part) is query.Term else tuple(part.words) for part in parts}
+    return [str(word) for word in spelled.pop()] if len(spelled) == 1 else []

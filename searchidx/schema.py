@@ -69,9 +69,6 @@ ANALYZER = (
     | StemFilter(cachesize=-1)
 )
 
-#: How much a match in each text field counts; titles weigh most (used by the query parser).
-FIELD_BOOSTS = {"title": 3.0, "topic": 2.0, "provider": 1.5, "excerpt": 1.0, "body": 0.5}
-
 
 class Text(fields.TEXT):
     """Whoosh's TEXT, indexed in one pass when its analyzer is the stemming chain.

@@ -41,6 +41,7 @@ from searchidx import bounds, highlight, querylang, relaxation, synonyms
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
+from searchidx.ranking import FIELD_BOOSTS
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -52,7 +53,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
+from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
 from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading

@@ -32,7 +32,7 @@ from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
-from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, VALUE_SEPARATOR
+from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
 
 #: Counting goes document by document when the documents are fewer than the pairs / this.
 _GATHER_BELOW = 4
@@ -182,7 +182,7 @@ class IndexSnapshot:
             self.counts_of_all(facet.name)
         for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
             self.rank(sort)
-        for field in FIELD_BOOSTS:  # the scored (text) fields
+        for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
         self.quality_factors  # noqa: B018 - read for its side effect

@@ -26,7 +26,8 @@ from pathlib import Path
 from whoosh import query
 
 from searchidx.errors import SearchidxError
-from searchidx.schema import ANALYZER, FIELD_BOOSTS
+from searchidx.ranking import FIELD_BOOSTS
+from searchidx.schema import ANALYZER
 
 #: The form a line must have, shown with every error.
 _FORMAT = "write one group per line: 'covid, coronavirus, sars-cov-2' or 'nyc => new york city'"

@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, fold
+from searchidx.ranking import FIELD_BOOSTS
+from searchidx.schema import ANALYZER, WORD_PATTERN, fold
 
 #: Field names a query may use (``name:value``), and the schema field each one searches.
 FIELDS = {

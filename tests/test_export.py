@@ -24,7 +24,8 @@ from searchidx.export import (
     elasticsearch_mapping,
     export_elasticsearch,
 )
-from searchidx.schema import FIELD_BOOSTS, STORED_BODY_CHARS, build_schema, from_record
+from searchidx.ranking import FIELD_BOOSTS
+from searchidx.schema import STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 from tests.conftest import SAMPLE_COUNT, write_article
 

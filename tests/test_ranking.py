@@ -1,18 +1,23 @@
 """The ``best`` sort (text x freshness x quality), its half-life, and ``explain``: on a real
 index of hand-written articles whose dates and qualities are chosen, through the service, the
-JSON API, the page and the terminal."""
+JSON API, the page and the terminal. The title phrase bonus of the text score, and the
+known-item benchmark that measures it."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from searchidx import indexer
+from bench import known_item
+from searchidx import bounds, indexer, ranking
+from searchidx.bounds import QueryTooBroad
 from searchidx.cli import cli
 from searchidx.errors import QueryError
+from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -209,3 +214,118 @@ def test_cli_sort_choices_follow_the_sort_enum():
     result = CliRunner().invoke(cli, ["query", "--help"])
     for sort in Sort:
         assert sort.value in result.output
+
+
+#: (path, title, excerpt): the words "crane strike" together in a title, apart in another
+#: that has them in its excerpt too, and one of the words alone.
+PHRASED = [
+    ("t/together.md", "Harbour crane strike ends", "Work resumed on Monday."),
+    (
+        "t/apart.md",
+        "Crane operators at the harbour threaten a strike",
+        "A crane strike would close the harbour, the union said.",
+    ),
+    ("t/crane-only.md", "New crane for the harbour", "It lifts more."),
+]
+
+
+@pytest.fixture(scope="module")
+def phrased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
+    folder = tmp_path_factory.mktemp("phrased")
+    for path, title, excerpt in PHRASED:
+        front = f'title: "{title}"\nexcerpt: "{excerpt}"\npublishedDateTime: 2024-05-01T12:00:00Z'
+        write_article(folder, path, front, f"{excerpt} " * 3)
+    store = IndexStore(tmp_path_factory.mktemp("phrased-index"))
+    indexer.sync(store, folder)
+    service = SearchService(store, results_cached=0)
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.BEST])
+def test_title_phrase_ranks_the_words_together_in_a_title_first(phrased, sort):
+    assert paths(phrased, "crane strike", sort=sort) == ["t/together.md", "t/apart.md"]
+
+
+def test_title_phrase_bonus_is_what_puts_it_first(phrased, monkeypatch):
+    monkeypatch.setattr(ranking, "TITLE_PHRASE_BOOST", 0.0)
+    # Without it, the title with the words apart (and in its excerpt) scores higher.
+    assert paths(phrased, "crane strike", sort=Sort.RELEVANCE) == ["t/apart.md", "t/together.md"]
+
+
+def test_title_phrase_needs_the_typed_order_and_never_changes_what_matches(phrased):
+    reversed_order = phrased.search(SearchRequest(text="strike crane", sort=Sort.RELEVANCE))
+    assert [hit.path for hit in reversed_order.hits] == ["t/apart.md", "t/together.md"]
+    assert phrased.search(SearchRequest(text="crane strike")).total == 2
+    assert phrased.search(SearchRequest(text="crane strike", sort=Sort.NEWEST)).total == 2
+
+
+def test_title_phrase_is_scored_in_the_title_and_as_whoosh_scores_it(phrased):
+    parsed = parse_query("crane strike")
+    snapshot = phrased.snapshot()
+    scores = snapshot.match(parsed, scored=True).scores
+    with snapshot.reading:
+        theirs = {hit.docnum: hit.score for hit in snapshot.searcher.search(parsed, limit=None)}
+    assert scores is not None and set(np.flatnonzero(scores).tolist()) == set(theirs)
+    assert all(
+        math.isclose(scores[docnum], score, rel_tol=1e-12) for docnum, score in theirs.items()
+    )
+    together, apart = phrased.search(SearchRequest(text="crane strike", explain=True)).hits
+    assert together.explain.fields["title"] > 2 * apart.explain.fields["title"]
+    assert math.isclose(sum(together.explain.fields.values()), together.explain.text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("crane strike", ["crane", "strike"]),
+        ("harbour crane-strike", ["harbour", "crane", "strike"]),  # a joined word is two
+        ('"harbour crane" strike', ["harbour", "crane", "strike"]),
+        ("crane of the strike", ["crane", "strike"]),  # stop words are not searched
+        ("crane provider:reuters strike -union", ["crane", "strike"]),
+        ("crane", None),
+        ("crane OR strike", None),
+        ("crane (strike OR walkout)", None),  # not typed together
+        ("cran* strike", None),
+        ("crane strike~", None),
+        (" ".join(f"word{number}" for number in range(ranking.TITLE_PHRASE_MAX_WORDS + 1)), None),
+    ],
+)
+def test_title_phrase_is_added_to_plain_words_only(text, words):
+    bonus = [leaf for leaf in parse_query(text).leaves() if isinstance(leaf, ranking.TitlePhrase)]
+    assert [leaf.words for leaf in bonus] == ([words] if words else [])
+    assert all(leaf.fieldname == "title" for leaf in bonus)
+
+
+def test_title_phrase_never_makes_plain_words_too_broad(phrased, monkeypatch):
+    monkeypatch.setattr(bounds, "MAX_PHRASE_POSTINGS", 1)
+    assert paths(phrased, "crane strike")[0] == "t/together.md"
+    with pytest.raises(QueryTooBroad):  # a phrase typed is still counted
+        paths(phrased, '"crane strike"')
+
+
+def test_known_item_bench_counts_shared_titles_and_the_ceiling(tmp_path, capsys):
+    titles = {"a.md": "Otter dams rebuilt", "b.md": "Otter dams rebuilt",
+              "c.md": "Otter dams rebuilt again", "d.md": "Lynx is back"}  # fmt: skip
+    assert known_item.shared_titles(titles) == 2
+    as_written = known_item.known_item_queries(titles, None, 1, skip_stop_words=False)
+    skipped = known_item.known_item_queries(titles, None, 1, skip_stop_words=True)
+    assert ("lynx is back", "d.md") in as_written and len(as_written) == 4
+    assert {path for _, path in skipped} == {"a.md", "b.md", "c.md"}  # "lynx back": too short
+
+    def best_possible(text: str, path: str) -> tuple[float, int]:
+        return known_item.ceiling([(text, path)], titles, skip_stop_words=True)
+
+    # a.md and b.md gave "otter dams rebuilt" for sure, c.md half the time (one window of two):
+    # the best ranking puts a.md and b.md first, in either order, and c.md third.
+    assert best_possible("otter dams rebuilt", "a.md") == ((1 + 1 / 2) / 2, 1)
+    assert best_possible("otter dams rebuilt", "c.md") == (1 / 3, 1)
+    assert best_possible("dams rebuilt again", "c.md") == (1.0, 0)
+
+    folder = tmp_path / "articles"
+    for path, title in titles.items():
+        write_article(folder, path, f'title: "{title}"\npublishedDateTime: 2024-05-01T12:00:00Z')
+    assert known_item.main([str(folder)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 articles" in printed and "2 share their title" in printed
+    assert "as written" in printed and "stop words skipped" in printed

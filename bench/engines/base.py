@@ -28,7 +28,7 @@ from searchidx.indexer import (
 #: Facets every engine counts when asked, and how many values of each (month: all of them).
 FACETS = ("topic", "provider", "category", "type", "published", "month")
 FACET_SIZE = 10
-#: Field weights of the text search: searchidx's (schema.FIELD_BOOSTS), used by every peer.
+#: Field weights of the text search: searchidx's (ranking.FIELD_BOOSTS), used by every peer.
 FIELD_BOOSTS = {"title": 3.0, "excerpt": 1.0, "body": 0.5, "topic": 2.0, "provider": 1.5}
 
 
