@@ -306,11 +306,19 @@ def query(
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same files.")
-def sample(folder: Path, count: int, seed: int) -> None:
+@click.option(
+    "--stories",
+    type=click.FloatRange(0, 1),
+    default=0,
+    show_default=True,
+    help="Share of the articles that are several outlets' coverage of one story, listed "
+    "under each other's related.",
+)
+def sample(folder: Path, count: int, seed: int, stories: float) -> None:
     """Write a generated sample collection of COUNT articles (plus the real seed) to FOLDER."""
     from searchidx.sample import write_sample
 
-    written = write_sample(folder, count, seed)
+    written = write_sample(folder, count, seed, stories=stories)
     click.echo(f"wrote {written:,} articles to {folder}/")
 
 
