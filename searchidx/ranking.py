@@ -68,3 +68,17 @@ def percentiles(qualities: np.ndarray, known: np.ndarray) -> np.ndarray:
         not_above = np.searchsorted(values, qualities[known], side="right")
         out[known] = (below + not_above - 1) / (2.0 * (len(values) - 1))
     return out
+
+
+def top_scored(
+    scores: np.ndarray, final: np.ndarray, start: int, end: int
+) -> list[tuple[int, float | None]]:
+    """The page of the ``final`` documents by score, highest first, ties by docnum (as
+    Whoosh's collector orders them)."""
+    docs = np.flatnonzero(final)
+    if len(docs) > end:
+        chosen = scores[docs]
+        cut = len(chosen) - end
+        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
+    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
+    return [(int(docnum), float(scores[docnum])) for docnum in ranked]
