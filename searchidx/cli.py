@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer, querylang, ranking, synonyms
+from searchidx import indexer, querylang, ranking, similar, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
@@ -35,7 +35,7 @@ from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
-from searchidx.terminal import render_result, render_stats
+from searchidx.terminal import render_result, render_similar, render_stats
 from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
@@ -299,6 +299,35 @@ def query(
         return
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     for line in render_result(result, show_facets):
+        click.echo(line, color=color)
+
+
+@cli.command("similar")
+@click.argument("path")
+@click.option(
+    "--limit",
+    type=int,
+    default=similar.DEFAULT_LIMIT,
+    show_default=True,
+    help=f"Similar articles to show (1 to {similar.MAX_LIMIT}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@index_option
+@domain_errors
+def similar_command(path: str, limit: int, as_json: bool, store: IndexStore) -> None:
+    """Articles similar to the one at PATH (as search hits give it: relative to the content
+    folder): the rest of its story, by shared key terms, date and topics.
+    """
+    service = SearchService(store)
+    try:
+        result = service.similar(similar.SimilarRequest(path, limit))
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for line in render_similar(result):
         click.echo(line, color=color)
 
 
