@@ -152,14 +152,14 @@ def evaluate(folder: Path, workdir: Path) -> None:
         service.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="*", help="folders of articles (read only)")
     parser.add_argument("--generate", type=int, metavar="N", help="also a sample of N articles")
     parser.add_argument("--stories", type=float, default=0.3, help="its share in stories")
     parser.add_argument("--vocabulary", type=int, default=20_000, help="its made-up words")
     parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.folders and not args.generate:
         parser.error("give a folder of articles or --generate N")
     with tempfile.TemporaryDirectory(prefix="similar-") as temp:

@@ -4,6 +4,7 @@ stories, through the service, the terminal, the JSON API and the page."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,34 @@ def test_api_similar_past_the_budget_is_a_503(app_store):
         assert response.status_code == 503 and response.get_json()["parameter"] is None
     finally:
         hurried.extensions["searchidx"].close()
+
+
+# The sample's stories and the evaluation -----------------------------------------------------
+
+
+def test_sample_stories_are_covered_by_other_outlets_within_days(tmp_path: Path):
+    write_sample(tmp_path, 100, seed=1, stories=0.5)
+    articles = {path: read_article(tmp_path, path) for path in scan_content(tmp_path)}
+    assert len(articles) == 101
+    truth = bench_similar.answers(list(articles.values()))
+    assert 20 <= len(truth) <= 50  # the 50 story articles, each listing most of the others
+    for path, others in truth.items():
+        article = articles[path]
+        for other in map(articles.get, others):
+            assert other.provider != article.provider
+            assert abs(other.published_at - article.published_at).days < 4
+
+
+def test_bench_similar_prints_recall_and_latency_of_both_methods(capsys):
+    bench_similar.main(["--generate", "150", "--vocabulary", "500"])
+    printed = capsys.readouterr().out
+    assert re.search(r"similar +recall@10 [01]\.\d{3} .* p95 [\d.]+ ms", printed), printed
+    assert re.search(r"baseline +recall@10 [01]\.\d{3}", printed), printed
+
+
+def test_bench_similar_says_when_a_collection_has_no_related_pairs(tmp_path: Path, capsys):
+    write_sample(tmp_path / "seed", 0)
+    bench_similar.main([str(tmp_path / "seed")])
+    printed = capsys.readouterr().out
+    assert "1 articles, 5 related entries, 0 of them in the collection" in printed
+    assert "recall cannot be measured" in printed
