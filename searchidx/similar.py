@@ -8,11 +8,13 @@ found and ranked (:func:`find`):
    analyses them (stems, stop words dropped). Each term weighs its count in each field times
    the field's boost (title 3, excerpt 1, body 0.5, as in searching) times its rarity (idf), so
    names, places and figures of the story outweigh the words of every article. Terms in more
-   than :data:`MAX_DOCUMENT_SHARE` of the articles say nothing and are skipped; the heaviest
+   than :data:`MAX_DOCUMENT_SHARE` of the articles say nothing and are skipped, as are terms
+   of this article alone (they cannot match another); the heaviest
    :data:`MAX_TERMS` are kept while their documents, summed over the fields, stay within
    :data:`MAX_POSTINGS` (bounded work at any index size).
 2. **Text score.** Those terms as one BM25 OR query over the title, excerpt and body (each
-   term boosted by its weight), scored from the cached posting lists like any search.
+   term boosted by its weight, in the fields that have it), scored from the cached posting
+   lists like any search.
 3. **The story's signals.** The same story is usually covered within days, under the same
    topics: the text score is multiplied by a date factor (up to 1 + :data:`DATE_WEIGHT` for the
    same moment, halving every :data:`DATE_HALF_LIFE_DAYS` apart) and a topic factor (up to
@@ -131,7 +133,7 @@ def find(snapshot: IndexSnapshot, path: str, limit: int) -> Found:
     terms = key_terms(snapshot, from_record(record))
     if not terms:
         return Found(docnum, [], ())
-    matches = snapshot.match(terms_query(terms), scored=True)
+    matches = snapshot.match(terms_query(snapshot, terms), scored=True)
     assert matches.scores is not None  # a plain OR of terms is always scored here
     scores = matches.scores * _date_factors(snapshot, docnum) * _topic_factors(snapshot, docnum)
     candidates = matches.mask.copy()
@@ -160,14 +162,13 @@ def key_terms(snapshot: IndexSnapshot, article: Any) -> dict[str, float]:
             counts[token.text] += boost
     size = max(1, int(snapshot.live.sum()))
     weighted: list[tuple[float, str, int]] = []
-    with snapshot.reading:
-        for term, count in counts.items():
-            found = [snapshot.reader.doc_frequency(field, term) for field in TEXT_FIELDS]
-            documents = max(found)
-            if documents > MAX_DOCUMENT_SHARE * size:
-                continue
-            idf = math.log(1 + size / (1 + documents))
-            weighted.append((count * idf, term, sum(found)))
+    for term, count in counts.items():
+        found = snapshot.document_frequencies(tuple(TEXT_FIELDS), term)
+        documents = max(found)
+        if documents <= 1 or documents > MAX_DOCUMENT_SHARE * size:
+            continue  # in this article alone, or in too many to tell articles apart
+        idf = math.log(1 + size / (1 + documents))
+        weighted.append((count * idf, term, sum(found)))
     weighted.sort(key=lambda item: (-item[0], item[1]))
     kept: dict[str, float] = {}
     postings = 0
@@ -181,16 +182,19 @@ def key_terms(snapshot: IndexSnapshot, article: Any) -> dict[str, float]:
     return kept
 
 
-def terms_query(terms: dict[str, float]) -> query.Query:
-    """The OR of the terms in each text field, each boosted by its weight (the heaviest 1)."""
-    heaviest = max(terms.values())
-    return query.Or(
-        [
-            query.Term(field, term, boost=boost * weight / heaviest)
-            for term, weight in terms.items()
-            for field, boost in TEXT_FIELDS.items()
+def terms_query(snapshot: IndexSnapshot, terms: dict[str, float]) -> query.Query:
+    """The OR of the terms in each text field having them, each boosted by its weight (the
+    heaviest 1)."""
+    heaviest, fields = max(terms.values()), tuple(TEXT_FIELDS)
+    parts: list[query.Query] = []
+    for term, weight in terms.items():
+        counts = snapshot.document_frequencies(fields, term)
+        parts += [
+            query.Term(field, term, boost=TEXT_FIELDS[field] * weight / heaviest)
+            for field, found in zip(fields, counts, strict=True)
+            if found
         ]
-    )
+    return query.Or(parts)
 
 
 def _date_factors(snapshot: IndexSnapshot, docnum: int) -> np.ndarray:
