@@ -1,7 +1,7 @@
 """Similar articles: do an article's similar articles include the coverage its source linked?
 
     python -m bench.similar FOLDER [FOLDER ...]
-    python -m bench.similar --generate 10000 [--stories 0.3] [--vocabulary 20000]
+    python -m bench.similar --generate 10000 [--stories 0.3] [--vocabulary 20000] [--queries N]
 
 Indexes each collection into a temporary directory. An article's ``related`` entries are the
 other coverage of its story chosen by its source; those that are also in the collection (matched
@@ -10,13 +10,15 @@ such entries, recall@10 is the share of the entries found in its top 10 similar 
 entries counted together; the mean per article is printed beside it). It is measured for
 ``searchidx similar`` (:mod:`searchidx.similar`) and for the baseline, a plain BM25 OR query of
 the title and excerpt words (as if typed joined by OR), and so are their latencies (p50, p95;
-every request searched, nothing cached). ``--generate`` measures on a sample written by
-``searchidx sample --stories`` (the real collections have no such pairs: it says so).
+every request searched, nothing cached), over every such article or ``--queries`` of them
+(a seeded choice). ``--generate`` measures on a sample written by ``searchidx sample
+--stories`` (the real collections have no such pairs: it says so).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import statistics
 import tempfile
@@ -123,7 +125,7 @@ def measure(service: SearchService, truth: dict[str, set[str]], method: Method) 
     }
 
 
-def evaluate(folder: Path, workdir: Path) -> None:
+def evaluate(folder: Path, workdir: Path, queries: int | None = None) -> None:
     store = IndexStore(workdir / "index")
     indexer.rebuild(store, folder)
     index = store.open_index()
@@ -140,6 +142,10 @@ def evaluate(folder: Path, workdir: Path) -> None:
     if not truth:
         print("  no article's related entries are in the collection: recall cannot be measured")
         return
+    if queries is not None and queries < len(truth):
+        chosen = random.Random(queries).sample(sorted(truth), queries)
+        truth = {path: truth[path] for path in chosen}
+        print(f"  measured on {queries:,} of them")
     service = SearchService(store, results_cached=0)
     try:
         service.snapshot()  # opened and its arrays read before anything is timed
@@ -159,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stories", type=float, default=0.3, help="its share in stories")
     parser.add_argument("--vocabulary", type=int, default=20_000, help="its made-up words")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--queries", type=int, help="measure on this many articles (all)")
     args = parser.parse_args(argv)
     if not args.folders and not args.generate:
         parser.error("give a folder of articles or --generate N")
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             write_sample(sample, args.generate, args.seed, args.vocabulary, args.stories)
             folders.append(sample)
         for number, folder in enumerate(folders):
-            evaluate(folder, workdir / str(number))
+            evaluate(folder, workdir / str(number), args.queries)
 
 
 if __name__ == "__main__":
