@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from whoosh import query
 
+from searchidx.articles import Article
 from searchidx.errors import QueryError
 from searchidx.ranking import top_scored
 from searchidx.result import Hit, hit_dict
@@ -154,7 +155,7 @@ def document_number(snapshot: IndexSnapshot, path: str) -> int:
     return int(docs[-1])
 
 
-def key_terms(snapshot: IndexSnapshot, article: Any) -> dict[str, float]:
+def key_terms(snapshot: IndexSnapshot, article: Article) -> dict[str, float]:
     """The article's key terms (stems) and their weights, heaviest first, within the caps."""
     counts: Counter[str] = Counter()
     for field, boost in TEXT_FIELDS.items():
