@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import schemathesis
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
 
 from bench import similar as bench_similar
 from searchidx import indexer, similar
@@ -25,6 +28,7 @@ from searchidx.similar import SimilarRequest, UnknownArticle
 from searchidx.store import IndexStore
 from tests.conftest import write_article
 from tests.test_web import api, page
+from tests.test_web_fuzz import MODES, SCHEMA_CHECKS
 from tests.web_helpers import validate
 from web.app import create_app
 from web.security import HEADERS
@@ -354,3 +358,25 @@ def test_bench_similar_says_when_a_collection_has_no_related_pairs(tmp_path: Pat
     printed = capsys.readouterr().out
     assert "1 articles, 5 related entries, 0 of them in the collection" in printed
     assert "recall cannot be measured" in printed
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.value)
+def test_api_similar_answers_every_generated_request_as_described(app: Flask, mode):
+    """schemathesis from the served description: every answer documented (status, content
+    type, body), never a 5xx; a path that fits the schema is most often no article (404)."""
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    statuses: Counter = Counter()
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    @given(case=schema["/api/similar"]["GET"].as_strategy(generation_mode=mode))
+    def run_case(case) -> None:
+        response = case.call()
+        statuses[response.status_code] += 1
+        case.validate_response(response, checks=SCHEMA_CHECKS)
+
+    run_case()
+    assert set(statuses) <= {200, 400, 404} and sum(statuses.values()) >= 40, statuses
