@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer, querylang, ranking, synonyms
+from searchidx import indexer, querylang, ranking, similar, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
@@ -44,7 +44,7 @@ from searchidx.request import (
 from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
-from searchidx.terminal import render_result, render_stats
+from searchidx.terminal import render_result, render_similar, render_stats
 from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
@@ -350,15 +350,52 @@ def query(
         click.echo(line, color=color)
 
 
+@cli.command("similar")
+@click.argument("path")
+@click.option(
+    "--limit",
+    type=int,
+    default=similar.DEFAULT_LIMIT,
+    show_default=True,
+    help=f"Similar articles to show (1 to {similar.MAX_LIMIT}).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@index_option
+@domain_errors
+def similar_command(path: str, limit: int, as_json: bool, store: IndexStore) -> None:
+    """Articles similar to the one at PATH (as search hits give it: relative to the content
+    folder): the rest of its story, by shared key terms, date and topics.
+    """
+    service = SearchService(store)
+    try:
+        result = service.similar(similar.SimilarRequest(path, limit))
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for line in render_similar(result):
+        click.echo(line, color=color)
+
+
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same files.")
-def sample(folder: Path, count: int, seed: int) -> None:
+@click.option(
+    "--stories",
+    type=click.FloatRange(0, 1),
+    default=0,
+    show_default=True,
+    help="Share of the articles that are several outlets' coverage of one story, listed "
+    "under each other's related.",
+)
+def sample(folder: Path, count: int, seed: int, stories: float) -> None:
     """Write a generated sample collection of COUNT articles (plus the real seed) to FOLDER."""
     from searchidx.sample import write_sample
 
-    written = write_sample(folder, count, seed)
+    written = write_sample(folder, count, seed, stories=stories)
     click.echo(f"wrote {written:,} articles to {folder}/")
 
 

@@ -136,3 +136,17 @@ def _typed_words(group: query.Query) -> list[str]:
         return []
     spelled = {(part.text,) if type(part) is query.Term else tuple(part.words) for part in parts}
     return [str(word) for word in spelled.pop()] if len(spelled) == 1 else []
+
+
+def top_scored(
+    scores: np.ndarray, final: np.ndarray, start: int, end: int
+) -> list[tuple[int, float | None]]:
+    """The page of the ``final`` documents by score, highest first, ties by docnum (as
+    Whoosh's collector orders them)."""
+    docs = np.flatnonzero(final)
+    if len(docs) > end:
+        chosen = scores[docs]
+        cut = len(chosen) - end
+        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
+    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
+    return [(int(docnum), float(scores[docnum])) for docnum in ranked]

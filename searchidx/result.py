@@ -171,7 +171,7 @@ class SearchResult:
             "pages": self.pages,
             "total": self.total,
             "took_ms": round(self.took_ms, 2),
-            "hits": [_hit_dict(hit) for hit in self.hits],
+            "hits": [hit_dict(hit) for hit in self.hits],
             "facets": {
                 facet.name: {
                     "values": [
@@ -185,7 +185,8 @@ class SearchResult:
         }
 
 
-def _hit_dict(hit: Hit) -> dict[str, Any]:
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    """A hit's JSON object, the same in every document that lists articles."""
     return {
         "path": hit.path,
         "title": hit.title,

@@ -7,6 +7,14 @@ same files, byte for byte. The real seed article is included as it was published
 The templates use about a hundred distinct words, so every word's posting list is long; the
 benchmarks add a vocabulary of made-up words drawn by Zipf's law (:class:`ZipfWords`), whose
 lists are as skewed as a real collection's.
+
+With ``stories`` (a share of the articles, 0 by default), some articles are the coverage of one
+story by several providers, as in real collections: each outlet words the title and text its
+own way (synonymous verbs, other templates), mentions the story's place, figure and people
+only sometimes, publishes within a few days of the others, and lists the others (most of them)
+under ``related``. Some stories have a follow-up a week or two later about the same company and
+product but another event (not related): what similar-article search must tell apart. The
+other articles are written exactly as without stories (``bench/similar.py`` measures on these).
 """
 
 from __future__ import annotations
@@ -90,6 +98,51 @@ SENTENCES = [
     "The rollout starts in the United States before expanding to other markets.",
 ]  # fmt: skip
 
+#: A story's event, as each outlet may word it (the first is also the plain template's verb).
+ACTIONS = [
+    ("halts", "pauses", "stops", "suspends"), ("launches", "unveils", "rolls out", "debuts"),
+    ("expands", "extends", "scales up", "grows"), ("acquires", "buys", "takes over", "snaps up"),
+    ("delays", "postpones", "pushes back", "holds off on"),
+    ("restricts", "limits", "curbs", "tightens access to"), ("cuts", "trims", "scales back"),
+    ("retires", "shuts down", "winds down", "ends"), ("tests", "trials", "pilots"),
+    ("invests in", "pours money into", "backs", "funds"),
+]  # fmt: skip
+
+#: How outlets title the same story: {company}, {verb}, {object}, {qualifier}, {place}, {topic}.
+STORY_TITLES = [
+    "{company} {verb} {object} {qualifier}",
+    "{company} {verb} its {object}",
+    "Why {company} {verb} {object}",
+    "Report: {company} {verb} {object} in {place}",
+    "{company} {verb} {object}: what it means for {topic}",
+    "{company}'s {object} news: the company {verb} them {qualifier}",
+]  # fmt: skip
+
+#: Sentences about the story's details: {company}, {object}, {place}, {figure}, {person}.
+STORY_SENTENCES = [
+    "The decision affects the {object} in {place}, according to {person}.",
+    "{person} said the move is worth about {figure} to {company}.",
+    "{company} confirmed the plans for {place} on a call with analysts.",
+    "The deal, valued at {figure}, was first reported by local media in {place}.",
+    "{person}, who leads the {object} effort, called it a turning point.",
+    "People familiar with the matter put the figure at {figure}.",
+    "Staff in {place} were told of the change this week.",
+]  # fmt: skip
+
+PLACES = [
+    "Lagos", "Dublin", "Austin", "Bangalore", "Seoul", "Warsaw", "Nairobi", "Lisbon",
+    "Toronto", "Osaka", "Monterrey", "Tallinn", "Brisbane", "Cape Town", "Krakow", "Hanoi",
+    "Bogota", "Helsinki", "Leipzig", "Porto", "Denver", "Lyon", "Taipei", "Jakarta",
+]  # fmt: skip
+FIRST_NAMES = [
+    "Maria", "James", "Aiko", "Tunde", "Elena", "Rahul", "Sofia", "Lukas", "Amara", "Diego",
+    "Hana", "Omar", "Greta", "Kwame", "Ines", "Pavel", "Lena", "Mateo", "Yara", "Nils",
+]  # fmt: skip
+LAST_NAMES = [
+    "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Castillo", "Brennan", "Haddad",
+    "Kowalski", "Adeyemi", "Fischer", "Romero", "Nakamura", "Ivanova", "Mensah", "Duarte",
+]  # fmt: skip
+
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 CATEGORIES = ["news"] * 8 + ["blog", "research"]
 TYPES = ["article"] * 9 + ["video"]
@@ -152,11 +205,16 @@ class ZipfWords:
         return " ".join(self.draw(rng, rng.randint(8, 18))).capitalize() + "."
 
 
-def write_sample(folder: Path, count: int, seed: int = 42, vocabulary: int = 0) -> int:
+def write_sample(
+    folder: Path, count: int, seed: int = 42, vocabulary: int = 0, stories: float = 0.0
+) -> int:
     """Write ``count`` generated articles plus the real seed article; returns files written.
 
     ``vocabulary``: that many made-up words besides the templates' (see :class:`ZipfWords`),
     in titles, excerpts and bodies; 0 (the default) writes the template text only.
+    ``stories``: the share of the ``count`` articles that are several outlets' coverage of one
+    story, with ``related`` links between them (see the module's description); the others
+    are the same as the first ones written without stories.
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SEED_ARTICLE_NAME).write_bytes(SEED_ARTICLE.read_bytes())
@@ -164,16 +222,26 @@ def write_sample(folder: Path, count: int, seed: int = 42, vocabulary: int = 0) 
     rng = random.Random(seed)
     outlets = providers()
     weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(outlets))]  # Zipf-like reach
+    in_stories = round(count * min(max(stories, 0.0), 1.0))
     made_dirs: set[Path] = set()
-    for number in range(1, count + 1):
-        published = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+
+    def write(number: int, published: datetime, text: str, name: str) -> None:
         subfolder = folder / str(published.year)
         if subfolder not in made_dirs:
             subfolder.mkdir(exist_ok=True)
             made_dirs.add(subfolder)
-        name = f"{number:06d}_{rng.getrandbits(64):016x}.md"
-        text = _article(rng, outlets, weights, published, words)
-        (subfolder / name).write_text(text, encoding="utf-8")
+        (subfolder / f"{number:06d}_{name}.md").write_text(text, encoding="utf-8")
+
+    for number in range(1, count - in_stories + 1):
+        published = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+        name = f"{rng.getrandbits(64):016x}"
+        write(number, published, _article(rng, outlets, weights, published, words), name)
+    story_rng = random.Random(f"stories-{seed}")  # the other articles stay as they were
+    number = count - in_stories
+    for coverage in _stories(story_rng, outlets, weights, in_stories, words):
+        for published, text in coverage:
+            number += 1
+            write(number, published, text, f"{story_rng.getrandbits(64):016x}")
     return count + 1
 
 
@@ -246,6 +314,196 @@ def _article(
     blob = base64.b64encode(rng.randbytes(96)).decode()
     lines += ["", f'secured: "{blob}"', "---", "", body, ""]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Story:
+    """One event several outlets cover: what they share, whatever their wording."""
+
+    company: str
+    action: tuple[str, ...]
+    obj: str
+    topics: list[str]
+    place: str
+    figure: str
+    person: str
+    words: list[str]  # rare words of the story (with a vocabulary): names, terms
+    start: datetime
+
+
+def _stories(
+    rng: random.Random,
+    outlets: list[_Provider],
+    weights: list[float],
+    total: int,
+    words: ZipfWords | None,
+) -> list[list[tuple[datetime, str]]]:
+    """``total`` articles as stories of 2 to 5 outlets' coverage, some followed up (the same
+    company and product, another event, 5 to 20 days later)."""
+    found: list[list[tuple[datetime, str]]] = []
+    left, previous = total, None
+    while left >= 2:
+        if previous is not None and rng.random() < 0.3:
+            story = _new_story(rng, words, previous)
+            previous = None
+        else:
+            story = previous = _new_story(rng, words)
+        size = min(left, rng.choice((2, 2, 3, 3, 4, 5)))
+        if left - size == 1:
+            size += 1
+        found.append(_coverage(rng, outlets, weights, story, size, words))
+        left -= size
+    return found
+
+
+def _new_story(rng: random.Random, words: ZipfWords | None, after: _Story | None = None) -> _Story:
+    if after is None:
+        company, obj = rng.choice(COMPANIES), rng.choice(OBJECTS)
+        start = START + timedelta(seconds=rng.randrange(SPAN_SECONDS - 30 * 86_400))
+        topics = rng.sample(TOPICS, rng.choice((2, 3, 3, 4)))
+    else:  # a follow-up: the same company and product, another event
+        company, obj, topics = after.company, after.obj, after.topics
+        start = after.start + timedelta(days=rng.uniform(5, 20))
+    rare = words.words[len(words.words) // 10 :] if words else []
+    actions = [action for action in ACTIONS if after is None or action != after.action]
+    amount = f"${rng.randint(2, 950)}{rng.choice(('', '.5'))}"
+    return _Story(
+        company=company,
+        action=rng.choice(actions),
+        obj=obj,
+        topics=topics,
+        place=rng.choice(PLACES),
+        figure=f"{amount} {rng.choice(('million', 'billion'))}",
+        person=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+        words=rng.sample(rare, 4) if rare else [],
+        start=start,
+    )
+
+
+def _coverage(
+    rng: random.Random,
+    outlets: list[_Provider],
+    weights: list[float],
+    story: _Story,
+    size: int,
+    words: ZipfWords | None,
+) -> list[tuple[datetime, str]]:
+    """The story's articles by ``size`` different outlets, each listing most of the others."""
+    chosen: list[_Provider] = []
+    while len(chosen) < size:
+        outlet = rng.choices(outlets, weights)[0]
+        if outlet not in chosen:
+            chosen.append(outlet)
+    items = []
+    for outlet in chosen:
+        published = story.start + timedelta(seconds=rng.randrange(4 * 86_400))
+        topics = rng.sample(story.topics, rng.randint(1, len(story.topics)))
+        title = rng.choice(STORY_TITLES).format(
+            company=story.company, verb=rng.choice(story.action), object=story.obj,
+            qualifier=rng.choice(QUALIFIERS), place=story.place, topic=rng.choice(topics),
+        ).strip()  # fmt: skip
+        title = title[0].upper() + title[1:]
+        url = f"https://www.{outlet.domain}/{published:%Y/%m/%d}/{rng.getrandbits(48):x}"
+        items.append((outlet, published, topics, title, url))
+    coverage = []
+    for number, (outlet, published, topics, title, url) in enumerate(items):
+        others = [item for other, item in enumerate(items) if other != number]
+        listed = [item for item in others if rng.random() < 0.9] or others[:1]
+        related = [_related_entry(rng, story, *item) for item in listed]
+        text = _story_article(rng, story, outlet, published, topics, title, url, words, related)
+        coverage.append((published, text))
+    return coverage
+
+
+def _story_sentence(rng: random.Random, story: _Story, topics: list[str]) -> str:
+    """A template sentence, or one about the story's details, or its rare words."""
+    kind = rng.random()
+    if kind < 0.45:
+        return _sentence(rng, story.company, story.obj, topics)
+    if kind < 0.85 or not story.words:
+        return rng.choice(STORY_SENTENCES).format(
+            company=story.company, object=story.obj, place=story.place, figure=story.figure,
+            person=story.person,
+        )  # fmt: skip
+    chosen = rng.sample(story.words, rng.randint(1, 2))
+    return f"{story.company} and {' and '.join(chosen)} are part of the {story.obj} plan."
+
+
+def _story_article(
+    rng: random.Random,
+    story: _Story,
+    outlet: _Provider,
+    published: datetime,
+    topics: list[str],
+    title: str,
+    url: str,
+    words: ZipfWords | None,
+    related: list[list[str]],
+) -> str:
+    excerpt = " ".join(_story_sentence(rng, story, topics) for _ in range(2))
+    paragraphs = [
+        [_story_sentence(rng, story, topics) for _ in range(rng.randint(2, 4))]
+        for _ in range(rng.randint(1, 3))
+    ]
+    if words:
+        excerpt += " " + words.sentence(rng)
+        for sentences in paragraphs:
+            sentences += [words.sentence(rng) for _ in range(rng.randint(1, 3))]
+    body = "\n\n".join(" ".join(sentences) for sentences in paragraphs)
+    quality = max(0, min(200, int(rng.gauss(80, 35))))
+    extra = [_related(rng, [outlet], [1.0], story.company, topics, published)
+             for _ in range(rng.choice((0, 0, 1)))]  # fmt: skip
+    lines = [
+        "---",
+        "category: news",
+        f"title: {_q(title)}",
+        f"excerpt: {_q(excerpt)}",
+        f"publishedDateTime: {published:%Y-%m-%dT%H:%M:%SZ}",
+        f"originalUrl: {_q(url)}",
+        f"webUrl: {_q(url)}",
+        "type: article",
+        f"quality: {quality}",
+        f"heat: {quality}",
+        "published: true",
+        "",
+        "provider:",
+        f"  name: {_q(outlet.name)}",
+        f"  domain: {outlet.domain}",
+        "",
+        "topics:",
+        *(f"  - {topic}" for topic in topics),
+        "",
+        "related:",
+        *[line for item in [*related, *extra] for line in item],
+        "---",
+        "",
+        body,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _related_entry(
+    rng: random.Random,
+    story: _Story,
+    outlet: _Provider,
+    published: datetime,
+    topics: list[str],
+    title: str,
+    url: str,
+) -> list[str]:
+    """A ``related`` entry pointing at another article of the collection (by its webUrl)."""
+    return [
+        f"  - title: {_q(title)}",
+        f"    excerpt: {_q(_sentence(rng, story.company, story.obj, topics))}",
+        f"    publishedDateTime: {published:%Y-%m-%dT%H:%M:%SZ}",
+        f"    webUrl: {_q(url)}",
+        "    type: article",
+        "    provider:",
+        f"      name: {_q(outlet.name)}",
+        f"      domain: {outlet.domain}",
+        f"    quality: {max(0, min(200, int(rng.gauss(80, 30))))}",
+    ]
 
 
 def _related(

@@ -37,7 +37,7 @@ from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import bounds, highlight, querylang, relaxation, synonyms
+from searchidx import bounds, highlight, querylang, ranking, relaxation, similar, synonyms
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
@@ -215,6 +215,28 @@ class SearchService:
             result = snapshot.results.get(key, lambda: self._search(snapshot, request))
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
 
+    def similar(self, request: similar.SimilarRequest) -> similar.SimilarResult:
+        """The articles most like ``request.path``'s (see :mod:`searchidx.similar`), with the
+        same bounds as a search and answered from the same cache."""
+        started = time.perf_counter()
+        with self._using() as snapshot, bounds.budget(self.search_timeout):
+            key = ("similar", request)
+            result = snapshot.results.get(key, lambda: self._similar(snapshot, request))
+        return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
+
+    def _similar(
+        self, snapshot: IndexSnapshot, request: similar.SimilarRequest
+    ) -> similar.SimilarResult:
+        found = similar.find(snapshot, request.path, request.limit)
+        terms = frozenset(found.terms)  # marked in the hits: what they share with the article
+        return similar.SimilarResult(
+            request=request,
+            article=self._hit(snapshot, found.docnum, None, terms, None),
+            hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),
+            terms=found.terms,
+            took_ms=0.0,
+        )
+
     def _synonyms(self) -> synonyms.Synonyms:
         """The synonyms kept with the index searched (a sync may replace them)."""
         return synonyms.parse(self.store.read_synonyms(self._generation))
@@ -388,7 +410,7 @@ class SearchService:
         sort = request.effective_sort
         if sort is Sort.RELEVANCE and parsed is not None:
             if matches.scores is not None:
-                return _top_scored(matches.scores, final, start, end)
+                return ranking.top_scored(matches.scores, final, start, end)
             # A query part whose scores the snapshot does not reproduce: Whoosh ranks, scoring
             # every match: its top-N collector can miss the best ones (whoosh3 3.54, ANDMAYBE).
             docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
@@ -399,7 +421,7 @@ class SearchService:
             boosts = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
             if parsed is not None:  # without text: freshness and quality alone
                 boosts = boosts * self._text_scores(snapshot, parsed, matches)
-            return _top_scored(boosts, final, start, end)
+            return ranking.top_scored(boosts, final, start, end)
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order
             order = snapshot.order(sort)
@@ -536,20 +558,6 @@ def _schema_version(store: IndexStore) -> int | None:
         return store.read_meta().schema_version
     except (OSError, ValueError, TypeError, IndexMissingError):
         return None
-
-
-def _top_scored(
-    scores: np.ndarray, final: np.ndarray, start: int, end: int
-) -> list[tuple[int, float | None]]:
-    """The page of the ``final`` documents by score, highest first, ties by docnum (as
-    Whoosh's collector orders them)."""
-    docs = np.flatnonzero(final)
-    if len(docs) > end:
-        chosen = scores[docs]
-        cut = len(chosen) - end
-        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
-    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
-    return [(int(docnum), float(scores[docnum])) for docnum in ranked]
 
 
 def _all(base: np.ndarray, masks) -> np.ndarray:

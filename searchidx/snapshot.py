@@ -39,6 +39,9 @@ _GATHER_BELOW = 4
 #: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
 #: page most of all, cost one search per index change.
 RESULTS_CACHED = 512
+#: Words whose document counts are kept per snapshot (similar articles weigh every word of an
+#: article by them, and the same words come back from article to article).
+FREQUENCIES_CACHED = 32_768
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class IndexSnapshot:
         ]
         #: Answers already given on this snapshot, by request (see SearchService.search).
         self.results: LruCache[Hashable, Any] = LruCache(results_cached)
+        self._frequencies: LruCache[tuple[tuple[str, ...], str], tuple[int, ...]] = LruCache(
+            FREQUENCIES_CACHED
+        )
 
     @functools.cached_property
     def live(self) -> np.ndarray:
@@ -193,6 +199,15 @@ class IndexSnapshot:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
         :class:`~searchidx.matching.QueryMatcher`)."""
         return self.matcher.match(parsed, scored)
+
+    def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
+        """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""
+
+        def count() -> tuple[int, ...]:
+            with self.reading:
+                return tuple(self.reader.doc_frequency(field, term) for field in fields)
+
+        return self._frequencies.get((fields, term), count)
 
     # Facets, dates, sorts ----------------------------------------------------------------
 

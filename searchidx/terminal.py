@@ -1,5 +1,6 @@
-"""Rendering for people at a terminal: a :class:`SearchResult` (``searchidx query``) and the
-query log's :class:`QueryStats` (``searchidx stats``).
+"""Rendering for people at a terminal: a :class:`SearchResult` (``searchidx query``), a
+:class:`SimilarResult` (``searchidx similar``) and the query log's :class:`QueryStats`
+(``searchidx stats``).
 
 Matched terms arrive as ``<mark>`` in escaped HTML; here they become bold yellow, and the rest is
 unescaped back to plain text. Colour is the caller's decision (terminal, ``NO_COLOR``).
@@ -14,6 +15,7 @@ import click
 
 from searchidx.querylog import QueryStats
 from searchidx.result import Explanation, Facet, Hit, SearchResult
+from searchidx.similar import SimilarResult
 
 _MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 
@@ -49,17 +51,24 @@ def render_result(result: SearchResult, show_facets: bool) -> list[str]:
     return lines
 
 
-def _hit_lines(number: int, hit: Hit) -> list[str]:
-    details = [
-        hit.provider.name or hit.provider.domain or "unknown provider",
-        f"{hit.published_at:%Y-%m-%d %H:%M} UTC",
-        f"quality {hit.quality}" if hit.quality is not None else "no quality",
+def render_similar(result: SimilarResult) -> list[str]:
+    """The article, then its similar articles as ``render_result`` lists hits (shared key
+    terms marked)."""
+    count, article = len(result.hits), result.article
+    lines = [
+        click.style(f"{count:,} article{'s' * (count != 1)} similar to ", bold=True)
+        + f"{marked_text(article.title_html)} ({result.took_ms:.1f} ms)",
+        "   " + click.style(_details(article), dim=True),
     ]
-    if hit.topics:
-        details.append(", ".join(hit.topics))
+    for number, hit in enumerate(result.hits, 1):
+        lines += ["", *_hit_lines(number, hit)]
+    return lines
+
+
+def _hit_lines(number: int, hit: Hit) -> list[str]:
     lines = [
         f"{number}. {marked_text(hit.title_html)}",
-        "   " + click.style(" · ".join(details), dim=True),
+        "   " + click.style(_details(hit), dim=True),
     ]
     if hit.url:
         lines.append("   " + click.style(hit.url, fg="blue"))
@@ -68,6 +77,18 @@ def _hit_lines(number: int, hit: Hit) -> list[str]:
     if hit.explain:
         lines.append("   " + click.style(explain_text(hit.explain), fg="cyan"))
     return lines
+
+
+def _details(hit: Hit) -> str:
+    """Provider · date · quality · topics."""
+    details = [
+        hit.provider.name or hit.provider.domain or "unknown provider",
+        f"{hit.published_at:%Y-%m-%d %H:%M} UTC",
+        f"quality {hit.quality}" if hit.quality is not None else "no quality",
+    ]
+    if hit.topics:
+        details.append(", ".join(hit.topics))
+    return " · ".join(details)
 
 
 def explain_text(explain: Explanation) -> str:

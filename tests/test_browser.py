@@ -319,3 +319,17 @@ def test_browser_bad_query_shows_a_message_not_an_error_page(open_page, base_url
     assert state(page) == {"q": ["micro*"], "topic": ["AI"]}
     assert page.get_by_role("alert").count() == 0
     assert page.problems == [] or all("400" in problem for problem in page.problems)
+
+
+def test_browser_similar_articles_link_opens_their_page_without_javascript(open_page, base_url):
+    page = open_page(javascript=False)
+    page.goto(base_url + "/?q=microsoft")
+    first = page.locator(".hit").first
+    title = " ".join(first.locator(".hit-title").inner_text().split())
+    with page.expect_navigation():
+        first.get_by_role("link", name="Similar articles").click()
+    assert state(page)["path"] and urlsplit(page.url).path == "/similar"
+    assert f"similar to “{title}”" in heading(page)
+    assert page.locator(".hit").count() == 10
+    screenshot(page, "similar-articles")
+    assert not page.problems  # the page's policy blocked nothing, no script failed

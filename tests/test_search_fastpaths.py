@@ -18,9 +18,9 @@ from whoosh import highlight as whoosh_highlight
 from searchidx import highlight, indexer
 from searchidx.content import scan_content
 from searchidx.querylang import parse_query
+from searchidx.ranking import top_scored
 from searchidx.request import Sort
 from searchidx.schema import ANALYZER
-from searchidx.service import _top_scored
 from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
@@ -90,7 +90,7 @@ def test_matches_and_scores_are_whooshs(text: str, searcher):
 
     assert set(np.flatnonzero(matches.mask).tolist()) == set(searcher.docs_for_query(query))
     if matches.scores is not None:  # else the service ranks with Whoosh itself
-        mine = _top_scored(matches.scores, matches.mask, 0, 30)
+        mine = top_scored(matches.scores, matches.mask, 0, 30)
         theirs = whoosh_ranking(query, searcher, 30)
         assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
         assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)

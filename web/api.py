@@ -1,6 +1,7 @@
 """The JSON API: ``/api/search`` returns exactly ``SearchResult.to_dict()`` (the document of
-``searchidx query --json``), ``/api/suggest`` autocomplete completions, and the OpenAPI
-description of both. Errors are JSON too: ``{"error": ..., "parameter": ..., "status": ...}``.
+``searchidx query --json``), ``/api/similar`` ``SimilarResult.to_dict()`` (``searchidx similar
+--json``), ``/api/suggest`` autocomplete completions, and the OpenAPI description of them.
+Errors are JSON too: ``{"error": ..., "parameter": ..., "status": ...}``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
+from searchidx.similar import UnknownArticle
 from web import querylog
-from web.data import search_view_data
+from web.data import search_view_data, similar_view_data
 from web.params import parse_suggest_args
 from web.service import get_service
 
@@ -32,6 +34,11 @@ def bad_request(error: QueryError) -> Response:
     return error_response(str(error), 400, error.parameter)
 
 
+@bp.errorhandler(UnknownArticle)
+def unknown_article(error: UnknownArticle) -> Response:
+    return error_response(str(error), 404, error.parameter)
+
+
 @bp.errorhandler(SearchTimeout)
 def search_timeout(error: SearchTimeout) -> Response:
     return error_response(str(error), 503)
@@ -42,6 +49,11 @@ def search() -> Response:
     view = search_view_data(get_service(), request.args)
     querylog.record(view.result)
     return jsonify(view.data)
+
+
+@bp.get("/similar")
+def similar() -> Response:
+    return jsonify(similar_view_data(get_service(), request.args).to_dict())
 
 
 @bp.get("/suggest")

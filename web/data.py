@@ -13,9 +13,10 @@ from searchidx.facets import FILTERS, MONTH
 from searchidx.request import MAX_RESULT_WINDOW, SearchRequest, Sort
 from searchidx.result import SearchResult
 from searchidx.service import SearchService
+from searchidx.similar import SimilarResult
 from web.facets import facet_view, month_histogram
 from web.links import Links
-from web.params import DEFAULT_PER_PAGE, Args, parse_search_args
+from web.params import DEFAULT_PER_PAGE, Args, parse_search_args, parse_similar_args
 
 SORT_LABELS = {
     Sort.BEST: "Best match",
@@ -46,6 +47,12 @@ def search_view_data(
     request = parse_search_args(args, per_page=per_page, facets=facets)
     result = service.search(request)
     return SearchView(request, result, result.to_dict())
+
+
+def similar_view_data(service: SearchService, args: Args) -> SimilarResult:
+    """Parse ``args`` and find the similar articles; raises QueryError (400), UnknownArticle
+    (404) or IndexMissingError (503)."""
+    return service.similar(parse_similar_args(args))
 
 
 def page_extras(view: SearchView, links: Links) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from searchidx.request import (
     parse_int,
     parse_sort,
 )
+from searchidx.similar import DEFAULT_LIMIT, SimilarRequest
 
 #: ``provider_q=ex`` lists only the providers with a word starting with "ex".
 FACET_SEARCH_PARAMS = {f"{name}_q": name for name in FILTER_FACETS}
@@ -168,3 +169,17 @@ def parse_suggest_args(args: Args) -> SuggestArgs:
     if form not in SUGGEST_FORMATS:
         raise QueryError(f"unknown format {form[:40]!r}; use json or opensearch", "format")
     return SuggestArgs(text, limit, form)
+
+
+def parse_similar_args(args: Args) -> SimilarRequest:
+    """The similar-articles request of ``path`` and ``limit``; raises :class:`QueryError`.
+
+    ``path`` is taken exactly as given, spaces included (a file name may start or end with
+    one), and may be as long as a path can be: it names a file, it is not typed text."""
+    given = list(dict.fromkeys(value for value in args.getlist("path") if value.strip()))
+    if len(given) > 1:
+        raise QueryError(f"path was given {len(given)} different values; give it once", "path")
+    return SimilarRequest(
+        path=given[0] if given else "",
+        limit=_int(args, "limit", DEFAULT_LIMIT) or 0,
+    )

@@ -8,12 +8,14 @@ stopped at its time budget (HTTP 503).
 from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, Sort
+from searchidx.similar import UnknownArticle
 from web import querylog, xmldocs
-from web.data import SORT_LABELS, filter_chips, page_extras, search_view_data
+from web.data import SORT_LABELS, filter_chips, page_extras, search_view_data, similar_view_data
 from web.links import MATCH_PARAMS, Links
 from web.params import FACET_SEARCH_PARAMS
 from web.service import get_service
@@ -44,6 +46,26 @@ def search() -> tuple[str, int] | str:
     querylog.record(view.result)
     context["form"]["sort"] = view.request.sort.value if view.request.sort else ""
     return render_template("search.html", data=view.data, **page_extras(view, links), **context)
+
+
+@bp.get("/similar")
+def similar() -> tuple[str, int] | str:
+    """The articles similar to ``path``: a page of its own, every hit as on the results page
+    (its topics link to a search for them); a bad or unknown path is this page with the
+    message (400, 404)."""
+    context = {
+        "links": Links(MultiDict(), base=url_for("pages.search")),
+        "form": {"q": ""},
+        "max_query_chars": MAX_QUERY_CHARS,
+        "similar_page": True,
+    }
+    try:
+        result = similar_view_data(get_service(), request.args)
+    except (QueryError, SearchTimeout) as error:
+        status = 503 if isinstance(error, SearchTimeout) else 400
+        status = 404 if isinstance(error, UnknownArticle) else status
+        return render_template("similar.html", error=error, **context), status
+    return render_template("similar.html", data=result.to_dict(), **context)
 
 
 def _form_values(links: Links) -> dict[str, str]:
