@@ -1,42 +1,41 @@
 """The ``searchidx`` command: each command parses its options, calls one library function and
 renders what comes back. Domain errors become one-line messages and a non-zero exit.
+
+Each command imports what it runs when it runs: ``searchidx --help`` imports no numpy or
+Whoosh, and ``searchidx query`` no indexer, web server or file watcher (tests/test_cli.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from searchidx import indexer, querylang, ranking, synonyms
-from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
-from searchidx.errors import QueryError, SearchidxError
-from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
-from searchidx.indexer import SyncReport
-from searchidx.querylog import (
+from searchidx.defaults import (
+    DEFAULT_DEBOUNCE_MS,
+    DEFAULT_HALF_LIFE_DAYS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SEARCH_TIMEOUT,
+    INDEX_ENV,
     KEPT_FILES,
     QUERY_LOG_ENV,
+    RESULTS_CACHED,
     ROTATE_BYTES,
-    QueryLog,
-    parse_since,
-    read_log,
-    summarise,
 )
-from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_life
-from searchidx.service import SearchService
-from searchidx.snapshot import RESULTS_CACHED
-from searchidx.store import INDEX_ENV, IndexStore
-from searchidx.terminal import render_result, render_stats
-from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
+from searchidx.errors import QueryError, SearchidxError
+from searchidx.request import Sort, parse_date_bound, parse_half_life
+
+if TYPE_CHECKING:
+    from searchidx.indexer import Progress, SyncReport
+    from searchidx.store import IndexStore
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
@@ -66,8 +65,14 @@ def index_option(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         show_envvar=True,
         help="Index location.",
-        callback=lambda _ctx, _param, value: IndexStore(value),
+        callback=lambda _ctx, _param, value: _index_store(value),
     )(command)
+
+
+def _index_store(location: Path) -> IndexStore:
+    from searchidx.store import IndexStore
+
+    return IndexStore(location)
 
 
 def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +107,11 @@ def _synonyms_text(synonyms_file: Path | None, no_synonyms: bool) -> str | None:
         raise click.UsageError("give --synonyms FILE or --no-synonyms, not both")
     if no_synonyms:
         return ""
-    return None if synonyms_file is None else synonyms.read_file(synonyms_file)
+    if synonyms_file is None:
+        return None
+    from searchidx import synonyms
+
+    return synonyms.read_file(synonyms_file)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,6 +138,8 @@ def index(
     (its text is kept with the index). Exit status 3 when some files were skipped (each is
     listed with the reason); the others are indexed.
     """
+    from searchidx import indexer
+
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
         report = indexer.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
@@ -152,6 +163,8 @@ def rebuild(
     Readers (a running web page) keep answering from the old index until the new one is
     complete.
     """
+    from searchidx import indexer
+
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
         report = indexer.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
@@ -225,7 +238,7 @@ class HalfLife(click.ParamType):
 @click.option(
     "--half-life",
     type=HalfLife(),
-    default=ranking.DEFAULT_HALF_LIFE_DAYS,
+    default=DEFAULT_HALF_LIFE_DAYS,
     show_default=True,
     help="Days in which the best sort's freshness bonus halves.",
 )
@@ -266,6 +279,11 @@ def query(
 
     Without TEXT, browse everything, newest first.
     """
+    from searchidx import querylang
+    from searchidx.request import SearchRequest
+    from searchidx.service import SearchService
+    from searchidx.terminal import render_result
+
     if strict:
         querylang.check_syntax(text)
     filters = {
@@ -400,6 +418,8 @@ def serve(
     import logging
     import threading
 
+    from searchidx.querylog import QueryLog
+    from searchidx.service import SearchService
     from web import server
     from web.app import create_app
 
@@ -443,6 +463,8 @@ class LogMoment(DateBound):
     """A date, as ``--from``/``--to`` take it, or a time ago: ``30m``, ``12h``, ``7d``, ``2w``."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from searchidx.querylog import parse_since
+
         if isinstance(value, datetime):
             return value
         try:
@@ -480,6 +502,9 @@ def stats(
     (and its rotated files): the most frequent searches, the most frequent ones that found
     nothing, and search-time percentiles.
     """
+    from searchidx.querylog import read_log, summarise
+    from searchidx.terminal import render_stats
+
     if log_file is None:
         raise click.UsageError(f"name the query log: searchidx stats FILE (or set {QUERY_LOG_ENV})")
     searches, unreadable = read_log(log_file)
@@ -511,6 +536,8 @@ def watch_command(
 
     --wait applies to the first sync; later ones wait for another writer as long as it takes.
     """
+    from searchidx.watch import watch
+
     with _log_to_stderr("searchidx.watch"):
         try:
             watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
@@ -544,6 +571,8 @@ def export(
     """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
     articles as bulk NDJSON files and a manifest (see the README to load them with curl).
     """
+    from searchidx.export import MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+
     report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
     size = sum(file.bytes for file in report.files)
     click.echo(
@@ -562,6 +591,8 @@ def export(
 @contextmanager
 def _log_to_stderr(logger_name: str) -> Iterator[None]:
     """Show a library's log lines, timestamped, on stderr while a long-running command runs."""
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger = logging.getLogger(logger_name)
@@ -576,7 +607,7 @@ def _log_to_stderr(logger_name: str) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[indexer.Progress | None]:
+def progress_bar(label: str) -> Iterator[Progress | None]:
     """A progress bar on a terminal (stderr); nothing when output is piped."""
     if not sys.stderr.isatty():
         yield None

@@ -28,6 +28,7 @@ from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from searchidx import ranking, whoosh_internals
+from searchidx.defaults import RESULTS_CACHED
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
@@ -44,9 +45,6 @@ FACET_COLUMNS = {
 
 #: Counting goes document by document when the documents are fewer than the pairs / this.
 _GATHER_BELOW = 4
-#: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
-#: page most of all, cost one search per index change.
-RESULTS_CACHED = 512
 
 
 @dataclass(frozen=True)

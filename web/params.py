@@ -20,8 +20,8 @@ from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
 
+from searchidx.defaults import DEFAULT_HALF_LIFE_DAYS
 from searchidx.errors import QueryError
-from searchidx.ranking import DEFAULT_HALF_LIFE_DAYS
 from searchidx.request import (
     FILTER_FACETS,
     MAX_FILTER_VALUES,
