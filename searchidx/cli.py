@@ -307,7 +307,7 @@ def query(
         per_page=limit,
         facets=show_facets or as_json,
     )
-    service = SearchService(store)
+    service = SearchService(store, prepare=False)
     try:
         result = service.search(request)
     finally:
@@ -356,9 +356,10 @@ def sample(folder: Path, count: int, seed: int) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes answering requests, each with its own searcher: up to one per core.",
+    default=lambda: _cores(),
+    show_default="one per core",
+    help="Processes answering requests, each with its own searcher: more than one per core "
+    "does not help.",
 )
 @click.option(
     "--cached-results",
@@ -439,7 +440,11 @@ def serve(
         """The socket listens (and the workers are started: no thread crosses a fork)."""
         if watch_folder:
             threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
-        click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+        click.echo(
+            f"serving {store.location}/ at {url} with {workers} worker process(es) "
+            "(Ctrl-C to stop)",
+            err=True,
+        )
 
     def keep_in_sync() -> None:
         from searchidx.watch import watch
@@ -457,6 +462,15 @@ def serve(
         server.serve(make_app, host, port, threads, workers, ready)
     finally:
         stop.set()
+
+
+def _cores() -> int:
+    """The cores this process may run on: a container's or ``taskset``'s share, not the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class LogMoment(DateBound):
