@@ -31,7 +31,7 @@ from searchidx.defaults import (
     ROTATE_BYTES,
 )
 from searchidx.errors import QueryError, SearchidxError
-from searchidx.request import Sort, parse_date_bound, parse_half_life
+from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_life
 
 if TYPE_CHECKING:
     from searchidx.indexer import Progress, SyncReport
@@ -280,7 +280,6 @@ def query(
     Without TEXT, browse everything, newest first.
     """
     from searchidx import querylang
-    from searchidx.request import SearchRequest
     from searchidx.service import SearchService
     from searchidx.terminal import render_result
 
@@ -332,6 +331,15 @@ def sample(folder: Path, count: int, seed: int) -> None:
     click.echo(f"wrote {written:,} articles to {folder}/")
 
 
+def _cores() -> int:
+    """The cores this process may run on: a container's or ``taskset``'s share, not the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 @cli.command()
 @click.option(
     "--host",
@@ -356,7 +364,7 @@ def sample(folder: Path, count: int, seed: int) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=lambda: _cores(),
+    default=_cores,
     show_default="one per core",
     help="Processes answering requests, each with its own searcher: more than one per core "
     "does not help.",
@@ -462,15 +470,6 @@ def serve(
         server.serve(make_app, host, port, threads, workers, ready)
     finally:
         stop.set()
-
-
-def _cores() -> int:
-    """The cores this process may run on: a container's or ``taskset``'s share, not the
-    machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class LogMoment(DateBound):
