@@ -3,14 +3,13 @@ disk by every later reader.
 
 A snapshot's arrays (live documents, dates, qualities, sort orders, facet values, field
 lengths: :mod:`searchidx.snapshot`) are the same for every process reading one commit, but
-building them from Whoosh's columns took each new process most of a second and some 400 MB at
-100,000 articles: the whole of a one-shot ``searchidx query``. So the indexer writes them once,
-after each commit, into ``<generation>/arrays-<Whoosh generation>/`` (one ``.npy`` file each
-and a ``manifest.json``, written last, then the folder renamed into place), and a reader maps
-them with numpy (only the pages a search touches are read, and they are shared between
-processes).
+building them from Whoosh's columns cost each new process a large part of a one-shot
+``searchidx query``. So the indexer writes them once, after each commit, into one file,
+``<generation>/arrays-<Whoosh generation>.bin`` (a JSON header naming each array's type, shape
+and place, then the arrays; written beside, synced, then renamed into place), and a reader
+maps it (only the pages a search touches are read, and they are shared between processes).
 
-A reader uses them only when the manifest names exactly the segments it reads (their ids,
+A reader uses them only when the header names exactly the segments it reads (their ids,
 document counts and deletions) and was written by this format: arrays of an older commit, of
 a rebuilt generation or of a killed writer are never used. Missing or stale, the snapshot
 builds its arrays from the columns as before: slower, the same answers.
@@ -23,8 +22,9 @@ check instead of repeating it (the check builds a small index: 0.2 s per process
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,10 @@ from searchidx.snapshot import IndexSnapshot
 #: arrays are ignored (rebuilt from the columns until the next sync writes new ones).
 FORMAT = 1
 _PREFIX = "arrays-"
-_MANIFEST = "manifest.json"
+_SUFFIX = ".bin"
+_MAGIC = b"SIDXARRS"
+#: Each array starts at a multiple of this many bytes of the file.
+_ALIGN = 64
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,32 @@ class StoredArrays:
 def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
     """The arrays written for exactly what ``reader`` reads, mapped; None if there are none.
 
-    Every file is mapped now: a sync may remove the folder later, and a mapped file stays
-    readable once removed (POSIX), so a snapshot never finds half of its arrays gone."""
-    folder = index_dir / f"{_PREFIX}{reader.generation()}"
+    The file is mapped now: a sync may remove it later, and a mapped file stays readable
+    once removed (POSIX)."""
+    path = index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}"
     try:
-        manifest = json.loads((folder / _MANIFEST).read_text())
-        if manifest.get("format") != FORMAT or manifest.get("segments") != _segments(reader):
+        with open(path, "rb") as file:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        if mapped[: len(_MAGIC)] != _MAGIC:
             return None
+        header_end = 16 + int.from_bytes(mapped[8:16], "little")
+        header = json.loads(mapped[16:header_end])
+        if header.get("format") != FORMAT or header.get("segments") != _segments(reader):
+            return None
+        start = _aligned(header_end)
         arrays = {}
-        for name, shape in manifest["arrays"].items():
-            mapped = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            if list(mapped.shape) != shape:
-                return None
-            arrays[name] = mapped.view(np.ndarray)  # results of operations are plain arrays
-    except (OSError, ValueError, KeyError, TypeError):  # none, being replaced, or damaged
+        for name, (dtype, shape, offset) in header["arrays"].items():
+            count = math.prod(shape)
+            if start + offset + count * np.dtype(dtype).itemsize > len(mapped):
+                return None  # cut short
+            array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset)
+            arrays[name] = array.reshape(shape)
+    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged
         return None
     return StoredArrays(
         arrays=arrays,
-        facet_values={name: tuple(values) for name, values in manifest["facets"].items()},
-        layout_checked=manifest.get("whoosh"),
+        facet_values={name: tuple(values) for name, values in header["facets"].items()},
+        layout_checked=header.get("whoosh"),
     )
 
 
@@ -102,41 +112,47 @@ def write_arrays(index_dir: Path) -> bool:
 
 
 def _write(index_dir: Path, reader: IndexReader, snapshot: IndexSnapshot) -> bool:
-    folder = index_dir / f"{_PREFIX}{reader.generation()}"
+    path = index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}"
     written = open_arrays(index_dir, reader) is None
     if written:
         arrays, facet_values = snapshot.arrays_to_store()
-        temp = index_dir / f".{folder.name}.{os.getpid()}.tmp"
-        shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir()
-        try:
-            for name, array in arrays.items():
-                _write_synced(temp / f"{name}.npy", lambda out, a=array: np.save(out, a))
-            checked = whoosh_internals.layout_known()
-            manifest = {
+        places, offset = {}, 0
+        for name, array in arrays.items():
+            places[name] = (array.dtype.str, list(array.shape), offset)
+            offset = _aligned(offset + array.nbytes)
+        checked = whoosh_internals.layout_known()
+        header = json.dumps(
+            {
                 "format": FORMAT,
                 "segments": _segments(reader),
                 "whoosh": whoosh_internals.installation() if checked else None,
-                "arrays": {name: list(array.shape) for name, array in arrays.items()},
+                "arrays": places,
                 "facets": {name: list(values) for name, values in facet_values.items()},
             }
-            _write_synced(temp / _MANIFEST, lambda out: out.write(json.dumps(manifest).encode()))
-            shutil.rmtree(folder, ignore_errors=True)  # a set the manifest did not match
-            os.replace(temp, folder)
+        ).encode()
+        temp = index_dir / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            with open(temp, "wb") as out:
+                out.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+                start = _aligned(out.tell())
+                for name, array in arrays.items():
+                    out.seek(start + places[name][2])
+                    out.write(np.ascontiguousarray(array).tobytes())
+                out.truncate(start + offset)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
         except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
+            temp.unlink(missing_ok=True)
             raise
-    for path in index_dir.glob(f"*{_PREFIX}*"):  # older sets, and a killed writer's
-        if path != folder:
-            shutil.rmtree(path, ignore_errors=True)
+    for other in index_dir.glob(f"*{_PREFIX}*"):  # older sets, and a killed writer's
+        if other != path:
+            other.unlink(missing_ok=True)
     return written
 
 
-def _write_synced(path: Path, write: Any) -> None:
-    with open(path, "wb") as out:
-        write(out)
-        out.flush()
-        os.fsync(out.fileno())
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
 
 
 def _segments(reader: IndexReader) -> list[list[Any]]:

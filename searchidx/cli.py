@@ -279,6 +279,9 @@ def query(
 
     Without TEXT, browse everything, newest first.
     """
+    # numpy's OpenBLAS starts a thread per core when imported (40-80 ms of a 2-core
+    # machine's start-up); no search multiplies matrices.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from searchidx import querylang
     from searchidx.service import SearchService
     from searchidx.terminal import render_result

@@ -5,7 +5,6 @@ check it may trust; segment parts read in place."""
 from __future__ import annotations
 
 import io
-import json
 import random
 import shutil
 from pathlib import Path
@@ -13,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchidx import indexer, whoosh_internals
-from searchidx.arrays import FORMAT, open_arrays
+from searchidx import arrays, indexer, whoosh_internals
+from searchidx.arrays import open_arrays
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
@@ -35,8 +34,8 @@ def _edit(content: Path) -> None:
     files[1].write_text(files[1].read_text().replace("title:", "title: Changed", 1))
 
 
-def _arrays_dirs(store: IndexStore) -> list[Path]:
-    return sorted(store.live_dir().glob("arrays-*"))
+def _arrays_files(store: IndexStore) -> list[Path]:
+    return sorted(store.live_dir().glob("*arrays-*"))
 
 
 def _answers(store: IndexStore) -> list:
@@ -65,22 +64,21 @@ def test_arrays_written_at_commit_equal_the_ones_built_from_the_columns(content,
         assert not stored.arrays["live"].all()  # the deleted article is in them
     index.close()
     mapped = _answers(store)
-    shutil.rmtree(_arrays_dirs(store)[0])
+    _arrays_files(store)[0].unlink()
     assert _answers(store) == mapped  # built from the columns: the same answers
 
 
 def test_arrays_of_an_earlier_commit_are_never_used(content, store):
     indexer.sync(store, content)
-    (earlier,) = _arrays_dirs(store)
+    (earlier,) = _arrays_files(store)
     kept = store.location / "earlier"
-    shutil.copytree(earlier, kept)
+    shutil.copy(earlier, kept)
     _edit(content)
     indexer.sync(store, content)
-    (current,) = _arrays_dirs(store)
+    (current,) = _arrays_files(store)
     assert current != earlier  # written for the new commit, the earlier set removed
     expected = _answers(store)
-    shutil.rmtree(current)
-    shutil.copytree(kept, current)  # the earlier commit's arrays under the current name
+    shutil.copy(kept, current)  # the earlier commit's arrays under the current name
     index = store.open_index()
     with index.searcher() as searcher:
         assert open_arrays(store.live_dir(), searcher.reader()) is None
@@ -90,40 +88,53 @@ def test_arrays_of_an_earlier_commit_are_never_used(content, store):
 
 def test_arrays_of_a_replaced_generation_are_never_used(content, store):
     indexer.sync(store, content)
-    (earlier,) = _arrays_dirs(store)
+    (earlier,) = _arrays_files(store)
     kept = store.location / "earlier"
-    shutil.copytree(earlier, kept)
+    shutil.copy(earlier, kept)
     _edit(content)
     indexer.rebuild(store, content)
-    (current,) = _arrays_dirs(store)
+    (current,) = _arrays_files(store)
     assert current.name == earlier.name  # a new generation's commits count from 1 again
-    shutil.rmtree(current)
-    shutil.copytree(kept, current)
+    shutil.copy(kept, current)
     index = store.open_index()
     with index.searcher() as searcher:
         assert open_arrays(store.live_dir(), searcher.reader()) is None
     index.close()
 
 
-def test_arrays_of_another_format_are_ignored(content, store):
+def test_arrays_of_another_format_or_cut_short_are_ignored(content, store, monkeypatch):
     indexer.sync(store, content)
-    (folder,) = _arrays_dirs(store)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": FORMAT + 1}))
     index = store.open_index()
     with index.searcher() as searcher:
+        assert open_arrays(store.live_dir(), searcher.reader()) is not None
+        monkeypatch.setattr(arrays, "FORMAT", arrays.FORMAT + 1)
+        assert open_arrays(store.live_dir(), searcher.reader()) is None
+        monkeypatch.undo()
+        (path,) = _arrays_files(store)
+        path.write_bytes(path.read_bytes()[:-100])
         assert open_arrays(store.live_dir(), searcher.reader()) is None
     index.close()
+
+
+def test_arrays_of_an_empty_index_are_read(tmp_path, store):
+    (tmp_path / "empty").mkdir()
+    indexer.sync(store, tmp_path / "empty")
+    index = store.open_index()
+    with index.searcher() as searcher:
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None and len(stored.arrays["live"]) == 0
+    index.close()
+    assert all(total == 0 for total, _, _ in _answers(store))
 
 
 def test_arrays_lost_are_written_again_by_the_next_sync(content, store):
     indexer.sync(store, content)
-    (folder,) = _arrays_dirs(store)
-    shutil.rmtree(folder)  # a writer killed between its commit and its arrays
-    (store.live_dir() / f".{folder.name}.999.tmp").mkdir()  # and what it left
+    (path,) = _arrays_files(store)
+    path.unlink()  # a writer killed between its commit and its arrays
+    (store.live_dir() / f".{path.name}.999.tmp").write_bytes(b"SIDX")  # and what it left
     report = indexer.sync(store, content)  # nothing changed
     assert not report.changed
-    assert [path.name for path in store.live_dir().glob("*arrays-*")] == [folder.name]
+    assert _arrays_files(store) == [path]
     index = store.open_index()
     with index.searcher() as searcher:
         assert open_arrays(store.live_dir(), searcher.reader()) is not None
@@ -161,8 +172,12 @@ def test_layout_checked_with_another_whoosh_is_checked_again(fresh_layout_check)
 
 def test_arrays_name_the_whoosh_whose_layout_the_indexer_checked(content, store):
     indexer.sync(store, content)
-    manifest = json.loads((_arrays_dirs(store)[0] / "manifest.json").read_text())
-    assert manifest["whoosh"] == whoosh_internals.installation()
+    index = store.open_index()
+    with index.searcher() as searcher:
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None
+        assert stored.layout_checked == whoosh_internals.installation()
+    index.close()
 
 
 # Segment parts -----------------------------------------------------------------------------
