@@ -573,13 +573,7 @@ def _skipped(problem: ArticleProblem, was_indexed: bool) -> ArticleProblem:
 def _finish(
     store: IndexStore, generation: Path, report: SyncReport, started: float, synonyms: str | None
 ) -> None:
-    try:
-        write_arrays(generation)  # what searches read, for the next readers to map
-    except OSError as error:
-        report.notes.append(
-            f"could not write the arrays searches read ({error.strerror or error}): each "
-            "search process builds them, slower, until a sync writes them"
-        )
+    write_arrays(generation)  # what searches read, for the next readers to map
     report.seconds = time.perf_counter() - started
     if synonyms is None and store.exists() and generation != store.live_dir():
         synonyms = store.read_synonyms()  # a new generation keeps the live one's synonyms
