@@ -34,6 +34,9 @@ TARGETS = {
     "hostile_worst_ms": 250.0,
     "hostile_ordinary_p95_ms": 100.0,
     "build_peak_bytes": 1024**3,
+    "help_ms": 100.0,
+    "terminal_query_p50_ms": 150.0,
+    "terminal_query_peak_bytes": 150 * 1024**2,
 }
 TARGET_SIZE = 100_000
 
@@ -174,6 +177,13 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
                 fts5["query"]["kinds"][kind]["p50"],
                 "ms",
             )
+    command_line = run.get("terminal")
+    if command_line:
+        add("searchidx --help", command_line["help"]["p50"], TARGETS["help_ms"], "ms")
+        add("searchidx query p50, start to exit", command_line["query"]["p50"],
+            TARGETS["terminal_query_p50_ms"], "ms")  # fmt: skip
+        add("searchidx query peak memory", command_line["query_peak_rss_bytes"] / 1024**2,
+            TARGETS["terminal_query_peak_bytes"] / 1024**2, "MiB")  # fmt: skip
     for key, how, _ in WEB_RUNS:
         served = run.get(key)
         if served and not served.get("error"):

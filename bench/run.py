@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import corpus, report, web
+from bench import corpus, report, terminal, web
 from bench.engines import ENGINES
 from bench.memory import run_measured
 from bench.queries import KINDS, make_queries
@@ -97,6 +97,12 @@ def _arguments() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="'searchidx serve --workers' (default: one per core)",
     )
+    parser.add_argument(
+        "--terminal-queries",
+        type=int,
+        default=terminal.PER_KIND,
+        help="'searchidx query' processes per query kind (0: skip the command line)",
+    )
     parser.add_argument("--no-web", action="store_true", help="skip the web API measurement")
     parser.add_argument("--no-sync", action="store_true", help="skip the incremental sync")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -135,6 +141,10 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
         run["engines"][name]["query"] = session
     queries = make_queries(args.queries, args.seed)
     run["agreement"] = report.agreement(queries, outcomes)
+    if "searchidx" in engines and args.terminal_queries:
+        _say(f"searchidx: the command line, {args.terminal_queries} queries of each kind, "
+             "a fresh process each")  # fmt: skip
+        run["terminal"] = terminal.measure(indexes["searchidx"], queries, args.terminal_queries)
     if "searchidx" in engines and not args.no_web:
         for key, _, cached in report.WEB_RUNS:
             _say(f"searchidx: web API under {args.clients} clients ({key})")
@@ -196,6 +206,9 @@ def _print_run(size: int, run: dict[str, Any], args: argparse.Namespace) -> None
         "parses the files; best peer: the fastest (smallest) peer in the row\n"
     )
     print(report.table(run, markdown=args.markdown))
+    if run.get("terminal"):
+        print("\nThe command line (start to exit):")
+        print(terminal.summary_text(run["terminal"]))
     print("\nAgreement (searchidx against each peer):")
     print(report.agreement_text(run["agreement"]))
     if run.get("web", {}).get("error"):

@@ -42,8 +42,6 @@ MAX_EXPANDED_TERMS = 256
 MAX_EXPANDED_POSTINGS = 100_000
 #: Documents the phrases of one request may sum (each word's, in each field it is searched in).
 MAX_PHRASE_POSTINGS = 150_000
-#: Seconds a web search may take before it stops (``serve --search-timeout``).
-DEFAULT_SEARCH_TIMEOUT = 1.0
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 

@@ -1,37 +1,39 @@
 """The ``searchidx`` command: each command parses its options, calls one library function and
 renders what comes back. Domain errors become one-line messages and a non-zero exit.
+
+Each command imports what it runs when it runs: ``searchidx --help`` imports no numpy or
+Whoosh, and ``searchidx query`` no indexer, web server or file watcher (tests/test_cli.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from searchidx import indexer, querylang, ranking, similar, synonyms
-from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
-from searchidx.errors import QueryError, SearchidxError
-from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
-from searchidx.facets import FILTERS, Kind
-from searchidx.indexer import SyncReport
-from searchidx.querylog import (
+from searchidx.defaults import (
+    DEFAULT_DEBOUNCE_MS,
+    DEFAULT_HALF_LIFE_DAYS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SEARCH_TIMEOUT,
+    DEFAULT_SIMILAR,
+    INDEX_ENV,
     KEPT_FILES,
+    MAX_SIMILAR,
     QUERY_LOG_ENV,
+    RESULTS_CACHED,
     ROTATE_BYTES,
-    QueryLog,
-    parse_since,
-    read_log,
-    summarise,
 )
+from searchidx.errors import QueryError, SearchidxError
+from searchidx.facets import FILTERS, Kind
 from searchidx.request import (
     SearchRequest,
     Sort,
@@ -41,11 +43,10 @@ from searchidx.request import (
     parse_int,
     parse_sort,
 )
-from searchidx.service import SearchService
-from searchidx.snapshot import RESULTS_CACHED
-from searchidx.store import INDEX_ENV, IndexStore
-from searchidx.terminal import render_result, render_similar, render_stats
-from searchidx.watch import DEFAULT_DEBOUNCE_MS, watch
+
+if TYPE_CHECKING:
+    from searchidx.indexer import Progress, SyncReport
+    from searchidx.store import IndexStore
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
@@ -75,8 +76,14 @@ def index_option(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         show_envvar=True,
         help="Index location.",
-        callback=lambda _ctx, _param, value: IndexStore(value),
+        callback=lambda _ctx, _param, value: _index_store(value),
     )(command)
+
+
+def _index_store(location: Path) -> IndexStore:
+    from searchidx.store import IndexStore
+
+    return IndexStore(location)
 
 
 def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -111,7 +118,11 @@ def _synonyms_text(synonyms_file: Path | None, no_synonyms: bool) -> str | None:
         raise click.UsageError("give --synonyms FILE or --no-synonyms, not both")
     if no_synonyms:
         return ""
-    return None if synonyms_file is None else synonyms.read_file(synonyms_file)
+    if synonyms_file is None:
+        return None
+    from searchidx import synonyms
+
+    return synonyms.read_file(synonyms_file)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -138,6 +149,8 @@ def index(
     (its text is kept with the index). Exit status 3 when some files were skipped (each is
     listed with the reason); the others are indexed.
     """
+    from searchidx import indexer
+
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
         report = indexer.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
@@ -161,6 +174,8 @@ def rebuild(
     Readers (a running web page) keep answering from the old index until the new one is
     complete.
     """
+    from searchidx import indexer
+
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
         report = indexer.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
@@ -282,7 +297,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--half-life",
     type=HalfLife(),
-    default=ranking.DEFAULT_HALF_LIFE_DAYS,
+    default=DEFAULT_HALF_LIFE_DAYS,
     show_default=True,
     help="Days in which the best sort's freshness bonus halves.",
 )
@@ -321,6 +336,13 @@ def query(
 
     Without TEXT, browse everything, newest first.
     """
+    # numpy's OpenBLAS starts a thread per core when imported (40-80 ms of a 2-core
+    # machine's start-up); no search multiplies matrices.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from searchidx import querylang
+    from searchidx.service import SearchService
+    from searchidx.terminal import render_result
+
     if strict:
         querylang.check_syntax(text)
     request = SearchRequest(
@@ -337,7 +359,7 @@ def query(
         per_page=limit,
         facets=show_facets or as_json,
     )
-    service = SearchService(store)
+    service = SearchService(store, prepare=False)
     try:
         result = service.search(request)
     finally:
@@ -354,10 +376,10 @@ def query(
 @click.argument("path")
 @click.option(
     "--limit",
-    type=int,
-    default=similar.DEFAULT_LIMIT,
+    type=WholeNumber(),
+    default=DEFAULT_SIMILAR,
     show_default=True,
-    help=f"Similar articles to show (1 to {similar.MAX_LIMIT}).",
+    help=f"Similar articles to show (1 to {MAX_SIMILAR}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @index_option
@@ -366,9 +388,13 @@ def similar_command(path: str, limit: int, as_json: bool, store: IndexStore) -> 
     """Articles similar to the one at PATH (as search hits give it: relative to the content
     folder): the rest of its story, by shared key terms, date and topics.
     """
-    service = SearchService(store)
+    from searchidx.service import SearchService
+    from searchidx.similar import SimilarRequest
+    from searchidx.terminal import render_similar
+
+    service = SearchService(store, prepare=False)
     try:
-        result = service.similar(similar.SimilarRequest(path, limit))
+        result = service.similar(SimilarRequest(path, limit))
     finally:
         service.close()
     if as_json:
@@ -399,6 +425,15 @@ def sample(folder: Path, count: int, seed: int, stories: float) -> None:
     click.echo(f"wrote {written:,} articles to {folder}/")
 
 
+def _cores() -> int:
+    """The cores this process may run on: a container's or ``taskset``'s share, not the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 @cli.command()
 @click.option(
     "--host",
@@ -423,9 +458,10 @@ def sample(folder: Path, count: int, seed: int, stories: float) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes answering requests, each with its own searcher: up to one per core.",
+    default=_cores,
+    show_default="one per core",
+    help="Processes answering requests, each with its own searcher: more than one per core "
+    "does not help.",
 )
 @click.option(
     "--cached-results",
@@ -485,6 +521,8 @@ def serve(
     import logging
     import threading
 
+    from searchidx.querylog import QueryLog
+    from searchidx.service import SearchService
     from web import server
     from web.app import create_app
 
@@ -504,7 +542,11 @@ def serve(
         """The socket listens (and the workers are started: no thread crosses a fork)."""
         if watch_folder:
             threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
-        click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+        click.echo(
+            f"serving {store.location}/ at {url} with {workers} worker process(es) "
+            "(Ctrl-C to stop)",
+            err=True,
+        )
 
     def keep_in_sync() -> None:
         from searchidx.watch import watch
@@ -528,6 +570,8 @@ class LogMoment(DateBound):
     """A date, as ``--from``/``--to`` take it, or a time ago: ``30m``, ``12h``, ``7d``, ``2w``."""
 
     def parse(self, text: str, parameter: str) -> datetime:
+        from searchidx.querylog import parse_since
+
         return parse_since(text, datetime.now(UTC), end=self.end)
 
 
@@ -560,6 +604,9 @@ def stats(
     (and its rotated files): the most frequent searches, the most frequent ones that found
     nothing, and search-time percentiles.
     """
+    from searchidx.querylog import read_log, summarise
+    from searchidx.terminal import render_stats
+
     if log_file is None:
         raise click.UsageError(f"name the query log: searchidx stats FILE (or set {QUERY_LOG_ENV})")
     searches, unreadable = read_log(log_file)
@@ -591,6 +638,8 @@ def watch_command(
 
     --wait applies to the first sync; later ones wait for another writer as long as it takes.
     """
+    from searchidx.watch import watch
+
     with _log_to_stderr("searchidx.watch"):
         try:
             watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
@@ -624,6 +673,8 @@ def export(
     """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
     articles as bulk NDJSON files and a manifest (see the README to load them with curl).
     """
+    from searchidx.export import MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+
     report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
     size = sum(file.bytes for file in report.files)
     click.echo(
@@ -642,6 +693,8 @@ def export(
 @contextmanager
 def _log_to_stderr(logger_name: str) -> Iterator[None]:
     """Show a library's log lines, timestamped, on stderr while a long-running command runs."""
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger = logging.getLogger(logger_name)
@@ -656,7 +709,7 @@ def _log_to_stderr(logger_name: str) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[indexer.Progress | None]:
+def progress_bar(label: str) -> Iterator[Progress | None]:
     """A progress bar on a terminal (stderr); nothing when output is piped."""
     if not sys.stderr.isatty():
         yield None

@@ -45,6 +45,7 @@ from whoosh.reading import IndexReader
 
 from searchidx.articles import Article
 from searchidx.content import FileState, content_hash
+from searchidx.defaults import DEFAULT_MAX_BYTES
 from searchidx.errors import ArticleError, SearchidxError
 from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
 from searchidx.ranking import FIELD_BOOSTS
@@ -56,9 +57,6 @@ EXPORT_FORMAT = "searchidx-elasticsearch-export"
 MAPPING_FILE = "mapping.json"
 MANIFEST_FILE = "manifest.json"
 BULK_FILE = "bulk-{:05d}.ndjson"
-
-#: Bulk files stay below this many bytes; Elasticsearch refuses requests over 100 MB.
-DEFAULT_MAX_BYTES = 10_000_000
 
 #: Elasticsearch refuses a document ``_id`` longer than this (in UTF-8 bytes).
 MAX_ID_BYTES = 512

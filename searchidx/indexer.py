@@ -39,6 +39,7 @@ from whoosh.reading import SegmentReader
 from whoosh.writing import IndexWriter, SegmentWriter
 
 from searchidx import whoosh_internals
+from searchidx.arrays import write_arrays
 from searchidx.content import FileState, check_name, content_hash, scan_content
 from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
@@ -572,6 +573,7 @@ def _skipped(problem: ArticleProblem, was_indexed: bool) -> ArticleProblem:
 def _finish(
     store: IndexStore, generation: Path, report: SyncReport, started: float, synonyms: str | None
 ) -> None:
+    write_arrays(generation)  # what searches read, for the next readers to map
     report.seconds = time.perf_counter() - started
     if synonyms is None and store.exists() and generation != store.live_dir():
         synonyms = store.read_synonyms()  # a new generation keeps the live one's synonyms

@@ -26,14 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from searchidx.defaults import KEPT_FILES, ROTATE_BYTES
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.request import parse_date_bound
 from searchidx.result import SearchResult
 
-#: Environment variable naming the log, for ``serve --query-log`` and ``stats``.
-QUERY_LOG_ENV = "SEARCHIDX_QUERY_LOG"
-ROTATE_BYTES = 16 * 1024 * 1024
-KEPT_FILES = 5
 #: Percentiles of the search time that ``stats`` reports.
 PERCENTILES = (50, 90, 95, 99)
 

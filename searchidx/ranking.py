@@ -58,12 +58,6 @@ FRESHNESS_WEIGHT = 0.1
 #: How far quality moves a score either way (x0.97 for the lowest, x1.03 for the highest):
 #: less than freshness, as quality is the source's opinion, not the reader's.
 QUALITY_WEIGHT = 0.03
-#: Days after which an article's freshness bonus has halved (``--half-life``/``half_life``).
-DEFAULT_HALF_LIFE_DAYS = 30.0
-#: Shortest half-life accepted: a quarter of an hour, beyond which only the newest counts.
-MIN_HALF_LIFE_DAYS = 0.01
-#: Longest half-life accepted: a century, beyond which freshness no longer differs.
-MAX_HALF_LIFE_DAYS = 36_500.0
 
 _MICROSECONDS_PER_DAY = 86_400 * 1_000_000
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
-from searchidx import ranking
+from searchidx.defaults import DEFAULT_HALF_LIFE_DAYS, MAX_HALF_LIFE_DAYS, MIN_HALF_LIFE_DAYS
 from searchidx.errors import QueryError
 from searchidx.facets import BY_NAME, FILTERS
 
@@ -70,7 +70,7 @@ class SearchRequest:
     facets: bool = True
     facet_size: int = 10
     facet_search: Mapping[str, str] = field(default_factory=dict)
-    half_life_days: float = ranking.DEFAULT_HALF_LIFE_DAYS
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
     explain: bool = False
 
     def __post_init__(self) -> None:
@@ -237,7 +237,7 @@ def parse_half_life(text: str, parameter: str = "half_life") -> float:
 
 
 def check_half_life(days: float, parameter: str = "half_life") -> float:
-    low, high = ranking.MIN_HALF_LIFE_DAYS, ranking.MAX_HALF_LIFE_DAYS
+    low, high = MIN_HALF_LIFE_DAYS, MAX_HALF_LIFE_DAYS
     _check(low <= days <= high, parameter, f"{parameter} must be between {low:g} and "
            f"{high:,.0f} days, not {days:g}")  # fmt: skip
     return days

@@ -38,6 +38,8 @@ from whoosh.index import Index
 from whoosh.searching import Searcher
 
 from searchidx import bounds, highlight, querylang, ranking, relaxation, similar, synonyms
+from searchidx.arrays import open_arrays
+from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
@@ -54,7 +56,7 @@ from searchidx.result import (
     Suggestion,
 )
 from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
-from searchidx.snapshot import RESULTS_CACHED, FacetTable, IndexSnapshot
+from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
 
@@ -80,6 +82,9 @@ class SearchService:
 
     ``results_cached``: answers kept per index snapshot (0: none; benchmarks measure searches).
     ``search_timeout``: seconds a search may take (None: no limit; see :mod:`searchidx.bounds`).
+    ``prepare``: read every array a search may use before the first search (a server, whose
+    threads then share them); False reads only what the searches made need, when they need
+    it: one search in one thread (the command line).
     """
 
     def __init__(
@@ -87,10 +92,12 @@ class SearchService:
         store: IndexStore,
         results_cached: int = RESULTS_CACHED,
         search_timeout: float | None = None,
+        prepare: bool = True,
     ) -> None:
         self.store = store
         self.results_cached = results_cached
         self.search_timeout = search_timeout
+        self.prepare = prepare
         self._lock = threading.RLock()  # guards the searcher, the snapshot and their users
         self._users: Counter[IndexSnapshot] = Counter()
         self._refreshing = False  # a new snapshot is being prepared outside the lock
@@ -160,7 +167,11 @@ class SearchService:
         raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
 
     def _prepared(self, searcher: Searcher) -> IndexSnapshot:
-        return IndexSnapshot(searcher, self.results_cached).prepare()
+        """A snapshot of ``searcher``, with the arrays written at its commit if there are."""
+        assert self._generation is not None
+        stored = open_arrays(self.store.location / self._generation, searcher.reader())
+        snapshot = IndexSnapshot(searcher, self.results_cached, stored)
+        return snapshot.prepare() if self.prepare else snapshot
 
     def _install(self, searcher: Searcher, snapshot: IndexSnapshot) -> IndexSnapshot:
         """Make ``snapshot`` the current one (the lock is held)."""

@@ -37,15 +37,13 @@ import numpy as np
 from whoosh import query
 
 from searchidx.articles import Article
+from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
 from searchidx.ranking import FIELD_BOOSTS, top_scored
 from searchidx.result import Hit, hit_dict
 from searchidx.schema import ANALYZER, from_record
 from searchidx.snapshot import IndexSnapshot
 
-#: Results a request may ask for.
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 10
 #: Longest path accepted (a path is an index key; longer ones cannot exist).
 MAX_PATH_CHARS = 4096
 #: The fields an article's words are read from and searched in, with their weights.
@@ -76,7 +74,7 @@ class SimilarRequest:
     hits give it); ``limit`` of them, most similar first."""
 
     path: str
-    limit: int = DEFAULT_LIMIT
+    limit: int = DEFAULT_SIMILAR
 
     def __post_init__(self) -> None:
         if not self.path.strip():
@@ -86,8 +84,9 @@ class SimilarRequest:
             )
         if len(self.path) > MAX_PATH_CHARS:
             raise QueryError(f"path is longer than {MAX_PATH_CHARS:,} characters", "path")
-        if not 1 <= self.limit <= MAX_LIMIT:
-            raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, not {self.limit}", "limit")
+        if not 1 <= self.limit <= MAX_SIMILAR:
+            message = f"limit must be between 1 and {MAX_SIMILAR}, not {self.limit}"
+            raise QueryError(message, "limit")
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,18 @@ column files, and answers with vectorised array operations. Its
 :class:`~searchidx.matching.QueryMatcher` does the same for postings and scores.
 
 A new snapshot is made whenever the searcher is refreshed; docnums are only meaningful within
-one snapshot.
+one snapshot. Its arrays are the ones the indexer wrote at commit (:mod:`searchidx.arrays`)
+when it is given them, else built from the columns.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from whoosh import query
@@ -28,17 +29,21 @@ from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from searchidx import ranking, whoosh_internals
+from searchidx.defaults import RESULTS_CACHED
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
 
+if TYPE_CHECKING:
+    from searchidx.arrays import StoredArrays
+
+#: The sorts kept as a whole order of the documents (relevance and best: by score).
+PRESORTED = (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY)
+
 #: Counting goes document by document when the documents are fewer than the pairs / this.
 _GATHER_BELOW = 4
-#: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
-#: page most of all, cost one search per index change.
-RESULTS_CACHED = 512
 #: Words whose document counts are kept per snapshot (similar articles weigh every word of an
 #: article by them, and the same words come back from article to article).
 FREQUENCIES_CACHED = 32_768
@@ -142,14 +147,42 @@ class FacetTable:
         return np.searchsorted(self.doc_ids, np.arange(last + 2)).astype(np.int64)
 
 
-class IndexSnapshot:
-    """The cached, array form of one searcher's documents. Build lazily, never mutate."""
+_Array = TypeVar("_Array")
 
-    def __init__(self, searcher: Searcher, results_cached: int = RESULTS_CACHED) -> None:
+
+def _stored_as(name: str) -> Callable[[Callable[..., _Array]], Callable[..., _Array]]:
+    """A snapshot's array read from those written at commit, under ``name`` (formatted with
+    the method's arguments), when it has them; else built by the method."""
+
+    def decorate(build: Callable[..., _Array]) -> Callable[..., _Array]:
+        @functools.wraps(build)
+        def read(self: IndexSnapshot, *args: Any) -> _Array:
+            stored = None if self.stored is None else self.stored.array(name.format(*args))
+            return build(self, *args) if stored is None else stored
+
+        return read
+
+    return decorate
+
+
+class IndexSnapshot:
+    """The cached, array form of one searcher's documents. Build lazily, never mutate.
+
+    ``stored``: the arrays written at commit for this searcher's segments, if any."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        results_cached: int = RESULTS_CACHED,
+        stored: StoredArrays | None = None,
+    ) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
         self.schema = searcher.schema
         self.size = self.reader.doc_count_all()
+        self.stored = stored
+        if stored is not None:
+            whoosh_internals.trust_layout(stored.layout_checked)
         whoosh_internals.layout_known()  # checked (and warned about) once, at the first snapshot
         # An index built from an empty folder has a reader without segments, and so no columns.
         self._leaves: list[tuple[IndexReader, int]] = [
@@ -162,6 +195,7 @@ class IndexSnapshot:
         )
 
     @functools.cached_property
+    @_stored_as("live")
     def live(self) -> np.ndarray:
         """Mask of documents not deleted."""
         mask = np.ones(self.size, dtype=bool)
@@ -186,7 +220,7 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for facet in FACETS:
             self.counts_of_all(facet.name)
-        for sort in (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY):  # relevance and best: by score
+        for sort in PRESORTED:
             self.rank(sort)
         for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
@@ -194,6 +228,28 @@ class IndexSnapshot:
         self.quality_factors  # noqa: B018 - read for its side effect
         self.matcher  # noqa: B018 - built for its side effect
         return self
+
+    def arrays_to_store(self) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+        """What :mod:`searchidx.arrays` writes at commit: every array a search may read that
+        a new process would otherwise build from the columns, by the name it is read under,
+        and each facet's values."""
+        arrays = {
+            "live": self.live,
+            "dates": self.dates,
+            "qualities": self.qualities,
+            "quality-percentiles": self.quality_percentiles,
+        }
+        for sort in PRESORTED:
+            arrays[f"order-{sort}"], arrays[f"rank-{sort}"] = self.order(sort), self.rank(sort)
+        for field in ranking.FIELD_BOOSTS:
+            arrays[f"lengths-{field}"] = self.field_lengths(field)
+        values = {}
+        for facet in FACETS:
+            table = self.facet(facet.name)
+            arrays[f"facet-{facet.name}-docs"] = table.doc_ids
+            arrays[f"facet-{facet.name}-ids"] = table.value_ids
+            values[facet.name] = table.values
+        return arrays, values
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
@@ -215,6 +271,9 @@ class IndexSnapshot:
     def facet(self, name: str) -> FacetTable:
         """The table of a facet of :data:`~searchidx.facets.FACETS`, by name."""
         spec = BY_NAME[name]
+        stored = None if self.stored is None else self.stored.facet(name)
+        if stored is not None:
+            return FacetTable.of(*stored)
         if spec.kind is Kind.MONTH:
             return self._month_table()
         if spec.multi_valued:
@@ -280,15 +339,18 @@ class IndexSnapshot:
         return words, np.array([counts[word] for word in words], dtype=np.int64)
 
     @functools.cached_property
+    @_stored_as("dates")
     def dates(self) -> np.ndarray:
         """Publication time of each document, in Whoosh's long form (see :func:`date_key`)."""
         return self._numbers("date", translate=False)
 
     @functools.cached_property
+    @_stored_as("qualities")
     def qualities(self) -> np.ndarray:
         return self._numbers("quality", translate=True)
 
     @functools.cached_property
+    @_stored_as("quality-percentiles")
     def quality_percentiles(self) -> np.ndarray:
         """Each document's quality percentile among the live ones (0.5: no quality)."""
         known = self.live & (self.qualities != QUALITY_MISSING)
@@ -320,6 +382,7 @@ class IndexSnapshot:
         return ranks
 
     @functools.cache  # noqa: B019 - see facet()
+    @_stored_as("order-{}")
     def order(self, sort: Sort) -> np.ndarray:
         """All docnums in ``sort`` order, ties broken by date and then path."""
         if sort is Sort.OLDEST:
@@ -331,6 +394,7 @@ class IndexSnapshot:
         return np.lexsort(keys)
 
     @functools.cache  # noqa: B019 - see facet()
+    @_stored_as("rank-{}")
     def rank(self, sort: Sort) -> np.ndarray:
         """Each docnum's position in :meth:`order` (its inverse)."""
         ranks = np.empty(self.size, dtype=np.int64)
@@ -390,6 +454,7 @@ class IndexSnapshot:
         return out
 
     @functools.cache  # noqa: B019 - see facet()
+    @_stored_as("lengths-{}")
     def field_lengths(self, fieldname: str) -> np.ndarray:
         """Each document's length in a field, as Whoosh scores with it (a byte, decoded)."""
         out = np.zeros(self.size)

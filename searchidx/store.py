@@ -29,10 +29,10 @@ from typing import Any, BinaryIO
 
 from whoosh import index as whoosh_index
 
+from searchidx.defaults import INDEX_ENV
 from searchidx.errors import ArticleProblem, IndexBusyError, IndexMissingError
 from searchidx.schema import SCHEMA_VERSION, build_schema
 
-INDEX_ENV = "SEARCHIDX_INDEX"
 DEFAULT_LOCATION = "index"
 _CURRENT = "CURRENT"
 _LOCK = ".writer.lock"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import html
 import re
+from typing import TYPE_CHECKING
 
 import click
 
-from searchidx.querylog import QueryStats
 from searchidx.result import Explanation, Facet, Hit, SearchResult
 from searchidx.similar import SimilarResult
+
+if TYPE_CHECKING:
+    from searchidx.querylog import QueryStats
 
 _MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 

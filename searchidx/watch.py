@@ -22,14 +22,13 @@ from watchfiles._rust_notify import WatchfilesRustInternalError
 
 from searchidx import indexer
 from searchidx.content import ARTICLE_SUFFIXES
+from searchidx.defaults import DEFAULT_DEBOUNCE_MS
 from searchidx.errors import ArticleProblem, IndexBusyError
 from searchidx.indexer import SyncReport
 from searchidx.store import IndexStore
 
 logger = logging.getLogger(__name__)
 
-#: Quiet time that ends a burst of changes: events closer together than this are one sync.
-DEFAULT_DEBOUNCE_MS = 200
 
 #: A burst that never goes quiet (copying in thousands of files) still syncs this often.
 MAX_BATCH_MS = 2000

@@ -11,25 +11,33 @@ So :func:`layout_known` checks once per process, when the first snapshot is open
 is a version whose layout this module knows and that its reads equal Whoosh's public API on a
 small index built in memory. If not, it warns once; the reads then answer None ("read it the
 public way") and the matcher hands every query to Whoosh's searcher: slower, never wrong.
+The check takes 0.2 s, most of a one-shot ``searchidx query``: a process may instead
+:func:`trust_layout` of the same Whoosh :func:`installation` checked by the indexer at commit
+(:mod:`searchidx.arrays` notes it).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from itertools import accumulate
 from pickle import loads
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import whoosh
 from whoosh import columns, fields, formats, query
 from whoosh.analysis import StemFilter
+from whoosh.filedb import compound
+from whoosh.filedb.structfile import BufferFile
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.util.numeric import byte_to_length
-from whoosh.writing import IndexWriter, SegmentWriter
+
+if TYPE_CHECKING:
+    from whoosh.writing import IndexWriter, SegmentWriter
 
 #: Whoosh releases (major, minor) whose layout this module reads; others go the public way.
 KNOWN_VERSIONS = frozenset({(3, 54)})
@@ -51,12 +59,18 @@ class WhooshLayoutWarning(RuntimeWarning):
     """Whoosh's private layout is not the one searchidx reads: searches go through Whoosh."""
 
 
+#: Installations whose layout another process checked (see :func:`trust_layout`).
+_CHECKED_ELSEWHERE: set[str] = set()
+
+
 @functools.cache
 def layout_known() -> bool:
     """Whether Whoosh's layout is the one this module reads (checked once per process)."""
     version = tuple(whoosh.__version__[:2])
     if version not in KNOWN_VERSIONS:
         problem = f"whoosh3 {whoosh.versionstring()} is not a version whose layout it knows"
+    elif installation() in _CHECKED_ELSEWHERE:
+        problem = None
     else:
         problem = _self_test()
     if problem is None:
@@ -71,6 +85,18 @@ def layout_known() -> bool:
     return False
 
 
+def installation() -> str:
+    """This process's Whoosh: its release and where it is installed."""
+    return f"{whoosh.versionstring()} {os.path.dirname(whoosh.__file__)}"
+
+
+def trust_layout(checked: str | None) -> None:
+    """Skip the self-test if the installation ``checked`` (the indexer's, noted with the
+    arrays it wrote at commit) is this process's: the same code gives the same result."""
+    if checked == installation():
+        _CHECKED_ELSEWHERE.add(checked)
+
+
 def _trusted(read: Callable[_P, _R]) -> Callable[_P, _R | None]:
     """``read``, answering None (read it the public way) unless :func:`layout_known`."""
 
@@ -79,6 +105,68 @@ def _trusted(read: Callable[_P, _R]) -> Callable[_P, _R | None]:
         return read(*args, **kwargs) if layout_known() else None
 
     return checked
+
+
+# Opening segments --------------------------------------------------------------------------
+
+
+class _MappedPart:
+    """A read-only file over one part (terms, postings, columns...) of a memory-mapped segment:
+    what ``BytesIO`` is to Whoosh's :class:`BufferFile`, without copying the whole part into
+    memory first. Whoosh's copy made every process that opened a 100,000-article index read
+    and keep all of its postings: some 400 MB and most of a second, for a search that reads a
+    few of them. Each open part keeps its own position, as a ``BytesIO`` did."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view: memoryview | None = view
+        self._pos = 0
+
+    def _part(self) -> memoryview:
+        if self._view is None:
+            raise ValueError("I/O operation on a closed file")
+        return self._view
+
+    def read(self, size: int | None = -1) -> bytes:
+        view = self._part()
+        start = self._pos
+        end = len(view) if size is None or size < 0 else min(len(view), start + size)
+        self._pos = max(start, end)
+        return view[start:end].tobytes()
+
+    def readline(self, size: int | None = -1) -> bytes:
+        view = self._part()
+        end = len(view) if size is None or size < 0 else min(len(view), self._pos + size)
+        start, stop = self._pos, self._pos
+        while stop < end and view[stop] != 0x0A:  # rarely used: no part is text
+            stop += 1
+        self._pos = max(start, min(stop + 1, end))
+        return view[start : self._pos].tobytes()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: len(self._part())}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._view = None  # the BufferFile releases the view itself
+
+
+class _UncopiedBufferFile(BufferFile):
+    """Whoosh's :class:`BufferFile` over a :class:`_MappedPart` (see there)."""
+
+    def __init__(self, buf: Any, name: str | None = None, onclose: Any = None) -> None:
+        super().__init__(b"", name=name, onclose=onclose)
+        self._buf = buf
+        self.file = _MappedPart(memoryview(buf))
+
+
+if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open parts this way
+    compound.BufferFile = _UncopiedBufferFile  # type: ignore[misc]
 
 
 # Postings --------------------------------------------------------------------------------
@@ -223,6 +311,8 @@ def unlocked_writer(index: Any, limitmb: int) -> IndexWriter:
 
 def unlocked_segment_writer(index: Any, limitmb: int) -> SegmentWriter:
     """A writer of one new segment of ``index`` that takes no Whoosh lock."""
+    from whoosh.writing import SegmentWriter  # not at import: searching never writes
+
     return SegmentWriter(index, _lk=False, limitmb=limitmb)
 
 

@@ -39,6 +39,8 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
             "--engines",
             ",".join(engines),
             "--no-web",
+            "--terminal-queries",
+            "1",
             "--workdir",
             str(tmp_path / "work"),
             "--out",
@@ -57,8 +59,11 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
         assert engine["sync"]["documents"] == 201  # 2 changed, 1 deleted, 1 added
         assert set(engine["query"]["kinds"]) == set(KINDS)
     assert all(check["ok"] for check in size["agreement"].values())
+    assert size["terminal"]["query"]["n"] == len(KINDS)  # one of each kind, each succeeded
+    assert size["terminal"]["help"]["p50"] > 0 and size["terminal"]["query_peak_rss_bytes"] > 0
     printed = capsys.readouterr().out
     assert "relevance p50 / p95 / p99 (ms)" in printed and "best peer" in printed
+    assert "searchidx query: p50" in printed
 
 
 def test_an_edit_is_reverted_exactly(tmp_path: Path):

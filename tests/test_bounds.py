@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from whoosh import qparser, query
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, indexer, querylang
+from searchidx import bounds, defaults, indexer, querylang
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -234,7 +234,7 @@ def test_feed_past_its_budget_answers_503_in_plain_text(impatient_client):
 
 def test_create_app_gives_searches_the_default_budget(sample_store: IndexStore):
     service = create_app(sample_store).extensions["searchidx"]
-    assert service.search_timeout == bounds.DEFAULT_SEARCH_TIMEOUT
+    assert service.search_timeout == defaults.DEFAULT_SEARCH_TIMEOUT
 
 
 def test_api_search_past_a_cap_answers_400_naming_q(sample_store, monkeypatch):

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
@@ -239,3 +240,32 @@ def test_cli_index_shows_a_progress_bar_on_a_terminal(content: Path, tmp_path: P
     output = run_on_terminal("index", str(content), "--index", str(tmp_path / "ix"))
     assert b"Indexing" in output and b"100%" in output
     assert f"{SAMPLE_COUNT + 1:,} added".encode() in output
+
+
+#: Modules a search from the command line has no use for (the web server, the file watcher,
+#: the indexer and its YAML parser, Whoosh's writer).
+NOT_FOR_A_QUERY = ("flask", "waitress", "watchfiles", "yaml", "searchidx.indexer",
+                   "searchidx.export", "whoosh.writing", "web.app")  # fmt: skip
+
+
+def _imported_by(args: list[str]) -> set[str]:
+    """The modules a fresh interpreter has imported once ``searchidx ARGS`` has run."""
+    script = (
+        "import sys\nfrom searchidx.cli import cli\n"
+        f"try:\n    cli({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return set(done.stderr.split())
+
+
+def test_cli_help_imports_no_numpy_or_whoosh():
+    imported = _imported_by(["--help"])
+    assert "click" in imported  # the listing is the real one
+    assert not {"numpy", "whoosh", *NOT_FOR_A_QUERY} & imported
+
+
+def test_cli_query_imports_only_what_a_search_uses(sample_store):
+    imported = _imported_by(["query", "cloud", "--facets", "--index", str(sample_store.location)])
+    assert {"numpy", "whoosh.searching", "searchidx.service"} <= imported  # it searched
+    assert not set(NOT_FOR_A_QUERY) & imported

@@ -13,13 +13,13 @@ import pytest
 from searchidx import indexer, querylang
 from searchidx.articles import Article
 from searchidx.content import scan_content
+from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import QueryError
 from searchidx.facets import FACETS
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
 from searchidx.schema import build_schema
 from searchidx.service import SearchService
-from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import IndexStore
 from tests.conftest import ARTICLES_DIR, write_article
 

@@ -1066,6 +1066,16 @@ def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: Ind
     assert not any(running(pid) for pid in workers)  # terminating the parent stopped them
 
 
+def test_serve_starts_one_worker_per_core_by_default(sample_store: IndexStore):
+    cores = len(os.sched_getaffinity(0))
+    before = children(os.getpid())
+    with serving(sample_store.location) as base:
+        (server,) = children(os.getpid()) - before
+        assert len(children(server)) == (cores if cores > 1 else 0)  # one: served in-process
+        with urlopen(base + "api/search?q=cloud") as response:
+            assert json.load(response)["total"] > 0
+
+
 def test_serve_stops_when_a_worker_dies(sample_store: IndexStore):
     command = [SEARCHIDX, "serve", "--port", "0", "--workers", "2",
                "--index", str(sample_store.location)]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
+from searchidx.defaults import DEFAULT_SEARCH_TIMEOUT
 from searchidx.querylog import QueryLog
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -27,7 +27,7 @@ def create_app(
     query_log: QueryLog | None = None,
 ) -> Flask:
     """The web app for the index at ``store`` (default: ``./index`` or ``$SEARCHIDX_INDEX``),
-    its searches stopped after :data:`~searchidx.bounds.DEFAULT_SEARCH_TIMEOUT` seconds; with
+    its searches stopped after :data:`~searchidx.defaults.DEFAULT_SEARCH_TIMEOUT` seconds; with
     ``query_log``, the page and the API record each search there."""
     app = Flask(__name__)
     app.config.update(config or {})

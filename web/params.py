@@ -22,8 +22,8 @@ from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
 
+from searchidx.defaults import DEFAULT_HALF_LIFE_DAYS, DEFAULT_SIMILAR
 from searchidx.errors import QueryError
-from searchidx.ranking import DEFAULT_HALF_LIFE_DAYS
 from searchidx.request import (
     FILTER_FACETS,
     MAX_FILTER_VALUES,
@@ -37,7 +37,7 @@ from searchidx.request import (
     parse_int,
     parse_sort,
 )
-from searchidx.similar import DEFAULT_LIMIT, SimilarRequest
+from searchidx.similar import SimilarRequest
 
 #: ``provider_q=ex`` lists only the providers with a word starting with "ex".
 FACET_SEARCH_PARAMS = {f"{name}_q": name for name in FILTER_FACETS}
@@ -181,5 +181,5 @@ def parse_similar_args(args: Args) -> SimilarRequest:
         raise QueryError(f"path was given {len(given)} different values; give it once", "path")
     return SimilarRequest(
         path=given[0] if given else "",
-        limit=_int(args, "limit", DEFAULT_LIMIT) or 0,
+        limit=_int(args, "limit", DEFAULT_SIMILAR) or 0,
     )

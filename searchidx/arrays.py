@@ -1,0 +1,165 @@
+"""The per-document arrays a search needs, written beside the index at commit and mapped from
+disk by every later reader.
+
+A snapshot's arrays (live documents, dates, qualities, sort orders, facet values, field
+lengths: :mod:`searchidx.snapshot`) are the same for every process reading one commit, but
+building them from Whoosh's columns cost each new process a large part of a one-shot
+``searchidx query``. So the indexer writes them once, after each commit, into one file,
+``<generation>/arrays-<Whoosh generation>.bin`` (a JSON header naming each array's type, shape
+and place, then the arrays; written beside, synced, then renamed into place), and a reader
+maps it (only the pages a search touches are read, and they are shared between processes).
+
+A reader uses them only when the header names exactly the segments it reads (their ids,
+document counts and deletions) and was written by this format: arrays of an older commit, of
+a rebuilt generation or of a killed writer are never used. Missing or stale, the snapshot
+builds its arrays from the columns as before: slower, the same answers.
+
+The writer also notes the Whoosh installation whose layout it checked
+(:func:`searchidx.whoosh_internals.layout_known`): a reader running the same one trusts that
+check instead of repeating it (the check builds a small index: 0.2 s per process).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from whoosh import index as whoosh_index
+from whoosh.reading import IndexReader
+
+from searchidx import whoosh_internals
+from searchidx.snapshot import IndexSnapshot
+
+#: What the arrays hold and how they are named: change it whenever either changes, and older
+#: arrays are ignored (rebuilt from the columns until the next sync writes new ones).
+FORMAT = 1
+_PREFIX = "arrays-"
+_SUFFIX = ".bin"
+_MAGIC = b"SIDXARRS"
+#: Each array starts at a multiple of this many bytes of the file.
+_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class StoredArrays:
+    """The arrays written at commit for the segments a reader reads, mapped from disk."""
+
+    arrays: dict[str, np.ndarray]
+    #: Each facet's values, in value-id order.
+    facet_values: dict[str, tuple[str, ...]]
+    #: The Whoosh installation whose layout the writer checked (None: it found it unknown).
+    layout_checked: str | None
+
+    def array(self, name: str) -> np.ndarray | None:
+        return self.arrays.get(name)
+
+    def facet(self, name: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray] | None:
+        """A facet's values, and its (document, value id) pairs."""
+        values = self.facet_values.get(name)
+        docs, ids = self.arrays.get(f"facet-{name}-docs"), self.arrays.get(f"facet-{name}-ids")
+        if values is None or docs is None or ids is None:
+            return None
+        return values, docs, ids
+
+
+def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
+    """The arrays written for exactly what ``reader`` reads, mapped; None if there are none.
+
+    The file is mapped now: a sync may remove it later, and a mapped file stays readable
+    once removed (POSIX)."""
+    path = index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}"
+    try:
+        with open(path, "rb") as file:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        if mapped[: len(_MAGIC)] != _MAGIC:
+            return None
+        header_end = 16 + int.from_bytes(mapped[8:16], "little")
+        header = json.loads(mapped[16:header_end])
+        if header.get("format") != FORMAT or header.get("segments") != _segments(reader):
+            return None
+        start = _aligned(header_end)
+        arrays = {}
+        for name, (dtype, shape, offset) in header["arrays"].items():
+            count = math.prod(shape)
+            if start + offset + count * np.dtype(dtype).itemsize > len(mapped):
+                return None  # cut short
+            array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset)
+            arrays[name] = array.reshape(shape)
+    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged
+        return None
+    return StoredArrays(
+        arrays=arrays,
+        facet_values={name: tuple(values) for name, values in header["facets"].items()},
+        layout_checked=header.get("whoosh"),
+    )
+
+
+def write_arrays(index_dir: Path) -> bool:
+    """Write the arrays of the index in ``index_dir`` as last committed, unless written
+    already, and remove every older set. Whether they were written now."""
+    index = whoosh_index.open_dir(str(index_dir))
+    try:
+        with index.searcher() as searcher:
+            return _write(index_dir, searcher.reader(), IndexSnapshot(searcher, 0))
+    finally:
+        index.close()
+
+
+def _write(index_dir: Path, reader: IndexReader, snapshot: IndexSnapshot) -> bool:
+    path = index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}"
+    written = open_arrays(index_dir, reader) is None
+    if written:
+        arrays, facet_values = snapshot.arrays_to_store()
+        places, offset = {}, 0
+        for name, array in arrays.items():
+            places[name] = (array.dtype.str, list(array.shape), offset)
+            offset = _aligned(offset + array.nbytes)
+        checked = whoosh_internals.layout_known()
+        header = json.dumps(
+            {
+                "format": FORMAT,
+                "segments": _segments(reader),
+                "whoosh": whoosh_internals.installation() if checked else None,
+                "arrays": places,
+                "facets": {name: list(values) for name, values in facet_values.items()},
+            }
+        ).encode()
+        temp = index_dir / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            with open(temp, "wb") as out:
+                out.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+                start = _aligned(out.tell())
+                for name, array in arrays.items():
+                    out.seek(start + places[name][2])
+                    out.write(np.ascontiguousarray(array).tobytes())
+                out.truncate(start + offset)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    for other in index_dir.glob(f"*{_PREFIX}*"):  # older sets, and a killed writer's
+        if other != path:
+            other.unlink(missing_ok=True)
+    return written
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // _ALIGN) * _ALIGN
+
+
+def _segments(reader: IndexReader) -> list[list[Any]]:
+    """What identifies the documents a reader reads: each segment's id, documents and
+    deletions (a sync that deletes changes the last, one that adds adds a segment)."""
+    return [
+        [segment.segment_id(), leaf.doc_count_all(), leaf.doc_count()]
+        for leaf, _base in reader.leaf_readers()
+        if (segment := leaf.segment()) is not None
+    ]

@@ -1,0 +1,206 @@
+"""What a new search process reads from disk: the arrays written at commit (searchidx.arrays),
+the same as the ones built from the columns and never those of another commit; the layout
+check it may trust; segment parts read in place."""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchidx import arrays, indexer, whoosh_internals
+from searchidx.arrays import open_arrays
+from searchidx.request import SearchRequest, Sort
+from searchidx.service import SearchService
+from searchidx.snapshot import IndexSnapshot
+from searchidx.store import IndexStore
+
+REQUESTS = [
+    SearchRequest(text="cloud", facets=True),
+    SearchRequest(text="", sort=Sort.QUALITY, facets=True, page=2),
+    SearchRequest(text="ai OR security", sort=Sort.OLDEST, filters={"topic": ("AI",)}),
+    SearchRequest(text="the", sort=Sort.NEWEST, min_quality=50, facets=True),
+]
+
+
+def _edit(content: Path) -> None:
+    """Delete one article and change another: the next sync deletes and adds."""
+    files = sorted(content.rglob("*.md"))
+    files[0].unlink()
+    files[1].write_text(files[1].read_text().replace("title:", "title: Changed", 1))
+
+
+def _arrays_files(store: IndexStore) -> list[Path]:
+    return sorted(store.live_dir().glob("*arrays-*"))
+
+
+def _answers(store: IndexStore) -> list:
+    service = SearchService(store, results_cached=0)
+    try:
+        results = [service.search(request) for request in REQUESTS]
+    finally:
+        service.close()
+    return [(r.total, [hit.path for hit in r.hits], r.facets) for r in results]
+
+
+def test_arrays_written_at_commit_equal_the_ones_built_from_the_columns(content, store):
+    indexer.sync(store, content)
+    _edit(content)
+    indexer.sync(store, content)  # deletions, and a second segment
+    index = store.open_index()
+    with index.searcher() as searcher:
+        built, facet_values = IndexSnapshot(searcher).arrays_to_store()
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None
+        assert stored.arrays.keys() == built.keys()
+        for name, array in built.items():
+            assert np.array_equal(stored.arrays[name], array), name
+            assert stored.arrays[name].dtype == array.dtype, name
+        assert stored.facet_values == facet_values
+        assert not stored.arrays["live"].all()  # the deleted article is in them
+    index.close()
+    mapped = _answers(store)
+    _arrays_files(store)[0].unlink()
+    assert _answers(store) == mapped  # built from the columns: the same answers
+
+
+def test_arrays_of_an_earlier_commit_are_never_used(content, store):
+    indexer.sync(store, content)
+    (earlier,) = _arrays_files(store)
+    kept = store.location / "earlier"
+    shutil.copy(earlier, kept)
+    _edit(content)
+    indexer.sync(store, content)
+    (current,) = _arrays_files(store)
+    assert current != earlier  # written for the new commit, the earlier set removed
+    expected = _answers(store)
+    shutil.copy(kept, current)  # the earlier commit's arrays under the current name
+    index = store.open_index()
+    with index.searcher() as searcher:
+        assert open_arrays(store.live_dir(), searcher.reader()) is None
+    index.close()
+    assert _answers(store) == expected  # the deleted article is not found again
+
+
+def test_arrays_of_a_replaced_generation_are_never_used(content, store):
+    indexer.sync(store, content)
+    (earlier,) = _arrays_files(store)
+    kept = store.location / "earlier"
+    shutil.copy(earlier, kept)
+    _edit(content)
+    indexer.rebuild(store, content)
+    (current,) = _arrays_files(store)
+    assert current.name == earlier.name  # a new generation's commits count from 1 again
+    shutil.copy(kept, current)
+    index = store.open_index()
+    with index.searcher() as searcher:
+        assert open_arrays(store.live_dir(), searcher.reader()) is None
+    index.close()
+
+
+def test_arrays_of_another_format_or_cut_short_are_ignored(content, store, monkeypatch):
+    indexer.sync(store, content)
+    index = store.open_index()
+    with index.searcher() as searcher:
+        assert open_arrays(store.live_dir(), searcher.reader()) is not None
+        monkeypatch.setattr(arrays, "FORMAT", arrays.FORMAT + 1)
+        assert open_arrays(store.live_dir(), searcher.reader()) is None
+        monkeypatch.undo()
+        (path,) = _arrays_files(store)
+        path.write_bytes(path.read_bytes()[:-100])
+        assert open_arrays(store.live_dir(), searcher.reader()) is None
+    index.close()
+
+
+def test_arrays_of_an_empty_index_are_read(tmp_path, store):
+    (tmp_path / "empty").mkdir()
+    indexer.sync(store, tmp_path / "empty")
+    index = store.open_index()
+    with index.searcher() as searcher:
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None and len(stored.arrays["live"]) == 0
+    index.close()
+    assert all(total == 0 for total, _, _ in _answers(store))
+
+
+def test_arrays_lost_are_written_again_by_the_next_sync(content, store):
+    indexer.sync(store, content)
+    (path,) = _arrays_files(store)
+    path.unlink()  # a writer killed between its commit and its arrays
+    (store.live_dir() / f".{path.name}.999.tmp").write_bytes(b"SIDX")  # and what it left
+    report = indexer.sync(store, content)  # nothing changed
+    assert not report.changed
+    assert _arrays_files(store) == [path]
+    index = store.open_index()
+    with index.searcher() as searcher:
+        assert open_arrays(store.live_dir(), searcher.reader()) is not None
+    index.close()
+
+
+# The layout check ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_layout_check(monkeypatch):
+    """Count the self-tests this process runs; the check is made again afterwards."""
+    runs = []
+    self_test = whoosh_internals._self_test
+    monkeypatch.setattr(whoosh_internals, "_self_test", lambda: runs.append(1) or self_test())
+    monkeypatch.setattr(whoosh_internals, "_CHECKED_ELSEWHERE", set())
+    whoosh_internals.layout_known.cache_clear()
+    yield runs
+    monkeypatch.undo()
+    whoosh_internals.layout_known.cache_clear()
+
+
+def test_layout_checked_by_the_indexer_is_trusted_with_the_same_whoosh(fresh_layout_check):
+    whoosh_internals.trust_layout(whoosh_internals.installation())
+    assert whoosh_internals.layout_known()
+    assert fresh_layout_check == []
+
+
+def test_layout_checked_with_another_whoosh_is_checked_again(fresh_layout_check):
+    whoosh_internals.trust_layout("3.54.0 /somewhere/else/whoosh")
+    whoosh_internals.trust_layout(None)  # the indexer found the layout unknown
+    assert whoosh_internals.layout_known()
+    assert fresh_layout_check == [1]
+
+
+def test_arrays_name_the_whoosh_whose_layout_the_indexer_checked(content, store):
+    indexer.sync(store, content)
+    index = store.open_index()
+    with index.searcher() as searcher:
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None
+        assert stored.layout_checked == whoosh_internals.installation()
+    index.close()
+
+
+# Segment parts -----------------------------------------------------------------------------
+
+
+def test_mapped_part_reads_as_bytesio_does():
+    data = bytes(random.Random(5).randrange(256) for _ in range(5000)).replace(b"\n", b"\n\n")
+    part, copy = whoosh_internals._MappedPart(memoryview(data)), io.BytesIO(data)
+    moves = random.Random(7)
+    for _ in range(2000):
+        kind = moves.choice(["read", "readline", "seek", "seek_cur", "seek_end"])
+        if kind == "read":
+            size = moves.choice([-1, 0, 1, 7, 300, 6000])
+            assert part.read(size) == copy.read(size)
+        elif kind == "readline":
+            assert part.readline() == copy.readline()
+        elif kind == "seek":
+            where = moves.randrange(0, 5200)
+            assert part.seek(where) == copy.seek(where)
+        elif kind == "seek_cur":
+            by = moves.randrange(0, 100)
+            assert part.seek(by, io.SEEK_CUR) == copy.seek(by, io.SEEK_CUR)
+        else:
+            by = -moves.randrange(0, 100)
+            assert part.seek(by, io.SEEK_END) == copy.seek(by, io.SEEK_END)
+        assert part.tell() == copy.tell()
