@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from searchidx import indexer, querylang, ranking, synonyms
+from searchidx import cluster_sync, engine, indexer, querylang, ranking, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
@@ -32,7 +32,6 @@ from searchidx.querylog import (
     summarise,
 )
 from searchidx.request import SearchRequest, Sort, parse_date_bound, parse_half_life
-from searchidx.service import SearchService
 from searchidx.snapshot import RESULTS_CACHED
 from searchidx.store import INDEX_ENV, IndexStore
 from searchidx.terminal import render_result, render_stats
@@ -56,18 +55,26 @@ def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def index_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--index DIR``, shared by every command that reads or writes an index."""
+    """``--index DIR`` or ``--index URL``, shared by every command that reads or writes an
+    index: a folder is a local index, an http(s) URL an index on an OpenSearch cluster."""
     return click.option(
         "--index",
         "store",
-        type=click.Path(file_okay=False, path_type=Path),
         envvar=INDEX_ENV,
         default="index",
         show_default=True,
         show_envvar=True,
-        help="Index location.",
-        callback=lambda _ctx, _param, value: IndexStore(value),
+        help="Index location: a folder, or an OpenSearch URL such as "
+        "https://search.example.org:9200/articles.",
+        callback=_location,
     )(command)
+
+
+def _location(ctx: click.Context, param: click.Parameter, value: str) -> engine.Location:
+    try:
+        return engine.location(value)
+    except SearchidxError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
 
 
 def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +125,7 @@ def cli() -> None:
 @domain_errors
 def index(
     content_dir: Path | None,
-    store: IndexStore,
+    store: engine.Location,
     wait: float,
     synonyms_file: Path | None,
     no_synonyms: bool,
@@ -131,7 +138,7 @@ def index(
     """
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
-        report = indexer.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 
@@ -142,7 +149,7 @@ def index(
 @domain_errors
 def rebuild(
     content_dir: Path | None,
-    store: IndexStore,
+    store: engine.Location,
     wait: float,
     synonyms_file: Path | None,
     no_synonyms: bool,
@@ -154,18 +161,23 @@ def rebuild(
     """
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
-        report = indexer.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 
 @cli.command()
 @index_option
 @domain_errors
-def status(store: IndexStore) -> None:
+def status(store: engine.Location) -> None:
     """Show the index: documents, content folder, last sync, size and skipped files."""
-    meta = store.read_meta()
-    size = sum(path.stat().st_size for path in store.live_dir().iterdir() if path.is_file())
-    click.echo(f"index:          {store.location}/ (generation {store.generation()})")
+    if isinstance(store, IndexStore):
+        meta = store.read_meta()
+        size = sum(path.stat().st_size for path in store.live_dir().iterdir() if path.is_file())
+        click.echo(f"index:          {store.location}/ (generation {store.generation()})")
+    else:
+        found = cluster_sync.status(store)
+        meta, size = found.meta, found.size_bytes
+        click.echo(f"index:          {store.location} (OpenSearch index {found.physical_index})")
     click.echo(f"documents:      {meta.documents:,}")
     click.echo(f"content folder: {meta.content_dir}")
     click.echo(f"last sync:      {meta.last_sync}")
@@ -260,7 +272,7 @@ def query(
     show_facets: bool,
     as_json: bool,
     strict: bool,
-    store: IndexStore,
+    store: engine.Location,
 ) -> None:
     """Search the index for TEXT (words AND-ed; OR, NOT, -word, "phrases", field:value, ...).
 
@@ -289,7 +301,7 @@ def query(
         per_page=limit,
         facets=show_facets or as_json,
     )
-    service = SearchService(store)
+    service = engine.search_service(store, search_timeout=None)
     try:
         result = service.search(request)
     finally:
@@ -390,7 +402,7 @@ def serve(
     query_log_max_mb: int,
     search_timeout: float,
     watch_folder: bool,
-    store: IndexStore,
+    store: engine.Location,
 ) -> None:
     """Serve the search page and JSON API with waitress, until Ctrl-C.
 
@@ -404,7 +416,9 @@ def serve(
     from web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not store.exists():
+    if watch_folder:
+        engine.local_only(store, "serve --watch")
+    if isinstance(store, IndexStore) and not store.exists():
         click.echo(
             f"note: no index at {store.location}/ yet; build one with "
             "'searchidx index CONTENT_DIR'",
@@ -419,18 +433,19 @@ def serve(
         """The socket listens (and the workers are started: no thread crosses a fork)."""
         if watch_folder:
             threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
-        click.echo(f"serving {store.location}/ at {url} (Ctrl-C to stop)", err=True)
+        where = f"{store.location}/" if isinstance(store, IndexStore) else store.location
+        click.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True)
 
     def keep_in_sync() -> None:
         from searchidx.watch import watch
 
         try:
-            watch(store, stop_event=stop)
+            watch(engine.local_only(store, "serve --watch"), stop_event=stop)
         except SearchidxError as error:  # the page goes on serving the last index
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
     def make_app() -> Any:
-        service = SearchService(store, cached_results, search_timeout)
+        service = engine.search_service(store, cached_results, search_timeout)
         return create_app(search_service=service, query_log=log)
 
     try:
@@ -504,7 +519,7 @@ def stats(
 @writer_options
 @domain_errors
 def watch_command(
-    content_dir: Path | None, debounce_ms: int, store: IndexStore, wait: float
+    content_dir: Path | None, debounce_ms: int, store: engine.Location, wait: float
 ) -> None:
     """Keep the index in line with CONTENT_DIR while its files are added, changed, moved or
     deleted, logging one line per sync, until Ctrl-C.
@@ -513,7 +528,8 @@ def watch_command(
     """
     with _log_to_stderr("searchidx.watch"):
         try:
-            watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
+            local = engine.local_only(store, "watch")
+            watch(local, content_dir, debounce_ms=debounce_ms, wait=wait)
         except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
 
@@ -539,12 +555,13 @@ def watch_command(
 @index_option
 @domain_errors
 def export(
-    out_dir: Path, export_format: str, max_bytes: int, force: bool, store: IndexStore
+    out_dir: Path, export_format: str, max_bytes: int, force: bool, store: engine.Location
 ) -> None:
     """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
     articles as bulk NDJSON files and a manifest (see the README to load them with curl).
     """
-    report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
+    local = engine.local_only(store, "export")
+    report = export_elasticsearch(local, out_dir, max_bytes=max_bytes, force=force)
     size = sum(file.bytes for file in report.files)
     click.echo(
         f"exported {report.documents:,} articles to {out_dir}/ in {report.seconds:.1f}s: "

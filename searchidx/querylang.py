@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from whoosh import qparser, query
+from whoosh import fields, qparser, query
 from whoosh.searching import Searcher
 
 from searchidx import bounds, synonyms, typedtext
@@ -49,10 +49,14 @@ _WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
 _FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
-def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParser:
+def _make_parser(
+    termclass: type[query.Term] = query.Term, schema: fields.Schema | None = None
+) -> qparser.QueryParser:
+    """The query language's parser; ``schema`` (default: the index's) decides how words are
+    analysed (:mod:`searchidx.cluster_query` parses the same text keeping words unstemmed)."""
     parser = qparser.MultifieldParser(
         list(TEXT_FIELDS),
-        build_schema(),
+        schema or build_schema(),
         fieldboosts=FIELD_BOOSTS,
         group=qparser.AndGroup,
         termclass=termclass,

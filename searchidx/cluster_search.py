@@ -1,0 +1,326 @@
+"""Searching an OpenSearch index: one :class:`SearchRequest` in, one :class:`SearchResult` out,
+as :class:`searchidx.service.SearchService` answers it from a local index.
+
+One search is one request to the cluster:
+
+* the query text, translated from the project's own parse (:mod:`searchidx.cluster_query`);
+* the filters as a ``post_filter`` (values OR-ed within a facet, facets AND-ed), so that each
+  facet is counted by a ``filter`` aggregation holding every filter *but its own* (disjunctive
+  facets, as locally); the month histogram is counted without the date range;
+* the sort with the local tie-breaks (newest: date, then path; quality: quality, date, path;
+  relevance: score, then path); ``best`` multiplies the text score by the freshness and quality
+  factors of :mod:`searchidx.ranking` in a script, with the newest date and the quality
+  percentiles of the index taken by one aggregation first;
+* pages by ``from``/``size``, within :data:`~searchidx.request.MAX_RESULT_WINDOW`, the
+  cluster's own default result window.
+
+Hits are read from the stored display record and highlighted by :mod:`searchidx.highlight`, as
+locally: the same escaped HTML.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from whoosh import query as whoosh_query
+
+from searchidx import highlight, querylang, ranking
+from searchidx.cluster import ClusterIndex, cluster_errors
+from searchidx.cluster_query import Dsl, text_query
+from searchidx.request import SearchRequest, Sort
+from searchidx.result import Facet, Hit, SearchResult, Suggestion
+from searchidx.schema import from_record
+from searchidx.service import (
+    FACET_NAMES,
+    SUGGEST_PER_KIND,
+    _month_facet,
+    _top_values,
+    _word_starts_with,
+)
+from searchidx.snapshot import FacetTable
+
+#: The document field each facet is counted and filtered on (values matched without regard to
+#: case, as locally).
+FACET_FIELDS = {
+    "topic": "topics",
+    "provider": "provider_name",
+    "category": "category",
+    "type": "type",
+    "published": "published",
+}
+#: Distinct values a facet aggregation returns: all of them, so ``more`` is exact.
+FACET_VALUES = 10_000
+_EMPTY = np.zeros(0, dtype=np.int32)
+
+#: ``best`` = text score x freshness x quality (searchidx.ranking), in the cluster's script
+#: language: a missing quality is neutral, and a known one's percentile is looked up in the
+#: distinct qualities of the index.
+_BEST_SCRIPT = """
+double age = Math.max(params.newest - doc['date'].value.toInstant().toEpochMilli(), 0)
+    / 86400000.0;
+double fresh = 1.0 + params.fresh_weight * Math.pow(2.0, -age / params.half_life);
+double percentile = 0.5;
+if (doc['quality'].size() > 0) {
+  long q = doc['quality'].value;
+  int low = 0; int high = params.qualities.size() - 1;
+  while (low <= high) {
+    int middle = (low + high) >>> 1;
+    long value = ((Number) params.qualities.get(middle)).longValue();
+    if (value < q) { low = middle + 1; } else if (value > q) { high = middle - 1; }
+    else { percentile = ((Number) params.percentiles.get(middle)).doubleValue(); break; }
+  }
+}
+double quality = 1.0 + params.quality_weight * (2.0 * percentile - 1.0);
+return _score * fresh * quality;
+"""
+
+
+class ClusterSearchService:
+    """Answers searches from the index at a cluster URL; safe to share between threads (the
+    client pools its connections)."""
+
+    def __init__(self, index: ClusterIndex, search_timeout: float | None = None) -> None:
+        #: Named as SearchService's, for the messages that name the index searched.
+        self.store = index
+        self.search_timeout = search_timeout
+        self._client = index.client()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        started = time.perf_counter()
+        reading = querylang.read(request.text) if request.text.strip() else None
+        parsed = querylang.parse_reading(reading) if reading else None  # the local checks
+        query = None if parsed is None or reading is None else text_query(reading)
+        ran_query, retry = request.text, None
+        with cluster_errors(self.store):
+            response = self._run(request, query)
+            if parsed is not None and _total(response) == 0:
+                fuzzy = querylang.parse_query(request.text, fuzzy=True)
+                if fuzzy is not None and querylang.expanded_words(fuzzy) <= (
+                    querylang.MAX_EXPANDED_WORDS
+                ):
+                    retried = self._run(request, text_query(querylang.read(request.text), True))
+                    if _total(retried):
+                        response, retry, parsed = retried, "fuzzy", fuzzy
+        terms = _highlight_terms(parsed) if parsed is not None else frozenset()
+        scored = request.effective_sort in (Sort.RELEVANCE, Sort.BEST) and parsed is not None
+        hits = tuple(_hit(item, terms, scored) for item in response["hits"]["hits"])
+        facets = _facets(response["aggregations"], request) if request.facets else ()
+        return SearchResult(
+            request=request,
+            total=_total(response),
+            hits=hits,
+            facets=facets,
+            ran_query=ran_query,
+            retry=retry,
+            did_you_mean=None,
+            took_ms=(time.perf_counter() - started) * 1000,
+            notes=reading.notes if reading else (),
+        )
+
+    def _run(self, request: SearchRequest, query: Dsl | None) -> Any:
+        filters = _filters(request)
+        body: dict[str, Any] = {
+            "query": query or {"match_all": {}},
+            "from": request.offset,
+            "size": request.per_page,
+            "track_total_hits": True,
+            "_source": ["record"],
+            "sort": self._sort(request, query is not None),
+        }
+        if request.effective_sort is Sort.BEST:
+            body["query"] = self._best(request, body["query"])
+        if filters:
+            body["post_filter"] = _all(filters.values())
+        if request.facets:
+            body["aggs"] = _aggregations(filters)
+        options: dict[str, Any] = {}
+        if self.search_timeout is not None:
+            body["timeout"] = f"{int(self.search_timeout * 1000)}ms"
+            options["request_timeout"] = self.search_timeout + 5
+        return self._client.search(index=self.store.alias, body=body, **options)
+
+    def _sort(self, request: SearchRequest, text: bool) -> list[Any]:
+        sort = request.effective_sort
+        if sort in (Sort.RELEVANCE, Sort.BEST) and (text or sort is Sort.BEST):
+            return ["_score", {"path": "asc"}]
+        if sort is Sort.OLDEST:
+            return [{"date": "asc"}, {"path": "asc"}]
+        if sort is Sort.QUALITY:
+            quality = {"quality": {"order": "desc", "missing": "_last"}}
+            return [quality, {"date": "desc"}, {"path": "asc"}]
+        return [{"date": "desc"}, {"path": "asc"}]  # newest, and relevance without text
+
+    def _best(self, request: SearchRequest, query: Dsl) -> Dsl:
+        """The query scored by :mod:`searchidx.ranking`'s ``best`` (text x freshness x
+        quality; freshness x quality alone without text)."""
+        stats = self._client.search(
+            index=self.store.alias,
+            body={
+                "size": 0,
+                "aggs": {
+                    "newest": {"max": {"field": "date"}},
+                    "qualities": {"terms": {"field": "quality", "size": 65_536}},
+                },
+            },
+        )["aggregations"]
+        buckets = sorted(stats["qualities"]["buckets"], key=lambda bucket: bucket["key"])
+        qualities = [int(bucket["key"]) for bucket in buckets]
+        counts = np.array([bucket["doc_count"] for bucket in buckets], dtype=np.int64)
+        percentiles = _percentiles(counts)
+        script = {
+            "source": _BEST_SCRIPT,
+            "params": {
+                "newest": stats["newest"]["value"] or 0,
+                "half_life": request.half_life_days,
+                "fresh_weight": ranking.FRESHNESS_WEIGHT,
+                "quality_weight": ranking.QUALITY_WEIGHT,
+                "qualities": qualities,
+                "percentiles": percentiles,
+            },
+        }
+        return {"script_score": {"query": query, "script": script}}
+
+    def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
+        """Topics and providers with a word starting with ``prefix``, most articles first
+        (title words, which a local index also completes, are not offered yet)."""
+        needle = prefix.strip().casefold()
+        if not needle:
+            return ()
+        aggs = {
+            name: {"terms": {"field": FACET_FIELDS[name], "size": FACET_VALUES}}
+            for name in ("topic", "provider")
+        }
+        with cluster_errors(self.store):
+            response = self._client.search(index=self.store.alias, body={"size": 0, "aggs": aggs})
+        found: list[Suggestion] = []
+        for name in ("topic", "provider"):
+            matching = [
+                Suggestion(bucket["key"], name, bucket["doc_count"])
+                for bucket in response["aggregations"][name]["buckets"]
+                if _word_starts_with(bucket["key"].casefold(), needle)
+            ]
+            matching.sort(key=lambda item: (-item.count, item.text.casefold()))
+            found += matching[:SUGGEST_PER_KIND]
+        return tuple(found[:limit])
+
+
+def _total(response: Any) -> int:
+    return int(response["hits"]["total"]["value"])
+
+
+def _percentiles(counts: np.ndarray) -> list[float]:
+    """Each distinct quality's mid-rank percentile, as :func:`ranking.percentiles` gives it."""
+    known = int(counts.sum())
+    if known <= 1:
+        return [0.5] * len(counts)
+    below = np.cumsum(counts) - counts
+    return ((2 * below + counts - 1) / (2.0 * (known - 1))).tolist()
+
+
+def _filters(request: SearchRequest) -> dict[str, Dsl]:
+    """One clause per active filter, keyed as the facet it narrows (``month`` for the date
+    range, ``quality`` for the quality range)."""
+    clauses: dict[str, Dsl] = {}
+    for name, values in request.filters.items():
+        if values:
+            clauses[name] = {"bool": {"should": [_value(name, value) for value in values],
+                                      "minimum_should_match": 1}}  # fmt: skip
+    if request.date_from or request.date_to:
+        dates = {}
+        if request.date_from:
+            dates["gte"] = request.date_from.isoformat()
+        if request.date_to:
+            dates["lte"] = request.date_to.isoformat()
+        clauses["month"] = {"range": {"date": dates}}
+    if request.min_quality is not None or request.max_quality is not None:
+        qualities = {}
+        if request.min_quality is not None:
+            qualities["gte"] = request.min_quality
+        if request.max_quality is not None:
+            qualities["lte"] = request.max_quality
+        clauses["quality"] = {"range": {"quality": qualities}}
+    return clauses
+
+
+def _value(name: str, value: str) -> Dsl:
+    field = FACET_FIELDS[name]
+    if name == "published":
+        if value.casefold() not in ("true", "false"):
+            return {"match_none": {}}
+        return {"term": {field: value.casefold() == "true"}}
+    return {"term": {field: {"value": value, "case_insensitive": True}}}
+
+
+def _all(clauses: Any) -> Dsl:
+    return {"bool": {"filter": list(clauses)}}
+
+
+def _aggregations(filters: dict[str, Dsl]) -> Dsl:
+    """Per facet: its values counted under every filter but its own."""
+    aggs: Dsl = {}
+    for name in FACET_NAMES:
+        if name == "month":
+            counted = {"date_histogram": {"field": "date", "calendar_interval": "month",
+                                          "format": "yyyy-MM", "min_doc_count": 1}}  # fmt: skip
+        else:
+            counted = {"terms": {"field": FACET_FIELDS[name], "size": FACET_VALUES}}
+        others = [clause for key, clause in filters.items() if key != name]
+        aggs[name] = {"filter": _all(others), "aggs": {"values": counted}}
+    return aggs
+
+
+def _facets(aggregations: Any, request: SearchRequest) -> tuple[Facet, ...]:
+    """The facets as :class:`~searchidx.service.SearchService` lists them, from the counts."""
+    facets = []
+    for name in FACET_NAMES:
+        buckets = aggregations[name]["values"]["buckets"]
+        values = tuple(bucket.get("key_as_string", bucket["key"]) for bucket in buckets)
+        counts = np.array([bucket["doc_count"] for bucket in buckets], dtype=np.int64)
+        if name == "month":
+            facets.append(_month_facet(values, counts, request))
+            continue
+        selected = {value.casefold(): value for value in request.filters.get(name, ())}
+        table = FacetTable.of(values, _EMPTY, _EMPTY)
+        search = request.facet_search.get(name, "")
+        facets.append(_top_values(name, table, counts, selected, request.facet_size, search))
+    return tuple(facets)
+
+
+def _highlight_terms(parsed: Any) -> frozenset[str]:
+    """The stems to mark: the words and phrases the query searches in text fields (wildcard
+    and fuzzy words, which only the cluster expands, are not marked yet)."""
+    terms: set[str] = set()
+    for leaf in parsed.leaves():
+        if getattr(leaf, "fieldname", None) not in querylang.TEXT_FIELDS:
+            continue
+        if type(leaf) is whoosh_query.Term:
+            terms.add(str(leaf.text))
+        elif type(leaf) is whoosh_query.Phrase:
+            terms.update(str(word) for word in leaf.words)
+    return frozenset(terms)
+
+
+def _hit(item: Any, terms: frozenset[str], scored: bool) -> Hit:
+    article = from_record(item["_source"]["record"])
+    return Hit(
+        path=article.path,
+        title=article.title,
+        url=article.url,
+        provider=article.provider,
+        published_at=article.published_at,
+        quality=article.quality,
+        topics=article.topics,
+        category=article.category,
+        type=article.type,
+        published=article.published,
+        image=article.image,
+        related=article.related,
+        score=float(item["_score"]) if scored and item.get("_score") is not None else None,
+        title_html=highlight.title_html(article, terms),
+        excerpt_html=highlight.excerpt_html(article, terms),
+    )
