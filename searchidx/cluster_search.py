@@ -20,6 +20,7 @@ locally: the same escaped HTML.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -31,7 +32,7 @@ from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import Facet, Hit, SearchResult, Suggestion
-from searchidx.schema import from_record
+from searchidx.schema import ANALYZER, from_record
 from searchidx.service import (
     FACET_NAMES,
     SUGGEST_PER_KIND,
@@ -53,6 +54,20 @@ FACET_FIELDS = {
 #: Distinct values a facet aggregation returns: all of them, so ``more`` is exact.
 FACET_VALUES = 10_000
 _EMPTY = np.zeros(0, dtype=np.int32)
+#: Highlighting asked of the cluster for a query with wildcard or fuzzy words, in every text
+#: field a hit shows (whatever field the word named, as locally), marked with private-use
+#: characters (the cluster drops control characters from tags).
+EXPANDED_HIGHLIGHT = {
+    "pre_tags": ["\ue000"],
+    "post_tags": ["\ue001"],
+    "require_field_match": False,
+    "fields": {
+        "title": {"number_of_fragments": 0},
+        "excerpt": {"number_of_fragments": 0},
+        "body": {"fragment_size": 400, "number_of_fragments": 5},
+    },
+}
+_MARKED = re.compile("\ue000([^\ue001]*)\ue001")
 
 #: ``best`` = text score x freshness x quality (searchidx.ranking), in the cluster's script
 #: language: a missing quality is neutral, and a known one's percentile is looked up in the
@@ -97,18 +112,21 @@ class ClusterSearchService:
         query = None if parsed is None or reading is None else text_query(reading)
         ran_query, retry = request.text, None
         with cluster_errors(self.store):
-            response = self._run(request, query)
+            response = self._run(request, query, _expands(parsed))
             if parsed is not None and _total(response) == 0:
                 fuzzy = querylang.parse_query(request.text, fuzzy=True)
                 if fuzzy is not None and querylang.expanded_words(fuzzy) <= (
                     querylang.MAX_EXPANDED_WORDS
                 ):
-                    retried = self._run(request, text_query(querylang.read(request.text), True))
+                    fuzzy_query = text_query(querylang.read(request.text), fuzzy=True)
+                    retried = self._run(request, fuzzy_query, expanded=True)
                     if _total(retried):
                         response, retry, parsed = retried, "fuzzy", fuzzy
         terms = _highlight_terms(parsed) if parsed is not None else frozenset()
         scored = request.effective_sort in (Sort.RELEVANCE, Sort.BEST) and parsed is not None
-        hits = tuple(_hit(item, terms, scored) for item in response["hits"]["hits"])
+        hits = tuple(
+            _hit(item, terms | _expanded_terms(item), scored) for item in response["hits"]["hits"]
+        )
         facets = _facets(response["aggregations"], request) if request.facets else ()
         return SearchResult(
             request=request,
@@ -122,7 +140,9 @@ class ClusterSearchService:
             notes=reading.notes if reading else (),
         )
 
-    def _run(self, request: SearchRequest, query: Dsl | None) -> Any:
+    def _run(self, request: SearchRequest, query: Dsl | None, expanded: bool = False) -> Any:
+        """One search; ``expanded``: the query has wildcard or fuzzy words, whose matches
+        the cluster highlights (see :func:`_expanded_terms`)."""
         filters = _filters(request)
         body: dict[str, Any] = {
             "query": query or {"match_all": {}},
@@ -138,6 +158,8 @@ class ClusterSearchService:
             body["post_filter"] = _all(filters.values())
         if request.facets:
             body["aggs"] = _aggregations(filters)
+        if expanded:
+            body["highlight"] = EXPANDED_HIGHLIGHT
         options: dict[str, Any] = {}
         if self.search_timeout is not None:
             body["timeout"] = f"{int(self.search_timeout * 1000)}ms"
@@ -291,9 +313,22 @@ def _facets(aggregations: Any, request: SearchRequest) -> tuple[Facet, ...]:
     return tuple(facets)
 
 
+def _expands(parsed: Any) -> bool:
+    return parsed is not None and any(
+        isinstance(leaf, querylang._EXPANDED) for leaf in parsed.leaves()
+    )
+
+
+def _expanded_terms(item: Any) -> frozenset[str]:
+    """The stems of the words the cluster marked in a hit: what wildcard and fuzzy words
+    matched in it (locally, the words the index's vocabulary expands them to)."""
+    fragments = (text for texts in item.get("highlight", {}).values() for text in texts)
+    words = (word for text in fragments for word in _MARKED.findall(text))
+    return frozenset(token.text for word in words for token in ANALYZER(word))
+
+
 def _highlight_terms(parsed: Any) -> frozenset[str]:
-    """The stems to mark: the words and phrases the query searches in text fields (wildcard
-    and fuzzy words, which only the cluster expands, are not marked yet)."""
+    """The stems to mark: the words and phrases the query searches in text fields."""
     terms: set[str] = set()
     for leaf in parsed.leaves():
         if getattr(leaf, "fieldname", None) not in querylang.TEXT_FIELDS:
