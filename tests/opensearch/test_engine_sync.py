@@ -1,0 +1,269 @@
+"""Keeping an OpenSearch index in line with a folder, and the commands on a cluster URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from searchidx import cluster_sync
+from searchidx.cli import cli
+from searchidx.cluster import ClusterError, ClusterIndex
+from searchidx.cluster_search import ClusterSearchService
+from searchidx.request import SearchRequest
+from searchidx.sample import write_sample
+from tests.opensearch.cluster import OpenSearchCluster
+from web.app import create_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def index(opensearch_cluster: OpenSearchCluster) -> Iterator[ClusterIndex]:
+    """A new alias on the one-node cluster; its physical indexes are deleted afterwards."""
+    found = ClusterIndex.parse(f"{opensearch_cluster.url}/sync-{uuid.uuid4().hex[:8]}")
+    yield found
+    opensearch_cluster.client().indices.delete(
+        index=f"{found.alias}-*", ignore_unavailable=True, allow_no_indices=True
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    write_sample(folder, 40, seed=3)
+    return folder
+
+
+def paths_in(index: ClusterIndex) -> set[str]:
+    client = index.client()
+    client.indices.refresh(index=index.alias)
+    hits = client.search(index=index.alias, body={"size": 1000, "_source": False})
+    return {hit["_id"] for hit in hits["hits"]["hits"]}
+
+
+def files_in(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+
+
+def indexing_total(index: ClusterIndex) -> int:
+    """Index and delete operations the cluster has taken for the alias's index."""
+    stats = index.client().indices.stats(index=index.alias, metric="indexing")["_all"]
+    totals = stats["primaries"]["indexing"]
+    return totals["index_total"] + totals["delete_total"]
+
+
+def test_sync_sends_edits_adds_deletes_and_renames(index: ClusterIndex, folder: Path):
+    first = cluster_sync.sync(index, folder)
+    assert (first.added, first.documents) == (41, 41)
+    names = sorted(files_in(folder))
+    edited, deleted, renamed = folder / names[1], folder / names[2], folder / names[3]
+    edited.write_text(
+        edited.read_text().replace("title: ", "title: Zeppelinquartz ", 1), encoding="utf-8"
+    )
+    shutil.copy(folder / names[4], folder / "new-one.md")
+    deleted.unlink()
+    renamed.rename(folder / "renamed.md")
+
+    report = cluster_sync.sync(index, folder)
+
+    assert (report.added, report.updated, report.removed) == (2, 1, 2)
+    assert report.unchanged == 41 - 3
+    assert paths_in(index) == files_in(folder)
+    service = ClusterSearchService(index)
+    found = service.search(SearchRequest(text="zeppelinquartz"))
+    assert [hit.path for hit in found.hits] == [names[1]]
+
+
+def test_sync_with_no_change_sends_nothing(index: ClusterIndex, folder: Path):
+    cluster_sync.sync(index, folder)
+    os.utime(next(folder.rglob("*.md")))  # touched, not changed: read again, not sent
+    before = indexing_total(index)
+    report = cluster_sync.sync(index, folder)
+    assert not report.changed
+    assert report.unchanged == 41
+    assert indexing_total(index) == before
+
+
+def test_sync_reports_a_document_the_cluster_refuses_and_indexes_the_rest(
+    index: ClusterIndex, folder: Path
+):
+    """A keyword longer than Lucene's 32,766-byte term limit is refused by the cluster."""
+    source = next(folder.rglob("*.md"))
+    text = source.read_text(encoding="utf-8")
+    giant = "Q" * 40_000
+    start = text.index("provider:")
+    name_at = text.index("name:", start)
+    line_end = text.index("\n", name_at)
+    (folder / "giant.md").write_text(
+        text[:name_at] + f"name: {giant}" + text[line_end:], encoding="utf-8"
+    )
+    report = cluster_sync.sync(index, folder)
+    assert [problem.path for problem in report.skipped] == ["giant.md"]
+    assert "the cluster refused it" in report.skipped[0].reason
+    assert paths_in(index) == files_in(folder) - {"giant.md"}
+
+
+def test_rebuild_moves_the_alias_and_removes_the_old_index(index: ClusterIndex, folder: Path):
+    client = index.client()
+    cluster_sync.sync(index, folder)
+    (old,) = client.indices.get_alias(name=index.alias)
+    killed = f"{index.alias}-00000000000000000001"  # as an interrupted rebuild leaves one
+    client.indices.create(index=killed)
+
+    report = cluster_sync.rebuild(index)
+
+    (new,) = client.indices.get_alias(name=index.alias)
+    assert report.rebuilt and report.documents == 41
+    assert new not in (old, killed)
+    assert not client.indices.exists(index=old)
+    assert not client.indices.exists(index=killed)
+    assert paths_in(index) == files_in(folder)
+
+
+def test_rebuild_that_fails_midway_leaves_the_alias_on_the_old_index(
+    index: ClusterIndex, folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    client = index.client()
+    cluster_sync.sync(index, folder)
+    (old,) = client.indices.get_alias(name=index.alias)
+    sent = 0
+    real = cluster_sync.document
+
+    def interrupted(*args: Any) -> dict[str, Any]:
+        nonlocal sent
+        sent += 1
+        if sent > 20:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(cluster_sync, "document", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cluster_sync.rebuild(index)
+    assert list(client.indices.get_alias(name=index.alias)) == [old]
+    assert sorted(client.indices.get(index=f"{index.alias}-*")) == [old]
+    assert paths_in(index) == files_in(folder)
+
+
+def test_secured_is_never_sent_to_the_cluster(index: ClusterIndex, tmp_path: Path):
+    folder = tmp_path / "articles"
+    shutil.copytree(REPO / "tests" / "articles", folder)
+    blobs = [
+        found.group(1)
+        for path in folder.rglob("*.md")
+        if (found := re.search(r'^secured: "([^"]+)"', path.read_text(), re.MULTILINE))
+    ]
+    assert blobs  # the fixtures carry secured blobs
+    cluster_sync.sync(index, folder)
+    hits = index.client().search(index=index.alias, body={"size": 100})["hits"]["hits"]
+    assert len(hits) == len(files_in(folder))
+    sent = json.dumps([hit["_source"] for hit in hits])
+    assert '"secured"' not in sent
+    assert not [blob for blob in blobs if blob[:40] in sent]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_cli_index_status_query_on_a_cluster_url(index: ClusterIndex, folder: Path):
+    indexed = run("index", str(folder), "--index", index.location)
+    assert indexed.exit_code == 0, indexed.output
+    assert "41 added" in indexed.output
+    assert run("index", env={"SEARCHIDX_INDEX": index.location}).exit_code == 0
+    status = run("status", "--index", index.location)
+    assert status.exit_code == 0
+    assert "documents:      41" in status.output
+    assert f"content folder: {folder.resolve()}" in status.output
+    answer = run("query", "data", "--json", "--sort", "newest", "--index", index.location)
+    assert answer.exit_code == 0
+    result = json.loads(answer.output)
+    assert result["total"] > 0 and result["hits"][0]["title_html"]
+
+
+def test_cli_unreachable_cluster_is_a_one_line_error(tmp_path: Path):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/articles"
+    for command in (["status"], ["query", "data"], ["index", str(tmp_path)]):
+        result = run(*command, "--index", url)
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"Error: cannot reach the OpenSearch cluster at http://127.0.0.1:{port}: "
+            "connection refused\n"
+        )
+
+
+def test_cli_refuses_credentials_in_the_url():
+    result = run("status", "--index", "https://admin:secret@search.example.org:9200/articles")
+    assert result.exit_code == 2
+    assert "credentials do not belong in the index URL" in result.output
+    assert "secret" not in result.output
+
+
+@pytest.mark.parametrize("command", [["watch"], ["export", "out"], ["serve", "--watch"]])
+def test_cli_commands_not_yet_on_a_cluster_say_so(command: list[str], tmp_path: Path):
+    result = run(*command, "--index", "http://127.0.0.1:9/articles")
+    assert result.exit_code == 1
+    assert "does not work on an OpenSearch index (http://127.0.0.1:9/articles) yet" in (
+        result.output
+    )
+
+
+def test_credentials_from_the_environment_then_netrc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    index = ClusterIndex.parse("https://search.example.org:9200/articles")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SEARCHIDX_OPENSEARCH_USER", raising=False)
+    assert index.credentials() is None
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine search.example.org login reader password from-netrc\n")
+    netrc.chmod(0o600)
+    assert index.credentials() == ("reader", "from-netrc")
+    monkeypatch.setenv("SEARCHIDX_OPENSEARCH_USER", "writer")
+    monkeypatch.setenv("SEARCHIDX_OPENSEARCH_PASSWORD", "from-env")
+    assert index.credentials() == ("writer", "from-env")
+
+
+def test_tls_verification_is_turned_off_only_by_name(monkeypatch: pytest.MonkeyPatch):
+    index = ClusterIndex.parse("https://search.example.org:9200/articles")
+    monkeypatch.delenv("SEARCHIDX_OPENSEARCH_VERIFY_TLS", raising=False)
+    assert index.client().transport.kwargs["verify_certs"] is True
+    monkeypatch.setenv("SEARCHIDX_OPENSEARCH_VERIFY_TLS", "false")
+    assert index.client().transport.kwargs["verify_certs"] is False
+    monkeypatch.setenv("SEARCHIDX_OPENSEARCH_VERIFY_TLS", "no")
+    with pytest.raises(ClusterError, match="must be true or false"):
+        index.client()
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://host:9200/", "http://host:9200/Articles", "http://host:9200/a/b", "http://:9200/a"],
+)
+def test_location_that_names_no_index_is_refused(location: str):
+    with pytest.raises(ClusterError, match="does not name an index"):
+        ClusterIndex.parse(location)
+
+
+def test_web_api_served_from_the_cluster(index: ClusterIndex, folder: Path):
+    cluster_sync.sync(index, folder)
+    app = create_app(search_service=ClusterSearchService(index))
+    client = app.test_client()
+    answer = client.get("/api/search?q=data&sort=newest&per_page=5")
+    assert answer.status_code == 200
+    assert answer.json["total"] > 0 and len(answer.json["hits"]) == 5
+    bad = client.get("/api/search?q=data&sort=sideways")
+    assert bad.status_code == 400
+    page = client.get("/?q=data&sort=oldest")
+    assert page.status_code == 200 and b"data" in page.data
