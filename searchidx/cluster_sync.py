@@ -217,6 +217,7 @@ def _sync(
     started = time.perf_counter()
     report = SyncReport(str(root))
     on_disk = scan_content(root)
+    client.indices.refresh(index=physical)  # what a sync cut short sent is read back too
     indexed = _indexed_states(client, physical)
     stat_changed = sorted(path for path, state in on_disk.items()
                           if not _same_stat(indexed.get(path), state))  # fmt: skip

@@ -47,7 +47,7 @@ def folder(tmp_path: Path) -> Path:
 def paths_in(index: ClusterIndex) -> set[str]:
     client = index.client()
     client.indices.refresh(index=index.alias)
-    hits = client.search(index=index.alias, body={"size": 1000, "_source": False})
+    hits = client.search(index=index.alias, body={"size": 10_000, "_source": False})
     return {hit["_id"] for hit in hits["hits"]["hits"]}
 
 
@@ -111,6 +111,35 @@ def test_sync_reports_a_document_the_cluster_refuses_and_indexes_the_rest(
     assert [problem.path for problem in report.skipped] == ["giant.md"]
     assert "the cluster refused it" in report.skipped[0].reason
     assert paths_in(index) == files_in(folder) - {"giant.md"}
+
+
+def test_sync_cut_short_is_finished_by_the_next(
+    index: ClusterIndex, folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    cluster_sync.sync(index, folder)
+    changed = sorted(folder.rglob("*.md"))
+    for path in changed:
+        path.write_text(path.read_text().replace("title: ", "title: Zeppelinquartz ", 1))
+    monkeypatch.setattr(cluster_sync, "BULK_DOCUMENTS", 5)
+    real, sent = cluster_sync.document, []
+
+    def interrupted(*args: Any) -> dict[str, Any]:
+        sent.append(args)
+        if len(sent) > 17:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(cluster_sync, "document", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cluster_sync.sync(index, folder)
+    monkeypatch.setattr(cluster_sync, "document", real)
+
+    report = cluster_sync.sync(index, folder)
+
+    assert 0 < report.updated < len(changed)  # only what the cut-short run did not send
+    found = ClusterSearchService(index).search(SearchRequest(text="title:zeppelinquartz"))
+    assert found.total == len(changed)
+    assert paths_in(index) == files_in(folder)
 
 
 def test_rebuild_moves_the_alias_and_removes_the_old_index(index: ClusterIndex, folder: Path):
@@ -267,3 +296,53 @@ def test_web_api_served_from_the_cluster(index: ClusterIndex, folder: Path):
     assert bad.status_code == 400
     page = client.get("/?q=data&sort=oldest")
     assert page.status_code == 200 and b"data" in page.data
+
+
+def test_sync_finishes_when_a_node_is_lost_midway(
+    opensearch_cluster3: OpenSearchCluster, tmp_path: Path
+):
+    """Three nodes, 2 shards and 1 replica: one node (not the one searchidx talks to) is lost
+    while the documents are being sent. The sync finishes, or reports what the cluster refused
+    and the next one finishes it; no document is lost or doubled."""
+    folder = tmp_path / "articles"
+    write_sample(folder, 1200, seed=8)
+    first, *others = opensearch_cluster3.http_ports.items()
+    index = ClusterIndex.parse(f"http://127.0.0.1:{first[1]}/faults-{uuid.uuid4().hex[:8]}")
+    client = index.client()
+    cluster_sync.sync(index, folder)  # the index exists, green
+    health = client.cluster.health(
+        index=index.alias, wait_for_status="green", timeout="120s", request_timeout=150
+    )
+    assert health["status"] == "green"
+    for path in sorted(folder.rglob("*.md"))[::2]:
+        path.write_text(path.read_text().replace("title: ", "title: Changed ", 1))
+    manager = next(
+        n["name"] for n in client.cat.nodes(format="json") if n["cluster_manager"] == "*"
+    )
+    victim = next(name for name, _ in others if name != manager)
+    lost = []
+
+    def lose_a_node(done: int, total: int) -> None:
+        if done == total // 2 and not lost:
+            opensearch_cluster3.stop_node(victim)
+            lost.append(victim)
+
+    try:
+        try:
+            report = cluster_sync.sync(index, folder, progress=lose_a_node)
+        except ClusterError as error:  # a run cut short: the next one finishes it
+            print(f"sync with a node lost: {error}")
+        else:
+            print(f"sync with a node lost: {report.updated} updated, "
+                  f"{len(report.skipped)} refused")  # fmt: skip
+        assert lost == [victim]
+        again = cluster_sync.sync(index, folder)
+        assert again.skipped == []
+        assert paths_in(index) == files_in(folder)
+        assert client.count(index=index.alias)["count"] == len(files_in(folder))
+        changed = ClusterSearchService(index).search(SearchRequest(text="title:changed"))
+        assert changed.total == len(sorted(folder.rglob("*.md"))[::2])
+    finally:
+        if lost:
+            opensearch_cluster3.start_node(victim)
+        client.indices.delete(index=f"{index.alias}-*", ignore_unavailable=True)
