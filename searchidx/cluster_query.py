@@ -6,13 +6,15 @@ out, and a query that fails locally fails the same way. One thing differs: the w
 unstemmed (lowercased and folded only), and each becomes a ``match`` that the cluster analyses
 with its own copy of the analyzer, so a word finds what the cluster indexed for it (Whoosh's
 and Lucene's Porter stemmers differ on a few words: "running" is "runn" to one, "run" to the
-other). Phrases keep their stop words for the same reason: the cluster leaves a gap where one
-was, and finds the phrase only when it is asked the way it indexed it.
+other). Phrases get back the stop words the reading dropped ("bank of america", "stay-at-home"),
+from the text as typed: the cluster leaves a gap where a stop word was (Whoosh closes it up),
+and finds the phrase only when it is asked the way it indexed it.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC
 from typing import Any
 
@@ -22,8 +24,7 @@ from whoosh.util.times import long_to_datetime
 
 from searchidx import querylang
 from searchidx.errors import QueryError
-from searchidx.schema import FOLDED, WORD_PATTERN, Text, build_schema
-from searchidx.typedtext import Reading
+from searchidx.schema import FOLDED, WORD_PATTERN, Text, build_schema, fold
 
 #: Words as typed, lowercased and folded: what the parser leaves for the cluster to analyse.
 SURFACE = RegexTokenizer(WORD_PATTERN) | LowercaseFilter() | CharsetFilter(FOLDED)
@@ -31,6 +32,7 @@ SURFACE = RegexTokenizer(WORD_PATTERN) | LowercaseFilter() | CharsetFilter(FOLDE
 KEYWORDS = ("domain", "category", "type")
 
 Dsl = dict[str, Any]
+_WORDS = re.compile(WORD_PATTERN)
 
 
 @functools.cache
@@ -43,37 +45,39 @@ def _parser(fuzzy: bool) -> Any:
     return querylang._make_parser(termclass, schema)
 
 
-def text_query(reading: Reading, fuzzy: bool = False) -> Dsl:
-    """The OpenSearch query for a reading of typed text (see :func:`querylang.read`); call it
-    after :func:`querylang.parse_reading` has accepted the reading (and said it is not a
-    browse of everything)."""
+def text_query(text: str, fuzzy: bool = False) -> Dsl:
+    """The OpenSearch query for typed ``text``; call it after :func:`querylang.parse_reading`
+    has accepted its reading (and said it is not a browse of everything)."""
+    reading = querylang.read(text)
     if not reading.query:
         return {"match_none": {}}
     try:
         parsed = _parser(fuzzy).parse(reading.query)
     except Exception as error:  # the parser's own errors have no common base class
         raise QueryError(f"cannot parse the query: {error}", "q") from None
-    return translate(parsed) or {"match_none": {}}
+    typed = tuple(fold(word) for word in _WORDS.findall(text))
+    return translate(parsed, typed) or {"match_none": {}}
 
 
-def translate(node: query.Query) -> Dsl | None:
+def translate(node: query.Query, typed: tuple[str, ...] = ()) -> Dsl | None:
     """One Whoosh query node as DSL; None for a node that matches by nothing it holds (a stop
-    word, an empty group), which its parent leaves out as Whoosh's parser does."""
+    word, an empty group), which its parent leaves out as Whoosh's parser does. ``typed``:
+    the words of the text as typed (for the stop words of phrases)."""
     kind = type(node)
     if kind in (query.And, query.Require):
-        return _bool("must", node.children())
+        return _bool("must", node.children(), typed)
     if kind in (query.Or, query.DefaultOr):
-        return _bool("should", node.children())
+        return _bool("should", node.children(), typed)
     if kind is query.Not:
-        inner = translate(node.query)
+        inner = translate(node.query, typed)
         return None if inner is None else {"bool": {"must_not": [inner]}}
     if kind is query.AndNot:
-        positive, negative = translate(node.a), translate(node.b)
+        positive, negative = translate(node.a, typed), translate(node.b, typed)
         if positive is None or negative is None:
             return positive
         return {"bool": {"must": [positive], "must_not": [negative]}}
     if kind is query.AndMaybe:
-        required, optional = translate(node.a), translate(node.b)
+        required, optional = translate(node.a, typed), translate(node.b, typed)
         if required is None or optional is None:
             return required
         return {"bool": {"must": [required], "should": [optional]}}
@@ -81,7 +85,7 @@ def translate(node: query.Query) -> Dsl | None:
         return {"exists": {"field": node.fieldname}} if node.fieldname else {"match_all": {}}
     if node is query.NullQuery or kind is type(query.NullQuery):
         return None
-    leaf = _leaf(node)
+    leaf = _leaf(node, typed)
     if leaf is None:
         return None
     if getattr(node, "boost", 1.0) != 1.0:
@@ -92,7 +96,7 @@ def translate(node: query.Query) -> Dsl | None:
     return leaf
 
 
-def _leaf(node: query.Query) -> Dsl | None:
+def _leaf(node: query.Query, typed: tuple[str, ...]) -> Dsl | None:
     field = node.fieldname
     kind = type(node)
     if kind is query.FuzzyTerm:
@@ -102,7 +106,7 @@ def _leaf(node: query.Query) -> Dsl | None:
     if kind is query.Term:
         return _term(field, node.text)
     if kind is query.Phrase:
-        return {"match_phrase": {field: {"query": " ".join(node.words),
+        return {"match_phrase": {field: {"query": _as_typed(node.words, typed),
                                          "slop": max(node.slop - 1, 0)}}}  # fmt: skip
     if kind is query.Prefix:
         return {"prefix": {field: {"value": node.text}}}
@@ -141,8 +145,26 @@ def _date(value: int) -> str:
     return long_to_datetime(value).replace(tzinfo=UTC).isoformat()
 
 
-def _bool(occur: str, children: Any) -> Dsl | None:
-    parts = [part for part in map(translate, children) if part is not None]
+def _as_typed(words: list[str], typed: tuple[str, ...]) -> str:
+    """A phrase's words with the stop words that stood between them where it was typed."""
+    for start in range(len(typed)):
+        found, position = [], start
+        for word in words:
+            while position < len(typed) and typed[position] != word:
+                if typed[position] not in STOP_WORDS or not found:
+                    break
+                position += 1
+            if position >= len(typed) or typed[position] != word:
+                break
+            found.append(position)
+            position += 1
+        else:
+            return " ".join(typed[found[0] : found[-1] + 1])
+    return " ".join(words)
+
+
+def _bool(occur: str, children: Any, typed: tuple[str, ...]) -> Dsl | None:
+    parts = [part for child in children if (part := translate(child, typed)) is not None]
     if not parts:
         return None
     if len(parts) == 1:

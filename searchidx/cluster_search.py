@@ -109,7 +109,7 @@ class ClusterSearchService:
         started = time.perf_counter()
         reading = querylang.read(request.text) if request.text.strip() else None
         parsed = querylang.parse_reading(reading) if reading else None  # the local checks
-        query = None if parsed is None or reading is None else text_query(reading)
+        query = None if parsed is None else text_query(request.text)
         ran_query, retry = request.text, None
         with cluster_errors(self.store):
             response = self._run(request, query, _expands(parsed))
@@ -118,7 +118,7 @@ class ClusterSearchService:
                 if fuzzy is not None and querylang.expanded_words(fuzzy) <= (
                     querylang.MAX_EXPANDED_WORDS
                 ):
-                    fuzzy_query = text_query(querylang.read(request.text), fuzzy=True)
+                    fuzzy_query = text_query(request.text, fuzzy=True)
                     retried = self._run(request, fuzzy_query, expanded=True)
                     if _total(retried):
                         response, retry, parsed = retried, "fuzzy", fuzzy

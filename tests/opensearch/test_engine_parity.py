@@ -106,6 +106,10 @@ REQUESTS: dict[str, Callable[[SearchResult], SearchRequest]] = {
         text="(microsoft OR google) -cloud", sort=Sort.NEWEST
     ),
     "phrase": lambda front: SearchRequest(text='"data center"', sort=Sort.NEWEST),
+    "phrase with stop words": lambda front: SearchRequest(
+        text='"expected to respond with" OR "need of the"', sort=Sort.OLDEST
+    ),
+    "joined words": lambda front: SearchRequest(text="low-code", sort=Sort.NEWEST),
     "field": lambda front: SearchRequest(text="title:apple", sort=Sort.QUALITY),
     "provider field": lambda front: SearchRequest(text="provider:forbes", sort=Sort.NEWEST),
     "wildcard": lambda front: SearchRequest(text="regul*", sort=Sort.NEWEST),
