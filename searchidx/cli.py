@@ -416,8 +416,6 @@ def serve(
     from web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if watch_folder:
-        engine.local_only(store, "serve --watch")
     if isinstance(store, IndexStore) and not store.exists():
         click.echo(
             f"note: no index at {store.location}/ yet; build one with "
@@ -440,7 +438,7 @@ def serve(
         from searchidx.watch import watch
 
         try:
-            watch(engine.local_only(store, "serve --watch"), stop_event=stop)
+            watch(store, stop_event=stop)
         except SearchidxError as error:  # the page goes on serving the last index
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
@@ -528,8 +526,7 @@ def watch_command(
     """
     with _log_to_stderr("searchidx.watch"):
         try:
-            local = engine.local_only(store, "watch")
-            watch(local, content_dir, debounce_ms=debounce_ms, wait=wait)
+            watch(store, content_dir, debounce_ms=debounce_ms, wait=wait)
         except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +22,10 @@ from searchidx import cluster_sync
 from searchidx.cli import cli
 from searchidx.cluster import ClusterError, ClusterIndex
 from searchidx.cluster_search import ClusterSearchService
+from searchidx.indexer import SyncReport
 from searchidx.request import SearchRequest
 from searchidx.sample import write_sample
+from searchidx.watch import watch
 from tests.opensearch.cluster import OpenSearchCluster
 from web.app import create_app
 
@@ -240,13 +245,32 @@ def test_cli_refuses_credentials_in_the_url():
     assert "secret" not in result.output
 
 
-@pytest.mark.parametrize("command", [["watch"], ["export", "out"], ["serve", "--watch"]])
-def test_cli_commands_not_yet_on_a_cluster_say_so(command: list[str], tmp_path: Path):
-    result = run(*command, "--index", "http://127.0.0.1:9/articles")
+def test_cli_export_not_yet_from_a_cluster_says_so():
+    result = run("export", "out", "--index", "http://127.0.0.1:9/articles")
     assert result.exit_code == 1
     assert "does not work on an OpenSearch index (http://127.0.0.1:9/articles) yet" in (
         result.output
     )
+
+
+def test_watch_keeps_the_cluster_in_sync(index: ClusterIndex, folder: Path):
+    reports: queue.Queue[SyncReport] = queue.Queue()
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch, args=(index, folder), kwargs={"stop_event": stop, "on_sync": reports.put}
+    )
+    watcher.start()
+    try:
+        assert reports.get(timeout=60).added == 41
+        shutil.copy(next(folder.rglob("*.md")), folder / "new-one.md")
+        deadline = time.monotonic() + 60
+        while "new-one.md" not in paths_in(index) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert paths_in(index) == files_in(folder)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert not watcher.is_alive()
 
 
 def test_credentials_from_the_environment_then_netrc(
