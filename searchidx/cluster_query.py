@@ -45,9 +45,11 @@ def _parser(fuzzy: bool) -> Any:
     return querylang._make_parser(termclass, schema)
 
 
-def text_query(text: str, fuzzy: bool = False) -> Dsl:
+def text_query(text: str, fuzzy: bool = False, typed: str | None = None) -> Dsl:
     """The OpenSearch query for typed ``text``; call it after :func:`querylang.parse_reading`
-    has accepted its reading (and said it is not a browse of everything)."""
+    has accepted its reading (and said it is not a browse of everything). ``typed``: the text
+    the user typed, when ``text`` is derived from it (a relaxed query): its phrases' stop
+    words are looked up there."""
     reading = querylang.read(text)
     if not reading.query:
         return {"match_none": {}}
@@ -55,8 +57,8 @@ def text_query(text: str, fuzzy: bool = False) -> Dsl:
         parsed = _parser(fuzzy).parse(reading.query)
     except Exception as error:  # the parser's own errors have no common base class
         raise QueryError(f"cannot parse the query: {error}", "q") from None
-    typed = tuple(fold(word) for word in _WORDS.findall(text))
-    return translate(parsed, typed) or {"match_none": {}}
+    words = tuple(fold(word) for word in _WORDS.findall(text if typed is None else typed))
+    return translate(parsed, words) or {"match_none": {}}
 
 
 def translate(node: query.Query, typed: tuple[str, ...] = ()) -> Dsl | None:

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from whoosh import query as whoosh_query
 
-from searchidx import highlight, querylang, ranking
+from searchidx import highlight, querylang, ranking, relaxation
 from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
 from searchidx.request import SearchRequest, Sort
-from searchidx.result import Facet, Hit, SearchResult, Suggestion
+from searchidx.result import Facet, Hit, Relaxation, SearchResult, Suggestion
 from searchidx.schema import ANALYZER, from_record
 from searchidx.service import (
     FACET_NAMES,
@@ -41,6 +42,7 @@ from searchidx.service import (
     _word_starts_with,
 )
 from searchidx.snapshot import FacetTable
+from searchidx.typedtext import Reading
 
 #: The document field each facet is counted and filtered on (values matched without regard to
 #: case, as locally).
@@ -110,18 +112,17 @@ class ClusterSearchService:
         reading = querylang.read(request.text) if request.text.strip() else None
         parsed = querylang.parse_reading(reading) if reading else None  # the local checks
         query = None if parsed is None else text_query(request.text)
-        ran_query, retry = request.text, None
+        ran_query, retry, relaxed = request.text, None, None
         with cluster_errors(self.store):
             response = self._run(request, query, _expands(parsed))
             if parsed is not None and _total(response) == 0:
-                fuzzy = querylang.parse_query(request.text, fuzzy=True)
-                if fuzzy is not None and querylang.expanded_words(fuzzy) <= (
-                    querylang.MAX_EXPANDED_WORDS
-                ):
-                    fuzzy_query = text_query(request.text, fuzzy=True)
-                    retried = self._run(request, fuzzy_query, expanded=True)
+                for attempt in self._attempts(request):
+                    text, kind, parsed_retry, retry_query, relaxation = attempt
+                    retried = self._run(request, retry_query, _expands(parsed_retry))
                     if _total(retried):
-                        response, retry, parsed = retried, "fuzzy", fuzzy
+                        response, ran_query, retry = retried, text, kind
+                        parsed, relaxed = parsed_retry, relaxation
+                        break
         terms = _highlight_terms(parsed) if parsed is not None else frozenset()
         scored = request.effective_sort in (Sort.RELEVANCE, Sort.BEST) and parsed is not None
         hits = tuple(
@@ -138,7 +139,44 @@ class ClusterSearchService:
             did_you_mean=None,
             took_ms=(time.perf_counter() - started) * 1000,
             notes=reading.notes if reading else (),
+            relaxed=relaxed,
         )
+
+    def _attempts(self, request: SearchRequest) -> Iterator[tuple[Any, ...]]:
+        """The retries of a query that found nothing, in the local order, each worked out
+        only when those before it found nothing: the query with fewer required words
+        (:mod:`searchidx.relaxation`), then the fuzzy query. (Locally, a corrected query
+        comes first; the cluster has no spelling corrector yet.) Each is (text run, kind,
+        parsed query, DSL query, relaxation)."""
+        relaxed = self._relaxed(request)
+        if relaxed is not None:
+            kept = " ".join(relaxed.kept)
+            parsed = querylang.parse_reading(Reading(kept))
+            query = text_query(kept, typed=request.text)
+            yield kept, "relaxed", parsed, query, relaxed
+        fuzzy = querylang.parse_query(request.text, fuzzy=True)
+        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
+            yield request.text, "fuzzy", fuzzy, text_query(request.text, fuzzy=True), None
+
+    def _relaxed(self, request: SearchRequest) -> Relaxation | None:
+        """Which required words to drop so that the query finds something, decided by
+        :func:`relaxation.relax` on counts the cluster makes (see :class:`_Matching`)."""
+        parts = querylang.read(request.text).parts
+        if not parts:
+            return None
+        filters = list(_filters(request).values())
+        counted: dict[tuple[str, ...], int] = {}
+
+        def count(texts: tuple[str, ...]) -> int:
+            key = tuple(sorted(set(texts)))
+            if key not in counted:
+                musts = [text_query(text, typed=request.text) for text in key]
+                body = {"query": {"bool": {"must": musts, "filter": filters}}}
+                counted[key] = self._client.count(index=self.store.alias, body=body)["count"]
+            return counted[key]
+
+        size = self._client.count(index=self.store.alias)["count"]
+        return relaxation.relax(parts, lambda text: _Matching(count, (text,)), size)
 
     def _run(self, request: SearchRequest, query: Dsl | None, expanded: bool = False) -> Any:
         """One search; ``expanded``: the query has wildcard or fuzzy words, whose matches
@@ -229,6 +267,32 @@ class ClusterSearchService:
             matching.sort(key=lambda item: (-item.count, item.text.casefold()))
             found += matching[:SUGGEST_PER_KIND]
         return tuple(found[:limit])
+
+
+class _Matching:
+    """The articles some query texts match together, counted by the cluster when asked: what
+    :func:`relaxation.relax` reads of a mask (``&``, ``any()``, ``sum()``), so the local
+    choice of words to drop is made the same way without a mask of every article."""
+
+    __array_ufunc__ = None  # ``numpy_array & matching`` comes to __rand__
+
+    def __init__(self, count: Callable[[tuple[str, ...]], int], texts: tuple[str, ...]) -> None:
+        self._count = count
+        self.texts = texts
+
+    def __and__(self, other: Any) -> _Matching:
+        if isinstance(other, _Matching):
+            return _Matching(self._count, self.texts + other.texts)
+        assert np.all(other)  # relax's starting value, every article: narrows nothing
+        return self
+
+    __rand__ = __and__
+
+    def sum(self) -> int:
+        return self._count(self.texts)
+
+    def any(self) -> bool:
+        return self.sum() > 0
 
 
 def _total(response: Any) -> int:

@@ -127,6 +127,12 @@ REQUESTS: dict[str, Callable[[SearchResult], SearchRequest]] = {
     "accents folded": lambda front: SearchRequest(text="cafe OR Zurich", sort=Sort.NEWEST),
     "field wildcard": lambda front: SearchRequest(text="title:micro*", sort=Sort.OLDEST),
     "nothing found": lambda front: SearchRequest(text="zzzqqq", sort=Sort.NEWEST),
+    "relaxed retry": lambda front: SearchRequest(text="startups zzzqqq", sort=Sort.NEWEST),
+    "relaxed retry, filtered": lambda front: SearchRequest(
+        text='"data center" robotics zzzqqq',
+        filters={"type": (_top(front, "type"),)},
+        sort=Sort.OLDEST,
+    ),
 }
 
 
@@ -138,7 +144,8 @@ def test_parity_totals_facets_and_sorted_pages_are_equal(engines: Engines, name:
     assert _facets(cluster) == _facets(local)
     assert [hit.path for hit in cluster.hits] == [hit.path for hit in local.hits]
     assert [_shown(hit) for hit in cluster.hits] == [_shown(hit) for hit in local.hits]
-    assert cluster.retry == local.retry
+    assert (cluster.retry, cluster.ran_query) == (local.retry, local.ran_query)
+    assert cluster.relaxed == local.relaxed
 
 
 def test_parity_answers_have_the_same_json(engines: Engines):
@@ -157,7 +164,7 @@ RANKED = [
     "quantum computing",
     "apple OR google",
     '"data center"',
-    "startups",
+    "startups funding",
     "regulation",
     "chip shortage",
     "robotics",
