@@ -7,6 +7,7 @@ so their top 10s are compared by overlap (at least 8 of 10 on average), which is
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from searchidx.sample import write_sample
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from tests.opensearch.cluster import OpenSearchCluster
+from web.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
 ARTICLES = 400
@@ -34,6 +36,9 @@ ARTICLES = 400
 class Engines:
     local: SearchService
     cluster: ClusterSearchService
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.local, self.cluster))
 
     def both(self, request: SearchRequest) -> tuple[SearchResult, SearchResult]:
         return self.local.search(request), self.cluster.search(request)
@@ -200,3 +205,46 @@ def _facets(result: SearchResult) -> list[dict[str, Any]]:
 
 def _shown(hit: Any) -> tuple[Any, ...]:
     return (hit.title, hit.title_html, hit.excerpt_html, hit.provider, hit.published_at)
+
+
+#: The API and the page: faceted search, sorts, date range, errors.
+URLS = [
+    "/api/search?topic=AI&topic=Robotics&sort=oldest",
+    "/api/search?q=data&provider=Forbes&type=article&sort=newest&page=2&per_page=5",
+    "/api/search?from=2021-06&to=2022&sort=quality",
+    "/api/search?q=cloud&min_quality=50&sort=oldest&facet_size=3",
+    "/api/search?q=title:(apple OR google)&sort=newest",
+    "/api/search?q=data&sort=sideways",
+    "/api/search?from=yesterday",
+    "/api/search?page=1001",
+    "/api/search?q=%22unclosed&sort=newest",
+    "/api/suggest?q=rob",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_parity_api_answers_the_same(engines: Engines, url: str):
+    local, cluster = (create_app(search_service=service).test_client() for service in engines)
+    mine, theirs = local.get(url), cluster.get(url)
+    assert theirs.status_code == mine.status_code
+    expected, answer = mine.get_json(), theirs.get_json()
+    if "/suggest" in url:  # title words are completed locally only
+        expected["suggestions"] = [s for s in expected["suggestions"] if s["kind"] != "word"]
+    for found in (expected, answer):
+        found.pop("took_ms", None)
+    assert answer == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["/?q=data&topic=AI&sort=newest", "/?from=2021&to=2022-03&sort=oldest", "/?q=a&to=x"]
+)
+def test_parity_page_shows_the_same_results(engines: Engines, url: str):
+    local, cluster = (create_app(search_service=service).test_client() for service in engines)
+    mine, theirs = local.get(url), cluster.get(url)
+    assert theirs.status_code == mine.status_code
+    assert _page(theirs.data) == _page(mine.data)
+
+
+def _page(html: bytes) -> str:
+    """The page without what differs between two runs of one search: the time it took."""
+    return re.sub(r"[0-9.,]+\s*ms", "", html.decode())
