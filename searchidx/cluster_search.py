@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from searchidx import highlight, querylang, ranking, relaxation
 from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
 from searchidx.request import SearchRequest, Sort
-from searchidx.result import Facet, Hit, Relaxation, SearchResult, Suggestion
+from searchidx.result import Explanation, Facet, Hit, Relaxation, SearchResult, Suggestion
 from searchidx.schema import ANALYZER, from_record
 from searchidx.service import (
     FACET_NAMES,
@@ -114,11 +115,13 @@ class ClusterSearchService:
         query = None if parsed is None else text_query(request.text)
         ran_query, retry, relaxed = request.text, None, None
         with cluster_errors(self.store):
-            response = self._run(request, query, _expands(parsed))
+            ranked = request.effective_sort is Sort.BEST or request.explain
+            stats = self._ranking_stats() if ranked else None
+            response = self._run(request, query, _expands(parsed), stats)
             if parsed is not None and _total(response) == 0:
                 for attempt in self._attempts(request):
                     text, kind, parsed_retry, retry_query, relaxation = attempt
-                    retried = self._run(request, retry_query, _expands(parsed_retry))
+                    retried = self._run(request, retry_query, _expands(parsed_retry), stats)
                     if _total(retried):
                         response, ran_query, retry = retried, text, kind
                         parsed, relaxed = parsed_retry, relaxation
@@ -126,7 +129,8 @@ class ClusterSearchService:
         terms = _highlight_terms(parsed) if parsed is not None else frozenset()
         scored = request.effective_sort in (Sort.RELEVANCE, Sort.BEST) and parsed is not None
         hits = tuple(
-            _hit(item, terms | _expanded_terms(item), scored) for item in response["hits"]["hits"]
+            _hit(item, terms | _expanded_terms(item), scored, request, stats, parsed is not None)
+            for item in response["hits"]["hits"]
         )
         facets = _facets(response["aggregations"], request) if request.facets else ()
         return SearchResult(
@@ -178,9 +182,16 @@ class ClusterSearchService:
         size = self._client.count(index=self.store.alias)["count"]
         return relaxation.relax(parts, lambda text: _Matching(count, (text,)), size)
 
-    def _run(self, request: SearchRequest, query: Dsl | None, expanded: bool = False) -> Any:
+    def _run(
+        self,
+        request: SearchRequest,
+        query: Dsl | None,
+        expanded: bool,
+        stats: _RankingStats | None,
+    ) -> Any:
         """One search; ``expanded``: the query has wildcard or fuzzy words, whose matches
-        the cluster highlights (see :func:`_expanded_terms`)."""
+        the cluster highlights (see :func:`_expanded_terms`); ``stats``: for the ``best``
+        sort and explanations."""
         filters = _filters(request)
         body: dict[str, Any] = {
             "query": query or {"match_all": {}},
@@ -190,8 +201,12 @@ class ClusterSearchService:
             "_source": ["record"],
             "sort": self._sort(request, query is not None),
         }
-        if request.effective_sort is Sort.BEST:
-            body["query"] = self._best(request, body["query"])
+        if stats is not None and request.effective_sort is Sort.BEST:
+            # text x freshness x quality (freshness x quality alone without text)
+            body["query"] = {"script_score": {"query": body["query"],
+                                              "script": stats.script(request)}}  # fmt: skip
+        if request.explain and query is not None:
+            body["track_scores"] = True
         if filters:
             body["post_filter"] = _all(filters.values())
         if request.facets:
@@ -215,9 +230,7 @@ class ClusterSearchService:
             return [quality, {"date": "desc"}, {"path": "asc"}]
         return [{"date": "desc"}, {"path": "asc"}]  # newest, and relevance without text
 
-    def _best(self, request: SearchRequest, query: Dsl) -> Dsl:
-        """The query scored by :mod:`searchidx.ranking`'s ``best`` (text x freshness x
-        quality; freshness x quality alone without text)."""
+    def _ranking_stats(self) -> _RankingStats:
         stats = self._client.search(
             index=self.store.alias,
             body={
@@ -229,21 +242,12 @@ class ClusterSearchService:
             },
         )["aggregations"]
         buckets = sorted(stats["qualities"]["buckets"], key=lambda bucket: bucket["key"])
-        qualities = [int(bucket["key"]) for bucket in buckets]
         counts = np.array([bucket["doc_count"] for bucket in buckets], dtype=np.int64)
-        percentiles = _percentiles(counts)
-        script = {
-            "source": _BEST_SCRIPT,
-            "params": {
-                "newest": stats["newest"]["value"] or 0,
-                "half_life": request.half_life_days,
-                "fresh_weight": ranking.FRESHNESS_WEIGHT,
-                "quality_weight": ranking.QUALITY_WEIGHT,
-                "qualities": qualities,
-                "percentiles": percentiles,
-            },
-        }
-        return {"script_score": {"query": query, "script": script}}
+        return _RankingStats(
+            newest=stats["newest"]["value"] or 0.0,
+            qualities=[int(bucket["key"]) for bucket in buckets],
+            percentiles=_percentiles(counts),
+        )
 
     def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
         """Topics and providers with a word starting with ``prefix``, most articles first
@@ -267,6 +271,47 @@ class ClusterSearchService:
             matching.sort(key=lambda item: (-item.count, item.text.casefold()))
             found += matching[:SUGGEST_PER_KIND]
         return tuple(found[:limit])
+
+
+@dataclass(frozen=True)
+class _RankingStats:
+    """What the ``best`` factors need of the whole index: its newest date (epoch ms) and its
+    distinct qualities with their percentiles (:func:`ranking.percentiles`)."""
+
+    newest: float
+    qualities: list[int]
+    percentiles: list[float]
+
+    def script(self, request: SearchRequest) -> Dsl:
+        return {
+            "source": _BEST_SCRIPT,
+            "params": {
+                "newest": self.newest,
+                "half_life": request.half_life_days,
+                "fresh_weight": ranking.FRESHNESS_WEIGHT,
+                "quality_weight": ranking.QUALITY_WEIGHT,
+                "qualities": self.qualities,
+                "percentiles": self.percentiles,
+            },
+        }
+
+    def explain(self, item: Any, article: Any, request: SearchRequest, text: bool) -> Explanation:
+        """A hit's score parts, as the script computed them (the text score is the cluster's
+        BM25, whole: no split by field)."""
+        published = article.published_at.timestamp() * 1000
+        age = max(self.newest - published, 0.0) / 86_400_000
+        freshness = 1.0 + ranking.FRESHNESS_WEIGHT * 2.0 ** (-age / request.half_life_days)
+        percentile = None
+        if article.quality is not None and article.quality in self.qualities:
+            percentile = self.percentiles[self.qualities.index(article.quality)]
+        quality = float(ranking.quality(np.float64(0.5 if percentile is None else percentile)))
+        score = item.get("_score")
+        text_score = None
+        if text and score is not None:
+            best_sorted = request.effective_sort is Sort.BEST
+            text_score = float(score) / (freshness * quality) if best_sorted else float(score)
+        best = freshness * quality * (1.0 if text_score is None else text_score)
+        return Explanation(text_score, None, freshness, quality, age, percentile, best)
 
 
 class _Matching:
@@ -404,8 +449,18 @@ def _highlight_terms(parsed: Any) -> frozenset[str]:
     return frozenset(terms)
 
 
-def _hit(item: Any, terms: frozenset[str], scored: bool) -> Hit:
+def _hit(
+    item: Any,
+    terms: frozenset[str],
+    scored: bool,
+    request: SearchRequest,
+    stats: _RankingStats | None,
+    text: bool,
+) -> Hit:
     article = from_record(item["_source"]["record"])
+    explain = None
+    if request.explain and stats is not None:
+        explain = stats.explain(item, article, request, text)
     return Hit(
         path=article.path,
         title=article.title,
@@ -422,4 +477,5 @@ def _hit(item: Any, terms: frozenset[str], scored: bool) -> Hit:
         score=float(item["_score"]) if scored and item.get("_score") is not None else None,
         title_html=highlight.title_html(article, terms),
         excerpt_html=highlight.excerpt_html(article, terms),
+        explain=explain,
     )

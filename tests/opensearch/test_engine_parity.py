@@ -248,3 +248,35 @@ def test_parity_page_shows_the_same_results(engines: Engines, url: str):
 def _page(html: bytes) -> str:
     """The page without what differs between two runs of one search: the time it took."""
     return re.sub(r"[0-9.,]+\s*ms", "", html.decode())
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        SearchRequest(text="data center", sort=Sort.NEWEST, explain=True),
+        SearchRequest(text="cloud", sort=Sort.BEST, explain=True, half_life_days=90),
+        SearchRequest(sort=Sort.QUALITY, explain=True),
+    ],
+    ids=["text, newest", "text, best", "no text"],
+)
+def test_parity_explanations_have_the_same_freshness_and_quality(
+    engines: Engines, request_: SearchRequest
+):
+    """The text score is each engine's BM25; the factors and how they combine are the same."""
+    local, cluster = engines.both(request_)
+    if request_.sort is not Sort.BEST:
+        assert [hit.path for hit in cluster.hits] == [hit.path for hit in local.hits]
+    explained = {hit.path: hit.explain for hit in local.hits}
+    compared = 0
+    for hit in cluster.hits:
+        mine, theirs = explained.get(hit.path), hit.explain
+        assert theirs is not None
+        assert (theirs.text is None) == (request_.text == "")
+        text = 1.0 if theirs.text is None else theirs.text
+        assert theirs.best == pytest.approx(text * theirs.freshness * theirs.quality, rel=1e-4)
+        if mine is None:
+            continue
+        compared += 1
+        for part in ("freshness", "quality", "age_days", "quality_percentile"):
+            assert getattr(theirs, part) == pytest.approx(getattr(mine, part), abs=1e-6), part
+    assert compared >= 5
