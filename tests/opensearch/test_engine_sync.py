@@ -7,7 +7,10 @@ import os
 import queue
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from opensearchpy import TransportError
 
 from searchidx import cluster_sync
 from searchidx.cli import cli
@@ -370,3 +374,55 @@ def test_sync_finishes_when_a_node_is_lost_midway(
         if lost:
             opensearch_cluster3.start_node(victim)
         client.indices.delete(index=f"{index.alias}-*", ignore_unavailable=True)
+
+
+def test_rebuild_killed_midway_leaves_the_alias_on_the_old_index(
+    index: ClusterIndex, tmp_path: Path
+):
+    """``searchidx rebuild`` in its own process, killed (SIGKILL) once its new index holds
+    documents: searches still see the old index, whole; the next rebuild removes the
+    unfinished one."""
+    folder = tmp_path / "articles"
+    write_sample(folder, 3000, seed=4)
+    client = index.client()
+    cluster_sync.sync(index, folder)
+    (old,) = client.indices.get_alias(name=index.alias)
+    rebuild = subprocess.Popen(
+        [sys.executable, "-m", "searchidx.cli", "rebuild", "--index", index.location],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        unfinished: list[str] = []
+        while time.monotonic() < deadline and rebuild.poll() is None:
+            unfinished = [name for name in client.indices.get(index=f"{index.alias}-*")
+                          if name != old]  # fmt: skip
+            if unfinished and _documents(client, unfinished[0]) > 0:
+                break
+            time.sleep(0.05)
+        assert rebuild.poll() is None, "the rebuild ended before it could be killed"
+        rebuild.send_signal(signal.SIGKILL)
+    finally:
+        rebuild.kill()
+        rebuild.wait()
+    assert unfinished
+    assert list(client.indices.get_alias(name=index.alias)) == [old]
+    assert client.count(index=index.alias)["count"] == len(files_in(folder))
+
+    cluster_sync.rebuild(index)
+
+    assert sorted(client.indices.get(index=f"{index.alias}-*")) == list(
+        client.indices.get_alias(name=index.alias)
+    )
+    assert unfinished[0] not in client.indices.get(index=f"{index.alias}-*")
+    assert paths_in(index) == files_in(folder)
+
+
+def _documents(client: Any, name: str) -> int:
+    """Documents in an index; 0 while its shards are still being started."""
+    try:
+        return client.count(index=name)["count"]
+    except TransportError:
+        return 0
