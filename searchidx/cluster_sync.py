@@ -12,12 +12,17 @@ old index until the new one is complete, and the old one is then deleted. A rebu
 midway leaves the alias where it was; its unfinished index is deleted by the next rebuild.
 
 What a sync remembers beside the documents (content folder, last sync, skipped files) is kept
-in the index mapping's ``_meta``.
+in the index mapping's ``_meta``. One writer at a time: a sync or rebuild holds a lock document
+(:data:`LOCK_INDEX`, one per alias), which names its host and process so that a lock left by a
+killed writer on the same host is cleared by the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -28,11 +33,11 @@ from typing import Any
 from searchidx.articles import Article
 from searchidx.cluster import ClusterError, ClusterIndex, cluster_errors
 from searchidx.content import FileState, scan_content
-from searchidx.errors import ArticleProblem, ContentFolderError
+from searchidx.errors import ArticleProblem, ContentFolderError, IndexBusyError
 from searchidx.export import elasticsearch_mapping, to_source
 from searchidx.indexer import Progress, SyncReport, _skipped, content_folder, read_file
 from searchidx.schema import SCHEMA_VERSION, build_schema, stored_record
-from searchidx.store import IndexMeta
+from searchidx.store import IndexMeta, _gone
 
 #: Kept with each document for searchidx itself, never searched: the display record (a hit is
 #: one read, as locally) and the file's sync state.
@@ -43,6 +48,8 @@ BOOKKEEPING_PROPERTIES: dict[str, dict[str, Any]] = {
 #: Documents per bulk request, and its size bound (OpenSearch refuses requests over 100 MB).
 BULK_DOCUMENTS = 500
 BULK_BYTES = 10_000_000
+#: Where the writer locks are, one document per alias.
+LOCK_INDEX = "searchidx-locks"
 #: Documents read per page when listing what the index holds.
 SCAN_PAGE = 2000
 
@@ -73,29 +80,81 @@ class ClusterStatus:
 
 
 def sync(
-    index: ClusterIndex, content_dir: Path | str | None = None, progress: Progress | None = None
+    index: ClusterIndex,
+    content_dir: Path | str | None = None,
+    progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> SyncReport:
     """Bring the cluster index in line with ``content_dir`` (default: the one it knows); build
-    it when there is none yet, or when another schema version wrote it."""
+    it when there is none yet, or when another schema version wrote it. ``wait``: seconds to
+    wait for another writer."""
     client = index.client()
-    with cluster_errors(index):
+    with cluster_errors(index), _writing(client, index, wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
         root = _content_root(index, content_dir, meta)
         if live is None or meta is None or meta.schema_version != SCHEMA_VERSION:
-            return _build(client, index, root, progress)
-        return _sync(client, index, live, root, progress)
+            report = _build(client, index, root, progress)
+        else:
+            report = _sync(client, index, live, root, progress)
+        report.notes.extend(filter(None, [note]))
+        return report
 
 
 def rebuild(
-    index: ClusterIndex, content_dir: Path | str | None = None, progress: Progress | None = None
+    index: ClusterIndex,
+    content_dir: Path | str | None = None,
+    progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> SyncReport:
     """Index everything into a new physical index and move the alias to it atomically."""
     client = index.client()
-    with cluster_errors(index):
+    with cluster_errors(index), _writing(client, index, wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
-        return _build(client, index, _content_root(index, content_dir, meta), progress)
+        report = _build(client, index, _content_root(index, content_dir, meta), progress)
+        report.notes.extend(filter(None, [note]))
+        return report
+
+
+@contextlib.contextmanager
+def _writing(client: Any, index: ClusterIndex, wait: float) -> Iterator[str]:
+    """Hold the alias's writer lock for a sync or rebuild; yields a note about a stale lock."""
+    from opensearchpy.exceptions import ConflictError
+
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    deadline = time.monotonic() + wait
+    note = ""
+    while True:
+        try:
+            body = {"holder": me, "since": since}
+            client.create(index=LOCK_INDEX, id=index.alias, body=body, refresh="true")
+            break
+        except ConflictError:
+            found = client.get(index=LOCK_INDEX, id=index.alias, ignore=404)
+            if not found.get("found"):
+                continue  # released meanwhile
+            holder = found["_source"].get("holder", "")
+            host, _, pid = holder.rpartition(":")
+            if host == socket.gethostname() and _gone(pid):
+                client.delete(index=LOCK_INDEX, id=index.alias, ignore=[404, 409],
+                              if_seq_no=found["_seq_no"],
+                              if_primary_term=found["_primary_term"])  # fmt: skip
+                note = f"cleared a stale lock left by {holder}, which stopped while writing"
+                continue
+            if time.monotonic() >= deadline:
+                raise IndexBusyError(
+                    f"another searchidx process ({holder}, since "
+                    f"{found['_source'].get('since', '?')}) is writing to {index.location}; wait "
+                    "for it to finish, or pass --wait SECONDS (if it is gone, delete "
+                    f"{index.base_url}/{LOCK_INDEX}/_doc/{index.alias})"
+                ) from None
+            time.sleep(0.2)
+    try:
+        yield note
+    finally:
+        client.delete(index=LOCK_INDEX, id=index.alias, ignore=404, refresh="true")
 
 
 def status(index: ClusterIndex) -> ClusterStatus:

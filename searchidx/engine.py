@@ -38,7 +38,7 @@ def sync(
     if isinstance(where, IndexStore):
         return indexer.sync(where, content_dir, progress, wait, synonyms)
     _no_synonyms(where, synonyms)
-    return cluster_sync.sync(where, content_dir, progress)
+    return cluster_sync.sync(where, content_dir, progress, wait)
 
 
 def rebuild(
@@ -52,7 +52,7 @@ def rebuild(
     if isinstance(where, IndexStore):
         return indexer.rebuild(where, content_dir, progress, wait, synonyms)
     _no_synonyms(where, synonyms)
-    return cluster_sync.rebuild(where, content_dir, progress)
+    return cluster_sync.rebuild(where, content_dir, progress, wait)
 
 
 def search_service(

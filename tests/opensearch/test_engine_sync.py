@@ -26,6 +26,7 @@ from searchidx import cluster_sync
 from searchidx.cli import cli
 from searchidx.cluster import ClusterError, ClusterIndex
 from searchidx.cluster_search import ClusterSearchService
+from searchidx.errors import IndexBusyError
 from searchidx.indexer import SyncReport
 from searchidx.request import SearchRequest
 from searchidx.sample import write_sample
@@ -426,3 +427,34 @@ def _documents(client: Any, name: str) -> int:
         return client.count(index=name)["count"]
     except TransportError:
         return 0
+
+
+def test_one_writer_at_a_time(index: ClusterIndex, folder: Path):
+    client = index.client()
+    lock = {"holder": "elsewhere.example:4242", "since": "2026-12-01T10:00:00+00:00"}
+    client.index(index=cluster_sync.LOCK_INDEX, id=index.alias, body=lock, refresh=True)
+    try:
+        with pytest.raises(IndexBusyError, match=r"another searchidx process \(elsewhere"):
+            cluster_sync.sync(index, folder)
+        result = run("index", str(folder), "--index", index.location)
+        assert result.exit_code == 1
+        assert result.output.count("\n") == 1 and "pass --wait SECONDS" in result.output
+    finally:
+        client.delete(index=cluster_sync.LOCK_INDEX, id=index.alias, refresh=True)
+    assert cluster_sync.sync(index, folder).added == 41
+    assert not client.exists(index=cluster_sync.LOCK_INDEX, id=index.alias)
+
+
+def test_lock_of_a_killed_writer_on_this_host_is_cleared(index: ClusterIndex, folder: Path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    holder = f"{socket.gethostname()}:{ended.pid}"
+    index.client().index(
+        index=cluster_sync.LOCK_INDEX,
+        id=index.alias,
+        body={"holder": holder, "since": "2026-12-01T10:00:00+00:00"},
+        refresh=True,
+    )
+    report = cluster_sync.sync(index, folder)
+    assert report.added == 41
+    assert report.notes == [f"cleared a stale lock left by {holder}, which stopped while writing"]
