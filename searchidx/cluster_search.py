@@ -32,11 +32,21 @@ from whoosh import query as whoosh_query
 from searchidx import highlight, querylang, ranking, relaxation
 from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
+from searchidx.cluster_sync import TITLE_WORDS
 from searchidx.request import SearchRequest, Sort
-from searchidx.result import Explanation, Facet, Hit, Relaxation, SearchResult, Suggestion
+from searchidx.result import (
+    Correction,
+    Explanation,
+    Facet,
+    Hit,
+    Relaxation,
+    SearchResult,
+    Suggestion,
+)
 from searchidx.schema import ANALYZER, from_record
 from searchidx.service import (
     FACET_NAMES,
+    SUGGEST_BELOW,
     SUGGEST_PER_KIND,
     _month_facet,
     _top_values,
@@ -113,13 +123,15 @@ class ClusterSearchService:
         reading = querylang.read(request.text) if request.text.strip() else None
         parsed = querylang.parse_reading(reading) if reading else None  # the local checks
         query = None if parsed is None else text_query(request.text)
-        ran_query, retry, relaxed = request.text, None, None
+        ran_query, retry, relaxed, did_you_mean = request.text, None, None, None
         with cluster_errors(self.store):
             ranked = request.effective_sort is Sort.BEST or request.explain
             stats = self._ranking_stats() if ranked else None
             response = self._run(request, query, _expands(parsed), stats)
+            if parsed is not None and _total(response) < SUGGEST_BELOW:
+                did_you_mean = self._correct(request.text)
             if parsed is not None and _total(response) == 0:
-                for attempt in self._attempts(request):
+                for attempt in self._attempts(request, did_you_mean):
                     text, kind, parsed_retry, retry_query, relaxation = attempt
                     retried = self._run(request, retry_query, _expands(parsed_retry), stats)
                     if _total(retried):
@@ -140,32 +152,60 @@ class ClusterSearchService:
             facets=facets,
             ran_query=ran_query,
             retry=retry,
-            did_you_mean=None,
+            did_you_mean=did_you_mean,
             took_ms=(time.perf_counter() - started) * 1000,
             notes=reading.notes if reading else (),
             relaxed=relaxed,
         )
 
-    def _attempts(self, request: SearchRequest) -> Iterator[tuple[Any, ...]]:
+    def _correct(self, text: str) -> Correction | None:
+        """Did-you-mean, as :func:`querylang.correct` decides it, with the cluster's answers:
+        a word is known when some text field matches it, and the closest title word is the
+        term suggester's on the titles' unstemmed words."""
+
+        def known(word: str) -> bool:
+            if not any(True for _ in ANALYZER(word)):
+                return True  # a stop word: not searched, nothing to correct
+            body = {"query": {"multi_match": {"query": word, "fields": querylang.TEXT_FIELDS}}}
+            return self._client.count(index=self.store.alias, body=body)["count"] > 0
+
+        def closest(word: str) -> str | None:
+            suggester = {"field": TITLE_WORDS, "max_edits": 2, "prefix_length": 1, "size": 1,
+                         "suggest_mode": "always", "min_word_length": 1}  # fmt: skip
+            body = {"size": 0, "suggest": {"word": {"text": word, "term": suggester}}}
+            found = self._client.search(index=self.store.alias, body=body)["suggest"]["word"]
+            options = found[0]["options"] if found else []
+            return options[0]["text"] if options else None
+
+        return querylang.correct_with(text, known, closest)
+
+    def _attempts(
+        self, request: SearchRequest, correction: Correction | None
+    ) -> Iterator[tuple[Any, ...]]:
         """The retries of a query that found nothing, in the local order, each worked out
-        only when those before it found nothing: the query with fewer required words
-        (:mod:`searchidx.relaxation`), then the fuzzy query. (Locally, a corrected query
-        comes first; the cluster has no spelling corrector yet.) Each is (text run, kind,
-        parsed query, DSL query, relaxation)."""
-        relaxed = self._relaxed(request)
-        if relaxed is not None:
-            kept = " ".join(relaxed.kept)
-            parsed = querylang.parse_reading(Reading(kept))
-            query = text_query(kept, typed=request.text)
-            yield kept, "relaxed", parsed, query, relaxed
+        only when those before it found nothing: the corrected query, the query with fewer
+        required words (:mod:`searchidx.relaxation`; the corrected one first), then the fuzzy
+        query. Each is (text run, kind, parsed query, DSL query, relaxation)."""
+        if correction is not None:
+            parsed = querylang.parse_query(correction.text)
+            if parsed is not None:
+                yield correction.text, "corrected", parsed, text_query(correction.text), None
+        for text in (*([correction.text] if correction else []), request.text):
+            relaxed = self._relaxed(request, text)
+            if relaxed is not None:
+                kept = " ".join(relaxed.kept)
+                parsed = querylang.parse_reading(Reading(kept))
+                query = text_query(kept, typed=request.text)
+                yield kept, "relaxed", parsed, query, relaxed
         fuzzy = querylang.parse_query(request.text, fuzzy=True)
         if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
             yield request.text, "fuzzy", fuzzy, text_query(request.text, fuzzy=True), None
 
-    def _relaxed(self, request: SearchRequest) -> Relaxation | None:
-        """Which required words to drop so that the query finds something, decided by
-        :func:`relaxation.relax` on counts the cluster makes (see :class:`_Matching`)."""
-        parts = querylang.read(request.text).parts
+    def _relaxed(self, request: SearchRequest, text: str) -> Relaxation | None:
+        """Which required words of the query ``text`` to drop so that it finds something,
+        decided by :func:`relaxation.relax` on counts the cluster makes (see
+        :class:`_Matching`)."""
+        parts = querylang.read(text).parts
         if not parts:
             return None
         filters = list(_filters(request).values())

@@ -34,7 +34,7 @@ from searchidx.articles import Article
 from searchidx.cluster import ClusterError, ClusterIndex, cluster_errors
 from searchidx.content import FileState, scan_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexBusyError
-from searchidx.export import elasticsearch_mapping, to_source
+from searchidx.export import TEXT_ANALYZER, elasticsearch_mapping, to_source
 from searchidx.indexer import Progress, SyncReport, _skipped, content_folder, read_file
 from searchidx.schema import SCHEMA_VERSION, build_schema, stored_record
 from searchidx.store import IndexMeta, _gone
@@ -54,11 +54,25 @@ LOCK_INDEX = "searchidx-locks"
 SCAN_PAGE = 2000
 
 
+#: The unstemmed words of titles, which did-you-mean corrects to (Whoosh's ``spell_title``).
+TITLE_WORDS = "title.words"
+WORDS_ANALYZER = "searchidx_words"
+
+
 def engine_mapping() -> dict[str, Any]:
     """The export's mapping (:func:`searchidx.export.elasticsearch_mapping`: same analyzer,
-    weights and types), plus the bookkeeping fields a live index needs."""
+    weights and types), plus the bookkeeping fields a live index needs and the title's words
+    unstemmed (the text analyzer without its stemmer, as Whoosh keeps spelling words)."""
     mapping = elasticsearch_mapping(build_schema())
+    analyzers = mapping["settings"]["analysis"]["analyzer"]
+    words = dict(analyzers[TEXT_ANALYZER])
+    words["filter"] = [step for step in words["filter"] if step != "porter_stem"]
+    analyzers[WORDS_ANALYZER] = words
     properties = mapping["mappings"]["properties"]
+    properties["title"] = {
+        **properties["title"],
+        "fields": {"words": {"type": "text", "analyzer": WORDS_ANALYZER}},
+    }
     properties.update(BOOKKEEPING_PROPERTIES)
     mapping["mappings"]["properties"] = dict(sorted(properties.items()))
     return mapping

@@ -206,6 +206,23 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
     """
     reader = searcher.reader()
     corrector = searcher.corrector("title")
+
+    def known(word: str) -> bool:
+        stems = [token.text for token in ANALYZER(word)]
+        return not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems)
+
+    def closest(word: str) -> str | None:
+        suggestions = corrector.suggest(word, limit=1, maxdist=2, prefix=1)
+        return suggestions[0] if suggestions else None
+
+    return correct_with(text, known, closest)
+
+
+def correct_with(
+    text: str, known: Callable[[str], bool], closest: Callable[[str], str | None]
+) -> Correction | None:
+    """:func:`correct` with the index's answers given: whether a (lowercased) word is known,
+    and the closest title word to an unknown one (an engine that is not Whoosh has its own)."""
     pieces: list[tuple[str, str | None]] = []  # (original, replacement)
     position = 0
     for match in _WORD.finditer(text):
@@ -214,13 +231,12 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
             continue
         if _in_field_syntax(text, match):
             continue
-        stems = [token.text for token in ANALYZER(word.lower())]
-        if not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems):
+        if known(word.lower()):
             continue
-        suggestions = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=1)
-        if suggestions:
+        suggestion = closest(word.lower())
+        if suggestion:
             pieces.append((text[position : match.start()], None))
-            pieces.append((word, suggestions[0]))
+            pieces.append((word, suggestion))
             position = match.end()
     if not any(replacement for _, replacement in pieces):
         return None

@@ -133,6 +133,10 @@ REQUESTS: dict[str, Callable[[SearchResult], SearchRequest]] = {
     "field wildcard": lambda front: SearchRequest(text="title:micro*", sort=Sort.OLDEST),
     "nothing found": lambda front: SearchRequest(text="zzzqqq", sort=Sort.NEWEST),
     "relaxed retry": lambda front: SearchRequest(text="startups zzzqqq", sort=Sort.NEWEST),
+    "corrected retry": lambda front: SearchRequest(text="clowd", sort=Sort.NEWEST),
+    "corrected word among others": lambda front: SearchRequest(
+        text="robotics partnrs", sort=Sort.OLDEST
+    ),
     "relaxed retry, filtered": lambda front: SearchRequest(
         text='"data center" robotics zzzqqq',
         filters={"type": (_top(front, "type"),)},
@@ -151,6 +155,9 @@ def test_parity_totals_facets_and_sorted_pages_are_equal(engines: Engines, name:
     assert [_shown(hit) for hit in cluster.hits] == [_shown(hit) for hit in local.hits]
     assert (cluster.retry, cluster.ran_query) == (local.retry, local.ran_query)
     assert cluster.relaxed == local.relaxed
+    assert cluster.did_you_mean == local.did_you_mean
+    if name.startswith(("corrected", "relaxed")):  # the retries these requests are about
+        assert local.retry == name.split()[0]
 
 
 def test_parity_answers_have_the_same_json(engines: Engines):
