@@ -43,7 +43,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import ANALYZER, from_record
+from searchidx.schema import ANALYZER, fold, from_record
 from searchidx.service import (
     FACET_NAMES,
     SUGGEST_BELOW,
@@ -290,14 +290,24 @@ class ClusterSearchService:
         )
 
     def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
-        """Topics and providers with a word starting with ``prefix``, most articles first
-        (title words, which a local index also completes, are not offered yet)."""
+        """As :meth:`SearchService.suggest`: topics and providers with a word starting with
+        ``prefix`` (most articles first), then title words starting with its last word (in
+        most titles first, ties in word order)."""
         needle = prefix.strip().casefold()
         if not needle:
             return ()
-        aggs = {
+        aggs: Dsl = {
             name: {"terms": {"field": FACET_FIELDS[name], "size": FACET_VALUES}}
             for name in ("topic", "provider")
+        }
+        last_word = fold(needle.split()[-1])  # title words are indexed folded ("sao")
+        aggs["word"] = {
+            "terms": {
+                "field": TITLE_WORDS,
+                "include": "".join(c if c.isalnum() else "\\" + c for c in last_word) + ".*",
+                "size": limit,
+                "order": [{"_count": "desc"}, {"_key": "asc"}],
+            }
         }
         with cluster_errors(self.store):
             response = self._client.search(index=self.store.alias, body={"size": 0, "aggs": aggs})
@@ -310,6 +320,8 @@ class ClusterSearchService:
             ]
             matching.sort(key=lambda item: (-item.count, item.text.casefold()))
             found += matching[:SUGGEST_PER_KIND]
+        for bucket in response["aggregations"]["word"]["buckets"][: max(0, limit - len(found))]:
+            found.append(Suggestion(bucket["key"], "word", bucket["doc_count"]))
         return tuple(found[:limit])
 
 

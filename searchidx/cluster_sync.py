@@ -54,7 +54,8 @@ LOCK_INDEX = "searchidx-locks"
 SCAN_PAGE = 2000
 
 
-#: The unstemmed words of titles, which did-you-mean corrects to (Whoosh's ``spell_title``).
+#: The unstemmed words of titles, which did-you-mean corrects to and autocomplete completes
+#: (Whoosh's ``spell_title``); counted by a terms aggregation, so kept in fielddata.
 TITLE_WORDS = "title.words"
 WORDS_ANALYZER = "searchidx_words"
 
@@ -71,7 +72,7 @@ def engine_mapping() -> dict[str, Any]:
     properties = mapping["mappings"]["properties"]
     properties["title"] = {
         **properties["title"],
-        "fields": {"words": {"type": "text", "analyzer": WORDS_ANALYZER}},
+        "fields": {"words": {"type": "text", "analyzer": WORDS_ANALYZER, "fielddata": True}},
     }
     properties.update(BOOKKEEPING_PROPERTIES)
     mapping["mappings"]["properties"] = dict(sorted(properties.items()))
