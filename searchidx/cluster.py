@@ -16,6 +16,7 @@ exceptions into one :class:`ClusterError` line naming the URL and the cause.
 from __future__ import annotations
 
 import contextlib
+import logging
 import netrc
 import os
 import re
@@ -108,6 +109,8 @@ class ClusterIndex:
             options["ssl_show_warn"] = options["verify_certs"]
             if os.environ.get(CA_CERTS_ENV):
                 options["ca_certs"] = os.environ[CA_CERTS_ENV]
+        # The client logs every request at INFO: a line per search in 'searchidx serve'.
+        logging.getLogger("opensearch").setLevel(logging.WARNING)
         return OpenSearch(hosts=[self.base_url], **options)
 
     def credentials(self) -> tuple[str, str] | None:
