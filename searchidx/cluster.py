@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from searchidx.errors import SearchidxError
+from searchidx.errors import IndexMissingError, SearchidxError
 
 USER_ENV = "SEARCHIDX_OPENSEARCH_USER"
 PASSWORD_ENV = "SEARCHIDX_OPENSEARCH_PASSWORD"
@@ -41,6 +41,11 @@ _INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
 
 class ClusterError(SearchidxError):
     """The cluster cannot be reached, refuses us, or refuses what we send."""
+
+
+class ClusterIndexMissing(IndexMissingError, ClusterError):
+    """The cluster answers, and has no index by the location's name (the web says how to
+    build one, as for a missing local index)."""
 
 
 def is_cluster_url(location: str | os.PathLike[str]) -> bool:
@@ -159,6 +164,16 @@ def cluster_errors(index: ClusterIndex) -> Iterator[None]:
         raise ClusterError(
             f"cannot make a TLS connection to {index.base_url}: {_cause(error)} (trust its CA "
             f"with {CA_CERTS_ENV}, or set {VERIFY_TLS_ENV}=false for a test cluster)"
+        ) from None
+    except exceptions.NotFoundError as error:
+        if "index_not_found" not in _reason(error):
+            raise ClusterError(
+                f"the OpenSearch cluster at {index.base_url} refused a request for "
+                f"{index.alias}: {_reason(error)}"
+            ) from None
+        raise ClusterIndexMissing(
+            f"no index at {index.location}: build one with "
+            f"'searchidx index CONTENT_DIR --index {index.location}'"
         ) from None
     except exceptions.ConnectionError as error:
         raise ClusterError(

@@ -30,6 +30,7 @@ import numpy as np
 from whoosh import query as whoosh_query
 
 from searchidx import highlight, querylang, ranking, relaxation
+from searchidx.bounds import SearchTimeout
 from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
 from searchidx.cluster_sync import TITLE_WORDS
@@ -253,11 +254,23 @@ class ClusterSearchService:
             body["aggs"] = _aggregations(filters)
         if expanded:
             body["highlight"] = EXPANDED_HIGHLIGHT
+        from opensearchpy.exceptions import ConnectionTimeout
+
         options: dict[str, Any] = {}
         if self.search_timeout is not None:
             body["timeout"] = f"{int(self.search_timeout * 1000)}ms"
             options["request_timeout"] = self.search_timeout + 5
-        return self._client.search(index=self.store.alias, body=body, **options)
+        try:
+            response = self._client.search(index=self.store.alias, body=body, **options)
+        except ConnectionTimeout:
+            response = {"timed_out": True}
+        if response.get("timed_out"):  # answered with what the shards found in time: partial
+            raise SearchTimeout(
+                f"the search took longer than its {self.search_timeout:g} s budget on the "
+                "cluster and was stopped; narrow it (fewer or longer words, fewer wildcards) "
+                "or try again"
+            )
+        return response
 
     def _sort(self, request: SearchRequest, text: bool) -> list[Any]:
         sort = request.effective_sort

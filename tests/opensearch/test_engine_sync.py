@@ -458,3 +458,41 @@ def test_lock_of_a_killed_writer_on_this_host_is_cleared(index: ClusterIndex, fo
     report = cluster_sync.sync(index, folder)
     assert report.added == 41
     assert report.notes == [f"cleared a stale lock left by {holder}, which stopped while writing"]
+
+
+def test_cli_without_the_client_names_the_extra_to_install(tmp_path: Path):
+    """Run as a user without ``searchidx[opensearch]``: the client cannot be imported."""
+    script = (
+        "import sys; sys.modules['opensearchpy'] = None\n"
+        "from searchidx.cli import cli\n"
+        "cli(['status', '--index', 'http://127.0.0.1:9/articles'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: http://127.0.0.1:9/articles is an OpenSearch index, and the OpenSearch client "
+        "is not installed: pip install 'searchidx[opensearch]'\n"
+    )
+
+
+def test_web_says_when_the_cluster_has_no_index_or_cannot_be_reached(
+    opensearch_cluster: OpenSearchCluster,
+):
+    missing = ClusterIndex.parse(f"{opensearch_cluster.url}/never-built")
+    client = create_app(search_service=ClusterSearchService(missing)).test_client()
+    answer = client.get("/api/search?q=data")
+    assert answer.status_code == 503
+    assert answer.get_json()["error"].startswith(f"no index at {missing.location}")
+    page = client.get("/?q=data")
+    assert page.status_code == 503 and b"searchidx index CONTENT_DIR" in page.data
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    gone = ClusterIndex.parse(f"http://127.0.0.1:{port}/articles")
+    client = create_app(search_service=ClusterSearchService(gone)).test_client()
+    answer = client.get("/api/search?q=data")
+    assert answer.status_code == 503
+    assert "cannot reach the OpenSearch cluster" in answer.get_json()["error"]
+    assert client.get("/?q=data").status_code == 503
