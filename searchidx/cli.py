@@ -20,7 +20,13 @@ import click
 from searchidx import cluster_sync, engine, indexer, querylang, ranking, synonyms
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
 from searchidx.errors import QueryError, SearchidxError
-from searchidx.export import DEFAULT_MAX_BYTES, MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+from searchidx.export import (
+    DEFAULT_MAX_BYTES,
+    MANIFEST_FILE,
+    MAPPING_FILE,
+    export_cluster,
+    export_elasticsearch,
+)
 from searchidx.indexer import SyncReport
 from searchidx.querylog import (
     KEPT_FILES,
@@ -557,8 +563,10 @@ def export(
     """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
     articles as bulk NDJSON files and a manifest (see the README to load them with curl).
     """
-    local = engine.local_only(store, "export")
-    report = export_elasticsearch(local, out_dir, max_bytes=max_bytes, force=force)
+    if isinstance(store, IndexStore):
+        report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
+    else:
+        report = export_cluster(store, out_dir, max_bytes=max_bytes, force=force)
     size = sum(file.bytes for file in report.files)
     click.echo(
         f"exported {report.documents:,} articles to {out_dir}/ in {report.seconds:.1f}s: "

@@ -45,6 +45,7 @@ BOOKKEEPING_PROPERTIES: dict[str, dict[str, Any]] = {
     "record": {"type": "keyword", "index": False, "doc_values": False},
     "state": {"type": "keyword", "index": False, "doc_values": False},
 }
+BOOKKEEPING = frozenset(BOOKKEEPING_PROPERTIES)
 #: Documents per bulk request, and its size bound (OpenSearch refuses requests over 100 MB).
 BULK_DOCUMENTS = 500
 BULK_BYTES = 10_000_000
@@ -309,15 +310,27 @@ def _sync(
 
 
 def _indexed_states(client: Any, physical: str) -> dict[str, str]:
-    """Every document's path and file state, paged in ``_id`` order (search_after)."""
-    states: dict[str, str] = {}
-    body: dict[str, Any] = {"size": SCAN_PAGE, "sort": [{"path": "asc"}], "_source": ["state"]}
+    """Every document's path and file state."""
+    hits = _scan(client, physical, {"_source": ["state"]})
+    return {hit["_id"]: hit["_source"].get("state", "") for hit in hits}
+
+
+def documents(client: Any, physical: str) -> Iterator[dict[str, Any]]:
+    """Every document as the export writes it (without the bookkeeping fields), in path
+    order, its fields in the order sent (a filtered ``_source`` would come back reordered)."""
+    for hit in _scan(client, physical, {}):
+        source = hit["_source"]
+        yield {name: value for name, value in source.items() if name not in BOOKKEEPING}
+
+
+def _scan(client: Any, physical: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every document's hit, paged in path order (search_after: no scroll context to leak)."""
+    body = {**body, "size": SCAN_PAGE, "sort": [{"path": "asc"}]}
     while True:
         hits = client.search(index=physical, body=body)["hits"]["hits"]
-        for hit in hits:
-            states[hit["_id"]] = hit["_source"].get("state", "")
+        yield from hits
         if len(hits) < SCAN_PAGE:
-            return states
+            return
         body["search_after"] = hits[-1]["sort"]
 
 

@@ -66,16 +66,6 @@ def search_service(
     return ClusterSearchService(where, search_timeout)
 
 
-def local_only(where: Location, command: str) -> IndexStore:
-    """The folder index a command that works only locally needs, or a clear error."""
-    if isinstance(where, ClusterIndex):
-        raise ClusterError(
-            f"'searchidx {command}' does not work on an OpenSearch index ({where.location}) "
-            "yet; it needs an index folder"
-        )
-    return where
-
-
 def _no_synonyms(where: ClusterIndex, synonyms: str | None) -> None:
     if synonyms:
         raise ClusterError(

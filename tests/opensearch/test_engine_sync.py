@@ -250,14 +250,6 @@ def test_cli_refuses_credentials_in_the_url():
     assert "secret" not in result.output
 
 
-def test_cli_export_not_yet_from_a_cluster_says_so():
-    result = run("export", "out", "--index", "http://127.0.0.1:9/articles")
-    assert result.exit_code == 1
-    assert "does not work on an OpenSearch index (http://127.0.0.1:9/articles) yet" in (
-        result.output
-    )
-
-
 def test_watch_keeps_the_cluster_in_sync(index: ClusterIndex, folder: Path):
     reports: queue.Queue[SyncReport] = queue.Queue()
     stop = threading.Event()
