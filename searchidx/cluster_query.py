@@ -22,9 +22,9 @@ from whoosh import query
 from whoosh.analysis import STOP_WORDS, CharsetFilter, LowercaseFilter, RegexTokenizer
 from whoosh.util.times import long_to_datetime
 
-from searchidx import querylang
+from searchidx import querylang, synonyms
 from searchidx.errors import QueryError
-from searchidx.schema import FOLDED, WORD_PATTERN, Text, build_schema, fold
+from searchidx.schema import ANALYZER, FOLDED, WORD_PATTERN, Text, build_schema, fold
 
 #: Words as typed, lowercased and folded: what the parser leaves for the cluster to analyse.
 SURFACE = RegexTokenizer(WORD_PATTERN) | LowercaseFilter() | CharsetFilter(FOLDED)
@@ -92,9 +92,12 @@ def translate(node: query.Query, typed: tuple[str, ...] = ()) -> Dsl | None:
         return None
     if getattr(node, "boost", 1.0) != 1.0:
         (body,) = leaf.values()
-        (options,) = body.values()
-        if isinstance(options, dict):  # a leaf of one field's options: the weight goes there
-            options["boost"] = node.boost
+        if "bool" in leaf:  # a word and its synonyms
+            body["boost"] = node.boost
+        else:
+            (options,) = body.values()
+            if isinstance(options, dict):  # a leaf of one field's options: the weight goes there
+                options["boost"] = node.boost
     return leaf
 
 
@@ -106,10 +109,11 @@ def _leaf(node: query.Query, typed: tuple[str, ...]) -> Dsl | None:
                                   "prefix_length": node.prefixlength,
                                   "fuzzy_transpositions": False}}}  # fmt: skip
     if kind is query.Term:
-        return _term(field, node.text)
+        return _with_synonyms(field, [node.text], _term(field, node.text))
     if kind is query.Phrase:
-        return {"match_phrase": {field: {"query": _as_typed(node.words, typed),
-                                         "slop": max(node.slop - 1, 0)}}}  # fmt: skip
+        phrase = {"match_phrase": {field: {"query": _as_typed(node.words, typed),
+                                           "slop": max(node.slop - 1, 0)}}}  # fmt: skip
+        return _with_synonyms(field, node.words, phrase)
     if kind is query.Prefix:
         return {"prefix": {field: {"value": node.text}}}
     if kind is query.Wildcard:
@@ -119,6 +123,20 @@ def _leaf(node: query.Query, typed: tuple[str, ...]) -> Dsl | None:
     if kind is query.TermRange:
         return {"range": {field: _bounds(node, str)}}
     raise QueryError(f"this query has a part ({node}) the OpenSearch engine cannot run yet", "q")
+
+
+def _with_synonyms(field: str, words: list[str], leaf: Dsl | None) -> Dsl | None:
+    """A word or phrase of a text field, or, if it is in a group of the current synonyms
+    (:func:`synonyms.current`), any member of the group, as written in the synonyms file, as
+    :meth:`synonyms.Synonyms.expand` does locally."""
+    rules = synonyms.current()
+    if not rules or leaf is None or field not in querylang.TEXT_FIELDS:
+        return leaf
+    members = rules.rules.get(tuple(token.text for token in ANALYZER(" ".join(words))))
+    if members is None:
+        return leaf
+    found = [{"match_phrase": {field: {"query": rules.written[member]}}} for member in members]
+    return {"bool": {"should": found, "minimum_should_match": 1}}
 
 
 def _term(field: str, text: str) -> Dsl | None:

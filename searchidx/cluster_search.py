@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 from whoosh import query as whoosh_query
 
-from searchidx import highlight, querylang, ranking, relaxation
+from searchidx import highlight, querylang, ranking, relaxation, synonyms
 from searchidx.bounds import SearchTimeout
 from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
-from searchidx.cluster_sync import TITLE_WORDS
+from searchidx.cluster_sync import SYNONYMS_META, TITLE_WORDS
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -47,6 +47,7 @@ from searchidx.result import (
 from searchidx.schema import ANALYZER, fold, from_record
 from searchidx.service import (
     FACET_NAMES,
+    REFRESH_INTERVAL,
     SUGGEST_BELOW,
     SUGGEST_PER_KIND,
     _month_facet,
@@ -115,11 +116,31 @@ class ClusterSearchService:
         self.store = index
         self.search_timeout = search_timeout
         self._client = index.client()
+        self._synonyms_read: tuple[float, str] | None = None  # (when, text)
 
     def close(self) -> None:
         self._client.close()
 
     def search(self, request: SearchRequest) -> SearchResult:
+        """The answer to ``request``, every query parsed (retries included) expanded by the
+        synonyms kept with the index."""
+        with cluster_errors(self.store):
+            rules = synonyms.parse(self._synonyms())
+        with synonyms.applied(rules):
+            return self._search(request)
+
+    def _synonyms(self) -> str:
+        """The synonyms file's text kept with the index, read again at most every
+        :data:`~searchidx.service.REFRESH_INTERVAL` seconds (a sync may replace it)."""
+        now = time.monotonic()
+        if self._synonyms_read is None or now - self._synonyms_read[0] >= REFRESH_INTERVAL:
+            found = self._client.indices.get_mapping(index=self.store.alias)
+            (mapping,) = found.values()
+            text = mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, "")
+            self._synonyms_read = (now, text)
+        return self._synonyms_read[1]
+
+    def _search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
         reading = querylang.read(request.text) if request.text.strip() else None
         parsed = querylang.parse_reading(reading) if reading else None  # the local checks

@@ -11,10 +11,11 @@ The location's name is an *alias*. A rebuild fills a new physical index
 old index until the new one is complete, and the old one is then deleted. A rebuild killed
 midway leaves the alias where it was; its unfinished index is deleted by the next rebuild.
 
-What a sync remembers beside the documents (content folder, last sync, skipped files) is kept
-in the index mapping's ``_meta``. One writer at a time: a sync or rebuild holds a lock document
-(:data:`LOCK_INDEX`, one per alias), which names its host and process so that a lock left by a
-killed writer on the same host is cleared by the next one.
+What a sync remembers beside the documents (content folder, last sync, skipped files, and the
+synonyms file's text, see :mod:`searchidx.synonyms`) is kept in the index mapping's ``_meta``.
+One writer at a time: a sync or rebuild holds a lock document (:data:`LOCK_INDEX`, one per
+alias), which names its host and process so that a lock left by a killed writer on the same
+host is cleared by the next one.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ BOOKKEEPING = frozenset(BOOKKEEPING_PROPERTIES)
 #: Documents per bulk request, and its size bound (OpenSearch refuses requests over 100 MB).
 BULK_DOCUMENTS = 500
 BULK_BYTES = 10_000_000
+#: The ``_meta`` key of the synonyms file's text.
+SYNONYMS_META = "searchidx_synonyms"
 #: Where the writer locks are, one document per alias.
 LOCK_INDEX = "searchidx-locks"
 #: Documents read per page when listing what the index holds.
@@ -100,19 +103,21 @@ def sync(
     content_dir: Path | str | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    synonyms: str | None = None,
 ) -> SyncReport:
     """Bring the cluster index in line with ``content_dir`` (default: the one it knows); build
     it when there is none yet, or when another schema version wrote it. ``wait``: seconds to
-    wait for another writer."""
+    wait for another writer; ``synonyms``: as for :func:`searchidx.indexer.sync`."""
     client = index.client()
     with cluster_errors(index), _writing(client, index, wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
         root = _content_root(index, content_dir, meta)
+        kept = _synonyms_of(client, live, synonyms)
         if live is None or meta is None or meta.schema_version != SCHEMA_VERSION:
-            report = _build(client, index, root, progress)
+            report = _build(client, index, root, progress, kept)
         else:
-            report = _sync(client, index, live, root, progress)
+            report = _sync(client, index, live, root, progress, kept)
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -122,13 +127,15 @@ def rebuild(
     content_dir: Path | str | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    synonyms: str | None = None,
 ) -> SyncReport:
     """Index everything into a new physical index and move the alias to it atomically."""
     client = index.client()
     with cluster_errors(index), _writing(client, index, wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
-        report = _build(client, index, _content_root(index, content_dir, meta), progress)
+        root = _content_root(index, content_dir, meta)
+        report = _build(client, index, root, progress, _synonyms_of(client, live, synonyms))
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -232,9 +239,23 @@ def _read_meta(client: Any, physical: str) -> IndexMeta | None:
     return IndexMeta(**stored)
 
 
-def _write_meta(client: Any, physical: str, report: SyncReport) -> None:
+def read_synonyms(client: Any, physical: str) -> str:
+    """The synonyms file's text kept with the index ("" for none)."""
+    mapping = client.indices.get_mapping(index=physical)[physical]["mappings"]
+    return mapping.get("_meta", {}).get(SYNONYMS_META, "")
+
+
+def _synonyms_of(client: Any, live: str | None, given: str | None) -> str:
+    """The synonyms to keep: those given, else those the live index has."""
+    if given is not None:
+        return given
+    return read_synonyms(client, live) if live else ""
+
+
+def _write_meta(client: Any, physical: str, report: SyncReport, synonyms: str) -> None:
     """Record the sync in ``_meta`` (replaced whole, so the mapping's own keys go with it)."""
     meta = client.indices.get_mapping(index=physical)[physical]["mappings"].get("_meta", {})
+    meta[SYNONYMS_META] = synonyms
     state = IndexMeta(
         content_dir=report.content_dir,
         last_sync=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -245,7 +266,9 @@ def _write_meta(client: Any, physical: str, report: SyncReport) -> None:
     client.indices.put_mapping(index=physical, body={"_meta": meta})
 
 
-def _build(client: Any, index: ClusterIndex, root: Path, progress: Progress | None) -> SyncReport:
+def _build(
+    client: Any, index: ClusterIndex, root: Path, progress: Progress | None, synonyms: str
+) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root), rebuilt=True)
     physical = f"{index.alias}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
@@ -258,7 +281,7 @@ def _build(client: Any, index: ClusterIndex, root: Path, progress: Progress | No
         client.indices.refresh(index=physical)
         report.documents = client.count(index=physical)["count"]
         report.seconds = time.perf_counter() - started
-        _write_meta(client, physical, report)
+        _write_meta(client, physical, report, synonyms)
         aliased = _aliased(client, index)
         actions: list[dict[str, Any]] = [
             {"remove": {"index": old, "alias": index.alias}} for old in previous if old in aliased
@@ -287,7 +310,12 @@ def _aliased(client: Any, index: ClusterIndex) -> set[str]:
 
 
 def _sync(
-    client: Any, index: ClusterIndex, physical: str, root: Path, progress: Progress | None
+    client: Any,
+    index: ClusterIndex,
+    physical: str,
+    root: Path,
+    progress: Progress | None,
+    synonyms: str,
 ) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root))
@@ -305,7 +333,7 @@ def _sync(
         client.indices.refresh(index=physical)
     report.documents = client.count(index=physical)["count"]
     report.seconds = time.perf_counter() - started
-    _write_meta(client, physical, report)
+    _write_meta(client, physical, report, synonyms)
     return report
 
 

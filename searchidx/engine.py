@@ -9,7 +9,7 @@ from pathlib import Path
 
 from searchidx import cluster_sync, indexer
 from searchidx.bounds import DEFAULT_SEARCH_TIMEOUT
-from searchidx.cluster import ClusterError, ClusterIndex, is_cluster_url
+from searchidx.cluster import ClusterIndex, is_cluster_url
 from searchidx.cluster_search import ClusterSearchService
 from searchidx.indexer import Progress, SyncReport
 from searchidx.service import SearchService
@@ -37,8 +37,7 @@ def sync(
     """Bring the index in line with its content folder (see :func:`indexer.sync`)."""
     if isinstance(where, IndexStore):
         return indexer.sync(where, content_dir, progress, wait, synonyms)
-    _no_synonyms(where, synonyms)
-    return cluster_sync.sync(where, content_dir, progress, wait)
+    return cluster_sync.sync(where, content_dir, progress, wait, synonyms)
 
 
 def rebuild(
@@ -51,8 +50,7 @@ def rebuild(
     """Build a new index and swap it in atomically (see :func:`indexer.rebuild`)."""
     if isinstance(where, IndexStore):
         return indexer.rebuild(where, content_dir, progress, wait, synonyms)
-    _no_synonyms(where, synonyms)
-    return cluster_sync.rebuild(where, content_dir, progress, wait)
+    return cluster_sync.rebuild(where, content_dir, progress, wait, synonyms)
 
 
 def search_service(
@@ -64,11 +62,3 @@ def search_service(
     if isinstance(where, IndexStore):
         return SearchService(where, results_cached, search_timeout)
     return ClusterSearchService(where, search_timeout)
-
-
-def _no_synonyms(where: ClusterIndex, synonyms: str | None) -> None:
-    if synonyms:
-        raise ClusterError(
-            f"synonyms are not kept with an OpenSearch index ({where.location}) yet; "
-            "index without --synonyms"
-        )

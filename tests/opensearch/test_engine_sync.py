@@ -22,14 +22,16 @@ import pytest
 from click.testing import CliRunner
 from opensearchpy import TransportError
 
-from searchidx import cluster_sync
+from searchidx import cluster_sync, indexer
 from searchidx.cli import cli
 from searchidx.cluster import ClusterError, ClusterIndex
 from searchidx.cluster_search import ClusterSearchService
 from searchidx.errors import IndexBusyError
 from searchidx.indexer import SyncReport
-from searchidx.request import SearchRequest
+from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
+from searchidx.service import REFRESH_INTERVAL, SearchService
+from searchidx.store import IndexStore
 from searchidx.watch import watch
 from tests.opensearch.cluster import OpenSearchCluster
 from web.app import create_app
@@ -488,3 +490,24 @@ def test_web_says_when_the_cluster_has_no_index_or_cannot_be_reached(
     assert answer.status_code == 503
     assert "cannot reach the OpenSearch cluster" in answer.get_json()["error"]
     assert client.get("/?q=data").status_code == 503
+
+
+def test_synonyms_kept_with_the_cluster_index_expand_queries_as_locally(
+    index: ClusterIndex, folder: Path, tmp_path: Path
+):
+    rules = "zeppelinquartz, cloud\nserverfarm => data center\n"
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, folder, synonyms=rules)
+    cluster_sync.sync(index, folder, synonyms=rules)
+    local, cluster = SearchService(store), ClusterSearchService(index)
+    for text in ("zeppelinquartz", "serverfarm", "title:zeppelinquartz -data", "data"):
+        request = SearchRequest(text=text, sort=Sort.NEWEST, per_page=50)
+        mine, theirs = local.search(request), cluster.search(request)
+        assert theirs.total == mine.total > 0, text
+        assert [hit.path for hit in theirs.hits] == [hit.path for hit in mine.hits], text
+        assert [hit.title_html for hit in theirs.hits] == [hit.title_html for hit in mine.hits]
+    cluster_sync.rebuild(index)  # keeps them
+    assert cluster.search(SearchRequest(text="serverfarm")).total > 0
+    cluster_sync.sync(index, synonyms="")  # --no-synonyms
+    time.sleep(REFRESH_INTERVAL)
+    assert cluster.search(SearchRequest(text="serverfarm")).total == 0
