@@ -116,7 +116,8 @@ class ClusterSearchService:
         self.store = index
         self.search_timeout = search_timeout
         self._client = index.client()
-        self._synonyms_read: tuple[float, str] | None = None  # (when, text)
+        #: What is read of the whole index (synonyms, ranking statistics): name -> (when, it).
+        self._read: dict[str, tuple[float, Any]] = {}
 
     def close(self) -> None:
         self._client.close()
@@ -129,16 +130,24 @@ class ClusterSearchService:
         with synonyms.applied(rules):
             return self._search(request)
 
-    def _synonyms(self) -> str:
-        """The synonyms file's text kept with the index, read again at most every
-        :data:`~searchidx.service.REFRESH_INTERVAL` seconds (a sync may replace it)."""
+    def _recent(self, name: str, read: Callable[[], Any]) -> Any:
+        """``read()``, again at most every :data:`~searchidx.service.REFRESH_INTERVAL`
+        seconds: what a sync changes shows within that, as locally."""
         now = time.monotonic()
-        if self._synonyms_read is None or now - self._synonyms_read[0] >= REFRESH_INTERVAL:
-            found = self._client.indices.get_mapping(index=self.store.alias)
-            (mapping,) = found.values()
-            text = mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, "")
-            self._synonyms_read = (now, text)
-        return self._synonyms_read[1]
+        when, value = self._read.get(name, (None, None))
+        if when is None or now - when >= REFRESH_INTERVAL:
+            value = read()
+            self._read[name] = (now, value)
+        return value
+
+    def _synonyms(self) -> str:
+        """The synonyms file's text kept with the index."""
+
+        def read() -> str:
+            (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
+            return mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, "")
+
+        return self._recent("synonyms", read)
 
     def _search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
@@ -148,7 +157,7 @@ class ClusterSearchService:
         ran_query, retry, relaxed, did_you_mean = request.text, None, None, None
         with cluster_errors(self.store):
             ranked = request.effective_sort is Sort.BEST or request.explain
-            stats = self._ranking_stats() if ranked else None
+            stats = self._recent("ranking", self._ranking_stats) if ranked else None
             response = self._run(request, query, _expands(parsed), stats)
             if parsed is not None and _total(response) < SUGGEST_BELOW:
                 did_you_mean = self._correct(request.text)
