@@ -114,7 +114,7 @@ def sync(
         meta = _read_meta(client, live) if live else None
         root = _content_root(index, content_dir, meta)
         kept = _synonyms_of(client, live, synonyms)
-        if live is None or meta is None or meta.schema_version != SCHEMA_VERSION:
+        if live is None or meta is None or not _current(client, live, meta):
             report = _build(client, index, root, progress, kept)
         else:
             report = _sync(client, index, live, root, progress, kept)
@@ -228,6 +228,22 @@ def _live_index(client: Any, index: ClusterIndex) -> str | None:
             f"({', '.join(sorted(targets))}); run 'searchidx rebuild' to make it one"
         )
     return targets[0]
+
+
+def _current(client: Any, physical: str, meta: IndexMeta) -> bool:
+    """Whether this version of searchidx wrote the index: its schema version, and the fields
+    of its mapping (as locally, an index of another version is rebuilt, not synced)."""
+    mapping = client.indices.get_mapping(index=physical)[physical]["mappings"]
+    wanted = engine_mapping()["mappings"]["properties"]
+    have = mapping.get("properties", {})
+    return (
+        meta.schema_version == SCHEMA_VERSION
+        and have.keys() == wanted.keys()
+        and all(
+            have[name].get("fields", {}).keys() == wanted[name].get("fields", {}).keys()
+            for name in wanted
+        )
+    )
 
 
 def _read_meta(client: Any, physical: str) -> IndexMeta | None:

@@ -27,9 +27,11 @@ from searchidx.cli import cli
 from searchidx.cluster import ClusterError, ClusterIndex
 from searchidx.cluster_search import ClusterSearchService
 from searchidx.errors import IndexBusyError
+from searchidx.export import elasticsearch_mapping
 from searchidx.indexer import SyncReport
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
+from searchidx.schema import build_schema
 from searchidx.service import REFRESH_INTERVAL, SearchService
 from searchidx.store import IndexStore
 from searchidx.watch import watch
@@ -511,3 +513,19 @@ def test_synonyms_kept_with_the_cluster_index_expand_queries_as_locally(
     cluster_sync.sync(index, synonyms="")  # --no-synonyms
     time.sleep(REFRESH_INTERVAL)
     assert cluster.search(SearchRequest(text="serverfarm")).total == 0
+
+
+def test_sync_rebuilds_an_index_another_version_wrote(index: ClusterIndex, folder: Path):
+    """An alias on an index without the fields this version keeps (the export's mapping, an
+    older schema version): the sync builds a new one, as a local index of another version."""
+    client = index.client()
+    older = f"{index.alias}-00000000000000000001"
+    mapping = elasticsearch_mapping(build_schema())
+    mapping["mappings"]["_meta"]["searchidx_sync"] = {"content_dir": str(folder),
+                                                      "schema_version": 2}  # fmt: skip
+    client.indices.create(index=older, body=mapping)
+    client.indices.put_alias(index=older, name=index.alias)
+    report = cluster_sync.sync(index)
+    assert report.rebuilt and report.added == 41
+    assert older not in client.indices.get(index=f"{index.alias}-*")
+    assert not cluster_sync.sync(index).rebuilt
