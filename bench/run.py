@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown engine(s): {', '.join(sorted(unknown))}")
     missing = [name for name in engines if not ENGINES[name].available()]
     if missing:
-        print(f"skipping {', '.join(missing)}: not installed (pip install -e '.[bench]')")
+        print(f"skipping {', '.join(missing)}: not installed (pip install -e '.[bench]'); "
+              "opensearch runs when SEARCHIDX_BENCH_OPENSEARCH names a cluster")  # fmt: skip
         engines = [name for name in engines if name not in missing]
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

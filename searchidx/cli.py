@@ -45,8 +45,8 @@ from searchidx.request import (
 )
 
 if TYPE_CHECKING:
+    from searchidx.engine import Location
     from searchidx.indexer import Progress, SyncReport
-    from searchidx.store import IndexStore
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
@@ -66,24 +66,28 @@ def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def index_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--index DIR``, shared by every command that reads or writes an index."""
+    """``--index DIR`` or ``--index URL``, shared by every command that reads or writes an
+    index: a folder is a local index, an http(s) URL an index on an OpenSearch cluster."""
     return click.option(
         "--index",
         "store",
-        type=click.Path(file_okay=False, path_type=Path),
         envvar=INDEX_ENV,
         default="index",
         show_default=True,
         show_envvar=True,
-        help="Index location.",
-        callback=lambda _ctx, _param, value: _index_store(value),
+        help="Index location: a folder, or an OpenSearch URL such as "
+        "https://search.example.org:9200/articles.",
+        callback=_location,
     )(command)
 
 
-def _index_store(location: Path) -> IndexStore:
-    from searchidx.store import IndexStore
+def _location(ctx: click.Context, param: click.Parameter, value: str) -> Location:
+    from searchidx import engine
 
-    return IndexStore(location)
+    try:
+        return engine.location(value)
+    except SearchidxError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
 
 
 def writer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -138,7 +142,7 @@ def cli() -> None:
 @domain_errors
 def index(
     content_dir: Path | None,
-    store: IndexStore,
+    store: Location,
     wait: float,
     synonyms_file: Path | None,
     no_synonyms: bool,
@@ -149,11 +153,11 @@ def index(
     (its text is kept with the index). Exit status 3 when some files were skipped (each is
     listed with the reason); the others are indexed.
     """
-    from searchidx import indexer
+    from searchidx import engine
 
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
-        report = indexer.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 
@@ -164,7 +168,7 @@ def index(
 @domain_errors
 def rebuild(
     content_dir: Path | None,
-    store: IndexStore,
+    store: Location,
     wait: float,
     synonyms_file: Path | None,
     no_synonyms: bool,
@@ -174,22 +178,30 @@ def rebuild(
     Readers (a running web page) keep answering from the old index until the new one is
     complete.
     """
-    from searchidx import indexer
+    from searchidx import engine
 
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
-        report = indexer.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
     _print_report(report)
 
 
 @cli.command()
 @index_option
 @domain_errors
-def status(store: IndexStore) -> None:
+def status(store: Location) -> None:
     """Show the index: documents, content folder, last sync, size and skipped files."""
-    meta = store.read_meta()
-    size = sum(path.stat().st_size for path in store.live_dir().iterdir() if path.is_file())
-    click.echo(f"index:          {store.location}/ (generation {store.generation()})")
+    from searchidx import cluster_sync
+    from searchidx.store import IndexStore
+
+    if isinstance(store, IndexStore):
+        meta = store.read_meta()
+        size = sum(path.stat().st_size for path in store.live_dir().iterdir() if path.is_file())
+        click.echo(f"index:          {store.location}/ (generation {store.generation()})")
+    else:
+        found = cluster_sync.status(store)
+        meta, size = found.meta, found.size_bytes
+        click.echo(f"index:          {store.location} (OpenSearch index {found.physical_index})")
     click.echo(f"documents:      {meta.documents:,}")
     click.echo(f"content folder: {meta.content_dir}")
     click.echo(f"last sync:      {meta.last_sync}")
@@ -330,7 +342,7 @@ def query(
     show_facets: bool,
     as_json: bool,
     strict: bool,
-    store: IndexStore,
+    store: Location,
 ) -> None:
     """Search the index for TEXT (words AND-ed; OR, NOT, -word, "phrases", field:value, ...).
 
@@ -339,8 +351,7 @@ def query(
     # numpy's OpenBLAS starts a thread per core when imported (40-80 ms of a 2-core
     # machine's start-up); no search multiplies matrices.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from searchidx import querylang
-    from searchidx.service import SearchService
+    from searchidx import engine, querylang
     from searchidx.terminal import render_result
 
     if strict:
@@ -359,7 +370,7 @@ def query(
         per_page=limit,
         facets=show_facets or as_json,
     )
-    service = SearchService(store, prepare=False)
+    service = engine.search_service(store, search_timeout=None, prepare=False)
     try:
         result = service.search(request)
     finally:
@@ -384,15 +395,15 @@ def query(
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @index_option
 @domain_errors
-def similar_command(path: str, limit: int, as_json: bool, store: IndexStore) -> None:
+def similar_command(path: str, limit: int, as_json: bool, store: Location) -> None:
     """Articles similar to the one at PATH (as search hits give it: relative to the content
     folder): the rest of its story, by shared key terms, date and topics.
     """
-    from searchidx.service import SearchService
+    from searchidx import engine
     from searchidx.similar import SimilarRequest
     from searchidx.terminal import render_similar
 
-    service = SearchService(store, prepare=False)
+    service = engine.search_service(store, search_timeout=None, prepare=False)
     try:
         result = service.similar(SimilarRequest(path, limit))
     finally:
@@ -511,7 +522,7 @@ def serve(
     query_log_max_mb: int,
     search_timeout: float,
     watch_folder: bool,
-    store: IndexStore,
+    store: Location,
 ) -> None:
     """Serve the search page and JSON API with waitress, until Ctrl-C.
 
@@ -521,13 +532,14 @@ def serve(
     import logging
     import threading
 
+    from searchidx import engine
     from searchidx.querylog import QueryLog
-    from searchidx.service import SearchService
+    from searchidx.store import IndexStore
     from web import server
     from web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not store.exists():
+    if isinstance(store, IndexStore) and not store.exists():
         click.echo(
             f"note: no index at {store.location}/ yet; build one with "
             "'searchidx index CONTENT_DIR'",
@@ -542,9 +554,9 @@ def serve(
         """The socket listens (and the workers are started: no thread crosses a fork)."""
         if watch_folder:
             threading.Thread(target=keep_in_sync, name="searchidx-watch", daemon=True).start()
+        where = f"{store.location}/" if isinstance(store, IndexStore) else store.location
         click.echo(
-            f"serving {store.location}/ at {url} with {workers} worker process(es) "
-            "(Ctrl-C to stop)",
+            f"serving {where} at {url} with {workers} worker process(es) (Ctrl-C to stop)",
             err=True,
         )
 
@@ -557,7 +569,7 @@ def serve(
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
     def make_app() -> Any:
-        service = SearchService(store, cached_results, search_timeout)
+        service = engine.search_service(store, cached_results, search_timeout)
         return create_app(search_service=service, query_log=log)
 
     try:
@@ -630,9 +642,7 @@ def stats(
 )
 @writer_options
 @domain_errors
-def watch_command(
-    content_dir: Path | None, debounce_ms: int, store: IndexStore, wait: float
-) -> None:
+def watch_command(content_dir: Path | None, debounce_ms: int, store: Location, wait: float) -> None:
     """Keep the index in line with CONTENT_DIR while its files are added, changed, moved or
     deleted, logging one line per sync, until Ctrl-C.
 
@@ -667,15 +677,17 @@ def watch_command(
 @click.option("--force", is_flag=True, help="Replace a previous export in OUT_DIR.")
 @index_option
 @domain_errors
-def export(
-    out_dir: Path, export_format: str, max_bytes: int, force: bool, store: IndexStore
-) -> None:
+def export(out_dir: Path, export_format: str, max_bytes: int, force: bool, store: Location) -> None:
     """Write the index to OUT_DIR for Elasticsearch or OpenSearch: the index mapping, the
     articles as bulk NDJSON files and a manifest (see the README to load them with curl).
     """
-    from searchidx.export import MANIFEST_FILE, MAPPING_FILE, export_elasticsearch
+    from searchidx.export import MANIFEST_FILE, MAPPING_FILE, export_cluster, export_elasticsearch
+    from searchidx.store import IndexStore
 
-    report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
+    if isinstance(store, IndexStore):
+        report = export_elasticsearch(store, out_dir, max_bytes=max_bytes, force=force)
+    else:
+        report = export_cluster(store, out_dir, max_bytes=max_bytes, force=force)
     size = sum(file.bytes for file in report.files)
     click.echo(
         f"exported {report.documents:,} articles to {out_dir}/ in {report.seconds:.1f}s: "

@@ -44,12 +44,13 @@ from whoosh.lang import porter
 from whoosh.reading import IndexReader
 
 from searchidx.articles import Article
+from searchidx.cluster import ClusterIndex
 from searchidx.content import FileState, content_hash
 from searchidx.defaults import DEFAULT_MAX_BYTES
 from searchidx.errors import ArticleError, SearchidxError
 from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
 from searchidx.ranking import FIELD_BOOSTS
-from searchidx.schema import SCHEMA_VERSION, STORED_BODY_CHARS, from_record
+from searchidx.schema import SCHEMA_VERSION, STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 
 #: Marks a folder as written by this exporter; ``--force`` replaces only such folders.
@@ -149,10 +150,50 @@ def export_elasticsearch(
             report.files = bulk.files
             report.documents = sum(file.documents for file in bulk.files)
             _write_json(staging / MAPPING_FILE, mapping)
-            _write_json(staging / MANIFEST_FILE, _manifest(store, report, max_bytes))
+            manifest = _manifest(str(store.location), store.generation(), report, max_bytes)
+            _write_json(staging / MANIFEST_FILE, manifest)
             _publish(staging, target)
     finally:
         index.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def export_cluster(
+    index: ClusterIndex,
+    out_dir: Path | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    force: bool = False,
+) -> ExportReport:
+    """:func:`export_elasticsearch` of an index on an OpenSearch cluster: the same mapping,
+    and each document as the cluster holds it (the whole body), less what searchidx keeps for
+    itself there; in path order, so the files are those a local index of the same folder
+    gives."""
+    from searchidx import cluster_sync
+    from searchidx.cluster import cluster_errors
+
+    started = time.perf_counter()
+    target = Path(out_dir)
+    _check_target(target, force)
+    report = ExportReport(str(target))
+    client = index.client()
+    with cluster_errors(index), _staging(target) as staging:
+        physical = cluster_sync.status(index).physical_index
+        bulk = _BulkWriter(staging, max_bytes)
+        try:
+            for source in cluster_sync.documents(client, physical):
+                path = source["path"]
+                pair = _json_line({"index": {"_id": path}}) + _json_line(source)
+                bulk.add(path, pair.encode())
+        finally:
+            bulk.close()
+        report.files = bulk.files
+        report.documents = sum(file.documents for file in bulk.files)
+        _write_json(staging / MAPPING_FILE, elasticsearch_mapping(build_schema()))
+        manifest = _manifest(index.location, physical, report, max_bytes)
+        _write_json(staging / MANIFEST_FILE, manifest)
+        _publish(staging, target)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -450,12 +491,14 @@ class _BulkWriter:
         self._bytes = 0
 
 
-def _manifest(store: IndexStore, report: ExportReport, max_bytes: int) -> dict[str, Any]:
+def _manifest(
+    location: str, generation: str, report: ExportReport, max_bytes: int
+) -> dict[str, Any]:
     return {
         "format": EXPORT_FORMAT,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "index": str(store.location),
-        "generation": store.generation(),
+        "index": location,
+        "generation": generation,
         "schema_version": SCHEMA_VERSION,
         "documents": report.documents,
         "max_bytes": max_bytes,

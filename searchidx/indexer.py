@@ -40,6 +40,7 @@ from whoosh.writing import IndexWriter, SegmentWriter
 
 from searchidx import whoosh_internals
 from searchidx.arrays import write_arrays
+from searchidx.articles import Article
 from searchidx.content import FileState, check_name, content_hash, scan_content
 from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
@@ -167,6 +168,11 @@ def _content_root(store: IndexStore, content_dir: Path | str | None) -> Path:
                 "run 'searchidx index CONTENT_DIR'"
             )
         content_dir = store.read_meta().content_dir
+    return content_folder(content_dir)
+
+
+def content_folder(content_dir: Path | str) -> Path:
+    """The content folder as an absolute path, or a clear error if it is not a folder."""
     root = Path(content_dir).expanduser()
     if not root.is_dir():
         raise ContentFolderError(
@@ -628,15 +634,21 @@ def _load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterat
 
 
 def _load(root: Path, path: str) -> _Loaded:
-    """Read a file once: hash, decode and parse the same bytes, and stat the open file."""
+    state, article, problem = read_file(root, path)
+    document = None if article is None else to_document(article, state)
+    return _Loaded(path, state, document, problem)
+
+
+def read_file(root: Path, path: str) -> tuple[FileState, Article | None, ArticleProblem | None]:
+    """Read a file once: hash, decode and parse the same bytes, and stat the open file. The
+    article, or the problem that keeps it out (every engine decides changes the same way)."""
     try:
         check_name(path)
         data, info = read_bounded(root, path)
     except ArticleError as error:
-        return _Loaded(path, FileState(0, 0), None, error.problem)
+        return FileState(0, 0), None, error.problem
     state = FileState(info.st_size, info.st_mtime_ns, content_hash(data))
     try:
-        article = parse_article(decode_article(data, path), path)
+        return state, parse_article(decode_article(data, path), path), None
     except ArticleError as error:
-        return _Loaded(path, state, None, error.problem)
-    return _Loaded(path, state, to_document(article, state), None)
+        return state, None, error.problem

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from whoosh import qparser, query
+from whoosh import fields, qparser, query
 from whoosh.searching import Searcher
 
 from searchidx import bounds, ranking, synonyms, typedtext
@@ -49,10 +49,14 @@ _WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
 _FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
-def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParser:
+def _make_parser(
+    termclass: type[query.Term] = query.Term, schema: fields.Schema | None = None
+) -> qparser.QueryParser:
+    """The query language's parser; ``schema`` (default: the index's) decides how words are
+    analysed (:mod:`searchidx.cluster_query` parses the same text keeping words unstemmed)."""
     parser = qparser.MultifieldParser(
         list(TEXT_FIELDS),
-        build_schema(),
+        schema or build_schema(),
         fieldboosts=ranking.FIELD_BOOSTS,
         group=qparser.AndGroup,
         termclass=termclass,
@@ -203,6 +207,23 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
     """
     reader = searcher.reader()
     corrector = searcher.corrector("title")
+
+    def known(word: str) -> bool:
+        stems = [token.text for token in ANALYZER(word)]
+        return not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems)
+
+    def closest(word: str) -> str | None:
+        suggestions = corrector.suggest(word, limit=1, maxdist=2, prefix=1)
+        return suggestions[0] if suggestions else None
+
+    return correct_with(text, known, closest)
+
+
+def correct_with(
+    text: str, known: Callable[[str], bool], closest: Callable[[str], str | None]
+) -> Correction | None:
+    """:func:`correct` with the index's answers given: whether a (lowercased) word is known,
+    and the closest title word to an unknown one (an engine that is not Whoosh has its own)."""
     pieces: list[tuple[str, str | None]] = []  # (original, replacement)
     position = 0
     for match in _WORD.finditer(text):
@@ -211,13 +232,12 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
             continue
         if _in_field_syntax(text, match):
             continue
-        stems = [token.text for token in ANALYZER(word.lower())]
-        if not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems):
+        if known(word.lower()):
             continue
-        suggestions = corrector.suggest(word.lower(), limit=1, maxdist=2, prefix=1)
-        if suggestions:
+        suggestion = closest(word.lower())
+        if suggestion:
             pieces.append((text[position : match.start()], None))
-            pieces.append((word, suggestions[0]))
+            pieces.append((word, suggestion))
             position = match.end()
     if not any(replacement for _, replacement in pieces):
         return None

@@ -170,11 +170,10 @@ def build_schema() -> fields.Schema:
 
 def to_document(article: Article, state: FileState) -> dict[str, Any]:
     """The fields Whoosh indexes for one article."""
-    record = _record(article)
     return {
         "path": article.path,
         "state": state.encode().encode(),
-        "record": json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        "record": stored_record(article),
         "title": article.title,
         "excerpt": article.excerpt,
         "body": article.body,
@@ -189,6 +188,11 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
         "date": article.published_at.replace(tzinfo=None),
         "quality": QUALITY_MISSING if article.quality is None else _clamp(article.quality),
     }
+
+
+def stored_record(article: Article) -> str:
+    """The display record as every engine stores it: JSON, the body cut short."""
+    return json.dumps(_record(article), ensure_ascii=False, separators=(",", ":"))
 
 
 def _record(article: Article) -> dict[str, Any]:

@@ -42,10 +42,14 @@ class SynonymsError(SearchidxError):
 
 
 class Synonyms:
-    """Analysed word sequences and what each is searched as (itself among them)."""
+    """Analysed word sequences and what each is searched as (itself among them); ``written``:
+    each member as the file wrote it (an engine that analyses words itself searches that)."""
 
-    def __init__(self, rules: dict[Words, tuple[Words, ...]]) -> None:
+    def __init__(
+        self, rules: dict[Words, tuple[Words, ...]], written: dict[Words, str] | None = None
+    ) -> None:
         self.rules = rules
+        self.written = written or {}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -97,6 +101,7 @@ def parse(text: str, source: str = "synonyms") -> Synonyms:
     """The rules of a synonyms file's ``text``; :class:`SynonymsError` names ``source`` and
     the line of the first malformed one."""
     rules: dict[Words, dict[Words, None]] = {}
+    written: dict[Words, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -108,7 +113,7 @@ def parse(text: str, source: str = "synonyms") -> Synonyms:
         sides = line.split("=>")
         if len(sides) > 2:
             raise error("more than one '=>'")
-        groups = [_members(side, error) for side in sides]
+        groups = [_members(side, error, written) for side in sides]
         if len(groups) == 2:
             sources, targets = groups
             for words in sources:
@@ -118,11 +123,14 @@ def parse(text: str, source: str = "synonyms") -> Synonyms:
             raise error("a group needs two different words or phrases, separated by commas")
         for words in groups[0]:
             rules.setdefault(words, {words: None}).update(dict.fromkeys(groups[0]))
-    return Synonyms({key: tuple(members) for key, members in rules.items()})
+    return Synonyms({key: tuple(members) for key, members in rules.items()}, written)
 
 
-def _members(side: str, error: Callable[[str], SynonymsError]) -> list[Words]:
-    """The analysed words of each comma-separated member of one side of a line."""
+def _members(
+    side: str, error: Callable[[str], SynonymsError], written: dict[Words, str]
+) -> list[Words]:
+    """The analysed words of each comma-separated member of one side of a line (each noted
+    in ``written`` as written, the first time)."""
     members = []
     for member in side.split(","):
         member = member.strip()
@@ -134,6 +142,7 @@ def _members(side: str, error: Callable[[str], SynonymsError]) -> list[Words]:
         if not words:
             raise error(f"{member!r} has no searchable word (only common words like 'the')")
         members.append(words)
+        written.setdefault(words, member)
     return members
 
 

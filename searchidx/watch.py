@@ -1,7 +1,8 @@
 """Keeping the index in line with its content folder while people edit it (``searchidx watch``).
 
 The watcher does not index anything itself: each burst of file events becomes one call of
-:func:`searchidx.indexer.sync`, which compares the whole folder with the index. So an event
+:func:`searchidx.engine.sync`, which compares the whole folder with the index (a local one,
+or one on an OpenSearch cluster). So an event
 that is missed, duplicated or out of order costs nothing but a sync, and whatever an editor does
 to save a file (truncate then write, write a temporary file then rename it over the old one),
 the sync after its last event reads the finished file. A sync that sees a half-written file
@@ -20,7 +21,7 @@ from pathlib import Path
 import watchfiles
 from watchfiles._rust_notify import WatchfilesRustInternalError
 
-from searchidx import indexer
+from searchidx import engine
 from searchidx.content import ARTICLE_SUFFIXES
 from searchidx.defaults import DEFAULT_DEBOUNCE_MS
 from searchidx.errors import ArticleProblem, IndexBusyError
@@ -48,7 +49,7 @@ OnSync = Callable[[SyncReport], None]
 
 
 def watch(
-    store: IndexStore,
+    store: engine.Location,
     content_dir: Path | str | None = None,
     *,
     stop_event: threading.Event | None = None,
@@ -105,7 +106,7 @@ def watch(
 
 
 def _bursts(
-    root: Path, store: IndexStore, debounce_ms: int, stop: threading.Event
+    root: Path, store: engine.Location, debounce_ms: int, stop: threading.Event
 ) -> Iterator[bool]:
     """True after each burst of relevant changes below ``root``, False every idle CATCH_UP_MS.
 
@@ -121,7 +122,9 @@ def _bursts(
         try:
             for changes in watchfiles.watch(
                 root,
-                watch_filter=ArticleChanges(root, store.location),
+                watch_filter=ArticleChanges(
+                    root, store.location if isinstance(store, IndexStore) else None
+                ),
                 debounce=max(MAX_BATCH_MS, debounce_ms),
                 step=max(debounce_ms, 1),
                 stop_event=stop,
@@ -161,9 +164,10 @@ class ArticleChanges:
     sync would trigger the next.
     """
 
-    def __init__(self, root: Path, index_location: Path) -> None:
+    def __init__(self, root: Path, index_location: Path | None) -> None:
         self.root = root.resolve()
-        self.index_location = index_location.resolve()
+        #: A local index's folder (None: the index is on a cluster).
+        self.index_location = index_location.resolve() if index_location else None
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         target = Path(path)
@@ -171,7 +175,7 @@ class ArticleChanges:
             relative = target.relative_to(self.root)
         except ValueError:
             return False
-        if target.is_relative_to(self.index_location):
+        if self.index_location and target.is_relative_to(self.index_location):
             return False
         if any(part.startswith(".") for part in relative.parts):
             return False
@@ -229,7 +233,7 @@ class _FailureLog:
 
 
 def _sync_patiently(
-    store: IndexStore,
+    store: engine.Location,
     content_dir: Path | str | None,
     stop: threading.Event,
     give_up_after: float | None,
@@ -242,7 +246,7 @@ def _sync_patiently(
         if give_up_after is not None:
             attempt = max(0.0, min(attempt, give_up_after - (time.monotonic() - started)))
         try:
-            return indexer.sync(store, content_dir, wait=attempt)
+            return engine.sync(store, content_dir, wait=attempt)
         except IndexBusyError as error:
             if give_up_after is not None and time.monotonic() - started >= give_up_after:
                 raise

@@ -1,14 +1,19 @@
 """Errors as pages a reader can act on (and as JSON under ``/api/``), never a traceback.
 
 ``IndexMissingError`` is a 503 saying how to build the index; the page starts working, without
-a restart, as soon as one exists. Anything unexpected is logged and answered with a short 500.
+a restart, as soon as one exists. An OpenSearch cluster that cannot be reached or refuses the
+search is a 503 too (logged, with the cause). Anything unexpected is logged and answered with a
+short 500.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+import logging
 
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from searchidx.cluster import ClusterError
 from searchidx.errors import IndexMissingError
 from web.api import error_response
 from web.service import get_service
@@ -36,7 +41,13 @@ def server_error(error: InternalServerError) -> Response | tuple[str, int]:
     return http_error(error)
 
 
+def cluster_unavailable(error: ClusterError) -> Response | tuple[str, int]:
+    logging.getLogger(__name__).warning("search failed: %s", error)
+    return http_error(ServiceUnavailable(description=str(error)))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(IndexMissingError, index_missing)
+    app.register_error_handler(ClusterError, cluster_unavailable)
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(HTTPException, http_error)

@@ -1,0 +1,80 @@
+"""Where an index lives decides the engine: a folder is the embedded Whoosh index (the
+default), an ``http(s)://`` URL an OpenSearch cluster (:mod:`searchidx.cluster`). The CLI and
+the web app call these functions and never ask which engine they talk to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from searchidx.cluster import ClusterIndex, is_cluster_url
+from searchidx.defaults import DEFAULT_SEARCH_TIMEOUT, RESULTS_CACHED
+from searchidx.store import IndexStore
+
+if TYPE_CHECKING:  # each engine's modules are imported by the calls that use them
+    from searchidx.cluster_search import ClusterSearchService
+    from searchidx.indexer import Progress, SyncReport
+    from searchidx.service import SearchService
+
+    Service = SearchService | ClusterSearchService
+
+Location = IndexStore | ClusterIndex
+
+
+def location(text: str | Path | None) -> Location:
+    """The index location a user gave (``--index``, ``SEARCHIDX_INDEX``)."""
+    if text is not None and is_cluster_url(text):
+        return ClusterIndex.parse(str(text))
+    return IndexStore(text)
+
+
+def sync(
+    where: Location,
+    content_dir: Path | str | None = None,
+    progress: Progress | None = None,
+    wait: float = 0.0,
+    synonyms: str | None = None,
+) -> SyncReport:
+    """Bring the index in line with its content folder (see :func:`indexer.sync`)."""
+    if isinstance(where, IndexStore):
+        from searchidx import indexer
+
+        return indexer.sync(where, content_dir, progress, wait, synonyms)
+    from searchidx import cluster_sync
+
+    return cluster_sync.sync(where, content_dir, progress, wait, synonyms)
+
+
+def rebuild(
+    where: Location,
+    content_dir: Path | str | None = None,
+    progress: Progress | None = None,
+    wait: float = 0.0,
+    synonyms: str | None = None,
+) -> SyncReport:
+    """Build a new index and swap it in atomically (see :func:`indexer.rebuild`)."""
+    if isinstance(where, IndexStore):
+        from searchidx import indexer
+
+        return indexer.rebuild(where, content_dir, progress, wait, synonyms)
+    from searchidx import cluster_sync
+
+    return cluster_sync.rebuild(where, content_dir, progress, wait, synonyms)
+
+
+def search_service(
+    where: Location,
+    results_cached: int = RESULTS_CACHED,
+    search_timeout: float | None = DEFAULT_SEARCH_TIMEOUT,
+    prepare: bool = True,
+) -> Service:
+    """The long-lived search service of the location (``prepare``: see
+    :class:`~searchidx.service.SearchService`; a cluster has nothing to prepare)."""
+    if isinstance(where, IndexStore):
+        from searchidx.service import SearchService
+
+        return SearchService(where, results_cached, search_timeout, prepare=prepare)
+    from searchidx.cluster_search import ClusterSearchService
+
+    return ClusterSearchService(where, search_timeout)
