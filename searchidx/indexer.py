@@ -30,13 +30,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from whoosh import index as whoosh_index
-from whoosh.index import Index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import FileIndex
 from whoosh.reading import SegmentReader
-from whoosh.writing import IndexWriter, SegmentWriter
+from whoosh.writing import SegmentWriter
 
 from searchidx import whoosh_internals
 from searchidx.content import FileState, check_name, content_hash, scan_content
@@ -197,7 +199,7 @@ def _build(
 
 
 def _add_all(
-    index: Index, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
+    index: FileIndex, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
 ) -> None:
     """Index ``paths`` into the new, empty ``index``: in worker processes when there are enough
     files to pay for starting them, else here; either way into segments that fit in memory."""
@@ -218,7 +220,7 @@ def _add_all(
     _publish(index, built.segments)
 
 
-def _publish(index: Index, segments: list[Any]) -> None:
+def _publish(index: FileIndex, segments: list[Any]) -> None:
     """Make ``segments`` the index in one commit, as Whoosh's multi-process writer does; its
     end removes the temporary folder the segments' writers shared."""
     writer = _writer(index)
@@ -267,7 +269,7 @@ class _SegmentBuilder:
     few segments, which the search service reads as one (its arrays span segments).
     """
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: FileIndex) -> None:
         self.index = index
         self.limit = WRITER_LIMIT_MB * 1024 * 1024
         self.segments: list[Any] = []
@@ -316,12 +318,13 @@ class _Built:
         elif loaded.problem is not None:
             self.problems.append(loaded.problem)
         else:
+            assert loaded.document is not None  # a file without a problem has a document
             builder.add(loaded.document)
             self.added += 1
 
 
 def _build_in_processes(
-    index: Index,
+    index: FileIndex,
     root: Path,
     paths: list[str],
     processes: int,
@@ -330,12 +333,12 @@ def _build_in_processes(
 ) -> _Built:
     """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
     into ``index``; a file whose content hash is its ``previous`` one is not indexed again."""
-    context = multiprocessing.get_context(_start_method())
+    context = _context()
     jobs = context.Queue()
     results = context.Queue()
     for start in range(0, len(paths), _CHUNK_FILES):
         jobs.put(paths[start : start + _CHUNK_FILES])
-    location = index.storage.folder
+    location = cast(FileStorage, index.storage).folder  # an index on disk
     workers = [
         context.Process(
             target=_build_worker,
@@ -386,11 +389,13 @@ def _build_in_processes(
     return built
 
 
-def _start_method() -> str:
+def _context() -> ForkContext | SpawnContext:
     """``fork`` (nothing to re-import; the workers start at once) unless other threads run,
     which a forked child could find holding a lock forever; then ``spawn``, which re-imports
     the main module: a threaded program (the web app) must guard it, as ``searchidx`` does."""
-    return "fork" if threading.active_count() == 1 else "spawn"
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _build_worker(
@@ -437,7 +442,7 @@ def _exit_with(parent_sentinel: int) -> None:
     os._exit(1)
 
 
-def _writer(index: Index) -> IndexWriter:
+def _writer(index: FileIndex) -> SegmentWriter:
     """A Whoosh writer without Whoosh's own write lock: the store's writer lock is the one lock.
 
     Whoosh takes its lock before creating the segment files, and a writer that fails while
@@ -447,7 +452,7 @@ def _writer(index: Index) -> IndexWriter:
     return whoosh_internals.unlocked_writer(index, WRITER_LIMIT_MB)
 
 
-def _cancel(writer: IndexWriter) -> None:
+def _cancel(writer: SegmentWriter) -> None:
     """Drop an unfinished commit. A commit that failed has already cleaned up and closed its
     writer; cancelling it again would hide the real error behind "This writer is closed"."""
     if not writer.is_closed:
@@ -491,12 +496,12 @@ class _Changes:
 
 
 def _sync_here(
-    index: Index, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
+    index: FileIndex, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
 ) -> None:
     """Read and index the changed files in this process, and commit once. Old versions go by
     the docnums just read: no term lookup per file."""
     indexed = changes.indexed
-    writer: IndexWriter | None = None
+    writer: SegmentWriter | None = None
     try:
         for loaded in _load_all(root, changes.stat_changed, progress):
             previous = indexed.sha256(loaded.path)
@@ -506,6 +511,7 @@ def _sync_here(
             if loaded.problem is not None:
                 report.skipped.append(_skipped(loaded.problem, previous is not None))
                 continue
+            assert loaded.document is not None  # a file without a problem has a document
             writer = writer or _writer(index)
             if loaded.path in indexed.docnums:
                 writer.delete_document(indexed.docnums[loaded.path])
@@ -526,7 +532,7 @@ def _sync_here(
 
 
 def _sync_in_processes(
-    index: Index,
+    index: FileIndex,
     root: Path,
     changes: _Changes,
     report: SyncReport,
@@ -539,7 +545,9 @@ def _sync_in_processes(
     in no table of contents; Whoosh removes them at the next commit."""
     indexed, removed = changes.indexed, changes.removed
     previous = {
-        path: indexed.sha256(path) for path in changes.stat_changed if path in indexed.docnums
+        path: sha256
+        for path in changes.stat_changed
+        if (sha256 := indexed.sha256(path)) is not None  # indexed
     }
     built = _build_in_processes(index, root, changes.stat_changed, processes, progress, previous)
     report.unchanged += len(built.unchanged)
@@ -598,7 +606,7 @@ class _IndexedFiles:
     states: dict[str, bytes]
 
     @classmethod
-    def read(cls, index: Index) -> _IndexedFiles:
+    def read(cls, index: FileIndex) -> _IndexedFiles:
         """From the path and state columns, each read whole (by value is 3x slower)."""
         with index.reader() as reader:
             if not reader.doc_count_all():
