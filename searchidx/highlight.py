@@ -65,6 +65,7 @@ def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
     stop words kept and not stemmed, the others stemmed. A result page shows the same few
     texts again and again, and their analysis was most of the highlighting time."""
+    assert _CHAIN is not None  # only the plain chain is analysed here (see _marked)
     expression, charmap, stops, minsize, maxsize, _, ignore, stem = _CHAIN
     found = []
     for match in expression.finditer(text):
@@ -104,7 +105,9 @@ def _whole(
              if word in terms and not (charlimit and end > charlimit)]  # fmt: skip
     if not spans:
         return ""  # no match: Whoosh's fragment scores 0, below its minimum of 1
-    output, position, seen = [], 0, {}
+    output: list[str] = []
+    position = 0
+    seen: dict[str, int] = {}
     for start, end in spans:
         if start > position:
             output.append(html.escape(text[position:start], quote=False))

@@ -49,10 +49,13 @@ _WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
 _FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
-def _make_parser(termclass: type[query.Term] = query.Term) -> qparser.QueryParser:
+_SCHEMA = build_schema()
+
+
+def _make_parser(termclass: type[query.Query] = query.Term) -> qparser.QueryParser:
     parser = qparser.MultifieldParser(
         list(TEXT_FIELDS),
-        build_schema(),
+        _SCHEMA,
         fieldboosts=FIELD_BOOSTS,
         group=qparser.AndGroup,
         termclass=termclass,
@@ -120,7 +123,7 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
     parsed = _parsed(reading.query, fuzzy)
     if bounds.every_article(parsed):
         return None  # a bare *: every article, answered as a browse
-    bounds.check_query(parsed, _PARSER.schema)
+    bounds.check_query(parsed, _SCHEMA)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
         raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
                          f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
@@ -178,7 +181,8 @@ def _outside_quotes(text: str) -> Iterator[str]:
 
 
 def highlight_terms(
-    parsed: query.Query, expanded_terms: Callable[[query.Query], Iterable[tuple[str, Any]]]
+    parsed: query.Query,
+    expanded_terms: Callable[[query.Query], Iterable[tuple[str | None, Any]]],
 ) -> frozenset[str]:
     """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded by
     ``expanded_terms(leaf)`` (the matcher's: the words it matched, not a second expansion).
@@ -201,7 +205,7 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
     quoted phrases are left as typed.
     """
     reader = searcher.reader()
-    corrector = searcher.corrector("title")
+    corrector = reader.corrector("title")
     pieces: list[tuple[str, str | None]] = []  # (original, replacement)
     position = 0
     for match in _WORD.finditer(text):

@@ -30,7 +30,7 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -465,7 +465,7 @@ class SearchService:
         explain: Explanation | None,
     ) -> Hit:
         with snapshot.reading:
-            record = snapshot.searcher.stored_fields(docnum)["record"]
+            record = snapshot.searcher.reader().stored_fields(docnum)["record"]
         article = from_record(record)
         return Hit(
             path=article.path,
@@ -545,7 +545,7 @@ def _top_scored(
     return [(int(docnum), float(scores[docnum])) for docnum in ranked]
 
 
-def _all(base: np.ndarray, masks) -> np.ndarray:
+def _all(base: np.ndarray, masks: Iterable[np.ndarray]) -> np.ndarray:
     """``base`` AND every mask (a new array; ``base`` itself when there are none)."""
     result = base
     for mask in masks:

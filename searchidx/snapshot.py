@@ -31,6 +31,7 @@ from searchidx import ranking, whoosh_internals
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
+from searchidx.result import SearchResult
 from searchidx.schema import FIELD_BOOSTS, QUALITY_MISSING, VALUE_SEPARATOR
 
 #: Facet name -> the column it is read from. ``month`` is derived from ``date``.
@@ -161,7 +162,7 @@ class IndexSnapshot:
             (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
         ]
         #: Answers already given on this snapshot, by request (see SearchService.search).
-        self.results: LruCache[Hashable, Any] = LruCache(results_cached)
+        self.results: LruCache[Hashable, SearchResult] = LruCache(results_cached)
 
     @functools.cached_property
     def live(self) -> np.ndarray:
@@ -314,6 +315,7 @@ class IndexSnapshot:
     @functools.cache  # noqa: B019 - see facet()
     def order(self, sort: Sort) -> np.ndarray:
         """All docnums in ``sort`` order, ties broken by date and then path."""
+        keys: tuple[np.ndarray, ...]
         if sort is Sort.OLDEST:
             keys = (self.path_ranks, self.dates)
         elif sort is Sort.QUALITY:
@@ -343,7 +345,8 @@ class IndexSnapshot:
         values = {"date": self.dates, "quality": self.qualities}.get(q.fieldname)
         if values is None:
             return None
-        mask = self.live & (values != QUALITY_MISSING)  # a new mask; no date is that value
+        # A new mask; no date is that value.
+        mask: np.ndarray = self.live & (values != QUALITY_MISSING)
         if q.start is not None:
             mask &= values > q.start if q.startexcl else values >= q.start
         if q.end is not None:
@@ -351,14 +354,14 @@ class IndexSnapshot:
         return mask
 
     def quality_range(self, low: int | None, high: int | None) -> np.ndarray:
-        mask = self.qualities != QUALITY_MISSING
+        mask: np.ndarray = self.qualities != QUALITY_MISSING
         if low is not None:
             mask &= self.qualities >= low
         if high is not None:
             mask &= self.qualities <= high
         return mask
 
-    def _column(self, name: str, translate: bool) -> list:
+    def _column(self, name: str, translate: bool) -> list[Any]:
         if not self._leaves:
             return []
         return list(self.reader.column_reader(name, translate=translate))

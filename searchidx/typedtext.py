@@ -216,12 +216,16 @@ def _chunk(
                 return (negated, name) if waiting else (False, "")
             field_name, chunk = name, value
         elif value and value[0].isalnum():
-            notes.append(f"{found.group(1)!r} is not a field name (use one of "
-                         f"{', '.join(FIELDS)}), so {chunk!r} was read as words")  # fmt: skip
+            notes.append(
+                f"{found.group(1)!r} is not a field name (use one of "
+                f"{', '.join(FIELDS)}), so {chunk!r} was read as words"
+            )
     if chunk[:1] in "*?" and chunk.strip("*?" + _TRAILING):
-        words = " ".join(_tokens(chunk)) or "nothing"
-        notes.append(f"a word cannot start with a wildcard ({chunk!r} would test every word of "
-                     f"the index), so it was searched as {words}")  # fmt: skip
+        searched = " ".join(_tokens(chunk)) or "nothing"
+        notes.append(
+            f"a word cannot start with a wildcard ({chunk!r} would test every word of "
+            f"the index), so it was searched as {searched}"
+        )
     items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups)))
     return False, ""
 
