@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.folder}: {len(titles):,} articles, {len(items)} known-item queries")
     for name, score in (("typed", typed), ("cleaned", cleaned)):
         print(score.line(name))
-        for error in score.errors[: args.show_errors]:
-            print(f"  error: {error}")
+        for problem in score.errors[: args.show_errors]:
+            print(f"  error: {problem}")
     return 0
 
 

@@ -24,9 +24,10 @@ from searchidx import bounds, synonyms, typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, FIELD_BOOSTS, WORD_PATTERN, build_schema
-from searchidx.typedtext import FIELDS as QUERY_FIELDS
-from searchidx.typedtext import Reading
+from searchidx.typedtext import FIELDS, Reading
 
+#: Fields a query may name (``field:value``).
+QUERY_FIELDS = FIELDS
 #: Text fields searched when a word names no field (and whose terms are highlighted).
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
 
