@@ -46,8 +46,7 @@ def _marked(text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, 
     # Whoosh's own fragmenting, scoring and formatting, on the analysed tokens kept.
     marked = (_Token(start, end, word, word in terms) for start, end, word in tokens)
     fragments = fragmenter.fragment_tokens(text, marked)
-    best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(),
-                                   highlight.FIRST)  # fmt: skip
+    best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(), highlight.FIRST)
     return _formatter()(text, best)
 
 
@@ -101,8 +100,11 @@ def _whole(
     compares the two."""
     # Words end further and further on: the fragmenter's stop at the first word past the
     # limit is every word within it.
-    spans = [(start, end) for start, end, word in tokens
-             if word in terms and not (charlimit and end > charlimit)]  # fmt: skip
+    spans = [
+        (start, end)
+        for start, end, word in tokens
+        if word in terms and not (charlimit and end > charlimit)
+    ]
     if not spans:
         return ""  # no match: Whoosh's fragment scores 0, below its minimum of 1
     output: list[str] = []

@@ -358,8 +358,10 @@ def _build_in_processes(
                 message = results.get(timeout=1.0)
             except queue.Empty:
                 if any(worker.exitcode not in (None, 0) for worker in workers):
-                    raise IndexWriteError("an indexing worker process died; nothing was "
-                                          "published, run the command again") from None  # fmt: skip
+                    raise IndexWriteError(
+                        "an indexing worker process died; nothing was "
+                        "published, run the command again"
+                    ) from None
                 continue
             if message[0] == "error":
                 raise IndexWriteError(f"an indexing worker failed: {message[1]}")

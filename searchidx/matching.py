@@ -175,8 +175,8 @@ class QueryMatcher:
             mask = functools.reduce(combine, (part[0] for part in parts))
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
         if isinstance(q, query.AndNot | query.AndMaybe | query.Require):
-            (a_mask, a_scores), (b_mask, b_scores) = (self._evaluate(q.a, scored),
-                                                      self._evaluate(q.b, scored))  # fmt: skip
+            a_mask, a_scores = self._evaluate(q.a, scored)
+            b_mask, b_scores = self._evaluate(q.b, scored)
             if isinstance(q, query.AndNot):
                 mask, parts = a_mask & ~b_mask, [(a_mask, a_scores)]
             elif isinstance(q, query.Require):

@@ -81,8 +81,9 @@ def read(text: str) -> Reading:
         _parsed(reading.query, False)
     except QueryError as error:
         words = typedtext.words_only(text)
-        reading = Reading(words.query, (*reading.notes, f"{error}; searched its words only"),
-                          words.parts)  # fmt: skip
+        reading = Reading(
+            words.query, (*reading.notes, f"{error}; searched its words only"), words.parts
+        )
     if cut:
         return Reading(reading.query, (*reading.notes, cut), reading.parts)
     return reading
@@ -126,8 +127,11 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
         return None  # a bare *: every article, answered as a browse
     bounds.check_query(parsed, _SCHEMA)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
-        raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
-                         f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
+        raise QueryError(
+            f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
+            f"most {MAX_EXPANDED_WORDS}",
+            "q",
+        )
     return synonyms.current().expand(parsed)
 
 

@@ -69,8 +69,10 @@ _SCORED = (Sort.RELEVANCE, Sort.BEST)
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
-OUTDATED_NOTE = ("this index was built by an older version of searchidx, so accents and '&' "
-                 "match only as written: run 'searchidx index' to rebuild it")  # fmt: skip
+OUTDATED_NOTE = (
+    "this index was built by an older version of searchidx, so accents and '&' "
+    "match only as written: run 'searchidx index' to rebuild it"
+)
 
 
 class SearchService:

@@ -212,8 +212,9 @@ class IndexSnapshot:
         column = FACET_COLUMNS[name]
         if name == "topic":
             topics = self._column(column, translate=True)
-            return FacetTable.build([raw.decode().split(VALUE_SEPARATOR) for raw in topics],
-                                    self.live)  # fmt: skip
+            return FacetTable.build(
+                [raw.decode().split(VALUE_SEPARATOR) for raw in topics], self.live
+            )
         return self._single_valued_table(column)
 
     @functools.cache  # noqa: B019 - see facet()

@@ -145,8 +145,15 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
             else:
                 found = _SUFFIX.match(text, close + 1)
                 suffix = found.group(0) if found else ""
-                items.append(_Item("phrase", words=_tokens(quoted), field=field_name,
-                                   negated=negated, suffix=suffix))  # fmt: skip
+                items.append(
+                    _Item(
+                        "phrase",
+                        words=_tokens(quoted),
+                        field=field_name,
+                        negated=negated,
+                        suffix=suffix,
+                    )
+                )
                 close += len(suffix)
             position, negated, field_name = close + 1, False, ""
             continue
@@ -281,8 +288,9 @@ def _structured(items: list[_Item], notes: list[str], capitals: bool) -> list[_I
     kept = _paired(kept, notes)
     while (number := _stray(kept)) is not None:
         del kept[number : number + (2 if kept[number].kind == "open" else 1)]
-    if not any(item.kind == "op" or (item.kind == "open" and (item.negated or item.field))
-               for item in kept):  # fmt: skip
+    if not any(
+        item.kind == "op" or (item.kind == "open" and (item.negated or item.field)) for item in kept
+    ):
         kept = [item for item in kept if item.kind not in ("open", "close")]  # all AND anyway
     return kept
 

@@ -348,8 +348,12 @@ def _self_test() -> str | None:
 
     def document(n: int) -> dict[str, Any]:
         text = " ".join(words[(n * k) % len(words)] for k in range(1 + n % 7))
-        return {"text": f"common {text} common", "tag": words[n % 4] * (1 + n % 3),
-                "ref": f"r{n % 5}", "number": n * 7919 % 1000 - 500}  # fmt: skip
+        return {
+            "text": f"common {text} common",
+            "tag": words[n % 4] * (1 + n % 3),
+            "ref": f"r{n % 5}",
+            "number": n * 7919 % 1000 - 500,
+        }
 
     try:
         for part in range(2):
@@ -398,8 +402,10 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
                 return f"the weights of {fieldname}:{word!r} differ"
             if fieldname == "text":
                 decode = positions_decoder(leaf.schema[fieldname].format)
-                positions = [positions for _, positions in leaf.postings(fieldname, word)
-                             .items_as("positions")]  # fmt: skip
+                positions = [
+                    positions
+                    for _, positions in leaf.postings(fieldname, word).items_as("positions")
+                ]
                 if [decode(raw[i]) for i in kept] != positions:
                     return f"the positions of {fieldname}:{word!r} differ"
     lengths = length_codes.__wrapped__(leaf, "text", count)
