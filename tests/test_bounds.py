@@ -317,10 +317,12 @@ def test_suggest_words_are_the_most_frequent_title_words_with_the_prefix(service
     with index.searcher() as searcher:
         reader = searcher.reader()
         expected = sorted(
-            ((reader.doc_frequency("spell_title", w), w.decode()) for w in
-             reader.expand_prefix("spell_title", "s")),
+            (
+                (reader.doc_frequency("spell_title", w), w.decode())
+                for w in reader.expand_prefix("spell_title", "s")
+            ),
             key=lambda item: (-item[0], item[1]),
-        )  # fmt: skip
+        )
     words = [s for s in service.suggest("s", limit=20) if s.kind == "word"]
     assert [(s.count, s.text) for s in words] == expected[: len(words)]
     assert words

@@ -107,8 +107,10 @@ def test_facet_counts_by_document_equal_a_brute_force_count(most: int):
     rng = np.random.default_rng(7)
     for _ in range(300):
         size = int(rng.integers(1, 80))
-        values = [[f"v{x}" for x in rng.choice(9, rng.integers(0, most + 1), replace=False)]
-                  for _ in range(size)]  # fmt: skip
+        values = [
+            [f"v{x}" for x in rng.choice(9, rng.integers(0, most + 1), replace=False)]
+            for _ in range(size)
+        ]
         live = rng.random(size) > 0.2
         table = FacetTable.build(values, live)
         assert most > 1 or table._value_of is not None  # a value id per document
@@ -146,8 +148,15 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
                 searcher.reader().all_doc_ids()
             )
             assert len(list(searcher.reader().leaf_readers())) > 1  # fuzzy: per segment
-            for text in ("microsoft", "Microsoft edit", '"chip production"', "regul*", "NOT cloud",
-                         "microsuft~", "regulatoin~2"):  # fmt: skip
+            for text in (
+                "microsoft",
+                "Microsoft edit",
+                '"chip production"',
+                "regul*",
+                "NOT cloud",
+                "microsuft~",
+                "regulatoin~2",
+            ):
                 query = parse_query(text)
                 found = snapshot.match(query, scored=True).mask
                 assert set(np.flatnonzero(found).tolist()) == set(searcher.docs_for_query(query))

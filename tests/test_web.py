@@ -558,12 +558,14 @@ def test_api_search_is_the_results_to_dict(client, service, query, request_):
         (
             "q=cloud&topic=AI&topic=Robotics&published=false&from=2020&to=2023-06"
             "&min_quality=40&sort=quality&page=2&per_page=5",
-            ["cloud", "--topic", "AI", "--topic", "Robotics", "--unpublished", "--from", "2020",
-             "--to", "2023-06", "--min-quality", "40", "--sort", "quality", "--page", "2",
-             "--limit", "5"],
+            [
+                *("cloud", "--topic", "AI", "--topic", "Robotics", "--unpublished"),
+                *("--from", "2020", "--to", "2023-06", "--min-quality", "40", "--sort", "quality"),
+                *("--page", "2", "--limit", "5"),
+            ],
         ),
     ],
-)  # fmt: skip
+)
 def test_api_search_is_what_searchidx_query_json_prints(client, sample_store, query, options):
     command = [SEARCHIDX, "query", *options, "--json", "--index", str(sample_store.location)]
     printed = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
@@ -1067,8 +1069,8 @@ def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: Ind
 
 
 def test_serve_stops_when_a_worker_dies(sample_store: IndexStore):
-    command = [SEARCHIDX, "serve", "--port", "0", "--workers", "2",
-               "--index", str(sample_store.location)]  # fmt: skip
+    index = str(sample_store.location)
+    command = [SEARCHIDX, "serve", "--port", "0", "--workers", "2", "--index", index]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert "serving" in process.stderr.readline()  # type: ignore[union-attr]
@@ -1092,8 +1094,10 @@ def test_serve_explains_a_port_in_use(sample_store: IndexStore):
         port = taken.getsockname()[1]
         done = subprocess.run(
             [SEARCHIDX, "serve", "--port", str(port), "--index", str(sample_store.location)],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert done.returncode == 1
     assert done.stderr.strip().endswith(
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another "

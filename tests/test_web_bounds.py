@@ -183,10 +183,14 @@ def test_serve_keeps_ordinary_clients_fast_under_hostile_load(server):
                 failures.append(f"{url}: {status} {body[:200]!r}")
             position += 1
 
-    threads = [threading.Thread(target=client, args=(hostile, n * 50, None))
-               for n in range(HOSTILE_CLIENTS)]  # fmt: skip
-    threads += [threading.Thread(target=client, args=(ORDINARY_URLS, n, ordinary))
-                for n in range(ORDINARY_CLIENTS)]  # fmt: skip
+    threads = [
+        threading.Thread(target=client, args=(hostile, n * 50, None))
+        for n in range(HOSTILE_CLIENTS)
+    ]
+    threads += [
+        threading.Thread(target=client, args=(ORDINARY_URLS, n, ordinary))
+        for n in range(ORDINARY_CLIENTS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -323,8 +323,11 @@ def test_fuzz_served_description_is_the_one_in_the_repository(app, api_schema):
     assert served == json.loads(OPENAPI_FILE.read_text("utf-8")) == api_schema.raw_schema
     search = served["paths"]["/api/search"]["get"]["parameters"]
     assert {p["name"] for p in search} >= set(MATCH_PARAMS)
-    assert all(p.get("allowEmptyValue") for path in served["paths"].values()
-               for p in path["get"]["parameters"])  # fmt: skip
+    assert all(
+        p.get("allowEmptyValue")
+        for path in served["paths"].values()
+        for p in path["get"]["parameters"]
+    )
 
 
 # What fuzzing rarely hits: values the description refuses that Python's own parsers would take,

@@ -106,8 +106,8 @@ class Server:
 def serve(index: Path, cwd: Path) -> Iterator[Server]:
     """``searchidx serve`` on a free port of 127.0.0.1; its stderr is read all along (a full
     pipe would stall the server) and kept for the test to inspect. Stopped in any case."""
-    command = [SEARCHIDX, "serve", "--host", "127.0.0.1", "--port", "0",
-               "--threads", str(SERVER_THREADS), "--index", str(index)]  # fmt: skip
+    command = [SEARCHIDX, "serve", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--threads", str(SERVER_THREADS), "--index", str(index)]
     process = subprocess.Popen(command, cwd=cwd, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     log: list[str] = []
@@ -216,8 +216,8 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
     for number in range(ARTICLES):
         write(folder, number)
     index = tmp_path / "index"
-    subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                   capture_output=True)  # fmt: skip
+    sync = [SEARCHIDX, "index", str(folder), "--index", str(index)]
+    subprocess.run(sync, check=True, capture_output=True)
     known = {state(False): "A", state(True): "B"}
     tally, counts, writer_errors = Tally(), Counter(), []
     with serve(index, cwd=tmp_path) as server:
@@ -284,16 +284,15 @@ def test_load_refresh_after_a_sync_shows_no_deleted_article(tmp_path):
     for number in range(ARTICLES):
         write(folder, number)
     index = tmp_path / "index"
-    subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                   capture_output=True)  # fmt: skip
+    sync = [SEARCHIDX, "index", str(folder), "--index", str(index)]
+    subprocess.run(sync, check=True, capture_output=True)
     app = create_app(IndexStore(index), config={"TESTING": True})
     try:
         client = app.test_client()
         before = client.get("/api/search?per_page=100").get_json()
         assert {(hit["path"], hit["title"]) for hit in before["hits"]} == state(False)
         to_state(folder, b=True)
-        subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(sync, check=True, capture_output=True)
         time.sleep(REFRESH_INTERVAL + 0.1)
         after = client.get("/api/search?per_page=100").get_json()
     finally:
