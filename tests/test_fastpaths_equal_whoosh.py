@@ -228,7 +228,7 @@ def _set_algebra(searcher, q: whoosh_query.Query) -> set[int]:
     if isinstance(q, whoosh_query.AndNot | whoosh_query.AndMaybe | whoosh_query.Require):
         a, b = _set_algebra(searcher, q.a), _set_algebra(searcher, q.b)
         return {whoosh_query.AndNot: a - b, whoosh_query.AndMaybe: a}.get(type(q), a & b)
-    if type(q) in (whoosh_query.And, whoosh_query.Or) and q.subqueries:
+    if (type(q) is whoosh_query.And or type(q) is whoosh_query.Or) and q.subqueries:
         parts = [_set_algebra(searcher, sub) for sub in q.subqueries]
         return set.intersection(*parts) if type(q) is whoosh_query.And else set.union(*parts)
     return {doc for doc in searcher.docs_for_query(q) if not reader.is_deleted(doc)}
@@ -241,6 +241,7 @@ def _reference(searcher, text: str) -> tuple[whoosh_query.Query, dict[int, float
         parsed = parse_query(text)
     except QueryError:  # too many fuzzy or wildcard words: the service refuses it too
         return None
+    assert parsed is not None  # no generated text is a bare *
     hits = _whoosh_hits(searcher, parsed)
     theirs = {hit.docnum: hit.score for hit in hits or []}
     right = hits is not None and set(theirs) == _set_algebra(searcher, parsed)
@@ -302,8 +303,9 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
         assert result.total == len(theirs), f"total of {text!r} sorted by {sort}"
         found = [(hit.path, hit.score) for hit in result.hits]
         if sort is Sort.RELEVANCE:
-            hits = _whoosh_hits(searcher, parsed)[start:end]
-            expected = [(paths[hit.docnum], hit.score) for hit in hits]
+            hits = _whoosh_hits(searcher, parsed)
+            assert hits is not None
+            expected = [(paths[hit.docnum], hit.score) for hit in hits[start:end]]
             _assert_same_ranking(found, expected, f"{text!r} by relevance, page {page}")
         elif sort is Sort.BEST:  # Whoosh's scores times the snapshot's freshness and quality
             snapshot = service.snapshot()
@@ -316,8 +318,8 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             hits = _whoosh_hits(searcher, parsed, sortedby=_sortedby(sort))
             if hits is None:
                 continue
-            expected = [paths[hit.docnum] for hit in hits[start:end]]
-            assert [path for path, _ in found] == expected, f"{text!r} sorted by {sort}"
+            in_order = [paths[hit.docnum] for hit in hits[start:end]]
+            assert [path for path, _ in found] == in_order, f"{text!r} sorted by {sort}"
     COMPARED["sorted pages"] += 1
 
 
@@ -471,7 +473,9 @@ def test_an_unknown_layout_hands_every_query_to_whoosh_with_one_warning(
         try:
             snapshot = slow_service.snapshot()
             slow = _answers(slow_service)
-            IndexSnapshot(snapshot.searcher).match(parse_query("microsoft"), scored=True)
+            microsoft = parse_query("microsoft")
+            assert microsoft is not None
+            IndexSnapshot(snapshot.searcher).match(microsoft, scored=True)
         finally:
             slow_service.close()
     layout = [w for w in caught if issubclass(w.category, whoosh_internals.WhooshLayoutWarning)]

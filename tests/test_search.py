@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def news_article(title, excerpt, date, provider, topics, quality) -> str:
 
 
 @pytest.fixture(scope="module")
-def news(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
     """A six-article index whose answers are known by heart."""
     folder = tmp_path_factory.mktemp("news")
     for path, fields in NEWS.items():
@@ -103,7 +104,7 @@ def news(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
 
 
 @pytest.fixture(scope="module")
-def sample(sample_store: IndexStore) -> SearchService:
+def sample(sample_store: IndexStore) -> Iterator[SearchService]:
     service = SearchService(sample_store)
     yield service
     service.close()
@@ -550,7 +551,7 @@ def test_service_answers_a_repeated_request_from_its_result_cache(sample_store: 
     service = SearchService(sample_store, results_cached=kept)
     searched = []
     search = service._search
-    service._search = lambda *args: searched.append(args[1]) or search(*args)
+    service._search = lambda *args: searched.append(args[1]) or search(*args)  # type: ignore[method-assign]
     try:
         first = service.search(SearchRequest(text="cloud", filters={"topic": ("AI",), "type": ()}))
         again = service.search(SearchRequest(text="cloud", filters={"type": (), "topic": ("AI",)}))

@@ -84,6 +84,7 @@ def whoosh_ranking(query, searcher, limit: int) -> list[tuple[int, float]]:
 @pytest.mark.parametrize("text", QUERIES)
 def test_matches_and_scores_are_whooshs(text: str, searcher):
     query = parse_query(text)
+    assert query is not None
     snapshot = IndexSnapshot(searcher)
 
     matches = snapshot.match(query, scored=True)
@@ -93,13 +94,16 @@ def test_matches_and_scores_are_whooshs(text: str, searcher):
         mine = _top_scored(matches.scores, matches.mask, 0, 30)
         theirs = whoosh_ranking(query, searcher, 30)
         assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
-        assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)
+        # _top_scored's scores are floats (its type allows None for the hits it pages).
+        assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)  # type: ignore[arg-type]
 
 
 def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
     snapshot = IndexSnapshot(searcher)
     for text in ("microsoft quantum", '"chip production"', "microsoft -quantum"):
-        assert snapshot.match(parse_query(text), scored=True).scores is not None
+        query = parse_query(text)
+        assert query is not None
+        assert snapshot.match(query, scored=True).scores is not None
 
 
 @pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
@@ -158,6 +162,7 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
                 "regulatoin~2",
             ):
                 query = parse_query(text)
+                assert query is not None
                 found = snapshot.match(query, scored=True).mask
                 assert set(np.flatnonzero(found).tolist()) == set(searcher.docs_for_query(query))
     finally:

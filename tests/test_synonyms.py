@@ -139,6 +139,7 @@ def test_synonyms_expanded_query_matches_and_scores_as_whoosh(store: IndexStore)
             snapshot = IndexSnapshot(searcher)
             for text in ("covid", "nyc subway", "coronavirus OR budget", "-covid"):
                 parsed = parse_query(text)
+                assert parsed is not None
                 matches = snapshot.match(parsed, scored=True)
                 expected = set(searcher.docs_for_query(parsed))
                 assert set(np.flatnonzero(matches.mask).tolist()) == expected, text

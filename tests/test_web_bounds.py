@@ -203,6 +203,7 @@ def test_serve_keeps_ordinary_clients_fast_under_hostile_load(server):
 def test_serve_search_timeout_option_answers_503_past_the_budget(sample_store: IndexStore):
     with serving(sample_store.location, "--search-timeout", "0.000001") as url:
         parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
         status, _, body = fetch((parts.hostname, parts.port), "/api/search?q=microsoft")
     assert status == 503 and b'"parameter":null' in body and b"budget" in body
 

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import pytest
@@ -214,7 +214,7 @@ def check_case(app: Flask, api_schema, case, sent: Counter, replay_search: bool 
     response = case.call()
     sent[path, response.status_code] += 1
     case.validate_response(response, checks=SCHEMA_CHECKS)
-    query_string = app.wsgi_app.last
+    query_string = cast(QueryRecorder, app.wsgi_app).last
     query = read_query(query_string)
     faults = expected_faults(api_schema.raw_schema["paths"][path]["get"], query)
     if faults:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,7 @@ def serve(index: Path, cwd: Path) -> Iterator[Server]:
     address: list[str] = []
 
     def read() -> None:
-        for line in process.stderr:  # type: ignore[union-attr]
+        for line in process.stderr:
             log.append(line)
             if not started.is_set() and (match := re.search(r"http://([\d.]+):(\d+)/", line)):
                 address.extend(match.groups())
@@ -219,7 +220,7 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
     sync = [SEARCHIDX, "index", str(folder), "--index", str(index)]
     subprocess.run(sync, check=True, capture_output=True)
     known = {state(False): "A", state(True): "B"}
-    tally, counts, writer_errors = Tally(), Counter(), []
+    tally, counts, writer_errors = Tally(), Counter[str](), list[str]()
     with serve(index, cwd=tmp_path) as server:
         started = time.monotonic()
         deadline = started + seconds
@@ -238,7 +239,7 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
         assert not any(thread.is_alive() for thread in threads), "a client or the writer hangs"
         server_log = "".join(server.log)
     latencies = sorted(tally.latencies)
-    figures = {
+    figures: dict[str, Any] = {
         "clients": CLIENTS,
         "server_threads": SERVER_THREADS,
         "articles": ARTICLES,
