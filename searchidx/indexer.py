@@ -549,7 +549,7 @@ def _sync_in_processes(
     previous = {
         path: sha256
         for path in changes.stat_changed
-        if (sha256 := indexed.sha256(path)) is not None  # indexed
+        if (sha256 := indexed.sha256(path)) is not None  # indexed before
     }
     built = _build_in_processes(index, root, changes.stat_changed, processes, progress, previous)
     report.unchanged += len(built.unchanged)

@@ -50,6 +50,7 @@ _WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
 _FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
+#: The schema both parsers read fields from, and the bounds check queries against.
 _SCHEMA = build_schema()
 
 
