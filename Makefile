@@ -21,15 +21,16 @@ demo: $(INSTALLED)
 	$(BIN)/searchidx status --index index
 	$(BIN)/searchidx serve --index index
 
-## test: install, lint and run every test (browser tests use Debian's chromium; the OpenSearch
-## tests a real cluster built from Maven Central jars)
+## test: install, lint, type-check and run every test (browser tests use Debian's chromium;
+## the OpenSearch tests a real cluster built from Maven Central jars)
 test: $(INSTALLED) browser opensearch-cluster
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 ## bench: searchidx against SQLite FTS5 and tantivy (never part of `make test`); see README
 BENCH_SIZES ?= 10000,100000

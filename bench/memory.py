@@ -52,7 +52,7 @@ def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
             peak = max(peak, sum(_rss(pid) for pid in tree))
             time.sleep(SAMPLE_EVERY)
     finally:
-        if log:
+        if not isinstance(output, int):  # the log file
             output.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     return ChildRun(

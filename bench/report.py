@@ -195,8 +195,12 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         add("worst hostile request, alone", hostile["worst_ms"], TARGETS["hostile_worst_ms"], "ms")
         add("hostile requests answered 5xx", _server_errors(hostile["statuses"]), 0, "")
         loaded = hostile["under_load"]
-        add("ordinary p95 under hostile load", loaded["ordinary_latency"]["p95"],
-            TARGETS["hostile_ordinary_p95_ms"], "ms")  # fmt: skip
+        add(
+            "ordinary p95 under hostile load",
+            loaded["ordinary_latency"]["p95"],
+            TARGETS["hostile_ordinary_p95_ms"],
+            "ms",
+        )
         add("ordinary requests failed under hostile load", loaded["ordinary_errors"], 0, "")
     return rows
 
@@ -256,27 +260,33 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
         if not served or served.get("error") or "searchidx" not in names:
             continue
         clients, workers = served["clients"], served.get("workers", 1)
-        rows.append([f"web API, {clients} clients, {workers} workers, {how} (req/s)",
-                     _num(served["rps"], 0), *blank])  # fmt: skip
+        label = f"web API, {clients} clients, {workers} workers, {how} (req/s)"
+        rows.append([label, _num(served["rps"], 0), *blank])
         rows.append([f"web API, {how}: p50 / p95 / p99 (ms)", _triple(served["latency"]), *blank])
         if key == "web":
-            rows.append(["web: start to first answer (ms)", _num(served["first_answer_ms"], 0),
-                         *blank])  # fmt: skip
+            rows.append(
+                ["web: start to first answer (ms)", _num(served["first_answer_ms"], 0), *blank]
+            )
             rows.append(["web: first query (ms)", _num(served["first_query_ms"], 1), *blank])
     hostile = run.get("hostile")
     if hostile and not hostile.get("error") and "searchidx" in names:
         loaded = hostile["under_load"]
         statuses = ", ".join(f"{status}: {count}" for status, count in hostile["statuses"].items())
         rows += [
-            [f"hostile requests alone ({statuses}): p50 / p95 / worst (ms)",
-             f"{_num(hostile['latency']['p50'], 1)} / {_num(hostile['latency']['p95'], 1)} / "
-             f"{_num(hostile['worst_ms'], 1)}", *blank],
-            [f"ordinary under {loaded['hostile_clients']} hostile clients, "
-             f"{loaded['ordinary_clients']} clients: p50 / p95 / p99 (ms)",
-             _triple(loaded["ordinary_latency"]), *blank],
-            ["ordinary requests failed under hostile load", str(loaded["ordinary_errors"]),
-             *blank],
-        ]  # fmt: skip
+            [
+                f"hostile requests alone ({statuses}): p50 / p95 / worst (ms)",
+                f"{_num(hostile['latency']['p50'], 1)} / {_num(hostile['latency']['p95'], 1)} / "
+                f"{_num(hostile['worst_ms'], 1)}",
+                *blank,
+            ],
+            [
+                f"ordinary under {loaded['hostile_clients']} hostile clients, "
+                f"{loaded['ordinary_clients']} clients: p50 / p95 / p99 (ms)",
+                _triple(loaded["ordinary_latency"]),
+                *blank,
+            ],
+            ["ordinary requests failed under hostile load", str(loaded["ordinary_errors"]), *blank],
+        ]
     return _render(header, rows, markdown)
 
 

@@ -160,8 +160,10 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
                 cached_results=cached,
             )
     if "searchidx" in engines and not args.no_web:
-        _say(f"searchidx: hostile requests, then {web.HOSTILE_CLIENTS} hostile clients beside "
-             f"{web.ORDINARY_CLIENTS} ordinary ones")  # fmt: skip
+        _say(
+            f"searchidx: hostile requests, then {web.HOSTILE_CLIENTS} hostile clients beside "
+            f"{web.ORDINARY_CLIENTS} ordinary ones"
+        )
         run["hostile"] = web.measure_hostile(
             indexes["searchidx"],
             queries,

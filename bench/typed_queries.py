@@ -55,8 +55,10 @@ class Score:
 
     def line(self, name: str) -> str:
         count = len(self.reciprocal_ranks) or 1
-        return (f"{name:<8} MRR@{TOP} {sum(self.reciprocal_ranks) / count:.3f}   zero results "
-                f"{self.zero / count:6.1%}   errors {len(self.errors)}")  # fmt: skip
+        return (
+            f"{name:<8} MRR@{TOP} {sum(self.reciprocal_ranks) / count:.3f}   zero results "
+            f"{self.zero / count:6.1%}   errors {len(self.errors)}"
+        )
 
 
 def stored_titles(store: IndexStore) -> dict[str, str]:
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.folder}: {len(titles):,} articles, {len(items)} known-item queries")
     for name, score in (("typed", typed), ("cleaned", cleaned)):
         print(score.line(name))
-        for error in score.errors[: args.show_errors]:
-            print(f"  error: {error}")
+        for problem in score.errors[: args.show_errors]:
+            print(f"  error: {problem}")
     return 0
 
 

@@ -107,10 +107,12 @@ def measure_hostile(
         alone = _clients(port, [(hostile_urls(HOSTILE_REQUESTS), 1)], seconds=None)[0]
         hostile, ordinary = _clients(
             port,
-            [(hostile_urls(HOSTILE_REQUESTS, seed=16), HOSTILE_CLIENTS),
-             (_urls(queries), ORDINARY_CLIENTS)],
+            [
+                (hostile_urls(HOSTILE_REQUESTS, seed=16), HOSTILE_CLIENTS),
+                (_urls(queries), ORDINARY_CLIENTS),
+            ],
             seconds,
-        )  # fmt: skip
+        )
     return {
         "workers": workers,
         "requests": len(alone.answers),
@@ -135,12 +137,12 @@ def _server(index_dir: Path, log: Path, options: list[str]) -> Iterator[int | No
     command = _serve_command() or []
     port = _free_port()
     with open(log, "wb") as output:
+        address = ["--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)]
         server = subprocess.Popen(
-            [*command, *options, "--index", str(index_dir), "--host", "127.0.0.1",
-             "--port", str(port)],
+            [*command, *options, *address],
             stdout=subprocess.DEVNULL,
             stderr=output,
-        )  # fmt: skip
+        )
     try:
         yield port if _wait_for_port(port, server) else None
     finally:

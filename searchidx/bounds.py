@@ -27,6 +27,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
+from typing import TypeVar
 
 from whoosh import query
 from whoosh.fields import Schema
@@ -46,6 +47,8 @@ MAX_PHRASE_POSTINGS = 150_000
 _CHECK_EVERY = 64
 
 _WILDCARDS = ("*", "?")
+
+_T = TypeVar("_T")
 
 
 class SearchTimeout(SearchidxError):
@@ -151,7 +154,7 @@ def charge_phrase(q: query.Phrase, postings: int) -> None:
         current.charge_phrase(q, postings)
 
 
-def checked(items: Iterable, every: int = _CHECK_EVERY) -> Iterator:
+def checked(items: Iterable[_T], every: int = _CHECK_EVERY) -> Iterator[_T]:
     """``items``, looking at the clock every ``every`` of them."""
     for number, item in enumerate(items):
         if number % every == 0:

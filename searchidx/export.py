@@ -43,6 +43,7 @@ from whoosh.analysis import (
 from whoosh.lang import porter
 from whoosh.reading import IndexReader
 
+from searchidx import whoosh_internals
 from searchidx.articles import Article
 from searchidx.cluster import ClusterIndex
 from searchidx.content import FileState, content_hash
@@ -363,8 +364,8 @@ def _numeric_type(field_type: fields.NUMERIC) -> str:
     return "long" if field_type.bits == 64 else "integer"
 
 
-def _lowercases(field_type: fields.FieldType) -> bool:
-    return [token.text for token in field_type.analyzer("Ab")] == ["ab"]
+def _lowercases(field_type: fields.KEYWORD | fields.ID) -> bool:
+    return [token.text for token in whoosh_internals.analyzer(field_type)("Ab")] == ["ab"]
 
 
 # The documents ----------------------------------------------------------------------------------
@@ -412,7 +413,7 @@ def _json_line(value: Any) -> str:
 
 def _clamp(value: int, bits: int) -> int:
     """Keep a number inside the signed range of the field, as the Whoosh index does."""
-    limit = 2 ** (bits - 1)
+    limit: int = 2 ** (bits - 1)
     return max(-limit + 1, min(value, limit - 1))
 
 

@@ -46,8 +46,7 @@ def _marked(text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, 
     # Whoosh's own fragmenting, scoring and formatting, on the analysed tokens kept.
     marked = (_Token(start, end, word, word in terms) for start, end, word in tokens)
     fragments = fragmenter.fragment_tokens(text, marked)
-    best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(),
-                                   highlight.FIRST)  # fmt: skip
+    best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(), highlight.FIRST)
     return _formatter()(text, best)
 
 
@@ -65,6 +64,7 @@ def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
     stop words kept and not stemmed, the others stemmed. A result page shows the same few
     texts again and again, and their analysis was most of the highlighting time."""
+    assert _CHAIN is not None  # only the plain chain is analysed here (see _marked)
     expression, charmap, stops, minsize, maxsize, _, ignore, stem = _CHAIN
     found = []
     for match in expression.finditer(text):
@@ -100,11 +100,16 @@ def _whole(
     compares the two."""
     # Words end further and further on: the fragmenter's stop at the first word past the
     # limit is every word within it.
-    spans = [(start, end) for start, end, word in tokens
-             if word in terms and not (charlimit and end > charlimit)]  # fmt: skip
+    spans = [
+        (start, end)
+        for start, end, word in tokens
+        if word in terms and not (charlimit and end > charlimit)
+    ]
     if not spans:
         return ""  # no match: Whoosh's fragment scores 0, below its minimum of 1
-    output, position, seen = [], 0, {}
+    output: list[str] = []
+    position = 0
+    seen: dict[str, int] = {}
     for start, end in spans:
         if start > position:
             output.append(html.escape(text[position:start], quote=False))

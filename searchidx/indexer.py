@@ -30,13 +30,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from whoosh import index as whoosh_index
-from whoosh.index import Index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import FileIndex
 from whoosh.reading import SegmentReader
-from whoosh.writing import IndexWriter, SegmentWriter
+from whoosh.writing import SegmentWriter
 
 from searchidx import whoosh_internals
 from searchidx.arrays import write_arrays
@@ -204,7 +206,7 @@ def _build(
 
 
 def _add_all(
-    index: Index, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
+    index: FileIndex, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
 ) -> None:
     """Index ``paths`` into the new, empty ``index``: in worker processes when there are enough
     files to pay for starting them, else here; either way into segments that fit in memory."""
@@ -225,7 +227,7 @@ def _add_all(
     _publish(index, built.segments)
 
 
-def _publish(index: Index, segments: list[Any]) -> None:
+def _publish(index: FileIndex, segments: list[Any]) -> None:
     """Make ``segments`` the index in one commit, as Whoosh's multi-process writer does; its
     end removes the temporary folder the segments' writers shared."""
     writer = _writer(index)
@@ -274,7 +276,7 @@ class _SegmentBuilder:
     few segments, which the search service reads as one (its arrays span segments).
     """
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: FileIndex) -> None:
         self.index = index
         self.limit = WRITER_LIMIT_MB * 1024 * 1024
         self.segments: list[Any] = []
@@ -323,12 +325,13 @@ class _Built:
         elif loaded.problem is not None:
             self.problems.append(loaded.problem)
         else:
+            assert loaded.document is not None  # a file without a problem has a document
             builder.add(loaded.document)
             self.added += 1
 
 
 def _build_in_processes(
-    index: Index,
+    index: FileIndex,
     root: Path,
     paths: list[str],
     processes: int,
@@ -337,12 +340,12 @@ def _build_in_processes(
 ) -> _Built:
     """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
     into ``index``; a file whose content hash is its ``previous`` one is not indexed again."""
-    context = multiprocessing.get_context(_start_method())
+    context = _context()
     jobs = context.Queue()
     results = context.Queue()
     for start in range(0, len(paths), _CHUNK_FILES):
         jobs.put(paths[start : start + _CHUNK_FILES])
-    location = index.storage.folder
+    location = cast(FileStorage, index.storage).folder  # an index on disk
     workers = [
         context.Process(
             target=_build_worker,
@@ -362,8 +365,10 @@ def _build_in_processes(
                 message = results.get(timeout=1.0)
             except queue.Empty:
                 if any(worker.exitcode not in (None, 0) for worker in workers):
-                    raise IndexWriteError("an indexing worker process died; nothing was "
-                                          "published, run the command again") from None  # fmt: skip
+                    raise IndexWriteError(
+                        "an indexing worker process died; nothing was "
+                        "published, run the command again"
+                    ) from None
                 continue
             if message[0] == "error":
                 raise IndexWriteError(f"an indexing worker failed: {message[1]}")
@@ -393,11 +398,13 @@ def _build_in_processes(
     return built
 
 
-def _start_method() -> str:
+def _context() -> ForkContext | SpawnContext:
     """``fork`` (nothing to re-import; the workers start at once) unless other threads run,
     which a forked child could find holding a lock forever; then ``spawn``, which re-imports
     the main module: a threaded program (the web app) must guard it, as ``searchidx`` does."""
-    return "fork" if threading.active_count() == 1 else "spawn"
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _build_worker(
@@ -444,7 +451,7 @@ def _exit_with(parent_sentinel: int) -> None:
     os._exit(1)
 
 
-def _writer(index: Index) -> IndexWriter:
+def _writer(index: FileIndex) -> SegmentWriter:
     """A Whoosh writer without Whoosh's own write lock: the store's writer lock is the one lock.
 
     Whoosh takes its lock before creating the segment files, and a writer that fails while
@@ -454,7 +461,7 @@ def _writer(index: Index) -> IndexWriter:
     return whoosh_internals.unlocked_writer(index, WRITER_LIMIT_MB)
 
 
-def _cancel(writer: IndexWriter) -> None:
+def _cancel(writer: SegmentWriter) -> None:
     """Drop an unfinished commit. A commit that failed has already cleaned up and closed its
     writer; cancelling it again would hide the real error behind "This writer is closed"."""
     if not writer.is_closed:
@@ -498,12 +505,12 @@ class _Changes:
 
 
 def _sync_here(
-    index: Index, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
+    index: FileIndex, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
 ) -> None:
     """Read and index the changed files in this process, and commit once. Old versions go by
     the docnums just read: no term lookup per file."""
     indexed = changes.indexed
-    writer: IndexWriter | None = None
+    writer: SegmentWriter | None = None
     try:
         for loaded in _load_all(root, changes.stat_changed, progress):
             previous = indexed.sha256(loaded.path)
@@ -513,6 +520,7 @@ def _sync_here(
             if loaded.problem is not None:
                 report.skipped.append(_skipped(loaded.problem, previous is not None))
                 continue
+            assert loaded.document is not None  # a file without a problem has a document
             writer = writer or _writer(index)
             if loaded.path in indexed.docnums:
                 writer.delete_document(indexed.docnums[loaded.path])
@@ -533,7 +541,7 @@ def _sync_here(
 
 
 def _sync_in_processes(
-    index: Index,
+    index: FileIndex,
     root: Path,
     changes: _Changes,
     report: SyncReport,
@@ -546,7 +554,9 @@ def _sync_in_processes(
     in no table of contents; Whoosh removes them at the next commit."""
     indexed, removed = changes.indexed, changes.removed
     previous = {
-        path: indexed.sha256(path) for path in changes.stat_changed if path in indexed.docnums
+        path: sha256
+        for path in changes.stat_changed
+        if (sha256 := indexed.sha256(path)) is not None  # indexed before
     }
     built = _build_in_processes(index, root, changes.stat_changed, processes, progress, previous)
     report.unchanged += len(built.unchanged)
@@ -606,7 +616,7 @@ class _IndexedFiles:
     states: dict[str, bytes]
 
     @classmethod
-    def read(cls, index: Index) -> _IndexedFiles:
+    def read(cls, index: FileIndex) -> _IndexedFiles:
         """From the path and state columns, each read whole (by value is 3x slower)."""
         with index.reader() as reader:
             if not reader.doc_count_all():

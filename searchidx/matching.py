@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, TypeGuard, TypeVar, cast
 
 import numpy as np
 from whoosh import query
@@ -36,6 +36,8 @@ POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 EXPANSIONS_CACHED = 4096
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
+#: A cache key: ("postings" or "positions", field, word).
+_CacheKey = tuple[str, str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ class QueryMatcher:
         self.reading = threading.RLock()
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache: OrderedDict[_CacheKey, Postings | np.ndarray] = OrderedDict()
         self._cached_bytes = 0
         self._expansions: LruCache[tuple[str, int], list[bytes]] = LruCache(EXPANSIONS_CACHED)
         self._charges: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
@@ -147,8 +149,7 @@ class QueryMatcher:
 
     def _evaluate(self, q: query.Query, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(mask, scores) of one query node; scores are zero where the mask is False."""
-        kind = type(q)
-        if kind is query.Term:
+        if type(q) is query.Term:
             return self._term(q.fieldname, q.text, q.boost, scored)
         if isinstance(q, query.Phrase):
             return self._phrase(q, scored)
@@ -160,24 +161,24 @@ class QueryMatcher:
             mask = self._numeric_range(q)
             if mask is not None:  # Whoosh scores a range with its boost
                 return mask, mask * q.boost if scored else None
-        plain_or = isinstance(q, query.Or) and not q.scale and not q.minmatch
-        if plain_or and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
+        if _plain_or(q) and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
             # A word in each field: the commonest node. Summed straight from the postings.
-            terms = [(sub.fieldname, sub.text, sub.boost) for sub in q.subqueries]
+            words = cast(list[query.Term], q.subqueries)
+            terms = [(sub.fieldname, sub.text, sub.boost) for sub in words]
             mask, scores = self._union(terms, scored)
             return mask, _boosted(scores, q.boost)
-        if kind is query.And or plain_or:
+        if type(q) is query.And or _plain_or(q):
             parts = [self._evaluate(sub, scored) for sub in q.subqueries]
             if not parts:
                 return self._nothing(scored)
-            combine = np.logical_and if kind is query.And else np.logical_or
+            combine = np.logical_and if type(q) is query.And else np.logical_or
             mask = functools.reduce(combine, (part[0] for part in parts))
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
         if isinstance(q, query.AndMaybe) and not scored:  # the maybe part only scores
             return self._evaluate(q.a, scored)
         if isinstance(q, query.AndNot | query.AndMaybe | query.Require):
-            (a_mask, a_scores), (b_mask, b_scores) = (self._evaluate(q.a, scored),
-                                                      self._evaluate(q.b, scored))  # fmt: skip
+            a_mask, a_scores = self._evaluate(q.a, scored)
+            b_mask, b_scores = self._evaluate(q.b, scored)
             if isinstance(q, query.AndNot):
                 mask, parts = a_mask & ~b_mask, [(a_mask, a_scores)]
             elif isinstance(q, query.Require):
@@ -185,7 +186,7 @@ class QueryMatcher:
             else:
                 mask, parts = a_mask, [(a_mask, a_scores), (b_mask, b_scores)]
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
-        if kind is query.Not:
+        if type(q) is query.Not:
             mask = self.live & ~self._evaluate(q.query, scored=False)[0]
             return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
@@ -221,15 +222,14 @@ class QueryMatcher:
         docs = np.concatenate([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
-        if not scored or any(postings.scores is None for postings, _ in found):
+        if not scored:
             return mask, None
-        weights = np.concatenate(
-            [
-                postings.scores * boost if boost != 1.0 else postings.scores
-                for postings, boost in found
-            ]
-        )
-        return mask, np.bincount(docs, weights=weights, minlength=self.size)
+        weights = []
+        for postings, boost in found:
+            if postings.scores is None:
+                return mask, None
+            weights.append(postings.scores * boost if boost != 1.0 else postings.scores)
+        return mask, np.bincount(docs, weights=np.concatenate(weights), minlength=self.size)
 
     def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to.
@@ -241,6 +241,7 @@ class QueryMatcher:
         fieldname = q.field()
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
+        boost = whoosh_internals.boost(q)
         found: list[tuple[Postings, float]] = []
         unscored: list[slice] = []  # segments where Whoosh scores each match 1.0
         for leaf, base in self._leaves:
@@ -250,7 +251,7 @@ class QueryMatcher:
                 postings = self.postings(fieldname, word)
                 low, high = np.searchsorted(postings.docs, (span.start, span.stop))
                 scores = None if postings.scores is None else postings.scores[low:high]
-                found.append((Postings(postings.docs[low:high], scores), q.boost))
+                found.append((Postings(postings.docs[low:high], scores), boost))
             summed = whoosh_internals.union_is_summed(len(words), leaf.doc_count_all())
             if q.constantscore and not summed:
                 unscored.append(span)
@@ -262,7 +263,7 @@ class QueryMatcher:
                 scores[span] = mask[span]
         return mask, scores
 
-    def expanded_terms(self, leaf: query.Query) -> list[tuple[str, Any]]:
+    def expanded_terms(self, leaf: query.Query) -> list[tuple[str | None, Any]]:
         """The (field, word) terms a leaf of a query looks for; for a wildcard, fuzzy word
         or range, the words it was matched with (expanded once)."""
         if isinstance(leaf, query.MultiTerm):
@@ -275,10 +276,13 @@ class QueryMatcher:
         is charged; cached)."""
 
         def charge() -> tuple[list[bytes], int]:
+            fieldname = q.field()
+            if fieldname is None:  # Whoosh expands it to no word
+                return [], 0
             found = (self._expanded(q, leaf, base) for leaf, base in self._leaves)
             words = sorted({word for segment in found for word in segment})
             with self.reading:
-                return words, sum(self.reader.doc_frequency(q.field(), word) for word in words)
+                return words, sum(self.reader.doc_frequency(fieldname, word) for word in words)
 
         return self._charges.get(repr(q), charge)
 
@@ -312,6 +316,7 @@ class QueryMatcher:
             keys = starts if keys is None else keys[np.isin(keys, starts, assume_unique=True)]
             if not len(keys):
                 return self._nothing(scored)
+        assert keys is not None  # a phrase has words
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
         parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
@@ -353,7 +358,7 @@ class QueryMatcher:
             return _NO_POSTINGS
         key = ("postings", fieldname, word)
         with self.reading:
-            found = self._cached(key)
+            found: Postings | None = self._cached(key)
             if found is None:
                 docs, weights, _ = self._read_postings(fieldname, word, values=False)
                 scores = self._scores(fieldname, word, docs, weights)
@@ -367,9 +372,9 @@ class QueryMatcher:
         """Every position of a term, as sorted ``docnum << 24 | position`` keys (cached)."""
         key = ("positions", fieldname, word)
         with self.reading:
-            found = self._cached(key)
-            if found is not None:
-                return found
+            cached: np.ndarray | None = self._cached(key)
+            if cached is not None:
+                return cached
             docs, _, values = self._read_postings(fieldname, word, values=True)
         decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
         positions = [decode(value) for value in values]
@@ -378,13 +383,13 @@ class QueryMatcher:
         with self.reading:
             return self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
 
-    def _cached(self, key: tuple) -> Any:
+    def _cached(self, key: _CacheKey) -> Any:
         found = self._cache.get(key)
         if found is not None:
             self._cache.move_to_end(key)
         return found
 
-    def _store(self, key: tuple, value: Any) -> Any:
+    def _store(self, key: _CacheKey, value: _Cached) -> _Cached:
         self._cache[key] = value
         self._cached_bytes += value.nbytes
         while self._cached_bytes > POSTINGS_CACHE_BYTES and len(self._cache) > 1:
@@ -394,7 +399,7 @@ class QueryMatcher:
 
     def _read_postings(
         self, fieldname: str, word: bytes, values: bool
-    ) -> tuple[np.ndarray, np.ndarray, list]:
+    ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         """Docnums, weights and (if asked) raw values of a term, segment by segment."""
         doc_parts, weight_parts, value_list = [], [], []
         for leaf, base in self._leaves:
@@ -419,24 +424,32 @@ class QueryMatcher:
         if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
             return np.zeros(0)
         b = whoosh_internals.bm25_b(self._bm25, fieldname)
-        k1 = self._bm25.K1
-        idf = self.searcher.idf(fieldname, word)
-        average = self.searcher.avg_field_length(fieldname) or 1
-        lengths = self._field_lengths(fieldname)[docs]
+        k1: float = self._bm25.K1
+        idf: float = self.searcher.idf(fieldname, word)
+        average: float = self.searcher.avg_field_length(fieldname) or 1
+        lengths: np.ndarray = self._field_lengths(fieldname)[docs]
         # scoring.bm25, operation for operation, so the floats are Whoosh's.
         return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / average)))
 
 
 _NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
+#: What the postings cache holds: a term's postings or its positions.
+_Cached = TypeVar("_Cached", Postings, np.ndarray)
+
+
+def _plain_or(q: query.Query) -> TypeGuard[query.Or]:
+    """Whether ``q`` is an Or that matches any part and sums their scores."""
+    return isinstance(q, query.Or) and not q.scale and not q.minmatch
 
 
 def _sum(
     parts: list[tuple[np.ndarray, np.ndarray | None]], mask: np.ndarray, scored: bool
 ) -> np.ndarray | None:
     """The sum of the parts' scores where ``mask`` is set (None if any part has none)."""
-    if not scored or any(scores is None for _, scores in parts):
+    summed = [scores for _, scores in parts if scores is not None]
+    if not scored or len(summed) < len(parts):
         return None
-    total = functools.reduce(np.add, (scores for _, scores in parts))
+    total = functools.reduce(np.add, summed)
     return np.where(mask, total, 0.0)
 
 

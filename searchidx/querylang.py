@@ -24,9 +24,10 @@ from searchidx import bounds, ranking, synonyms, typedtext
 from searchidx.errors import QueryError
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, WORD_PATTERN, build_schema
-from searchidx.typedtext import FIELDS as QUERY_FIELDS
-from searchidx.typedtext import Reading
+from searchidx.typedtext import FIELDS, Reading
 
+#: Fields a query may name (``field:value``).
+QUERY_FIELDS = FIELDS
 #: Text fields searched when a word names no field (and whose terms are highlighted).
 TEXT_FIELDS = tuple(ranking.FIELD_BOOSTS)
 
@@ -49,14 +50,18 @@ _WORD = re.compile(r"(?<!\w)(?<!\w[*?~^'])[^\W\d_]\w*(?![\w*?~]|\^)")
 _FIELD_BEFORE = re.compile(r"(\w+):$")
 
 
+#: The schema both parsers read fields from, and the bounds check queries against.
+_SCHEMA = build_schema()
+
+
 def _make_parser(
-    termclass: type[query.Term] = query.Term, schema: fields.Schema | None = None
+    termclass: type[query.Query] = query.Term, schema: fields.Schema | None = None
 ) -> qparser.QueryParser:
     """The query language's parser; ``schema`` (default: the index's) decides how words are
     analysed (:mod:`searchidx.cluster_query` parses the same text keeping words unstemmed)."""
     parser = qparser.MultifieldParser(
         list(TEXT_FIELDS),
-        schema or build_schema(),
+        schema or _SCHEMA,
         fieldboosts=ranking.FIELD_BOOSTS,
         group=qparser.AndGroup,
         termclass=termclass,
@@ -81,8 +86,9 @@ def read(text: str) -> Reading:
         _parsed(reading.query, False)
     except QueryError as error:
         words = typedtext.words_only(text)
-        reading = Reading(words.query, (*reading.notes, f"{error}; searched its words only"),
-                          words.parts)  # fmt: skip
+        reading = Reading(
+            words.query, (*reading.notes, f"{error}; searched its words only"), words.parts
+        )
     if cut:
         return Reading(reading.query, (*reading.notes, cut), reading.parts)
     return reading
@@ -125,10 +131,13 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
     parsed = _parsed(reading.query, fuzzy)
     if bounds.every_article(parsed):
         return None  # a bare *: every article, answered as a browse
-    bounds.check_query(parsed, _PARSER.schema)
+    bounds.check_query(parsed, _SCHEMA)
     if not fuzzy and (count := expanded_words(parsed)) > MAX_EXPANDED_WORDS:
-        raise QueryError(f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
-                         f"most {MAX_EXPANDED_WORDS}", "q")  # fmt: skip
+        raise QueryError(
+            f"the query has {count} fuzzy or wildcard words (word~, word*); use at "
+            f"most {MAX_EXPANDED_WORDS}",
+            "q",
+        )
     return synonyms.current().expand(ranking.with_title_phrase(parsed))
 
 
@@ -183,7 +192,8 @@ def _outside_quotes(text: str) -> Iterator[str]:
 
 
 def highlight_terms(
-    parsed: query.Query, expanded_terms: Callable[[query.Query], Iterable[tuple[str, Any]]]
+    parsed: query.Query,
+    expanded_terms: Callable[[query.Query], Iterable[tuple[str | None, Any]]],
 ) -> frozenset[str]:
     """The terms (stems) the query looks for in text fields, wildcards and fuzzy expanded by
     ``expanded_terms(leaf)`` (the matcher's: the words it matched, not a second expansion).
@@ -206,7 +216,7 @@ def correct(text: str, searcher: Searcher) -> Correction | None:
     quoted phrases are left as typed.
     """
     reader = searcher.reader()
-    corrector = searcher.corrector("title")
+    corrector = reader.corrector("title")
 
     def known(word: str) -> bool:
         stems = [token.text for token in ANALYZER(word)]

@@ -65,7 +65,8 @@ _MICROSECONDS_PER_DAY = 86_400 * 1_000_000
 def age_days(dates: np.ndarray, newest: int) -> np.ndarray:
     """Days between each date and the newest one (both in microseconds, the ``date``
     column's unit)."""
-    return np.maximum(newest - dates, 0) / _MICROSECONDS_PER_DAY
+    elapsed: np.ndarray = np.maximum(newest - dates, 0)
+    return elapsed / _MICROSECONDS_PER_DAY
 
 
 def freshness(dates: np.ndarray, newest: int, half_life_days: float) -> np.ndarray:

@@ -76,28 +76,49 @@ class SearchRequest:
     def __post_init__(self) -> None:
         check_query_text(self.text)
         for name, values in self.filters.items():
-            _check(name in FILTER_FACETS, name, f"unknown filter {name!r}; use one of "
-                   + ", ".join(FILTER_FACETS))  # fmt: skip
-            _check(len(values) <= MAX_FILTER_VALUES, name,
-                   f"more than {MAX_FILTER_VALUES} values for {name}")  # fmt: skip
+            _check(
+                name in FILTER_FACETS,
+                name,
+                f"unknown filter {name!r}; use one of " + ", ".join(FILTER_FACETS),
+            )
+            _check(
+                len(values) <= MAX_FILTER_VALUES,
+                name,
+                f"more than {MAX_FILTER_VALUES} values for {name}",
+            )
             _check_filter_values(name, values)
         for name in self.facet_search:
             _check(name in FILTER_FACETS, name, f"unknown facet {name!r}")
         _check(self.page >= 1, "page", f"page must be 1 or more, not {self.page}")
-        _check(1 <= self.per_page <= MAX_PER_PAGE, "per_page",
-               f"page size must be between 1 and {MAX_PER_PAGE}, not {self.per_page}")  # fmt: skip
-        _check(self.page * self.per_page <= MAX_RESULT_WINDOW, "page",
-               f"page {self.page:,} is beyond the first {MAX_RESULT_WINDOW:,} results; "
-               "narrow the search or change the sort")  # fmt: skip
-        _check(1 <= self.facet_size <= MAX_FACET_SIZE, "facet_size",
-               f"facet size must be between 1 and {MAX_FACET_SIZE}")  # fmt: skip
+        _check(
+            1 <= self.per_page <= MAX_PER_PAGE,
+            "per_page",
+            f"page size must be between 1 and {MAX_PER_PAGE}, not {self.per_page}",
+        )
+        _check(
+            self.page * self.per_page <= MAX_RESULT_WINDOW,
+            "page",
+            f"page {self.page:,} is beyond the first {MAX_RESULT_WINDOW:,} results; "
+            "narrow the search or change the sort",
+        )
+        _check(
+            1 <= self.facet_size <= MAX_FACET_SIZE,
+            "facet_size",
+            f"facet size must be between 1 and {MAX_FACET_SIZE}",
+        )
         check_half_life(self.half_life_days)
         if self.date_from and self.date_to:
-            _check(self.date_from <= self.date_to, "from",
-                   "the start date is after the end date; swap them")  # fmt: skip
+            _check(
+                self.date_from <= self.date_to,
+                "from",
+                "the start date is after the end date; swap them",
+            )
         if self.min_quality is not None and self.max_quality is not None:
-            _check(self.min_quality <= self.max_quality, "min_quality",
-                   "the minimum quality is above the maximum")  # fmt: skip
+            _check(
+                self.min_quality <= self.max_quality,
+                "min_quality",
+                "the minimum quality is above the maximum",
+            )
 
     @property
     def effective_sort(self) -> Sort:
@@ -238,8 +259,11 @@ def parse_half_life(text: str, parameter: str = "half_life") -> float:
 
 def check_half_life(days: float, parameter: str = "half_life") -> float:
     low, high = MIN_HALF_LIFE_DAYS, MAX_HALF_LIFE_DAYS
-    _check(low <= days <= high, parameter, f"{parameter} must be between {low:g} and "
-           f"{high:,.0f} days, not {days:g}")  # fmt: skip
+    _check(
+        low <= days <= high,
+        parameter,
+        f"{parameter} must be between {low:g} and {high:,.0f} days, not {days:g}",
+    )
     return days
 
 

@@ -102,15 +102,24 @@ class Relaxation:
     @property
     def message(self) -> str:
         if not self.dropped:
-            return (f"No article has these words side by side as typed; showing articles with "
-                    f"all {self.words} of them.")  # fmt: skip
+            return (
+                f"No article has these words side by side as typed; showing articles with "
+                f"all {self.words} of them."
+            )
         kept, dropped = self.words - len(self.dropped), ", ".join(self.dropped)
-        return (f"No article has all {self.words} words; showing articles with {kept} of them "
-                f"(without {dropped}).")  # fmt: skip
+        return (
+            f"No article has all {self.words} words; showing articles with {kept} of them "
+            f"(without {dropped})."
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"words": self.words, "kept": list(self.kept), "dropped": list(self.dropped),
-                "loosened": self.loosened, "message": self.message}  # fmt: skip
+        return {
+            "words": self.words,
+            "kept": list(self.kept),
+            "dropped": list(self.dropped),
+            "loosened": self.loosened,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)

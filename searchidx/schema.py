@@ -26,7 +26,6 @@ from whoosh.analysis import (
     StemFilter,
     StopFilter,
 )
-from whoosh.support.charset import accent_map
 from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
@@ -52,10 +51,11 @@ STORED_BODY_CHARS = 4000
 #: "at&t", "3.5"); every other character separates words ("covid-19" is "covid" and "19").
 WORD_PATTERN = r"[\w*]+(?:[.&][\w*]+)*"
 
+#: The (lowercase) letters Unicode does not decompose, spelled out.
+_SPELLED_OUT = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
 #: Accents folded away, and the letters Unicode does not decompose spelled out (after
 #: lowercasing): "São", "sao" and "SÃO" are the same word.
-FOLDED = {**accent_map, **str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l",
-                                         "đ": "d", "ð": "d", "þ": "th"})}  # fmt: skip
+FOLDED = {**whoosh_internals.ACCENT_MAP, **str.maketrans(_SPELLED_OUT)}
 
 #: The analyzer of every text field (and of query words): words, lowercased, accents folded,
 #: stop words dropped, Porter stems (cached without bound: news vocabulary is small). Words of
@@ -105,18 +105,22 @@ class Text(fields.TEXT):
             else:
                 positions[word] = [kept]
         format_ = self.format
-        boost = format_.field_boost
         if type(format_) is formats.Positions:
-            encode = format_.encode
-            return [(word.encode(), len(found), len(found) * 1.0 * boost, encode(found))
-                    for word, found in positions.items()]  # fmt: skip
+            boost, encode = format_.field_boost, format_.encode
+            return [
+                (word.encode(), len(found), len(found) * 1.0 * boost, encode(found))
+                for word, found in positions.items()
+            ]
         if type(format_) is formats.Frequency:
-            return [(word.encode(), len(found), len(found) * 1.0 * boost, pack_uint(len(found)))
-                    for word, found in positions.items()]  # fmt: skip
+            boost = format_.field_boost
+            return [
+                (word.encode(), len(found), len(found) * 1.0 * boost, pack_uint(len(found)))
+                for word, found in positions.items()
+            ]
         return super().index(value)
 
 
-def _plain_chain(analyzer: Any) -> tuple | None:
+def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
     """The settings of a RegexTokenizer | LowercaseFilter | [CharsetFilter |] StopFilter |
     StemFilter chain (as :data:`ANALYZER`, or StemmingAnalyzer, builds it): the tokenizer's
     expression, the charset map (None without one), the stop filter's settings, the stemmer's;
@@ -135,13 +139,26 @@ def _plain_chain(analyzer: Any) -> tuple | None:
         return None
     if tokenizer.gaps:
         return None
-    return (tokenizer.expression, charmap, stop.stops, stop.min, stop.max, stop.renumber,
-            stem.ignore, whoosh_internals.stem_function(stem))  # fmt: skip
+    return (
+        tokenizer.expression,
+        charmap,
+        stop.stops,
+        stop.min,
+        stop.max,
+        stop.renumber,
+        stem.ignore,
+        whoosh_internals.stem_function(stem),
+    )
 
 
 def fold(text: str) -> str:
     """Lowercased ``text`` with accents folded, as the index keeps its words."""
     return text.lower().translate(FOLDED)
+
+
+def _coded_column() -> bool:
+    """A column of a code per document and each distinct value once (facets of few values)."""
+    return whoosh_internals.sortable_column(columns.RefBytesColumn())
 
 
 def build_schema() -> fields.Schema:
@@ -159,10 +176,10 @@ def build_schema() -> fields.Schema:
         domain=fields.KEYWORD(lowercase=True),
         # Facets, filters and sorts: exact values in columns.
         topics=fields.COLUMN(columns.VarBytesColumn()),
-        provider_name=fields.ID(sortable=columns.RefBytesColumn()),
-        category=fields.KEYWORD(lowercase=True, sortable=columns.RefBytesColumn()),
-        type=fields.KEYWORD(lowercase=True, sortable=columns.RefBytesColumn()),
-        published=fields.ID(sortable=columns.RefBytesColumn()),
+        provider_name=fields.ID(sortable=_coded_column()),
+        category=fields.KEYWORD(lowercase=True, sortable=_coded_column()),
+        type=fields.KEYWORD(lowercase=True, sortable=_coded_column()),
+        published=fields.ID(sortable=_coded_column()),
         date=fields.DATETIME(sortable=True),
         quality=fields.NUMERIC(int, bits=32, signed=True, sortable=True),
     )

@@ -30,7 +30,7 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -73,8 +73,10 @@ _SCORED = (Sort.RELEVANCE, Sort.BEST)
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
-OUTDATED_NOTE = ("this index was built by an older version of searchidx, so accents and '&' "
-                 "match only as written: run 'searchidx index' to rebuild it")  # fmt: skip
+OUTDATED_NOTE = (
+    "this index was built by an older version of searchidx, so accents and '&' "
+    "match only as written: run 'searchidx index' to rebuild it"
+)
 
 
 class SearchService:
@@ -504,7 +506,7 @@ class SearchService:
         explain: Explanation | None,
     ) -> Hit:
         with snapshot.reading:
-            record = snapshot.searcher.stored_fields(docnum)["record"]
+            record = snapshot.searcher.reader().stored_fields(docnum)["record"]
         article = from_record(record)
         return Hit(
             path=article.path,
@@ -571,7 +573,7 @@ def _schema_version(store: IndexStore) -> int | None:
         return None
 
 
-def _all(base: np.ndarray, masks) -> np.ndarray:
+def _all(base: np.ndarray, masks: Iterable[np.ndarray]) -> np.ndarray:
     """``base`` AND every mask (a new array; ``base`` itself when there are none)."""
     result = base
     for mask in masks:

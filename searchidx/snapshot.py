@@ -385,6 +385,7 @@ class IndexSnapshot:
     @_stored_as("order-{}")
     def order(self, sort: Sort) -> np.ndarray:
         """All docnums in ``sort`` order, ties broken by date and then path."""
+        keys: tuple[np.ndarray, ...]
         if sort is Sort.OLDEST:
             keys = (self.path_ranks, self.dates)
         elif sort is Sort.QUALITY:
@@ -415,7 +416,8 @@ class IndexSnapshot:
         values = {"date": self.dates, "quality": self.qualities}.get(q.fieldname)
         if values is None:
             return None
-        mask = self.live & (values != QUALITY_MISSING)  # a new mask; no date is that value
+        # A new mask; no date is that value.
+        mask: np.ndarray = self.live & (values != QUALITY_MISSING)
         if q.start is not None:
             mask &= values > q.start if q.startexcl else values >= q.start
         if q.end is not None:
@@ -423,14 +425,14 @@ class IndexSnapshot:
         return mask
 
     def quality_range(self, low: int | None, high: int | None) -> np.ndarray:
-        mask = self.qualities != QUALITY_MISSING
+        mask: np.ndarray = self.qualities != QUALITY_MISSING
         if low is not None:
             mask &= self.qualities >= low
         if high is not None:
             mask &= self.qualities <= high
         return mask
 
-    def _column(self, name: str, translate: bool) -> list:
+    def _column(self, name: str, translate: bool) -> list[Any]:
         if not self._leaves:
             return []
         return list(self.reader.column_reader(name, translate=translate))

@@ -92,7 +92,7 @@ class IndexStore:
     def live_dir(self) -> Path:
         return self.location / self.generation()
 
-    def open_index(self) -> whoosh_index.Index:
+    def open_index(self) -> whoosh_index.FileIndex:
         """The live Whoosh index (read or write)."""
         return whoosh_index.open_dir(str(self.live_dir()))
 
@@ -160,7 +160,7 @@ class IndexStore:
             f"{self.location}/; wait for it to finish, or pass --wait SECONDS"
         )
 
-    def create_generation(self) -> tuple[Path, whoosh_index.Index]:
+    def create_generation(self) -> tuple[Path, whoosh_index.FileIndex]:
         """A new, empty Whoosh index beside the live one; published by :meth:`publish`."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.location / f"gen-{stamp}-{os.getpid()}"

@@ -146,8 +146,15 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
             else:
                 found = _SUFFIX.match(text, close + 1)
                 suffix = found.group(0) if found else ""
-                items.append(_Item("phrase", words=_tokens(quoted), field=field_name,
-                                   negated=negated, suffix=suffix))  # fmt: skip
+                items.append(
+                    _Item(
+                        "phrase",
+                        words=_tokens(quoted),
+                        field=field_name,
+                        negated=negated,
+                        suffix=suffix,
+                    )
+                )
                 close += len(suffix)
             position, negated, field_name = close + 1, False, ""
             continue
@@ -217,12 +224,16 @@ def _chunk(
                 return (negated, name) if waiting else (False, "")
             field_name, chunk = name, value
         elif value and value[0].isalnum():
-            notes.append(f"{found.group(1)!r} is not a field name (use one of "
-                         f"{', '.join(FIELDS)}), so {chunk!r} was read as words")  # fmt: skip
+            notes.append(
+                f"{found.group(1)!r} is not a field name (use one of "
+                f"{', '.join(FIELDS)}), so {chunk!r} was read as words"
+            )
     if chunk[:1] in "*?" and chunk.strip("*?" + _TRAILING):
-        words = " ".join(_tokens(chunk)) or "nothing"
-        notes.append(f"a word cannot start with a wildcard ({chunk!r} would test every word of "
-                     f"the index), so it was searched as {words}")  # fmt: skip
+        searched = " ".join(_tokens(chunk)) or "nothing"
+        notes.append(
+            f"a word cannot start with a wildcard ({chunk!r} would test every word of "
+            f"the index), so it was searched as {searched}"
+        )
     items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups)))
     return False, ""
 
@@ -278,8 +289,9 @@ def _structured(items: list[_Item], notes: list[str], capitals: bool) -> list[_I
     kept = _paired(kept, notes)
     while (number := _stray(kept)) is not None:
         del kept[number : number + (2 if kept[number].kind == "open" else 1)]
-    if not any(item.kind == "op" or (item.kind == "open" and (item.negated or item.field))
-               for item in kept):  # fmt: skip
+    if not any(
+        item.kind == "op" or (item.kind == "open" and (item.negated or item.field)) for item in kept
+    ):
         kept = [item for item in kept if item.kind not in ("open", "close")]  # all AND anyway
     return kept
 

@@ -147,8 +147,10 @@ def _bursts(
                     logger.warning(
                         "cannot watch %s: watchfiles stops at any name that is not UTF-8 "
                         "(%s); syncing every %d s instead until it is renamed",
-                        root, error, POLL_MS // 1000,
-                    )  # fmt: skip
+                        root,
+                        error,
+                        POLL_MS // 1000,
+                    )
                     polling = True
                 yield True
             unheard = True

@@ -14,6 +14,9 @@ public way") and the matcher hands every query to Whoosh's searcher: slower, nev
 The check takes 0.2 s, most of a one-shot ``searchidx query``: a process may instead
 :func:`trust_layout` of the same Whoosh :func:`installation` checked by the indexer at commit
 (:mod:`searchidx.arrays` notes it).
+
+It also holds the casts where whoosh3's own annotations are narrower than what it takes
+(:func:`sortable_column`) or than what it holds (:func:`boost`, :func:`analyzer`).
 """
 
 from __future__ import annotations
@@ -24,20 +27,22 @@ import warnings
 from collections.abc import Callable
 from itertools import accumulate
 from pickle import loads
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 import numpy as np
 import whoosh
 from whoosh import columns, fields, formats, query
-from whoosh.analysis import StemFilter
+from whoosh.analysis import Analyzer, StemFilter
 from whoosh.filedb import compound
 from whoosh.filedb.structfile import BufferFile
-from whoosh.reading import IndexReader
+from whoosh.index import FileIndex
+from whoosh.reading import IndexReader, SegmentReader
 from whoosh.scoring import BM25F
+from whoosh.support.charset import accent_map
 from whoosh.util.numeric import byte_to_length
 
 if TYPE_CHECKING:
-    from whoosh.writing import IndexWriter, SegmentWriter
+    from whoosh.writing import SegmentWriter
 
 #: Whoosh releases (major, minor) whose layout this module reads; others go the public way.
 KNOWN_VERSIONS = frozenset({(3, 54)})
@@ -67,6 +72,7 @@ _CHECKED_ELSEWHERE: set[str] = set()
 def layout_known() -> bool:
     """Whether Whoosh's layout is the one this module reads (checked once per process)."""
     version = tuple(whoosh.__version__[:2])
+    problem: str | None
     if version not in KNOWN_VERSIONS:
         problem = f"whoosh3 {whoosh.versionstring()} is not a version whose layout it knows"
     elif installation() in _CHECKED_ELSEWHERE:
@@ -97,7 +103,16 @@ def trust_layout(checked: str | None) -> None:
         _CHECKED_ELSEWHERE.add(checked)
 
 
-def _trusted(read: Callable[_P, _R]) -> Callable[_P, _R | None]:
+class _Trusted(Protocol, Generic[_P, _R]):
+    """A read that answers None unless :func:`layout_known`; ``__wrapped__`` reads regardless
+    (the self-test, which decides :func:`layout_known`)."""
+
+    __wrapped__: Callable[_P, _R]
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R | None: ...
+
+
+def _trusted(read: Callable[_P, _R]) -> _Trusted[_P, _R]:
     """``read``, answering None (read it the public way) unless :func:`layout_known`."""
 
     @functools.wraps(read)
@@ -174,7 +189,7 @@ if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open pa
 
 def leaf_postings(
     leaf: IndexReader, fieldname: str, word: bytes, values: bool
-) -> tuple[np.ndarray, np.ndarray, list]:
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """One segment's postings of a term (docnums, weights, and raw values if ``values``), a
     block at a time where the codec allows it.
 
@@ -187,7 +202,7 @@ def leaf_postings(
         matcher = leaf.postings(fieldname, word)
     docs: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    raw: list = []
+    raw: list[Any] = []
     if _W3_BLOCKS.issubset(dir(matcher)) and not matcher._byteids:
         variable = matcher.format.fixed_value_size() in (None, -1)
         while matcher.is_active():  # the W3 codec: whole blocks, decoded with numpy
@@ -224,7 +239,7 @@ def positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
     """Decodes a posting value to its positions: Whoosh's ``Positions`` encoding (a count,
     then the pickled list of deltas) decoded in C where possible, else the format's own."""
     if type(format_) is not formats.Positions:
-        return format_.decode_positions
+        return cast(Callable[[bytes], list[int]], format_.decode_positions)
 
     def decode(value: bytes) -> list[int]:
         payload = value[_COUNT_BYTES:]
@@ -245,13 +260,18 @@ def union_is_summed(words: int, segment_docs: int) -> bool:
     return words <= 2 or (words < query.Or.TOO_MANY_CLAUSES and segment_docs > WHOOSH_UNION_ABOVE)
 
 
+def boost(q: query.Query) -> float:
+    """A query node's boost: every whoosh3 query has one, but ``Query`` does not declare it."""
+    return cast(float, getattr(q, "boost", 1.0))
+
+
 # Documents and columns ---------------------------------------------------------------------
 
 
 @_trusted
 def deleted_docs(leaf: IndexReader) -> frozenset[int]:
     """A segment's deleted docnums, as its reader keeps them."""
-    return leaf.deleted_docs_set
+    return cast(SegmentReader, leaf).deleted_docs_set  # a leaf reader is a segment's
 
 
 @_trusted
@@ -293,20 +313,38 @@ def length_codes(reader: Any, fieldname: str, count: int) -> np.ndarray | None:
     return fixed_numbers.__wrapped__(column, count)
 
 
+# Schema ------------------------------------------------------------------------------------
+
+#: whoosh3's accent folding table, keyed by code point (for ``str.translate``); mypy infers
+#: character keys, from the first of the module's two definitions of it.
+ACCENT_MAP = cast(dict[int, str], accent_map)
+
+
+def sortable_column(column: columns.Column) -> bool:
+    """``column`` as a field's ``sortable`` argument, which whoosh3 annotates ``bool`` but which
+    takes a column type too (``FieldType.set_sortable(sortable: bool | Column)``)."""
+    return cast(bool, column)
+
+
 # Analysis ----------------------------------------------------------------------------------
+
+
+def analyzer(field: fields.FieldType) -> Analyzer:
+    """The analyzer of a field that has one, which whoosh3 declares None (its class default)."""
+    return cast(Analyzer, field.analyzer)
 
 
 def stem_function(stem: StemFilter) -> Callable[[str], str]:
     """The (cached) stemming function a :class:`StemFilter` applies to each word."""
-    return stem._stem
+    return cast(Callable[[str], str], stem._stem)
 
 
 # Writing segments ---------------------------------------------------------------------------
 
 
-def unlocked_writer(index: Any, limitmb: int) -> IndexWriter:
+def unlocked_writer(index: FileIndex, limitmb: int) -> SegmentWriter:
     """A writer of ``index`` that takes no Whoosh lock (the caller holds its own)."""
-    return index.writer(limitmb=limitmb, _lk=False)
+    return cast("SegmentWriter", index.writer(limitmb=limitmb, _lk=False))  # one process
 
 
 def unlocked_segment_writer(index: Any, limitmb: int) -> SegmentWriter:
@@ -358,14 +396,16 @@ class _Lengths:
     def doc_field_length_reader(self, fieldname: str, default: int = 0) -> Callable[[int], Any]:
         lengths = _decoded_lengths(self.reader, fieldname)
         if lengths is None:
-            return self.reader.doc_field_length_reader(fieldname, default)
+            return cast(
+                Callable[[int], Any], self.reader.doc_field_length_reader(fieldname, default)
+            )
         return lengths.__getitem__
 
     def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> Any:
         return self.reader.doc_field_length(docnum, fieldname, default)
 
 
-def _decoded_lengths(reader: Any, fieldname: str) -> list | None:
+def _decoded_lengths(reader: Any, fieldname: str) -> list[int | None] | None:
     """Every document's decoded length in a field (None where it has none), from the W3
     codec's length column (None where the codec differs)."""
     codes = length_codes(reader, fieldname, reader.doc_count_all())
@@ -390,7 +430,7 @@ def _self_test() -> str | None:
     schema = fields.Schema(
         text=fields.TEXT(phrase=True),
         tag=fields.KEYWORD(scorable=True),
-        ref=fields.ID(sortable=columns.RefBytesColumn()),
+        ref=fields.ID(sortable=sortable_column(columns.RefBytesColumn())),
         number=fields.NUMERIC(int, bits=32, signed=True, sortable=True),
     )
     index = RamStorage().create_index(schema)
@@ -398,8 +438,12 @@ def _self_test() -> str | None:
 
     def document(n: int) -> dict[str, Any]:
         text = " ".join(words[(n * k) % len(words)] for k in range(1 + n % 7))
-        return {"text": f"common {text} common", "tag": words[n % 4] * (1 + n % 3),
-                "ref": f"r{n % 5}", "number": n * 7919 % 1000 - 500}  # fmt: skip
+        return {
+            "text": f"common {text} common",
+            "tag": words[n % 4] * (1 + n % 3),
+            "ref": f"r{n % 5}",
+            "number": n * 7919 % 1000 - 500,
+        }
 
     try:
         for part in range(2):
@@ -448,8 +492,10 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
                 return f"the weights of {fieldname}:{word!r} differ"
             if fieldname == "text":
                 decode = positions_decoder(leaf.schema[fieldname].format)
-                positions = [positions for _, positions in leaf.postings(fieldname, word)
-                             .items_as("positions")]  # fmt: skip
+                positions = [
+                    positions
+                    for _, positions in leaf.postings(fieldname, word).items_as("positions")
+                ]
                 if [decode(raw[i]) for i in kept] != positions:
                     return f"the positions of {fieldname}:{word!r} differ"
     lengths = length_codes.__wrapped__(leaf, "text", count)

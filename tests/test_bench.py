@@ -99,14 +99,22 @@ def test_peer_reader_reads_the_fields_searchidx_parses(tmp_path: Path):
         article = read_article(folder, path)
         assert doc is not None
         assert (doc.title, doc.excerpt, doc.body, doc.topics, doc.date) == (
-            article.title, article.excerpt, article.body, article.topics, article.published_at
-        )  # fmt: skip
+            article.title,
+            article.excerpt,
+            article.body,
+            article.topics,
+            article.published_at,
+        )
         assert (doc.provider_name, doc.provider_domain) == (
-            article.provider.name, article.provider.domain
-        )  # fmt: skip
+            article.provider.name,
+            article.provider.domain,
+        )
         assert (doc.category, doc.type, doc.published, doc.quality) == (
-            article.category.lower(), article.type.lower(), article.published, article.quality
-        )  # fmt: skip
+            article.category.lower(),
+            article.type.lower(),
+            article.published,
+            article.quality,
+        )
 
 
 def test_peer_reader_in_processes_reads_the_same_docs_in_order(tmp_path: Path):

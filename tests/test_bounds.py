@@ -23,6 +23,7 @@ from searchidx.errors import QueryError
 from searchidx.lru import LruCache
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
+from searchidx.result import SearchResult
 from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
@@ -37,7 +38,7 @@ def service(sample_store: IndexStore) -> Iterator[SearchService]:
     service.close()
 
 
-def search(service: SearchService, text: str, **fields) -> object:
+def search(service: SearchService, text: str, **fields) -> SearchResult:
     return service.search(SearchRequest(text=text, **fields))
 
 
@@ -242,7 +243,7 @@ def test_api_search_past_a_cap_answers_400_naming_q(sample_store, monkeypatch):
     monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 1)
     for url in ("/api/search?q=st*", "/api/search?q=body:st*"):
         response = client.get(url)
-        assert response.status_code == 400 and response.json["parameter"] == "q"
+        assert response.status_code == 400 and response.get_json()["parameter"] == "q"
     page = client.get("/?q=st*")
     assert page.status_code == 400 and "micro* rather than m*" in page.get_data(as_text=True)
 
@@ -309,7 +310,8 @@ def test_lru_cache_answers_and_stays_bounded_under_many_threads():
     def use(offset: int) -> None:
         for number in range(2000):
             key = (number + offset) % 20
-            assert cache.get(key, lambda key=key: key * 2) == key * 2
+            # mypy cannot infer a lambda with a default argument (the key of this turn).
+            assert cache.get(key, lambda key=key: key * 2) == key * 2  # type: ignore[misc]
 
     threads = [threading.Thread(target=use, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -327,10 +329,12 @@ def test_suggest_words_are_the_most_frequent_title_words_with_the_prefix(service
     with index.searcher() as searcher:
         reader = searcher.reader()
         expected = sorted(
-            ((reader.doc_frequency("spell_title", w), w.decode()) for w in
-             reader.expand_prefix("spell_title", "s")),
+            (
+                (reader.doc_frequency("spell_title", w), w.decode())
+                for w in reader.expand_prefix("spell_title", "s")
+            ),
             key=lambda item: (-item[0], item[1]),
-        )  # fmt: skip
+        )
     words = [s for s in service.suggest("s", limit=20) if s.kind == "word"]
     assert [(s.count, s.text) for s in words] == expected[: len(words)]
     assert words

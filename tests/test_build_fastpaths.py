@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from whoosh import fields
@@ -44,7 +45,7 @@ def answers(store: IndexStore) -> list:
         for request in REQUESTS:
             result = service.search(request)
             facets = {f.name: [(v.value, v.count) for v in f.values] for f in result.facets}
-            page = sorted((-(hit.score or 0), hit.path) for hit in result.hits)
+            page: list[Any] = sorted((-(hit.score or 0), hit.path) for hit in result.hits)
             if request.effective_sort not in (Sort.RELEVANCE, Sort.BEST):
                 page = [hit.path for hit in result.hits]
             found.append((result.total, page, facets))

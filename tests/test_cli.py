@@ -90,8 +90,8 @@ def test_cli_query_json_is_the_service_result(sample_store):
     from searchidx.request import SearchRequest
     from searchidx.service import SearchService
 
-    result = run("query", "microsoft", "--provider", "Forbes", "--json",
-                 "--index", str(sample_store.location))  # fmt: skip
+    index = ("--index", str(sample_store.location))
+    result = run("query", "microsoft", "--provider", "Forbes", "--json", *index)
     assert result.exit_code == 0
     printed = json.loads(result.output)
     service = SearchService(sample_store)
@@ -105,12 +105,13 @@ def test_cli_query_json_is_the_service_result(sample_store):
 
 
 def test_cli_query_prints_hits_facets_and_the_total(sample_store):
-    result = run("query", "cloud", "--facets", "--limit", "2", "--sort", "newest",
-                 "--index", str(sample_store.location))  # fmt: skip
+    index = ("--index", str(sample_store.location))
+    result = run("query", "cloud", "--facets", "--limit", "2", "--sort", "newest", *index)
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert re.match(r"\d+ results for 'cloud' \(\d+\.\d ms\) - page 1 of \d+, sorted by newest",
-                    lines[0])  # fmt: skip
+    assert re.match(
+        r"\d+ results for 'cloud' \(\d+\.\d ms\) - page 1 of \d+, sorted by newest", lines[0]
+    )
     assert lines[2].startswith("1. ") and "cloud" in "\n".join(lines[2:6]).lower()
     assert " UTC · quality " in lines[3] or " UTC · no quality" in lines[3]
     assert any(line.startswith("provider: ") for line in lines)
@@ -118,15 +119,21 @@ def test_cli_query_prints_hits_facets_and_the_total(sample_store):
 
 
 def test_cli_query_filters_by_every_option(sample_store):
-    args = ["query", "--json", "--index", str(sample_store.location), "--topic", "AI",
-            "--category", "news", "--type", "article", "--unpublished", "--from", "2019",
-            "--to", "2024-06-30", "--min-quality", "10", "--max-quality", "150",
-            "--page", "1", "--limit", "5"]  # fmt: skip
+    args = ["query", "--json", "--index", str(sample_store.location)]
+    args += ["--topic", "AI", "--category", "news", "--type", "article", "--unpublished"]
+    args += ["--from", "2019", "--to", "2024-06-30", "--min-quality", "10", "--max-quality", "150"]
+    args += ["--page", "1", "--limit", "5"]
     printed = json.loads(run(*args).output)
-    assert printed["filters"] == {"topic": ["AI"], "category": ["news"], "type": ["article"],
-                                  "published": ["false"]}  # fmt: skip
-    assert (printed["from"], printed["to"]) == ("2019-01-01T00:00:00Z",
-                                                "2024-06-30T23:59:59.999999Z")  # fmt: skip
+    assert printed["filters"] == {
+        "topic": ["AI"],
+        "category": ["news"],
+        "type": ["article"],
+        "published": ["false"],
+    }
+    assert (printed["from"], printed["to"]) == (
+        "2019-01-01T00:00:00Z",
+        "2024-06-30T23:59:59.999999Z",
+    )
     for hit in printed["hits"]:
         assert "AI" in hit["topics"] and hit["published"] is False
         assert 10 <= hit["quality"] <= 150 and "2019" <= hit["published_at"][:4] <= "2024"

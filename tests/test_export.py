@@ -247,7 +247,7 @@ def test_export_refuses_a_document_larger_than_max_bytes(sample_store: IndexStor
 def test_export_failure_leaves_no_partial_export(
     sample_store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    written = []
+    written: list[str] = []
     real_pair = export.bulk_pair
 
     def fail_halfway(article):

@@ -93,21 +93,62 @@ def test_the_index_has_segments_on_both_sides_of_the_union_threshold(service):
 
 # Generated queries ---------------------------------------------------------------------------
 
-WORDS = ["microsoft", "google", "quantum", "privacy", "regulators", "chip", "production",
-         "cloud", "regions", "analysts", "announcement", "investors", "the", "edited",
-         "startups", "robotics", "nosuchword", "machine", "learning", "security"]  # fmt: skip
-PHRASES = ["chip production", "cloud regions", "machine learning", "data privacy",
-           "privacy advocates", "the company", "new customers", "analysts expect"]  # fmt: skip
+WORDS = [
+    "microsoft",
+    "google",
+    "quantum",
+    "privacy",
+    "regulators",
+    "chip",
+    "production",
+    "cloud",
+    "regions",
+    "analysts",
+    "announcement",
+    "investors",
+    "the",
+    "edited",
+    "startups",
+    "robotics",
+    "nosuchword",
+    "machine",
+    "learning",
+    "security",
+]
+PHRASES = [
+    "chip production",
+    "cloud regions",
+    "machine learning",
+    "data privacy",
+    "privacy advocates",
+    "the company",
+    "new customers",
+    "analysts expect",
+]
 FIELDS = ["title", "excerpt", "body", "topic", "provider"]
-EXACT = ["category:news", "category:blog", "type:video", "published:false",
-         "domain:forbes.com", "domain:wired.com"]  # fmt: skip
+EXACT = [
+    "category:news",
+    "category:blog",
+    "type:video",
+    "published:false",
+    "domain:forbes.com",
+    "domain:wired.com",
+]
 PATTERNS = ["micro*", "reg*", "c*", "pr*", "s*", "*ing", "chi?", "a*s", "quantu*", "zzz*"]
 FUZZY = ["microsfot~", "quantom~", "privcy~2", "chp~1", "regulaton~"]
-RANGES = ["quality:[50 TO 90]", "quality:[120 TO]", "date:[2020 TO 2021]", "date:2023",
-          "title:[a TO c]", "topic:[p TO r]", "body:[x TO z]"]  # fmt: skip
+RANGES = [
+    "quality:[50 TO 90]",
+    "quality:[120 TO]",
+    "date:[2020 TO 2021]",
+    "date:2023",
+    "title:[a TO c]",
+    "topic:[p TO r]",
+    "body:[x TO z]",
+]
 
-_fielded = st.builds(lambda field, word: f"{field}:{word}", st.sampled_from(FIELDS),
-                     st.sampled_from(WORDS))  # fmt: skip
+_fielded = st.builds(
+    lambda field, word: f"{field}:{word}", st.sampled_from(FIELDS), st.sampled_from(WORDS)
+)
 _phrase = st.builds(
     lambda phrase, slop, field: f'{field}"{phrase}"{slop}',
     st.sampled_from(PHRASES),
@@ -128,8 +169,9 @@ _leaf = st.one_of(
     st.sampled_from(FUZZY),
     st.sampled_from(RANGES),
 )
-_boosted = st.builds(lambda leaf, boost: leaf + boost, _leaf,
-                     st.sampled_from(["", "", "", "^2", "^0.5", "^3.5"]))  # fmt: skip
+_boosted = st.builds(
+    lambda leaf, boost: leaf + boost, _leaf, st.sampled_from(["", "", "", "^2", "^0.5", "^3.5"])
+)
 
 
 def _combined(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -186,7 +228,7 @@ def _set_algebra(searcher, q: whoosh_query.Query) -> set[int]:
     if isinstance(q, whoosh_query.AndNot | whoosh_query.AndMaybe | whoosh_query.Require):
         a, b = _set_algebra(searcher, q.a), _set_algebra(searcher, q.b)
         return {whoosh_query.AndNot: a - b, whoosh_query.AndMaybe: a}.get(type(q), a & b)
-    if type(q) in (whoosh_query.And, whoosh_query.Or) and q.subqueries:
+    if (type(q) is whoosh_query.And or type(q) is whoosh_query.Or) and q.subqueries:
         parts = [_set_algebra(searcher, sub) for sub in q.subqueries]
         return set.intersection(*parts) if type(q) is whoosh_query.And else set.union(*parts)
     return {doc for doc in searcher.docs_for_query(q) if not reader.is_deleted(doc)}
@@ -199,6 +241,7 @@ def _reference(searcher, text: str) -> tuple[whoosh_query.Query, dict[int, float
         parsed = parse_query(text)
     except QueryError:  # too many fuzzy or wildcard words: the service refuses it too
         return None
+    assert parsed is not None  # no generated text is a bare *
     hits = _whoosh_hits(searcher, parsed)
     theirs = {hit.docnum: hit.score for hit in hits or []}
     right = hits is not None and set(theirs) == _set_algebra(searcher, parsed)
@@ -212,8 +255,9 @@ def _check_matches(snapshot: IndexSnapshot, text: str) -> None:
     if reference is None:
         return
     parsed, theirs, whoosh_right = reference
-    expected_docs = sorted(theirs) if whoosh_right else sorted(_set_algebra(snapshot.searcher,
-                                                                            parsed))  # fmt: skip
+    expected_docs = (
+        sorted(theirs) if whoosh_right else sorted(_set_algebra(snapshot.searcher, parsed))
+    )
     for scored in (False, True):
         matches = snapshot.match(parsed, scored)
         mine = np.flatnonzero(matches.mask)
@@ -259,8 +303,9 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
         assert result.total == len(theirs), f"total of {text!r} sorted by {sort}"
         found = [(hit.path, hit.score) for hit in result.hits]
         if sort is Sort.RELEVANCE:
-            hits = _whoosh_hits(searcher, parsed)[start:end]
-            expected = [(paths[hit.docnum], hit.score) for hit in hits]
+            hits = _whoosh_hits(searcher, parsed)
+            assert hits is not None
+            expected = [(paths[hit.docnum], hit.score) for hit in hits[start:end]]
             _assert_same_ranking(found, expected, f"{text!r} by relevance, page {page}")
         elif sort is Sort.BEST:  # Whoosh's scores times the snapshot's freshness and quality
             snapshot = service.snapshot()
@@ -273,8 +318,8 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             hits = _whoosh_hits(searcher, parsed, sortedby=_sortedby(sort))
             if hits is None:
                 continue
-            expected = [paths[hit.docnum] for hit in hits[start:end]]
-            assert [path for path, _ in found] == expected, f"{text!r} sorted by {sort}"
+            in_order = [paths[hit.docnum] for hit in hits[start:end]]
+            assert [path for path, _ in found] == in_order, f"{text!r} sorted by {sort}"
     COMPARED["sorted pages"] += 1
 
 
@@ -372,9 +417,16 @@ def test_wildcards_sum_their_words_scores_in_segments_above_the_union_threshold(
 
 
 #: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).
-FALLBACK_QUERIES = ["microsoft", '"chip production"', "google OR privacy", "co*", "regulaton~",
-                    "microsoft ANDMAYBE privacy", '"machine learning"^2',
-                    "quality:[50 TO 90]"]  # fmt: skip
+FALLBACK_QUERIES = [
+    "microsoft",
+    '"chip production"',
+    "google OR privacy",
+    "co*",
+    "regulaton~",
+    "microsoft ANDMAYBE privacy",
+    '"machine learning"^2',
+    "quality:[50 TO 90]",
+]
 
 
 @pytest.fixture
@@ -423,7 +475,9 @@ def test_an_unknown_layout_hands_every_query_to_whoosh_with_one_warning(
         try:
             snapshot = slow_service.snapshot()
             slow = _answers(slow_service)
-            IndexSnapshot(snapshot.searcher).match(parse_query("microsoft"), scored=True)
+            microsoft = parse_query("microsoft")
+            assert microsoft is not None
+            IndexSnapshot(snapshot.searcher).match(microsoft, scored=True)
         finally:
             slow_service.close()
     layout = [w for w in caught if issubclass(w.category, whoosh_internals.WhooshLayoutWarning)]

@@ -17,6 +17,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, assume, settings
@@ -203,26 +204,38 @@ def test_watch_command_reports_names_that_are_not_utf8_and_keeps_watching(tmp_pa
         write(folder, b"old \xe9/inside.md", article("Inside"))
         wait_for(logged('skipped old \\xe9/inside.md: the folder name "old \\xe9"'), "its report")
         os.rename(os.path.join(os.fsencode(folder), b"old \xe9"), folder / "renamed")
-        wait_for(lambda: "renamed/inside.md" in (stored_titles(IndexStore(index)) or {}),
-                 "the renamed folder's article", timeout=2 * watch.POLL_MS / 1000)  # fmt: skip
+        wait_for(
+            lambda: "renamed/inside.md" in (stored_titles(IndexStore(index)) or {}),
+            "the renamed folder's article",
+            timeout=2 * watch.POLL_MS / 1000,
+        )
     assert any("cannot watch" in line for line in lines), "".join(lines)
 
 
 # Generated names -----------------------------------------------------------------------------
 
 _TEXT = st.text(
-    st.characters(exclude_characters="/\x00", exclude_categories=("Cs",)), min_size=1, max_size=10
+    st.characters(exclude_characters="/\x00", exclude_categories=["Cs"]), min_size=1, max_size=10
 )
 #: Name pieces people and tools produce: white space, both forms of "café", a byte that is
 #: never UTF-8, a cut sequence, a name that looks like a report's escape, and a UTF-16
 #: surrogate, which UTF-8 forbids.
 ODD_PIECES = (
-    b" ", b"\n", b"\t", CAFE_NFC.encode(), CAFE_NFD.encode(), b"\xff", b"\xc3", b"\\xff",
+    b" ",
+    b"\n",
+    b"\t",
+    CAFE_NFC.encode(),
+    CAFE_NFD.encode(),
+    b"\xff",
+    b"\xc3",
+    b"\\xff",
     b"\xed\xa0\x80",
-)  # fmt: skip
+)
+#: The two normal forms names come in (macOS tools write NFD, most others NFC).
+NORMAL_FORMS: list[Literal["NFC", "NFD"]] = ["NFC", "NFD"]
 _PIECES = st.one_of(
     st.sampled_from(ODD_PIECES),
-    st.tuples(_TEXT, st.sampled_from(["NFC", "NFD"])).map(
+    st.tuples(_TEXT, st.sampled_from(NORMAL_FORMS)).map(
         lambda text_form: unicodedata.normalize(text_form[1], text_form[0]).encode()
     ),
     st.binary(min_size=1, max_size=4),  # mostly not UTF-8
@@ -296,8 +309,10 @@ class FileNames(RuleBasedStateMachine):
         write ``café``: two documents."""
         folder = data.draw(st.sampled_from(sorted(self.folders)))
         stem = text.replace(".", "") + CAFE_NFC
-        pair = [join(folder, unicodedata.normalize(form, stem).encode() + suffix)
-                for form in ("NFC", "NFD")]  # fmt: skip
+        pair = [
+            join(folder, unicodedata.normalize(form, stem).encode() + suffix)
+            for form in NORMAL_FORMS
+        ]
         assume(pair[0] != pair[1] and all(self.free(relpath) for relpath in pair))
         for relpath in pair:
             self.add(relpath)

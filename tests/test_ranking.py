@@ -160,8 +160,15 @@ def test_api_explain_adds_the_parts_to_each_hit(client):
     assert explained["half_life_days"] == 7.5
     for hit in explained["hits"]:
         parts = hit["explain"]
-        assert set(parts) == {"text", "fields", "freshness", "quality", "age_days",
-                              "quality_percentile", "best"}  # fmt: skip
+        assert set(parts) == {
+            "text",
+            "fields",
+            "freshness",
+            "quality",
+            "age_days",
+            "quality_percentile",
+            "best",
+        }
         assert parts["best"] == hit["score"]
     assert explained["hits"][0]["explain"]["age_days"] == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,19 +25,55 @@ from searchidx.store import IndexStore
 from tests.conftest import ARTICLES_DIR, write_article
 
 NEWS = {
-    "a.md": ("Microsoft halts facial recognition sales", "Regulators welcomed the move.",
-             "2022-06-24T14:08:00Z", "ExtremeTech", ["AI", "Computer Vision"], 69),
-    "b.md": ("New regulation for chip makers", "Microsoft and Intel respond to the rules.",
-             "2022-06-25T09:00:00Z", "Forbes", ["Semiconductors", "Regulation"], 80),
-    "c.md": ("Cloud prices rise again", "Amazon and Google raise cloud storage prices.",
-             "2021-01-10T12:00:00Z", "Forbes", ["Cloud Computing"], 80),
-    "d.md": ("Recognition software audit", "Auditors review facial analysis at the agency.",
-             "2020-03-01T00:00:00Z", "NBC News", ["AI", "Regulation"], None),
-    "e.md": ("Microsoft cloud outage", "Azure went down for hours in Europe.",
-             "2023-11-30T23:30:00Z", "The Verge", ["Cloud Computing", "Microsoft AI"], 55),
-    "sub/f.markdown": ("Quantum chips <script>alert(1)</script>", "Qubits & <b>noise</b>.",
-                       "2019-07-04T08:00:00+02:00", "Wired", ["Quantum Computing"], 90),
-}  # fmt: skip
+    "a.md": (
+        "Microsoft halts facial recognition sales",
+        "Regulators welcomed the move.",
+        "2022-06-24T14:08:00Z",
+        "ExtremeTech",
+        ["AI", "Computer Vision"],
+        69,
+    ),
+    "b.md": (
+        "New regulation for chip makers",
+        "Microsoft and Intel respond to the rules.",
+        "2022-06-25T09:00:00Z",
+        "Forbes",
+        ["Semiconductors", "Regulation"],
+        80,
+    ),
+    "c.md": (
+        "Cloud prices rise again",
+        "Amazon and Google raise cloud storage prices.",
+        "2021-01-10T12:00:00Z",
+        "Forbes",
+        ["Cloud Computing"],
+        80,
+    ),
+    "d.md": (
+        "Recognition software audit",
+        "Auditors review facial analysis at the agency.",
+        "2020-03-01T00:00:00Z",
+        "NBC News",
+        ["AI", "Regulation"],
+        None,
+    ),
+    "e.md": (
+        "Microsoft cloud outage",
+        "Azure went down for hours in Europe.",
+        "2023-11-30T23:30:00Z",
+        "The Verge",
+        ["Cloud Computing", "Microsoft AI"],
+        55,
+    ),
+    "sub/f.markdown": (
+        "Quantum chips <script>alert(1)</script>",
+        "Qubits & <b>noise</b>.",
+        "2019-07-04T08:00:00+02:00",
+        "Wired",
+        ["Quantum Computing"],
+        90,
+    ),
+}
 
 
 def news_article(title, excerpt, date, provider, topics, quality) -> str:
@@ -56,7 +93,7 @@ def news_article(title, excerpt, date, provider, topics, quality) -> str:
 
 
 @pytest.fixture(scope="module")
-def news(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
     """A six-article index whose answers are known by heart."""
     folder = tmp_path_factory.mktemp("news")
     for path, fields in NEWS.items():
@@ -69,7 +106,7 @@ def news(tmp_path_factory: pytest.TempPathFactory) -> SearchService:
 
 
 @pytest.fixture(scope="module")
-def sample(sample_store: IndexStore) -> SearchService:
+def sample(sample_store: IndexStore) -> Iterator[SearchService]:
     service = SearchService(sample_store)
     yield service
     service.close()
@@ -221,11 +258,23 @@ def test_search_quality_range_excludes_articles_without_quality(news: SearchServ
 
 
 def test_search_sorts_with_stable_tie_breaks(news: SearchService):
-    assert paths(news, sort=Sort.OLDEST) == ["sub/f.markdown", "d.md", "c.md", "a.md", "b.md",
-                                             "e.md"]  # fmt: skip
+    assert paths(news, sort=Sort.OLDEST) == [
+        "sub/f.markdown",
+        "d.md",
+        "c.md",
+        "a.md",
+        "b.md",
+        "e.md",
+    ]
     # quality 80 twice: the newer first; no quality last
-    assert paths(news, sort=Sort.QUALITY) == ["sub/f.markdown", "b.md", "c.md", "a.md", "e.md",
-                                              "d.md"]  # fmt: skip
+    assert paths(news, sort=Sort.QUALITY) == [
+        "sub/f.markdown",
+        "b.md",
+        "c.md",
+        "a.md",
+        "e.md",
+        "d.md",
+    ]
     assert paths(news, text="microsoft", sort=Sort.NEWEST) == ["e.md", "b.md", "a.md"]
 
 
@@ -243,9 +292,12 @@ def test_search_sort_orders_match_brute_force(sample: SearchService, sample_arti
     assert every_hit(sample, sort=Sort.NEWEST) == [a.path for a in newest]
     by_quality = sorted(
         articles,
-        key=lambda a: (-(a.quality if a.quality is not None else -(2**31)),
-                       -a.published_at.timestamp(), a.path),
-    )  # fmt: skip
+        key=lambda a: (
+            -(a.quality if a.quality is not None else -(2**31)),
+            -a.published_at.timestamp(),
+            a.path,
+        ),
+    )
     assert every_hit(sample, sort=Sort.QUALITY) == [a.path for a in by_quality]
 
 
@@ -257,8 +309,9 @@ def test_search_rejects_bad_paging(news: SearchService):
     with pytest.raises(QueryError, match="beyond the first 10,000 results"):
         SearchRequest(page=10**12)
     with pytest.raises(QueryError, match="start date is after the end date"):
-        SearchRequest(date_from=datetime(2023, 1, 1, tzinfo=UTC),
-                      date_to=datetime(2022, 1, 1, tzinfo=UTC))  # fmt: skip
+        SearchRequest(
+            date_from=datetime(2023, 1, 1, tzinfo=UTC), date_to=datetime(2022, 1, 1, tzinfo=UTC)
+        )
     with pytest.raises(QueryError, match="unknown filter 'author'"):
         SearchRequest(filters={"author": ("x",)})
     with pytest.raises(QueryError, match="'next week' is not a date"):
@@ -318,8 +371,9 @@ FILTER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("filters", FILTER_CASES, ids=["none", "providers", "topics+type",
-                                                       "unpublished-news"])  # fmt: skip
+@pytest.mark.parametrize(
+    "filters", FILTER_CASES, ids=["none", "providers", "topics+type", "unpublished-news"]
+)
 def test_search_facet_counts_equal_brute_force(sample: SearchService, sample_articles, filters):
     def value_of(article: Article, name: str) -> set[str]:
         return {
@@ -369,8 +423,12 @@ def test_search_facets_are_disjunctive(news: SearchService):
 
 
 def test_search_month_facet_ignores_the_date_range_and_marks_it(news: SearchService):
-    result = news.search(SearchRequest(date_from=parse_date_bound("2022-06", end=False),
-                                       date_to=parse_date_bound("2022-06", end=True)))  # fmt: skip
+    result = news.search(
+        SearchRequest(
+            date_from=parse_date_bound("2022-06", end=False),
+            date_to=parse_date_bound("2022-06", end=True),
+        )
+    )
     months = {value.value: (value.count, value.selected) for value in result.facet("month").values}
     assert months["2022-06"] == (2, True)
     assert months["2021-01"] == (1, False)
@@ -390,8 +448,9 @@ def test_search_long_facets_list_top_values_and_search_by_prefix(sample: SearchS
 
 def test_search_selected_values_stay_listed(sample: SearchService):
     rare = sample.search(SearchRequest(facet_size=200)).facet("provider").values[-1].value
-    result = sample.search(SearchRequest(filters={"provider": (rare, "No Such Outlet")},
-                                         facet_size=3))  # fmt: skip
+    result = sample.search(
+        SearchRequest(filters={"provider": (rare, "No Such Outlet")}, facet_size=3)
+    )
     listed = {value.value: value.selected for value in result.facet("provider").values}
     assert listed[rare] is True and listed["No Such Outlet"] is True
 
@@ -482,8 +541,9 @@ def test_search_on_real_shaped_articles(tmp_path: Path):
         texts = {a.path: f"{a.title} {a.excerpt} {a.body}".lower() for a in articles}
         mentions = {path for path, text in texts.items() if "portal" in text}
         assert {hit.path for hit in result.hits} == mentions and len(mentions) == 5
-        assert all("portal" in hit.title_html.lower() + hit.excerpt_html.lower()
-                   for hit in result.hits)  # fmt: skip
+        assert all(
+            "portal" in hit.title_html.lower() + hit.excerpt_html.lower() for hit in result.hits
+        )
         assert "bSXPc0xJod0n" not in repr(result.to_dict())  # a start of a secured blob
         browse = service.search(SearchRequest(facet_size=200))
         expected = brute_force_counts(articles, "provider", lambda a: True)
@@ -513,7 +573,7 @@ def test_service_answers_a_repeated_request_from_its_result_cache(sample_store: 
     service = SearchService(sample_store, results_cached=kept)
     searched = []
     search = service._search
-    service._search = lambda *args: searched.append(args[1]) or search(*args)
+    service._search = lambda *args: searched.append(args[1]) or search(*args)  # type: ignore[method-assign]
     try:
         first = service.search(SearchRequest(text="cloud", filters={"topic": ("AI",), "type": ()}))
         again = service.search(SearchRequest(text="cloud", filters={"type": (), "topic": ("AI",)}))

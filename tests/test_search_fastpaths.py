@@ -84,6 +84,7 @@ def whoosh_ranking(query, searcher, limit: int) -> list[tuple[int, float]]:
 @pytest.mark.parametrize("text", QUERIES)
 def test_matches_and_scores_are_whooshs(text: str, searcher):
     query = parse_query(text)
+    assert query is not None
     snapshot = IndexSnapshot(searcher)
 
     matches = snapshot.match(query, scored=True)
@@ -93,13 +94,16 @@ def test_matches_and_scores_are_whooshs(text: str, searcher):
         mine = top_scored(matches.scores, matches.mask, 0, 30)
         theirs = whoosh_ranking(query, searcher, 30)
         assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
-        assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)
+        # _top_scored's scores are floats (its type allows None for the hits it pages).
+        assert np.allclose([s for _, s in mine], [s for _, s in theirs], rtol=1e-12, atol=0)  # type: ignore[arg-type]
 
 
 def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
     snapshot = IndexSnapshot(searcher)
     for text in ("microsoft quantum", '"chip production"', "microsoft -quantum"):
-        assert snapshot.match(parse_query(text), scored=True).scores is not None
+        query = parse_query(text)
+        assert query is not None
+        assert snapshot.match(query, scored=True).scores is not None
 
 
 @pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
@@ -107,8 +111,10 @@ def test_facet_counts_by_document_equal_a_brute_force_count(most: int):
     rng = np.random.default_rng(7)
     for _ in range(300):
         size = int(rng.integers(1, 80))
-        values = [[f"v{x}" for x in rng.choice(9, rng.integers(0, most + 1), replace=False)]
-                  for _ in range(size)]  # fmt: skip
+        values = [
+            [f"v{x}" for x in rng.choice(9, rng.integers(0, most + 1), replace=False)]
+            for _ in range(size)
+        ]
         live = rng.random(size) > 0.2
         table = FacetTable.build(values, live)
         assert most > 1 or table._value_of is not None  # a value id per document
@@ -146,9 +152,17 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
                 searcher.reader().all_doc_ids()
             )
             assert len(list(searcher.reader().leaf_readers())) > 1  # fuzzy: per segment
-            for text in ("microsoft", "Microsoft edit", '"chip production"', "regul*", "NOT cloud",
-                         "microsuft~", "regulatoin~2"):  # fmt: skip
+            for text in (
+                "microsoft",
+                "Microsoft edit",
+                '"chip production"',
+                "regul*",
+                "NOT cloud",
+                "microsuft~",
+                "regulatoin~2",
+            ):
                 query = parse_query(text)
+                assert query is not None
                 found = snapshot.match(query, scored=True).mask
                 assert set(np.flatnonzero(found).tolist()) == set(searcher.docs_for_query(query))
     finally:

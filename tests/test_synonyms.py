@@ -64,8 +64,9 @@ def synonyms_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path, content: Path, synonyms_file: Path) -> IndexStore:
     store = IndexStore(tmp_path / "index")
-    result = invoke("index", str(content), "--synonyms", str(synonyms_file), "--index",
-                    str(store.location))  # fmt: skip
+    result = invoke(
+        "index", str(content), "--synonyms", str(synonyms_file), "--index", str(store.location)
+    )
     assert result.exit_code == 0, result.output
     return store
 
@@ -110,8 +111,11 @@ def test_synonyms_highlighting_marks_the_synonym_that_matched(service):
 def test_synonyms_work_with_operators_and_fields(service):
     assert paths(search(service, "title:coronavirus -lagos")) == {"vaccine.md", "oslo.md"}
     assert paths(search(service, "budget OR covid")) == {
-        "budget.md", "lagos.md", "vaccine.md", "oslo.md"
-    }  # fmt: skip
+        "budget.md",
+        "lagos.md",
+        "vaccine.md",
+        "oslo.md",
+    }
 
 
 def test_synonyms_zero_result_relaxation_keeps_the_expansion(service):
@@ -135,6 +139,7 @@ def test_synonyms_expanded_query_matches_and_scores_as_whoosh(store: IndexStore)
             snapshot = IndexSnapshot(searcher)
             for text in ("covid", "nyc subway", "coronavirus OR budget", "-covid"):
                 parsed = parse_query(text)
+                assert parsed is not None
                 matches = snapshot.match(parsed, scored=True)
                 expected = set(searcher.docs_for_query(parsed))
                 assert set(np.flatnonzero(matches.mask).tolist()) == expected, text

@@ -31,30 +31,73 @@ from tests.web_helpers import parse_html
 
 #: path -> (title, excerpt, provider name, provider domain)
 ARTICLES = {
-    "covid.md": ("Covid-19 cases rise in New York",
-                 "What is the death toll in New York? It climbed again this week.",
-                 "NBC News", "nbcnews.com"),
-    "wards.md": ("Study of 19 covid wards", "Doctors compared wards in three cities.",
-                 "Wired", "wired.com"),
-    "ecommerce.md": ("E-commerce sales soar as shoppers shop online",
-                     "Retailers report record quarters.", "Forbes", "forbes.com"),
-    "xray.md": ("X-ray machines in short supply", "Hospitals wait for imaging equipment.",
-                "Wired", "wired.com"),
-    "mobile.md": ("T-Mobile and AT&T expand 5G networks", "Carriers race to cover cities.",
-                  "The Verge", "theverge.com"),
-    "carriers.md": ("Mobile carriers at a crossroads", "Talks at T stations stalled.",
-                    "Forbes", "forbes.com"),
-    "stay.md": ("Stay-at-home orders extended in California",
-                "The governor asked residents to remain indoors.", "NBC News", "nbcnews.com"),
-    "homes.md": ("Home sales stay strong", "Buyers stay active despite rates.",
-                 "Forbes", "forbes.com"),
-    "paulo.md": ("São Paulo hospitals near capacity", "Brazil's largest city adds beds.",
-                 "Wired", "wired.com"),
-    "vaccine.md": ("Vaccine trial results published", "Researchers share early data.",
-                   "Reuters", "reuters.com"),
-    "wolf.md": ("Coronavirus in Pennsylvania: Gov. Tom Wolf orders closures",
-                "Businesses must close by Monday.", "NBC News", "nbcnews.com"),
-}  # fmt: skip
+    "covid.md": (
+        "Covid-19 cases rise in New York",
+        "What is the death toll in New York? It climbed again this week.",
+        "NBC News",
+        "nbcnews.com",
+    ),
+    "wards.md": (
+        "Study of 19 covid wards",
+        "Doctors compared wards in three cities.",
+        "Wired",
+        "wired.com",
+    ),
+    "ecommerce.md": (
+        "E-commerce sales soar as shoppers shop online",
+        "Retailers report record quarters.",
+        "Forbes",
+        "forbes.com",
+    ),
+    "xray.md": (
+        "X-ray machines in short supply",
+        "Hospitals wait for imaging equipment.",
+        "Wired",
+        "wired.com",
+    ),
+    "mobile.md": (
+        "T-Mobile and AT&T expand 5G networks",
+        "Carriers race to cover cities.",
+        "The Verge",
+        "theverge.com",
+    ),
+    "carriers.md": (
+        "Mobile carriers at a crossroads",
+        "Talks at T stations stalled.",
+        "Forbes",
+        "forbes.com",
+    ),
+    "stay.md": (
+        "Stay-at-home orders extended in California",
+        "The governor asked residents to remain indoors.",
+        "NBC News",
+        "nbcnews.com",
+    ),
+    "homes.md": (
+        "Home sales stay strong",
+        "Buyers stay active despite rates.",
+        "Forbes",
+        "forbes.com",
+    ),
+    "paulo.md": (
+        "São Paulo hospitals near capacity",
+        "Brazil's largest city adds beds.",
+        "Wired",
+        "wired.com",
+    ),
+    "vaccine.md": (
+        "Vaccine trial results published",
+        "Researchers share early data.",
+        "Reuters",
+        "reuters.com",
+    ),
+    "wolf.md": (
+        "Coronavirus in Pennsylvania: Gov. Tom Wolf orders closures",
+        "Businesses must close by Monday.",
+        "NBC News",
+        "nbcnews.com",
+    ),
+}
 
 #: The issue's table: typed text -> the article that must come first, and articles that must not
 #: be found at all (the words are there, but not as written).
@@ -81,9 +124,13 @@ TABLE = [
 def store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
     folder = tmp_path_factory.mktemp("typed")
     for path, (title, excerpt, provider, domain) in ARTICLES.items():
-        write_article(folder, path, f"title: {json.dumps(title)}\n"
-                      f"excerpt: {json.dumps(excerpt)}\npublishedDateTime: 2020-05-01T00:00:00Z\n"
-                      f"provider:\n  name: {provider}\n  domain: {domain}")  # fmt: skip
+        write_article(
+            folder,
+            path,
+            f"title: {json.dumps(title)}\n"
+            f"excerpt: {json.dumps(excerpt)}\npublishedDateTime: 2020-05-01T00:00:00Z\n"
+            f"provider:\n  name: {provider}\n  domain: {domain}",
+        )
     store = IndexStore(tmp_path_factory.mktemp("typed-index"))
     indexer.sync(store, folder)
     return store
@@ -102,16 +149,24 @@ TITLE_TO_PATH = {title: path for path, (title, *_) in ARTICLES.items()}
 def on_service(service: SearchService, client: FlaskClient, store: IndexStore, text: str) -> dict:
     result = service.search(SearchRequest(text=text))
     relaxed = result.relaxed.message if result.relaxed else None
-    return {"paths": [hit.path for hit in result.hits], "notes": list(result.notes),
-            "relaxed": relaxed, "retry": result.retry}  # fmt: skip
+    return {
+        "paths": [hit.path for hit in result.hits],
+        "notes": list(result.notes),
+        "relaxed": relaxed,
+        "retry": result.retry,
+    }
 
 
 def on_api(service: SearchService, client: FlaskClient, store: IndexStore, text: str) -> dict:
     response = client.get("/api/search?" + urlencode({"q": text}))
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
-    return {"paths": [hit["path"] for hit in body["hits"]], "notes": body["notes"],
-            "relaxed": (body["relaxed"] or {}).get("message"), "retry": body["retry"]}  # fmt: skip
+    return {
+        "paths": [hit["path"] for hit in body["hits"]],
+        "notes": body["notes"],
+        "relaxed": (body["relaxed"] or {}).get("message"),
+        "retry": body["retry"],
+    }
 
 
 def on_page(service: SearchService, client: FlaskClient, store: IndexStore, text: str) -> dict:
@@ -120,9 +175,12 @@ def on_page(service: SearchService, client: FlaskClient, store: IndexStore, text
     doc = parse_html(response.get_data(as_text=True))
     titles = [node.text for node in doc.find_all("h2", cls="hit-title")]
     relaxed = doc.find_all("p", cls="relaxed")
-    return {"paths": [TITLE_TO_PATH[title] for title in titles],
-            "notes": [node.text for node in doc.find_all("p", cls="note")],
-            "relaxed": relaxed[0].text if relaxed else None, "retry": None}  # fmt: skip
+    return {
+        "paths": [TITLE_TO_PATH[title] for title in titles],
+        "notes": [node.text for node in doc.find_all("p", cls="note")],
+        "relaxed": relaxed[0].text if relaxed else None,
+        "retry": None,
+    }
 
 
 def on_terminal(service: SearchService, client: FlaskClient, store: IndexStore, text: str) -> dict:
@@ -133,10 +191,12 @@ def on_terminal(service: SearchService, client: FlaskClient, store: IndexStore, 
     shown = CliRunner().invoke(cli, ["query", text, *index])
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    return {"paths": [hit["path"] for hit in body["hits"]],
-            "notes": [line.removeprefix("Note: ") for line in lines if line.startswith("Note: ")],
-            "relaxed": next((line for line in lines if line.startswith("No article")), None),
-            "retry": body["retry"]}  # fmt: skip
+    return {
+        "paths": [hit["path"] for hit in body["hits"]],
+        "notes": [line.removeprefix("Note: ") for line in lines if line.startswith("Note: ")],
+        "relaxed": next((line for line in lines if line.startswith("No article")), None),
+        "retry": body["retry"],
+    }
 
 
 SURFACES = [on_service, on_api, on_page, on_terminal]
@@ -187,8 +247,9 @@ def test_typed_queries_relax_a_query_no_article_fully_matches(
 ):
     found = surface(service, client, store, "death toll in new york zebra quokka")
     assert found["paths"] == ["covid.md"]
-    assert found["relaxed"] == ("No article has all 6 words; showing articles with 4 of them "
-                                "(without zebra, quokka).")  # fmt: skip
+    assert found["relaxed"] == (
+        "No article has all 6 words; showing articles with 4 of them (without zebra, quokka)."
+    )
 
 
 @pytest.mark.parametrize("surface", SURFACES)
@@ -264,10 +325,13 @@ def test_typed_queries_old_schema_index_is_noted_until_rebuilt(tmp_path: Path, s
 # Typed text, generated ------------------------------------------------------------------------
 
 VOCABULARY = sorted(
-    {word.lower() for title, excerpt, *_ in ARTICLES.values()
-     for word in re.findall(r"[A-Za-z]{3,}", f"{title} {excerpt}")}
+    {
+        word.lower()
+        for title, excerpt, *_ in ARTICLES.values()
+        for word in re.findall(r"[A-Za-z]{3,}", f"{title} {excerpt}")
+    }
     - {"and", "the", "not", "for", "are", "from", "was", "with", "title", "type", "body", "date"}
-)  # fmt: skip
+)
 #: Punctuation people type; not the operators (* ~ ^ are never typed as punctuation).
 PUNCTUATION = [*"-?!.,;:'&/#@\"“”«»()[]{}+|…\u2019", " - ", "? ", ": ", "...", "--"]
 
@@ -312,10 +376,32 @@ def test_typed_queries_correct_a_joined_word_and_relax_it(service, text: str):
 def test_typed_queries_odd_syntax_is_read_and_searched_without_error(service):
     """Whoosh's parser accepts every reading (no fallback note), and the search runs: phrases
     of a facet field (which has no positions) are read as its values."""
-    texts = ['a"b"c(d)e', "x:y:z", "-(", "--", "OR AND NOT", "(((", "title:", "date:[2020 TO",
-             "[1 TO 2]", "«»“”„", "?", "*", "~", "^", "wom?n*~^2", "\\", "'", "q'a'b",
-             'domain:"forbes com"', "domain:(new-york OR forbes.com)", "-type:(live-blog)",
-             'date:("2020-05")', "date:2020-05 york", "quality:[x TO y]"]  # fmt: skip
+    texts = [
+        'a"b"c(d)e',
+        "x:y:z",
+        "-(",
+        "--",
+        "OR AND NOT",
+        "(((",
+        "title:",
+        "date:[2020 TO",
+        "[1 TO 2]",
+        "«»“”„",
+        "?",
+        "*",
+        "~",
+        "^",
+        "wom?n*~^2",
+        "\\",
+        "'",
+        "q'a'b",
+        'domain:"forbes com"',
+        "domain:(new-york OR forbes.com)",
+        "-type:(live-blog)",
+        'date:("2020-05")',
+        "date:2020-05 york",
+        "quality:[x TO y]",
+    ]
     for text in texts:
         reading = querylang.read(text)
         assert not any("searched its words only" in note for note in reading.notes), text

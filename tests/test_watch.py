@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from watchfiles import Change
@@ -42,14 +43,6 @@ def front_matter(title: str, day: int = 1) -> str:
 
 def article_text(title: str, body: str = "Some body text.") -> str:
     return f"---\n{front_matter(title)}\n---\n\n{body}\n"
-
-
-def indexed_titles(store: IndexStore) -> dict[str, str] | None:
-    """Path -> title of every indexed article; None while there is no index to read yet."""
-    try:
-        return stored_titles(store)
-    except (OSError, ValueError):
-        return None
 
 
 def folder_titles(folder: Path) -> dict[str, str]:
@@ -107,7 +100,11 @@ class Watcher:
 
     def in_step(self) -> bool:
         """The index holds exactly the folder's articles and no file is reported skipped."""
-        if indexed_titles(self.store) != folder_titles(self.folder):
+        try:
+            indexed = stored_titles(self.store)
+        except (OSError, ValueError):  # no index to read yet
+            return False
+        if indexed != folder_titles(self.folder):
             return False
         return not self.store.read_meta().skipped
 
@@ -143,7 +140,7 @@ def watcher(folder: Path, store: IndexStore) -> Iterator[Watcher]:
 
 def test_watch_first_sync_indexes_the_folder(watcher: Watcher):
     assert watcher.reports[0].added == 3
-    assert indexed_titles(watcher.store) == {
+    assert stored_titles(watcher.store) == {
         "alpha.md": "Alpha",
         "beta.markdown": "Beta",
         "news/gamma.txt": "Gamma",
@@ -156,7 +153,7 @@ def test_watch_catches_up_with_a_save_made_before_it_listened(
     """A file saved between the first sync and the watcher starting to listen has no event."""
     real_sync = indexer.sync
 
-    def first_sync_then_save(*args: object, **kwargs: object) -> SyncReport:
+    def first_sync_then_save(*args: Any, **kwargs: Any) -> SyncReport:
         report = real_sync(*args, **kwargs)
         if not (folder / "unheard.md").exists():
             write_article(folder, "unheard.md", front_matter("Saved before listening"))
@@ -175,19 +172,19 @@ def test_watch_follows_add_edit_rename_move_and_delete(watcher: Watcher, tmp_pat
     folder = watcher.folder
     write_article(folder, "new/delta.md", front_matter("Delta"))
     watcher.wait_in_step("an added file")
-    assert indexed_titles(watcher.store)["new/delta.md"] == "Delta"
+    assert stored_titles(watcher.store)["new/delta.md"] == "Delta"
 
     (folder / "alpha.md").write_text(article_text("Alpha, corrected and longer"))
     watcher.wait_in_step("an edit")
-    assert indexed_titles(watcher.store)["alpha.md"] == "Alpha, corrected and longer"
+    assert stored_titles(watcher.store)["alpha.md"] == "Alpha, corrected and longer"
 
     os.rename(folder / "beta.markdown", folder / "news" / "beta-renamed.md")
     watcher.wait_in_step("a rename")
-    assert "beta.markdown" not in indexed_titles(watcher.store)
+    assert "beta.markdown" not in stored_titles(watcher.store)
 
     os.rename(folder / "news", folder / "archive")  # a folder moved: one event, not one a file
     watcher.wait_in_step("a folder rename")
-    assert set(indexed_titles(watcher.store)) == {
+    assert set(stored_titles(watcher.store)) == {
         "alpha.md",
         "new/delta.md",
         "archive/gamma.txt",
@@ -197,7 +194,7 @@ def test_watch_follows_add_edit_rename_move_and_delete(watcher: Watcher, tmp_pat
     os.rename(folder / "archive", tmp_path / "moved-out")  # out of the watched tree
     (folder / "alpha.md").unlink()
     watcher.wait_in_step("deletions")
-    assert indexed_titles(watcher.store) == {"new/delta.md": "Delta"}
+    assert stored_titles(watcher.store) == {"new/delta.md": "Delta"}
 
 
 @pytest.mark.parametrize(
@@ -214,7 +211,7 @@ def test_watch_indexes_a_file_saved_as_temp_then_renamed(watcher: Watcher, tempo
     os.replace(temp, watcher.folder / "alpha.md")
 
     watcher.wait_in_step("a temp-then-rename save")
-    titles = indexed_titles(watcher.store)
+    titles = stored_titles(watcher.store)
     assert titles["alpha.md"] == "Alpha, saved the safe way"
     assert temporary not in titles
 
@@ -233,11 +230,11 @@ def test_watch_indexes_the_finished_file_after_a_half_written_one(watcher: Watch
             lambda: any(problem.path == "alpha.md" for problem in watcher.reports[-1].skipped),
             "a sync to see the half-written file",
         )
-        assert indexed_titles(watcher.store)["alpha.md"] == "Alpha"  # the last good version
+        assert stored_titles(watcher.store)["alpha.md"] == "Alpha"  # the last good version
         out.write(final[len(partial) :])
 
     watcher.wait_in_step("the write that finishes the file")
-    assert indexed_titles(watcher.store)["alpha.md"] == "Alpha, rewritten in two steps"
+    assert stored_titles(watcher.store)["alpha.md"] == "Alpha, rewritten in two steps"
     wait_for(lambda: not watcher.reports[-1].skipped, "a report without the half-written file")
 
 
@@ -249,7 +246,7 @@ def test_watch_reindexes_a_file_that_was_broken_then_fixed(watcher: Watcher):
     )
     write_article(watcher.folder, "broken.md", front_matter("Fixed now"))
     watcher.wait_in_step("the fix")
-    assert indexed_titles(watcher.store)["broken.md"] == "Fixed now"
+    assert stored_titles(watcher.store)["broken.md"] == "Fixed now"
 
 
 def test_watch_batches_a_burst_of_changes_into_one_sync(folder: Path, store: IndexStore):
@@ -282,7 +279,7 @@ def test_watch_waits_for_a_busy_index_instead_of_failing(
             lambda: any(record.message.startswith("waiting:") for record in caplog.records),
             "the watcher to find the index busy",
         )
-        assert "while-busy.md" not in indexed_titles(watcher.store)
+        assert "while-busy.md" not in stored_titles(watcher.store)
     watcher.wait_in_step("the lock was released")
     assert watcher.thread is not None and watcher.thread.is_alive()
 
@@ -298,7 +295,7 @@ def test_watch_retries_a_sync_that_could_not_write(
     real_sync = indexer.sync
     failures = iter([OSError(errno.ENOSPC, "No space left on device")] * 3)
 
-    def sync_on_a_full_disk(*args: object, **kwargs: object) -> SyncReport:
+    def sync_on_a_full_disk(*args: Any, **kwargs: Any) -> SyncReport:
         if (folder / "during-full-disk.md").exists():
             error = next(failures, None)
             if error is not None:
@@ -412,5 +409,5 @@ def test_watch_command_syncs_changes_until_interrupted(folder: Path, tmp_path: P
         wait_for(lambda: any("3 added" in line for line in lines), "the first sync's line")
         write_article(folder, "late.md", front_matter("Late"))
         wait_for(lambda: any("1 added" in line for line in lines), "the change's line")
-    assert "late.md" in indexed_titles(IndexStore(index))
+    assert "late.md" in stored_titles(IndexStore(index))
     shutil.rmtree(index)

@@ -183,10 +183,14 @@ def test_serve_keeps_ordinary_clients_fast_under_hostile_load(server):
                 failures.append(f"{url}: {status} {body[:200]!r}")
             position += 1
 
-    threads = [threading.Thread(target=client, args=(hostile, n * 50, None))
-               for n in range(HOSTILE_CLIENTS)]  # fmt: skip
-    threads += [threading.Thread(target=client, args=(ORDINARY_URLS, n, ordinary))
-                for n in range(ORDINARY_CLIENTS)]  # fmt: skip
+    threads = [
+        threading.Thread(target=client, args=(hostile, n * 50, None))
+        for n in range(HOSTILE_CLIENTS)
+    ]
+    threads += [
+        threading.Thread(target=client, args=(ORDINARY_URLS, n, ordinary))
+        for n in range(ORDINARY_CLIENTS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -199,6 +203,7 @@ def test_serve_keeps_ordinary_clients_fast_under_hostile_load(server):
 def test_serve_search_timeout_option_answers_503_past_the_budget(sample_store: IndexStore):
     with serving(sample_store.location, "--search-timeout", "0.000001") as url:
         parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
         status, _, body = fetch((parts.hostname, parts.port), "/api/search?q=microsoft")
     assert status == 503 and b'"parameter":null' in body and b"budget" in body
 

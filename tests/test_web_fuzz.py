@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import pytest
@@ -214,7 +214,7 @@ def check_case(app: Flask, api_schema, case, sent: Counter, replay_search: bool 
     response = case.call()
     sent[path, response.status_code] += 1
     case.validate_response(response, checks=SCHEMA_CHECKS)
-    query_string = app.wsgi_app.last
+    query_string = cast(QueryRecorder, app.wsgi_app).last
     query = read_query(query_string)
     faults = expected_faults(api_schema.raw_schema["paths"][path]["get"], query)
     if faults:
@@ -323,8 +323,11 @@ def test_fuzz_served_description_is_the_one_in_the_repository(app, api_schema):
     assert served == json.loads(OPENAPI_FILE.read_text("utf-8")) == api_schema.raw_schema
     search = served["paths"]["/api/search"]["get"]["parameters"]
     assert {p["name"] for p in search} >= set(MATCH_PARAMS)
-    assert all(p.get("allowEmptyValue") for path in served["paths"].values()
-               for p in path["get"]["parameters"])  # fmt: skip
+    assert all(
+        p.get("allowEmptyValue")
+        for path in served["paths"].values()
+        for p in path["get"]["parameters"]
+    )
 
 
 # What fuzzing rarely hits: values the description refuses that Python's own parsers would take,

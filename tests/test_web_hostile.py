@@ -57,7 +57,7 @@ def hostile_url(field: str) -> str:
     return f'https://evil.example/{field}?a=1&b="><script id="xss-url-{field}">alert(1)</script>'
 
 
-EVIL = {
+EVIL: dict[str, Any] = {
     "title": payload("title"),
     "excerpt": payload("excerpt") + " evilword",
     "publishedDateTime": "2023-03-04T05:06:07Z",
@@ -296,13 +296,13 @@ def test_hostile_feed_entries_are_text_and_summaries_only_marks(client):
             for link in entry.findall(f"{ATOM}link"):
                 assert link.get("href", "").startswith(("https://", "http://"))
     root = ET.fromstring(client.get("/feed.atom?q=evilword").data)
-    entry = root.find(f"{ATOM}entry")
-    assert entry.findtext(f"{ATOM}title") == EVIL["title"]
-    assert entry.findtext(f"{ATOM}author/{ATOM}name") == EVIL["provider"]["name"]
-    assert [c.get("term") for c in entry.findall(f"{ATOM}category")] == EVIL["topics"]
-    assert entry.find(f"{ATOM}link").get("href") == EVIL["webUrl"]
+    evil = root.find(f"{ATOM}entry")
+    assert evil.findtext(f"{ATOM}title") == EVIL["title"]
+    assert evil.findtext(f"{ATOM}author/{ATOM}name") == EVIL["provider"]["name"]
+    assert [c.get("term") for c in evil.findall(f"{ATOM}category")] == EVIL["topics"]
+    assert evil.find(f"{ATOM}link").get("href") == EVIL["webUrl"]
     title = ET.fromstring(client.get("/feed.atom?" + urlencode({"q": QUERY})).data)
-    assert QUERY in title.findtext(f"{ATOM}title")
+    assert QUERY in title.findtext(f"{ATOM}title", "")
 
 
 # secured ---------------------------------------------------------------------------------------
@@ -530,7 +530,7 @@ def test_hostile_browser_runs_no_injected_script(hostile_base_url):
     from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _local_only, _require_chromium
 
     _require_chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Dialog, sync_playwright
 
     base = hostile_base_url
     urls = [
@@ -552,7 +552,12 @@ def test_hostile_browser_runs_no_injected_script(hostile_base_url):
             context.route("**/*", lambda route: _local_only(route, base))
             context.add_init_script(RECORD_VIOLATIONS)
             page = context.new_page()
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+            def dismiss(dialog: Dialog) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", dismiss)
             for url in urls:
                 page.goto(base + url)
                 page.wait_for_load_state("load")

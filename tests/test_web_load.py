@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,8 +107,8 @@ class Server:
 def serve(index: Path, cwd: Path) -> Iterator[Server]:
     """``searchidx serve`` on a free port of 127.0.0.1; its stderr is read all along (a full
     pipe would stall the server) and kept for the test to inspect. Stopped in any case."""
-    command = [SEARCHIDX, "serve", "--host", "127.0.0.1", "--port", "0",
-               "--threads", str(SERVER_THREADS), "--index", str(index)]  # fmt: skip
+    command = [SEARCHIDX, "serve", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--threads", str(SERVER_THREADS), "--index", str(index)]
     process = subprocess.Popen(command, cwd=cwd, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     log: list[str] = []
@@ -115,7 +116,7 @@ def serve(index: Path, cwd: Path) -> Iterator[Server]:
     address: list[str] = []
 
     def read() -> None:
-        for line in process.stderr:  # type: ignore[union-attr]
+        for line in process.stderr:
             log.append(line)
             if not started.is_set() and (match := re.search(r"http://([\d.]+):(\d+)/", line)):
                 address.extend(match.groups())
@@ -216,10 +217,10 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
     for number in range(ARTICLES):
         write(folder, number)
     index = tmp_path / "index"
-    subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                   capture_output=True)  # fmt: skip
+    sync = [SEARCHIDX, "index", str(folder), "--index", str(index)]
+    subprocess.run(sync, check=True, capture_output=True)
     known = {state(False): "A", state(True): "B"}
-    tally, counts, writer_errors = Tally(), Counter(), []
+    tally, counts, writer_errors = Tally(), Counter[str](), list[str]()
     with serve(index, cwd=tmp_path) as server:
         started = time.monotonic()
         deadline = started + seconds
@@ -238,7 +239,7 @@ def run_load(tmp_path: Path, seconds: float, name: str) -> dict:
         assert not any(thread.is_alive() for thread in threads), "a client or the writer hangs"
         server_log = "".join(server.log)
     latencies = sorted(tally.latencies)
-    figures = {
+    figures: dict[str, Any] = {
         "clients": CLIENTS,
         "server_threads": SERVER_THREADS,
         "articles": ARTICLES,
@@ -284,16 +285,15 @@ def test_load_refresh_after_a_sync_shows_no_deleted_article(tmp_path):
     for number in range(ARTICLES):
         write(folder, number)
     index = tmp_path / "index"
-    subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                   capture_output=True)  # fmt: skip
+    sync = [SEARCHIDX, "index", str(folder), "--index", str(index)]
+    subprocess.run(sync, check=True, capture_output=True)
     app = create_app(IndexStore(index), config={"TESTING": True})
     try:
         client = app.test_client()
         before = client.get("/api/search?per_page=100").get_json()
         assert {(hit["path"], hit["title"]) for hit in before["hits"]} == state(False)
         to_state(folder, b=True)
-        subprocess.run([SEARCHIDX, "index", str(folder), "--index", str(index)], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(sync, check=True, capture_output=True)
         time.sleep(REFRESH_INTERVAL + 0.1)
         after = client.get("/api/search?per_page=100").get_json()
     finally:

@@ -139,7 +139,7 @@ def validate(instance: Any, schema: dict[str, Any], document: dict[str, Any], pa
                 pass
         assert matches == 1, f"{path}: matches {matches} of oneOf"
         return
-    types = {
+    types: dict[str, type | tuple[type, ...]] = {
         "object": dict,
         "array": list,
         "string": str,

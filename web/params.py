@@ -82,8 +82,9 @@ def single(args: Args, name: str) -> str | None:
     values = list(dict.fromkeys(value.strip() for value in args.getlist(name) if value.strip()))
     if len(values) > 1:
         shown = ", ".join(repr(value[:40]) for value in values[:3])
-        raise QueryError(f"{name} was given {len(values)} different values ({shown}); give "
-                         "it once", name)  # fmt: skip
+        raise QueryError(
+            f"{name} was given {len(values)} different values ({shown}); give it once", name
+        )
     if not values:
         return None
     if name != "q" and len(values[0]) > MAX_VALUE_CHARS:

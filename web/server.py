@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from waitress import create_server
+from waitress.server import create_server
 
 from searchidx.errors import SearchidxError
 

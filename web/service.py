@@ -3,6 +3,8 @@ when the index changes; one per request would reopen the index every time)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, current_app
 
 from searchidx.service import SearchService
@@ -15,4 +17,4 @@ def init_app(app: Flask, service: SearchService) -> None:
 
 
 def get_service() -> SearchService:
-    return current_app.extensions[EXTENSION]
+    return cast(SearchService, current_app.extensions[EXTENSION])

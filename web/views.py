@@ -28,9 +28,10 @@ PER_PAGE_CHOICES = (10, 25, 50, 100)
 @bp.get("/")
 def search() -> tuple[str, int] | str:
     links = Links(request.args, base=url_for("pages.search"))
+    form = _form_values(links)
     context = {
         "links": links,
-        "form": _form_values(links),
+        "form": form,
         "sort_labels": SORT_LABELS,
         "per_page_choices": PER_PAGE_CHOICES,
         "max_query_chars": MAX_QUERY_CHARS,
@@ -44,7 +45,7 @@ def search() -> tuple[str, int] | str:
             "search.html", error=error, chips=filter_chips(links), **context
         ), status
     querylog.record(view.result)
-    context["form"]["sort"] = view.request.sort.value if view.request.sort else ""
+    form["sort"] = view.request.sort.value if view.request.sort else ""
     return render_template("search.html", data=view.data, **page_extras(view, links), **context)
 
 

@@ -236,9 +236,17 @@ def _insert(db: sqlite3.Connection, doc: Doc, id_: int) -> None:
     db.execute(
         "INSERT INTO docs(id, path, provider_name, category, type, published, month, quality)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (id_, doc.path, doc.provider_name, doc.category, doc.type, doc.published_value,
-         doc.month, doc.quality),
-    )  # fmt: skip
+        (
+            id_,
+            doc.path,
+            doc.provider_name,
+            doc.category,
+            doc.type,
+            doc.published_value,
+            doc.month,
+            doc.quality,
+        ),
+    )
     db.execute(
         f"INSERT INTO texts(id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
         (id_, doc.title, doc.excerpt, doc.body, doc.topic_text, doc.provider_text),
