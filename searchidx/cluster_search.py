@@ -35,6 +35,7 @@ from searchidx.cluster import ClusterIndex, cluster_errors
 from searchidx.cluster_query import Dsl, text_query
 from searchidx.cluster_sync import SYNONYMS_META, TITLE_WORDS
 from searchidx.errors import QueryError
+from searchidx.facets import BY_NAME, FACETS, SEARCHABLE, Kind
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -47,7 +48,6 @@ from searchidx.result import (
 )
 from searchidx.schema import ANALYZER, fold, from_record
 from searchidx.service import (
-    FACET_NAMES,
     REFRESH_INTERVAL,
     SUGGEST_BELOW,
     SUGGEST_PER_KIND,
@@ -59,15 +59,6 @@ from searchidx.similar import SimilarRequest, SimilarResult
 from searchidx.snapshot import FacetTable
 from searchidx.typedtext import Reading
 
-#: The document field each facet is counted and filtered on (values matched without regard to
-#: case, as locally).
-FACET_FIELDS = {
-    "topic": "topics",
-    "provider": "provider_name",
-    "category": "category",
-    "type": "type",
-    "published": "published",
-}
 #: Distinct values a facet aggregation returns: all of them, so ``more`` is exact.
 FACET_VALUES = 10_000
 _EMPTY = np.zeros(0, dtype=np.int32)
@@ -350,8 +341,8 @@ class ClusterSearchService:
         if not needle:
             return ()
         aggs: Dsl = {
-            name: {"terms": {"field": FACET_FIELDS[name], "size": FACET_VALUES}}
-            for name in ("topic", "provider")
+            facet.name: {"terms": {"field": facet.column, "size": FACET_VALUES}}
+            for facet in SEARCHABLE
         }
         last_word = fold(needle.split()[-1])  # title words are indexed folded ("sao")
         aggs["word"] = {
@@ -484,8 +475,9 @@ def _filters(request: SearchRequest) -> dict[str, Dsl]:
 
 
 def _value(name: str, value: str) -> Dsl:
-    field = FACET_FIELDS[name]
-    if name == "published":
+    spec = BY_NAME[name]
+    field = spec.column
+    if spec.kind is Kind.BOOLEAN:
         if value.casefold() not in ("true", "false"):
             return {"match_none": {}}
         return {"term": {field: value.casefold() == "true"}}
@@ -499,26 +491,28 @@ def _all(clauses: Any) -> Dsl:
 def _aggregations(filters: dict[str, Dsl]) -> Dsl:
     """Per facet: its values counted under every filter but its own."""
     aggs: Dsl = {}
-    for name in FACET_NAMES:
-        if name == "month":
-            counted = {"date_histogram": {"field": "date", "calendar_interval": "month",
-                                          "format": "yyyy-MM", "min_doc_count": 1}}  # fmt: skip
+    for facet in FACETS:
+        counted: Dsl
+        if facet.kind is Kind.MONTH:
+            histogram = {"calendar_interval": "month", "format": "yyyy-MM", "min_doc_count": 1}
+            counted = {"date_histogram": {"field": facet.column, **histogram}}
         else:
-            counted = {"terms": {"field": FACET_FIELDS[name], "size": FACET_VALUES}}
-        others = [clause for key, clause in filters.items() if key != name]
-        aggs[name] = {"filter": _all(others), "aggs": {"values": counted}}
+            counted = {"terms": {"field": facet.column, "size": FACET_VALUES}}
+        others = [clause for key, clause in filters.items() if key != facet.name]
+        aggs[facet.name] = {"filter": _all(others), "aggs": {"values": counted}}
     return aggs
 
 
 def _facets(aggregations: Any, request: SearchRequest) -> tuple[Facet, ...]:
     """The facets as :class:`~searchidx.service.SearchService` lists them, from the counts."""
     facets = []
-    for name in FACET_NAMES:
+    for facet in FACETS:
+        name = facet.name
         buckets = aggregations[name]["values"]["buckets"]
         values = tuple(bucket.get("key_as_string", bucket["key"]) for bucket in buckets)
         counts = np.array([bucket["doc_count"] for bucket in buckets], dtype=np.int64)
-        if name == "month":
-            facets.append(_month_facet(values, counts, request))
+        if facet.kind is Kind.MONTH:
+            facets.append(_month_facet(name, values, counts, request))
             continue
         selected = {value.casefold(): value for value in request.filters.get(name, ())}
         table = FacetTable.of(values, _EMPTY, _EMPTY)
