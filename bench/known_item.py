@@ -142,8 +142,10 @@ def report(store: IndexStore, folder: Path, count: int | None, seed: int) -> lis
             best_possible, ambiguous = ceiling(queries, titles, skip_stop_words)
             relevance = mrr_at_10(service, queries, Sort.RELEVANCE)
             best = mrr_at_10(service, queries, Sort.BEST)
-            lines.append(f"{way:<20}{len(queries):>8}{ambiguous:>10}{best_possible:>9.4f}"
-                         f"{relevance:>10.4f}{best:>8.4f}")  # fmt: skip
+            lines.append(
+                f"{way:<20}{len(queries):>8}{ambiguous:>10}{best_possible:>9.4f}"
+                f"{relevance:>10.4f}{best:>8.4f}"
+            )
     finally:
         service.close()
     return lines

@@ -13,6 +13,7 @@ documents when the semantics are the same:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ TARGETS = {
 TARGET_SIZE = 100_000
 
 
-def latency_summary(latencies: list[float]) -> dict[str, float]:
+def latency_summary(latencies: Sequence[float]) -> dict[str, float]:
     values = np.asarray(latencies, dtype=float)
     summary = {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
     summary["mean"] = float(values.mean())
@@ -180,10 +181,18 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
     command_line = run.get("terminal")
     if command_line:
         add("searchidx --help", command_line["help"]["p50"], TARGETS["help_ms"], "ms")
-        add("searchidx query p50, start to exit", command_line["query"]["p50"],
-            TARGETS["terminal_query_p50_ms"], "ms")  # fmt: skip
-        add("searchidx query peak memory", command_line["query_peak_rss_bytes"] / 1024**2,
-            TARGETS["terminal_query_peak_bytes"] / 1024**2, "MiB")  # fmt: skip
+        add(
+            "searchidx query p50, start to exit",
+            command_line["query"]["p50"],
+            TARGETS["terminal_query_p50_ms"],
+            "ms",
+        )
+        add(
+            "searchidx query peak memory",
+            command_line["query_peak_rss_bytes"] / 1024**2,
+            TARGETS["terminal_query_peak_bytes"] / 1024**2,
+            "MiB",
+        )
     for key, how, _ in WEB_RUNS:
         served = run.get(key)
         if served and not served.get("error"):

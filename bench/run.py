@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown engine(s): {', '.join(sorted(unknown))}")
     missing = [name for name in engines if not ENGINES[name].available()]
     if missing:
-        print(f"skipping {', '.join(missing)}: not installed (pip install -e '.[bench]'); "
-              "opensearch runs when SEARCHIDX_BENCH_OPENSEARCH names a cluster")  # fmt: skip
+        print(
+            f"skipping {', '.join(missing)}: not installed (pip install -e '.[bench]'); "
+            "opensearch runs when SEARCHIDX_BENCH_OPENSEARCH names a cluster"
+        )
         engines = [name for name in engines if name not in missing]
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +145,10 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
     queries = make_queries(args.queries, args.seed)
     run["agreement"] = report.agreement(queries, outcomes)
     if "searchidx" in engines and args.terminal_queries:
-        _say(f"searchidx: the command line, {args.terminal_queries} queries of each kind, "
-             "a fresh process each")  # fmt: skip
+        _say(
+            f"searchidx: the command line, {args.terminal_queries} queries of each kind, "
+            "a fresh process each"
+        )
         run["terminal"] = terminal.measure(indexes["searchidx"], queries, args.terminal_queries)
     if "searchidx" in engines and not args.no_web:
         for key, _, cached in report.WEB_RUNS:

@@ -101,7 +101,7 @@ def baseline(service: SearchService, path: str) -> list[str]:
 
 def _article(snapshot: IndexSnapshot, docnum: int) -> Article:
     with snapshot.reading:
-        return from_record(snapshot.searcher.stored_fields(docnum)["record"])
+        return from_record(snapshot.searcher.reader().stored_fields(docnum)["record"])
 
 
 def measure(service: SearchService, truth: dict[str, set[str]], method: Method) -> dict[str, float]:
@@ -137,8 +137,10 @@ def evaluate(folder: Path, workdir: Path, queries: int | None = None) -> None:
     truth = answers(articles)
     entries = sum(len(article.related) for article in articles)
     pairs = sum(len(paths) for paths in truth.values())
-    print(f"{folder}: {len(articles):,} articles, {entries:,} related entries, {pairs:,} of them "
-          f"in the collection, for {len(truth):,} articles")  # fmt: skip
+    print(
+        f"{folder}: {len(articles):,} articles, {entries:,} related entries, {pairs:,} of them "
+        f"in the collection, for {len(truth):,} articles"
+    )
     if not truth:
         print("  no article's related entries are in the collection: recall cannot be measured")
         return
@@ -151,9 +153,11 @@ def evaluate(folder: Path, workdir: Path, queries: int | None = None) -> None:
         service.snapshot()  # opened and its arrays read before anything is timed
         for name, method in (("similar", ours), ("baseline", baseline)):
             figures = measure(service, truth, method)
-            print(f"  {name:<9} recall@{TOP} {figures['recall']:.3f} (per article "
-                  f"{figures['mean']:.3f})  p50 {figures['p50']:.1f} ms  "
-                  f"p95 {figures['p95']:.1f} ms")  # fmt: skip
+            print(
+                f"  {name:<9} recall@{TOP} {figures['recall']:.3f} (per article "
+                f"{figures['mean']:.3f})  p50 {figures['p50']:.1f} ms  "
+                f"p95 {figures['p95']:.1f} ms"
+            )
     finally:
         service.close()
 

@@ -121,16 +121,20 @@ def _typed_words(group: query.Query) -> list[str]:
     same term (or phrase) in every text field, each with its field's boost; [] otherwise."""
     if type(group) is not query.Or or group.scale or group.minmatch:
         return []
-    parts = group.subqueries
-    kinds = {type(part) for part in parts}
-    if kinds not in ({query.Term}, {query.Phrase}) or any(
-        type(part) is query.Phrase and part.slop != 1 for part in parts
-    ):
+    spelled: set[tuple[str, ...]] = set()
+    weights: list[tuple[str, float]] = []
+    for part in group.subqueries:
+        if type(part) is query.Term:
+            spelled.add((str(part.text),))
+        elif type(part) is query.Phrase and part.slop == 1:
+            spelled.add(tuple(str(word) for word in part.words))
+        else:
+            return []
+        weights.append((part.fieldname, part.boost))
+    kinds = {type(part) for part in group.subqueries}
+    if len(kinds) != 1 or weights != list(FIELD_BOOSTS.items()) or len(spelled) != 1:
         return []
-    if [(part.fieldname, part.boost) for part in parts] != list(FIELD_BOOSTS.items()):
-        return []
-    spelled = {(part.text,) if type(part) is query.Term else tuple(part.words) for part in parts}
-    return [str(word) for word in spelled.pop()] if len(spelled) == 1 else []
+    return list(spelled.pop())
 
 
 def top_scored(

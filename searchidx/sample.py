@@ -246,13 +246,17 @@ SENTENCES = [
 
 #: A story's event, as each outlet may word it (the first is also the plain template's verb).
 ACTIONS = [
-    ("halts", "pauses", "stops", "suspends"), ("launches", "unveils", "rolls out", "debuts"),
-    ("expands", "extends", "scales up", "grows"), ("acquires", "buys", "takes over", "snaps up"),
+    ("halts", "pauses", "stops", "suspends"),
+    ("launches", "unveils", "rolls out", "debuts"),
+    ("expands", "extends", "scales up", "grows"),
+    ("acquires", "buys", "takes over", "snaps up"),
     ("delays", "postpones", "pushes back", "holds off on"),
-    ("restricts", "limits", "curbs", "tightens access to"), ("cuts", "trims", "scales back"),
-    ("retires", "shuts down", "winds down", "ends"), ("tests", "trials", "pilots"),
+    ("restricts", "limits", "curbs", "tightens access to"),
+    ("cuts", "trims", "scales back"),
+    ("retires", "shuts down", "winds down", "ends"),
+    ("tests", "trials", "pilots"),
     ("invests in", "pours money into", "backs", "funds"),
-]  # fmt: skip
+]
 
 #: How outlets title the same story: {company}, {verb}, {object}, {qualifier}, {place}, {topic}.
 STORY_TITLES = [
@@ -262,7 +266,7 @@ STORY_TITLES = [
     "Report: {company} {verb} {object} in {place}",
     "{company} {verb} {object}: what it means for {topic}",
     "{company}'s {object} news: the company {verb} them {qualifier}",
-]  # fmt: skip
+]
 
 #: Sentences about the story's details: {company}, {object}, {place}, {figure}, {person}.
 STORY_SENTENCES = [
@@ -273,21 +277,74 @@ STORY_SENTENCES = [
     "{person}, who leads the {object} effort, called it a turning point.",
     "People familiar with the matter put the figure at {figure}.",
     "Staff in {place} were told of the change this week.",
-]  # fmt: skip
+]
 
 PLACES = [
-    "Lagos", "Dublin", "Austin", "Bangalore", "Seoul", "Warsaw", "Nairobi", "Lisbon",
-    "Toronto", "Osaka", "Monterrey", "Tallinn", "Brisbane", "Cape Town", "Krakow", "Hanoi",
-    "Bogota", "Helsinki", "Leipzig", "Porto", "Denver", "Lyon", "Taipei", "Jakarta",
-]  # fmt: skip
+    "Lagos",
+    "Dublin",
+    "Austin",
+    "Bangalore",
+    "Seoul",
+    "Warsaw",
+    "Nairobi",
+    "Lisbon",
+    "Toronto",
+    "Osaka",
+    "Monterrey",
+    "Tallinn",
+    "Brisbane",
+    "Cape Town",
+    "Krakow",
+    "Hanoi",
+    "Bogota",
+    "Helsinki",
+    "Leipzig",
+    "Porto",
+    "Denver",
+    "Lyon",
+    "Taipei",
+    "Jakarta",
+]
 FIRST_NAMES = [
-    "Maria", "James", "Aiko", "Tunde", "Elena", "Rahul", "Sofia", "Lukas", "Amara", "Diego",
-    "Hana", "Omar", "Greta", "Kwame", "Ines", "Pavel", "Lena", "Mateo", "Yara", "Nils",
-]  # fmt: skip
+    "Maria",
+    "James",
+    "Aiko",
+    "Tunde",
+    "Elena",
+    "Rahul",
+    "Sofia",
+    "Lukas",
+    "Amara",
+    "Diego",
+    "Hana",
+    "Omar",
+    "Greta",
+    "Kwame",
+    "Ines",
+    "Pavel",
+    "Lena",
+    "Mateo",
+    "Yara",
+    "Nils",
+]
 LAST_NAMES = [
-    "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Castillo", "Brennan", "Haddad",
-    "Kowalski", "Adeyemi", "Fischer", "Romero", "Nakamura", "Ivanova", "Mensah", "Duarte",
-]  # fmt: skip
+    "Okafor",
+    "Lindqvist",
+    "Tanaka",
+    "Moreau",
+    "Novak",
+    "Castillo",
+    "Brennan",
+    "Haddad",
+    "Kowalski",
+    "Adeyemi",
+    "Fischer",
+    "Romero",
+    "Nakamura",
+    "Ivanova",
+    "Mensah",
+    "Duarte",
+]
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 CATEGORIES = ["news"] * 8 + ["blog", "research"]
@@ -570,10 +627,18 @@ def _coverage(
     for outlet in chosen:
         published = story.start + timedelta(seconds=rng.randrange(4 * 86_400))
         topics = rng.sample(story.topics, rng.randint(1, len(story.topics)))
-        title = rng.choice(STORY_TITLES).format(
-            company=story.company, verb=rng.choice(story.action), object=story.obj,
-            qualifier=rng.choice(QUALIFIERS), place=story.place, topic=rng.choice(topics),
-        ).strip()  # fmt: skip
+        title = (
+            rng.choice(STORY_TITLES)
+            .format(
+                company=story.company,
+                verb=rng.choice(story.action),
+                object=story.obj,
+                qualifier=rng.choice(QUALIFIERS),
+                place=story.place,
+                topic=rng.choice(topics),
+            )
+            .strip()
+        )
         title = title[0].upper() + title[1:]
         url = f"https://www.{outlet.domain}/{published:%Y/%m/%d}/{rng.getrandbits(48):x}"
         items.append((outlet, published, topics, title, url))
@@ -594,9 +659,12 @@ def _story_sentence(rng: random.Random, story: _Story, topics: list[str]) -> str
         return _sentence(rng, story.company, story.obj, topics)
     if kind < 0.85 or not story.words:
         return rng.choice(STORY_SENTENCES).format(
-            company=story.company, object=story.obj, place=story.place, figure=story.figure,
+            company=story.company,
+            object=story.obj,
+            place=story.place,
+            figure=story.figure,
             person=story.person,
-        )  # fmt: skip
+        )
     chosen = rng.sample(story.words, rng.randint(1, 2))
     return f"{story.company} and {' and '.join(chosen)} are part of the {story.obj} plan."
 
@@ -623,8 +691,10 @@ def _story_article(
             sentences += [words.sentence(rng) for _ in range(rng.randint(1, 3))]
     body = "\n\n".join(" ".join(sentences) for sentences in paragraphs)
     quality = max(0, min(200, int(rng.gauss(80, 35))))
-    extra = [_related(rng, [outlet], [1.0], story.company, topics, published)
-             for _ in range(rng.choice((0, 0, 1)))]  # fmt: skip
+    extra = [
+        _related(rng, [outlet], [1.0], story.company, topics, published)
+        for _ in range(rng.choice((0, 0, 1)))
+    ]
     lines = [
         "---",
         "category: news",

@@ -56,6 +56,7 @@ from searchidx.result import (
     Suggestion,
 )
 from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
+from searchidx.similar import SimilarRequest, SimilarResult
 from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
@@ -225,24 +226,26 @@ class SearchService:
             synonyms.applied(self._synonyms()) as rules,
         ):
             key = (request.key, rules)  # a new synonyms file is read without a new snapshot
-            result = snapshot.results.get(key, lambda: self._search(snapshot, request))
+            result: SearchResult = snapshot.results.get(
+                key, lambda: self._search(snapshot, request)
+            )
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
 
-    def similar(self, request: similar.SimilarRequest) -> similar.SimilarResult:
+    def similar(self, request: SimilarRequest) -> SimilarResult:
         """The articles most like ``request.path``'s (see :mod:`searchidx.similar`), with the
         same bounds as a search and answered from the same cache."""
         started = time.perf_counter()
         with self._using() as snapshot, bounds.budget(self.search_timeout):
             key = ("similar", request)
-            result = snapshot.results.get(key, lambda: self._similar(snapshot, request))
-        return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
+            found: SimilarResult = snapshot.results.get(
+                key, lambda: self._similar(snapshot, request)
+            )
+        return dataclasses.replace(found, took_ms=(time.perf_counter() - started) * 1000)
 
-    def _similar(
-        self, snapshot: IndexSnapshot, request: similar.SimilarRequest
-    ) -> similar.SimilarResult:
+    def _similar(self, snapshot: IndexSnapshot, request: SimilarRequest) -> SimilarResult:
         found = similar.find(snapshot, request.path, request.limit)
         terms = frozenset(found.terms)  # marked in the hits: what they share with the article
-        return similar.SimilarResult(
+        return SimilarResult(
             request=request,
             article=self._hit(snapshot, found.docnum, None, terms, None),
             hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),

@@ -29,7 +29,7 @@ The article itself is never among the results.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,7 @@ def find(snapshot: IndexSnapshot, path: str, limit: int) -> Found:
     description); raises :class:`UnknownArticle` if there is none."""
     docnum = document_number(snapshot, path)
     with snapshot.reading:
-        record = snapshot.searcher.stored_fields(docnum)["record"]
+        record = snapshot.searcher.reader().stored_fields(docnum)["record"]
     terms = key_terms(snapshot, from_record(record))
     if not terms:
         return Found(docnum, [], ())
@@ -156,7 +156,7 @@ def document_number(snapshot: IndexSnapshot, path: str) -> int:
 
 def key_terms(snapshot: IndexSnapshot, article: Article) -> dict[str, float]:
     """The article's key terms (stems) and their weights, heaviest first, within the caps."""
-    counts: Counter[str] = Counter()
+    counts: dict[str, float] = defaultdict(float)
     for field, boost in TEXT_FIELDS.items():
         for token in ANALYZER(getattr(article, field)):
             counts[token.text] += boost
@@ -200,7 +200,8 @@ def terms_query(snapshot: IndexSnapshot, terms: dict[str, float]) -> query.Query
 def _date_factors(snapshot: IndexSnapshot, docnum: int) -> np.ndarray:
     """1 + DATE_WEIGHT for the same moment, halving every DATE_HALF_LIFE_DAYS apart."""
     apart = np.abs(snapshot.dates - snapshot.dates[docnum]) / _MICROSECONDS_PER_DAY
-    return 1.0 + DATE_WEIGHT * np.exp2(-apart / DATE_HALF_LIFE_DAYS)
+    factors: np.ndarray = 1.0 + DATE_WEIGHT * np.exp2(-apart / DATE_HALF_LIFE_DAYS)
+    return factors
 
 
 def _topic_factors(snapshot: IndexSnapshot, docnum: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from whoosh import query
@@ -147,16 +147,13 @@ class FacetTable:
         return np.searchsorted(self.doc_ids, np.arange(last + 2)).astype(np.int64)
 
 
-_Array = TypeVar("_Array")
-
-
-def _stored_as(name: str) -> Callable[[Callable[..., _Array]], Callable[..., _Array]]:
+def _stored_as(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """A snapshot's array read from those written at commit, under ``name`` (formatted with
     the method's arguments), when it has them; else built by the method."""
 
-    def decorate(build: Callable[..., _Array]) -> Callable[..., _Array]:
+    def decorate(build: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         @functools.wraps(build)
-        def read(self: IndexSnapshot, *args: Any) -> _Array:
+        def read(self: IndexSnapshot, *args: Any) -> np.ndarray:
             stored = None if self.stored is None else self.stored.array(name.format(*args))
             return build(self, *args) if stored is None else stored
 

@@ -177,7 +177,7 @@ class _UncopiedBufferFile(BufferFile):
     def __init__(self, buf: Any, name: str | None = None, onclose: Any = None) -> None:
         super().__init__(b"", name=name, onclose=onclose)
         self._buf = buf
-        self.file = _MappedPart(memoryview(buf))
+        self.file = cast(Any, _MappedPart(memoryview(buf)))  # a file, as Whoosh reads it
 
 
 if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open parts this way

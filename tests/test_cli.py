@@ -251,8 +251,16 @@ def test_cli_index_shows_a_progress_bar_on_a_terminal(content: Path, tmp_path: P
 
 #: Modules a search from the command line has no use for (the web server, the file watcher,
 #: the indexer and its YAML parser, Whoosh's writer).
-NOT_FOR_A_QUERY = ("flask", "waitress", "watchfiles", "yaml", "searchidx.indexer",
-                   "searchidx.export", "whoosh.writing", "web.app")  # fmt: skip
+NOT_FOR_A_QUERY = (
+    "flask",
+    "waitress",
+    "watchfiles",
+    "yaml",
+    "searchidx.indexer",
+    "searchidx.export",
+    "whoosh.writing",
+    "web.app",
+)
 
 
 def _imported_by(args: list[str]) -> set[str]:

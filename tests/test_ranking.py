@@ -312,8 +312,12 @@ def test_title_phrase_never_makes_plain_words_too_broad(phrased, monkeypatch):
 
 
 def test_known_item_bench_counts_shared_titles_and_the_ceiling(tmp_path, capsys):
-    titles = {"a.md": "Otter dams rebuilt", "b.md": "Otter dams rebuilt",
-              "c.md": "Otter dams rebuilt again", "d.md": "Lynx is back"}  # fmt: skip
+    titles = {
+        "a.md": "Otter dams rebuilt",
+        "b.md": "Otter dams rebuilt",
+        "c.md": "Otter dams rebuilt again",
+        "d.md": "Lynx is back",
+    }
     assert known_item.shared_titles(titles) == 2
     as_written = known_item.known_item_queries(titles, None, 1, skip_stop_words=False)
     skipped = known_item.known_item_queries(titles, None, 1, skip_stop_words=True)

@@ -36,22 +36,48 @@ from web.security import HEADERS
 #: (path, title, excerpt, date, provider, topics): one story told three ways within two days,
 #: an older article sharing its subject but not its story, and unrelated news.
 STORIES = [
-    ("2024/lagos-herald.md", "Lagos council halts the Ikoyi otter sanctuary expansion",
-     "The council paused the sanctuary plan, worth 40 million naira, after Ada Obi's petition.",
-     "2024-06-24T09:00:00Z", "Lagos Herald", ["Wildlife", "Local Government"]),
-    ("2024/coast-wire.md", "Ikoyi otter sanctuary plan paused by Lagos officials",
-     "Officials stopped the 40 million naira sanctuary expansion; campaigner Ada Obi welcomed it.",
-     "2024-06-25T15:30:00Z", "Coast Wire", ["Wildlife"]),
-    ("2024/daily-tide.md", "Why Lagos stopped growing its otter sanctuary",
-     "Ada Obi's petition against the Ikoyi expansion won: the council froze the plan.",
-     "2024-06-26T08:00:00Z", "Daily Tide", ["Local Government", "Conservation"]),
-    ("2019/otter-census.md", "Otter census counts more otters in the sanctuary",
-     "Rangers counted otters in the sanctuary at dawn, as every year.",
-     "2019-03-01T08:00:00Z", "Lagos Herald", ["Wildlife"]),
-    ("2024/chips.md", "Chip prices rise for the third month",
-     "Memory makers raised prices again as demand for servers grew.",
-     "2024-06-24T10:00:00Z", "Coast Wire", ["Semiconductors"]),
-]  # fmt: skip
+    (
+        "2024/lagos-herald.md",
+        "Lagos council halts the Ikoyi otter sanctuary expansion",
+        "The council paused the sanctuary plan, worth 40 million naira, after Ada Obi's petition.",
+        "2024-06-24T09:00:00Z",
+        "Lagos Herald",
+        ["Wildlife", "Local Government"],
+    ),
+    (
+        "2024/coast-wire.md",
+        "Ikoyi otter sanctuary plan paused by Lagos officials",
+        "Officials stopped the 40 million naira sanctuary expansion; campaigner Ada Obi "
+        "welcomed it.",
+        "2024-06-25T15:30:00Z",
+        "Coast Wire",
+        ["Wildlife"],
+    ),
+    (
+        "2024/daily-tide.md",
+        "Why Lagos stopped growing its otter sanctuary",
+        "Ada Obi's petition against the Ikoyi expansion won: the council froze the plan.",
+        "2024-06-26T08:00:00Z",
+        "Daily Tide",
+        ["Local Government", "Conservation"],
+    ),
+    (
+        "2019/otter-census.md",
+        "Otter census counts more otters in the sanctuary",
+        "Rangers counted otters in the sanctuary at dawn, as every year.",
+        "2019-03-01T08:00:00Z",
+        "Lagos Herald",
+        ["Wildlife"],
+    ),
+    (
+        "2024/chips.md",
+        "Chip prices rise for the third month",
+        "Memory makers raised prices again as demand for servers grew.",
+        "2024-06-24T10:00:00Z",
+        "Coast Wire",
+        ["Semiconductors"],
+    ),
+]
 NEAR_DUPLICATE = {"2024/lagos-herald.md": "2024/coast-wire.md"}
 
 
@@ -74,8 +100,9 @@ def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hand-written stories among a generated sample with stories of its own."""
     folder = tmp_path_factory.mktemp("stories")
     write_sample(folder, 300, seed=3, stories=0.3)
-    for path, *fields in STORIES:
-        write_article(folder, path, story_front_matter(*fields), body=fields[1])
+    for path, title, excerpt, date, provider, topics in STORIES:
+        front_matter = story_front_matter(title, excerpt, date, provider, topics)
+        write_article(folder, path, front_matter, body=excerpt)
     return folder
 
 
@@ -145,8 +172,11 @@ def test_similar_key_terms_stay_within_the_caps(service, story_dir, monkeypatch)
     monkeypatch.setattr(similar, "MAX_POSTINGS", 4)
     few = similar.key_terms(snapshot, article)
     with snapshot.reading:
-        read = sum(snapshot.reader.doc_frequency(field, term)
-                   for term in few for field in similar.TEXT_FIELDS)  # fmt: skip
+        read = sum(
+            snapshot.reader.doc_frequency(field, term)
+            for term in few
+            for field in similar.TEXT_FIELDS
+        )
     assert 0 < read <= 4 and len(few) < len(terms)
 
 
@@ -183,8 +213,9 @@ def test_similar_unknown_or_deleted_article_says_how_to_fix_it(service):
 
 def test_similar_answers_a_deleted_article_as_unknown(tmp_path: Path):
     folder = tmp_path / "news"
-    for path, *fields in STORIES[:2]:
-        write_article(folder, path, story_front_matter(*fields), body=fields[1])
+    for path, title, excerpt, date, provider, topics in STORIES[:2]:
+        front_matter = story_front_matter(title, excerpt, date, provider, topics)
+        write_article(folder, path, front_matter, body=excerpt)
     store = IndexStore(tmp_path / "index")
     indexer.sync(store, folder)
     (folder / STORIES[1][0]).unlink()
@@ -206,8 +237,15 @@ def run(*args: str):
 
 
 def test_cli_similar_json_is_the_service_result(app_store, service):
-    result = run("similar", "2024/lagos-herald.md", "--limit", "3", "--json",
-                 "--index", str(app_store.location))  # fmt: skip
+    result = run(
+        "similar",
+        "2024/lagos-herald.md",
+        "--limit",
+        "3",
+        "--json",
+        "--index",
+        str(app_store.location),
+    )
     assert result.exit_code == 0
     expected = service.similar(SimilarRequest("2024/lagos-herald.md", 3)).to_dict()
     assert without_timing(json.loads(result.output)) == without_timing(expected)
@@ -239,8 +277,15 @@ def test_cli_similar_errors_are_one_line(app_store, args, message):
 
 
 def test_api_similar_is_what_searchidx_similar_json_prints(client: FlaskClient, app_store):
-    printed = run("similar", "2024/daily-tide.md", "--limit", "5", "--json",
-                  "--index", str(app_store.location)).output  # fmt: skip
+    printed = run(
+        "similar",
+        "2024/daily-tide.md",
+        "--limit",
+        "5",
+        "--json",
+        "--index",
+        str(app_store.location),
+    ).output
     body = api(client, "/api/similar?path=2024/daily-tide.md&limit=5")
     assert without_timing(body) == without_timing(json.loads(printed))
     assert len(body["hits"]) == body["total"] == 5

@@ -46,11 +46,10 @@ from schemathesis.specs.openapi.checks import (
 
 from searchidx import querylang
 from searchidx.errors import QueryError
-from searchidx.request import MAX_RESULT_WINDOW, parse_date_bound
+from searchidx.request import MAX_RESULT_WINDOW, MAX_VALUE_CHARS, parse_date_bound
 from searchidx.store import IndexStore
 from web.app import create_app
 from web.links import MATCH_PARAMS
-from web.params import MAX_VALUE_CHARS
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "web" / "openapi.json"
 SCHEMA_CHECKS = [

@@ -8,7 +8,7 @@ when another process syncs or rebuilds the index.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
@@ -18,11 +18,14 @@ from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from web import api, errors, feed, formatting, querylog, security, service, views
 
+if TYPE_CHECKING:
+    from searchidx.engine import Service
+
 
 def create_app(
     store: IndexStore | None = None,
     *,
-    search_service: SearchService | None = None,
+    search_service: Service | None = None,
     config: Mapping[str, Any] | None = None,
     query_log: QueryLog | None = None,
 ) -> Flask:

@@ -7,16 +7,18 @@ that only a page needs (links, pagination, the histogram), computed from the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from searchidx.facets import FILTERS, MONTH
 from searchidx.request import MAX_RESULT_WINDOW, SearchRequest, Sort
 from searchidx.result import SearchResult
-from searchidx.service import SearchService
 from searchidx.similar import SimilarResult
 from web.facets import facet_view, month_histogram
 from web.links import Links
 from web.params import DEFAULT_PER_PAGE, Args, parse_search_args, parse_similar_args
+
+if TYPE_CHECKING:
+    from searchidx.engine import Service
 
 SORT_LABELS = {
     Sort.BEST: "Best match",
@@ -37,7 +39,7 @@ class SearchView:
 
 
 def search_view_data(
-    service: SearchService,
+    service: Service,
     args: Args,
     *,
     per_page: int = DEFAULT_PER_PAGE,
@@ -49,7 +51,7 @@ def search_view_data(
     return SearchView(request, result, result.to_dict())
 
 
-def similar_view_data(service: SearchService, args: Args) -> SimilarResult:
+def similar_view_data(service: Service, args: Args) -> SimilarResult:
     """Parse ``args`` and find the similar articles; raises QueryError (400), UnknownArticle
     (404) or IndexMissingError (503)."""
     return service.similar(parse_similar_args(args))
