@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml
 
 ## demo: install, generate a sample collection, index it and serve the page (Ctrl-C stops)
 demo: $(INSTALLED)
-	$(BIN)/searchidx sample $(SAMPLE) --count $(SAMPLE_COUNT)
+	$(BIN)/searchidx sample $(SAMPLE) --count $(SAMPLE_COUNT) --stories 0.2  # some stories covered by several outlets
 	$(BIN)/searchidx index $(SAMPLE) --index index || test $$? -eq 3  # 3: some files skipped
 	$(BIN)/searchidx status --index index
 	$(BIN)/searchidx serve --index index
