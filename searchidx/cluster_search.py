@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -76,6 +76,8 @@ EXPANDED_HIGHLIGHT = {
     },
 }
 _MARKED = re.compile("\ue000([^\ue001]*)\ue001")
+#: What :meth:`ClusterSearchService._recent` reads and keeps (synonyms, ranking statistics).
+_Read = TypeVar("_Read")
 
 #: ``best`` = text score x freshness x quality (searchidx.ranking), in the cluster's script
 #: language: a missing quality is neutral, and a known one's percentile is looked up in the
@@ -110,7 +112,7 @@ class ClusterSearchService:
         self.search_timeout = search_timeout
         self._client = index.client()
         #: What is read of the whole index (synonyms, ranking statistics): name -> (when, it).
-        self._read: dict[str, tuple[float, Any]] = {}
+        self._read: dict[str, tuple[float, object]] = {}
 
     def close(self) -> None:
         self._client.close()
@@ -123,14 +125,15 @@ class ClusterSearchService:
         with synonyms.applied(rules):
             return self._search(request)
 
-    def _recent(self, name: str, read: Callable[[], Any]) -> Any:
+    def _recent(self, name: str, read: Callable[[], _Read]) -> _Read:
         """``read()``, again at most every :data:`~searchidx.service.REFRESH_INTERVAL`
         seconds: what a sync changes shows within that, as locally."""
         now = time.monotonic()
-        when, value = self._read.get(name, (None, None))
-        if when is None or now - when >= REFRESH_INTERVAL:
-            value = read()
-            self._read[name] = (now, value)
+        cached = self._read.get(name)
+        if cached is not None and now - cached[0] < REFRESH_INTERVAL:
+            return cast(_Read, cached[1])  # what read() returned, kept under its name
+        value = read()
+        self._read[name] = (now, value)
         return value
 
     def _synonyms(self) -> str:
@@ -138,7 +141,7 @@ class ClusterSearchService:
 
         def read() -> str:
             (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
-            return mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, "")
+            return str(mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, ""))
 
         return self._recent("synonyms", read)
 
@@ -191,15 +194,21 @@ class ClusterSearchService:
             if not any(True for _ in ANALYZER(word)):
                 return True  # a stop word: not searched, nothing to correct
             body = {"query": {"multi_match": {"query": word, "fields": querylang.TEXT_FIELDS}}}
-            return self._client.count(index=self.store.alias, body=body)["count"] > 0
+            return int(self._client.count(index=self.store.alias, body=body)["count"]) > 0
 
         def closest(word: str) -> str | None:
-            suggester = {"field": TITLE_WORDS, "max_edits": 2, "prefix_length": 1, "size": 1,
-                         "suggest_mode": "always", "min_word_length": 1}  # fmt: skip
+            suggester = {
+                "field": TITLE_WORDS,
+                "max_edits": 2,
+                "prefix_length": 1,
+                "size": 1,
+                "suggest_mode": "always",
+                "min_word_length": 1,
+            }
             body = {"size": 0, "suggest": {"word": {"text": word, "term": suggester}}}
             found = self._client.search(index=self.store.alias, body=body)["suggest"]["word"]
             options = found[0]["options"] if found else []
-            return options[0]["text"] if options else None
+            return str(options[0]["text"]) if options else None
 
         return querylang.correct_with(text, known, closest)
 
@@ -267,8 +276,8 @@ class ClusterSearchService:
         }
         if stats is not None and request.effective_sort is Sort.BEST:
             # text x freshness x quality (freshness x quality alone without text)
-            body["query"] = {"script_score": {"query": body["query"],
-                                              "script": stats.script(request)}}  # fmt: skip
+            scored = {"query": body["query"], "script": stats.script(request)}
+            body["query"] = {"script_score": scored}
         if request.explain and query is not None:
             body["track_scores"] = True
         if filters:
@@ -400,7 +409,7 @@ class _RankingStats:
         percentile = None
         if article.quality is not None and article.quality in self.qualities:
             percentile = self.percentiles[self.qualities.index(article.quality)]
-        quality = float(ranking.quality(np.float64(0.5 if percentile is None else percentile)))
+        quality = float(ranking.quality(np.array(0.5 if percentile is None else percentile)))
         score = item.get("_score")
         text_score = None
         if text and score is not None:
@@ -446,7 +455,7 @@ def _percentiles(counts: np.ndarray) -> list[float]:
     if known <= 1:
         return [0.5] * len(counts)
     below = np.cumsum(counts) - counts
-    return ((2 * below + counts - 1) / (2.0 * (known - 1))).tolist()
+    return [float(mid) for mid in (2 * below + counts - 1) / (2.0 * (known - 1))]
 
 
 def _filters(request: SearchRequest) -> dict[str, Dsl]:
@@ -455,8 +464,11 @@ def _filters(request: SearchRequest) -> dict[str, Dsl]:
     clauses: dict[str, Dsl] = {}
     for name, values in request.filters.items():
         if values:
-            clauses[name] = {"bool": {"should": [_value(name, value) for value in values],
-                                      "minimum_should_match": 1}}  # fmt: skip
+            any_of = {
+                "should": [_value(name, value) for value in values],
+                "minimum_should_match": 1,
+            }
+            clauses[name] = {"bool": any_of}
     if request.date_from or request.date_to:
         dates = {}
         if request.date_from:
