@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -76,7 +76,7 @@ EXPANDED_HIGHLIGHT = {
     },
 }
 _MARKED = re.compile("\ue000([^\ue001]*)\ue001")
-#: What :meth:`ClusterSearchService._recent` reads and keeps (synonyms, ranking statistics).
+#: What a :class:`_Recent` reads and keeps (synonyms, ranking statistics).
 _Read = TypeVar("_Read")
 
 #: ``best`` = text score x freshness x quality (searchidx.ranking), in the cluster's script
@@ -111,8 +111,9 @@ class ClusterSearchService:
         self.store = index
         self.search_timeout = search_timeout
         self._client = index.client()
-        #: What is read of the whole index (synonyms, ranking statistics): name -> (when, it).
-        self._read: dict[str, tuple[float, object]] = {}
+        #: What is read of the whole index, kept a while (see :class:`_Recent`).
+        self._synonyms = _Recent(self._read_synonyms)
+        self._ranking = _Recent(self._ranking_stats)
 
     def close(self) -> None:
         self._client.close()
@@ -121,29 +122,14 @@ class ClusterSearchService:
         """The answer to ``request``, every query parsed (retries included) expanded by the
         synonyms kept with the index."""
         with cluster_errors(self.store):
-            rules = synonyms.parse(self._synonyms())
+            rules = synonyms.parse(self._synonyms.get())
         with synonyms.applied(rules):
             return self._search(request)
 
-    def _recent(self, name: str, read: Callable[[], _Read]) -> _Read:
-        """``read()``, again at most every :data:`~searchidx.service.REFRESH_INTERVAL`
-        seconds: what a sync changes shows within that, as locally."""
-        now = time.monotonic()
-        cached = self._read.get(name)
-        if cached is not None and now - cached[0] < REFRESH_INTERVAL:
-            return cast(_Read, cached[1])  # what read() returned, kept under its name
-        value = read()
-        self._read[name] = (now, value)
-        return value
-
-    def _synonyms(self) -> str:
+    def _read_synonyms(self) -> str:
         """The synonyms file's text kept with the index."""
-
-        def read() -> str:
-            (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
-            return str(mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, ""))
-
-        return self._recent("synonyms", read)
+        (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
+        return str(mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, ""))
 
     def _search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
@@ -153,7 +139,7 @@ class ClusterSearchService:
         ran_query, retry, relaxed, did_you_mean = request.text, None, None, None
         with cluster_errors(self.store):
             ranked = request.effective_sort is Sort.BEST or request.explain
-            stats = self._recent("ranking", self._ranking_stats) if ranked else None
+            stats = self._ranking.get() if ranked else None
             response = self._run(request, query, _expands(parsed), stats)
             if parsed is not None and _total(response) < SUGGEST_BELOW:
                 did_you_mean = self._correct(request.text)
@@ -417,6 +403,22 @@ class _RankingStats:
             text_score = float(score) / (freshness * quality) if best_sorted else float(score)
         best = freshness * quality * (1.0 if text_score is None else text_score)
         return Explanation(text_score, None, freshness, quality, age, percentile, best)
+
+
+class _Recent(Generic[_Read]):
+    """What ``read()`` returns, read again at most every
+    :data:`~searchidx.service.REFRESH_INTERVAL` seconds: what a sync changes shows within
+    that, as locally."""
+
+    def __init__(self, read: Callable[[], _Read]) -> None:
+        self._read = read
+        self._kept: tuple[float, _Read] | None = None  # (when, what)
+
+    def get(self) -> _Read:
+        now = time.monotonic()
+        if self._kept is None or now - self._kept[0] >= REFRESH_INTERVAL:
+            self._kept = (now, self._read())
+        return self._kept[1]
 
 
 class _Matching:
