@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -70,58 +71,62 @@ def translate(node: query.Query, typed: tuple[str, ...] = ()) -> Dsl | None:
         return _bool("must", node.children(), typed)
     if kind in (query.Or, query.DefaultOr):
         return _bool("should", node.children(), typed)
-    if kind is query.Not:
+    if type(node) is query.Not:
         inner = translate(node.query, typed)
         return None if inner is None else {"bool": {"must_not": [inner]}}
-    if kind is query.AndNot:
+    if type(node) is query.AndNot:
         positive, negative = translate(node.a, typed), translate(node.b, typed)
         if positive is None or negative is None:
             return positive
         return {"bool": {"must": [positive], "must_not": [negative]}}
-    if kind is query.AndMaybe:
+    if type(node) is query.AndMaybe:
         required, optional = translate(node.a, typed), translate(node.b, typed)
         if required is None or optional is None:
             return required
         return {"bool": {"must": [required], "should": [optional]}}
-    if kind is query.Every:
+    if type(node) is query.Every:
         return {"exists": {"field": node.fieldname}} if node.fieldname else {"match_all": {}}
     if node is query.NullQuery or kind is type(query.NullQuery):
         return None
     leaf = _leaf(node, typed)
     if leaf is None:
         return None
-    if getattr(node, "boost", 1.0) != 1.0:
+    boost = getattr(node, "boost", 1.0)
+    if boost != 1.0:
         (body,) = leaf.values()
         if "bool" in leaf:  # a word and its synonyms
-            body["boost"] = node.boost
+            body["boost"] = boost
         else:
             (options,) = body.values()
             if isinstance(options, dict):  # a leaf of one field's options: the weight goes there
-                options["boost"] = node.boost
+                options["boost"] = boost
     return leaf
 
 
 def _leaf(node: query.Query, typed: tuple[str, ...]) -> Dsl | None:
-    field = node.fieldname
-    kind = type(node)
-    if kind is query.FuzzyTerm:
-        return {"match": {field: {"query": node.text, "fuzziness": node.maxdist,
-                                  "prefix_length": node.prefixlength,
-                                  "fuzzy_transpositions": False}}}  # fmt: skip
-    if kind is query.Term:
-        return _with_synonyms(field, [node.text], _term(field, node.text))
-    if kind is query.Phrase:
-        phrase = {"match_phrase": {field: {"query": _as_typed(node.words, typed),
-                                           "slop": max(node.slop - 1, 0)}}}  # fmt: skip
-        return _with_synonyms(field, node.words, phrase)
-    if kind is query.Prefix:
-        return {"prefix": {field: {"value": node.text}}}
-    if kind is query.Wildcard:
-        return {"wildcard": {field: {"value": node.text}}}
-    if kind in (query.NumericRange, query.DateRange):
-        return {"range": {field: _bounds(node, _date if field == "date" else int)}}
-    if kind is query.TermRange:
-        return {"range": {field: _bounds(node, str)}}
+    if type(node) is query.FuzzyTerm:
+        fuzzy = {
+            "query": node.text,
+            "fuzziness": node.maxdist,
+            "prefix_length": node.prefixlength,
+            "fuzzy_transpositions": False,
+        }
+        return {"match": {node.fieldname: fuzzy}}
+    if type(node) is query.Term:
+        return _with_synonyms(node.fieldname, [node.text], _term(node.fieldname, node.text))
+    if type(node) is query.Phrase:
+        options = {"query": _as_typed(node.words, typed), "slop": max(node.slop - 1, 0)}
+        phrase = {"match_phrase": {node.fieldname: options}}
+        return _with_synonyms(node.fieldname, node.words, phrase)
+    if type(node) is query.Prefix:
+        return {"prefix": {node.fieldname: {"value": node.text}}}
+    if type(node) is query.Wildcard:
+        return {"wildcard": {node.fieldname: {"value": node.text}}}
+    if type(node) is query.NumericRange or type(node) is query.DateRange:
+        convert = _date if node.fieldname == "date" else int
+        return {"range": {node.fieldname: _bounds(node, convert)}}
+    if type(node) is query.TermRange:
+        return {"range": {node.fieldname: _bounds(node, str)}}
     raise QueryError(f"this query has a part ({node}) the OpenSearch engine cannot run yet", "q")
 
 
@@ -151,7 +156,9 @@ def _term(field: str, text: str) -> Dsl | None:
     return {"term": {field: {"value": text}}}
 
 
-def _bounds(node: Any, convert: Any) -> dict[str, Any]:
+def _bounds(
+    node: query.NumericRange | query.TermRange, convert: Callable[[Any], Any]
+) -> dict[str, Any]:
     bounds: dict[str, Any] = {}
     if node.start is not None:
         bounds["gt" if node.startexcl else "gte"] = convert(node.start)
@@ -168,7 +175,8 @@ def _date(value: int) -> str:
 def _as_typed(words: list[str], typed: tuple[str, ...]) -> str:
     """A phrase's words with the stop words that stood between them where it was typed."""
     for start in range(len(typed)):
-        found, position = [], start
+        found: list[int] = []
+        position = start
         for word in words:
             while position < len(typed) and typed[position] != word:
                 if typed[position] not in STOP_WORDS or not found:

@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -76,6 +76,8 @@ EXPANDED_HIGHLIGHT = {
     },
 }
 _MARKED = re.compile("\ue000([^\ue001]*)\ue001")
+#: What a :class:`_Recent` reads and keeps (synonyms, ranking statistics).
+_Read = TypeVar("_Read")
 
 #: ``best`` = text score x freshness x quality (searchidx.ranking), in the cluster's script
 #: language: a missing quality is neutral, and a known one's percentile is looked up in the
@@ -109,8 +111,9 @@ class ClusterSearchService:
         self.store = index
         self.search_timeout = search_timeout
         self._client = index.client()
-        #: What is read of the whole index (synonyms, ranking statistics): name -> (when, it).
-        self._read: dict[str, tuple[float, Any]] = {}
+        #: What is read of the whole index, kept a while (see :class:`_Recent`).
+        self._synonyms = _Recent(self._read_synonyms)
+        self._ranking = _Recent(self._ranking_stats)
 
     def close(self) -> None:
         self._client.close()
@@ -119,28 +122,14 @@ class ClusterSearchService:
         """The answer to ``request``, every query parsed (retries included) expanded by the
         synonyms kept with the index."""
         with cluster_errors(self.store):
-            rules = synonyms.parse(self._synonyms())
+            rules = synonyms.parse(self._synonyms.get())
         with synonyms.applied(rules):
             return self._search(request)
 
-    def _recent(self, name: str, read: Callable[[], Any]) -> Any:
-        """``read()``, again at most every :data:`~searchidx.service.REFRESH_INTERVAL`
-        seconds: what a sync changes shows within that, as locally."""
-        now = time.monotonic()
-        when, value = self._read.get(name, (None, None))
-        if when is None or now - when >= REFRESH_INTERVAL:
-            value = read()
-            self._read[name] = (now, value)
-        return value
-
-    def _synonyms(self) -> str:
+    def _read_synonyms(self) -> str:
         """The synonyms file's text kept with the index."""
-
-        def read() -> str:
-            (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
-            return mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, "")
-
-        return self._recent("synonyms", read)
+        (mapping,) = self._client.indices.get_mapping(index=self.store.alias).values()
+        return str(mapping["mappings"].get("_meta", {}).get(SYNONYMS_META, ""))
 
     def _search(self, request: SearchRequest) -> SearchResult:
         started = time.perf_counter()
@@ -150,7 +139,7 @@ class ClusterSearchService:
         ran_query, retry, relaxed, did_you_mean = request.text, None, None, None
         with cluster_errors(self.store):
             ranked = request.effective_sort is Sort.BEST or request.explain
-            stats = self._recent("ranking", self._ranking_stats) if ranked else None
+            stats = self._ranking.get() if ranked else None
             response = self._run(request, query, _expands(parsed), stats)
             if parsed is not None and _total(response) < SUGGEST_BELOW:
                 did_you_mean = self._correct(request.text)
@@ -191,15 +180,21 @@ class ClusterSearchService:
             if not any(True for _ in ANALYZER(word)):
                 return True  # a stop word: not searched, nothing to correct
             body = {"query": {"multi_match": {"query": word, "fields": querylang.TEXT_FIELDS}}}
-            return self._client.count(index=self.store.alias, body=body)["count"] > 0
+            return int(self._client.count(index=self.store.alias, body=body)["count"]) > 0
 
         def closest(word: str) -> str | None:
-            suggester = {"field": TITLE_WORDS, "max_edits": 2, "prefix_length": 1, "size": 1,
-                         "suggest_mode": "always", "min_word_length": 1}  # fmt: skip
+            suggester = {
+                "field": TITLE_WORDS,
+                "max_edits": 2,
+                "prefix_length": 1,
+                "size": 1,
+                "suggest_mode": "always",
+                "min_word_length": 1,
+            }
             body = {"size": 0, "suggest": {"word": {"text": word, "term": suggester}}}
             found = self._client.search(index=self.store.alias, body=body)["suggest"]["word"]
             options = found[0]["options"] if found else []
-            return options[0]["text"] if options else None
+            return str(options[0]["text"]) if options else None
 
         return querylang.correct_with(text, known, closest)
 
@@ -267,8 +262,8 @@ class ClusterSearchService:
         }
         if stats is not None and request.effective_sort is Sort.BEST:
             # text x freshness x quality (freshness x quality alone without text)
-            body["query"] = {"script_score": {"query": body["query"],
-                                              "script": stats.script(request)}}  # fmt: skip
+            scored = {"query": body["query"], "script": stats.script(request)}
+            body["query"] = {"script_score": scored}
         if request.explain and query is not None:
             body["track_scores"] = True
         if filters:
@@ -400,7 +395,7 @@ class _RankingStats:
         percentile = None
         if article.quality is not None and article.quality in self.qualities:
             percentile = self.percentiles[self.qualities.index(article.quality)]
-        quality = float(ranking.quality(np.float64(0.5 if percentile is None else percentile)))
+        quality = float(ranking.quality(np.array(0.5 if percentile is None else percentile)))
         score = item.get("_score")
         text_score = None
         if text and score is not None:
@@ -408,6 +403,22 @@ class _RankingStats:
             text_score = float(score) / (freshness * quality) if best_sorted else float(score)
         best = freshness * quality * (1.0 if text_score is None else text_score)
         return Explanation(text_score, None, freshness, quality, age, percentile, best)
+
+
+class _Recent(Generic[_Read]):
+    """What ``read()`` returns, read again at most every
+    :data:`~searchidx.service.REFRESH_INTERVAL` seconds: what a sync changes shows within
+    that, as locally."""
+
+    def __init__(self, read: Callable[[], _Read]) -> None:
+        self._read = read
+        self._kept: tuple[float, _Read] | None = None  # (when, what)
+
+    def get(self) -> _Read:
+        now = time.monotonic()
+        if self._kept is None or now - self._kept[0] >= REFRESH_INTERVAL:
+            self._kept = (now, self._read())
+        return self._kept[1]
 
 
 class _Matching:
@@ -446,7 +457,7 @@ def _percentiles(counts: np.ndarray) -> list[float]:
     if known <= 1:
         return [0.5] * len(counts)
     below = np.cumsum(counts) - counts
-    return ((2 * below + counts - 1) / (2.0 * (known - 1))).tolist()
+    return [float(mid) for mid in (2 * below + counts - 1) / (2.0 * (known - 1))]
 
 
 def _filters(request: SearchRequest) -> dict[str, Dsl]:
@@ -455,8 +466,11 @@ def _filters(request: SearchRequest) -> dict[str, Dsl]:
     clauses: dict[str, Dsl] = {}
     for name, values in request.filters.items():
         if values:
-            clauses[name] = {"bool": {"should": [_value(name, value) for value in values],
-                                      "minimum_should_match": 1}}  # fmt: skip
+            any_of = {
+                "should": [_value(name, value) for value in values],
+                "minimum_should_match": 1,
+            }
+            clauses[name] = {"bool": any_of}
     if request.date_from or request.date_to:
         dates = {}
         if request.date_from:

@@ -161,9 +161,13 @@ def _writing(client: Any, index: ClusterIndex, wait: float) -> Iterator[str]:
             holder = found["_source"].get("holder", "")
             host, _, pid = holder.rpartition(":")
             if host == socket.gethostname() and _gone(pid):
-                client.delete(index=LOCK_INDEX, id=index.alias, ignore=[404, 409],
-                              if_seq_no=found["_seq_no"],
-                              if_primary_term=found["_primary_term"])  # fmt: skip
+                client.delete(
+                    index=LOCK_INDEX,
+                    id=index.alias,
+                    ignore=[404, 409],
+                    if_seq_no=found["_seq_no"],
+                    if_primary_term=found["_primary_term"],
+                )
                 note = f"cleared a stale lock left by {holder}, which stopped while writing"
                 continue
             if time.monotonic() >= deadline:
@@ -199,7 +203,9 @@ def status(index: ClusterIndex) -> ClusterStatus:
         )
 
 
-def _content_root(index: ClusterIndex, content_dir: Path | str | None, meta: IndexMeta | None):
+def _content_root(
+    index: ClusterIndex, content_dir: Path | str | None, meta: IndexMeta | None
+) -> Path:
     if content_dir is None:
         if meta is None:
             raise ContentFolderError(
@@ -227,7 +233,7 @@ def _live_index(client: Any, index: ClusterIndex) -> str | None:
             f"the alias {index.alias} at {index.base_url} points at {len(targets)} indexes "
             f"({', '.join(sorted(targets))}); run 'searchidx rebuild' to make it one"
         )
-    return targets[0]
+    return str(targets[0])
 
 
 def _current(client: Any, physical: str, meta: IndexMeta) -> bool:
@@ -258,7 +264,7 @@ def _read_meta(client: Any, physical: str) -> IndexMeta | None:
 def read_synonyms(client: Any, physical: str) -> str:
     """The synonyms file's text kept with the index ("" for none)."""
     mapping = client.indices.get_mapping(index=physical)[physical]["mappings"]
-    return mapping.get("_meta", {}).get(SYNONYMS_META, "")
+    return str(mapping.get("_meta", {}).get(SYNONYMS_META, ""))
 
 
 def _synonyms_of(client: Any, live: str | None, given: str | None) -> str:
@@ -338,8 +344,9 @@ def _sync(
     on_disk = scan_content(root)
     client.indices.refresh(index=physical)  # what a sync cut short sent is read back too
     indexed = _indexed_states(client, physical)
-    stat_changed = sorted(path for path, state in on_disk.items()
-                          if not _same_stat(indexed.get(path), state))  # fmt: skip
+    stat_changed = sorted(
+        path for path, state in on_disk.items() if not _same_stat(indexed.get(path), state)
+    )
     report.unchanged = len(on_disk) - len(stat_changed)
     removed = sorted(indexed.keys() - on_disk.keys())
     loaded = _load(root, stat_changed, indexed, report, progress)
