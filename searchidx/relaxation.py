@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import combinations
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,9 +26,18 @@ from searchidx.typedtext import Part
 MAX_COMBINED = 2048
 
 
-def relax(
-    parts: tuple[Part, ...], matching: Callable[[str], np.ndarray], size: int
-) -> Relaxation | None:
+class Mask(Protocol):
+    """The articles a query text matches, as :func:`relax` reads them (``&``, ``any()``,
+    ``sum()``): a numpy bool array, or a stand-in that has them counted elsewhere (the
+    OpenSearch engine's :class:`~searchidx.cluster_search._Matching`)."""
+
+    def __and__(self, other: Any, /) -> Mask: ...
+    def __rand__(self, other: Any, /) -> Mask: ...
+    def any(self) -> Any: ...
+    def sum(self) -> Any: ...
+
+
+def relax(parts: tuple[Part, ...], matching: Callable[[str], Mask], size: int) -> Relaxation | None:
     """The least to drop from ``parts`` so that some article matches the rest, or None.
 
     ``matching(text)`` is the mask of the articles a query text matches (filters applied);
@@ -38,9 +48,9 @@ def relax(
     words = list(dict.fromkeys(word for part in free for word in part.words))
     if not words:
         return None
-    masks: dict[str, np.ndarray] = {}
+    masks: dict[str, Mask] = {}
 
-    def mask(text: str) -> np.ndarray:
+    def mask(text: str) -> Mask:
         if text not in masks:
             masks[text] = matching(text)
         return masks[text]
@@ -63,7 +73,7 @@ def relax(
 
 
 def _most_kept(
-    units: Sequence[str], mask: Callable[[str], np.ndarray], required: np.ndarray, size: int
+    units: Sequence[str], mask: Callable[[str], Mask], required: Mask, size: int
 ) -> tuple[str, ...] | None:
     """The largest subset of ``units`` (in their order) whose articles, with ``required``,
     are not none; of those of one size, the rarest."""
@@ -89,8 +99,8 @@ def _subsets(units: Sequence[str], kept: int, counts: dict[str, int]) -> Iterato
         yield tuple(unit for unit in units if unit in commonest)
 
 
-def _every(masks: Iterable[np.ndarray], size: int) -> np.ndarray:
-    result = np.ones(size, dtype=bool)
+def _every(masks: Iterable[Mask], size: int) -> Mask:
+    result: Mask = np.ones(size, dtype=bool)
     for mask in masks:
         result = result & mask
     return result

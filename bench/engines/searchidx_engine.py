@@ -8,6 +8,7 @@ highlight only in the ``highlight`` kind, so searchidx does more work in the oth
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.engines.base import FACET_SIZE, BuildStats, Engine, Outcome, SyncStats
 from bench.queries import BenchQuery
@@ -15,6 +16,9 @@ from searchidx import indexer
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
+
+if TYPE_CHECKING:
+    from searchidx.engine import Service
 
 _SORTS = {"relevance": Sort.RELEVANCE, "newest": Sort.NEWEST, "quality": Sort.QUALITY}
 
@@ -25,7 +29,7 @@ class SearchidxEngine(Engine):
     def __init__(self, index_dir: Path) -> None:
         super().__init__(index_dir)
         self.store = IndexStore(index_dir)
-        self.service: SearchService | None = None
+        self.service: Service | None = None
 
     def build(self, folder: Path) -> BuildStats:
         report = indexer.rebuild(self.store, folder)
