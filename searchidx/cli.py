@@ -11,7 +11,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -375,12 +375,7 @@ def query(
         result = service.search(request)
     finally:
         service.close()
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-        return
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    for line in render_result(result, show_facets):
-        click.echo(line, color=color)
+    _print_result(result.to_dict() if as_json else render_result(result, show_facets))
 
 
 @cli.command("similar")
@@ -408,12 +403,7 @@ def similar_command(path: str, limit: int, as_json: bool, store: Location) -> No
         result = service.similar(SimilarRequest(path, limit))
     finally:
         service.close()
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-        return
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    for line in render_similar(result):
-        click.echo(line, color=color)
+    _print_result(result.to_dict() if as_json else render_similar(result))
 
 
 @cli.command()
@@ -700,6 +690,17 @@ def export(out_dir: Path, export_format: str, max_bytes: int, force: bool, store
             "export again",
             err=True,
         )
+
+
+def _print_result(shown: dict[str, Any] | Iterable[str]) -> None:
+    """A result's JSON form (a dict) or its terminal lines, in colour on a terminal unless
+    ``NO_COLOR`` is set."""
+    if isinstance(shown, dict):
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+        return
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for line in shown:
+        click.echo(line, color=color)
 
 
 @contextmanager

@@ -574,21 +574,5 @@ def _hit(
     explain = None
     if request.explain and stats is not None:
         explain = stats.explain(item, article, request, text)
-    return Hit(
-        path=article.path,
-        title=article.title,
-        url=article.url,
-        provider=article.provider,
-        published_at=article.published_at,
-        quality=article.quality,
-        topics=article.topics,
-        category=article.category,
-        type=article.type,
-        published=article.published,
-        image=article.image,
-        related=article.related,
-        score=float(item["_score"]) if scored and item.get("_score") is not None else None,
-        title_html=highlight.title_html(article, terms),
-        excerpt_html=highlight.excerpt_html(article, terms),
-        explain=explain,
-    )
+    score = float(item["_score"]) if scored and item.get("_score") is not None else None
+    return highlight.hit(article, terms, score, explain)

@@ -12,6 +12,7 @@ import html
 from whoosh import highlight
 
 from searchidx.articles import Article
+from searchidx.result import Explanation, Hit
 from searchidx.schema import ANALYZER, _plain_chain
 
 #: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
@@ -142,3 +143,28 @@ def excerpt_html(article: Article, terms: frozenset[str]) -> str:
     text = excerpt or article.body
     cut = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
     return html.escape(cut, quote=False)
+
+
+def hit(
+    article: Article, terms: frozenset[str], score: float | None, explain: Explanation | None
+) -> Hit:
+    """``article`` as a result shows it, ``terms`` marked in its title and excerpt (the same
+    for both engines and for similar articles)."""
+    return Hit(
+        path=article.path,
+        title=article.title,
+        url=article.url,
+        provider=article.provider,
+        published_at=article.published_at,
+        quality=article.quality,
+        topics=article.topics,
+        category=article.category,
+        type=article.type,
+        published=article.published,
+        image=article.image,
+        related=article.related,
+        score=score,
+        title_html=title_html(article, terms),
+        excerpt_html=excerpt_html(article, terms),
+        explain=explain,
+    )

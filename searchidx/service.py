@@ -511,24 +511,7 @@ class SearchService:
         with snapshot.reading:
             record = snapshot.searcher.reader().stored_fields(docnum)["record"]
         article = from_record(record)
-        return Hit(
-            path=article.path,
-            title=article.title,
-            url=article.url,
-            provider=article.provider,
-            published_at=article.published_at,
-            quality=article.quality,
-            topics=article.topics,
-            category=article.category,
-            type=article.type,
-            published=article.published,
-            image=article.image,
-            related=article.related,
-            score=score,
-            title_html=highlight.title_html(article, terms),
-            excerpt_html=highlight.excerpt_html(article, terms),
-            explain=explain,
-        )
+        return highlight.hit(article, terms, score, explain)
 
     def _facets(
         self,
