@@ -147,6 +147,13 @@ def charge(q: query.Query, words: Sequence[bytes], postings: int) -> None:
         current.charge(q, words, postings)
 
 
+def words_needed() -> int | None:
+    """How many words of an expansion the current request needs listed: one past the cap
+    (more are refused anyway, and listing them all can take most of a second); with no
+    request, all of them (None)."""
+    return None if _current.get() is None else MAX_EXPANDED_TERMS + 1
+
+
 def charge_phrase(q: query.Phrase, postings: int) -> None:
     """Count a phrase against the current request's cap (no request: no cap)."""
     current = _current.get()

@@ -14,6 +14,7 @@ same answers). What is read below Whoosh's API is read by :mod:`searchidx.whoosh
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -94,8 +95,12 @@ class QueryMatcher:
         self._bm25 = weighting if type(weighting) is BM25F else None
         self._cache: OrderedDict[_CacheKey, Postings | np.ndarray] = OrderedDict()
         self._cached_bytes = 0
-        self._expansions: LruCache[tuple[str, int], list[bytes]] = LruCache(EXPANSIONS_CACHED)
-        self._charges: LruCache[str, tuple[list[bytes], int]] = LruCache(EXPANSIONS_CACHED)
+        self._expansions: LruCache[tuple[str, int, int | None], list[bytes]] = LruCache(
+            EXPANSIONS_CACHED
+        )
+        self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int]] = (
+            LruCache(EXPANSIONS_CACHED)
+        )
         #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
         self.fast = whoosh_internals.layout_known()
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
@@ -281,21 +286,33 @@ class QueryMatcher:
                 return [], 0
             found = (self._expanded(q, leaf, base) for leaf, base in self._leaves)
             words = sorted({word for segment in found for word in segment})
+            if len(words) > bounds.MAX_EXPANDED_TERMS:
+                return words, 0  # refused for its words alone: counting their documents could
+                # take seconds (14,000 words of title:[a TO z] at 100,000 articles: 2 s)
+            postings = 0
             with self.reading:
-                return words, sum(self.reader.doc_frequency(fieldname, word) for word in words)
+                for word in words:
+                    postings += self.reader.doc_frequency(fieldname, word)
+                    if postings > bounds.MAX_EXPANDED_POSTINGS:
+                        break  # refused for its documents alone: the rest need not be counted
+            return words, postings
 
-        return self._charges.get(repr(q), charge)
+        caps = (bounds.words_needed(), bounds.MAX_EXPANDED_TERMS, bounds.MAX_EXPANDED_POSTINGS)
+        return self._charges.get((repr(q), *caps), charge)
 
     def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
         """The words ``q`` expands to in one segment (cached). Segment by segment, as Whoosh's
         searcher expands: a fuzzy word then walks each segment's word graph, where the whole
         index's reader tests every word it has (8 s for one fuzzy word over 450,000 words)."""
 
+        needed = bounds.words_needed()
+
         def expand() -> list[bytes]:
             with self.reading:
-                return [word for _, word in bounds.checked(q.expanded_terms(leaf)) if word]
+                found = (word for _, word in bounds.checked(q.expanded_terms(leaf)) if word)
+                return list(itertools.islice(found, needed))
 
-        return self._expansions.get((repr(q), base), expand)
+        return self._expansions.get((repr(q), base, needed), expand)
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored

@@ -123,6 +123,24 @@ def test_search_fuzzy_words_and_term_ranges_are_capped_like_wildcards(service, m
         search(service, text)
 
 
+def test_search_words_past_the_cap_are_refused_before_their_documents_are_counted(
+    service, monkeypatch
+):
+    matcher = service.snapshot().matcher
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 3)
+    monkeypatch.setattr(matcher.reader, "doc_frequency", lambda *args: pytest.fail("counted"))
+    with pytest.raises(QueryTooBroad, match="more than 3 words"):
+        search(service, "title:[a TO z]")
+
+
+def test_search_expansions_list_every_word_outside_a_request(service, monkeypatch):
+    monkeypatch.setattr(bounds, "MAX_EXPANDED_TERMS", 3)
+    everything = service.snapshot().match(parse_query("title:[a TO z]"), scored=False)
+    with service.snapshot().reading:
+        titled = service.snapshot().searcher.search(parse_query("title:[a TO z]"), limit=None)
+        assert int(everything.mask.sum()) == len(titled) > 3
+
+
 def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
     with bounds.budget(None) as budget:
         service.snapshot().match(parse_query("st*"), scored=False)
