@@ -15,6 +15,8 @@ The display record (everything but ``secured``) is one stored JSON blob, so a hi
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from whoosh import columns, fields, formats
@@ -85,21 +87,14 @@ class Text(fields.TEXT):
         chain = _plain_chain(self.analyzer)
         if kwargs or type(value) is not str or chain is None:
             return super().index(value, **kwargs)
-        expression, charmap, stops, minsize, maxsize, renumber, ignore, stem = chain
+        renumber = chain[5]
         positions: dict[str, list[int]] = {}
         kept = -1
-        for position, match in enumerate(expression.finditer(value)):
-            word = match.group(0).lower()
-            if charmap is not None:
-                word = word.translate(charmap)
-            if len(word) < minsize or (maxsize is not None and len(word) > maxsize):
-                continue
-            if word in stops:
+        for position, _, word, stopped in plain_words(chain, value):
+            if stopped:
                 continue
             # StopFilter(renumber=True) numbers the words it keeps from the first one on.
             kept = position if not renumber or kept < 0 else kept + 1
-            if word not in ignore:
-                word = stem(word)
             if word in positions:
                 positions[word].append(kept)
             else:
@@ -149,6 +144,25 @@ def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
         stem.ignore,
         whoosh_internals.stem_function(stem),
     )
+
+
+def plain_words(
+    chain: tuple[Any, ...], text: str
+) -> Iterator[tuple[int, re.Match[str], str, bool]]:
+    """(position, match, term, stopped) of each word of ``text`` under the settings of
+    :func:`_plain_chain`: the term lowercased and folded, and stemmed unless the stop filter
+    drops it (``stopped``) or the stemmer ignores it. Indexing skips the stopped words;
+    highlighting keeps them, unstemmed, as Whoosh's highlighter does."""
+    expression, charmap, stops, minsize, maxsize, _, ignore, stem = chain
+    for position, match in enumerate(expression.finditer(text)):
+        word = match.group(0).lower()
+        if charmap is not None:
+            word = word.translate(charmap)  # spans stay on the text as written
+        stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
+        stopped = stopped or word in stops
+        if not stopped and word not in ignore:
+            word = stem(word)
+        yield position, match, word, stopped
 
 
 def fold(text: str) -> str:
