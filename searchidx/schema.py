@@ -31,7 +31,7 @@ from whoosh.analysis import (
 from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
-from searchidx.articles import Article, Provider
+from searchidx.articles import Article
 from searchidx.content import FileState
 
 #: Bump when the schema, the analyzer or the document mapping changes: ``searchidx index``
@@ -227,44 +227,8 @@ def stored_record(article: Article) -> str:
 
 
 def _record(article: Article) -> dict[str, Any]:
-    """``article.to_dict()`` with the body cut to :data:`STORED_BODY_CHARS`, written out:
-    ``dataclasses.asdict`` deep-copies every value (0.08 ms per article; this, 0.006)."""
-    return {
-        "path": article.path,
-        "title": article.title,
-        "published_at": article.published_at.isoformat(),
-        "excerpt": article.excerpt,
-        "body": article.body[:STORED_BODY_CHARS],
-        "provider": _provider(article.provider),
-        "topics": list(article.topics),
-        "tags": list(article.tags),
-        "category": article.category,
-        "type": article.type,
-        "quality": article.quality,
-        "heat": article.heat,
-        "published": article.published,
-        "original_url": article.original_url,
-        "web_url": article.web_url,
-        "images": [
-            {"url": image.url, "width": image.width, "height": image.height, "title": image.title}
-            for image in article.images
-        ],
-        "related": [
-            {
-                "title": item.title,
-                "url": item.url,
-                "excerpt": item.excerpt,
-                "published_at": item.published_at.isoformat() if item.published_at else None,
-                "provider": _provider(item.provider),
-                "quality": item.quality,
-            }
-            for item in article.related
-        ],
-    }
-
-
-def _provider(provider: Provider) -> dict[str, str]:
-    return {"name": provider.name, "domain": provider.domain}
+    """``article.to_dict()`` with the body cut to :data:`STORED_BODY_CHARS`."""
+    return {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
 
 
 def from_record(stored: str) -> Article:
