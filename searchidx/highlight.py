@@ -13,7 +13,7 @@ from whoosh import highlight
 
 from searchidx.articles import Article
 from searchidx.result import Explanation, Hit
-from searchidx.schema import ANALYZER, _plain_chain
+from searchidx.schema import ANALYZER, _plain_chain, plain_words
 
 #: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
 #: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None.
@@ -66,17 +66,8 @@ def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
     stop words kept and not stemmed, the others stemmed. A result page shows the same few
     texts again and again, and their analysis was most of the highlighting time."""
     assert _CHAIN is not None  # only the plain chain is analysed here (see _marked)
-    expression, charmap, stops, minsize, maxsize, _, ignore, stem = _CHAIN
-    found = []
-    for match in expression.finditer(text):
-        word = match.group(0).lower()
-        if charmap is not None:
-            word = word.translate(charmap)  # spans stay on the text as written
-        stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
-        if not stopped and word not in stops and word not in ignore:
-            word = stem(word)
-        found.append((match.start(), match.end(), word))
-    return tuple(found)
+    words = plain_words(_CHAIN, text)
+    return tuple((match.start(), match.end(), word) for _, match, word, _ in words)
 
 
 class _Token:

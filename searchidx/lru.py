@@ -12,12 +12,15 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """At most ``size`` values; the one used longest ago goes first. Safe to share between
-    threads: a value is made outside the lock (searches run side by side), so two threads
-    asking for the same missing key may both make it, and the later one is kept."""
+    """Values weighing at most ``size`` in all (each weighs 1 unless ``weight`` says otherwise,
+    e.g. its bytes); the one used longest ago goes first. Safe to share between threads: a
+    value is made outside the lock (searches run side by side), so two threads asking for the
+    same missing key may both make it, and the later one is kept."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, weight: Callable[[V], int] = lambda value: 1) -> None:
         self.size = size
+        self._weight = weight
+        self._weighed = 0
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -29,8 +32,11 @@ class LruCache(Generic[K, V]):
                 return self._items[key]
         value = make()
         with self._lock:
+            if key in self._items:
+                self._weighed -= self._weight(self._items[key])
             self._items[key] = value
             self._items.move_to_end(key)
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._weighed += self._weight(value)
+            while self._weighed > self.size and self._items:
+                self._weighed -= self._weight(self._items.popitem(last=False)[1])
         return value

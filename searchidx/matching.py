@@ -16,11 +16,10 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeGuard, TypeVar, cast
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 from whoosh import query
@@ -93,8 +92,10 @@ class QueryMatcher:
         self.reading = threading.RLock()
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
-        self._cache: OrderedDict[_CacheKey, Postings | np.ndarray] = OrderedDict()
-        self._cached_bytes = 0
+        #: A term's postings or its positions, weighed by their bytes.
+        self._cache: LruCache[_CacheKey, Any] = LruCache(
+            POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
+        )
         self._expansions: LruCache[tuple[str, int, int | None], list[bytes]] = LruCache(
             EXPANSIONS_CACHED
         )
@@ -373,13 +374,13 @@ class QueryMatcher:
             word = text if isinstance(text, bytes) else field.to_bytes(text)
         except ValueError:
             return _NO_POSTINGS
-        key = ("postings", fieldname, word)
-        with self.reading:
-            found: Postings | None = self._cached(key)
-            if found is None:
+
+        def read() -> Postings:
+            with self.reading:
                 docs, weights, _ = self._read_postings(fieldname, word, values=False)
-                scores = self._scores(fieldname, word, docs, weights)
-                found = self._store(key, Postings(docs, scores))
+                return Postings(docs, self._scores(fieldname, word, docs, weights))
+
+        found: Postings = self._cache.get(("postings", fieldname, word), read)
         only = getattr(self._scoring, "field", None)
         if only is not None and only != fieldname and found.scores is not None:
             return Postings(found.docs, np.zeros(len(found.docs)))
@@ -387,32 +388,18 @@ class QueryMatcher:
 
     def positions(self, fieldname: str, word: bytes) -> np.ndarray:
         """Every position of a term, as sorted ``docnum << 24 | position`` keys (cached)."""
-        key = ("positions", fieldname, word)
-        with self.reading:
-            cached: np.ndarray | None = self._cached(key)
-            if cached is not None:
-                return cached
-            docs, _, values = self._read_postings(fieldname, word, values=True)
-        decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
-        positions = [decode(value) for value in values]
-        counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
-        flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
-        with self.reading:
-            return self._store(key, (np.repeat(docs, counts) << _POSITION_BITS) | flat)
 
-    def _cached(self, key: _CacheKey) -> Any:
-        found = self._cache.get(key)
-        if found is not None:
-            self._cache.move_to_end(key)
+        def read() -> np.ndarray:
+            with self.reading:
+                docs, _, values = self._read_postings(fieldname, word, values=True)
+            decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
+            positions = [decode(value) for value in values]
+            counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
+            flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
+            return (np.repeat(docs, counts) << _POSITION_BITS) | flat
+
+        found: np.ndarray = self._cache.get(("positions", fieldname, word), read)
         return found
-
-    def _store(self, key: _CacheKey, value: _Cached) -> _Cached:
-        self._cache[key] = value
-        self._cached_bytes += value.nbytes
-        while self._cached_bytes > POSTINGS_CACHE_BYTES and len(self._cache) > 1:
-            _, dropped = self._cache.popitem(last=False)
-            self._cached_bytes -= dropped.nbytes
-        return value
 
     def _read_postings(
         self, fieldname: str, word: bytes, values: bool
@@ -450,8 +437,6 @@ class QueryMatcher:
 
 
 _NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
-#: What the postings cache holds: a term's postings or its positions.
-_Cached = TypeVar("_Cached", Postings, np.ndarray)
 
 
 def _plain_or(q: query.Query) -> TypeGuard[query.Or]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from searchidx.articles import Image, Provider, RelatedArticle
+from searchidx.articles import Image, Provider, RelatedArticle, provider_dict, related_dict
 from searchidx.request import SearchRequest
 
 
@@ -200,7 +200,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
         "path": hit.path,
         "title": hit.title,
         "url": hit.url,
-        "provider": {"name": hit.provider.name, "domain": hit.provider.domain},
+        "provider": provider_dict(hit.provider),
         "published_at": _iso(hit.published_at),
         "quality": hit.quality,
         "topics": list(hit.topics),
@@ -210,17 +210,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
         "image": None
         if hit.image is None
         else {"url": hit.image.url, "width": hit.image.width, "height": hit.image.height},
-        "related": [
-            {
-                "title": item.title,
-                "url": item.url,
-                "excerpt": item.excerpt,
-                "published_at": _iso(item.published_at),
-                "provider": {"name": item.provider.name, "domain": item.provider.domain},
-                "quality": item.quality,
-            }
-            for item in hit.related
-        ],
+        "related": [related_dict(item) for item in hit.related],
         "score": _rounded(hit.score),
         "title_html": hit.title_html,
         "excerpt_html": hit.excerpt_html,
