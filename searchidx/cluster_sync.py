@@ -36,9 +36,10 @@ from searchidx.cluster import ClusterError, ClusterIndex, cluster_errors
 from searchidx.content import FileState, scan_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexBusyError
 from searchidx.export import TEXT_ANALYZER, elasticsearch_mapping, to_source
-from searchidx.indexer import Progress, SyncReport, _skipped, content_folder, read_file
+from searchidx.indexer import Progress, SyncReport, _skipped, content_folder
 from searchidx.schema import SCHEMA_VERSION, build_schema, stored_record
 from searchidx.store import IndexMeta, _gone
+from searchidx.workers import read_file
 
 #: Kept with each document for searchidx itself, never searched: the display record (a hit is
 #: one read, as locally) and the file's sync state.

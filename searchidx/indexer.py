@@ -16,41 +16,26 @@ was indexed and then broken by an edit keeps its last good version in the index 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import multiprocessing
-import multiprocessing.connection
 import os
-import queue
 import shutil
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from whoosh import index as whoosh_index
-from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex
-from whoosh.reading import SegmentReader
 from whoosh.writing import SegmentWriter
 
-from searchidx import whoosh_internals
+from searchidx import whoosh_internals, workers
 from searchidx.arrays import write_arrays
-from searchidx.articles import Article
-from searchidx.content import FileState, check_name, content_hash, scan_content
-from searchidx.errors import ArticleError, ArticleProblem, ContentFolderError, IndexWriteError
-from searchidx.parsing import decode_article, parse_article, read_bounded
-from searchidx.schema import SCHEMA_VERSION, to_document
+from searchidx.content import FileState, scan_content
+from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
+from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
-
-#: Called as ``progress(done, total)`` while files are indexed.
-Progress = Callable[[int, int], None]
+from searchidx.workers import Progress as Progress  # what callers of sync pass
 
 #: Memory Whoosh may use for its indexing buffer before it flushes a run to disk (a sync), or
 #: before the buffer is written as a segment (a build; per worker process).
@@ -64,10 +49,6 @@ SMALL_SEGMENT_DOCS = 1_000
 MERGE_FACTOR = 10
 #: A sync reads and indexes its changed files in worker processes from this many a process.
 SYNC_FILES_PER_PROCESS = 300
-#: Files a build worker takes from the queue at a time.
-_CHUNK_FILES = 200
-#: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -88,16 +69,6 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed)
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    """A file read once: its state (from the open file) and its parsed article or problem."""
-
-    path: str
-    state: FileState
-    document: dict[str, Any] | None
-    problem: ArticleProblem | None
 
 
 def sync(
@@ -212,11 +183,14 @@ def _add_all(
     files to pay for starting them, else here; either way into segments that fit in memory."""
     processes = min(BUILD_PROCESSES, len(paths) // PARALLEL_FILES_PER_PROCESS)
     if processes > 1:
-        built = _build_in_processes(index, root, paths, processes, progress, previous={})
+        built = workers.build_in_processes(
+            index, root, paths, processes, progress, {}, WRITER_LIMIT_MB
+        )
     else:
-        builder, built = _SegmentBuilder(index), _Built()
+        builder = whoosh_internals.SegmentBuilder(index, WRITER_LIMIT_MB)
+        built = workers.Built()
         try:
-            for loaded in _load_all(root, paths, progress):
+            for loaded in workers.load_all(root, paths, progress):
                 built.take(loaded, {}, builder)
             built.segments = builder.finish()
         except BaseException:
@@ -234,7 +208,7 @@ def _publish(index: FileIndex, segments: list[Any]) -> None:
     try:
         writer.commit(mergetype=_adding(segments))
     except BaseException:
-        _cancel(writer)
+        whoosh_internals.cancel_writer(writer)
         raise
 
 
@@ -260,195 +234,8 @@ def _merge_small(writer: Any, segments: list[Any]) -> list[Any]:
     small = [segment for segment in segments if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
     if len(small) < MERGE_FACTOR:
         return segments
-    for segment in small:
-        reader = SegmentReader(writer.storage, writer.schema, segment)
-        writer.add_reader(reader)
-        reader.close()
+    whoosh_internals.merge_segments(writer, small)
     return [segment for segment in segments if segment not in small]
-
-
-class _SegmentBuilder:
-    """Documents into new segments, a new one each time the writer's buffer is full.
-
-    Whoosh's own writer spills a full buffer as a sorted run and merges the runs at commit,
-    pickling and heap-merging every posting once more; at 100,000 articles that merge is a
-    fifth of the build. Writing each full buffer as a segment skips it; the index then has a
-    few segments, which the search service reads as one (its arrays span segments).
-    """
-
-    def __init__(self, index: FileIndex) -> None:
-        self.index = index
-        self.limit = WRITER_LIMIT_MB * 1024 * 1024
-        self.segments: list[Any] = []
-        self.writer: SegmentWriter | None = None
-
-    def add(self, document: dict[str, Any]) -> None:
-        if self.writer is None:
-            # The store's lock is the one lock; and a pool limit the buffer never reaches, so
-            # Whoosh never spills runs into the temporary folder its writers share.
-            self.writer = whoosh_internals.unlocked_segment_writer(self.index, 4 * self.limit)
-        self.writer.add_document(**document)
-        if whoosh_internals.buffered_bytes(self.writer) >= self.limit:
-            self._flush()
-
-    def finish(self) -> list[Any]:
-        """The segments written (not yet in the index: see :func:`_add_all`)."""
-        self._flush()
-        return self.segments
-
-    def cancel(self) -> None:
-        if self.writer is not None:
-            _cancel(self.writer)
-            self.writer = None
-
-    def _flush(self) -> None:
-        writer, self.writer = self.writer, None
-        if writer is not None:
-            self.segments.append(whoosh_internals.write_segment(writer))
-
-
-@dataclass
-class _Built:
-    """What build workers did: segments written (not yet committed), files indexed, files
-    unchanged since indexed (by path) and files that could not be used."""
-
-    segments: list[Any] = field(default_factory=list)
-    added: int = 0
-    unchanged: list[str] = field(default_factory=list)
-    problems: list[ArticleProblem] = field(default_factory=list)
-
-    def take(self, loaded: _Loaded, previous: dict[str, str], builder: _SegmentBuilder) -> None:
-        """One file read: unchanged since indexed (``previous`` has its content hash),
-        unusable, or indexed into ``builder``."""
-        if previous.get(loaded.path) == loaded.state.sha256:
-            self.unchanged.append(loaded.path)
-        elif loaded.problem is not None:
-            self.problems.append(loaded.problem)
-        else:
-            assert loaded.document is not None  # a file without a problem has a document
-            builder.add(loaded.document)
-            self.added += 1
-
-
-def _build_in_processes(
-    index: FileIndex,
-    root: Path,
-    paths: list[str],
-    processes: int,
-    progress: Progress | None,
-    previous: dict[str, str],
-) -> _Built:
-    """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
-    into ``index``; a file whose content hash is its ``previous`` one is not indexed again."""
-    context = _context()
-    jobs = context.Queue()
-    results = context.Queue()
-    for start in range(0, len(paths), _CHUNK_FILES):
-        jobs.put(paths[start : start + _CHUNK_FILES])
-    location = cast(FileStorage, index.storage).folder  # an index on disk
-    workers = [
-        context.Process(
-            target=_build_worker,
-            args=(location, str(root), jobs, results, previous),
-            daemon=True,
-        )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        jobs.put(None)
-        worker.start()
-    built = _Built()
-    done, finished = 0, 0
-    try:
-        while finished < processes:
-            try:
-                message = results.get(timeout=1.0)
-            except queue.Empty:
-                if any(worker.exitcode not in (None, 0) for worker in workers):
-                    raise IndexWriteError(
-                        "an indexing worker process died; nothing was "
-                        "published, run the command again"
-                    ) from None
-                continue
-            if message[0] == "error":
-                raise IndexWriteError(f"an indexing worker failed: {message[1]}")
-            if message[0] == "progress":
-                done += message[1]
-                if progress is not None:
-                    progress(done, len(paths))
-            else:
-                part: _Built = message[1]
-                built.segments += part.segments
-                built.added += part.added
-                built.unchanged += part.unchanged
-                built.problems += part.problems
-                finished += 1
-        for worker in workers:
-            worker.join()
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
-                worker.join()
-        # Chunks no worker took (Ctrl-C) may fill the pipe: do not wait at exit to send them.
-        jobs.cancel_join_thread()
-        jobs.close()
-        results.close()
-    built.problems.sort(key=lambda problem: problem.path)
-    return built
-
-
-def _context() -> ForkContext | SpawnContext:
-    """``fork`` (nothing to re-import; the workers start at once) unless other threads run,
-    which a forked child could find holding a lock forever; then ``spawn``, which re-imports
-    the main module: a threaded program (the web app) must guard it, as ``searchidx`` does."""
-    if threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def _build_worker(
-    location: str, root: str, jobs: Any, results: Any, previous: dict[str, str]
-) -> None:
-    """A worker process of :func:`_build_in_processes`: takes chunks of paths until told to
-    stop, indexes them into segments of its own, and reports them (or its error)."""
-    _end_with_parent()
-    builder = _SegmentBuilder(whoosh_index.open_dir(location))
-    built = _Built()
-    try:
-        while (chunk := jobs.get()) is not None:
-            for path in chunk:
-                built.take(_load(Path(root), path), previous, builder)
-            results.put(("progress", len(chunk)))
-        built.segments = builder.finish()
-        results.put(("done", built))
-    except BaseException as error:
-        builder.cancel()
-        results.put(("error", f"{type(error).__name__}: {error}"))
-
-
-def _end_with_parent() -> None:
-    """Make this worker end when its parent does, however that ends (SIGKILL included).
-
-    Else a worker whose parent was killed waits for work forever, reparented to init. On Linux
-    the kernel kills it with the parent-death signal; elsewhere, or if the parent died before
-    that was set, a thread sees the parent's end of the pipe multiprocessing keeps between
-    them close. Ctrl-C reaches the whole process group: the parent alone handles it, and
-    stops its workers.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_with(parent_sentinel: int) -> None:
-    """Wait until the parent's end of the pipe closes (it ended), then end this process."""
-    multiprocessing.connection.wait([parent_sentinel])
-    os._exit(1)
 
 
 def _writer(index: FileIndex) -> SegmentWriter:
@@ -459,13 +246,6 @@ def _writer(index: FileIndex) -> SegmentWriter:
     the web server) would fail with LockError until the garbage collector runs.
     """
     return whoosh_internals.unlocked_writer(index, WRITER_LIMIT_MB)
-
-
-def _cancel(writer: SegmentWriter) -> None:
-    """Drop an unfinished commit. A commit that failed has already cleaned up and closed its
-    writer; cancelling it again would hide the real error behind "This writer is closed"."""
-    if not writer.is_closed:
-        writer.cancel()
 
 
 def _sync(
@@ -512,7 +292,7 @@ def _sync_here(
     indexed = changes.indexed
     writer: SegmentWriter | None = None
     try:
-        for loaded in _load_all(root, changes.stat_changed, progress):
+        for loaded in workers.load_all(root, changes.stat_changed, progress):
             previous = indexed.sha256(loaded.path)
             if previous == loaded.state.sha256:
                 report.unchanged += 1  # touched, not changed
@@ -536,7 +316,7 @@ def _sync_here(
             writer.commit(mergetype=_merge_small)
     except BaseException:
         if writer is not None:
-            _cancel(writer)
+            whoosh_internals.cancel_writer(writer)
         raise
 
 
@@ -558,7 +338,9 @@ def _sync_in_processes(
         for path in changes.stat_changed
         if (sha256 := indexed.sha256(path)) is not None  # indexed before
     }
-    built = _build_in_processes(index, root, changes.stat_changed, processes, progress, previous)
+    built = workers.build_in_processes(
+        index, root, changes.stat_changed, processes, progress, previous, WRITER_LIMIT_MB
+    )
     report.unchanged += len(built.unchanged)
     report.skipped += [_skipped(problem, problem.path in previous) for problem in built.problems]
     unused = set(built.unchanged).union(problem.path for problem in built.problems)
@@ -574,7 +356,7 @@ def _sync_in_processes(
             writer.delete_document(indexed.docnums[path])
         writer.commit(mergetype=_adding(built.segments))
     except BaseException:
-        _cancel(writer)
+        whoosh_internals.cancel_writer(writer)
         raise
 
 
@@ -634,31 +416,3 @@ class _IndexedFiles:
     def sha256(self, path: str) -> str | None:
         known = self.states.get(path)
         return None if known is None else FileState.decode(known.decode()).sha256
-
-
-def _load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterator[_Loaded]:
-    for done, path in enumerate(paths, 1):
-        yield _load(root, path)
-        if progress is not None:
-            progress(done, len(paths))
-
-
-def _load(root: Path, path: str) -> _Loaded:
-    state, article, problem = read_file(root, path)
-    document = None if article is None else to_document(article, state)
-    return _Loaded(path, state, document, problem)
-
-
-def read_file(root: Path, path: str) -> tuple[FileState, Article | None, ArticleProblem | None]:
-    """Read a file once: hash, decode and parse the same bytes, and stat the open file. The
-    article, or the problem that keeps it out (every engine decides changes the same way)."""
-    try:
-        check_name(path)
-        data, info = read_bounded(root, path)
-    except ArticleError as error:
-        return FileState(0, 0), None, error.problem
-    state = FileState(info.st_size, info.st_mtime_ns, content_hash(data))
-    try:
-        return state, parse_article(decode_article(data, path), path), None
-    except ArticleError as error:
-        return state, None, error.problem

@@ -24,7 +24,7 @@ from typing import Any
 
 from whoosh.writing import SegmentWriter
 
-from searchidx import cli, indexer, whoosh_internals
+from searchidx import cli, indexer, whoosh_internals, workers
 from searchidx.store import IndexStore
 
 PAUSE_AT = "TEST_PAUSE_AT"
@@ -35,7 +35,7 @@ PAUSE_SECONDS = 120
 #: Where a run can pause: which process, in which function, at its n-th call there.
 POINTS: dict[str, tuple[str, Any, str, int]] = {
     # a worker has read and indexed some files of its first chunk
-    "reading": ("worker", indexer, "_load", 10),
+    "reading": ("worker", workers, "load", 10),
     # a worker is writing a segment: one field's postings written, the next one's not
     "writing segments": ("worker", whoosh_internals._Lengths, "doc_field_length_reader", 2),
     # the command is merging small segments into the commit's new one (a sync)
@@ -81,7 +81,7 @@ def main(args: list[str]) -> None:
     indexer.PARALLEL_FILES_PER_PROCESS = 50
     indexer.SYNC_FILES_PER_PROCESS = 10
     indexer.MERGE_FACTOR = 2
-    indexer._CHUNK_FILES = 20
+    workers._CHUNK_FILES = 20
     cli.cli.main(args=args, prog_name="searchidx")
 
 

@@ -18,13 +18,14 @@ import pytest
 from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
 
-from searchidx import indexer
+from searchidx import indexer, workers
 from searchidx.content import scan_content
 from searchidx.parsing import read_article
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
+from searchidx.whoosh_internals import SegmentBuilder
 from tests.conftest import real_shaped_articles, write_article
 
 REQUESTS = [
@@ -85,7 +86,7 @@ def test_a_build_in_worker_processes_indexes_the_same(
 ):
     monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
     monkeypatch.setattr(indexer, "PARALLEL_FILES_PER_PROCESS", 50)
-    monkeypatch.setattr(indexer, "_CHUNK_FILES", 40)
+    monkeypatch.setattr(workers, "_CHUNK_FILES", 40)
     store = IndexStore(tmp_path / "parallel")
     seen: list[int] = []
 
@@ -122,21 +123,21 @@ def test_a_sync_in_worker_processes_applies_the_same_changes(
         write_article(folder, f"new/{number}.md", front_matter)
     write_article(folder, "new/broken.md", "title: [unclosed")
     spawned = []
-    original = indexer._build_in_processes
+    original = workers.build_in_processes
     monkeypatch.setattr(
-        indexer,
-        "_build_in_processes",
+        workers,
+        "build_in_processes",
         lambda *args, **kw: spawned.append(args[3]) or original(*args, **kw),
     )
 
     here = indexer.sync(stores[0], folder)
     monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
     monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", 10)
-    monkeypatch.setattr(indexer, "_CHUNK_FILES", 7)
-    workers = indexer.sync(stores[1], folder)
+    monkeypatch.setattr(workers, "_CHUNK_FILES", 7)
+    in_workers = indexer.sync(stores[1], folder)
 
     assert spawned == [2]  # the second sync, in two workers
-    counts = [(r.added, r.updated, r.removed, r.unchanged, r.skipped) for r in (here, workers)]
+    counts = [(r.added, r.updated, r.removed, r.unchanged, r.skipped) for r in (here, in_workers)]
     assert counts[0] == counts[1]
     assert counts[0][:3] == (30, 40, 10) and len(counts[0][4]) == 3  # collection's broken too
     assert stored(stores[1]) == stored(stores[0])
@@ -150,7 +151,7 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
     index = IndexStore(tmp_path / "ix").create_generation()[1]
     files = sorted(scan_content(content).items())[:2]
     articles = [read_article(content, path) for path, _ in files]
-    first, second = indexer._SegmentBuilder(index), indexer._SegmentBuilder(index)
+    first, second = (SegmentBuilder(index, indexer.WRITER_LIMIT_MB) for _ in range(2))
     first.add(to_document(articles[0], files[0][1]))
     second.add(to_document(articles[1], files[1][1]))
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from searchidx import indexer, parsing
+from searchidx import indexer, parsing, workers
 from searchidx.articles import Article, Provider
 from searchidx.content import scan_content
 from searchidx.errors import ArticleError
@@ -170,7 +170,7 @@ def test_sync_reads_at_most_the_size_limit_of_a_huge_file(
         reads.append(len(data))
         return data, info
 
-    monkeypatch.setattr(indexer, "read_bounded", counting)
+    monkeypatch.setattr(workers, "read_bounded", counting)
     report = indexer.sync(store, content)
 
     assert [problem.path for problem in report.skipped] == ["huge.md"]

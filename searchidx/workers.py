@@ -1,0 +1,226 @@
+"""Reading article files, and the worker processes that read and index many of them at once.
+
+A build (or a sync of many changed files) hands chunks of paths to worker processes; each
+parses its files and writes its own segments into the index folder, and the caller publishes
+every worker's segments in one commit (:mod:`searchidx.indexer`). Workers start by ``fork``,
+or ``spawn`` when other threads run, and end with their parent however it ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.context import ForkContext, SpawnContext
+from pathlib import Path
+from typing import Any, cast
+
+from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import FileIndex
+
+from searchidx.articles import Article
+from searchidx.content import FileState, check_name, content_hash
+from searchidx.errors import ArticleError, ArticleProblem, IndexWriteError
+from searchidx.parsing import decode_article, parse_article, read_bounded
+from searchidx.schema import to_document
+from searchidx.whoosh_internals import SegmentBuilder
+
+#: Called as ``progress(done, total)`` while files are indexed.
+Progress = Callable[[int, int], None]
+
+#: Files a build worker takes from the queue at a time.
+_CHUNK_FILES = 200
+#: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A file read once: its state (from the open file) and its parsed article or problem."""
+
+    path: str
+    state: FileState
+    document: dict[str, Any] | None
+    problem: ArticleProblem | None
+
+
+@dataclass
+class Built:
+    """What build workers did: segments written (not yet committed), files indexed, files
+    unchanged since indexed (by path) and files that could not be used."""
+
+    segments: list[Any] = field(default_factory=list)
+    added: int = 0
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[ArticleProblem] = field(default_factory=list)
+
+    def take(self, loaded: Loaded, previous: dict[str, str], builder: SegmentBuilder) -> None:
+        """One file read: unchanged since indexed (``previous`` has its content hash),
+        unusable, or indexed into ``builder``."""
+        if previous.get(loaded.path) == loaded.state.sha256:
+            self.unchanged.append(loaded.path)
+        elif loaded.problem is not None:
+            self.problems.append(loaded.problem)
+        else:
+            assert loaded.document is not None  # a file without a problem has a document
+            builder.add(loaded.document)
+            self.added += 1
+
+
+def build_in_processes(
+    index: FileIndex,
+    root: Path,
+    paths: list[str],
+    processes: int,
+    progress: Progress | None,
+    previous: dict[str, str],
+    limit_mb: int,
+) -> Built:
+    """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
+    (of ``limit_mb`` of buffer at most) into ``index``; a file whose content hash is its
+    ``previous`` one is not indexed again."""
+    context = _context()
+    jobs = context.Queue()
+    results = context.Queue()
+    for start in range(0, len(paths), _CHUNK_FILES):
+        jobs.put(paths[start : start + _CHUNK_FILES])
+    location = cast(FileStorage, index.storage).folder  # an index on disk
+    workers = [
+        context.Process(
+            target=_build_worker,
+            args=(location, str(root), jobs, results, previous, limit_mb),
+            daemon=True,
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        jobs.put(None)
+        worker.start()
+    built = Built()
+    done, finished = 0, 0
+    try:
+        while finished < processes:
+            try:
+                message = results.get(timeout=1.0)
+            except queue.Empty:
+                if any(worker.exitcode not in (None, 0) for worker in workers):
+                    raise IndexWriteError(
+                        "an indexing worker process died; nothing was "
+                        "published, run the command again"
+                    ) from None
+                continue
+            if message[0] == "error":
+                raise IndexWriteError(f"an indexing worker failed: {message[1]}")
+            if message[0] == "progress":
+                done += message[1]
+                if progress is not None:
+                    progress(done, len(paths))
+            else:
+                part: Built = message[1]
+                built.segments += part.segments
+                built.added += part.added
+                built.unchanged += part.unchanged
+                built.problems += part.problems
+                finished += 1
+        for worker in workers:
+            worker.join()
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+        # Chunks no worker took (Ctrl-C) may fill the pipe: do not wait at exit to send them.
+        jobs.cancel_join_thread()
+        jobs.close()
+        results.close()
+    built.problems.sort(key=lambda problem: problem.path)
+    return built
+
+
+def _context() -> ForkContext | SpawnContext:
+    """``fork`` (nothing to re-import; the workers start at once) unless other threads run,
+    which a forked child could find holding a lock forever; then ``spawn``, which re-imports
+    the main module: a threaded program (the web app) must guard it, as ``searchidx`` does."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _build_worker(
+    location: str, root: str, jobs: Any, results: Any, previous: dict[str, str], limit_mb: int
+) -> None:
+    """A worker process of :func:`build_in_processes`: takes chunks of paths until told to
+    stop, indexes them into segments of its own, and reports them (or its error)."""
+    _end_with_parent()
+    builder = SegmentBuilder(whoosh_index.open_dir(location), limit_mb)
+    built = Built()
+    try:
+        while (chunk := jobs.get()) is not None:
+            for path in chunk:
+                built.take(load(Path(root), path), previous, builder)
+            results.put(("progress", len(chunk)))
+        built.segments = builder.finish()
+        results.put(("done", built))
+    except BaseException as error:
+        builder.cancel()
+        results.put(("error", f"{type(error).__name__}: {error}"))
+
+
+def _end_with_parent() -> None:
+    """Make this worker end when its parent does, however that ends (SIGKILL included).
+
+    Else a worker whose parent was killed waits for work forever, reparented to init. On Linux
+    the kernel kills it with the parent-death signal; elsewhere, or if the parent died before
+    that was set, a thread sees the parent's end of the pipe multiprocessing keeps between
+    them close. Ctrl-C reaches the whole process group: the parent alone handles it, and
+    stops its workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    """Wait until the parent's end of the pipe closes (it ended), then end this process."""
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
+
+
+def load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterator[Loaded]:
+    for done, path in enumerate(paths, 1):
+        yield load(root, path)
+        if progress is not None:
+            progress(done, len(paths))
+
+
+def load(root: Path, path: str) -> Loaded:
+    state, article, problem = read_file(root, path)
+    document = None if article is None else to_document(article, state)
+    return Loaded(path, state, document, problem)
+
+
+def read_file(root: Path, path: str) -> tuple[FileState, Article | None, ArticleProblem | None]:
+    """Read a file once: hash, decode and parse the same bytes, and stat the open file. The
+    article, or the problem that keeps it out (every engine decides changes the same way)."""
+    try:
+        check_name(path)
+        data, info = read_bounded(root, path)
+    except ArticleError as error:
+        return FileState(0, 0), None, error.problem
+    state = FileState(info.st_size, info.st_mtime_ns, content_hash(data))
+    try:
+        return state, parse_article(decode_article(data, path), path), None
+    except ArticleError as error:
+        return state, None, error.problem
