@@ -36,7 +36,7 @@ from pathlib import Path
 
 from searchidx import indexer
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import ANALYZER, WORD_PATTERN, from_record
+from searchidx.schema import ANALYZER, WORD_PATTERN
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 
@@ -49,12 +49,7 @@ WAYS = {"as written": False, "stop words skipped": True}
 
 def stored_titles(store: IndexStore) -> dict[str, str]:
     """Path -> title of every article of the index."""
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-    finally:
-        index.close()
+    articles = store.articles()
     return {article.path: article.title for article in articles}
 
 

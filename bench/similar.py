@@ -128,12 +128,7 @@ def measure(service: SearchService, truth: dict[str, set[str]], method: Method) 
 def evaluate(folder: Path, workdir: Path, queries: int | None = None) -> None:
     store = IndexStore(workdir / "index")
     indexer.rebuild(store, folder)
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-    finally:
-        index.close()
+    articles = store.articles()
     truth = answers(articles)
     entries = sum(len(article.related) for article in articles)
     pairs = sum(len(paths) for paths in truth.values())

@@ -22,7 +22,6 @@ from pathlib import Path
 from searchidx import indexer
 from searchidx.errors import SearchidxError
 from searchidx.request import SearchRequest
-from searchidx.schema import from_record
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 
@@ -63,13 +62,8 @@ class Score:
 
 def stored_titles(store: IndexStore) -> dict[str, str]:
     """Path -> title of every article in the index."""
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-            return {article.path: article.title for article in articles}
-    finally:
-        index.close()
+    articles = store.articles()
+    return {article.path: article.title for article in articles}
 
 
 def known_items(

@@ -29,9 +29,10 @@ from typing import Any, BinaryIO
 
 from whoosh import index as whoosh_index
 
+from searchidx.articles import Article
 from searchidx.defaults import INDEX_ENV
 from searchidx.errors import ArticleProblem, IndexBusyError, IndexMissingError
-from searchidx.schema import SCHEMA_VERSION, build_schema
+from searchidx.schema import SCHEMA_VERSION, build_schema, from_record
 
 DEFAULT_LOCATION = "index"
 _CURRENT = "CURRENT"
@@ -95,6 +96,16 @@ class IndexStore:
     def open_index(self) -> whoosh_index.FileIndex:
         """The live Whoosh index (read or write)."""
         return whoosh_index.open_dir(str(self.live_dir()))
+
+    def articles(self) -> list[Article]:
+        """Every live article as the index stores it: a whole collection read back (the
+        benchmarks' ground truth, the tests' view of what was indexed)."""
+        index = self.open_index()
+        try:
+            with index.searcher() as searcher:
+                return [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
+        finally:
+            index.close()
 
     def read_meta(self) -> IndexMeta:
         return IndexMeta.from_json((self.live_dir() / _META).read_text())

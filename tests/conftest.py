@@ -22,7 +22,6 @@ from searchidx.articles import Article
 from searchidx.content import scan_content
 from searchidx.parsing import read_article
 from searchidx.sample import SEED_ARTICLE, write_sample
-from searchidx.schema import from_record
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from web.app import create_app
@@ -52,12 +51,7 @@ def read_seed() -> Article:
 
 def stored_titles(store: IndexStore) -> dict[str, str]:
     """Path -> title of every live document, read back from the stored records."""
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
-    finally:
-        index.close()
+    articles = store.articles()
     return {article.path: article.title for article in articles}
 
 

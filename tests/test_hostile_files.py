@@ -28,7 +28,7 @@ from searchidx.articles import Article, Provider
 from searchidx.content import scan_content
 from searchidx.errors import ArticleError
 from searchidx.parsing import MAX_FILE_BYTES, read_article
-from searchidx.schema import QUALITY_MISSING, STORED_BODY_CHARS, VALUE_SEPARATOR, from_record
+from searchidx.schema import QUALITY_MISSING, STORED_BODY_CHARS, VALUE_SEPARATOR
 from searchidx.store import IndexStore
 from tests import crashkit
 from tests.conftest import write_article
@@ -44,12 +44,7 @@ def good(folder: Path, relpath: str, title: str = "", body: str = "Some body tex
 
 def indexed(store: IndexStore) -> dict[str, Article]:
     """Path -> article as stored, for every live document."""
-    index = store.open_index()
-    try:
-        with index.searcher() as searcher:
-            articles = [from_record(stored["record"]) for stored in searcher.all_stored_fields()]
-    finally:
-        index.close()
+    articles = store.articles()
     assert len({article.path for article in articles}) == len(articles), "a path is doubled"
     return {article.path: article for article in articles}
 
