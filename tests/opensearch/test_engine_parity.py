@@ -308,3 +308,13 @@ def test_parity_exports_are_the_same_files(engines: Engines, tmp_path: Path):
     for name in names:
         if name != MANIFEST_FILE:  # names the index and the time of the export
             assert (cluster / name).read_bytes() == (local / name).read_bytes(), name
+
+
+def test_cluster_similar_articles_are_refused_with_a_clear_400(engines: Engines):
+    client = create_app(search_service=engines.cluster).test_client()
+    path = _front(engines).hits[0].path
+    answer = client.get(f"/api/similar?path={path}")
+    assert answer.status_code == 400
+    assert answer.get_json()["parameter"] == "path"
+    assert "not available on an OpenSearch index" in answer.get_json()["error"]
+    assert client.get(f"/similar?path={path}").status_code == 400
