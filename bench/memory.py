@@ -47,7 +47,7 @@ def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
                 break
             now = time.monotonic()
             if now - rescanned > RESCAN_EVERY:
-                tree = _descendants(process.pid)
+                tree = descendants(process.pid)
                 rescanned = now
             peak = max(peak, sum(_rss(pid) for pid in tree))
             time.sleep(SAMPLE_EVERY)
@@ -64,7 +64,8 @@ def run_measured(command: list[str], log: Path | None = None) -> ChildRun:
     )
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it, from ``/proc``."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -89,3 +90,15 @@ def _rss(pid: int) -> int:
             return int(file.read().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def peak_rss(pid: int) -> int:
+    """The peak resident memory of a running process (``VmHWM``); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0

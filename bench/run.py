@@ -5,9 +5,10 @@
 For each size: generate (or reuse) the collection, then for each engine build from the files
 (in a child process, peak memory sampled; every engine reads and parses the files itself, in
 as many processes as searchidx), answer the query set (in a fresh child process), and, after
-1% of the files changed, 0.1% were deleted and 0.1% added, sync. The
-searchidx web API is then put under load. Ratios are only meaningful within one run: the
-machine is shared, so compare engines measured minutes apart, not runs measured days apart.
+1% of the files changed, 0.1% were deleted and 0.1% added, sync, then sync again with nothing
+changed. The searchidx web API is then put under load. Ratios are only meaningful within one
+run: the machine is shared, so compare engines measured minutes apart, not runs measured days
+apart.
 """
 
 from __future__ import annotations
@@ -183,6 +184,9 @@ def run_size(size: int, engines: list[str], args: argparse.Namespace, workdir: P
                 _say(f"{name}: syncing {edit.summary}")
                 sync, _ = _child(name, "sync", workdir, index=indexes[name], folder=folder)
                 run["engines"][name]["sync"] = sync
+                _say(f"{name}: syncing again, nothing changed")
+                noop, _ = _child(name, "sync", workdir, index=indexes[name], folder=folder)
+                run["engines"][name]["noop_sync"] = noop
         finally:
             corpus.revert_edit(folder, edit)
         run["edit"] = edit.summary

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.hostile import hostile_urls
+from bench.memory import descendants, peak_rss
 from bench.queries import KINDS, BenchQuery
 from bench.report import latency_summary
 
@@ -67,7 +68,7 @@ def measure(
     if cached_results is not None:
         options += ["--cached-results", str(cached_results)]
     started = time.perf_counter()
-    with _server(index_dir, log, options) as port:
+    with _server(index_dir, log, options) as (port, pid):
         if port is None:
             return {"error": f"the server did not start: {log.read_text()[-2000:]}"}
         listening = time.perf_counter()
@@ -76,6 +77,7 @@ def measure(
             return {"error": f"the first query answered HTTP {status}"}
         _load(port, _urls(warmup), clients, WARMUP_SECONDS)
         load = _load(port, urls, clients, seconds)
+        largest = max(peak_rss(process) for process in descendants(pid))
     return {
         "clients": clients,
         "workers": workers,
@@ -84,6 +86,7 @@ def measure(
         "start_ms": (listening - started) * 1000,
         "first_query_ms": first_ms,
         "first_answer_ms": (listening - started) * 1000 + first_ms,
+        "largest_process_peak_bytes": largest,
         **load,
     }
 
@@ -100,7 +103,7 @@ def measure_hostile(
     every hostile request alone, then hostile and ordinary clients together."""
     if _serve_command() is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
-    with _server(index_dir, log, ["--workers", str(workers)]) as port:
+    with _server(index_dir, log, ["--workers", str(workers)]) as (port, _):
         if port is None:
             return {"error": f"the server did not start: {log.read_text()[-2000:]}"}
         _load(port, _urls(warmup), ORDINARY_CLIENTS, WARMUP_SECONDS)
@@ -131,8 +134,9 @@ def measure_hostile(
 
 
 @contextlib.contextmanager
-def _server(index_dir: Path, log: Path, options: list[str]) -> Iterator[int | None]:
-    """``searchidx serve`` on a free port (None: it did not start); its stderr goes to
+def _server(index_dir: Path, log: Path, options: list[str]) -> Iterator[tuple[int | None, int]]:
+    """``searchidx serve`` on a free port (None: it did not start) and its process id (its
+    workers are its children); its stderr goes to
     ``log`` (a pipe nobody reads would fill up and stall it: waitress logs its queue depth)."""
     command = _serve_command() or []
     port = _free_port()
@@ -144,7 +148,7 @@ def _server(index_dir: Path, log: Path, options: list[str]) -> Iterator[int | No
             stderr=output,
         )
     try:
-        yield port if _wait_for_port(port, server) else None
+        yield (port if _wait_for_port(port, server) else None), server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)

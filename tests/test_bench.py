@@ -57,6 +57,7 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
         assert engine["build"]["documents"] == 201
         assert engine["build"]["cpu_seconds"] > 0
         assert engine["sync"]["documents"] == 201  # 2 changed, 1 deleted, 1 added
+        assert (engine["noop_sync"]["upserted"], engine["noop_sync"]["removed"]) == (0, 0)
         assert set(engine["query"]["kinds"]) == set(KINDS)
     assert all(check["ok"] for check in size["agreement"].values())
     assert size["terminal"]["query"]["n"] == len(KINDS)  # one of each kind, each succeeded
@@ -64,6 +65,7 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
     printed = capsys.readouterr().out
     assert "relevance p50 / p95 / p99 (ms)" in printed and "best peer" in printed
     assert "searchidx query: p50" in printed
+    assert "sync, nothing changed (s)" in printed
 
 
 def test_an_edit_is_reverted_exactly(tmp_path: Path):
@@ -223,3 +225,17 @@ def test_measure_hostile_times_each_request_and_ordinary_clients_under_hostile_l
     loaded = found["under_load"]
     assert loaded["ordinary_errors"] == 0 and loaded["ordinary_latency"]["n"] > 0
     assert report._server_errors(loaded["hostile_statuses"]) == 0
+
+
+def test_measure_web_reports_the_largest_server_process(
+    sample_store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(web, "WARMUP_SECONDS", 0.2)
+
+    found = web.measure(
+        sample_store.location, make_queries(3, 1), make_queries(2, 2), 2, 0.5, tmp_path / "log", 2
+    )
+
+    assert found["requests"] > 0 and found["tracebacks"] == 0
+    # a worker holds Python, Flask and the index's arrays: tens of MiB, never a few KiB
+    assert 20 * 1024**2 < found["largest_process_peak_bytes"] < 2 * 1024**3
