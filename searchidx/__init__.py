@@ -2,5 +2,5 @@
 
 Read top-down: :mod:`searchidx.parsing` turns files into :mod:`searchidx.articles` records,
 :mod:`searchidx.indexer` writes them into the index kept by :mod:`searchidx.store`, and the
-search service answers typed requests; :mod:`searchidx.cli` and the ``web`` package render it.
+search service answers typed requests; :mod:`searchidx.cli` and :mod:`searchidx.web` render it.
 """

@@ -525,8 +525,8 @@ def serve(
     from searchidx import engine
     from searchidx.querylog import QueryLog
     from searchidx.store import IndexStore
-    from web import server
-    from web.app import create_app
+    from searchidx.web import server
+    from searchidx.web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if isinstance(store, IndexStore) and not store.exists():

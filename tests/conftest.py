@@ -24,7 +24,7 @@ from searchidx.parsing import read_article
 from searchidx.sample import SEED_ARTICLE, write_sample
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from web.app import create_app
+from searchidx.web.app import create_app
 
 ARTICLES_DIR = Path(__file__).parent / "articles"
 ARTICLES_COUNT = 10

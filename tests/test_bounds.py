@@ -28,7 +28,7 @@ from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
-from web.app import create_app
+from searchidx.web.app import create_app
 
 
 @pytest.fixture

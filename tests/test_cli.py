@@ -259,7 +259,7 @@ NOT_FOR_A_QUERY = (
     "searchidx.indexer",
     "searchidx.export",
     "whoosh.writing",
-    "web.app",
+    "searchidx.web.app",
 )
 
 

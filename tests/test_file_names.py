@@ -35,10 +35,10 @@ from searchidx import indexer, watch
 from searchidx.export import export_elasticsearch
 from searchidx.indexer import SyncReport
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
 from tests.conftest import stored_titles
 from tests.test_export import read_bulk
 from tests.test_watch import WAIT_SECONDS, Watcher, wait_for, watch_command
-from web.app import create_app
 
 #: ``searchidx`` as a user runs it, in another process.
 COMMAND = [sys.executable, "-c", "from searchidx.cli import cli; cli()"]

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from searchidx.cli import cli
 from searchidx.querylog import LoggedSearch, QueryLog, read_log, summarise
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
 from tests.web_helpers import serving
-from web.app import create_app
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -26,12 +26,12 @@ from searchidx.sample import write_sample
 from searchidx.service import SearchService
 from searchidx.similar import SimilarRequest, UnknownArticle
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
+from searchidx.web.security import HEADERS
 from tests.conftest import write_article
 from tests.test_web import api, page
 from tests.test_web_fuzz import MODES, SCHEMA_CHECKS
 from tests.web_helpers import validate
-from web.app import create_app
-from web.security import HEADERS
 
 #: (path, title, excerpt, date, provider, topics): one story told three ways within two days,
 #: an older article sharing its subject but not its story, and unrelated news.

@@ -17,9 +17,9 @@ from searchidx.request import SearchRequest
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
 from tests.conftest import write_article
 from tests.test_search_fastpaths import whoosh_ranking
-from web.app import create_app
 
 ARTICLES = {
     "lagos.md": ("Coronavirus cases rise in Lagos", "Clinics see more patients each week."),

@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from searchidx import indexer
 from searchidx.request import FILTER_FACETS, SearchRequest, Sort
 from searchidx.store import IndexStore
+from searchidx.web import server
+from searchidx.web.app import create_app
+from searchidx.web.params import KNOWN_PARAMS
+from searchidx.web.security import HEADERS
 from tests.conftest import write_article
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving, validate
-from web import server
-from web.app import create_app
-from web.params import KNOWN_PARAMS
-from web.security import HEADERS
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"

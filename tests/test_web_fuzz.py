@@ -48,8 +48,8 @@ from searchidx import querylang
 from searchidx.errors import QueryError
 from searchidx.request import MAX_RESULT_WINDOW, MAX_VALUE_CHARS, parse_date_bound
 from searchidx.store import IndexStore
-from web.app import create_app
-from web.links import MATCH_PARAMS
+from searchidx.web.app import create_app
+from searchidx.web.links import MATCH_PARAMS
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "web" / "openapi.json"
 SCHEMA_CHECKS = [

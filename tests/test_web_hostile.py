@@ -26,10 +26,10 @@ from searchidx import highlight, indexer
 from searchidx.articles import Article
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
+from searchidx.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import write_article
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving
-from web.app import create_app
-from web.security import CONTENT_SECURITY_POLICY
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 #: A secret no output may show: what `secured` holds in the articles below.

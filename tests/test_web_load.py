@@ -32,9 +32,9 @@ import pytest
 
 from searchidx.service import REFRESH_INTERVAL
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
 from tests.conftest import write_article
 from tests.web_helpers import SEARCHIDX
-from web.app import create_app
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CLIENTS = 16

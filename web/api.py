@@ -15,10 +15,10 @@ from flask import Blueprint, Response, jsonify, request
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.similar import UnknownArticle
-from web import querylog
-from web.data import search_view_data, similar_view_data
-from web.params import parse_suggest_args
-from web.service import get_service
+from searchidx.web import querylog
+from searchidx.web.data import search_view_data, similar_view_data
+from searchidx.web.params import parse_suggest_args
+from searchidx.web.service import get_service
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -16,7 +16,7 @@ from searchidx.defaults import DEFAULT_SEARCH_TIMEOUT
 from searchidx.querylog import QueryLog
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from web import api, errors, feed, formatting, querylog, security, service, views
+from searchidx.web import api, errors, feed, formatting, querylog, security, service, views
 
 if TYPE_CHECKING:
     from searchidx.engine import Service

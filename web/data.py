@@ -13,9 +13,9 @@ from searchidx.facets import FILTERS, MONTH
 from searchidx.request import MAX_RESULT_WINDOW, SearchRequest, Sort
 from searchidx.result import SearchResult
 from searchidx.similar import SimilarResult
-from web.facets import facet_view, month_histogram
-from web.links import Links
-from web.params import DEFAULT_PER_PAGE, Args, parse_search_args, parse_similar_args
+from searchidx.web.facets import facet_view, month_histogram
+from searchidx.web.links import Links
+from searchidx.web.params import DEFAULT_PER_PAGE, Args, parse_search_args, parse_similar_args
 
 if TYPE_CHECKING:
     from searchidx.engine import Service

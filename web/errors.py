@@ -15,8 +15,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 
 from searchidx.cluster import ClusterError
 from searchidx.errors import IndexMissingError
-from web.api import error_response
-from web.service import get_service
+from searchidx.web.api import error_response
+from searchidx.web.service import get_service
 
 
 def _wants_json() -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from searchidx.facets import BY_NAME
 from searchidx.result import Facet
-from web.links import Links
+from searchidx.web.links import Links
 
 
 def facet_view(facet: Facet, links: Links, search: str = "") -> dict[str, Any]:

@@ -16,11 +16,11 @@ from searchidx.errors import QueryError
 from searchidx.facets import FILTERS
 from searchidx.request import Sort
 from searchidx.result import Hit
-from web import xmldocs
-from web.data import search_view_data
-from web.formatting import link_url
-from web.links import MATCH_PARAMS, Links
-from web.service import get_service
+from searchidx.web import xmldocs
+from searchidx.web.data import search_view_data
+from searchidx.web.formatting import link_url
+from searchidx.web.links import MATCH_PARAMS, Links
+from searchidx.web.service import get_service
 
 bp = Blueprint("feed", __name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import urlencode
 
 from searchidx.request import FILTER_FACETS, distinct_values
-from web.params import KNOWN_PARAMS, Args
+from searchidx.web.params import KNOWN_PARAMS, Args
 
 #: Parameters that describe which articles match; the others only present them.
 MATCH_PARAMS = tuple(

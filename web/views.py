@@ -14,11 +14,17 @@ from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.request import MAX_QUERY_CHARS, Sort
 from searchidx.similar import UnknownArticle
-from web import querylog, xmldocs
-from web.data import SORT_LABELS, filter_chips, page_extras, search_view_data, similar_view_data
-from web.links import MATCH_PARAMS, Links
-from web.params import FACET_SEARCH_PARAMS
-from web.service import get_service
+from searchidx.web import querylog, xmldocs
+from searchidx.web.data import (
+    SORT_LABELS,
+    filter_chips,
+    page_extras,
+    search_view_data,
+    similar_view_data,
+)
+from searchidx.web.links import MATCH_PARAMS, Links
+from searchidx.web.params import FACET_SEARCH_PARAMS
+from searchidx.web.service import get_service
 
 bp = Blueprint("pages", __name__)
 

@@ -28,8 +28,8 @@ from searchidx.result import SearchResult
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
+from searchidx.web.app import create_app
 from tests.opensearch.cluster import OpenSearchCluster
-from web.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
 ARTICLES = 400

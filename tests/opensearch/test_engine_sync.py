@@ -35,8 +35,8 @@ from searchidx.schema import build_schema
 from searchidx.service import REFRESH_INTERVAL, SearchService
 from searchidx.store import IndexStore
 from searchidx.watch import watch
+from searchidx.web.app import create_app
 from tests.opensearch.cluster import OpenSearchCluster
-from web.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
 
