@@ -15,9 +15,9 @@ from markupsafe import Markup
 
 
 class Mark(NamedTuple):
-    """A marked run of text: a match of the query's term number ``term`` (0-4, numbered in
-    order of first appearance, so each term can have its own colour), or, with ``term`` None,
-    a word marked for another reason (a did-you-mean's corrected word)."""
+    """A marked run of text: with a ``term``, a match of a query term (numbered 0-4 in order of
+    first appearance, so each term can have its own colour); with None, a word marked for
+    another reason (a did-you-mean's correction)."""
 
     text: str
     term: int | None = None
