@@ -192,9 +192,7 @@ def test_parity_ranked_top_tens_overlap(engines: Engines, sort: Sort):
     for text in RANKED:
         local, cluster = engines.both(SearchRequest(text=text, sort=sort, facets=False))
         assert cluster.total == local.total, text
-        overlap = len(
-            {hit.article.path for hit in local.hits} & {hit.article.path for hit in cluster.hits}
-        )
+        overlap = len(_paths(local) & _paths(cluster))
         overlaps.append(overlap / max(1, min(10, local.total)))
     average = sum(overlaps) / len(overlaps)
     per_query = ", ".join(f"{overlap * 10:.0f}" for overlap in overlaps)
@@ -219,13 +217,18 @@ def _facets(result: SearchResult) -> list[dict[str, Any]]:
 
 
 def _shown(hit: Any) -> tuple[Any, ...]:
+    article = hit.article
     return (
-        hit.article.title,
+        article.title,
         hit.marked_title,
         hit.marked_excerpt,
-        hit.article.provider,
-        hit.article.published_at,
+        article.provider,
+        article.published_at,
     )
+
+
+def _paths(result: SearchResult) -> set[str]:
+    return {hit.article.path for hit in result.hits}
 
 
 #: The API and the page: faceted search, sorts, date range, errors.
