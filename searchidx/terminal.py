@@ -3,7 +3,7 @@
 (``searchidx stats``).
 
 Marked words (matched terms, a did-you-mean's corrections) are bold yellow. Colour is the
-caller's decision (terminal, ``NO_COLOR``): ``click.echo`` strips it where there is none.
+caller's decision (terminal, ``NO_COLOR``).
 """
 
 from __future__ import annotations
