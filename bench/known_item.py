@@ -116,7 +116,7 @@ def mrr_at_10(service: SearchService, queries: list[tuple[str, str]], sort: Sort
     total = 0.0
     for text, path in queries:
         result = service.search(SearchRequest(text=text, sort=sort, per_page=TOP, facets=False))
-        paths = [hit.path for hit in result.hits]
+        paths = [hit.article.path for hit in result.hits]
         total += 1 / (paths.index(path) + 1) if path in paths else 0.0
     return total / len(queries) if queries else 0.0
 

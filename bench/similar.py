@@ -72,7 +72,7 @@ def answers(articles: list[Article]) -> dict[str, set[str]]:
 
 def ours(service: SearchService, path: str) -> list[str]:
     result = service.similar(SimilarRequest(path, TOP))
-    return [hit.path for hit in result.hits]
+    return [hit.article.path for hit in result.hits]
 
 
 def baseline(service: SearchService, path: str) -> list[str]:

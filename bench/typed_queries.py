@@ -49,7 +49,7 @@ class Score:
             self.reciprocal_ranks.append(0.0)
             return
         self.zero += result.total == 0
-        paths = [hit.path for hit in result.hits]
+        paths = [hit.article.path for hit in result.hits]
         self.reciprocal_ranks.append(1 / (paths.index(target) + 1) if target in paths else 0.0)
 
     def line(self, name: str) -> str:

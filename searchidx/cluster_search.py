@@ -15,7 +15,7 @@ One search is one request to the cluster:
   cluster's own default result window.
 
 Hits are read from the stored display record and highlighted by :mod:`searchidx.highlight`, as
-locally: the same escaped HTML.
+locally: the same marks.
 """
 
 from __future__ import annotations

@@ -1,17 +1,20 @@
-"""Highlighted title and excerpt HTML for a hit: matches in ``<mark>``, everything else escaped.
+"""A hit's title and excerpt with the query's matches marked, as data (:mod:`searchidx.marks`).
 
-Built on Whoosh's highlighter with a fresh ``HtmlFormatter`` per call (it keeps state). Text is
-cut to :data:`MAX_HIGHLIGHT_CHARS` before analysis so a huge body costs bounded time.
+Whoosh's fragmenters and scorer choose the excerpt; the marks are what its ``HtmlFormatter``
+would write (:func:`_formatted`), without the HTML. Text is cut to :data:`MAX_HIGHLIGHT_CHARS`
+before analysis so a huge body costs bounded time.
 """
 
 from __future__ import annotations
 
 import functools
-import html
+from collections.abc import Iterable
+from typing import Any
 
 from whoosh import highlight
 
 from searchidx.articles import Article
+from searchidx.marks import Highlighted, Mark, highlighted
 from searchidx.result import Explanation, Hit
 from searchidx.schema import ANALYZER, _plain_chain, plain_words
 
@@ -26,29 +29,58 @@ SHORT_TEXTS_CACHED = 2048
 LONG_TEXTS_CACHED = 64
 #: HtmlFormatter's default ``maxclasses``: term classes term0..term4, then again from term0.
 _TERM_CLASSES = 5
+#: What is shown between two snippets of a body.
+BETWEEN_FRAGMENTS = " … "
 
 MAX_HIGHLIGHT_CHARS = 20_000
 EXCERPT_CHARS = 320
 
 
-def _formatter() -> highlight.HtmlFormatter:
-    return highlight.HtmlFormatter(tagname="mark", classname="match", between=" … ")
-
-
-def _marked(text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, top: int) -> str:
+def _marked(
+    text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, top: int
+) -> Highlighted:
     if not terms or not text:
-        return ""
+        return ()
     text = text[:MAX_HIGHLIGHT_CHARS]
+    tokens: Iterable[Any]
     if _CHAIN is None:
-        return highlight.highlight(text, terms, ANALYZER, fragmenter, _formatter(), top=top)
-    tokens = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
-    if type(fragmenter) is highlight.WholeFragmenter:
-        return _whole(text, tokens, terms, fragmenter.charlimit)
-    # Whoosh's own fragmenting, scoring and formatting, on the analysed tokens kept.
-    marked = (_Token(start, end, word, word in terms) for start, end, word in tokens)
-    fragments = fragmenter.fragment_tokens(text, marked)
+        analysed = ANALYZER(text, chars=True, mode="query", removestops=False)
+        tokens = highlight.set_matched_filter(analysed, terms)
+    else:
+        words = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
+        if type(fragmenter) is highlight.WholeFragmenter:
+            return _whole(text, words, terms, fragmenter.charlimit)
+        tokens = (_Token(start, end, word, word in terms) for start, end, word in words)
+    # Whoosh's own fragmenting and scoring, as ``highlight.highlight`` runs them.
+    fragments = fragmenter.fragment_tokens(text, tokens)
     best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(), highlight.FIRST)
-    return _formatter()(text, best)
+    return _formatted(best)
+
+
+def _formatted(fragments: Iterable[highlight.Fragment]) -> Highlighted:
+    """What Whoosh's ``HtmlFormatter(between=" … ")`` writes of ``fragments``, as data: the
+    same matches, the same term numbers (a word's in order of first appearance, five at
+    most), the same text between (tests/test_search_fastpaths.py compares the two)."""
+    pieces: list[str | Mark] = []
+    numbers: dict[str, int] = {}
+    for count, fragment in enumerate(fragments):
+        if count:
+            pieces.append(BETWEEN_FRAGMENTS)
+        text, position = fragment.text, fragment.startchar
+        # Longest first among matches at the same place, as Whoosh's Formatter sorts them.
+        for token in sorted(fragment.matches, key=lambda t: (t.startchar, t.startchar - t.endchar)):
+            if token.startchar is None or token.startchar < position:
+                continue
+            word = text[token.startchar : token.endchar]
+            pieces += [text[position : token.startchar], _mark(word, numbers)]
+            position = token.endchar
+        pieces.append(text[position : fragment.endchar])
+    return highlighted(pieces)
+
+
+def _mark(word: str, numbers: dict[str, int]) -> Mark:
+    """``word`` marked with its term number: the same word, the same number."""
+    return Mark(word, numbers.setdefault(word, len(numbers) % _TERM_CLASSES))
 
 
 @functools.lru_cache(maxsize=SHORT_TEXTS_CACHED)
@@ -85,11 +117,9 @@ class _Token:
 
 def _whole(
     text: str, tokens: tuple[tuple[int, int, str], ...], terms: frozenset[str], charlimit: int
-) -> str:
-    """``highlight.highlight`` with a WholeFragmenter and :func:`_formatter`, written out: the
-    same matches and the same HTML (term classes numbered in order of first appearance, five
-    at most), without a Token, Fragment or formatter per call. tests/test_search_fastpaths.py
-    compares the two."""
+) -> Highlighted:
+    """:func:`_marked` with a WholeFragmenter, written out: the same marks without a Token,
+    Fragment or sort per call."""
     # Words end further and further on: the fragmenter's stop at the first word past the
     # limit is every word within it.
     spans = [
@@ -98,28 +128,24 @@ def _whole(
         if word in terms and not (charlimit and end > charlimit)
     ]
     if not spans:
-        return ""  # no match: Whoosh's fragment scores 0, below its minimum of 1
-    output: list[str] = []
+        return ()  # no match: Whoosh's fragment scores 0, below its minimum of 1
+    pieces: list[str | Mark] = []
     position = 0
-    seen: dict[str, int] = {}
+    numbers: dict[str, int] = {}
     for start, end in spans:
-        if start > position:
-            output.append(html.escape(text[position:start], quote=False))
-        word = html.escape(text[start:end], quote=False)
-        number = seen.setdefault(word, len(seen) % _TERM_CLASSES)
-        output.append(f'<mark class="match term{number}">{word}</mark>')
+        pieces += [text[position:start], _mark(text[start:end], numbers)]
         position = end
-    output.append(html.escape(text[position:], quote=False))
-    return "".join(output)
+    pieces.append(text[position:])
+    return highlighted(pieces)
 
 
-def title_html(article: Article, terms: frozenset[str]) -> str:
-    return _marked(article.title, terms, highlight.WholeFragmenter(), 1) or html.escape(
-        article.title, quote=False
+def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
+    return _marked(article.title, terms, highlight.WholeFragmenter(), 1) or highlighted(
+        [article.title]
     )
 
 
-def excerpt_html(article: Article, terms: frozenset[str]) -> str:
+def marked_excerpt(article: Article, terms: frozenset[str]) -> Highlighted:
     """The excerpt with matches marked; a body snippet when only the body matched."""
     excerpt = article.excerpt
     if len(excerpt) <= EXCERPT_CHARS:
@@ -133,7 +159,7 @@ def excerpt_html(article: Article, terms: frozenset[str]) -> str:
         return body
     text = excerpt or article.body
     cut = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
-    return html.escape(cut, quote=False)
+    return highlighted([cut])
 
 
 def hit(
@@ -142,20 +168,9 @@ def hit(
     """``article`` as a result shows it, ``terms`` marked in its title and excerpt (the same
     for both engines and for similar articles)."""
     return Hit(
-        path=article.path,
-        title=article.title,
-        url=article.url,
-        provider=article.provider,
-        published_at=article.published_at,
-        quality=article.quality,
-        topics=article.topics,
-        category=article.category,
-        type=article.type,
-        published=article.published,
-        image=article.image,
-        related=article.related,
+        article=article,
         score=score,
-        title_html=title_html(article, terms),
-        excerpt_html=excerpt_html(article, terms),
+        marked_title=marked_title(article, terms),
+        marked_excerpt=marked_excerpt(article, terms),
         explain=explain,
     )

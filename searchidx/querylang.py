@@ -12,7 +12,6 @@ strict check (``searchidx query --strict``) for those who want the mistake as an
 from __future__ import annotations
 
 import functools
-import html
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from whoosh.searching import Searcher
 
 from searchidx import bounds, ranking, synonyms, typedtext
 from searchidx.errors import QueryError
+from searchidx.marks import Mark, highlighted
 from searchidx.result import Correction
 from searchidx.schema import ANALYZER, WORD_PATTERN, build_schema
 from searchidx.typedtext import FIELDS, Reading
@@ -253,11 +253,10 @@ def correct_with(
         return None
     pieces.append((text[position:], None))
     plain = "".join(replacement or original for original, replacement in pieces)
-    marked = "".join(
-        f"<mark>{html.escape(replacement)}</mark>" if replacement else html.escape(original)
-        for original, replacement in pieces
+    marked = highlighted(
+        Mark(replacement) if replacement else original for original, replacement in pieces
     )
-    return Correction(text=plain, html=marked)
+    return Correction(text=plain, marked=marked)
 
 
 def _in_field_syntax(text: str, match: re.Match[str]) -> bool:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from searchidx.articles import Image, Provider, RelatedArticle, provider_dict, related_dict
+from searchidx.articles import Article, provider_dict, related_dict
+from searchidx.marks import Highlighted, to_html
 from searchidx.request import SearchRequest
 
 
@@ -43,23 +44,13 @@ class Explanation:
 
 @dataclass(frozen=True)
 class Hit:
-    """One article on the result page. ``*_html`` are escaped HTML with ``<mark>`` on matches."""
+    """One article on the result page, with its title and excerpt as shown: the query's
+    matches marked (the excerpt a body snippet when only the body matched)."""
 
-    path: str
-    title: str
-    url: str
-    provider: Provider
-    published_at: datetime
-    quality: int | None
-    topics: tuple[str, ...]
-    category: str
-    type: str
-    published: bool
-    image: Image | None
-    related: tuple[RelatedArticle, ...]
+    article: Article
     score: float | None
-    title_html: str
-    excerpt_html: str
+    marked_title: Highlighted
+    marked_excerpt: Highlighted
     explain: Explanation | None = None
 
 
@@ -81,10 +72,11 @@ class Facet:
 
 @dataclass(frozen=True)
 class Correction:
-    """A query rewritten from the index's own vocabulary (did-you-mean)."""
+    """A query rewritten from the index's own vocabulary (did-you-mean): ``text`` is the new
+    query, ``marked`` the same text with the corrected words marked."""
 
     text: str
-    html: str
+    marked: Highlighted
 
 
 @dataclass(frozen=True)
@@ -196,24 +188,25 @@ class SearchResult:
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
     """A hit's JSON object, the same in every document that lists articles."""
+    article, image = hit.article, hit.article.image
     return {
-        "path": hit.path,
-        "title": hit.title,
-        "url": hit.url,
-        "provider": provider_dict(hit.provider),
-        "published_at": _iso(hit.published_at),
-        "quality": hit.quality,
-        "topics": list(hit.topics),
-        "category": hit.category,
-        "type": hit.type,
-        "published": hit.published,
+        "path": article.path,
+        "title": article.title,
+        "url": article.url,
+        "provider": provider_dict(article.provider),
+        "published_at": _iso(article.published_at),
+        "quality": article.quality,
+        "topics": list(article.topics),
+        "category": article.category,
+        "type": article.type,
+        "published": article.published,
         "image": None
-        if hit.image is None
-        else {"url": hit.image.url, "width": hit.image.width, "height": hit.image.height},
-        "related": [related_dict(item) for item in hit.related],
+        if image is None
+        else {"url": image.url, "width": image.width, "height": image.height},
+        "related": [related_dict(item) for item in article.related],
         "score": _rounded(hit.score),
-        "title_html": hit.title_html,
-        "excerpt_html": hit.excerpt_html,
+        "title_html": to_html(hit.marked_title),
+        "excerpt_html": to_html(hit.marked_excerpt),
         **({"explain": hit.explain.to_dict()} if hit.explain else {}),
     }
 

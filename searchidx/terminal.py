@@ -2,31 +2,31 @@
 :class:`SimilarResult` (``searchidx similar``) and the query log's :class:`QueryStats`
 (``searchidx stats``).
 
-Matched terms arrive as ``<mark>`` in escaped HTML; here they become bold yellow, and the rest is
-unescaped back to plain text. Colour is the caller's decision (terminal, ``NO_COLOR``).
+Marked words (matched terms, a did-you-mean's corrections) are bold yellow. Colour is the
+caller's decision (terminal, ``NO_COLOR``).
 """
 
 from __future__ import annotations
 
-import html
-import re
 from typing import TYPE_CHECKING
 
 import click
 
+from searchidx.articles import Article
+from searchidx.marks import Highlighted
 from searchidx.result import Explanation, Facet, Hit, SearchResult
 from searchidx.similar import SimilarResult
 
 if TYPE_CHECKING:
     from searchidx.querylog import QueryStats
 
-_MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 
-
-def marked_text(fragment: str) -> str:
-    """Escaped HTML with ``<mark>`` spans -> plain text with the marks styled."""
-    styled = _MARK.sub(lambda m: click.style(m.group(1), fg="yellow", bold=True), fragment)
-    return html.unescape(styled)
+def marked_text(text: Highlighted) -> str:
+    """``text`` for a terminal: the marked words styled, the rest as it is."""
+    return "".join(
+        piece if isinstance(piece, str) else click.style(piece.text, fg="yellow", bold=True)
+        for piece in text
+    )
 
 
 def render_result(result: SearchResult, show_facets: bool) -> list[str]:
@@ -40,7 +40,7 @@ def render_result(result: SearchResult, show_facets: bool) -> list[str]:
             f"({'spelling corrected' if result.retry == 'corrected' else 'fuzzy match'})."
         )
     elif result.did_you_mean:
-        lines.append(f"Did you mean: {marked_text(result.did_you_mean.html)}?")
+        lines.append(f"Did you mean: {marked_text(result.did_you_mean.marked)}?")
     what = f" for {result.ran_query!r}" if result.ran_query.strip() else ""
     lines.append(
         click.style(f"{result.total:,} result{'s' * (result.total != 1)}{what}", bold=True)
@@ -57,11 +57,11 @@ def render_result(result: SearchResult, show_facets: bool) -> list[str]:
 def render_similar(result: SimilarResult) -> list[str]:
     """The article, then its similar articles as ``render_result`` lists hits (shared key
     terms marked)."""
-    count, article = len(result.hits), result.article
+    count, asked = len(result.hits), result.article
     lines = [
         click.style(f"{count:,} article{'s' * (count != 1)} similar to ", bold=True)
-        + f"{marked_text(article.title_html)} ({result.took_ms:.1f} ms)",
-        "   " + click.style(_details(article), dim=True),
+        + f"{marked_text(asked.marked_title)} ({result.took_ms:.1f} ms)",
+        "   " + click.style(_details(asked.article), dim=True),
     ]
     for number, hit in enumerate(result.hits, 1):
         lines += ["", *_hit_lines(number, hit)]
@@ -70,27 +70,27 @@ def render_similar(result: SimilarResult) -> list[str]:
 
 def _hit_lines(number: int, hit: Hit) -> list[str]:
     lines = [
-        f"{number}. {marked_text(hit.title_html)}",
-        "   " + click.style(_details(hit), dim=True),
+        f"{number}. {marked_text(hit.marked_title)}",
+        "   " + click.style(_details(hit.article), dim=True),
     ]
-    if hit.url:
-        lines.append("   " + click.style(hit.url, fg="blue"))
-    if hit.excerpt_html:
-        lines.append("   " + marked_text(hit.excerpt_html))
+    if hit.article.url:
+        lines.append("   " + click.style(hit.article.url, fg="blue"))
+    if hit.marked_excerpt:
+        lines.append("   " + marked_text(hit.marked_excerpt))
     if hit.explain:
         lines.append("   " + click.style(explain_text(hit.explain), fg="cyan"))
     return lines
 
 
-def _details(hit: Hit) -> str:
+def _details(article: Article) -> str:
     """Provider · date · quality · topics."""
     details = [
-        hit.provider.name or hit.provider.domain or "unknown provider",
-        f"{hit.published_at:%Y-%m-%d %H:%M} UTC",
-        f"quality {hit.quality}" if hit.quality is not None else "no quality",
+        article.provider.name or article.provider.domain or "unknown provider",
+        f"{article.published_at:%Y-%m-%d %H:%M} UTC",
+        f"quality {article.quality}" if article.quality is not None else "no quality",
     ]
-    if hit.topics:
-        details.append(", ".join(hit.topics))
+    if article.topics:
+        details.append(", ".join(article.topics))
     return " · ".join(details)
 
 

@@ -44,7 +44,7 @@ def _answers(store: IndexStore) -> list:
         results = [service.search(request) for request in REQUESTS]
     finally:
         service.close()
-    return [(r.total, [hit.path for hit in r.hits], r.facets) for r in results]
+    return [(r.total, [hit.article.path for hit in r.hits], r.facets) for r in results]
 
 
 def test_arrays_written_at_commit_equal_the_ones_built_from_the_columns(content, store):

@@ -54,7 +54,7 @@ def test_search_bare_star_answers_every_article_newest_first(service: SearchServ
     browse = search(service, "")
     star = search(service, "*")
     assert star.total == browse.total > 0
-    assert [hit.path for hit in star.hits] == [hit.path for hit in browse.hits]
+    assert [hit.article.path for hit in star.hits] == [hit.article.path for hit in browse.hits]
     assert star.ran_query == "*"
 
 

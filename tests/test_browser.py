@@ -191,7 +191,7 @@ def test_browser_search_tick_facets_sort_page_and_go_back(open_page, base_url, s
         SearchRequest(text="microsoft", filters={"topic": (first, second)}, sort=Sort.NEWEST)
     )
     titles = page.locator(".hit-title").all_inner_texts()
-    assert titles == [hit.title for hit in expected.hits]
+    assert titles == [hit.article.title for hit in expected.hits]
     screenshot(page, "browser-desktop")
 
     # Page forward, when there is a next page.

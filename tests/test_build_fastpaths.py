@@ -46,9 +46,9 @@ def answers(store: IndexStore) -> list:
         for request in REQUESTS:
             result = service.search(request)
             facets = {f.name: [(v.value, v.count) for v in f.values] for f in result.facets}
-            page: list[Any] = sorted((-(hit.score or 0), hit.path) for hit in result.hits)
+            page: list[Any] = sorted((-(hit.score or 0), hit.article.path) for hit in result.hits)
             if request.effective_sort not in (Sort.RELEVANCE, Sort.BEST):
-                page = [hit.path for hit in result.hits]
+                page = [hit.article.path for hit in result.hits]
             found.append((result.total, page, facets))
         return found
     finally:

@@ -301,7 +301,7 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             assert result.total == 0 or result.retry is not None
             continue
         assert result.total == len(theirs), f"total of {text!r} sorted by {sort}"
-        found = [(hit.path, hit.score) for hit in result.hits]
+        found = [(hit.article.path, hit.score) for hit in result.hits]
         if sort is Sort.RELEVANCE:
             hits = _whoosh_hits(searcher, parsed)
             assert hits is not None
@@ -452,7 +452,7 @@ def _answers(service: SearchService) -> list:
         for sort in Sort:
             request = SearchRequest(text=text, sort=sort, per_page=PER_PAGE, page=2)
             result = service.search(request)
-            hits = [(hit.path, hit.score) for hit in result.hits]
+            hits = [(hit.article.path, hit.score) for hit in result.hits]
             answers.append((text, sort, result.total, hits, result.facets))
     return answers
 

@@ -78,7 +78,7 @@ def ranked(app_store: IndexStore) -> Iterator[SearchService]:
 
 
 def paths(service: SearchService, text: str, **options) -> list[str]:
-    return [hit.path for hit in service.search(SearchRequest(text=text, **options)).hits]
+    return [hit.article.path for hit in service.search(SearchRequest(text=text, **options)).hits]
 
 
 def test_best_is_the_default_sort_with_text(ranked):
@@ -98,7 +98,7 @@ def test_best_puts_higher_quality_first_and_missing_quality_between(ranked):
 
 def test_best_half_life_decides_between_relevance_and_freshness(ranked):
     relevance = ranked.search(SearchRequest(text="wombat", sort=Sort.RELEVANCE)).hits
-    assert [hit.path for hit in relevance] == ["c/wombat-old.md", "c/wombat-new.md"]
+    assert [hit.article.path for hit in relevance] == ["c/wombat-old.md", "c/wombat-new.md"]
     assert relevance[0].score < relevance[1].score * 1.1  # within freshness's reach
     long_memory = paths(ranked, "wombat", half_life_days=36_500)
     short_memory = paths(ranked, "wombat", half_life_days=1)
@@ -110,10 +110,10 @@ def test_relevance_is_the_text_score_whatever_the_half_life(ranked):
     for half_life in (1, 30, 36_500):
         request = SearchRequest(text="wombat", sort=Sort.RELEVANCE, half_life_days=half_life)
         hits = ranked.search(request).hits
-        assert [hit.path for hit in hits] == ["c/wombat-old.md", "c/wombat-new.md"]
+        assert [hit.article.path for hit in hits] == ["c/wombat-old.md", "c/wombat-new.md"]
         explained = ranked.search(SearchRequest(text="wombat", explain=True)).hits
-        text = {hit.path: hit.explain.text for hit in explained}
-        assert all(math.isclose(hit.score, text[hit.path]) for hit in hits)
+        text = {hit.article.path: hit.explain.text for hit in explained}
+        assert all(math.isclose(hit.score, text[hit.article.path]) for hit in hits)
 
 
 @pytest.mark.parametrize("text", ["wombat", "wombat census", "lynx NOT harbour", '"otter dams"'])
@@ -138,11 +138,11 @@ def test_explain_splits_the_text_score_by_field(ranked):
 
 def test_explain_without_text_is_freshness_times_quality(ranked):
     hits = ranked.search(SearchRequest(sort=Sort.BEST, explain=True)).hits
-    assert hits[0].path == "c/wombat-new.md"  # of the two newest, the higher quality
+    assert hits[0].article.path == "c/wombat-new.md"  # of the two newest, the higher quality
     for hit in hits:
         assert hit.explain.text is None and hit.explain.fields is None
         assert math.isclose(hit.score, hit.explain.freshness * hit.explain.quality)
-    none = next(hit for hit in hits if hit.path == "b/lynx-none.md")
+    none = next(hit for hit in hits if hit.article.path == "b/lynx-none.md")
     assert none.explain.quality == 1.0 and none.explain.quality_percentile is None
 
 
@@ -262,7 +262,7 @@ def test_title_phrase_bonus_is_what_puts_it_first(phrased, monkeypatch):
 
 def test_title_phrase_needs_the_typed_order_and_never_changes_what_matches(phrased):
     reversed_order = phrased.search(SearchRequest(text="strike crane", sort=Sort.RELEVANCE))
-    assert [hit.path for hit in reversed_order.hits] == ["t/apart.md", "t/together.md"]
+    assert [hit.article.path for hit in reversed_order.hits] == ["t/apart.md", "t/together.md"]
     assert phrased.search(SearchRequest(text="crane strike")).total == 2
     assert phrased.search(SearchRequest(text="crane strike", sort=Sort.NEWEST)).total == 2
 

@@ -17,6 +17,7 @@ from searchidx.content import scan_content
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import QueryError
 from searchidx.facets import FACETS
+from searchidx.marks import to_html
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
 from searchidx.schema import build_schema
@@ -118,7 +119,7 @@ def sample_articles(sample_dir: Path) -> dict[str, Article]:
 
 
 def paths(service: SearchService, **fields) -> list[str]:
-    return [hit.path for hit in service.search(SearchRequest(per_page=100, **fields)).hits]
+    return [hit.article.path for hit in service.search(SearchRequest(per_page=100, **fields)).hits]
 
 
 def every_hit(service: SearchService, **fields) -> list[str]:
@@ -127,7 +128,7 @@ def every_hit(service: SearchService, **fields) -> list[str]:
     page = 1
     while True:
         result = service.search(SearchRequest(page=page, per_page=7, **fields))
-        found += [hit.path for hit in result.hits]
+        found += [hit.article.path for hit in result.hits]
         if page >= result.pages:
             assert len(found) == result.total
             return found
@@ -341,7 +342,7 @@ def test_request_checks_filter_values_by_their_facet(filters, message):
 def test_search_deep_pages_work(sample: SearchService):
     all_newest = every_hit(sample, sort=Sort.NEWEST)
     page = sample.search(SearchRequest(page=40, per_page=10, sort=Sort.NEWEST))
-    assert [hit.path for hit in page.hits] == all_newest[390:400]
+    assert [hit.article.path for hit in page.hits] == all_newest[390:400]
 
 
 # Facets ---------------------------------------------------------------------------------
@@ -463,8 +464,8 @@ def test_search_corrects_a_misspelling_and_says_what_it_ran(news: SearchService)
     assert result.retry == "corrected"
     assert result.ran_query == "microsoft cloud"
     assert result.did_you_mean is not None
-    assert result.did_you_mean.html == "<mark>microsoft</mark> cloud"
-    assert [hit.path for hit in result.hits] == ["e.md"]
+    assert to_html(result.did_you_mean.marked, quote=True) == "<mark>microsoft</mark> cloud"
+    assert [hit.article.path for hit in result.hits] == ["e.md"]
 
 
 def test_search_offers_did_you_mean_when_few_results(news: SearchService):
@@ -475,7 +476,7 @@ def test_search_offers_did_you_mean_when_few_results(news: SearchService):
 
 def test_search_retries_fuzzily_when_no_correction_exists(news: SearchService):
     result = news.search(SearchRequest(text="excerpt:azzure"))
-    assert result.retry == "fuzzy" and [hit.path for hit in result.hits] == ["e.md"]
+    assert result.retry == "fuzzy" and [hit.article.path for hit in result.hits] == ["e.md"]
 
 
 def test_search_allows_ten_fuzzy_or_wildcard_words(news: SearchService):
@@ -501,17 +502,18 @@ def test_search_reports_nothing_when_nothing_is_close(news: SearchService):
 
 def test_search_highlights_matches_and_escapes_everything_else(news: SearchService):
     hit = news.search(SearchRequest(text="quantum noise")).hits[0]
-    assert hit.title_html == (
+    assert to_html(hit.marked_title) == (
         '<mark class="match term0">Quantum</mark> chips &lt;script&gt;alert(1)&lt;/script&gt;'
     )
-    assert "&lt;b&gt;<mark" in hit.excerpt_html and "<b>" not in hit.excerpt_html
+    excerpt = to_html(hit.marked_excerpt)
+    assert "&lt;b&gt;<mark" in excerpt and "<b>" not in excerpt
     plain = news.search(SearchRequest(filters={"provider": ("Wired",)})).hits[0]
-    assert plain.title_html == "Quantum chips &lt;script&gt;alert(1)&lt;/script&gt;"
+    assert to_html(plain.marked_title) == "Quantum chips &lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: SearchService):
     hit = news.search(SearchRequest(text="budgets", filters={"provider": ("Wired",)})).hits[0]
-    assert "<mark" in hit.excerpt_html and "budgets" in hit.excerpt_html
+    assert "<mark" in to_html(hit.marked_excerpt) and "budgets" in to_html(hit.marked_excerpt)
 
 
 def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_dir: Path):
@@ -520,10 +522,11 @@ def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_di
     service = SearchService(store)
     result = service.search(SearchRequest(text="emotion"))
     service.close()
-    hit = result.hits[0]
-    assert hit.provider.name == "ExtremeTech" and hit.quality == 69 and len(hit.related) == 5
-    assert hit.image is not None and hit.image.width == 640
-    assert hit.url.startswith("https://www.extremetech.com/")
+    article = result.hits[0].article
+    assert article.provider.name == "ExtremeTech" and article.quality == 69
+    assert len(article.related) == 5
+    assert article.image is not None and article.image.width == 640
+    assert article.url.startswith("https://www.extremetech.com/")
     assert "83pOGiRlIfRn" not in repr(result.to_dict())
     assert result.to_dict()["hits"][0]["published_at"] == "2022-06-24T14:08:00Z"
 
@@ -540,9 +543,10 @@ def test_search_on_real_shaped_articles(tmp_path: Path):
         result = service.search(SearchRequest(text="portals", facet_size=200))
         texts = {a.path: f"{a.title} {a.excerpt} {a.body}".lower() for a in articles}
         mentions = {path for path, text in texts.items() if "portal" in text}
-        assert {hit.path for hit in result.hits} == mentions and len(mentions) == 5
+        assert {hit.article.path for hit in result.hits} == mentions and len(mentions) == 5
         assert all(
-            "portal" in hit.title_html.lower() + hit.excerpt_html.lower() for hit in result.hits
+            "portal" in to_html(hit.marked_title).lower() + to_html(hit.marked_excerpt).lower()
+            for hit in result.hits
         )
         assert "bSXPc0xJod0n" not in repr(result.to_dict())  # a start of a secured blob
         browse = service.search(SearchRequest(facet_size=200))
@@ -607,7 +611,7 @@ def test_service_forgets_deleted_and_replaced_documents_after_a_sync(
     indexer.sync(store)
     assert service.search(SearchRequest()).total == before - 1
     assert service.search(SearchRequest(text="walrus")).total == 0
-    assert [hit.title for hit in service.search(SearchRequest(text="narwhal")).hits] == [
+    assert [hit.article.title for hit in service.search(SearchRequest(text="narwhal")).hits] == [
         "Narwhal sighting"
     ]
     service.close()

@@ -17,6 +17,7 @@ from whoosh import highlight as whoosh_highlight
 
 from searchidx import highlight, indexer
 from searchidx.content import scan_content
+from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
 from searchidx.request import Sort
@@ -191,7 +192,10 @@ def test_highlighting_is_whooshs(fragmenter):
     for text in texts:
         terms = frozenset(rng.sample(stems, rng.randint(1, 5)))
         for top in (1, 2):
-            whooshs = whoosh_highlight.highlight(
-                text, terms, ANALYZER, fragmenter(), highlight._formatter(), top=top
+            formatter = whoosh_highlight.HtmlFormatter(
+                tagname="mark", classname="match", between=highlight.BETWEEN_FRAGMENTS
             )
-            assert highlight._marked(text, terms, fragmenter(), top) == whooshs
+            whooshs = whoosh_highlight.highlight(
+                text, terms, ANALYZER, fragmenter(), formatter, top=top
+            )
+            assert to_html(highlight._marked(text, terms, fragmenter(), top)) == whooshs

@@ -21,6 +21,7 @@ from searchidx.bounds import SearchTimeout
 from searchidx.cli import cli
 from searchidx.content import scan_content
 from searchidx.errors import QueryError
+from searchidx.marks import to_html
 from searchidx.parsing import read_article
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
@@ -114,7 +115,7 @@ def app_store(story_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Inde
 
 
 def similar_paths(service: SearchService, path: str, limit: int = 10) -> list[str]:
-    return [hit.path for hit in service.similar(SimilarRequest(path, limit)).hits]
+    return [hit.article.path for hit in service.similar(SimilarRequest(path, limit)).hits]
 
 
 def without_timing(document: dict) -> dict:
@@ -145,8 +146,8 @@ def test_similar_never_lists_the_article_itself(service, story_dir):
 def test_similar_marks_the_shared_key_terms(service):
     result = service.similar(SimilarRequest("2024/lagos-herald.md", 3))
     assert "otter" in result.terms and "ikoyi" in result.terms
-    assert '<mark class="match' in result.hits[0].title_html
-    assert result.article.path == "2024/lagos-herald.md" and result.article.score is None
+    assert '<mark class="match' in to_html(result.hits[0].marked_title)
+    assert result.article.article.path == "2024/lagos-herald.md" and result.article.score is None
     assert [hit.score for hit in result.hits] == sorted(
         (hit.score for hit in result.hits), reverse=True
     )

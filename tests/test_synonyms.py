@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from searchidx import indexer, synonyms
 from searchidx.cli import cli
+from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest
 from searchidx.service import SearchService
@@ -38,7 +39,7 @@ nyc => new york city
 
 
 def paths(result) -> set[str]:
-    return {hit.path for hit in result.hits}
+    return {hit.article.path for hit in result.hits}
 
 
 def invoke(*args: str):
@@ -100,12 +101,14 @@ def test_synonyms_multi_word_member_is_a_phrase(service):
 
 
 def test_synonyms_highlighting_marks_the_synonym_that_matched(service):
-    hits = {hit.path: hit for hit in search(service, "covid").hits}
-    assert '<mark class="match term0">Coronavirus</mark> cases' in hits["lagos.md"].title_html
-    assert "<mark" in hits["oslo.md"].title_html and ">SARS</mark>" in hits["oslo.md"].title_html
-    assert ">Covid</mark>" in hits["vaccine.md"].title_html
-    parks = {hit.path: hit for hit in search(service, "nyc").hits}["parks.md"]
-    assert ">New</mark>" in parks.title_html and ">City</mark>" in parks.title_html
+    titles = {hit.article.path: to_html(hit.marked_title) for hit in search(service, "covid").hits}
+    assert '<mark class="match term0">Coronavirus</mark> cases' in titles["lagos.md"]
+    assert "<mark" in titles["oslo.md"] and ">SARS</mark>" in titles["oslo.md"]
+    assert ">Covid</mark>" in titles["vaccine.md"]
+    parks = {hit.article.path: hit for hit in search(service, "nyc").hits}["parks.md"]
+    assert ">New</mark>" in to_html(parks.marked_title) and ">City</mark>" in to_html(
+        parks.marked_title
+    )
 
 
 def test_synonyms_work_with_operators_and_fields(service):

@@ -23,6 +23,7 @@ from bench import typed_queries
 from searchidx import indexer, querylang
 from searchidx.cli import cli
 from searchidx.errors import QueryError
+from searchidx.marks import to_html
 from searchidx.request import SearchRequest
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
@@ -150,7 +151,7 @@ def on_service(service: SearchService, client: FlaskClient, store: IndexStore, t
     result = service.search(SearchRequest(text=text))
     relaxed = result.relaxed.message if result.relaxed else None
     return {
-        "paths": [hit.path for hit in result.hits],
+        "paths": [hit.article.path for hit in result.hits],
         "notes": list(result.notes),
         "relaxed": relaxed,
         "retry": result.retry,
@@ -262,18 +263,20 @@ def test_typed_queries_relax_a_phrase_to_its_words(service, client, store, surfa
 def test_typed_queries_relaxation_keeps_the_rarest_words_and_named_fields(service):
     result = service.search(SearchRequest(text="wards stay zebra"))
     assert result.retry == "relaxed" and result.relaxed.dropped == ("stay", "zebra")
-    assert [hit.path for hit in result.hits] == ["wards.md"]
+    assert [hit.article.path for hit in result.hits] == ["wards.md"]
     phrase = service.search(SearchRequest(text="covid-19 zebra"))  # the phrase is kept whole
     assert phrase.relaxed.kept == ('"covid 19"',) and phrase.relaxed.dropped == ("zebra",)
-    assert [hit.path for hit in phrase.hits] == ["covid.md"]
+    assert [hit.article.path for hit in phrase.hits] == ["covid.md"]
     named = service.search(SearchRequest(text="title:stay home zebra"))
     assert named.relaxed.kept == ("title:stay", "home")
-    assert {hit.path for hit in named.hits} == {"stay.md", "homes.md"}
+    assert {hit.article.path for hit in named.hits} == {"stay.md", "homes.md"}
 
 
 def test_typed_queries_operators_still_work_where_they_cannot_be_punctuation(service):
     def paths(text: str) -> set[str]:
-        return {hit.path for hit in service.search(SearchRequest(text=text, per_page=50)).hits}
+        return {
+            hit.article.path for hit in service.search(SearchRequest(text=text, per_page=50)).hits
+        }
 
     assert paths("york -covid") == set() and paths("stay -sales") == {"stay.md"}
     assert paths("wards OR machines") == {"wards.md", "xray.md"}
@@ -290,7 +293,7 @@ def test_typed_queries_operators_still_work_where_they_cannot_be_punctuation(ser
 def test_typed_queries_accents_fold_and_highlight_the_text_as_written(service):
     for text in ("sao paulo", "SÃO PAULO", "são paulo"):
         (hit,) = service.search(SearchRequest(text=text)).hits
-        assert hit.title_html.startswith('<mark class="match term0">São</mark>')
+        assert to_html(hit.marked_title).startswith('<mark class="match term0">São</mark>')
     assert [s.text for s in service.suggest("sã")] == [s.text for s in service.suggest("sa")]
     assert "sao" in [suggestion.text for suggestion in service.suggest("SÃ")]
 

@@ -104,25 +104,27 @@ def test_page_search_shows_highlighted_titles_and_excerpts(client):
 
 def test_page_hit_shows_link_source_date_quality_topics_image_and_related(client, service):
     result = service.search(SearchRequest(text="emotion reading tech facial"))
-    seed = next(hit for hit in result.hits if hit.path.startswith("000_"))
+    seed = next(hit for hit in result.hits if hit.article.path.startswith("000_"))
     doc = page(client, "/?q=emotion+reading+tech+facial")
     card = next(a for a in doc.find_all("article") if "Emotion-Reading" in a.text)
     link = card.find("h2").find("a")
-    assert link.attrs["href"] == seed.url
+    assert link.attrs["href"] == seed.article.url
     assert "ExtremeTech" in card.find(cls="provider").text
     time_node = card.find("time")
     assert time_node.text == "24 Jun 2022"
     assert time_node.attrs["datetime"] == "2022-06-24T14:08:00Z"
     assert time_node.attrs["title"] == "Friday 24 June 2022, 14:08 UTC"
     assert "Quality 69" in card.find(cls="quality").text
-    assert [node.text for node in card.find(cls="topics").find_all("a")] == list(seed.topics)
+    assert [node.text for node in card.find(cls="topics").find_all("a")] == list(
+        seed.article.topics
+    )
     image = card.find("img")
-    assert image.attrs["src"] == seed.image.url
+    assert image.attrs["src"] == seed.article.image.url
     assert image.attrs["loading"] == "lazy" and image.attrs["referrerpolicy"] == "no-referrer"
     assert image.attrs["alt"] == ""
     related = card.find("details", cls="related")
-    assert f"Related coverage ({len(seed.related)})" in related.find("summary").text
-    assert [a.attrs["href"] for a in related.find_all("a")] == [r.url for r in seed.related]
+    assert f"Related coverage ({len(seed.article.related)})" in related.find("summary").text
+    assert [a.attrs["href"] for a in related.find_all("a")] == [r.url for r in seed.article.related]
     assert "Unpublished" in card.text  # the seed article has published: false
 
 
@@ -175,7 +177,7 @@ def test_page_each_filter_parameter_narrows_as_the_service_does(client, service,
 def test_page_range_and_display_parameters_match_the_service(client, service, query, request_):
     doc = page(client, f"/?{query}")
     expected = service.search(request_)
-    assert hit_titles(doc) == [hit.title for hit in expected.hits]
+    assert hit_titles(doc) == [hit.article.title for hit in expected.hits]
     assert f"{expected.total:,} articles" in doc.find("h1").text
     listed = len(doc.by_id("facet-topic").find_all("input", type="checkbox"))
     assert listed == len(expected.facet("topic").values)
@@ -274,7 +276,7 @@ def test_page_date_range_and_quality_narrow_results(client):
 def test_page_sort_orders_hits_and_shows_the_choice(client, service, sort):
     doc = page(client, f"/?q=microsoft&sort={sort.value}")
     expected = service.search(SearchRequest(text="microsoft", sort=sort))
-    assert hit_titles(doc) == [hit.title for hit in expected.hits]
+    assert hit_titles(doc) == [hit.article.title for hit in expected.hits]
     selected = [o for o in doc.by_id("sort").find_all("option") if "selected" in o.attrs]
     assert [o.attrs["value"] for o in selected] == ["" if sort is Sort.BEST else sort.value]
 
@@ -451,7 +453,7 @@ def test_page_ignores_unknown_parameters_and_drops_them_from_links(client):
 def test_page_accepts_the_same_value_twice_and_empty_fields(client, service):
     doc = page(client, "/?q=microsoft&q=microsoft&sort=newest&sort=newest&from=&to=&min_quality=")
     expected = service.search(SearchRequest(text="microsoft", sort=Sort.NEWEST))
-    assert hit_titles(doc) == [hit.title for hit in expected.hits]
+    assert hit_titles(doc) == [hit.article.title for hit in expected.hits]
 
 
 def test_page_is_accessible_landmarks_labels_and_skip_link(client):
@@ -656,7 +658,7 @@ def test_feed_lists_the_newest_matching_articles(client, service):
     feed = parse_feed(client, "/feed.atom?q=microsoft&sort=quality&page=2&per_page=3")
     entries = feed.findall(f"{ATOM}entry")
     expected = service.search(SearchRequest(text="microsoft", sort=Sort.NEWEST, per_page=50))
-    assert [e.findtext(f"{ATOM}title") for e in entries] == [h.title for h in expected.hits]
+    assert [e.findtext(f"{ATOM}title") for e in entries] == [h.article.title for h in expected.hits]
     published = [e.findtext(f"{ATOM}published", "") for e in entries]
     assert published == sorted(published, reverse=True)
     assert feed.findtext(f"{ATOM}updated") == published[0]
@@ -668,9 +670,9 @@ def test_feed_lists_the_newest_matching_articles(client, service):
     first = entries[0]
     hit = expected.hits[0]
     link = first.find(f"{ATOM}link")
-    assert link is not None and link.get("href") == hit.url
-    assert first.findtext(f"{ATOM}author/{ATOM}name") == hit.provider.name
-    assert [c.get("term") for c in first.findall(f"{ATOM}category")] == list(hit.topics)
+    assert link is not None and link.get("href") == hit.article.url
+    assert first.findtext(f"{ATOM}author/{ATOM}name") == hit.article.provider.name
+    assert [c.get("term") for c in first.findall(f"{ATOM}category")] == list(hit.article.topics)
     summary = first.find(f"{ATOM}summary")
     assert summary is not None and summary.get("type") == "html"
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from searchidx.facets import FILTERS, MONTH
+from searchidx.marks import to_html
 from searchidx.request import MAX_RESULT_WINDOW, SearchRequest, Sort
 from searchidx.result import SearchResult
 from searchidx.similar import SimilarResult
@@ -75,7 +76,7 @@ def page_extras(view: SearchView, links: Links) -> dict[str, Any]:
         "did_you_mean": None
         if result.did_you_mean is None or result.retry is not None
         else {
-            "html": result.did_you_mean.html,
+            "html": to_html(result.did_you_mean.marked, quote=True),
             "url": links.url(changes={"q": result.did_you_mean.text}),
         },
     }

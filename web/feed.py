@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.facets import FILTERS
+from searchidx.marks import to_html
 from searchidx.request import Sort
 from searchidx.result import Hit
 from searchidx.web import xmldocs
@@ -44,7 +45,7 @@ def atom() -> Response:
         subtitle=f"The newest {FEED_SIZE} articles matching {describe(links)}",
         self_url=self_url,
         page_url=links.url(changes={"sort": Sort.NEWEST.value}),
-        updated=hits[0].published_at if hits else datetime.now(UTC),
+        updated=hits[0].article.published_at if hits else datetime.now(UTC),
         entries=[_entry(hit) for hit in hits],
     )
     return Response(body, mimetype="application/atom+xml")
@@ -80,12 +81,15 @@ def entry_id(path: str) -> str:
 
 
 def _entry(hit: Hit) -> xmldocs.FeedEntry:
+    article = hit.article
     return xmldocs.FeedEntry(
-        id=entry_id(hit.path),
-        title=hit.title,
-        url=link_url(hit.url),
-        published=hit.published_at,
-        author=hit.provider.name or hit.provider.domain,
-        summary_html=hit.excerpt_html,
-        categories=hit.topics,
+        id=entry_id(article.path),
+        title=article.title,
+        url=link_url(article.url),
+        published=article.published_at,
+        author=article.provider.name or article.provider.domain,
+        # A plain str: ElementTree escapes with str.replace, which Markup overrides (escaping its
+        # arguments, so ``&`` would go out as it is).
+        summary_html=str(to_html(hit.marked_excerpt)),
+        categories=article.topics,
     )

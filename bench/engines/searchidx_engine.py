@@ -1,7 +1,7 @@
 """searchidx measured through its real code paths: the indexer on the folder, and
 :meth:`SearchService.search` with a typed :class:`SearchRequest`.
 
-searchidx highlights every hit of every search (``Hit.title_html``/``excerpt_html``); the peers
+searchidx highlights every hit of every search (``Hit.marked_title``/``marked_excerpt``); the peers
 highlight only in the ``highlight`` kind, so searchidx does more work in the others.
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from bench.engines.base import FACET_SIZE, BuildStats, Engine, Outcome, SyncStats
 from bench.queries import BenchQuery
 from searchidx import indexer
+from searchidx.marks import Mark
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -76,7 +77,10 @@ class SearchidxEngine(Engine):
         facets = None
         if query.facets:
             facets = {f.name: [(v.value, v.count) for v in f.values] for f in result.facets}
-        highlighted = sum("<mark" in hit.title_html + hit.excerpt_html for hit in result.hits)
+        highlighted = sum(
+            any(isinstance(piece, Mark) for piece in hit.marked_title + hit.marked_excerpt)
+            for hit in result.hits
+        )
         if result.retry is not None:  # nothing matched; the hits are a corrected query's
             return Outcome(0, [], facets, highlighted)
-        return Outcome(result.total, [hit.path for hit in result.hits], facets, highlighted)
+        return Outcome(result.total, [hit.article.path for hit in result.hits], facets, highlighted)

@@ -154,7 +154,7 @@ def test_parity_totals_facets_and_sorted_pages_are_equal(engines: Engines, name:
     local, cluster = engines.both(request)
     assert cluster.total == local.total
     assert _facets(cluster) == _facets(local)
-    assert [hit.path for hit in cluster.hits] == [hit.path for hit in local.hits]
+    assert [hit.article.path for hit in cluster.hits] == [hit.article.path for hit in local.hits]
     assert [_shown(hit) for hit in cluster.hits] == [_shown(hit) for hit in local.hits]
     assert (cluster.retry, cluster.ran_query) == (local.retry, local.ran_query)
     assert cluster.relaxed == local.relaxed
@@ -192,7 +192,7 @@ def test_parity_ranked_top_tens_overlap(engines: Engines, sort: Sort):
     for text in RANKED:
         local, cluster = engines.both(SearchRequest(text=text, sort=sort, facets=False))
         assert cluster.total == local.total, text
-        overlap = len({hit.path for hit in local.hits} & {hit.path for hit in cluster.hits})
+        overlap = len(_paths(local) & _paths(cluster))
         overlaps.append(overlap / max(1, min(10, local.total)))
     average = sum(overlaps) / len(overlaps)
     per_query = ", ".join(f"{overlap * 10:.0f}" for overlap in overlaps)
@@ -217,7 +217,18 @@ def _facets(result: SearchResult) -> list[dict[str, Any]]:
 
 
 def _shown(hit: Any) -> tuple[Any, ...]:
-    return (hit.title, hit.title_html, hit.excerpt_html, hit.provider, hit.published_at)
+    article = hit.article
+    return (
+        article.title,
+        hit.marked_title,
+        hit.marked_excerpt,
+        article.provider,
+        article.published_at,
+    )
+
+
+def _paths(result: SearchResult) -> set[str]:
+    return {hit.article.path for hit in result.hits}
 
 
 #: The API and the page: faceted search, sorts, date range, errors.
@@ -276,11 +287,13 @@ def test_parity_explanations_have_the_same_freshness_and_quality(
     """The text score is each engine's BM25; the factors and how they combine are the same."""
     local, cluster = engines.both(request_)
     if request_.sort is not Sort.BEST:
-        assert [hit.path for hit in cluster.hits] == [hit.path for hit in local.hits]
-    explained = {hit.path: hit.explain for hit in local.hits}
+        assert [hit.article.path for hit in cluster.hits] == [
+            hit.article.path for hit in local.hits
+        ]
+    explained = {hit.article.path: hit.explain for hit in local.hits}
     compared = 0
     for hit in cluster.hits:
-        mine, theirs = explained.get(hit.path), hit.explain
+        mine, theirs = explained.get(hit.article.path), hit.explain
         assert theirs is not None
         assert (theirs.text is None) == (request_.text == "")
         text = 1.0 if theirs.text is None else theirs.text
@@ -312,7 +325,7 @@ def test_parity_exports_are_the_same_files(engines: Engines, tmp_path: Path):
 
 def test_cluster_similar_articles_are_refused_with_a_clear_400(engines: Engines):
     client = create_app(search_service=engines.cluster).test_client()
-    path = _front(engines).hits[0].path
+    path = _front(engines).hits[0].article.path
     answer = client.get(f"/api/similar?path={path}")
     assert answer.status_code == 400
     assert answer.get_json()["parameter"] == "path"

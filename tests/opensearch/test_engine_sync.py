@@ -95,7 +95,7 @@ def test_sync_sends_edits_adds_deletes_and_renames(index: ClusterIndex, folder: 
     assert paths_in(index) == files_in(folder)
     service = ClusterSearchService(index)
     found = service.search(SearchRequest(text="zeppelinquartz"))
-    assert [hit.path for hit in found.hits] == [names[1]]
+    assert [hit.article.path for hit in found.hits] == [names[1]]
 
 
 def test_sync_with_no_change_sends_nothing(index: ClusterIndex, folder: Path):
@@ -507,8 +507,10 @@ def test_synonyms_kept_with_the_cluster_index_expand_queries_as_locally(
         request = SearchRequest(text=text, sort=Sort.NEWEST, per_page=50)
         mine, theirs = local.search(request), cluster.search(request)
         assert theirs.total == mine.total > 0, text
-        assert [hit.path for hit in theirs.hits] == [hit.path for hit in mine.hits], text
-        assert [hit.title_html for hit in theirs.hits] == [hit.title_html for hit in mine.hits]
+        assert [hit.article.path for hit in theirs.hits] == [
+            hit.article.path for hit in mine.hits
+        ], text
+        assert [hit.marked_title for hit in theirs.hits] == [hit.marked_title for hit in mine.hits]
     cluster_sync.rebuild(index)  # keeps them
     assert cluster.search(SearchRequest(text="serverfarm")).total > 0
     cluster_sync.sync(index, synonyms="")  # --no-synonyms
