@@ -11,9 +11,10 @@ terminal):
   document: seconds), and a query may have at most :data:`MAX_QUERY_WORDS` distinct words
   (each is read in every field it searches);
 - the expansions of one request may sum at most :data:`MAX_EXPANDED_TERMS` words and
-  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), and its
-  phrases :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read);
-  past any, the request is refused with a message that says how to narrow it;
+  :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), its fuzzy
+  words may look up :data:`MAX_WORDS_VISITED` index words to find theirs, and its phrases
+  :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read); past any,
+  the request is refused with a message that says how to narrow it;
 - a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
   grows with the number of words or documents, and stops with :class:`SearchTimeout`.
 
@@ -43,6 +44,9 @@ MAX_EXPANDED_TERMS = 256
 MAX_EXPANDED_POSTINGS = 100_000
 #: Documents the phrases of one request may sum (each word's, in each field it is searched in).
 MAX_PHRASE_POSTINGS = 150_000
+#: Index words the fuzzy words of one request may look up, walking each segment's sorted words
+#: in each field searched (some 20 to 70 us each, whatever they find).
+MAX_WORDS_VISITED = 4_096
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 
@@ -86,6 +90,7 @@ class Budget:
         self.terms = 0
         self.postings = 0
         self.phrase_postings = 0
+        self.visits = 0
 
     def charge(self, q: query.Query, words: Sequence[bytes], postings: int) -> None:
         """Count one expansion (its words and their documents summed); refuse it when the
@@ -106,6 +111,20 @@ class Budget:
                 "precise (micro* rather than m*), or narrow with a field (title:micro*)",
                 "q",
             )
+
+    def visit(self, q: query.Query, words: int) -> None:
+        """Count index words a fuzzy word looked up; refuse past the request's cap."""
+        self.visits += words
+        if self.visits > MAX_WORDS_VISITED:
+            raise QueryTooBroad(
+                f"{_shown(q)} and the query's other fuzzy words look up more than "
+                f"{MAX_WORDS_VISITED:,} words of the index to find theirs; make them longer "
+                "or allow fewer edits (word~ rather than word~2), or narrow with a field "
+                "(title:word~)",
+                "q",
+            )
+        if self.visits % _CHECK_EVERY < words:
+            self.deadline.check()
 
     def charge_phrase(self, q: query.Phrase, postings: int) -> None:
         """Count the documents of a phrase's words; refuse past the request's cap."""
@@ -152,6 +171,20 @@ def words_needed() -> int | None:
     (more are refused anyway, and listing them all can take most of a second); with no
     request, all of them (None)."""
     return None if _current.get() is None else MAX_EXPANDED_TERMS + 1
+
+
+def visit(q: query.Query, words: int = 1) -> None:
+    """Count index words a fuzzy word looked up against the current request's cap (no
+    request: no cap)."""
+    current = _current.get()
+    if current is not None and words:
+        current.visit(q, words)
+
+
+def visits() -> int:
+    """Index words the current request's fuzzy words have looked up so far."""
+    current = _current.get()
+    return 0 if current is None else current.visits
 
 
 def charge_phrase(q: query.Phrase, postings: int) -> None:

@@ -37,6 +37,8 @@ import numpy as np
 import whoosh
 from whoosh import columns, fields, formats, query
 from whoosh.analysis import Analyzer, StemFilter
+from whoosh.automata import lev
+from whoosh.codec.base import Codec
 from whoosh.filedb import compound
 from whoosh.filedb.structfile import BufferFile
 from whoosh.index import FileIndex
@@ -305,6 +307,46 @@ def _ids_and_weights(stored: bytes, count: int, compression: int) -> tuple[Any, 
         data = zlib.decompress(stored)
     ids, weights, _ = loads(data)
     return ids, weights
+
+
+@functools.lru_cache(maxsize=256)
+def levenshtein_dfa(text: str, maxdist: int, prefix: int) -> Any:
+    """Whoosh's automaton of the words within ``maxdist`` edits of ``text`` that keep its first
+    ``prefix`` letters: built once per word, where Whoosh builds it for every segment and
+    field it walks (27 ms each for a word of nine letters and two edits). It is only read
+    once built (its lazily sorted labels are the same whoever sorts them first)."""
+    return lev.levenshtein_automaton(text, maxdist, prefix).to_dfa()
+
+
+def fuzzy_words(
+    leaf: IndexReader, q: query.FuzzyTerm, visit: Callable[[], None]
+) -> Iterator[str] | None:
+    """The words of one segment within a fuzzy term's edits, as ``SegmentReader.terms_within``
+    finds them (its automaton walked along the segment's sorted words), calling ``visit``
+    before each word it looks up: the walk's cost, which grows with the vocabulary and the
+    edits allowed, not with the words found (some 9,000 look-ups of 70 us for ``eff~2`` in
+    the body of 100,000 articles, finding 4). None: not a segment walked this way."""
+    codec = getattr(leaf, "_codec", None)
+    if not isinstance(leaf, SegmentReader) or type(codec).automata is not Codec.automata:
+        return None
+    cursor = leaf.cursor(leaf.schema[q.fieldname].spelling_fieldname(q.fieldname))
+    dfa = levenshtein_dfa(q.text, q.maxdist, q.prefixlength)
+
+    def walk() -> Iterator[str]:  # whoosh.codec.base.Automata.find_matches, counting
+        term = cursor.text()
+        match = None if term is None else dfa.next_valid_string(term)
+        while match:
+            visit()
+            cursor.find(match)
+            term = cursor.text()
+            if term is None:
+                return
+            if match == term:
+                yield match
+                term += "\0"
+            match = dfa.next_valid_string(term)
+
+    return walk()
 
 
 def positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
@@ -628,6 +670,11 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
                 ]
                 if [decode(raw[i]) for i in kept] != positions:
                     return f"the positions of {fieldname}:{word!r} differ"
+    for text, maxdist, prefix in (("comon", 1, 0), ("alpa", 2, 0), ("gama", 2, 1)):
+        fuzzy = query.FuzzyTerm("text", text, maxdist=maxdist, prefixlength=prefix)
+        walked = fuzzy_words(leaf, fuzzy, lambda: None)
+        if walked is None or list(walked) != list(leaf.terms_within("text", text, maxdist, prefix)):
+            return f"the words within {maxdist} edits of {text!r} differ"
     lengths = length_codes.__wrapped__(leaf, "text", count)
     public_lengths = [leaf.doc_field_length(doc, "text", 0) for doc in range(count)]
     if lengths is None or LENGTH_OF_BYTE[lengths].tolist() != public_lengths:

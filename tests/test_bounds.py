@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from whoosh import qparser, query
+from whoosh.codec.whoosh3 import W3FieldCursor
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, defaults, indexer, querylang
+from searchidx import bounds, defaults, indexer, querylang, whoosh_internals
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -148,6 +149,51 @@ def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
     search(service, "st*")
     with pytest.raises(QueryTooBroad):
         search(service, "st* OR sa*")
+
+
+def _words_looked_up(service: SearchService, text: str) -> int:
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parse_query(text), scored=False)
+    return budget.visits
+
+
+def test_search_fuzzy_words_past_the_lookup_cap_are_refused(service, monkeypatch):
+    looked_up = _words_looked_up(service, "microsft~")
+    assert looked_up > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", looked_up)
+    assert search(service, "microsft~").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", looked_up - 1)
+    with pytest.raises(QueryTooBroad, match="fewer edits") as caught:
+        search(service, "microsft~")  # its walks are kept: charged what they cost
+    assert caught.value.parameter == "q"
+    assert "'microsft~'" in str(caught.value)
+
+
+def test_search_fuzzy_walks_stop_at_the_lookup_cap(sample_store: IndexStore, monkeypatch):
+    finds = []
+    find = W3FieldCursor.find
+    monkeypatch.setattr(
+        W3FieldCursor, "find", lambda self, term: finds.append(term) or find(self, term)
+    )
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", 5)
+    service = SearchService(sample_store, results_cached=0)
+    with pytest.raises(QueryTooBroad):
+        search(service, "microsft~2")
+    assert len(finds) == 5  # the sixth word would pass the cap: it is not looked up
+    service.close()
+
+
+def test_leaf_postings_without_values_are_whooshs(sample_store: IndexStore):
+    """Blocks read without their positions (a fifth of the time) give Whoosh's documents and
+    weights, over several blocks of a common word."""
+    with sample_store.open_index().searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            word = max(leaf.lexicon("body"), key=lambda w: leaf.doc_frequency("body", w))
+            assert leaf.doc_frequency("body", word) > 128  # blocks hold 128 postings
+            docs, weights, values = whoosh_internals.leaf_postings(leaf, "body", word, False)
+            public = list(leaf.postings("body", word).items_as("weight"))
+            assert values == []
+            assert [(int(d), float(w)) for d, w in zip(docs, weights, strict=True)] == public
 
 
 def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
