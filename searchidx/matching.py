@@ -34,6 +34,8 @@ from searchidx.lru import LruCache
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
+#: Words' document counts kept per snapshot (what each request is charged for them).
+FREQUENCIES_CACHED = 65536
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
 #: A cache key: ("postings" or "positions", field, word).
@@ -96,6 +98,8 @@ class QueryMatcher:
         self._cache: LruCache[_CacheKey, Any] = LruCache(
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
+        #: (field, word) -> its documents.
+        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
         #: (query, segment base, words needed) -> (words, index words looked up).
         self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
@@ -114,10 +118,12 @@ class QueryMatcher:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
         the query has a part whose score is not reproduced: rank with Whoosh then).
 
-        Every expansion is charged to the request first, so a query past the caps is refused
-        before any of its postings are read."""
+        Every word, expansion and phrase is charged to the request first, so a query past the
+        caps is refused before any of its postings are read."""
         for leaf in parsed.leaves():
-            if isinstance(leaf, query.MultiTerm):
+            if type(leaf) is query.Term:
+                bounds.charge_word(leaf, self._documents(leaf.fieldname, leaf.text))
+            elif isinstance(leaf, query.MultiTerm):
                 words, postings, unpaid = self._charge(leaf)
                 bounds.visit(leaf, unpaid)
                 bounds.charge(leaf, words, postings)
@@ -348,6 +354,23 @@ class QueryMatcher:
                 return list(itertools.islice(found, needed)), visits
 
         return self._expansions.get((repr(q), base, needed), expand)
+
+    def _documents(self, fieldname: str, text: str | bytes) -> int:
+        """How many documents have a term, deleted ones included: the postings reading it
+        reads (cached)."""
+
+        def count() -> int:
+            field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+            if field is None:
+                return 0
+            try:
+                word = text if isinstance(text, bytes) else field.to_bytes(text)
+            except ValueError:
+                return 0
+            with self.reading:
+                return int(self.reader.doc_frequency(fieldname, word))
+
+        return self._frequencies.get((fieldname, text), count)
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored

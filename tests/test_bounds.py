@@ -196,6 +196,32 @@ def test_leaf_postings_without_values_are_whooshs(sample_store: IndexStore):
             assert [(int(d), float(w)) for d, w in zip(docs, weights, strict=True)] == public
 
 
+def test_search_words_past_the_postings_cap_are_refused_before_reading_them(
+    service, sample_store: IndexStore, monkeypatch
+):
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parse_query("microsoft OR google"), scored=False)
+    assert budget.word_postings > 0
+    monkeypatch.setattr(bounds, "MAX_WORD_POSTINGS", budget.word_postings)
+    assert search(service, "microsoft OR google").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORD_POSTINGS", budget.word_postings - 1)
+    fresh = SearchService(sample_store, results_cached=0)  # nothing read yet
+    monkeypatch.setattr(fresh.snapshot().matcher, "_read_postings", lambda *a: pytest.fail("read"))
+    with pytest.raises(QueryTooBroad, match="rarer words") as caught:
+        search(fresh, "microsoft OR google")
+    assert caught.value.parameter == "q"
+    fresh.close()
+
+
+def test_search_words_are_charged_once_per_request(service: SearchService):
+    parsed = parse_query("microsoft OR google")
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parsed, scored=False)
+        charged = budget.word_postings
+        service.snapshot().match(parsed, scored=True)  # a retry reads them from the cache
+        assert budget.word_postings == charged
+
+
 def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
     assert search(service, '"chip production"').total >= 0
     monkeypatch.setattr(bounds, "MAX_PHRASE_POSTINGS", 1)
