@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
@@ -16,7 +17,7 @@ from whoosh import qparser, query
 from whoosh.codec.whoosh3 import W3FieldCursor
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, defaults, indexer, querylang, whoosh_internals
+from searchidx import bounds, defaults, indexer, querylang, relaxation, whoosh_internals
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -29,6 +30,7 @@ from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
+from searchidx.typedtext import Part
 from web.app import create_app
 
 
@@ -495,3 +497,44 @@ def test_fuzzy_words_expand_segment_by_segment_never_scanning_every_word(
     monkeypatch.setattr(MultiReader, "terms_within", lambda *args: pytest.fail("scanned"))
     assert search(service, "microsuft~").total == search(service, "microsoft").total > 0
     service.close()
+
+
+# Retries: corrections and relaxation ------------------------------------------------------
+
+
+def test_correct_with_looks_up_at_most_the_cap_of_unknown_words():
+    looked_up: list[str] = []
+
+    def closest(word: str) -> str:
+        looked_up.append(word)
+        return word + "s"
+
+    words = [f"w{letter}q" for letter in "abcdefgh"]
+    corrected = querylang.correct_with(" ".join(words), lambda word: False, closest)
+    assert looked_up == words[: querylang.MAX_CORRECTED_WORDS]
+    assert corrected is not None
+    kept = words[querylang.MAX_CORRECTED_WORDS :]
+    assert corrected.text.split()[querylang.MAX_CORRECTED_WORDS :] == kept  # left as typed
+
+
+@pytest.mark.parametrize("typed", ["microsft", "goverment", "elecric", "qzzzq", "chp"])
+def test_correct_suggests_what_whooshs_corrector_suggests(service: SearchService, typed: str):
+    snapshot = service.snapshot()
+    with snapshot.reading:
+        expected = snapshot.searcher.reader().corrector("title").suggest(typed, 1, 2, 1)
+        found = querylang.correct(typed, snapshot.searcher, snapshot.title_words[0])
+    assert (found.text if found else None) == (expected[0] if expected else None)
+
+
+def test_relax_combines_no_set_with_a_word_found_nowhere(monkeypatch):
+    combined: list[int] = []
+    every = relaxation._every
+    monkeypatch.setattr(
+        relaxation, "_every", lambda masks, size: combined.append(1) or every(masks, size)
+    )
+    words = [f"w{number}" for number in range(12)]
+    found = {"w3": np.array([True, False]), "w7": np.array([True, True])}
+    parts = tuple(Part(word, (word,)) for word in words)
+    relaxed = relaxation.relax(parts, lambda text: found.get(text, np.zeros(2, bool)), 2)
+    assert relaxed is not None and relaxed.kept == ("w3", "w7")
+    assert len(combined) < 10  # the two words found, not the 4,000 sets of the twelve
