@@ -14,7 +14,7 @@ terminal):
   document count in each field it searches), and its expansions
   :data:`MAX_EXPANDED_TERMS` words and
   :data:`MAX_EXPANDED_POSTINGS` documents (each word's document count, added up), its fuzzy
-  words may look up :data:`MAX_WORDS_VISITED` index words to find theirs, and its phrases
+  and wildcard words may test :data:`MAX_WORDS_VISITED` index words to find theirs, and its phrases
   :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read); past any,
   the request is refused with a message that says how to narrow it;
 - a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
@@ -51,8 +51,10 @@ MAX_PHRASE_POSTINGS = 150_000
 #: up, some 0.2 us each read from the index (the commonest word of 100,000 articles has about
 #: 150,000 in the five fields searched).
 MAX_WORD_POSTINGS = 500_000
-#: Index words the fuzzy words of one request may look up, walking each segment's sorted words
-#: in each field searched (some 20 to 70 us each, whatever they find).
+#: Index words the fuzzy and wildcard words of one request may test to find theirs, in each
+#: segment and field searched, whatever they find: a fuzzy word walks the sorted words (some
+#: 20 us a word looked up), a wildcard tests the words starting with its letters before the
+#: first ``*`` or ``?`` (some 5 us a word).
 MAX_WORDS_VISITED = 4_096
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
@@ -136,14 +138,14 @@ class Budget:
             )
 
     def visit(self, q: query.Query, words: int) -> None:
-        """Count index words a fuzzy word looked up; refuse past the request's cap."""
+        """Count index words a fuzzy or wildcard word tested; refuse past the request's cap."""
         self.visits += words
         if self.visits > MAX_WORDS_VISITED:
             raise QueryTooBroad(
-                f"{_shown(q)} and the query's other fuzzy words look up more than "
-                f"{MAX_WORDS_VISITED:,} words of the index to find theirs; make them longer "
-                "or allow fewer edits (word~ rather than word~2), or narrow with a field "
-                "(title:word~)",
+                f"{_shown(q)} and the query's other fuzzy and wildcard words test more than "
+                f"{MAX_WORDS_VISITED:,} words of the index to find theirs; make them longer, "
+                "allow fewer edits (word~ rather than word~2) or put more letters before a "
+                "wildcard, or narrow with a field (title:word~)",
                 "q",
             )
         if self.visits % _CHECK_EVERY < words:
@@ -205,7 +207,7 @@ def charge_word(q: query.Term, postings: int) -> None:
 
 
 def visit(q: query.Query, words: int = 1) -> None:
-    """Count index words a fuzzy word looked up against the current request's cap (no
+    """Count index words a fuzzy or wildcard word tested against the current request's cap (no
     request: no cap)."""
     current = _current.get()
     if current is not None and words:
@@ -213,7 +215,7 @@ def visit(q: query.Query, words: int = 1) -> None:
 
 
 def visits() -> int:
-    """Index words the current request's fuzzy words have looked up so far."""
+    """Index words the current request's fuzzy and wildcard words have tested so far."""
     current = _current.get()
     return 0 if current is None else current.visits
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeGuard, cast
@@ -100,11 +100,11 @@ class QueryMatcher:
         )
         #: (field, word) -> its documents.
         self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
-        #: (query, segment base, words needed) -> (words, index words looked up).
+        #: (query, segment base, words needed) -> (words, index words tested).
         self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
         )
-        #: (query, caps) -> (words, their documents, index words looked up).
+        #: (query, caps) -> (words, their documents, index words tested).
         self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int, int]] = (
             LruCache(EXPANSIONS_CACHED)
         )
@@ -289,11 +289,11 @@ class QueryMatcher:
 
     def _charge(self, q: query.MultiTerm) -> tuple[list[bytes], int, int]:
         """The words ``q`` matches in any segment, their documents summed, and the index words
-        its fuzzy walks looked up that are not charged to the request yet (cached). A walk
-        charges each word as it looks it up; one kept from an earlier search is charged what
+        its fuzzy and wildcard words tested that are not charged to the request yet (cached).
+        A walk charges each word as it tests it; one kept from an earlier search is charged what
         it cost (:meth:`match` does), so a query is refused or answered the same whatever is
         kept."""
-        walked = None  # the index words looked up by walks of this call
+        walked = None  # the index words tested by walks of this call
 
         def charge() -> tuple[list[bytes], int, int]:
             nonlocal walked
@@ -329,7 +329,7 @@ class QueryMatcher:
         self, q: query.MultiTerm, leaf: IndexReader, base: int
     ) -> tuple[list[bytes], int]:
         """The words ``q`` expands to in one segment, and how many index words a fuzzy word
-        looked up to find them, each charged to the request as it is (cached). Segment by
+        or wildcard tested to find them, each charged to the request as it is (cached). Segment by
         segment, as Whoosh's searcher expands: a fuzzy word then walks each segment's word
         graph, where the whole index's reader tests every word it has (8 s for one fuzzy
         word over 450,000 words)."""
@@ -345,9 +345,11 @@ class QueryMatcher:
                 bounds.visit(q)
 
             with self.reading:
-                walked = None
+                walked: Iterator[Any] | None = None
                 if isinstance(q, query.FuzzyTerm):
                     walked = whoosh_internals.fuzzy_words(leaf, q, visit)
+                elif isinstance(q, query.PatternQuery):
+                    walked = whoosh_internals.pattern_words(leaf, q, visit)
                 if walked is None:
                     walked = (word for _, word in q.expanded_terms(leaf))
                 found = (word for word in bounds.checked(walked) if word)

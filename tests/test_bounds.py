@@ -171,6 +171,16 @@ def test_search_fuzzy_words_past_the_lookup_cap_are_refused(service, monkeypatch
     assert "'microsft~'" in str(caught.value)
 
 
+def test_search_wildcards_testing_words_past_the_lookup_cap_are_refused(service, monkeypatch):
+    tested = _words_looked_up(service, "mi?ro*")
+    assert tested > _words_looked_up(service, "micro*") == 0  # a prefix lists its words only
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested)
+    assert search(service, "mi?ro*").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested - 1)
+    with pytest.raises(QueryTooBroad, match="more letters before a wildcard"):
+        search(service, "mi?ro*")
+
+
 def test_search_fuzzy_walks_stop_at_the_lookup_cap(sample_store: IndexStore, monkeypatch):
     finds = []
     find = W3FieldCursor.find
