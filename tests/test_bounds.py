@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from whoosh import qparser, query
-from whoosh.codec.whoosh3 import W3FieldCursor
 from whoosh.reading import MultiReader
 
 from searchidx import bounds, defaults, indexer, querylang, relaxation, whoosh_internals
@@ -183,15 +182,18 @@ def test_search_wildcards_testing_words_past_the_lookup_cap_are_refused(service,
 
 def test_search_fuzzy_walks_stop_at_the_lookup_cap(sample_store: IndexStore, monkeypatch):
     finds = []
-    find = W3FieldCursor.find
+    find = whoosh_internals._SortedWords.first_from
     monkeypatch.setattr(
-        W3FieldCursor, "find", lambda self, term: finds.append(term) or find(self, term)
+        whoosh_internals._SortedWords,
+        "first_from",
+        lambda self, text: finds.append(text) or find(self, text),
     )
     monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", 5)
     service = SearchService(sample_store, results_cached=0)
     with pytest.raises(QueryTooBroad):
         search(service, "microsft~2")
-    assert len(finds) == 5  # the sixth word would pass the cap: it is not looked up
+    assert finds[0] == ""  # where the walk starts: the field's first word
+    assert len(finds[1:]) == 5  # the sixth word would pass the cap: it is not looked up
     service.close()
 
 
