@@ -322,17 +322,19 @@ class QueryMatcher:
         return words, postings, visits - (walked or 0)
 
     def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
-        """The words ``q`` expands to in one segment (cached; see :meth:`_expansion`)."""
-        return self._expansion(q, leaf, base)[0]
+        """The words ``q`` expands to in one segment (cached; see :meth:`_expansion`), for a
+        query already charged (:meth:`_charge`): a walk made again, once forgotten, is not
+        charged twice."""
+        return self._expansion(q, leaf, base, charged=False)[0]
 
     def _expansion(
-        self, q: query.MultiTerm, leaf: IndexReader, base: int
+        self, q: query.MultiTerm, leaf: IndexReader, base: int, charged: bool = True
     ) -> tuple[list[bytes], int]:
         """The words ``q`` expands to in one segment, and how many index words a fuzzy word
-        or wildcard tested to find them, each charged to the request as it is (cached). Segment by
-        segment, as Whoosh's searcher expands: a fuzzy word then walks each segment's word
-        graph, where the whole index's reader tests every word it has (8 s for one fuzzy
-        word over 450,000 words)."""
+        or wildcard tested to find them, each charged to the request as it is if ``charged``
+        (cached). Segment by segment, as Whoosh's searcher expands: a fuzzy word then walks
+        each segment's word graph, where the whole index's reader tests every word it has
+        (8 s for one fuzzy word over 450,000 words)."""
 
         needed = bounds.words_needed()
 
@@ -342,7 +344,8 @@ class QueryMatcher:
             def visit() -> None:
                 nonlocal visits
                 visits += 1
-                bounds.visit(q)
+                if charged:
+                    bounds.visit(q)
 
             with self.reading:
                 walked: Iterator[Any] | None = None

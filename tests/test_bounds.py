@@ -180,6 +180,14 @@ def test_search_wildcards_testing_words_past_the_lookup_cap_are_refused(service,
         search(service, "mi?ro*")
 
 
+def test_search_walks_made_again_once_forgotten_are_charged_once(service, monkeypatch):
+    tested = _words_looked_up(service, "mi?ro*")
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested)
+    monkeypatch.setattr(service.snapshot().matcher, "_expansions", LruCache(0))  # keeps none
+    for _ in range(2):  # walked to be charged, then again to be matched: charged once
+        assert search(service, "mi?ro*").total > 0
+
+
 def test_search_fuzzy_walks_stop_at_the_lookup_cap(sample_store: IndexStore, monkeypatch):
     finds = []
     find = whoosh_internals._SortedWords.first_from
