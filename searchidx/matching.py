@@ -124,9 +124,9 @@ class QueryMatcher:
             if type(leaf) is query.Term:
                 bounds.charge_word(leaf, self._documents(leaf.fieldname, leaf.text))
             elif isinstance(leaf, query.MultiTerm):
-                words, postings, unpaid = self._charge(leaf)
+                expanded, postings, unpaid = self._charge(leaf)
                 bounds.visit(leaf, unpaid)
-                bounds.charge(leaf, words, postings)
+                bounds.charge(leaf, expanded, postings)
             elif isinstance(leaf, query.Phrase) and not isinstance(leaf, ranking.TitlePhrase):
                 words = self._phrase_words(leaf)
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))

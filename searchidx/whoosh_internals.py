@@ -331,8 +331,8 @@ def fuzzy_words(
     before each word it looks up: the walk's cost, which grows with the vocabulary and the
     edits allowed, not with the words found (some 9,000 look-ups for ``eff~2`` in the body of
     100,000 articles, finding 4). None: not a segment walked this way."""
-    codec = getattr(leaf, "_codec", None)
-    if not isinstance(leaf, SegmentReader) or type(codec).automata is not Codec.automata:
+    automata = getattr(type(getattr(leaf, "_codec", None)), "automata", None)
+    if not isinstance(leaf, SegmentReader) or automata is not Codec.automata:
         return None
     spelling = leaf.schema[q.fieldname].spelling_fieldname(q.fieldname)
     words = _SortedWords.of(leaf, spelling)
@@ -407,7 +407,7 @@ class _SortedWords:
         found = self._search(self._prefix + self._field.to_bytes(text), self._low, self._high)
         if found == self._high:
             return None
-        return cast(str, self._field.from_bytes(self._key(found)[len(self._prefix) :]))
+        return self._field.from_bytes(self._key(found)[len(self._prefix) :])
 
 
 def pattern_words(

@@ -153,8 +153,10 @@ def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
 
 
 def _words_looked_up(service: SearchService, text: str) -> int:
+    parsed = parse_query(text)
+    assert parsed is not None
     with bounds.budget(None) as budget:
-        service.snapshot().match(parse_query(text), scored=False)
+        service.snapshot().match(parsed, scored=False)
     return budget.visits
 
 
@@ -237,6 +239,7 @@ def test_search_words_past_the_postings_cap_are_refused_before_reading_them(
 
 def test_search_words_are_charged_once_per_request(service: SearchService):
     parsed = parse_query("microsoft OR google")
+    assert parsed is not None
     with bounds.budget(None) as budget:
         service.snapshot().match(parsed, scored=False)
         charged = budget.word_postings
