@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeGuard, cast
@@ -34,6 +34,8 @@ from searchidx.lru import LruCache
 POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
+#: Words' document counts kept per snapshot (what each request is charged for them).
+FREQUENCIES_CACHED = 65536
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
 #: A cache key: ("postings" or "positions", field, word).
@@ -96,10 +98,14 @@ class QueryMatcher:
         self._cache: LruCache[_CacheKey, Any] = LruCache(
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
-        self._expansions: LruCache[tuple[str, int, int | None], list[bytes]] = LruCache(
+        #: (field, word) -> its documents.
+        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
+        #: (query, segment base, words needed) -> (words, index words tested).
+        self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
         )
-        self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int]] = (
+        #: (query, caps) -> (words, their documents, index words tested).
+        self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int, int]] = (
             LruCache(EXPANSIONS_CACHED)
         )
         #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
@@ -112,11 +118,15 @@ class QueryMatcher:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
         the query has a part whose score is not reproduced: rank with Whoosh then).
 
-        Every expansion is charged to the request first, so a query past the caps is refused
-        before any of its postings are read."""
+        Every word, expansion and phrase is charged to the request first, so a query past the
+        caps is refused before any of its postings are read."""
         for leaf in parsed.leaves():
-            if isinstance(leaf, query.MultiTerm):
-                bounds.charge(leaf, *self._charge(leaf))
+            if type(leaf) is query.Term:
+                bounds.charge_word(leaf, self._documents(leaf.fieldname, leaf.text))
+            elif isinstance(leaf, query.MultiTerm):
+                expanded, postings, unpaid = self._charge(leaf)
+                bounds.visit(leaf, unpaid)
+                bounds.charge(leaf, expanded, postings)
             elif isinstance(leaf, query.Phrase) and not isinstance(leaf, ranking.TitlePhrase):
                 words = self._phrase_words(leaf)
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
@@ -277,43 +287,95 @@ class QueryMatcher:
         with self.reading:
             return list(leaf.expanded_terms(self.reader, phrases=True))
 
-    def _charge(self, q: query.MultiTerm) -> tuple[list[bytes], int]:
-        """The words ``q`` matches in any segment, and their documents summed (what a request
-        is charged; cached)."""
+    def _charge(self, q: query.MultiTerm) -> tuple[list[bytes], int, int]:
+        """The words ``q`` matches in any segment, their documents summed, and the index words
+        its fuzzy and wildcard words tested that are not charged to the request yet (cached).
+        A walk charges each word as it tests it; one kept from an earlier search is charged what
+        it cost (:meth:`match` does), so a query is refused or answered the same whatever is
+        kept."""
+        walked = None  # the index words tested by walks of this call
 
-        def charge() -> tuple[list[bytes], int]:
+        def charge() -> tuple[list[bytes], int, int]:
+            nonlocal walked
             fieldname = q.field()
             if fieldname is None:  # Whoosh expands it to no word
-                return [], 0
-            found = (self._expanded(q, leaf, base) for leaf, base in self._leaves)
-            words = sorted({word for segment in found for word in segment})
+                return [], 0, 0
+            before = bounds.visits()
+            found = [self._expansion(q, leaf, base) for leaf, base in self._leaves]
+            visits = sum(visited for _, visited in found)
+            walked = bounds.visits() - before
+            words = sorted({word for segment, _ in found for word in segment})
             if len(words) > bounds.MAX_EXPANDED_TERMS:
-                return words, 0  # refused for its words alone: counting their documents could
-                # take seconds (14,000 words of title:[a TO z] at 100,000 articles: 2 s)
+                return words, 0, visits  # refused for its words alone: counting their
+                # documents could take seconds (14,000 words of title:[a TO z] at 100,000
+                # articles: 2 s)
             postings = 0
             with self.reading:
                 for word in words:
                     postings += self.reader.doc_frequency(fieldname, word)
                     if postings > bounds.MAX_EXPANDED_POSTINGS:
                         break  # refused for its documents alone: the rest need not be counted
-            return words, postings
+            return words, postings, visits
 
         caps = (bounds.words_needed(), bounds.MAX_EXPANDED_TERMS, bounds.MAX_EXPANDED_POSTINGS)
-        return self._charges.get((repr(q), *caps), charge)
+        words, postings, visits = self._charges.get((repr(q), *caps), charge)
+        return words, postings, visits - (walked or 0)
 
     def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
-        """The words ``q`` expands to in one segment (cached). Segment by segment, as Whoosh's
-        searcher expands: a fuzzy word then walks each segment's word graph, where the whole
-        index's reader tests every word it has (8 s for one fuzzy word over 450,000 words)."""
+        """The words ``q`` expands to in one segment (cached; see :meth:`_expansion`), for a
+        query already charged (:meth:`_charge`): a walk made again, once forgotten, is not
+        charged twice."""
+        return self._expansion(q, leaf, base, charged=False)[0]
+
+    def _expansion(
+        self, q: query.MultiTerm, leaf: IndexReader, base: int, charged: bool = True
+    ) -> tuple[list[bytes], int]:
+        """The words ``q`` expands to in one segment, and how many index words a fuzzy word
+        or wildcard tested to find them, each charged to the request as it is if ``charged``
+        (cached). Segment by segment, as Whoosh's searcher expands: a fuzzy word then walks
+        each segment's word graph, where the whole index's reader tests every word it has
+        (8 s for one fuzzy word over 450,000 words)."""
 
         needed = bounds.words_needed()
 
-        def expand() -> list[bytes]:
+        def expand() -> tuple[list[bytes], int]:
+            visits = 0
+
+            def visit() -> None:
+                nonlocal visits
+                visits += 1
+                if charged:
+                    bounds.visit(q)
+
             with self.reading:
-                found = (word for _, word in bounds.checked(q.expanded_terms(leaf)) if word)
-                return list(itertools.islice(found, needed))
+                walked: Iterator[Any] | None = None
+                if isinstance(q, query.FuzzyTerm):
+                    walked = whoosh_internals.fuzzy_words(leaf, q, visit)
+                elif isinstance(q, query.PatternQuery):
+                    walked = whoosh_internals.pattern_words(leaf, q, visit)
+                if walked is None:
+                    walked = (word for _, word in q.expanded_terms(leaf))
+                found = (word for word in bounds.checked(walked) if word)
+                return list(itertools.islice(found, needed)), visits
 
         return self._expansions.get((repr(q), base, needed), expand)
+
+    def _documents(self, fieldname: str, text: str | bytes) -> int:
+        """How many documents have a term, deleted ones included: the postings reading it
+        reads (cached)."""
+
+        def count() -> int:
+            field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+            if field is None:
+                return 0
+            try:
+                word = text if isinstance(text, bytes) else field.to_bytes(text)
+            except ValueError:
+                return 0
+            with self.reading:
+                return int(self.reader.doc_frequency(fieldname, word))
+
+        return self._frequencies.get((fieldname, text), count)
 
     def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored

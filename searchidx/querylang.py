@@ -11,13 +11,15 @@ strict check (``searchidx query --strict``) for those who want the mistake as an
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from whoosh import fields, qparser, query
 from whoosh.searching import Searcher
+from whoosh.support.levenshtein import distance
 
 from searchidx import bounds, ranking, synonyms, typedtext
 from searchidx.errors import QueryError
@@ -39,6 +41,12 @@ PARSED_CACHED = 4096
 #: searcher serves no one else).
 MAX_EXPANDED_WORDS = 10
 _EXPANDED = (query.FuzzyTerm, query.Wildcard, query.Prefix)
+#: Unknown words of a query a correction looks up the closest title word for: each compares
+#: the title words with its first letter (some 8 ms at 100,000 articles; 32 unknown words
+#: took 0.25 s); the rest are left as typed.
+MAX_CORRECTED_WORDS = 4
+#: Edits between an unknown word and its correction, at most.
+_CORRECTION_EDITS = 2
 
 _OPERATORS = frozenset({"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "TO"})
 _FIELD_PREFIX = re.compile(r"(?<![\w.])([A-Za-z_]\w*):(?=\S)")
@@ -209,22 +217,38 @@ def highlight_terms(
     )
 
 
-def correct(text: str, searcher: Searcher) -> Correction | None:
+def correct(text: str, searcher: Searcher, title_words: Sequence[str]) -> Correction | None:
     """``text`` with unknown words replaced by the closest title word of the index, if any.
 
     A word is unknown when its stem is in no text field. Field names, operators, wildcards and
-    quoted phrases are left as typed.
+    quoted phrases are left as typed. ``title_words`` are the index's title words as written,
+    sorted (the snapshot's table): the candidates Whoosh's corrector would merge from every
+    segment's word list for each unknown word.
     """
     reader = searcher.reader()
-    corrector = reader.corrector("title")
 
     def known(word: str) -> bool:
         stems = [token.text for token in ANALYZER(word)]
         return not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems)
 
     def closest(word: str) -> str | None:
-        suggestions = corrector.suggest(word, limit=1, maxdist=2, prefix=1)
-        return suggestions[0] if suggestions else None
+        """Whoosh's ``reader.corrector("title").suggest(word, limit=1, maxdist=2, prefix=1)``:
+        of the title words within two edits starting with the same letter, the one with the
+        highest (score, word), the score rising with the word's frequency in titles."""
+        first = bisect.bisect_left(title_words, word[:1])
+        end = bisect.bisect_left(title_words, word[:1] + "\U0010ffff", lo=first)
+        near = [
+            candidate
+            for candidate in title_words[first:end]
+            if abs(len(candidate) - len(word)) <= _CORRECTION_EDITS  # else too far: not measured
+            and candidate != word
+            and distance(candidate, word, limit=_CORRECTION_EDITS) <= _CORRECTION_EDITS
+        ]
+        scored = [
+            (0 - (_CORRECTION_EDITS + 1.0 / (reader.frequency("title", each) or 1) * 0.5), each)
+            for each in near
+        ]
+        return max(scored)[1] if scored else None
 
     return correct_with(text, known, closest)
 
@@ -233,17 +257,21 @@ def correct_with(
     text: str, known: Callable[[str], bool], closest: Callable[[str], str | None]
 ) -> Correction | None:
     """:func:`correct` with the index's answers given: whether a (lowercased) word is known,
-    and the closest title word to an unknown one (an engine that is not Whoosh has its own)."""
+    and the closest title word to an unknown one (an engine that is not Whoosh has its own).
+    Only the first :data:`MAX_CORRECTED_WORDS` unknown words are looked up; the rest are left
+    as typed."""
     pieces: list[tuple[str, str | None]] = []  # (original, replacement)
     position = 0
+    looked_up = 0
     for match in _WORD.finditer(text):
         word = match.group(0)
         if word in _OPERATORS or _inside_quotes(text, match.start()):
             continue
         if _in_field_syntax(text, match):
             continue
-        if known(word.lower()):
+        if looked_up == MAX_CORRECTED_WORDS or known(word.lower()):
             continue
+        looked_up += 1
         suggestion = closest(word.lower())
         if suggestion:
             pieces.append((text[position : match.start()], None))

@@ -270,7 +270,9 @@ class SearchService:
         did_you_mean = None
         if parsed is not None and total < SUGGEST_BELOW:
             with snapshot.reading:
-                did_you_mean = querylang.correct(request.text, snapshot.searcher)
+                did_you_mean = querylang.correct(
+                    request.text, snapshot.searcher, snapshot.title_words[0]
+                )
             if total == 0:
                 retried = self._retry(snapshot, request, did_you_mean, filters, scored)
                 if retried is not None:

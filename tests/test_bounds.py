@@ -9,13 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from whoosh import qparser, query
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, defaults, indexer, querylang
+from searchidx import bounds, defaults, indexer, querylang, relaxation, whoosh_internals
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -28,6 +29,7 @@ from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
+from searchidx.typedtext import Part
 from searchidx.web.app import create_app
 
 
@@ -148,6 +150,101 @@ def test_search_caps_count_every_expansion_of_the_request(service, monkeypatch):
     search(service, "st*")
     with pytest.raises(QueryTooBroad):
         search(service, "st* OR sa*")
+
+
+def _words_looked_up(service: SearchService, text: str) -> int:
+    parsed = parse_query(text)
+    assert parsed is not None
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parsed, scored=False)
+    return budget.visits
+
+
+def test_search_fuzzy_words_past_the_lookup_cap_are_refused(service, monkeypatch):
+    looked_up = _words_looked_up(service, "microsft~")
+    assert looked_up > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", looked_up)
+    assert search(service, "microsft~").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", looked_up - 1)
+    with pytest.raises(QueryTooBroad, match="fewer edits") as caught:
+        search(service, "microsft~")  # its walks are kept: charged what they cost
+    assert caught.value.parameter == "q"
+    assert "'microsft~'" in str(caught.value)
+
+
+def test_search_wildcards_testing_words_past_the_lookup_cap_are_refused(service, monkeypatch):
+    tested = _words_looked_up(service, "mi?ro*")
+    assert tested > _words_looked_up(service, "micro*") == 0  # a prefix lists its words only
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested)
+    assert search(service, "mi?ro*").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested - 1)
+    with pytest.raises(QueryTooBroad, match="more letters before a wildcard"):
+        search(service, "mi?ro*")
+
+
+def test_search_walks_made_again_once_forgotten_are_charged_once(service, monkeypatch):
+    tested = _words_looked_up(service, "mi?ro*")
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", tested)
+    monkeypatch.setattr(service.snapshot().matcher, "_expansions", LruCache(0))  # keeps none
+    for _ in range(2):  # walked to be charged, then again to be matched: charged once
+        assert search(service, "mi?ro*").total > 0
+
+
+def test_search_fuzzy_walks_stop_at_the_lookup_cap(sample_store: IndexStore, monkeypatch):
+    finds = []
+    find = whoosh_internals._SortedWords.first_from
+    monkeypatch.setattr(
+        whoosh_internals._SortedWords,
+        "first_from",
+        lambda self, text: finds.append(text) or find(self, text),
+    )
+    monkeypatch.setattr(bounds, "MAX_WORDS_VISITED", 5)
+    service = SearchService(sample_store, results_cached=0)
+    with pytest.raises(QueryTooBroad):
+        search(service, "microsft~2")
+    assert finds[0] == ""  # where the walk starts: the field's first word
+    assert len(finds[1:]) == 5  # the sixth word would pass the cap: it is not looked up
+    service.close()
+
+
+def test_leaf_postings_without_values_are_whooshs(sample_store: IndexStore):
+    """Blocks read without their positions (a fifth of the time) give Whoosh's documents and
+    weights, over several blocks of a common word."""
+    with sample_store.open_index().searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            word = max(leaf.lexicon("body"), key=lambda w: leaf.doc_frequency("body", w))
+            assert leaf.doc_frequency("body", word) > 128  # blocks hold 128 postings
+            docs, weights, values = whoosh_internals.leaf_postings(leaf, "body", word, False)
+            public = list(leaf.postings("body", word).items_as("weight"))
+            assert values == []
+            assert [(int(d), float(w)) for d, w in zip(docs, weights, strict=True)] == public
+
+
+def test_search_words_past_the_postings_cap_are_refused_before_reading_them(
+    service, sample_store: IndexStore, monkeypatch
+):
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parse_query("microsoft OR google"), scored=False)
+    assert budget.word_postings > 0
+    monkeypatch.setattr(bounds, "MAX_WORD_POSTINGS", budget.word_postings)
+    assert search(service, "microsoft OR google").total > 0
+    monkeypatch.setattr(bounds, "MAX_WORD_POSTINGS", budget.word_postings - 1)
+    fresh = SearchService(sample_store, results_cached=0)  # nothing read yet
+    monkeypatch.setattr(fresh.snapshot().matcher, "_read_postings", lambda *a: pytest.fail("read"))
+    with pytest.raises(QueryTooBroad, match="rarer words") as caught:
+        search(fresh, "microsoft OR google")
+    assert caught.value.parameter == "q"
+    fresh.close()
+
+
+def test_search_words_are_charged_once_per_request(service: SearchService):
+    parsed = parse_query("microsoft OR google")
+    assert parsed is not None
+    with bounds.budget(None) as budget:
+        service.snapshot().match(parsed, scored=False)
+        charged = budget.word_postings
+        service.snapshot().match(parsed, scored=True)  # a retry reads them from the cache
+        assert budget.word_postings == charged
 
 
 def test_search_phrases_past_the_phrase_cap_are_refused(service, monkeypatch):
@@ -423,3 +520,44 @@ def test_fuzzy_words_expand_segment_by_segment_never_scanning_every_word(
     monkeypatch.setattr(MultiReader, "terms_within", lambda *args: pytest.fail("scanned"))
     assert search(service, "microsuft~").total == search(service, "microsoft").total > 0
     service.close()
+
+
+# Retries: corrections and relaxation ------------------------------------------------------
+
+
+def test_correct_with_looks_up_at_most_the_cap_of_unknown_words():
+    looked_up: list[str] = []
+
+    def closest(word: str) -> str:
+        looked_up.append(word)
+        return word + "s"
+
+    words = [f"w{letter}q" for letter in "abcdefgh"]
+    corrected = querylang.correct_with(" ".join(words), lambda word: False, closest)
+    assert looked_up == words[: querylang.MAX_CORRECTED_WORDS]
+    assert corrected is not None
+    kept = words[querylang.MAX_CORRECTED_WORDS :]
+    assert corrected.text.split()[querylang.MAX_CORRECTED_WORDS :] == kept  # left as typed
+
+
+@pytest.mark.parametrize("typed", ["microsft", "goverment", "elecric", "qzzzq", "chp"])
+def test_correct_suggests_what_whooshs_corrector_suggests(service: SearchService, typed: str):
+    snapshot = service.snapshot()
+    with snapshot.reading:
+        expected = snapshot.searcher.reader().corrector("title").suggest(typed, 1, 2, 1)
+        found = querylang.correct(typed, snapshot.searcher, snapshot.title_words[0])
+    assert (found.text if found else None) == (expected[0] if expected else None)
+
+
+def test_relax_combines_no_set_with_a_word_found_nowhere(monkeypatch):
+    combined: list[int] = []
+    every = relaxation._every
+    monkeypatch.setattr(
+        relaxation, "_every", lambda masks, size: combined.append(1) or every(masks, size)
+    )
+    words = [f"w{number}" for number in range(12)]
+    found = {"w3": np.array([True, False]), "w7": np.array([True, True])}
+    parts = tuple(Part(word, (word,)) for word in words)
+    relaxed = relaxation.relax(parts, lambda text: found.get(text, np.zeros(2, bool)), 2)
+    assert relaxed is not None and relaxed.kept == ("w3", "w7")
+    assert len(combined) < 10  # the two words found, not the 4,000 sets of the twelve
