@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import click
 
 from searchidx.result import Explanation, Facet, Hit, SearchResult
-from searchidx.similar import SimilarResult
 
 if TYPE_CHECKING:
     from searchidx.querylog import QueryStats
+    from searchidx.similar import SimilarResult
 
 _MARK = re.compile(r"<mark[^>]*>(.*?)</mark>", re.DOTALL)
 

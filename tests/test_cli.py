@@ -250,14 +250,27 @@ def test_cli_index_shows_a_progress_bar_on_a_terminal(content: Path, tmp_path: P
 
 
 #: Modules a search from the command line has no use for (the web server, the file watcher,
-#: the indexer and its YAML parser, Whoosh's writer).
+#: the indexer, its YAML parser and its worker processes, Whoosh's writer, which the layout
+#: self-test would import, the cluster engine and its client, similar articles, the sample
+#: generator, the query log).
 NOT_FOR_A_QUERY = (
     "flask",
     "waitress",
     "watchfiles",
     "yaml",
+    "multiprocessing",
+    "opensearchpy",
     "searchidx.indexer",
+    "searchidx.workers",
+    "searchidx.parsing",
+    "searchidx.content",
     "searchidx.export",
+    "searchidx.cluster",
+    "searchidx.cluster_search",
+    "searchidx.cluster_sync",
+    "searchidx.similar",
+    "searchidx.sample",
+    "searchidx.querylog",
     "whoosh.writing",
     "web.app",
 )
