@@ -297,3 +297,30 @@ def test_cli_query_imports_only_what_a_search_uses(sample_store):
     imported = _imported_by(["query", "cloud", "--facets", "--index", str(sample_store.location)])
     assert {"numpy", "whoosh.searching", "searchidx.service"} <= imported  # it searched
     assert not set(NOT_FOR_A_QUERY) & imported
+
+
+def _collector_after(args: list[str]) -> str:
+    """Whether the cyclic garbage collector was on, and objects frozen, once the console
+    script's ``main`` has run ``searchidx ARGS`` in a fresh interpreter."""
+    script = (
+        "import gc, sys\nfrom searchidx.cli import main\n"
+        f"sys.argv = ['searchidx', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_cli_main_runs_a_search_without_the_garbage_collector(sample_store):
+    index = str(sample_store.location)
+    assert _collector_after(["query", "cloud", "--index", index]) == "False True"
+    assert _collector_after(["status", "--index", index]) == "True False"  # not a one-shot
+
+
+def test_cli_runs_as_python_m_searchidx():
+    done = subprocess.run(
+        [sys.executable, "-m", "searchidx", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: searchidx ")
