@@ -8,6 +8,7 @@ Whoosh, and ``searchidx query`` no indexer, web server or file watcher (tests/te
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
+#: Commands that answer once and exit: their process runs without cyclic garbage collection
+#: (see :func:`main`). Not the commands that index, serve or watch, which run long and make
+#: garbage all along.
+ONE_SHOT = frozenset({"query", "similar"})
 
 
 def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -759,5 +764,25 @@ def _print_report(report: SyncReport) -> None:
         sys.exit(EXIT_SKIPPED)
 
 
+def main() -> None:
+    """The ``searchidx`` console script: :func:`cli`, in a process of its own.
+
+    A one-shot command (:data:`ONE_SHOT`) runs with the cyclic garbage collector off, and
+    leaves its objects to the exit: the collector walked the objects of every module imported
+    (numpy, Whoosh, click: some 300) again and again while they were imported, and once more
+    at exit, some 35 ms of a 0.18 s search at 100,000 articles. Such a command makes little
+    cyclic garbage before it exits (a search's peak memory is the same with the collector off).
+    A caller running :func:`cli` inside its own process (the tests) keeps its collector.
+    """
+    one_shot = len(sys.argv) > 1 and sys.argv[1] in ONE_SHOT
+    if one_shot:
+        gc.disable()
+    try:
+        cli(prog_name="searchidx")
+    finally:
+        if one_shot:
+            gc.freeze()  # the interpreter's last collections at exit skip every object left
+
+
 if __name__ == "__main__":
-    cli()
+    main()

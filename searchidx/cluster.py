@@ -34,7 +34,6 @@ CA_CERTS_ENV = "SEARCHIDX_OPENSEARCH_CA_CERTS"
 #: Seconds a request may take (a bulk request of a few MB on a busy cluster included).
 REQUEST_SECONDS = 60
 
-_URL = re.compile(r"https?://", re.IGNORECASE)
 #: What OpenSearch accepts as an index or alias name (lowercase, no path characters).
 _INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,200}")
 
@@ -46,11 +45,6 @@ class ClusterError(SearchidxError):
 class ClusterIndexMissing(IndexMissingError, ClusterError):
     """The cluster answers, and has no index by the location's name (the web says how to
     build one, as for a missing local index)."""
-
-
-def is_cluster_url(location: str | os.PathLike[str]) -> bool:
-    """Whether an index location names an OpenSearch cluster rather than a folder."""
-    return bool(_URL.match(str(location)))
 
 
 @dataclass(frozen=True)

@@ -5,26 +5,36 @@ the web app call these functions and never ask which engine they talk to.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchidx.cluster import ClusterIndex, is_cluster_url
 from searchidx.defaults import DEFAULT_SEARCH_TIMEOUT, RESULTS_CACHED
 from searchidx.store import IndexStore
 
 if TYPE_CHECKING:  # each engine's modules are imported by the calls that use them
+    from searchidx.cluster import ClusterIndex
     from searchidx.cluster_search import ClusterSearchService
     from searchidx.indexer import Progress, SyncReport
     from searchidx.service import SearchService
 
+    Location = IndexStore | ClusterIndex
     Service = SearchService | ClusterSearchService
 
-Location = IndexStore | ClusterIndex
+_CLUSTER_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+def is_cluster_url(location: str | os.PathLike[str]) -> bool:
+    """Whether an index location names an OpenSearch cluster rather than a folder."""
+    return bool(_CLUSTER_URL.match(str(location)))
 
 
 def location(text: str | Path | None) -> Location:
     """The index location a user gave (``--index``, ``SEARCHIDX_INDEX``)."""
     if text is not None and is_cluster_url(text):
+        from searchidx.cluster import ClusterIndex
+
         return ClusterIndex.parse(str(text))
     return IndexStore(text)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whoosh import columns, fields, formats
 from whoosh.analysis import (
@@ -32,7 +32,9 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
-from searchidx.content import FileState
+
+if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
+    from searchidx.content import FileState
 
 #: Bump when the schema, the analyzer or the document mapping changes: ``searchidx index``
 #: rebuilds an index of another version from scratch, and searching one says to.

@@ -31,13 +31,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import bounds, highlight, querylang, ranking, relaxation, similar, synonyms
+from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
@@ -56,10 +57,12 @@ from searchidx.result import (
     Suggestion,
 )
 from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
-from searchidx.similar import SimilarRequest, SimilarResult
 from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
+
+if TYPE_CHECKING:  # imported by the similar-articles calls: a one-shot search has no use for it
+    from searchidx.similar import SimilarRequest, SimilarResult
 
 #: Seconds between checks for a newer index; a sync or rebuild shows up within this.
 REFRESH_INTERVAL = 0.5
@@ -243,7 +246,9 @@ class SearchService:
         return dataclasses.replace(found, took_ms=(time.perf_counter() - started) * 1000)
 
     def _similar(self, snapshot: IndexSnapshot, request: SimilarRequest) -> SimilarResult:
-        found = similar.find(snapshot, request.path, request.limit)
+        from searchidx.similar import SimilarResult, find
+
+        found = find(snapshot, request.path, request.limit)
         terms = frozenset(found.terms)  # marked in the hits: what they share with the article
         return SimilarResult(
             request=request,

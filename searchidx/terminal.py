@@ -15,10 +15,10 @@ import click
 from searchidx.articles import Article
 from searchidx.marks import Highlighted
 from searchidx.result import Explanation, Facet, Hit, SearchResult
-from searchidx.similar import SimilarResult
 
 if TYPE_CHECKING:
     from searchidx.querylog import QueryStats
+    from searchidx.similar import SimilarResult
 
 
 def marked_text(text: Highlighted) -> str:

@@ -166,11 +166,13 @@ class _MappedPart:
         return self._view
 
     def read(self, size: int | None = -1) -> bytes:
+        # Called for every few bytes Whoosh reads (a posting block's header is a pickle read a
+        # few bytes at a time): thousands of times a search, so kept to a slice.
         view = self._part()
         start = self._pos
-        end = len(view) if size is None or size < 0 else min(len(view), start + size)
-        self._pos = max(start, end)
-        return view[start:end].tobytes()
+        data = view[start:] if size is None or size < 0 else view[start : start + size]
+        self._pos = start + len(data)
+        return data.tobytes()
 
     def readline(self, size: int | None = -1) -> bytes:
         view = self._part()

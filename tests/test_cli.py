@@ -250,14 +250,27 @@ def test_cli_index_shows_a_progress_bar_on_a_terminal(content: Path, tmp_path: P
 
 
 #: Modules a search from the command line has no use for (the web server, the file watcher,
-#: the indexer and its YAML parser, Whoosh's writer).
+#: the indexer, its YAML parser and its worker processes, Whoosh's writer, which the layout
+#: self-test would import, the cluster engine and its client, similar articles, the sample
+#: generator, the query log).
 NOT_FOR_A_QUERY = (
     "flask",
     "waitress",
     "watchfiles",
     "yaml",
+    "multiprocessing",
+    "opensearchpy",
     "searchidx.indexer",
+    "searchidx.workers",
+    "searchidx.parsing",
+    "searchidx.content",
     "searchidx.export",
+    "searchidx.cluster",
+    "searchidx.cluster_search",
+    "searchidx.cluster_sync",
+    "searchidx.similar",
+    "searchidx.sample",
+    "searchidx.querylog",
     "whoosh.writing",
     "searchidx.web.app",
 )
@@ -284,3 +297,30 @@ def test_cli_query_imports_only_what_a_search_uses(sample_store):
     imported = _imported_by(["query", "cloud", "--facets", "--index", str(sample_store.location)])
     assert {"numpy", "whoosh.searching", "searchidx.service"} <= imported  # it searched
     assert not set(NOT_FOR_A_QUERY) & imported
+
+
+def _collector_after(args: list[str]) -> str:
+    """Whether the cyclic garbage collector was on, and objects frozen, once the console
+    script's ``main`` has run ``searchidx ARGS`` in a fresh interpreter."""
+    script = (
+        "import gc, sys\nfrom searchidx.cli import main\n"
+        f"sys.argv = ['searchidx', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_cli_main_runs_a_search_without_the_garbage_collector(sample_store):
+    index = str(sample_store.location)
+    assert _collector_after(["query", "cloud", "--index", index]) == "False True"
+    assert _collector_after(["status", "--index", index]) == "True False"  # not a one-shot
+
+
+def test_cli_runs_as_python_m_searchidx():
+    done = subprocess.run(
+        [sys.executable, "-m", "searchidx", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: searchidx ")
