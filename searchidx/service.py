@@ -19,7 +19,8 @@ Searches run side by side (one slow search must not queue the others): each runs
 bounds of :mod:`searchidx.bounds` (capped expansions, a time budget), the snapshot's arrays are
 read before it serves, reads through Whoosh take the snapshot's :attr:`~IndexSnapshot.reading`
 lock one term or one document at a time, and a replaced snapshot's searcher is closed when the
-last search using it ends.
+last search using it ends. Given a :class:`Lane` (the server's, :mod:`web.lane`), a search that
+uses more CPU than :attr:`Lane.heavy_after` stops and runs there instead, within its deadline.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -80,6 +82,16 @@ OUTDATED_NOTE = (
 )
 
 
+class Lane(Protocol):
+    """Where a search that uses more than ``heavy_after`` seconds of CPU goes on."""
+
+    heavy_after: float
+
+    def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
+        """The answer to ``request``, by ``deadline`` (else :class:`bounds.SearchTimeout`)."""
+        ...
+
+
 class SearchService:
     """Answers searches against the live index at ``store``; safe to share between threads.
 
@@ -88,6 +100,7 @@ class SearchService:
     ``prepare``: read every array a search may use before the first search (a server, whose
     threads then share them); False reads only what the searches made need, when they need
     it: one search in one thread (the command line).
+    ``lane``: where searches heavier than its ``heavy_after`` go on (None: they run here).
     """
 
     def __init__(
@@ -96,11 +109,13 @@ class SearchService:
         results_cached: int = RESULTS_CACHED,
         search_timeout: float | None = None,
         prepare: bool = True,
+        lane: Lane | None = None,
     ) -> None:
         self.store = store
         self.results_cached = results_cached
         self.search_timeout = search_timeout
         self.prepare = prepare
+        self.lane = lane
         self._lock = threading.RLock()  # guards the searcher, the snapshot and their users
         self._users: Counter[IndexSnapshot] = Counter()
         self._refreshing = False  # a new snapshot is being prepared outside the lock
@@ -216,20 +231,35 @@ class SearchService:
 
     # Searching ---------------------------------------------------------------------------
 
-    def search(self, request: SearchRequest) -> SearchResult:
+    def search(
+        self, request: SearchRequest, deadline: bounds.Deadline | None = None
+    ) -> SearchResult:
         """The answer to ``request`` from the newest index; the same request on the same index
-        snapshot is answered from the snapshot's cache of results."""
+        snapshot is answered from the snapshot's cache of results. ``deadline``: the one the
+        request's budget started with elsewhere (the lane's searches; None: from now)."""
         started = time.perf_counter()
+        heavy_after = None if self.lane is None else self.lane.heavy_after
         with (
             self._using() as snapshot,
-            bounds.budget(self.search_timeout),
+            bounds.budget(self.search_timeout, heavy_after, deadline) as budget,
             synonyms.applied(self._synonyms()) as rules,
         ):
             key = (request.key, rules)  # a new synonyms file is read without a new snapshot
             result: SearchResult = snapshot.results.get(
-                key, lambda: self._search(snapshot, request)
+                key, lambda: self._search_or_hand_off(snapshot, request, budget.deadline)
             )
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
+
+    def _search_or_hand_off(
+        self, snapshot: IndexSnapshot, request: SearchRequest, deadline: bounds.Deadline
+    ) -> SearchResult:
+        """The search run here, or, past the lane's share of CPU, run again in the lane (the
+        work done here is lost: a heavy search costs at most that share in a worker)."""
+        try:
+            return self._search(snapshot, request)
+        except bounds.HandOff:
+            assert self.lane is not None  # only a budget with a CPU share hands off
+            return self.lane.search(request, deadline)
 
     def similar(self, request: SimilarRequest) -> SimilarResult:
         """The articles most like ``request.path``'s (see :mod:`searchidx.similar`), with the
