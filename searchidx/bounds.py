@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -46,6 +46,8 @@ MAX_EXPANDED_TERMS = 256
 MAX_EXPANDED_POSTINGS = 100_000
 #: Documents the phrases of one request may sum (each word's, in each field it is searched in).
 MAX_PHRASE_POSTINGS = 150_000
+#: Distinct words (phrases' included) from which a query is broad (see :func:`broad`).
+BROAD_WORDS = 8
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 
@@ -94,16 +96,19 @@ class Deadline:
 
 class Budget:
     """One request's deadline and the expansions it has read so far. ``heavy_after``: seconds
-    of this thread's CPU after which a check raises :class:`HandOff` (None: never)."""
+    of this thread's CPU after which a check raises :class:`HandOff` (None: never);
+    ``pause``: called at each check (the lane yields to the workers there)."""
 
     def __init__(
         self,
         seconds: float | None,
         heavy_after: float | None = None,
         deadline: Deadline | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> None:
         self.deadline = deadline or Deadline(seconds)
         self._cpu_until = None if heavy_after is None else time.thread_time() + heavy_after
+        self._pause = pause
         self.terms = 0
         self.postings = 0
         self.phrase_postings = 0
@@ -133,6 +138,8 @@ class Budget:
         self.deadline.check()
         if self._cpu_until is not None and time.thread_time() > self._cpu_until:
             raise HandOff
+        if self._pause is not None:
+            self._pause()
 
     def charge_phrase(self, q: query.Phrase, postings: int) -> None:
         """Count the documents of a phrase's words; refuse past the request's cap."""
@@ -151,10 +158,13 @@ _current: ContextVar[Budget | None] = ContextVar("searchidx_budget", default=Non
 
 @contextlib.contextmanager
 def budget(
-    seconds: float | None, heavy_after: float | None = None, deadline: Deadline | None = None
+    seconds: float | None,
+    heavy_after: float | None = None,
+    deadline: Deadline | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> Iterator[Budget]:
     """Make a fresh :class:`Budget` the current one for the duration of a request."""
-    current = Budget(seconds, heavy_after, deadline)
+    current = Budget(seconds, heavy_after, deadline, pause)
     token = _current.set(current)
     try:
         yield current
@@ -248,6 +258,21 @@ def check_query(parsed: query.Query, schema: Schema) -> None:
             "(the most specific ones)",
             "q",
         )
+
+
+def broad(parsed: query.Query) -> bool:
+    """Whether a query's shape makes it costly before it runs: a wildcard, prefix, fuzzy word
+    or term range (each expanded over the vocabulary), or more than :data:`BROAD_WORDS`
+    distinct words. The server runs such a search in its lane (:mod:`web.lane`) at once."""
+    words: set[str] = set()
+    for leaf in parsed.leaves():
+        if isinstance(leaf, query.MultiTerm):
+            return True
+        if isinstance(leaf, query.Phrase):
+            words.update(leaf.words)
+        elif isinstance(leaf, query.Term):
+            words.add(str(leaf.text))
+    return len(words) > BROAD_WORDS
 
 
 def _shown(q: query.Query) -> str:

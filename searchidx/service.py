@@ -31,7 +31,7 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -42,7 +42,7 @@ from whoosh.searching import Searcher
 from searchidx import bounds, highlight, querylang, ranking, relaxation, similar, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
-from searchidx.errors import IndexMissingError
+from searchidx.errors import IndexMissingError, SearchidxError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
 from searchidx.ranking import FIELD_BOOSTS
@@ -86,6 +86,10 @@ class Lane(Protocol):
     """Where a search that uses more than ``heavy_after`` seconds of CPU goes on."""
 
     heavy_after: float
+
+    def searching(self) -> contextlib.AbstractContextManager[None]:
+        """Around a search run here (the lane yields to it)."""
+        ...
 
     def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
         """The answer to ``request``, by ``deadline`` (else :class:`bounds.SearchTimeout`)."""
@@ -232,16 +236,20 @@ class SearchService:
     # Searching ---------------------------------------------------------------------------
 
     def search(
-        self, request: SearchRequest, deadline: bounds.Deadline | None = None
+        self,
+        request: SearchRequest,
+        deadline: bounds.Deadline | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> SearchResult:
         """The answer to ``request`` from the newest index; the same request on the same index
         snapshot is answered from the snapshot's cache of results. ``deadline``: the one the
-        request's budget started with elsewhere (the lane's searches; None: from now)."""
+        request's budget started with elsewhere (the lane's searches; None: from now);
+        ``pause``: see :class:`bounds.Budget`."""
         started = time.perf_counter()
         heavy_after = None if self.lane is None else self.lane.heavy_after
         with (
             self._using() as snapshot,
-            bounds.budget(self.search_timeout, heavy_after, deadline) as budget,
+            bounds.budget(self.search_timeout, heavy_after, deadline, pause) as budget,
             synonyms.applied(self._synonyms()) as rules,
         ):
             key = (request.key, rules)  # a new synonyms file is read without a new snapshot
@@ -253,12 +261,17 @@ class SearchService:
     def _search_or_hand_off(
         self, snapshot: IndexSnapshot, request: SearchRequest, deadline: bounds.Deadline
     ) -> SearchResult:
-        """The search run here, or, past the lane's share of CPU, run again in the lane (the
-        work done here is lost: a heavy search costs at most that share in a worker)."""
-        try:
+        """The search run here; or in the lane: a broad one (:func:`bounds.broad`) at once, else
+        one that passes the lane's share of CPU here (that work is lost: a heavy search costs
+        at most that share in a worker)."""
+        if self.lane is None:
             return self._search(snapshot, request)
+        if _broad(request.text):
+            return self.lane.search(request, deadline)
+        try:
+            with self.lane.searching():
+                return self._search(snapshot, request)
         except bounds.HandOff:
-            assert self.lane is not None  # only a budget with a CPU share hands off
             return self.lane.search(request, deadline)
 
     def similar(self, request: SimilarRequest) -> SimilarResult:
@@ -579,6 +592,16 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+def _broad(text: str) -> bool:
+    """Whether the query text is broad (a text that cannot be parsed is not: its search says
+    why, without the lane)."""
+    try:
+        parsed = querylang.parse_reading(querylang.read(text)) if text.strip() else None
+    except SearchidxError:
+        return False
+    return parsed is not None and bounds.broad(parsed)
 
 
 def _schema_version(store: IndexStore) -> int | None:

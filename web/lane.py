@@ -1,5 +1,5 @@
-"""The server's lane for heavy searches: one process, at a lower priority, running them one
-at a time.
+"""The server's lane for heavy searches: one process that runs them one at a time, and
+yields to the workers' searches.
 
 A search runs in Python and holds its worker's core until it ends (the GIL), so a few heavy
 searches (many common words, fuzzy words, wildcards near the caps: hundreds of ms each) would
@@ -8,9 +8,12 @@ take the cores from the ordinary ones, which take a few ms. A worker's search th
 check of its budget (:class:`searchidx.bounds.HandOff`) and is run again here:
 
 - one heavy search at a time for the whole server, however many workers;
-- in a process niced by :data:`NICE`: the kernel gives the workers' ordinary searches the
-  cores first. Not a niced thread in each worker: a thread holding the GIL while the kernel
-  holds it back would stall its worker's ordinary searches (priority inversion);
+- yielding to the workers: while any worker is searching, the lane sleeps at each check of
+  its budget :data:`YIELD` times as long as it ran since the last (up to :data:`MAX_PAUSE`),
+  so it takes at most a quarter of a core from them, and all of an idle one. Not ``nice``:
+  that ranks the lane below every process of the machine, and on a shared one a heavy search
+  alone would starve. Not a thread in each worker: one sleeping or held back while it holds
+  the GIL or the snapshot's reading lock would stall its worker's ordinary searches;
 - within the request's own deadline: the time it waited for the lane counts against its budget,
   and past it the worker answers the budget's 503 (a request never waits behind another's
   search longer than its budget);
@@ -24,12 +27,14 @@ the connections in the order they came (the listening socket's backlog is its qu
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Client, Connection
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +47,10 @@ if TYPE_CHECKING:
     from searchidx.result import SearchResult
     from searchidx.service import SearchService
 
-#: The lane's niceness: the kernel gives it about a tenth of a core that workers keep busy.
-NICE = 10
+#: While workers search, the lane sleeps this many times as long as it ran...
+YIELD = 3
+#: ... and at most this many seconds at a time (the deadline is checked in between).
+MAX_PAUSE = 0.02
 #: Heavy searches that may wait for the lane (the listening socket's backlog).
 BACKLOG = 64
 #: Seconds the lane waits for a connected worker to send its request.
@@ -70,13 +77,17 @@ class HeavyLane:
         self._listener.listen(BACKLOG)
         # Each forked worker gets its own copy: a limit per worker.
         self._waiting = threading.BoundedSemaphore(waiting)
+        # Shared by every process forked from here: the searches running in the workers.
+        self._searching = multiprocessing.get_context("fork").Value("i", 0)
+        self._resumed = 0.0  # when the lane's search last ran on after a pause
 
     # In the lane's process -----------------------------------------------------------------
 
     def run(self) -> None:
         """Answer the workers' heavy searches one at a time, until the process is stopped."""
-        os.nice(NICE)
         service = self._make_service()
+        with contextlib.suppress(SearchidxError):  # no index yet: the first search says so
+            service.snapshot()  # its arrays, read now rather than in a request's budget
         while True:
             accepted, _ = self._listener.accept()
             with Connection(accepted.detach()) as connection:
@@ -90,14 +101,33 @@ class HeavyLane:
             deadline = bounds.Deadline(seconds, at)
             try:
                 deadline.check()  # its worker has stopped waiting: do not search
-                answer: tuple[Any, ...] = ("result", service.search(request, deadline))
+                self._resumed = time.monotonic()
+                found = service.search(request, deadline, self._pause)
+                answer: tuple[Any, ...] = ("result", found)
             except SearchidxError as error:
                 answer = ("error", type(error), str(error), getattr(error, "parameter", None))
             connection.send(answer)
         except (OSError, EOFError):
             pass  # the worker stopped waiting (its deadline passed, or it was stopped)
 
+    def _pause(self) -> None:
+        """At a check of the budget: yield to the workers' searches, if any run."""
+        if self._searching.value > 0:
+            time.sleep(min((time.monotonic() - self._resumed) * YIELD, MAX_PAUSE))
+        self._resumed = time.monotonic()
+
     # In a worker -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[None]:
+        """Around a search in a worker: the lane yields while it runs."""
+        with self._searching.get_lock():
+            self._searching.value += 1
+        try:
+            yield
+        finally:
+            with self._searching.get_lock():
+                self._searching.value -= 1
 
     def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
         """``request`` answered by the lane by ``deadline``; else :class:`SearchTimeout`."""
