@@ -3,14 +3,17 @@ yields to the workers' searches.
 
 A search runs in Python and holds its worker's core until it ends (the GIL), so a few heavy
 searches (many common words, fuzzy words, wildcards near the caps: hundreds of ms each) would
-take the cores from the ordinary ones, which take a few ms. A worker's search that has used
-``heavy_after`` seconds of its thread's CPU (``serve --heavy-after-ms``) stops at the next
-check of its budget (:class:`searchidx.bounds.HandOff`) and is run again here:
+take the cores (and the snapshot's reading lock) from the ordinary ones, which take a few ms.
+So a worker hands a broad search (:func:`searchidx.bounds.broad`: wildcards, fuzzy words,
+term ranges, more than 8 words) here before doing any of its work, and any other search that
+has used ``heavy_after`` seconds of its thread's CPU (``serve --heavy-after-ms``) stops at the
+next check of its budget (:class:`searchidx.bounds.HandOff`) and is run again here:
 
 - one heavy search at a time for the whole server, however many workers;
 - yielding to the workers: while any worker is searching, the lane sleeps at each check of
   its budget :data:`YIELD` times as long as it ran since the last (up to :data:`MAX_PAUSE`),
-  so it takes at most a quarter of a core from them, and all of an idle one. Not ``nice``:
+  so it takes about a quarter of a core from them (a check comes every few ms of work, up
+  to 64 words read), and all of an idle one. Not ``nice``:
   that ranks the lane below every process of the machine, and on a shared one a heavy search
   alone would starve. Not a thread in each worker: one sleeping or held back while it holds
   the GIL or the snapshot's reading lock would stall its worker's ordinary searches;
