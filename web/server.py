@@ -50,7 +50,23 @@ def serve(
 ) -> None:
     """Serve ``make_app()`` on ``host:port`` until interrupted; ``on_ready(url)`` once the
     socket listens (port 0 becomes a free port). Each worker process calls ``make_app``;
-    ``lane``, if given, runs in a process of its own."""
+    ``lane``, if given, runs in a process of its own, and is closed however serving ends."""
+    try:
+        _serve(make_app, host, port, threads, workers, on_ready, lane)
+    finally:
+        if lane is not None:
+            lane.close()
+
+
+def _serve(
+    make_app: Callable[[], Any],
+    host: str,
+    port: int,
+    threads: int,
+    workers: int,
+    on_ready: Callable[[str], None],
+    lane: HeavyLane | None,
+) -> None:
     listener = _listen(host, port)
     url = f"http://{host}:{listener.getsockname()[1]}/"
     if workers == 1 and lane is None:
@@ -75,8 +91,6 @@ def serve(
     finally:
         listener.close()
         _stop(children)
-        if lane is not None:
-            lane.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
