@@ -575,8 +575,8 @@ def serve(
         def make_lane_service() -> Any:
             return engine.search_service(store, cached_results, search_timeout)
 
-        # Threads a worker lets wait for the lane: the others stay free for ordinary requests.
-        lane = HeavyLane(make_lane_service, heavy_after_ms / 1000, waiting=max(1, threads // 2))
+        # Threads a worker lets wait for the lane: one stays free for ordinary requests.
+        lane = HeavyLane(make_lane_service, heavy_after_ms / 1000, waiting=max(1, threads - 1))
 
     def make_app() -> Any:
         service = engine.search_service(store, cached_results, search_timeout, lane=lane)

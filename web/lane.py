@@ -20,8 +20,11 @@ next check of its budget (:class:`searchidx.bounds.HandOff`) and is run again he
 - within the request's own deadline: the time it waited for the lane counts against its budget,
   and past it the worker answers the budget's 503 (a request never waits behind another's
   search longer than its budget);
-- a worker keeps at most ``waiting`` threads waiting for the lane and answers further heavy
-  requests with a 503 at once: its other threads stay free for ordinary requests.
+- a worker keeps at most ``waiting`` threads waiting for the lane (``serve``: all but one)
+  and answers further heavy requests with a 503 at once: a thread stays free for ordinary
+  requests. Waiting rather than refusing at once keeps a client that sends heavy requests
+  back to back to about one a second (a fast 503 let 4 such clients send 2,500 requests in
+  15 s, each a few ms of a worker's time).
 
 Workers reach the lane through a Unix socket in a private temporary folder; the lane answers
 the connections in the order they came (the listening socket's backlog is its queue).
