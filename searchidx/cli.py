@@ -500,8 +500,9 @@ def _cores() -> int:
     type=click.FloatRange(min=0),
     default=HEAVY_AFTER_MS,
     show_default=True,
-    help="CPU milliseconds a search may use in a worker; a heavier one goes on in the "
-    "server's one low-priority process for heavy searches, one at a time (0: no such process).",
+    help="CPU milliseconds a search may use in a worker; a heavier one, like a broad one "
+    "(wildcards, fuzzy words, more than 8 words), runs in the server's one process for heavy "
+    "searches, one at a time, yielding to the workers (0: no such process).",
 )
 @click.option(
     "--watch",

@@ -19,8 +19,9 @@ Searches run side by side (one slow search must not queue the others): each runs
 bounds of :mod:`searchidx.bounds` (capped expansions, a time budget), the snapshot's arrays are
 read before it serves, reads through Whoosh take the snapshot's :attr:`~IndexSnapshot.reading`
 lock one term or one document at a time, and a replaced snapshot's searcher is closed when the
-last search using it ends. Given a :class:`Lane` (the server's, :mod:`web.lane`), a search that
-uses more CPU than :attr:`Lane.heavy_after` stops and runs there instead, within its deadline.
+last search using it ends. Given a :class:`Lane` (the server's, :mod:`web.lane`), a broad search
+(:func:`bounds.broad`) runs there, and one that uses more CPU than :attr:`Lane.heavy_after`
+stops and runs there instead, within its deadline.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ OUTDATED_NOTE = (
 
 
 class Lane(Protocol):
-    """Where a search that uses more than ``heavy_after`` seconds of CPU goes on."""
+    """Where a broad search runs, and one that uses more than ``heavy_after`` seconds of CPU
+    goes on."""
 
     heavy_after: float
 
