@@ -18,7 +18,10 @@ terminal):
   :data:`MAX_PHRASE_POSTINGS` documents (each of their words' positions is read); past any,
   the request is refused with a message that says how to narrow it;
 - a request has a time budget (a :class:`Deadline`): the search checks it wherever its work
-  grows with the number of words or documents, and stops with :class:`SearchTimeout`.
+  grows with the number of words or documents, and stops with :class:`SearchTimeout`;
+- at the same checks, a web search that has used more than its worker's share of CPU stops
+  with :class:`HandOff`, and the server runs it again in its lane for heavy searches
+  (:mod:`searchidx.web.lane`), within the same deadline.
 
 The request's :class:`Budget` is the current one of the thread running it (a context
 variable), so the checks deep in the matching need no parameter threaded through every call.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -57,6 +60,8 @@ MAX_WORD_POSTINGS = 300_000
 #: 20 us a word looked up), a wildcard tests the words starting with its letters before the
 #: first ``*`` or ``?`` (some 5 us a word).
 MAX_WORDS_VISITED = 4_096
+#: Distinct words (phrases' included) from which a query is broad (see :func:`broad`).
+BROAD_WORDS = 8
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 
@@ -77,15 +82,26 @@ class QueryTooBroad(QueryError):
     may read."""
 
 
-class Deadline:
-    """A moment after which the search stops; None seconds: never."""
+class HandOff(Exception):
+    """A search used more CPU than its :class:`Budget` lets it use where it runs (see
+    ``heavy_after``); the caller runs it again elsewhere. Never shown to a user."""
 
-    def __init__(self, seconds: float | None) -> None:
+
+class Deadline:
+    """A moment after which the search stops; None seconds: never. ``at`` (a
+    :func:`time.monotonic` time, the same in every process of the machine) is given when the
+    search goes on in another process: the moment the request's budget began counting."""
+
+    def __init__(self, seconds: float | None, at: float | None = None) -> None:
         self.seconds = seconds
-        self._at = None if seconds is None else time.monotonic() + seconds
+        self.at = at if at is not None or seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left (None: no limit)."""
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
 
     def check(self) -> None:
-        if self._at is not None and time.monotonic() > self._at:
+        if self.at is not None and time.monotonic() > self.at:
             raise SearchTimeout(
                 f"the search took longer than its {self.seconds:g} s budget and was stopped; "
                 "narrow it (fewer or longer words, fewer wildcards) or try again"
@@ -93,10 +109,20 @@ class Deadline:
 
 
 class Budget:
-    """One request's deadline and the expansions it has read so far."""
+    """One request's deadline and the expansions it has read so far. ``heavy_after``: seconds
+    of this thread's CPU after which a check raises :class:`HandOff` (None: never);
+    ``pause``: called at each check (the lane yields to the workers there)."""
 
-    def __init__(self, seconds: float | None) -> None:
-        self.deadline = Deadline(seconds)
+    def __init__(
+        self,
+        seconds: float | None,
+        heavy_after: float | None = None,
+        deadline: Deadline | None = None,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
+        self.deadline = deadline or Deadline(seconds)
+        self._cpu_until = None if heavy_after is None else time.thread_time() + heavy_after
+        self._pause = pause
         self.terms = 0
         self.postings = 0
         self.phrase_postings = 0
@@ -150,7 +176,15 @@ class Budget:
                 "q",
             )
         if self.visits % _CHECK_EVERY < words:
-            self.deadline.check()
+            self.check()
+
+    def check(self) -> None:
+        """Stop past the deadline; hand the search off past its CPU share."""
+        self.deadline.check()
+        if self._cpu_until is not None and time.thread_time() > self._cpu_until:
+            raise HandOff
+        if self._pause is not None:
+            self._pause()
 
     def charge_phrase(self, q: query.Phrase, postings: int) -> None:
         """Count the documents of a phrase's words; refuse past the request's cap."""
@@ -168,9 +202,14 @@ _current: ContextVar[Budget | None] = ContextVar("searchidx_budget", default=Non
 
 
 @contextlib.contextmanager
-def budget(seconds: float | None) -> Iterator[Budget]:
+def budget(
+    seconds: float | None,
+    heavy_after: float | None = None,
+    deadline: Deadline | None = None,
+    pause: Callable[[], None] | None = None,
+) -> Iterator[Budget]:
     """Make a fresh :class:`Budget` the current one for the duration of a request."""
-    current = Budget(seconds)
+    current = Budget(seconds, heavy_after, deadline, pause)
     token = _current.set(current)
     try:
         yield current
@@ -179,10 +218,11 @@ def budget(seconds: float | None) -> Iterator[Budget]:
 
 
 def check() -> None:
-    """Stop the search if the current request is past its deadline (no request: never)."""
+    """Stop the search if the current request is past its deadline, or hand it off past its
+    CPU share (no request: never)."""
     current = _current.get()
     if current is not None:
-        current.deadline.check()
+        current.check()
 
 
 def charge(q: query.Query, words: Sequence[bytes], postings: int) -> None:
@@ -285,6 +325,22 @@ def check_query(parsed: query.Query, schema: Schema) -> None:
             "(the most specific ones)",
             "q",
         )
+
+
+def broad(parsed: query.Query) -> bool:
+    """Whether a query's shape makes it costly before it runs: a wildcard, prefix, fuzzy word
+    or term range (each expanded over the vocabulary), or more than :data:`BROAD_WORDS`
+    distinct words. The server runs such a search in its lane (:mod:`searchidx.web.lane`) at
+    once."""
+    words: set[str] = set()
+    for leaf in parsed.leaves():
+        if isinstance(leaf, query.MultiTerm):
+            return True
+        if isinstance(leaf, query.Phrase):
+            words.update(leaf.words)
+        elif isinstance(leaf, query.Term):
+            words.add(str(leaf.text))
+    return len(words) > BROAD_WORDS
 
 
 def _shown(q: query.Query) -> str:

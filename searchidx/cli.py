@@ -26,6 +26,7 @@ from searchidx.defaults import (
     DEFAULT_MAX_BYTES,
     DEFAULT_SEARCH_TIMEOUT,
     DEFAULT_SIMILAR,
+    HEAVY_AFTER_MS,
     INDEX_ENV,
     KEPT_FILES,
     MAX_SIMILAR,
@@ -500,6 +501,15 @@ def _cores() -> int:
     help="Seconds a search may take; a longer one stops and answers an error (503).",
 )
 @click.option(
+    "--heavy-after-ms",
+    type=click.FloatRange(min=0),
+    default=HEAVY_AFTER_MS,
+    show_default=True,
+    help="CPU milliseconds a search may use in a worker; a heavier one, like a broad one "
+    "(wildcards, fuzzy words, more than 8 words), runs in the server's one process for heavy "
+    "searches, one at a time, yielding to the workers (0: no such process).",
+)
+@click.option(
     "--watch",
     "watch_folder",
     is_flag=True,
@@ -516,6 +526,7 @@ def serve(
     query_log: Path | None,
     query_log_max_mb: int,
     search_timeout: float,
+    heavy_after_ms: float,
     watch_folder: bool,
     store: Location,
 ) -> None:
@@ -563,12 +574,22 @@ def serve(
         except SearchidxError as error:  # the page goes on serving the last index
             click.echo(f"Error: stopped watching the content folder: {error}", err=True)
 
+    lane = None
+    if isinstance(store, IndexStore) and heavy_after_ms > 0:
+        from searchidx.web.lane import HeavyLane
+
+        def make_lane_service() -> Any:
+            return engine.search_service(store, cached_results, search_timeout)
+
+        # Threads a worker lets wait for the lane: one stays free for ordinary requests.
+        lane = HeavyLane(make_lane_service, heavy_after_ms / 1000, waiting=max(1, threads - 1))
+
     def make_app() -> Any:
-        service = engine.search_service(store, cached_results, search_timeout)
+        service = engine.search_service(store, cached_results, search_timeout, lane=lane)
         return create_app(search_service=service, query_log=log)
 
     try:
-        server.serve(make_app, host, port, threads, workers, ready)
+        server.serve(make_app, host, port, threads, workers, ready, lane)
     finally:
         stop.set()
 

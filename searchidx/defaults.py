@@ -17,6 +17,11 @@ MAX_HALF_LIFE_DAYS = 36_500.0
 RESULTS_CACHED = 512
 #: Seconds a web search may take before it stops (``serve --search-timeout``).
 DEFAULT_SEARCH_TIMEOUT = 1.0
+#: CPU milliseconds a web search may use in a worker before it goes on in the server's lane
+#: for heavy searches (``serve --heavy-after-ms``; :mod:`searchidx.web.lane`): above what the
+#: benchmark's ordinary searches use at 100,000 articles (at most about 210 ms, phrases of
+#: common words).
+HEAVY_AFTER_MS = 250.0
 #: Quiet time that ends a burst of changes: events closer together than this are one sync.
 DEFAULT_DEBOUNCE_MS = 200
 #: Environment variable naming the query log, for ``serve --query-log`` and ``stats``.

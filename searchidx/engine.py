@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # each engine's modules are imported by the calls that use th
     from searchidx.cluster import ClusterIndex
     from searchidx.cluster_search import ClusterSearchService
     from searchidx.indexer import Progress, SyncReport
-    from searchidx.service import SearchService
+    from searchidx.service import Lane, SearchService
 
     Location = IndexStore | ClusterIndex
     Service = SearchService | ClusterSearchService
@@ -78,13 +78,15 @@ def search_service(
     results_cached: int = RESULTS_CACHED,
     search_timeout: float | None = DEFAULT_SEARCH_TIMEOUT,
     prepare: bool = True,
+    lane: Lane | None = None,
 ) -> Service:
-    """The long-lived search service of the location (``prepare``: see
-    :class:`~searchidx.service.SearchService`; a cluster has nothing to prepare)."""
+    """The long-lived search service of the location (``prepare`` and ``lane``: see
+    :class:`~searchidx.service.SearchService`; a cluster has nothing to prepare, and bounds
+    its searches' work itself)."""
     if isinstance(where, IndexStore):
         from searchidx.service import SearchService
 
-        return SearchService(where, results_cached, search_timeout, prepare=prepare)
+        return SearchService(where, results_cached, search_timeout, prepare=prepare, lane=lane)
     from searchidx.cluster_search import ClusterSearchService
 
     return ClusterSearchService(where, search_timeout)

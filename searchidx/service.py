@@ -19,7 +19,9 @@ Searches run side by side (one slow search must not queue the others): each runs
 bounds of :mod:`searchidx.bounds` (capped expansions, a time budget), the snapshot's arrays are
 read before it serves, reads through Whoosh take the snapshot's :attr:`~IndexSnapshot.reading`
 lock one term or one document at a time, and a replaced snapshot's searcher is closed when the
-last search using it ends.
+last search using it ends. Given a :class:`Lane` (the server's, :mod:`searchidx.web.lane`), a
+broad search (:func:`bounds.broad`) runs there, and one that uses more CPU than
+:attr:`Lane.heavy_after` stops and runs there instead, within its deadline.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from whoosh import query as whoosh_query
@@ -41,7 +43,7 @@ from whoosh.searching import Searcher
 from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
-from searchidx.errors import IndexMissingError
+from searchidx.errors import IndexMissingError, SearchidxError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
 from searchidx.ranking import FIELD_BOOSTS
@@ -83,6 +85,21 @@ OUTDATED_NOTE = (
 )
 
 
+class Lane(Protocol):
+    """Where a broad search runs, and one that uses more than ``heavy_after`` seconds of CPU
+    goes on."""
+
+    heavy_after: float
+
+    def searching(self) -> contextlib.AbstractContextManager[None]:
+        """Around a search run here (the lane yields to it)."""
+        ...
+
+    def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
+        """The answer to ``request``, by ``deadline`` (else :class:`bounds.SearchTimeout`)."""
+        ...
+
+
 class SearchService:
     """Answers searches against the live index at ``store``; safe to share between threads.
 
@@ -91,6 +108,7 @@ class SearchService:
     ``prepare``: read every array a search may use before the first search (a server, whose
     threads then share them); False reads only what the searches made need, when they need
     it: one search in one thread (the command line).
+    ``lane``: where searches heavier than its ``heavy_after`` go on (None: they run here).
     """
 
     def __init__(
@@ -99,11 +117,13 @@ class SearchService:
         results_cached: int = RESULTS_CACHED,
         search_timeout: float | None = None,
         prepare: bool = True,
+        lane: Lane | None = None,
     ) -> None:
         self.store = store
         self.results_cached = results_cached
         self.search_timeout = search_timeout
         self.prepare = prepare
+        self.lane = lane
         self._lock = threading.RLock()  # guards the searcher, the snapshot and their users
         self._users: Counter[IndexSnapshot] = Counter()
         self._refreshing = False  # a new snapshot is being prepared outside the lock
@@ -219,20 +239,44 @@ class SearchService:
 
     # Searching ---------------------------------------------------------------------------
 
-    def search(self, request: SearchRequest) -> SearchResult:
+    def search(
+        self,
+        request: SearchRequest,
+        deadline: bounds.Deadline | None = None,
+        pause: Callable[[], None] | None = None,
+    ) -> SearchResult:
         """The answer to ``request`` from the newest index; the same request on the same index
-        snapshot is answered from the snapshot's cache of results."""
+        snapshot is answered from the snapshot's cache of results. ``deadline``: the one the
+        request's budget started with elsewhere (the lane's searches; None: from now);
+        ``pause``: see :class:`bounds.Budget`."""
         started = time.perf_counter()
+        heavy_after = None if self.lane is None else self.lane.heavy_after
         with (
             self._using() as snapshot,
-            bounds.budget(self.search_timeout),
+            bounds.budget(self.search_timeout, heavy_after, deadline, pause) as budget,
             synonyms.applied(self._synonyms()) as rules,
         ):
             key = (request.key, rules)  # a new synonyms file is read without a new snapshot
             result: SearchResult = snapshot.results.get(
-                key, lambda: self._search(snapshot, request)
+                key, lambda: self._search_or_hand_off(snapshot, request, budget.deadline)
             )
         return dataclasses.replace(result, took_ms=(time.perf_counter() - started) * 1000)
+
+    def _search_or_hand_off(
+        self, snapshot: IndexSnapshot, request: SearchRequest, deadline: bounds.Deadline
+    ) -> SearchResult:
+        """The search run here; or in the lane: a broad one (:func:`bounds.broad`) at once, else
+        one that passes the lane's share of CPU here (that work is lost: a heavy search costs
+        at most that share in a worker)."""
+        if self.lane is None:
+            return self._search(snapshot, request)
+        if _broad(request.text):
+            return self.lane.search(request, deadline)
+        try:
+            with self.lane.searching():
+                return self._search(snapshot, request)
+        except bounds.HandOff:
+            return self.lane.search(request, deadline)
 
     def similar(self, request: SimilarRequest) -> SimilarResult:
         """The articles most like ``request.path``'s (see :mod:`searchidx.similar`), with the
@@ -556,6 +600,16 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+def _broad(text: str) -> bool:
+    """Whether the query text is broad (a text that cannot be parsed is not: its search says
+    why, without the lane)."""
+    try:
+        parsed = querylang.parse_reading(querylang.read(text)) if text.strip() else None
+    except SearchidxError:
+        return False
+    return parsed is not None and bounds.broad(parsed)
 
 
 def _schema_version(store: IndexStore) -> int | None:

@@ -1053,7 +1053,7 @@ def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: Ind
     with serving(sample_store.location, "--workers", "2") as base:
         (server,) = children(os.getpid()) - before
         workers = children(server)
-        assert len(workers) == 2
+        assert len(workers) == 2 + 1  # and the lane for heavy searches
         totals = set()
 
         def ask(word: str) -> None:
@@ -1075,7 +1075,7 @@ def test_serve_starts_one_worker_per_core_by_default(sample_store: IndexStore):
     before = children(os.getpid())
     with serving(sample_store.location) as base:
         (server,) = children(os.getpid()) - before
-        assert len(children(server)) == (cores if cores > 1 else 0)  # one: served in-process
+        assert len(children(server)) == cores + 1  # and the lane for heavy searches
         with urlopen(base + "api/search?q=cloud") as response:
             assert json.load(response)["total"] > 0
 
@@ -1097,6 +1097,16 @@ def test_serve_stops_when_a_worker_dies(sample_store: IndexStore):
     assert f"Error: worker process {victim} stopped (killed by signal 9)" in error
     assert "Traceback" not in error
     assert not any(running(pid) for pid in workers)
+
+
+def test_serve_without_a_lane_serves_one_worker_in_process(sample_store: IndexStore):
+    before = children(os.getpid())
+    options = ("--workers", "1", "--heavy-after-ms", "0")
+    with serving(sample_store.location, *options) as base:
+        (server,) = children(os.getpid()) - before
+        assert children(server) == set()
+        with urlopen(base + "api/search?q=cloud*") as response:  # broad: no lane to go to
+            assert json.load(response)["total"] > 0
 
 
 def test_serve_explains_a_port_in_use(sample_store: IndexStore):

@@ -3,7 +3,9 @@
 A search runs in Python and holds the GIL, so one process answers on one core however many
 threads it has. ``workers`` processes share one listening socket (the kernel hands each
 connection to one of them), each with its own app and searcher; the parent only starts them,
-and stops them all when it is interrupted or one of them dies.
+and stops them all when it is interrupted or one of them dies. With a lane for heavy searches
+(:mod:`searchidx.web.lane`), the parent starts its process first, and the workers hand it their
+heavy searches.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from waitress.server import create_server
 
 from searchidx.errors import SearchidxError
+
+if TYPE_CHECKING:
+    from searchidx.web.lane import HeavyLane
 
 #: Connections the kernel queues while every worker is busy.
 BACKLOG = 1024
@@ -41,20 +46,40 @@ def serve(
     threads: int,
     workers: int,
     on_ready: Callable[[str], None],
+    lane: HeavyLane | None = None,
 ) -> None:
     """Serve ``make_app()`` on ``host:port`` until interrupted; ``on_ready(url)`` once the
-    socket listens (port 0 becomes a free port). Each worker process calls ``make_app``."""
+    socket listens (port 0 becomes a free port). Each worker process calls ``make_app``;
+    ``lane``, if given, runs in a process of its own, and is closed however serving ends."""
+    try:
+        _serve(make_app, host, port, threads, workers, on_ready, lane)
+    finally:
+        if lane is not None:
+            lane.close()
+
+
+def _serve(
+    make_app: Callable[[], Any],
+    host: str,
+    port: int,
+    threads: int,
+    workers: int,
+    on_ready: Callable[[str], None],
+    lane: HeavyLane | None,
+) -> None:
     listener = _listen(host, port)
     url = f"http://{host}:{listener.getsockname()[1]}/"
-    if workers == 1:
+    if workers == 1 and lane is None:
         on_ready(url)
         _run(make_app, listener, threads)
         return
     children: list[int] = []
     signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
     try:
+        if lane is not None:
+            children.append(_fork(lambda: _run_lane(lane, listener)))
         for _ in range(workers):
-            children.append(_fork_worker(make_app, listener, threads))
+            children.append(_fork(lambda: _run(make_app, listener, threads)))
         on_ready(url)
         pid, status = os.wait()
         children.remove(pid)
@@ -88,28 +113,35 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _fork_worker(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> int:
-    """Start a worker process; its pid. Stop signals are held back across the fork, so one
-    reaches the worker inside :func:`_work`, never in the caller's code."""
+def _fork(work: Callable[[], None]) -> int:
+    """Start a child process doing ``work``; its pid. Stop signals are held back across the
+    fork, so one reaches the child inside :func:`_work`, never in the caller's code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         pid = os.fork()
         if pid == 0:
-            _work(make_app, listener, threads)
+            _work(work)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     return pid
 
 
-def _work(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> NoReturn:
-    """A worker: serve until told to stop, and never return to the caller."""
+def _work(work: Callable[[], None]) -> NoReturn:
+    """A child: work until told to stop, and never return to the caller."""
     code = 1
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        _run(make_app, listener, threads)
+        work()
+        code = 0
+    except KeyboardInterrupt:
         code = 0
     finally:
         os._exit(code)
+
+
+def _run_lane(lane: HeavyLane, listener: socket.socket) -> None:
+    listener.close()  # the lane answers workers, never a client
+    lane.run()
 
 
 def _run(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> None:

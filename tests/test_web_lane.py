@@ -1,0 +1,112 @@
+"""Which searches go to the server's lane for heavy searches (web/lane.py): broad ones at once
+(searchidx.bounds.broad), others once they pass their CPU share (bounds.HandOff), within the
+request's deadline. The lane itself, under load and past the budget, is tested against a real
+``searchidx serve`` in tests/test_web_bounds.py."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from searchidx import bounds, querylang
+from searchidx.request import SearchRequest
+from searchidx.result import SearchResult
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+
+
+class RecordingLane:
+    """A lane that answers with a search of its own service, recording what it was given."""
+
+    def __init__(self, service: SearchService, heavy_after: float) -> None:
+        self.heavy_after = heavy_after
+        self.service = service
+        self.handed: list[tuple[SearchRequest, bounds.Deadline]] = []
+        self.running = 0  # searches in the worker, as the lane sees them
+
+    @contextlib.contextmanager
+    def searching(self) -> Iterator[None]:
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+
+    def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
+        assert self.running == 0  # the worker's search has stopped before it is handed off
+        self.handed.append((request, deadline))
+        return self.service.search(request, deadline)
+
+
+@pytest.fixture
+def lane(sample_store: IndexStore) -> Iterator[RecordingLane]:
+    lane_service = SearchService(sample_store, results_cached=0, search_timeout=5.0)
+    yield RecordingLane(lane_service, heavy_after=10.0)
+    lane_service.close()
+
+
+@pytest.fixture
+def worker(sample_store: IndexStore, lane: RecordingLane) -> Iterator[SearchService]:
+    service = SearchService(sample_store, results_cached=0, search_timeout=5.0, lane=lane)
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "broad"),
+    [
+        ("micro*", True),
+        ("microsoft~", True),
+        ("title:[a TO c]", True),
+        ("one two three four five six seven eight nine", True),
+        ("microsoft cloud", False),
+        ('"chip production" google', False),
+        ("quality:[0 TO 10] date:2022", False),  # answered from the arrays, not expanded
+        ("one two three four five six seven eight", False),
+    ],
+)
+def test_broad_is_an_expansion_or_more_than_eight_words(text: str, broad: bool):
+    parsed = querylang.parse_reading(querylang.read(text))
+    assert parsed is not None and bounds.broad(parsed) is broad
+
+
+def test_search_hands_a_broad_search_to_the_lane_at_once(worker, lane):
+    result = worker.search(SearchRequest(text="micro*"))
+    ((request, deadline),) = lane.handed
+    assert request.text == "micro*" and result.total > 0
+    assert deadline.seconds == 5.0 and deadline.at is not None  # the worker's, not a new one
+
+
+def test_search_runs_an_ordinary_search_in_the_worker(worker, lane):
+    assert worker.search(SearchRequest(text="microsoft cloud")).total > 0
+    assert lane.handed == [] and lane.running == 0
+
+
+def test_search_hands_off_a_search_past_its_cpu_share(worker, lane):
+    lane.heavy_after = 0.0  # every check is past it
+    here = worker.search(SearchRequest(text="microsoft cloud"))
+    assert [request.text for request, _ in lane.handed] == ["microsoft cloud"]
+    assert here.total == lane.service.search(SearchRequest(text="microsoft cloud")).total
+
+
+def test_budget_hands_off_once_its_thread_used_its_cpu_share():
+    budget = bounds.Budget(None, heavy_after=0.0)
+    started = time.thread_time()
+    while time.thread_time() == started:  # use some CPU
+        pass
+    with pytest.raises(bounds.HandOff):
+        budget.check()
+    bounds.Budget(None).check()  # without a share: never
+
+
+def test_deadline_given_to_another_process_keeps_its_moment_and_budget():
+    deadline = bounds.Deadline(1.0)
+    assert deadline.at is not None
+    moved = bounds.Deadline(deadline.seconds, deadline.at)
+    assert moved.at == deadline.at and 0 < (moved.remaining() or 0) <= 1.0
+    past = bounds.Deadline(1.0, time.monotonic() - 0.001)
+    with pytest.raises(bounds.SearchTimeout, match="1 s budget"):
+        past.check()
