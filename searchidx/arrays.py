@@ -77,10 +77,7 @@ def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
     try:
         with open(path, "rb") as file:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        if mapped[: len(_MAGIC)] != _MAGIC:
-            return None
-        header_end = 16 + int.from_bytes(mapped[8:16], "little")
-        header = json.loads(mapped[16:header_end])
+        header, header_end = _header(mapped)
         if header.get("format") != FORMAT or header.get("segments") != _segments(reader):
             return None
         start = _aligned(header_end)
@@ -100,9 +97,25 @@ def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
     )
 
 
+def _header(mapped: mmap.mmap) -> tuple[dict[str, Any], int]:
+    """An arrays file's header, and where it ends; ValueError if it is not one."""
+    if mapped[: len(_MAGIC)] != _MAGIC:
+        raise ValueError("not an arrays file")
+    header_end = 16 + int.from_bytes(mapped[8:16], "little")
+    header = json.loads(mapped[16:header_end])
+    if not isinstance(header, dict):
+        raise ValueError("not an arrays header")
+    return header, header_end
+
+
 def write_arrays(index_dir: Path) -> bool:
     """Write the arrays of the index in ``index_dir`` as last committed, unless written
-    already, and remove every older set. Whether they were written now."""
+    already, and remove every older set. Whether they were written now.
+
+    Arrays an earlier commit left here name the Whoosh installation whose layout their
+    writer checked: a sync in the same installation trusts that check instead of repeating
+    it (0.2 s of every ``searchidx index``)."""
+    whoosh_internals.trust_layout(_checked_before(index_dir))
     index = whoosh_index.open_dir(str(index_dir))
     try:
         with index.searcher() as searcher:
@@ -149,6 +162,22 @@ def _write(index_dir: Path, reader: IndexReader, snapshot: IndexSnapshot) -> boo
         if other != path:
             other.unlink(missing_ok=True)
     return written
+
+
+def _checked_before(index_dir: Path) -> str | None:
+    """The installation noted in an earlier set of arrays in ``index_dir``, if any."""
+    for path in index_dir.glob(f"{_PREFIX}*{_SUFFIX}"):
+        try:
+            with (
+                open(path, "rb") as file,
+                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            ):
+                checked = _header(mapped)[0].get("whoosh")
+        except (OSError, ValueError):
+            continue
+        if isinstance(checked, str):
+            return checked
+    return None
 
 
 def _aligned(offset: int) -> int:

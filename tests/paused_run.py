@@ -37,7 +37,7 @@ POINTS: dict[str, tuple[str, Any, str, int]] = {
     # a worker has read and indexed some files of its first chunk
     "reading": ("worker", workers, "load", 10),
     # a worker is writing a segment: one field's postings written, the next one's not
-    "writing segments": ("worker", whoosh_internals._Lengths, "doc_field_length_reader", 2),
+    "writing segments": ("worker", whoosh_internals._BufferedSegment, "_stored_lengths", 2),
     # the command is merging small segments into the commit's new one (a sync)
     "merging": ("command", SegmentWriter, "add_reader", 2),
     # the command is committing: every segment written, the table of contents not yet

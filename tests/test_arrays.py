@@ -18,6 +18,7 @@ from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
+from tests.conftest import write_article
 
 REQUESTS = [
     SearchRequest(text="cloud", facets=True),
@@ -178,6 +179,20 @@ def test_arrays_name_the_whoosh_whose_layout_the_indexer_checked(content, store)
         assert stored is not None
         assert stored.layout_checked == whoosh_internals.installation()
     index.close()
+
+
+def test_a_sync_trusts_the_check_named_by_the_arrays_it_replaces(
+    content: Path, store: IndexStore, fresh_layout_check
+):
+    indexer.sync(store, content)  # a build: nothing to trust yet, so it checks
+    assert fresh_layout_check == [1]
+    whoosh_internals.layout_known.cache_clear()  # as the next process would start
+    write_article(content, "new.md", "title: New\npublishedDateTime: 2024-01-02")
+
+    indexer.sync(store, content)
+
+    assert fresh_layout_check == [1]
+    assert whoosh_internals.layout_known()
 
 
 # Segment parts -----------------------------------------------------------------------------

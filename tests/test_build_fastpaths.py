@@ -7,6 +7,7 @@ record is written out by hand (``schema._record``). Each is checked against the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -19,13 +20,18 @@ from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
 
 from searchidx import indexer, workers
-from searchidx.content import scan_content
+from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from searchidx.whoosh_internals import SegmentBuilder
+from searchidx.whoosh_internals import (
+    SegmentBuilder,
+    _BufferedSegment,
+    _WhooshSegment,
+    unlocked_segment_writer,
+)
 from tests.conftest import real_shaped_articles, write_article
 
 REQUESTS = [
@@ -180,6 +186,43 @@ def test_a_build_larger_than_the_buffer_writes_several_segments(
         assert (report.added, report.updated) == (1, 0)
     finally:
         write_article(collection, "broken.md", "title: [unclosed")
+
+
+def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list):
+    """The documents written as one segment by ``kind``: each of its files' bytes by name
+    (the segment's random id left out), its field lengths and its document count."""
+    index = IndexStore(folder).create_generation()[1]
+    segment = kind(unlocked_segment_writer(index, 64))
+    for document in documents:
+        segment.add(document)
+    written = segment.write()
+    parts = written.open_compound_file(index.storage)
+    files = {
+        name.replace(written.segment_id(), ""): parts.open_file(name).read()
+        for name in parts.list()
+    }
+    return files, dict(written._fieldlengths), written.doc_count_all()
+
+
+def test_a_buffered_segment_is_whooshs_to_the_byte(sample_dir: Path, tmp_path: Path):
+    articles = real_shaped_articles()
+    articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
+    odd = articles[0]
+    articles += [  # a title of stop words only, a body of one word, no text at all
+        dataclasses.replace(odd, path="stop.md", title="The And Of", quality=None),
+        dataclasses.replace(odd, path="one.md", body="word", excerpt="", topics=()),
+        dataclasses.replace(odd, path="empty.md", title="-", body="", excerpt=""),
+    ]
+    documents = [to_document(article, FileState(1, 2, "3")) for article in articles]
+
+    whooshs = segment_files(_WhooshSegment, tmp_path / "whoosh", documents)
+    buffered = segment_files(_BufferedSegment, tmp_path / "buffered", documents)
+
+    assert whooshs[1:] == buffered[1:]
+    assert sorted(whooshs[0]) == sorted(buffered[0])
+    assert any(name.endswith(".pst") for name in whooshs[0])
+    for name, data in whooshs[0].items():
+        assert buffered[0][name] == data, name
 
 
 def texts() -> list[str]:

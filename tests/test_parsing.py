@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from searchidx.errors import ArticleError
-from searchidx.parsing import MAX_FILE_BYTES, parse_article, read_article
+from searchidx.parsing import (
+    MAX_FILE_BYTES,
+    _load_yaml,
+    _SafeLoader,
+    parse_article,
+    read_article,
+)
 from tests.conftest import ARTICLES_COUNT, read_seed, real_shaped_articles, write_article
 
 GOOD = """
@@ -174,3 +183,43 @@ def test_read_article_refuses_files_over_the_size_limit(tmp_path: Path):
 def test_read_article_reports_a_missing_file(tmp_path: Path):
     with pytest.raises(ArticleError, match="cannot read the file"):
         read_article(tmp_path, "gone.md")
+
+
+YAML_DOCUMENTS = [
+    GOOD,
+    "",
+    "# only a comment",
+    "title: plain\nquality: 41\nheat: -1\npublished: true\nratio: 1.5\nnone: ~\nwhen: 2022-01-02",
+    "title: 'quoted: true'\nother: \"41\"\nyes: yes\noff: off\nempty:\nnull: null",
+    "list: [a, 1, true, 2022-06-24T14:08:00Z, [nested, {map: 1}]]\n'1': one\n1: int key",
+    "base: &base {name: x, domain: y}\nprovider: *base\nagain: *base",
+    "base: &b {a: 1}\nmerged:\n  <<: *b\n  c: 2",
+    "=: value key\nplain: 1",
+    "tags: !!set {a, b}\nordered: !!omap [{a: 1}, {b: 2}]\nbin: !!binary aGVsbG8=",
+    "strange: !!str 41\nnumber: !!int '42'\nfloaty: !!float '1'",
+    "? [a, b]\n: collection key",
+    "loop: &loop [1, *loop]",
+    "bad: 2022-02-30",
+    "undefined: !custom value",
+    "- a\n- list",
+    "text",
+    "a: 1\na: 2",
+    "deep: " + "[" * 60 + "]" * 60,
+]
+
+
+@pytest.mark.parametrize("text", YAML_DOCUMENTS)
+def test_load_yaml_builds_what_pyyamls_safe_loader_builds(text: str):
+    def loaded(load: Callable[[str], Any]) -> Any:
+        try:
+            return ("value", repr(load(text)))
+        except (yaml.YAMLError, ValueError) as error:
+            return ("error", type(error).__name__, str(error))
+
+    expected = loaded(lambda text: yaml.load(text, Loader=_SafeLoader))
+    assert loaded(_load_yaml) == expected
+
+
+def test_load_yaml_shares_an_aliased_value_as_pyyaml_does():
+    loaded = _load_yaml("base: &base {name: x}\nprovider: *base\nagain: *base")
+    assert loaded["provider"] is loaded["base"] is loaded["again"]
