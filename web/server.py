@@ -51,46 +51,33 @@ def serve(
     """Serve ``make_app()`` on ``host:port`` until interrupted; ``on_ready(url)`` once the
     socket listens (port 0 becomes a free port). Each worker process calls ``make_app``;
     ``lane``, if given, runs in a process of its own, and is closed however serving ends."""
-    try:
-        _serve(make_app, host, port, threads, workers, on_ready, lane)
-    finally:
+    with contextlib.ExitStack() as cleanup:
         if lane is not None:
-            lane.close()
-
-
-def _serve(
-    make_app: Callable[[], Any],
-    host: str,
-    port: int,
-    threads: int,
-    workers: int,
-    on_ready: Callable[[str], None],
-    lane: HeavyLane | None,
-) -> None:
-    listener = _listen(host, port)
-    url = f"http://{host}:{listener.getsockname()[1]}/"
-    if workers == 1 and lane is None:
-        on_ready(url)
-        _run(make_app, listener, threads)
-        return
-    children: list[int] = []
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
-    try:
-        if lane is not None:
-            children.append(_fork(lambda: _run_lane(lane, listener)))
-        for _ in range(workers):
-            children.append(_fork(lambda: _run(make_app, listener, threads)))
-        on_ready(url)
-        pid, status = os.wait()
-        children.remove(pid)
-        raise ServerError(
-            f"worker process {pid} stopped ({_describe(status)}); stopping the server"
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        listener.close()
-        _stop(children)
+            cleanup.callback(lane.close)
+        listener = _listen(host, port)
+        url = f"http://{host}:{listener.getsockname()[1]}/"
+        if workers == 1 and lane is None:
+            on_ready(url)
+            _run(make_app, listener, threads)
+            return
+        children: list[int] = []
+        signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
+        try:
+            if lane is not None:
+                children.append(_fork(lambda: _run_lane(lane, listener)))
+            for _ in range(workers):
+                children.append(_fork(lambda: _run(make_app, listener, threads)))
+            on_ready(url)
+            pid, status = os.wait()
+            children.remove(pid)
+            raise ServerError(
+                f"worker process {pid} stopped ({_describe(status)}); stopping the server"
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            listener.close()
+            _stop(children)
 
 
 def _listen(host: str, port: int) -> socket.socket:
