@@ -80,8 +80,8 @@ _SCORED = (Sort.RELEVANCE, Sort.BEST)
 SMALL_RESULT_SHARE = 8
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
 OUTDATED_NOTE = (
-    "this index was built by an older version of searchidx, so accents and '&' "
-    "match only as written: run 'searchidx index' to rebuild it"
+    "this index was built by an older version of searchidx, which may match accents and '&' "
+    "only as written: run 'searchidx index' to rebuild it"
 )
 
 
