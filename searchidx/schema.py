@@ -236,9 +236,9 @@ def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
 
     The tiers (8 terms a date, 8 a quality) only speed up Whoosh's own range search, and
     searches answer ranges from the per-document arrays (:meth:`IndexSnapshot.numeric_range`);
-    Whoosh's searcher, where it answers, expands a range over the exact terms instead. Dates
-    are nearly unique, so their tiers were 5 of the 11 new terms a document added, written
-    term by term at every commit."""
+    Whoosh's searcher, where it answers (the fast paths off), expands a range over the exact
+    terms instead: the same documents, more slowly. Dates are nearly unique, so their tiers
+    were 5 of the 11 new terms a document added, written term by term at every commit."""
     field.shift_step = 0
     return field
 
