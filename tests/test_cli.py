@@ -272,6 +272,7 @@ NOT_FOR_A_QUERY = (
     "searchidx.sample",
     "searchidx.querylog",
     "whoosh.writing",
+    "markupsafe",
     "searchidx.web.app",
 )
 
