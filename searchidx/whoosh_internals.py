@@ -72,6 +72,9 @@ _INT_BYTES = 4
 #: A term index entry starts with its key's and its value's lengths (``filetables._lengths``).
 _KEY_LENGTH = struct.Struct("!i")
 _KEY_LENGTHS = 8
+#: A W3 term's information (``W3TermInfo``): flags, weight, then its document frequency.
+_TERM_INFO = "!BfIBBfII"
+_FREQUENCY_AT = struct.calcsize("!Bf")
 #: Where a block's pickled bytes values start (protocol 2 pickles bytes as this call).
 _VALUES_START = b"c_codecs\nencode\n"
 _MARK = b"("
@@ -392,6 +395,7 @@ class _SortedWords:
         self._base = tindex.indexbase
         self._size = tindex.indexsize
         self._position = struct.Struct("!" + tindex.extras["indextype"])
+        self._positions = np.dtype(">" + tindex.extras["indextype"])
         self._prefix = prefix
         self._field = field
         self._low = self._search(prefix, 0, tindex.indexlen)
@@ -422,6 +426,33 @@ class _SortedWords:
                 high = middle
         return low
 
+    def frequencies(self) -> tuple[list[str], list[int]]:
+        """Every word of the field, decoded from UTF-8, and its document frequency, read with
+        numpy a few calls for them all: Whoosh reads a ``W3TermInfo`` a word, unpickling the
+        postings of a rare word kept in it (0.1 s for the title words of 100,000 articles)."""
+        count = self._high - self._low
+        data = np.frombuffer(self._buffer, dtype=np.uint8)
+        offset = self._base + self._low * self._size
+        keys = np.frombuffer(self._buffer, self._positions, count, offset).astype(np.int64)
+        key_lengths = _big_endian_at(data, keys, ">i4")
+        values = keys + _KEY_LENGTHS + key_lengths
+        frequencies = _big_endian_at(data, values + _FREQUENCY_AT, ">u4")
+        starts = keys + _KEY_LENGTHS + len(self._prefix)
+        lengths = key_lengths - len(self._prefix)
+        # Every word's bytes gathered into one run, each followed by a newline (over the first
+        # byte of its value), then decoded and split once.
+        spans = lengths + 1
+        joined_starts = np.cumsum(spans) - spans
+        joined = data[np.arange(spans.sum()) + np.repeat(starts - joined_starts, spans)]
+        joined[joined_starts + lengths] = ord("\n")
+        words = joined.tobytes().decode().split("\n")[:-1]
+        if len(words) != count:  # a word with a newline in it
+            words = [
+                bytes(data[start : start + length]).decode()
+                for start, length in zip(starts.tolist(), lengths.tolist(), strict=True)
+            ]
+        return words, frequencies.tolist()
+
     def first_from(self, text: str) -> str | None:
         """The field's first word at or after ``text``, None past its last (as a cursor's
         ``find`` answers)."""
@@ -429,6 +460,33 @@ class _SortedWords:
         if found == self._high:
             return None
         return self._field.from_bytes(self._key(found)[len(self._prefix) :])
+
+
+def _big_endian_at(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
+    """The 4-byte big-endian numbers at ``positions`` of ``data`` (bytes)."""
+    found: np.ndarray = data[positions[:, None] + np.arange(4)].view(dtype).ravel()
+    return found
+
+
+def word_frequencies(leaf: IndexReader, fieldname: str) -> tuple[list[str], list[int]]:
+    """A field's words in one segment, decoded from UTF-8, in order, and each one's document
+    frequency: what ``leaf.iter_field`` gives, a hundred times as fast (see
+    :meth:`_SortedWords.frequencies`)."""
+    found = _word_frequencies(leaf, fieldname)
+    if found is not None:
+        return found
+    pairs = [(word.decode(), info.doc_frequency()) for word, info in leaf.iter_field(fieldname)]
+    return [word for word, _ in pairs], [frequency for _, frequency in pairs]
+
+
+@_trusted
+def _word_frequencies(leaf: IndexReader, fieldname: str) -> tuple[list[str], list[int]] | None:
+    from whoosh.codec import whoosh3
+
+    words = _SortedWords.of(leaf, fieldname)
+    if words is None or whoosh3.W3TermInfo._struct.format != _TERM_INFO:
+        return None
+    return words.frequencies()
 
 
 def pattern_words(
@@ -1012,6 +1070,12 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
                 ]
                 if [decode(raw[i]) for i in kept] != positions:
                     return f"the positions of {fieldname}:{word!r} differ"
+    for fieldname in ("text", "tag"):
+        terms = leaf.iter_field(fieldname)
+        public = [(word.decode(), info.doc_frequency()) for word, info in terms]
+        found = _word_frequencies.__wrapped__(leaf, fieldname)
+        if found is None or list(zip(*found, strict=True)) != public:
+            return f"the words of {fieldname} or their document frequencies differ"
     for text, maxdist, prefix in (("comon", 1, 0), ("alpa", 2, 0), ("gama", 2, 1)):
         fuzzy = query.FuzzyTerm("text", text, maxdist=maxdist, prefixlength=prefix)
         walked = fuzzy_words(leaf, fuzzy, lambda: None)

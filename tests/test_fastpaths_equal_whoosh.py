@@ -431,6 +431,22 @@ def test_stored_fields_are_whooshs_read_without_opening_the_stored_column(segmen
         index.close()
 
 
+def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
+    index = segmented_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            for leaf, _ in searcher.reader().leaf_readers():
+                for fieldname in ("spell_title", "title", "body"):
+                    assert whoosh_internals._word_frequencies(leaf, fieldname) is not None
+                    words, frequencies = whoosh_internals.word_frequencies(leaf, fieldname)
+                    public = leaf.iter_field(fieldname)
+                    expected = [(word.decode(), info.doc_frequency()) for word, info in public]
+                    assert len(expected) > 100
+                    assert list(zip(words, frequencies, strict=True)) == expected
+    finally:
+        index.close()
+
+
 #: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).
 FALLBACK_QUERIES = [
     "microsoft",
