@@ -1072,9 +1072,9 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
                     return f"the positions of {fieldname}:{word!r} differ"
     for fieldname in ("text", "tag"):
         terms = leaf.iter_field(fieldname)
-        public = [(word.decode(), info.doc_frequency()) for word, info in terms]
+        expected = [(word.decode(), info.doc_frequency()) for word, info in terms]
         found = _word_frequencies.__wrapped__(leaf, fieldname)
-        if found is None or list(zip(*found, strict=True)) != public:
+        if found is None or list(zip(*found, strict=True)) != expected:
             return f"the words of {fieldname} or their document frequencies differ"
     for text, maxdist, prefix in (("comon", 1, 0), ("alpa", 2, 0), ("gama", 2, 1)):
         fuzzy = query.FuzzyTerm("text", text, maxdist=maxdist, prefixlength=prefix)
