@@ -92,7 +92,10 @@ class FacetTable:
     @functools.cached_property
     def _by_value(self) -> tuple[np.ndarray, np.ndarray]:
         """Docnums grouped by value id, and where each value's group starts."""
-        order = np.argsort(self.value_ids, kind="stable")
+        keys = self.value_ids
+        if len(self.values) <= np.iinfo(np.int16).max:
+            keys = keys.astype(np.int16)  # numpy sorts 16-bit keys by radix: 5-10 times faster
+        order = np.argsort(keys, kind="stable")
         starts = np.searchsorted(self.value_ids[order], np.arange(len(self.values) + 1))
         return self.doc_ids[order], starts
 
