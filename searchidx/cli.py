@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
 #: Commands that answer once and exit: their process runs without cyclic garbage collection
-#: (see :func:`main`). Not the commands that index, serve or watch, which run long and make
-#: garbage all along.
+#: and ends without the interpreter's teardown (see :func:`main`). Not the commands that
+#: index, serve or watch, which run long, make garbage all along and clean up at exit.
 ONE_SHOT = frozenset({"query", "similar"})
 
 
