@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from markupsafe import Markup
+if TYPE_CHECKING:  # imported by the HTML it makes: a search in the terminal makes none
+    from markupsafe import Markup
 
 
 class Mark(NamedTuple):
@@ -45,6 +46,8 @@ def to_html(text: Highlighted, *, quote: bool = False) -> Markup:
     """Escaped HTML, a query term's match as ``<mark class="match term0">`` (as Whoosh's
     ``HtmlFormatter`` writes it), another mark as ``<mark>``; ``quote`` escapes quotes too (as
     the did-you-mean always has). ``Markup``: a ``str`` that templates insert as it is."""
+    from markupsafe import Markup
+
     parts = []
     for piece in text:
         if isinstance(piece, str):

@@ -40,7 +40,7 @@ from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
+from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms, whoosh_internals
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError, SearchidxError
@@ -560,7 +560,7 @@ class SearchService:
         explain: Explanation | None,
     ) -> Hit:
         with snapshot.reading:
-            record = snapshot.searcher.reader().stored_fields(docnum)["record"]
+            record = whoosh_internals.stored_fields(snapshot.searcher.reader(), docnum)["record"]
         article = from_record(record)
         return highlight.hit(article, terms, score, explain)
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from whoosh import query
 
+from searchidx import whoosh_internals
 from searchidx.articles import Article
 from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
@@ -129,7 +130,7 @@ def find(snapshot: IndexSnapshot, path: str, limit: int) -> Found:
     description); raises :class:`UnknownArticle` if there is none."""
     docnum = document_number(snapshot, path)
     with snapshot.reading:
-        record = snapshot.searcher.reader().stored_fields(docnum)["record"]
+        record = whoosh_internals.stored_fields(snapshot.searcher.reader(), docnum)["record"]
     terms = key_terms(snapshot, from_record(record))
     if not terms:
         return Found(docnum, [], ())

@@ -92,7 +92,10 @@ class FacetTable:
     @functools.cached_property
     def _by_value(self) -> tuple[np.ndarray, np.ndarray]:
         """Docnums grouped by value id, and where each value's group starts."""
-        order = np.argsort(self.value_ids, kind="stable")
+        keys = self.value_ids
+        if len(self.values) <= np.iinfo(np.int16).max:
+            keys = keys.astype(np.int16)  # numpy sorts 16-bit keys by radix: 5-10 times faster
+        order = np.argsort(keys, kind="stable")
         starts = np.searchsorted(self.value_ids[order], np.arange(len(self.values) + 1))
         return self.doc_ids[order], starts
 
@@ -329,9 +332,9 @@ class IndexSnapshot:
         a slice of it, however short the prefix typed."""
         counts: dict[str, int] = {}
         for leaf, _ in self._leaves:
-            for word, info in leaf.iter_field("spell_title"):
-                text = word.decode()
-                counts[text] = counts.get(text, 0) + info.doc_frequency()
+            words, frequencies = whoosh_internals.word_frequencies(leaf, "spell_title")
+            for word, frequency in zip(words, frequencies, strict=True):
+                counts[word] = counts.get(word, 0) + frequency
         words = sorted(counts)
         return words, np.array([counts[word] for word in words], dtype=np.int64)
 

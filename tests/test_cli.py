@@ -272,6 +272,7 @@ NOT_FOR_A_QUERY = (
     "searchidx.sample",
     "searchidx.querylog",
     "whoosh.writing",
+    "markupsafe",
     "searchidx.web.app",
 )
 
@@ -299,23 +300,37 @@ def test_cli_query_imports_only_what_a_search_uses(sample_store):
     assert not set(NOT_FOR_A_QUERY) & imported
 
 
-def _collector_after(args: list[str]) -> str:
-    """Whether the cyclic garbage collector was on, and objects frozen, once the console
-    script's ``main`` has run ``searchidx ARGS`` in a fresh interpreter."""
+def _ending(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """The console script's ``main`` running ``searchidx ARGS`` in a fresh interpreter, which
+    notes on stderr whether the cyclic garbage collector was on when the process ended, and
+    how it ended: at once (``os._exit``) or through the interpreter's teardown."""
     script = (
-        "import gc, sys\nfrom searchidx.cli import main\n"
+        "import atexit, gc, os, sys\nfrom searchidx.cli import main\n"
+        "exit_now = os._exit\n"
+        "def ending(status):\n"
+        "    print('ended at once, collector', gc.isenabled(), file=sys.stderr)\n"
+        "    exit_now(status)\n"
+        "os._exit = ending\n"
+        "atexit.register(lambda: print('torn down, collector', gc.isenabled(), file=sys.stderr))\n"
         f"sys.argv = ['searchidx', *{args!r}]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+        "main()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    return done.stderr.strip().splitlines()[-1]
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
 
 
-def test_cli_main_runs_a_search_without_the_garbage_collector(sample_store):
+def test_cli_main_ends_a_search_at_once_without_the_garbage_collector(sample_store, tmp_path):
     index = str(sample_store.location)
-    assert _collector_after(["query", "cloud", "--index", index]) == "False True"
-    assert _collector_after(["status", "--index", index]) == "True False"  # not a one-shot
+    found = _ending(["query", "cloud", "--index", index])
+    assert found.returncode == 0
+    assert "results for 'cloud'" in found.stdout
+    assert found.stderr.splitlines()[-1] == "ended at once, collector False"
+    failed = _ending(["query", "cloud", "--index", str(tmp_path / "none")])
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("Error: no index at ")
+    assert failed.stderr.splitlines()[-1] == "ended at once, collector False"
+    status = _ending(["status", "--index", index])  # not a one-shot
+    assert status.returncode == 0
+    assert status.stderr.splitlines()[-1] == "torn down, collector True"
 
 
 def test_cli_runs_as_python_m_searchidx():

@@ -416,6 +416,37 @@ def test_wildcards_sum_their_words_scores_in_segments_above_the_union_threshold(
     assert set(scores[small].tolist()) == {1.0} == {theirs[doc] for doc in small}
 
 
+def test_stored_fields_are_whooshs_read_without_opening_the_stored_column(segmented_store):
+    index = segmented_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            reader = searcher.reader()
+            docs = range(reader.doc_count_all())  # deleted ones too
+            fast = [whoosh_internals.stored_fields(reader, doc) for doc in docs]
+            leaves = reader.leaf_readers()
+            assert len(leaves) > 1
+            assert all("_stored" not in leaf._perdoc._readers for leaf, _ in leaves)
+            assert fast == [reader.stored_fields(doc) for doc in docs]
+    finally:
+        index.close()
+
+
+def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
+    index = segmented_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            for leaf, _ in searcher.reader().leaf_readers():
+                for fieldname in ("spell_title", "title", "body"):
+                    assert whoosh_internals._word_frequencies(leaf, fieldname) is not None
+                    words, frequencies = whoosh_internals.word_frequencies(leaf, fieldname)
+                    public = leaf.iter_field(fieldname)
+                    expected = [(word.decode(), info.doc_frequency()) for word, info in public]
+                    assert len(expected) > 100
+                    assert list(zip(words, frequencies, strict=True)) == expected
+    finally:
+        index.close()
+
+
 #: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).
 FALLBACK_QUERIES = [
     "microsoft",
