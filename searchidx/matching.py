@@ -13,6 +13,7 @@ same answers). What is read below Whoosh's API is read by :mod:`searchidx.whoosh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
@@ -72,8 +73,9 @@ class QueryMatcher:
     lengths (columns are its business), and the documents of a numeric range of the query text
     (``quality:[0 TO 100]``, ``date:2022``) from the arrays the filters use.
 
-    Safe to share between threads: Whoosh's readers keep file positions, so every read
-    through them holds :attr:`reading` (one term at a time); the arrays are shared."""
+    Safe to share between threads: every read through Whoosh's readers holds :attr:`reading`
+    (one term at a time), a lock only where they keep one file position for all threads (see
+    :func:`~searchidx.whoosh_internals.reads_side_by_side`); the arrays are shared."""
 
     def __init__(
         self,
@@ -91,7 +93,16 @@ class QueryMatcher:
         self._leaves = leaves
         self._field_lengths = field_lengths
         self._numeric_range = numeric_range
-        self.reading = threading.RLock()
+        #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
+        self.fast = whoosh_internals.layout_known()
+        side_by_side = self.fast and whoosh_internals.reads_side_by_side(
+            leaf for leaf, _ in self.reader.leaf_readers()
+        )
+        # Without a lock, a search reading a long posting list (a phrase's common word, cold:
+        # up to 100 ms) shares the process's time with the others instead of holding them up.
+        self.reading: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if side_by_side else threading.RLock()
+        )
         weighting = searcher.weighting
         self._bm25 = weighting if type(weighting) is BM25F else None
         #: A term's postings or its positions, weighed by their bytes.
@@ -108,8 +119,6 @@ class QueryMatcher:
         self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int, int]] = (
             LruCache(EXPANSIONS_CACHED)
         )
-        #: Whether postings may be read below Whoosh's API; if not, Whoosh matches every query.
-        self.fast = whoosh_internals.layout_known()
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
         self.handed_to_whoosh = 0
         self._scoring = threading.local()  # ``field``: score only this field (field_scores)

@@ -28,10 +28,11 @@ import os
 import pickle
 import re
 import struct
+import threading
 import warnings
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from pickle import loads
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
@@ -155,16 +156,30 @@ class _MappedPart:
     what ``BytesIO`` is to Whoosh's :class:`BufferFile`, without copying the whole part into
     memory first. Whoosh's copy made every process that opened a 100,000-article index read
     and keep all of its postings: some 400 MB and most of a second, for a search that reads a
-    few of them. Each open part keeps its own position, as a ``BytesIO`` did."""
+    few of them.
+
+    Each thread keeps its own position in each open part. Whoosh's readers seek, then read (a
+    posting block's header, a column's header): with one position, threads sharing a reader
+    had to take turns for a whole posting list, and a search reading a long one held up the
+    others of its process. The mapped bytes never change, so threads read them side by side
+    (see :func:`reads_side_by_side`)."""
 
     def __init__(self, view: memoryview) -> None:
         self._view: memoryview | None = view
-        self._pos = 0
+        self._positions = threading.local()
 
     def _part(self) -> memoryview:
         if self._view is None:
             raise ValueError("I/O operation on a closed file")
         return self._view
+
+    @property
+    def _pos(self) -> int:
+        return cast(int, getattr(self._positions, "at", 0))
+
+    @_pos.setter
+    def _pos(self, position: int) -> None:
+        self._positions.at = position
 
     def read(self, size: int | None = -1) -> bytes:
         # Called for every few bytes Whoosh reads (a posting block's header is a pickle read a
@@ -178,7 +193,7 @@ class _MappedPart:
     def readline(self, size: int | None = -1) -> bytes:
         view = self._part()
         end = len(view) if size is None or size < 0 else min(len(view), self._pos + size)
-        start, stop = self._pos, self._pos
+        start = stop = self._pos
         while stop < end and view[stop] != 0x0A:  # rarely used: no part is text
             stop += 1
         self._pos = max(start, min(stop + 1, end))
@@ -189,7 +204,7 @@ class _MappedPart:
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset}")
         self._pos = base + offset
-        return self._pos
+        return base + offset
 
     def tell(self) -> int:
         return self._pos
@@ -209,6 +224,21 @@ class _UncopiedBufferFile(BufferFile):
 
 if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open parts this way
     compound.BufferFile = _UncopiedBufferFile  # type: ignore[misc]
+
+
+def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
+    """Whether threads may read through these segments' readers at once, without a lock: each
+    reads its files as :class:`_MappedPart` s (each thread at its own position). A segment's
+    files are parts of its compound file, mapped whole (Whoosh reads a file it adds to a
+    segment later from the folder instead: the segments written here have none)."""
+    if compound.BufferFile is not _UncopiedBufferFile:
+        return False
+    for leaf in leaves:
+        storage = leaf.storage() if isinstance(leaf, SegmentReader) else None
+        parts = getattr(storage, "a", None)  # an OverlayStorage: the compound file first
+        if not isinstance(parts, compound.CompoundStorage) or parts._source is None:
+            return False
+    return True
 
 
 # Postings --------------------------------------------------------------------------------

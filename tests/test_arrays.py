@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import random
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +221,35 @@ def test_mapped_part_reads_as_bytesio_does():
             by = -moves.randrange(0, 100)
             assert part.seek(by, io.SEEK_END) == copy.seek(by, io.SEEK_END)
         assert part.tell() == copy.tell()
+
+
+def test_mapped_segments_are_read_by_threads_side_by_side(sample_store: IndexStore):
+    """Threads read postings and positions through one snapshot's readers at once, without a
+    lock, and each gets what it reads alone (a thread switch every few microseconds would
+    move a shared file position between a seek and its read)."""
+    snapshot = SearchService(sample_store, results_cached=0).snapshot()
+    matcher = snapshot.matcher
+    assert not isinstance(snapshot.reading, type(threading.RLock()))
+    words = [word for word, _ in zip(snapshot.reader.lexicon("body"), range(150), strict=False)]
+
+    def read_all() -> list[tuple[list[int], list[float], int]]:
+        found = []
+        for word in words:
+            docs, weights, values = matcher._read_postings("body", word, values=True)
+            found.append((docs.tolist(), weights.tolist(), len(values)))
+        return found
+
+    alone = read_all()
+    together: list[list[tuple[list[int], list[float], int]]] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=lambda: together.append(read_all())) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(together) == len(threads)
+    assert all(found == alone for found in together)
