@@ -39,6 +39,9 @@ EXPANSIONS_CACHED = 4096
 FREQUENCIES_CACHED = 65536
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
+#: Posting values decoded to positions between two checks of the request's budget (0.55 us
+#: each: some 5 ms).
+_DECODED_PER_CHECK = 8192
 #: A cache key: ("postings" or "positions", field, word).
 _CacheKey = tuple[str, str, bytes]
 
@@ -464,7 +467,10 @@ class QueryMatcher:
             with self.reading:
                 docs, _, values = self._read_postings(fieldname, word, values=True)
             decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
-            positions = [decode(value) for value in values]
+            positions: list[list[int]] = []
+            for start in range(0, len(values), _DECODED_PER_CHECK):
+                bounds.check()
+                positions += map(decode, values[start : start + _DECODED_PER_CHECK])
             counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
             flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
             return (np.repeat(docs, counts) << _POSITION_BITS) | flat
@@ -475,9 +481,11 @@ class QueryMatcher:
     def _read_postings(
         self, fieldname: str, word: bytes, values: bool
     ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        """Docnums, weights and (if asked) raw values of a term, segment by segment."""
+        """Docnums, weights and (if asked) raw values of a term, segment by segment, the
+        request's budget checked before each: a common word's list at 100,000 articles is read
+        in up to 100 ms with its positions, a tenth of that a segment."""
         doc_parts, weight_parts, value_list = [], [], []
-        for leaf, base in self._leaves:
+        for leaf, base in bounds.checked(self._leaves, every=1):
             if (fieldname, word) not in leaf:
                 continue
             docs, weights, raw = whoosh_internals.leaf_postings(leaf, fieldname, word, values)
