@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from whoosh.fields import TEXT, Schema
+from whoosh.filedb.filestore import RamStorage
 
 from searchidx import arrays, indexer, whoosh_internals
 from searchidx.arrays import open_arrays
@@ -253,3 +255,18 @@ def test_mapped_segments_are_read_by_threads_side_by_side(sample_store: IndexSto
         sys.setswitchinterval(interval)
     assert len(together) == len(threads)
     assert all(found == alone for found in together)
+
+
+def test_reads_side_by_side_only_through_mapped_segments(sample_store: IndexStore):
+    """An index held in memory (no mapped file) keeps Whoosh's one position per file: its
+    readers need the lock."""
+    with sample_store.open_index().searcher() as searcher:
+        assert whoosh_internals.reads_side_by_side(
+            leaf for leaf, _ in searcher.reader().leaf_readers()
+        )
+    in_memory = RamStorage().create_index(Schema(text=TEXT))
+    with in_memory.writer() as writer:
+        writer.add_document(text="one two")
+    with in_memory.searcher() as searcher:
+        leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
+        assert leaves and not whoosh_internals.reads_side_by_side(leaves)
