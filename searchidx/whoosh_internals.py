@@ -151,6 +151,16 @@ def _trusted(read: Callable[_P, _R]) -> _Trusted[_P, _R]:
 # Opening segments --------------------------------------------------------------------------
 
 
+#: Bytes a :meth:`_MappedPart.peek` gives at most: a posting block's header is some 30.
+_PEEKED = 256
+
+
+class _Position(threading.local):
+    """A thread's position in a :class:`_MappedPart`."""
+
+    at = 0
+
+
 class _MappedPart:
     """A read-only file over one part (terms, postings, columns...) of a memory-mapped segment:
     what ``BytesIO`` is to Whoosh's :class:`BufferFile`, without copying the whole part into
@@ -166,48 +176,49 @@ class _MappedPart:
 
     def __init__(self, view: memoryview) -> None:
         self._view: memoryview | None = view
-        self._positions = threading.local()
+        self._position = _Position()
 
     def _part(self) -> memoryview:
         if self._view is None:
             raise ValueError("I/O operation on a closed file")
         return self._view
 
-    @property
-    def _pos(self) -> int:
-        return cast(int, getattr(self._positions, "at", 0))
-
-    @_pos.setter
-    def _pos(self, position: int) -> None:
-        self._positions.at = position
-
     def read(self, size: int | None = -1) -> bytes:
         # Called for every few bytes Whoosh reads (a posting block's header is a pickle read a
         # few bytes at a time): thousands of times a search, so kept to a slice.
-        view = self._part()
-        start = self._pos
+        view, position = self._part(), self._position
+        start = position.at
         data = view[start:] if size is None or size < 0 else view[start : start + size]
-        self._pos = start + len(data)
+        position.at = start + len(data)
         return data.tobytes()
 
+    def peek(self, size: int = 0) -> bytes:
+        """Up to :data:`_PEEKED` bytes from the position on (whatever ``size`` asks), not
+        read: the unpickler takes a pickle's opcodes from them and then reads past the ones it
+        used, where it would read each one (Whoosh reads a posting block's header with
+        ``pickle.load``: some 20 reads a header)."""
+        view, start = self._part(), self._position.at
+        return view[start : start + _PEEKED].tobytes()
+
     def readline(self, size: int | None = -1) -> bytes:
-        view = self._part()
-        end = len(view) if size is None or size < 0 else min(len(view), self._pos + size)
-        start = stop = self._pos
+        view, position = self._part(), self._position
+        start = stop = position.at
+        end = len(view) if size is None or size < 0 else min(len(view), start + size)
         while stop < end and view[stop] != 0x0A:  # rarely used: no part is text
             stop += 1
-        self._pos = max(start, min(stop + 1, end))
-        return view[start : self._pos].tobytes()
+        position.at = max(start, min(stop + 1, end))
+        return view[start : position.at].tobytes()
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: len(self._part())}[whence]
+        here = self._position.at
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: here, os.SEEK_END: len(self._part())}[whence]
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
+        self._position.at = base + offset
         return base + offset
 
     def tell(self) -> int:
-        return self._pos
+        return self._position.at
 
     def close(self) -> None:
         self._view = None  # the BufferFile releases the view itself

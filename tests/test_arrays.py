@@ -207,8 +207,13 @@ def test_mapped_part_reads_as_bytesio_does():
     part, copy = whoosh_internals._MappedPart(memoryview(data)), io.BytesIO(data)
     moves = random.Random(7)
     for _ in range(2000):
-        kind = moves.choice(["read", "readline", "seek", "seek_cur", "seek_end"])
-        if kind == "read":
+        kind = moves.choice(["read", "readline", "peek", "seek", "seek_cur", "seek_end"])
+        if kind == "peek":  # what BytesIO lacks: the bytes ahead, not read
+            where = copy.tell()
+            ahead = part.peek(moves.choice([0, 1, 7, 6000]))
+            assert ahead == data[where : where + len(ahead)]
+            assert ahead or where >= len(data)
+        elif kind == "read":
             size = moves.choice([-1, 0, 1, 7, 300, 6000])
             assert part.read(size) == copy.read(size)
         elif kind == "readline":
