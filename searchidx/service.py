@@ -17,11 +17,12 @@ Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at 
 
 Searches run side by side (one slow search must not queue the others): each runs within the
 bounds of :mod:`searchidx.bounds` (capped expansions, a time budget), the snapshot's arrays are
-read before it serves, reads through Whoosh take the snapshot's :attr:`~IndexSnapshot.reading`
-lock one term or one document at a time, and a replaced snapshot's searcher is closed when the
-last search using it ends. Given a :class:`Lane` (the server's, :mod:`searchidx.web.lane`), a
-broad search (:func:`bounds.broad`) runs there, and one that uses more CPU than
-:attr:`Lane.heavy_after` stops and runs there instead, within its deadline.
+read before it serves, reads through Whoosh hold the snapshot's :attr:`~IndexSnapshot.reading`
+one term or one document at a time (a lock only where its segments need one), and a replaced
+snapshot's searcher is closed when the last search using it ends. Given a :class:`Lane` (the
+server's, :mod:`searchidx.web.lane`), a broad search (:func:`bounds.broad`) runs there, and
+one that uses more CPU than :attr:`Lane.heavy_after` stops and runs there instead, within its
+deadline.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ when it is given them, else built from the columns.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -211,7 +211,7 @@ class IndexSnapshot:
         )
 
     @property
-    def reading(self) -> threading.RLock:
+    def reading(self) -> contextlib.AbstractContextManager[Any]:
         """Held by every read through the searcher (see :class:`QueryMatcher`)."""
         return self.matcher.reading
 

@@ -29,10 +29,11 @@ import os
 import pickle
 import re
 import struct
+import threading
 import warnings
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from pickle import loads
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
@@ -154,16 +155,32 @@ def _trusted(read: Callable[_P, _R]) -> _Trusted[_P, _R]:
 # Opening segments --------------------------------------------------------------------------
 
 
+#: Bytes a :meth:`_MappedPart.peek` gives at most: a posting block's header is some 30.
+_PEEKED = 256
+
+
+class _Position(threading.local):
+    """A thread's position in a :class:`_MappedPart`."""
+
+    at = 0
+
+
 class _MappedPart:
     """A read-only file over one part (terms, postings, columns...) of a memory-mapped segment:
     what ``BytesIO`` is to Whoosh's :class:`BufferFile`, without copying the whole part into
     memory first. Whoosh's copy made every process that opened a 100,000-article index read
     and keep all of its postings: some 400 MB and most of a second, for a search that reads a
-    few of them. Each open part keeps its own position, as a ``BytesIO`` did."""
+    few of them.
+
+    Each thread keeps its own position in each open part. Whoosh's readers seek, then read (a
+    posting block's header, a column's header): with one position, threads sharing a reader
+    had to take turns for a whole posting list, and a search reading a long one held up the
+    others of its process. The mapped bytes never change, so threads read them side by side
+    (see :func:`reads_side_by_side`)."""
 
     def __init__(self, view: memoryview) -> None:
         self._view: memoryview | None = view
-        self._pos = 0
+        self._position = _Position()
 
     def _part(self) -> memoryview:
         if self._view is None:
@@ -173,30 +190,39 @@ class _MappedPart:
     def read(self, size: int | None = -1) -> bytes:
         # Called for every few bytes Whoosh reads (a posting block's header is a pickle read a
         # few bytes at a time): thousands of times a search, so kept to a slice.
-        view = self._part()
-        start = self._pos
+        view, position = self._part(), self._position
+        start = position.at
         data = view[start:] if size is None or size < 0 else view[start : start + size]
-        self._pos = start + len(data)
+        position.at = start + len(data)
         return data.tobytes()
 
+    def peek(self, size: int = 0) -> bytes:
+        """Up to :data:`_PEEKED` bytes from the position on (whatever ``size`` asks), not
+        read: the unpickler takes a pickle's opcodes from them and then reads past the ones it
+        used, where it would read each one (Whoosh reads a posting block's header with
+        ``pickle.load``: some 20 reads a header)."""
+        view, start = self._part(), self._position.at
+        return view[start : start + _PEEKED].tobytes()
+
     def readline(self, size: int | None = -1) -> bytes:
-        view = self._part()
-        end = len(view) if size is None or size < 0 else min(len(view), self._pos + size)
-        start, stop = self._pos, self._pos
+        view, position = self._part(), self._position
+        start = stop = position.at
+        end = len(view) if size is None or size < 0 else min(len(view), start + size)
         while stop < end and view[stop] != 0x0A:  # rarely used: no part is text
             stop += 1
-        self._pos = max(start, min(stop + 1, end))
-        return view[start : self._pos].tobytes()
+        position.at = max(start, min(stop + 1, end))
+        return view[start : position.at].tobytes()
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: len(self._part())}[whence]
+        here = self._position.at
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: here, os.SEEK_END: len(self._part())}[whence]
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
+        self._position.at = base + offset
+        return base + offset
 
     def tell(self) -> int:
-        return self._pos
+        return self._position.at
 
     def close(self) -> None:
         self._view = None  # the BufferFile releases the view itself
@@ -216,6 +242,21 @@ class _UncopiedBufferFile(BufferFile):
 
 if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open parts this way
     compound.BufferFile = _UncopiedBufferFile  # type: ignore[misc]
+
+
+def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
+    """Whether threads may read through these segments' readers at once, without a lock: each
+    reads its files as :class:`_MappedPart` s (each thread at its own position). A segment's
+    files are parts of its compound file, mapped whole (Whoosh reads a file it adds to a
+    segment later from the folder instead: the segments written here have none)."""
+    if compound.BufferFile is not _UncopiedBufferFile:
+        return False
+    for leaf in leaves:
+        storage = leaf.storage() if isinstance(leaf, SegmentReader) else None
+        parts = getattr(storage, "a", None)  # an OverlayStorage: the compound file first
+        if not isinstance(parts, compound.CompoundStorage) or parts._source is None:
+            return False
+    return True
 
 
 # Postings --------------------------------------------------------------------------------

@@ -7,10 +7,14 @@ from __future__ import annotations
 import io
 import random
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from whoosh.fields import TEXT, Schema
+from whoosh.filedb.filestore import RamStorage
 
 from searchidx import arrays, indexer, whoosh_internals
 from searchidx.arrays import open_arrays
@@ -203,8 +207,13 @@ def test_mapped_part_reads_as_bytesio_does():
     part, copy = whoosh_internals._MappedPart(memoryview(data)), io.BytesIO(data)
     moves = random.Random(7)
     for _ in range(2000):
-        kind = moves.choice(["read", "readline", "seek", "seek_cur", "seek_end"])
-        if kind == "read":
+        kind = moves.choice(["read", "readline", "peek", "seek", "seek_cur", "seek_end"])
+        if kind == "peek":  # what BytesIO lacks: the bytes ahead, not read
+            where = copy.tell()
+            ahead = part.peek(moves.choice([0, 1, 7, 6000]))
+            assert ahead == data[where : where + len(ahead)]
+            assert ahead or where >= len(data)
+        elif kind == "read":
             size = moves.choice([-1, 0, 1, 7, 300, 6000])
             assert part.read(size) == copy.read(size)
         elif kind == "readline":
@@ -219,3 +228,50 @@ def test_mapped_part_reads_as_bytesio_does():
             by = -moves.randrange(0, 100)
             assert part.seek(by, io.SEEK_END) == copy.seek(by, io.SEEK_END)
         assert part.tell() == copy.tell()
+
+
+def test_mapped_segments_are_read_by_threads_side_by_side(sample_store: IndexStore):
+    """Threads read postings and positions through one snapshot's readers at once, without a
+    lock, and each gets what it reads alone (a thread switch every few microseconds would
+    move a shared file position between a seek and its read)."""
+    snapshot = SearchService(sample_store, results_cached=0).snapshot()
+    matcher = snapshot.matcher
+    assert not isinstance(snapshot.reading, type(threading.RLock()))
+    words = [word for word, _ in zip(snapshot.reader.lexicon("body"), range(150), strict=False)]
+
+    def read_all() -> list[tuple[list[int], list[float], int]]:
+        found = []
+        for word in words:
+            docs, weights, values = matcher._read_postings("body", word, values=True)
+            found.append((docs.tolist(), weights.tolist(), len(values)))
+        return found
+
+    alone = read_all()
+    together: list[list[tuple[list[int], list[float], int]]] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=lambda: together.append(read_all())) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(together) == len(threads)
+    assert all(found == alone for found in together)
+
+
+def test_reads_side_by_side_only_through_mapped_segments(sample_store: IndexStore):
+    """An index held in memory (no mapped file) keeps Whoosh's one position per file: its
+    readers need the lock."""
+    with sample_store.open_index().searcher() as searcher:
+        assert whoosh_internals.reads_side_by_side(
+            leaf for leaf, _ in searcher.reader().leaf_readers()
+        )
+    in_memory = RamStorage().create_index(Schema(text=TEXT))
+    with in_memory.writer() as writer:
+        writer.add_document(text="one two")
+    with in_memory.searcher() as searcher:
+        leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
+        assert leaves and not whoosh_internals.reads_side_by_side(leaves)

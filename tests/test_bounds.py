@@ -16,7 +16,15 @@ from flask.testing import FlaskClient
 from whoosh import qparser, query
 from whoosh.reading import MultiReader
 
-from searchidx import bounds, defaults, indexer, querylang, relaxation, whoosh_internals
+from searchidx import (
+    bounds,
+    defaults,
+    indexer,
+    matching,
+    querylang,
+    relaxation,
+    whoosh_internals,
+)
 from searchidx import service as service_module
 from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
@@ -319,6 +327,29 @@ def test_search_past_its_time_budget_stops_with_search_timeout(sample_store: Ind
 def test_search_without_a_budget_is_never_stopped(service: SearchService):
     assert service.search_timeout is None
     assert search(service, "microsoft OR cloud OR s*").total > 0
+
+
+def test_reading_a_word_checks_the_budget_per_segment_and_while_decoding_positions(
+    sample_store: IndexStore, monkeypatch
+):
+    """A common word's postings (100 ms with its positions at 100,000 articles) are read with
+    the budget checked along the way: a heavy search yields or stops within them."""
+    monkeypatch.setattr(matching, "_DECODED_PER_CHECK", 16)
+    service = SearchService(sample_store, results_cached=0)
+    snapshot = service.snapshot()
+    segments = len(list(snapshot.reader.leaf_readers()))
+    word = max(
+        snapshot.reader.lexicon("body"), key=lambda w: snapshot.reader.doc_frequency("body", w)
+    )
+    documents = snapshot.reader.doc_frequency("body", word)
+    checks: list[None] = []
+    with bounds.budget(None, pause=lambda: checks.append(None)):
+        snapshot.matcher.postings("body", word)
+        assert len(checks) >= segments
+        checks.clear()
+        snapshot.matcher.positions("body", word)
+    assert len(checks) >= segments + documents // 16
+    service.close()
 
 
 @pytest.fixture

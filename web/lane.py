@@ -3,7 +3,7 @@ yields to the workers' searches.
 
 A search runs in Python and holds its worker's core until it ends (the GIL), so a few heavy
 searches (many common words, fuzzy words, wildcards near the caps: hundreds of ms each) would
-take the cores (and the snapshot's reading lock) from the ordinary ones, which take a few ms.
+take the cores from the ordinary ones, which take a few ms.
 So a worker hands a broad search (:func:`searchidx.bounds.broad`: wildcards, fuzzy words,
 term ranges, more than 8 words) here before doing any of its work, and any other search that
 has used ``heavy_after`` seconds of its thread's CPU (``serve --heavy-after-ms``) stops at the
@@ -12,11 +12,12 @@ next check of its budget (:class:`searchidx.bounds.HandOff`) and is run again he
 - one heavy search at a time for the whole server, however many workers;
 - yielding to the workers: while any worker is searching, the lane sleeps at each check of
   its budget :data:`YIELD` times as long as it ran since the last (up to :data:`MAX_PAUSE`),
-  so it takes about a quarter of a core from them (a check comes every few ms of work, up
-  to 64 words read), and all of an idle one. Not ``nice``:
+  so it takes about a quarter of a core from them (a check comes every few ms of work: 64
+  words read, a segment of a posting list, 8,192 postings' positions decoded), and all of an
+  idle one. Not ``nice``:
   that ranks the lane below every process of the machine, and on a shared one a heavy search
-  alone would starve. Not a thread in each worker: one sleeping or held back while it holds
-  the GIL or the snapshot's reading lock would stall its worker's ordinary searches;
+  alone would starve. Not a thread in each worker: while it ran, it would take turns with its
+  worker's ordinary searches for the worker's one core (the GIL, 5 ms at a time);
 - within the request's own deadline: the time it waited for the lane counts against its budget,
   and past it the worker answers the budget's 503 (a request never waits behind another's
   search longer than its budget);
