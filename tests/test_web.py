@@ -3,6 +3,8 @@ against real indexes (the session's sample index, and small ones built here)."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import re
@@ -1125,6 +1127,59 @@ def test_serve_explains_a_port_in_use(sample_store: IndexStore):
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another "
         "--port, or stop what is using it"
     )
+
+
+def test_serve_explains_a_port_another_server_serves(sample_store: IndexStore):
+    """Workers' sockets share their port (SO_REUSEPORT): a second server must not join them."""
+    with serving(sample_store.location, "--workers", "2") as base:
+        port = base.rsplit(":", 1)[1].strip("/")
+        done = subprocess.run(
+            [SEARCHIDX, "serve", "--port", port, "--index", str(sample_store.location)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert "Address already in use; choose another --port" in done.stderr
+
+
+def test_serve_spreads_connections_over_its_workers(sample_store: IndexStore):
+    """Keep-alive connections stay with the worker that took them: each worker listens on a
+    socket of its own, which the kernel gives an even share (one shared socket let a busy
+    worker's idle peer take few), and each gets its share."""
+    with serving(sample_store.location, "--workers", "2") as base:
+        (server,) = children(os.getpid())
+        port = int(base.rsplit(":", 1)[1].strip("/"))
+        connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(32)]
+        try:
+            for connection in connections:
+                connection.request("GET", "/api/search?q=cloud")
+                connection.getresponse().read()
+            workers = [child for child in children(server) if _sockets(child, port, LISTEN)]
+            listening = [_sockets(worker, port, LISTEN) for worker in workers]
+            held = sorted(len(_sockets(worker, port, ESTABLISHED)) for worker in workers)
+        finally:
+            for connection in connections:
+                connection.close()
+    assert len(listening) == 2 and len(set.union(*listening)) == 2, listening
+    assert sum(held) == 32 and held[0] >= 4, held
+
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def _sockets(pid: int, port: int, state: str) -> set[str]:
+    """The inodes of ``pid``'s TCP sockets on local ``port`` in ``state`` (/proc/net/tcp)."""
+    ours = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            ours.add(os.readlink(fd).removeprefix("socket:[").removesuffix("]"))
+    found = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, _, row_state, *rest = row.split()[1:]
+        if int(local.rsplit(":", 1)[1], 16) == port and row_state == state:
+            found.add(rest[5])
+    return ours & found
 
 
 def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):

@@ -1,9 +1,10 @@
-"""Serving the app: waitress on one listening socket, in one process or several.
+"""Serving the app: waitress in one process or several, each on its own listening socket.
 
 A search runs in Python and holds the GIL, so one process answers on one core however many
-threads it has. ``workers`` processes share one listening socket (the kernel hands each
-connection to one of them), each with its own app and searcher; the parent only starts them,
-and stops them all when it is interrupted or one of them dies. With a lane for heavy searches
+threads it has. ``workers`` processes each listen on the same port with a socket of their own
+(``SO_REUSEPORT``: the kernel spreads new connections evenly over the sockets), each with its
+own app and searcher; the parent only starts them, and stops them all when it is interrupted
+or one of them dies. With a lane for heavy searches
 (:mod:`searchidx.web.lane`), the parent starts its process first, and the workers hand it their
 heavy searches.
 """
@@ -11,6 +12,7 @@ heavy searches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -54,19 +56,20 @@ def serve(
     with contextlib.ExitStack() as cleanup:
         if lane is not None:
             cleanup.callback(lane.close)
-        listener = _listen(host, port)
-        url = f"http://{host}:{listener.getsockname()[1]}/"
+        listeners = _listen(host, port, workers)
+        url = f"http://{host}:{listeners[0].getsockname()[1]}/"
         if workers == 1 and lane is None:
             on_ready(url)
-            _run(make_app, listener, threads)
+            _run(make_app, listeners[0], threads)
             return
         children: list[int] = []
         signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
         try:
             if lane is not None:
-                children.append(_fork(lambda: _run_lane(lane, listener)))
-            for _ in range(workers):
-                children.append(_fork(lambda: _run(make_app, listener, threads)))
+                children.append(_fork(lambda: _run_lane(lane, listeners)))
+            for mine in listeners:
+                work = functools.partial(_run_worker, make_app, listeners, mine, threads)
+                children.append(_fork(work))
             on_ready(url)
             pid, status = os.wait()
             children.remove(pid)
@@ -76,28 +79,45 @@ def serve(
         except KeyboardInterrupt:
             pass
         finally:
-            listener.close()
+            for listener in listeners:
+                listener.close()  # before the workers stop: no new connection waits for them
             _stop(children)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on ``host:port``, one per worker.
+
+    With one socket shared by every worker, the worker that wakes first takes most new
+    connections, and a keep-alive connection stays with the worker that took it: under load
+    one core did most of the work. ``SO_REUSEPORT`` lets the kernel spread them evenly. A
+    probe bound without it claims the port first, so a port in use (by another searchidx
+    server too, whose sockets would otherwise share it) is still an error.
+    """
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = info[0]
-        listener = socket.socket(family, kind, proto)
+        listeners = [socket.socket(family, kind, proto) for _ in range(count + 1)]
     except OSError as error:
         raise ServerError(f"cannot listen on {host}:{port}: {error}") from None
+    probe, *ours = listeners
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen(BACKLOG)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        address = probe.getsockname()  # port 0 becomes a free port
+        probe.close()
+        for listener in ours:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
     except OSError as error:
-        listener.close()
+        for listener in listeners:
+            listener.close()
         raise ServerError(
             f"cannot listen on {host}:{port}: {error.strerror or error}; choose another "
             "--port, or stop what is using it"
         ) from None
-    return listener
+    return ours
 
 
 def _fork(work: Callable[[], None]) -> int:
@@ -126,9 +146,24 @@ def _work(work: Callable[[], None]) -> NoReturn:
         os._exit(code)
 
 
-def _run_lane(lane: HeavyLane, listener: socket.socket) -> None:
-    listener.close()  # the lane answers workers, never a client
+def _run_lane(lane: HeavyLane, listeners: list[socket.socket]) -> None:
+    for listener in listeners:
+        listener.close()  # the lane answers workers, never a client
     lane.run()
+
+
+def _run_worker(
+    make_app: Callable[[], Any],
+    listeners: list[socket.socket],
+    mine: socket.socket,
+    threads: int,
+) -> None:
+    """A worker: closes the other workers' sockets, so a connection the kernel queued on
+    one is never held by a process that does not answer it, and serves on its own."""
+    for listener in listeners:
+        if listener is not mine:
+            listener.close()
+    _run(make_app, mine, threads)
 
 
 def _run(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> None:
