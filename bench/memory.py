@@ -92,13 +92,27 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def peak_rss(pid: int) -> int:
-    """The peak resident memory of a running process (``VmHWM``); 0 if it is gone."""
+@dataclass(frozen=True)
+class Resident:
+    """A running process's memory, from ``/proc/PID/status``: ``peak`` is the most it held
+    (``VmHWM``, all resident pages); of what it holds now, ``anonymous`` is its own (heap,
+    arrays, caches) and ``file`` the pages of mapped files (the index's segments, libraries):
+    page cache, shared with every process mapping the same file."""
+
+    peak: int
+    anonymous: int
+    file: int
+
+
+def resident(pid: int) -> Resident:
+    """``pid``'s memory (all 0 if it is gone)."""
+    found: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status") as file:
             for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                name, _, value = line.partition(":")
+                if name in ("VmHWM", "RssAnon", "RssFile"):
+                    found[name] = int(value.split()[0]) * 1024
     except (OSError, IndexError, ValueError):
         pass
-    return 0
+    return Resident(found.get("VmHWM", 0), found.get("RssAnon", 0), found.get("RssFile", 0))

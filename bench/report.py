@@ -295,11 +295,14 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
         label = f"web API, {clients} clients, {workers} workers, {how} (req/s)"
         rows.append([label, _num(served["rps"], 0), *blank])
         rows.append([f"web API, {how}: p50 / p95 / p99 (ms)", _triple(served["latency"]), *blank])
-        largest = served.get("largest_process_peak_bytes")
-        if largest:
-            rows.append(
-                [f"web API, {how}: largest process (MiB)", _num(largest / 1024**2, 0), *blank]
-            )
+        memory = (
+            ("largest_process_peak_bytes", "peak RSS"),
+            ("largest_process_anonymous_bytes", "anonymous: RSS without mapped files"),
+        )
+        for field, what in memory:
+            if served.get(field):
+                label = f"web API, {how}: largest process, {what} (MiB)"
+                rows.append([label, _num(served[field] / 1024**2, 0), *blank])
         if key == "web":
             rows.append(
                 ["web: start to first answer (ms)", _num(served["first_answer_ms"], 0), *blank]

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.hostile import hostile_urls
-from bench.memory import descendants, peak_rss
+from bench.memory import descendants, resident
 from bench.queries import KINDS, BenchQuery
 from bench.report import latency_summary
 
@@ -60,7 +60,12 @@ def measure(
     it; with 0 every request searches. Before the timed load, the clients send the ``warmup``
     queries (others than the measured ones, as the in-process query timings warm up) for
     :data:`WARMUP_SECONDS`: postings are read from disk once per worker, and the first
-    query's cost is measured on its own."""
+    query's cost is measured on its own.
+
+    Memory, per server process (parent, workers, lane): the largest peak resident size
+    (``VmHWM``), which counts the pages of the index a worker has mapped and read, shared
+    page cache; and the largest anonymous memory after the load, what a process holds of its
+    own (Python, arrays, caches)."""
     if _serve_command() is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
     urls = _urls(queries)
@@ -77,7 +82,7 @@ def measure(
             return {"error": f"the first query answered HTTP {status}"}
         _load(port, _urls(warmup), clients, WARMUP_SECONDS)
         load = _load(port, urls, clients, seconds)
-        largest = max(peak_rss(process) for process in descendants(pid))
+        memory = [resident(process) for process in descendants(pid)]
     return {
         "clients": clients,
         "workers": workers,
@@ -86,7 +91,8 @@ def measure(
         "start_ms": (listening - started) * 1000,
         "first_query_ms": first_ms,
         "first_answer_ms": (listening - started) * 1000 + first_ms,
-        "largest_process_peak_bytes": largest,
+        "largest_process_peak_bytes": max(held.peak for held in memory),
+        "largest_process_anonymous_bytes": max(held.anonymous for held in memory),
         **load,
     }
 

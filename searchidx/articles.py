@@ -7,7 +7,7 @@ at parse time, so nothing can index, store, print or return it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +72,10 @@ class Article:
     @property
     def image(self) -> Image | None:
         return self.images[0] if self.images else None
+
+    def without_body(self) -> Article:
+        """The article as a hit keeps it, once its snippet is made (see :func:`highlight.hit`)."""
+        return replace(self, body="")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (dates as ISO 8601 strings), written out: ``dataclasses.asdict``

@@ -166,9 +166,11 @@ def hit(
     article: Article, terms: frozenset[str], score: float | None, explain: Explanation | None
 ) -> Hit:
     """``article`` as a result shows it, ``terms`` marked in its title and excerpt (the same
-    for both engines and for similar articles)."""
+    for both engines and for similar articles). The hit keeps the article without its body:
+    nothing shows the body but its snippet, made here, and a cached result would hold it
+    (up to 4,000 characters a hit, 100 hits a page)."""
     return Hit(
-        article=article,
+        article=article.without_body(),
         score=score,
         marked_title=marked_title(article, terms),
         marked_excerpt=marked_excerpt(article, terms),

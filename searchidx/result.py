@@ -45,7 +45,8 @@ class Explanation:
 @dataclass(frozen=True)
 class Hit:
     """One article on the result page, with its title and excerpt as shown: the query's
-    matches marked (the excerpt a body snippet when only the body matched)."""
+    matches marked (the excerpt a body snippet when only the body matched). ``article`` has
+    no body: what a result shows of it is in ``marked_excerpt``."""
 
     article: Article
     score: float | None

@@ -68,6 +68,26 @@ def test_the_harness_runs_and_the_engines_agree(tmp_path: Path, capsys: pytest.C
     assert "sync, nothing changed (s)" in printed
 
 
+def test_table_shows_a_server_process_memory_with_and_without_its_mapped_files():
+    served = {
+        "clients": 16,
+        "workers": 2,
+        "rps": 200.0,
+        "latency": {"p50": 40.0, "p95": 90.0, "p99": 120.0},
+        "largest_process_peak_bytes": 500 * 1024**2,
+        "largest_process_anonymous_bytes": 150 * 1024**2,
+        "first_answer_ms": 900.0,
+        "first_query_ms": 30.0,
+    }
+
+    printed = report.table({"size": 10, "engines": {"searchidx": {}}, "web": served})
+
+    rows = {line.rsplit(maxsplit=1)[0]: line.split()[-1] for line in printed.splitlines()}
+    assert rows["web API, result cache: largest process, peak RSS (MiB)"] == "500"
+    anonymous = "web API, result cache: largest process, anonymous: RSS without mapped files (MiB)"
+    assert rows[anonymous] == "150"
+
+
 def test_an_edit_is_reverted_exactly(tmp_path: Path):
     folder = corpus.collection(tmp_path, 300, seed=3)
     before = {path: (folder / path).read_bytes() for path in sorted(scan_content(folder))}
@@ -241,3 +261,6 @@ def test_measure_web_reports_the_largest_server_process(
     assert found["requests"] > 0 and found["tracebacks"] == 0
     # a worker holds Python, Flask and the index's arrays: tens of MiB, never a few KiB
     assert 20 * 1024**2 < found["largest_process_peak_bytes"] < 2 * 1024**3
+    # of its own (the mapped index aside): the interpreter's heap at least, never more than all
+    own = found["largest_process_anonymous_bytes"]
+    assert 10 * 1024**2 < own <= found["largest_process_peak_bytes"]

@@ -514,6 +514,8 @@ def test_search_highlights_matches_and_escapes_everything_else(news: SearchServi
 def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: SearchService):
     hit = news.search(SearchRequest(text="budgets", filters={"provider": ("Wired",)})).hits[0]
     assert "<mark" in to_html(hit.marked_excerpt) and "budgets" in to_html(hit.marked_excerpt)
+    # the body gave the snippet; the hit (kept in the result cache) does not hold it
+    assert hit.article.body == "" and hit.article.title
 
 
 def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_dir: Path):
