@@ -411,8 +411,7 @@ class QueryMatcher:
             words = [self.schema[q.fieldname].to_bytes(word) for word in q.words]
         except ValueError:
             return None
-        with self.reading:
-            found = [self.reader.doc_frequency(q.fieldname, word) for word in words]
+        found = [self._documents(q.fieldname, word) for word in words]
         if not all(found):
             return None
         return list(zip(range(len(words)), words, found, strict=True))
