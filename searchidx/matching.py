@@ -88,6 +88,7 @@ class QueryMatcher:
         self.schema = searcher.schema
         self.size = len(live)
         self.live = live
+        self._deletions = not live.all()
         self._leaves = leaves
         self._field_lengths = field_lengths
         self._numeric_range = numeric_range
@@ -133,6 +134,8 @@ class QueryMatcher:
         if not self.fast:
             return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
         mask, scores = self._evaluate(parsed, scored)
+        if not self._deletions:  # scores are zero where the mask is False (see _evaluate)
+            return Matches(mask, scores if scored else None)
         mask = mask & self.live
         if not scored or scores is None:
             return Matches(mask, None)
