@@ -414,6 +414,8 @@ class SearchService:
     ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
         (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
+        if filters and not _all(snapshot.live, filters.values()).any():
+            return None  # the filters alone match nothing, so no query text can
         for text, kind, parsed, relaxed in self._attempts(snapshot, request, correction, filters):
             if parsed is None:
                 continue
