@@ -222,6 +222,8 @@ class QueryMatcher:
         """:meth:`_evaluate`'s (mask, scores) of a scored query: the mask first, then the
         scores of its documents alone (:meth:`_scored_at`), not of every document (a dozen
         arrays of them per word); of every document when a part is not written out there."""
+        if self._fewest(parsed) * SPARSE_SHARE > self.size:  # surely too many: no mask first
+            return self._evaluate(parsed, scored=True)
         mask = self._evaluate(parsed, scored=False)[0]
         docs = np.flatnonzero(mask)
         found = None if len(docs) * SPARSE_SHARE > self.size else self._scored_at(parsed, docs)
@@ -230,6 +232,17 @@ class QueryMatcher:
         scores = np.zeros(self.size)
         scores[docs] = found[1]
         return mask, scores
+
+    def _fewest(self, q: query.Query) -> int:
+        """How many documents ``q`` matches at least (deleted ones included), from its words'
+        counts: a word's documents, the most of an OR's parts; 0 where not known so."""
+        if type(q) is query.Term:
+            return self._documents(q.fieldname, q.text)
+        if _plain_or(q):
+            return max((self._fewest(sub) for sub in q.subqueries), default=0)
+        if isinstance(q, query.AndMaybe):
+            return self._fewest(q.a)
+        return 0
 
     def _scored_at(self, q: query.Query, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`_evaluate`'s (mask, scores) of one node at ``docs`` only: the same sums in
