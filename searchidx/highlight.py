@@ -7,16 +7,19 @@ before analysis so a huge body costs bounded time.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from whoosh import highlight
 
 from searchidx.articles import Article
 from searchidx.marks import Highlighted, Mark, highlighted
 from searchidx.result import Explanation, Hit
-from searchidx.schema import ANALYZER, _plain_chain, plain_words
+from searchidx.schema import ANALYZER, _plain_chain, analysed
 
 #: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
 #: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None.
@@ -27,6 +30,9 @@ _CHAIN = _plain_chain(ANALYZER)
 SHORT_TEXT = 600
 SHORT_TEXTS_CACHED = 2048
 LONG_TEXTS_CACHED = 64
+#: Words as written kept with their terms (most pages repeat the same few thousand words);
+#: forgotten all at once past this many, so text from anywhere cannot grow it without end.
+WORDS_KEPT = 100_000
 #: HtmlFormatter's default ``maxclasses``: term classes term0..term4, then again from term0.
 _TERM_CLASSES = 5
 #: What is shown between two snippets of a body.
@@ -34,6 +40,16 @@ BETWEEN_FRAGMENTS = " … "
 
 MAX_HIGHLIGHT_CHARS = 20_000
 EXCERPT_CHARS = 320
+
+
+class _Analysis(NamedTuple):
+    """A text's words as :func:`_analysed` reads them: where each starts and ends, its term,
+    and the set of their terms."""
+
+    starts: list[int]
+    ends: list[int]
+    words: list[str]
+    terms: frozenset[str]
 
 
 def _marked(
@@ -47,35 +63,107 @@ def _marked(
         analysed = ANALYZER(text, chars=True, mode="query", removestops=False)
         tokens = highlight.set_matched_filter(analysed, terms)
     else:
-        words = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
+        analysis = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
+        if terms.isdisjoint(analysis.terms):
+            return ()  # no match: Whoosh's fragments would all score 0, below its minimum of 1
         if type(fragmenter) is highlight.WholeFragmenter:
-            return _whole(text, words, terms, fragmenter.charlimit)
+            return _whole(text, analysis, terms, fragmenter.charlimit)
+        if type(fragmenter) is highlight.ContextFragmenter:
+            return _formatted(text, _context(analysis, terms, fragmenter, top))
+        words = zip(analysis.starts, analysis.ends, analysis.words, strict=True)
         tokens = (_Token(start, end, word, word in terms) for start, end, word in words)
     # Whoosh's own fragmenting and scoring, as ``highlight.highlight`` runs them.
     fragments = fragmenter.fragment_tokens(text, tokens)
     best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(), highlight.FIRST)
-    return _formatted(best)
+    return _formatted(text, [_fragment_spans(fragment) for fragment in best])
 
 
-def _formatted(fragments: Iterable[highlight.Fragment]) -> Highlighted:
+#: A fragment to show: where it starts and ends, and its matches' (start, end) in order.
+_Fragment = tuple[int, int, list[tuple[int, int]]]
+
+
+def _fragment_spans(fragment: highlight.Fragment) -> _Fragment:
+    """A Whoosh fragment's spans; longest first among matches at the same place, as Whoosh's
+    Formatter sorts them."""
+    matches = sorted(fragment.matches, key=lambda t: (t.startchar, t.startchar - t.endchar))
+    spans = [(token.startchar, token.endchar) for token in matches]
+    return fragment.startchar, fragment.endchar, spans
+
+
+def _formatted(text: str, fragments: Iterable[_Fragment]) -> Highlighted:
     """What Whoosh's ``HtmlFormatter(between=" … ")`` writes of ``fragments``, as data: the
     same matches, the same term numbers (a word's in order of first appearance, five at
     most), the same text between (tests/test_search_fastpaths.py compares the two)."""
     pieces: list[str | Mark] = []
     numbers: dict[str, int] = {}
-    for count, fragment in enumerate(fragments):
+    for count, (position, endchar, spans) in enumerate(fragments):
         if count:
             pieces.append(BETWEEN_FRAGMENTS)
-        text, position = fragment.text, fragment.startchar
-        # Longest first among matches at the same place, as Whoosh's Formatter sorts them.
-        for token in sorted(fragment.matches, key=lambda t: (t.startchar, t.startchar - t.endchar)):
-            if token.startchar is None or token.startchar < position:
+        for start, end in spans:
+            if start is None or start < position:
                 continue
-            word = text[token.startchar : token.endchar]
-            pieces += [text[position : token.startchar], _mark(word, numbers)]
-            position = token.endchar
-        pieces.append(text[position : fragment.endchar])
+            pieces += [text[position:start], _mark(text[start:end], numbers)]
+            position = end
+        pieces.append(text[position:endchar])
     return highlighted(pieces)
+
+
+def _context(
+    analysis: _Analysis, terms: frozenset[str], fragmenter: highlight.ContextFragmenter, top: int
+) -> list[_Fragment]:
+    """The fragments Whoosh's ``ContextFragmenter.fragment_tokens`` makes of the analysed
+    words, the ``top`` of them by its ``BasicFragmentScorer`` (ties: the later, as its
+    ``nlargest`` keeps them), in text order, as ``highlight.highlight`` picks them. Written
+    out over the word lists: outside a fragment its loop only keeps the starts of the words
+    within ``surround`` characters, so a run of unmatched words there is one step."""
+    maxchars, surround, charlimit = fragmenter.maxchars, fragmenter.surround, fragmenter.charlimit
+    starts, ends, words = analysis.starts, analysis.ends, analysis.words
+    stop = bisect.bisect_right(ends, charlimit) if charlimit else len(ends)  # its break
+    matched = iter(itertools.compress(range(stop), map(terms.__contains__, words[:stop])))
+    upcoming = next(matched, stop)  # the next matched word at or after ``number``
+    made: list[tuple[int | None, int, list[int]]] = []  # (first, end, matched word numbers)
+    first: int | None = None
+    firsts: list[int] = []
+    countdown, currentlen, number = -1, 0, 0
+    tks: list[int] = []
+    while number < stop:
+        if upcoming < number:
+            upcoming = next(matched, stop)
+        if countdown < 0 and upcoming > number:  # unmatched words outside a fragment
+            threshold = ends[upcoming - 1] - surround
+            kept = bisect.bisect_left(starts, threshold, number, upcoming)
+            firsts = [start for start in firsts if start >= threshold] + starts[kept:upcoming]
+            number = upcoming
+            continue
+        length = ends[number] - starts[number]
+        if currentlen + length > maxchars:
+            countdown = 0
+        elif number == upcoming:
+            countdown = surround
+            if first is None:
+                if firsts:
+                    first = firsts[0]
+                else:
+                    first = starts[number]
+                    countdown += surround
+            tks.append(number)
+        if countdown >= 0:
+            currentlen += length
+            countdown -= length
+            if countdown <= 0:
+                made.append((first, ends[number], tks))
+                first, firsts, currentlen, tks = None, [], 0, []
+        number += 1
+    if tks:  # the end of the text, or the first word past the limit
+        made.append((first, ends[min(stop, len(ends) - 1)], tks))
+    scored = []
+    for start, end, found in made:
+        score = len(found) * (len({words[each] for each in found}) * 100 or 1)
+        if score >= 1:  # Whoosh's minimum score
+            scored.append((score, 0 if start is None else start, end, found))
+    best = sorted(scored, reverse=True, key=lambda item: item[:2])[:top]
+    best.sort(key=lambda item: item[1])
+    return [(start, end, [(starts[k], ends[k]) for k in found]) for _, start, end, found in best]
 
 
 def _mark(word: str, numbers: dict[str, int]) -> Mark:
@@ -84,22 +172,39 @@ def _mark(word: str, numbers: dict[str, int]) -> Mark:
 
 
 @functools.lru_cache(maxsize=SHORT_TEXTS_CACHED)
-def _tokens(text: str) -> tuple[tuple[int, int, str], ...]:
+def _tokens(text: str) -> _Analysis:
     return _analysed(text)
 
 
 @functools.lru_cache(maxsize=LONG_TEXTS_CACHED)
-def _long_tokens(text: str) -> tuple[tuple[int, int, str], ...]:
+def _long_tokens(text: str) -> _Analysis:
     return _analysed(text)
 
 
-def _analysed(text: str) -> tuple[tuple[int, int, str], ...]:
+#: The chain's words and the text between them, alternately (its expression in a group).
+_SPLIT = None if _CHAIN is None else re.compile(f"({_CHAIN[0].pattern})", _CHAIN[0].flags)
+#: A word as written -> its term (see :data:`WORDS_KEPT`).
+_TERMS: dict[str, str] = {}
+
+
+def _analysed(text: str) -> _Analysis:
     """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
     stop words kept and not stemmed, the others stemmed. A result page shows the same few
-    texts again and again, and their analysis was most of the highlighting time."""
-    assert _CHAIN is not None  # only the plain chain is analysed here (see _marked)
-    words = plain_words(_CHAIN, text)
-    return tuple((match.start(), match.end(), word) for _, match, word, _ in words)
+    texts again and again, and their analysis was most of the highlighting time: the words
+    are split out in one call, and each written word is analysed once (:data:`_TERMS`)."""
+    assert _CHAIN is not None and _SPLIT is not None  # only the plain chain (see _marked)
+    pieces = _SPLIT.split(text)  # between, word, between, ..., word, between
+    ends = list(itertools.accumulate(map(len, pieces)))
+    written = pieces[1::2]
+    terms = list(map(_TERMS.get, written))
+    if None in terms:
+        if len(_TERMS) > WORDS_KEPT:
+            _TERMS.clear()
+        for number, word in enumerate(written):
+            if terms[number] is None:
+                terms[number] = _TERMS[word] = analysed(_CHAIN, word)[0]
+    found = cast(list[str], terms)
+    return _Analysis(ends[0:-1:2], ends[1::2], found, frozenset(found))
 
 
 class _Token:
@@ -115,16 +220,14 @@ class _Token:
         return self  # never changed once made
 
 
-def _whole(
-    text: str, tokens: tuple[tuple[int, int, str], ...], terms: frozenset[str], charlimit: int
-) -> Highlighted:
+def _whole(text: str, analysis: _Analysis, terms: frozenset[str], charlimit: int) -> Highlighted:
     """:func:`_marked` with a WholeFragmenter, written out: the same marks without a Token,
     Fragment or sort per call."""
     # Words end further and further on: the fragmenter's stop at the first word past the
     # limit is every word within it.
     spans = [
         (start, end)
-        for start, end, word in tokens
+        for start, end, word in zip(analysis.starts, analysis.ends, analysis.words, strict=True)
         if word in terms and not (charlimit and end > charlimit)
     ]
     if not spans:

@@ -42,6 +42,9 @@ _POSITION_BITS = 24
 #: Posting values decoded to positions between two checks of the request's budget (0.55 us
 #: each: some 5 ms).
 _DECODED_PER_CHECK = 8192
+#: A query's scores are summed at its documents alone (looked up in each posting list) when
+#: they are fewer than all documents / this; past that, over every document.
+SPARSE_SHARE = 8
 #: A cache key: ("postings" or "positions", field, word).
 _CacheKey = tuple[str, str, bytes]
 
@@ -93,6 +96,7 @@ class QueryMatcher:
         self.schema = searcher.schema
         self.size = len(live)
         self.live = live
+        self._deletions = not live.all()
         self._leaves = leaves
         self._field_lengths = field_lengths
         self._numeric_range = numeric_range
@@ -144,7 +148,9 @@ class QueryMatcher:
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
         if not self.fast:
             return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
-        mask, scores = self._evaluate(parsed, scored)
+        mask, scores = self._scored(parsed) if scored else self._evaluate(parsed, scored=False)
+        if not self._deletions:  # scores are zero where the mask is False (see _evaluate)
+            return Matches(mask, scores if scored else None)
         mask = mask & self.live
         if not scored or scores is None:
             return Matches(mask, None)
@@ -223,6 +229,107 @@ class QueryMatcher:
             mask = self._evaluate_with_whoosh(q)[0]  # Whoosh: its boost each match
             return mask, mask * float(q.boost) if scored else None
         return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
+
+    def _scored(self, parsed: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_evaluate`'s (mask, scores) of a scored query: the mask first, then the
+        scores of its documents alone (:meth:`_scored_at`), not of every document (a dozen
+        arrays of them per word); of every document when a part is not written out there."""
+        if self._fewest(parsed) * SPARSE_SHARE > self.size:  # surely too many: no mask first
+            return self._evaluate(parsed, scored=True)
+        mask = self._evaluate(parsed, scored=False)[0]
+        docs = np.flatnonzero(mask)
+        found = None if len(docs) * SPARSE_SHARE > self.size else self._scored_at(parsed, docs)
+        if found is None:
+            return self._evaluate(parsed, scored=True)
+        scores = np.zeros(self.size)
+        scores[docs] = found[1]
+        return mask, scores
+
+    def _fewest(self, q: query.Query) -> int:
+        """How many documents ``q`` matches at least (deleted ones included), from its words'
+        counts: a word's documents, the most of an OR's parts; 0 where not known so."""
+        if type(q) is query.Term:
+            return self._documents(q.fieldname, q.text)
+        if _plain_or(q):
+            return max((self._fewest(sub) for sub in q.subqueries), default=0)
+        if isinstance(q, query.AndMaybe):
+            return self._fewest(q.a)
+        return 0
+
+    def _scored_at(self, q: query.Query, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_evaluate`'s (mask, scores) of one node at ``docs`` only: the same sums in
+        the same order. None for a node not written out here (or without scores)."""
+        if type(q) is query.Term:
+            return self._union_at([(q.fieldname, q.text, q.boost)], docs)
+        if isinstance(q, query.Phrase):
+            return self._phrase_at(q, docs)
+        if _plain_or(q) and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
+            words = cast(list[query.Term], q.subqueries)
+            found = self._union_at([(sub.fieldname, sub.text, sub.boost) for sub in words], docs)
+            return None if found is None else (found[0], _at_boost(found[1], q.boost))
+        parts: list[tuple[np.ndarray, np.ndarray | None]] = []
+        if type(q) is query.And or _plain_or(q):
+            for sub in q.subqueries:
+                part = self._scored_at(sub, docs)
+                if part is None:
+                    return None
+                parts.append(part)
+            if not parts:
+                return None
+            combine = np.logical_and if type(q) is query.And else np.logical_or
+            mask = functools.reduce(combine, (part[0] for part in parts))
+        elif isinstance(q, query.AndNot | query.AndMaybe | query.Require):
+            a, b = self._scored_at(q.a, docs), self._scored_at(q.b, docs)
+            if a is None or b is None:
+                return None
+            if isinstance(q, query.AndNot):
+                mask, parts = a[0] & ~b[0], [a]
+            elif isinstance(q, query.Require):
+                mask, parts = a[0] & b[0], [a]
+            else:
+                mask, parts = a[0], [a, b]
+        else:
+            return None
+        return mask, _at_boost(_sum(parts, mask, scored=True), q.boost)
+
+    def _union_at(
+        self, terms: Sequence[tuple[str, str | bytes, float]], docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_union` at ``docs``: each term's score where it has the document, added in
+        the terms' order (as :meth:`_sum_of` adds them)."""
+        mask = np.zeros(len(docs), dtype=bool)
+        scores = np.zeros(len(docs))
+        for name, text, boost in terms:
+            postings = self.postings(name, text)
+            if postings.scores is None:
+                return None
+            if not len(postings.docs):
+                continue
+            at = np.minimum(np.searchsorted(postings.docs, docs), len(postings.docs) - 1)
+            found = postings.docs[at] == docs
+            weights = postings.scores[at] * boost if boost != 1.0 else postings.scores[at]
+            scores += np.where(found, weights, 0.0)
+            mask |= found
+        return mask, scores
+
+    def _phrase_at(self, q: query.Phrase, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_phrase` at ``docs``."""
+        field = self.schema[q.fieldname] if q.fieldname in self.schema else None  # noqa: SIM401
+        if field is None or not q.words:
+            return np.zeros(len(docs), dtype=bool), np.zeros(len(docs))
+        if q.slop != 1 or not field.format or not field.format.supports("positions"):
+            return None  # Whoosh matches it, unscored
+        words = self._phrase_words(q)
+        if words is None:
+            return np.zeros(len(docs), dtype=bool), np.zeros(len(docs))
+        mask = self._phrase(q, scored=False)[0][docs]
+        parts: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for _, word, _ in words:
+            part = self._union_at([(q.fieldname, word, 1.0)], docs)
+            if part is None:
+                return None
+            parts.append(part)
+        return mask, _at_boost(_sum(parts, mask, scored=True), q.boost)
 
     def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return np.zeros(self.size, dtype=bool), np.zeros(self.size) if scored else None
@@ -423,8 +530,7 @@ class QueryMatcher:
             words = [self.schema[q.fieldname].to_bytes(word) for word in q.words]
         except ValueError:
             return None
-        with self.reading:
-            found = [self.reader.doc_frequency(q.fieldname, word) for word in words]
+        found = [self._documents(q.fieldname, word) for word in words]
         if not all(found):
             return None
         return list(zip(range(len(words)), words, found, strict=True))
@@ -536,3 +642,8 @@ def _sum(
 
 def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
+
+
+def _at_boost(scores: np.ndarray | None, boost: float) -> np.ndarray:
+    """:func:`_boosted` of scores a node has (its parts all have)."""
+    return cast(np.ndarray, _boosted(scores, boost))

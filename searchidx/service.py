@@ -79,6 +79,8 @@ _SCORED = (Sort.RELEVANCE, Sort.BEST)
 #: A sorted page walks the whole sort order when more than 1/8 of the documents match, and
 #: sorts just the matches otherwise.
 SMALL_RESULT_SHARE = 8
+#: Documents of the sort order a page of many matches looks at beyond its expected end.
+PAGE_LOOKAHEAD = 256
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
 OUTDATED_NOTE = (
     "this index was built by an older version of searchidx, which may match accents and '&' "
@@ -413,6 +415,8 @@ class SearchService:
     ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
         (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
+        if filters and not _all(snapshot.live, filters.values()).any():
+            return None  # the filters alone match nothing, so no query text can
         for text, kind, parsed, relaxed in self._attempts(snapshot, request, correction, filters):
             if parsed is None:
                 continue
@@ -493,7 +497,12 @@ class SearchService:
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         if total * SMALL_RESULT_SHARE > snapshot.size:  # most documents: walk the sort order
             order = snapshot.order(sort)
-            return [(int(docnum), None) for docnum in order[final[order]][start:end]]
+            # As far as the page is likely to end, twice over; all of it if that was too short.
+            ahead = order[: 2 * end * snapshot.size // total + PAGE_LOOKAHEAD]
+            found = ahead[final[ahead]]
+            if len(found) < end and len(ahead) < len(order):
+                found = order[final[order]]
+            return [(int(docnum), None) for docnum in found[start:end]]
         docs = np.flatnonzero(final)
         ranks = snapshot.rank(sort)[docs]
         if len(docs) > end:

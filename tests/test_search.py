@@ -495,6 +495,28 @@ def test_search_retries_fuzzily_only_a_few_words(news: SearchService):
     assert (many.total, many.retry) == (0, None)
 
 
+def test_search_runs_no_retry_when_the_filters_alone_match_nothing(
+    news: SearchService, monkeypatch: pytest.MonkeyPatch
+):
+    # No query text finds an article the filters leave out: a fuzzy retry (a walk through
+    # every word list) would be work for nothing.
+    parsed: list[str] = []
+    parse_query = querylang.parse_query
+
+    def parsing(text: str, **options: bool):
+        parsed.append(text)
+        return parse_query(text, **options)
+
+    monkeypatch.setattr(querylang, "parse_query", parsing)
+    nowhere = SearchRequest(
+        text="excerpt:azzure", filters={"provider": ("Wired",), "topic": ("AI",)}
+    )
+    assert (news.search(nowhere).total, parsed) == (0, [])
+    elsewhere = SearchRequest(text="excerpt:azzure", filters={"provider": ("Wired",)})
+    result = news.search(elsewhere)
+    assert (result.total, result.retry, parsed) == (0, None, ["excerpt:azzure"])
+
+
 def test_search_reports_nothing_when_nothing_is_close(news: SearchService):
     result = news.search(SearchRequest(text="zzyzx"))
     assert (result.total, result.retry, result.did_you_mean) == (0, None, None)
