@@ -144,6 +144,13 @@ def write_arrays(index_dir: Path) -> bool:
         index.close()
 
 
+def trust_layout_checked(index_dir: Path) -> None:
+    """Trust the layout check the writer of the last set of arrays in ``index_dir`` made,
+    before reading the index the fast way (a sync reads the files it indexed)."""
+    last = _last_set(index_dir)
+    whoosh_internals.trust_layout(None if last is None else last.layout_checked)
+
+
 def _leading(last: StoredArrays, reader: IndexReader) -> Leading | None:
     """``last`` as the arrays of ``reader``'s leading segments, if its segments are those,
     with the same documents (deletions may differ); None if not (merged, or dropped)."""

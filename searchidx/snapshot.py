@@ -484,8 +484,7 @@ class IndexSnapshot:
         values: list[bytes] = []
         for leaf, base in self._leaves:
             if base >= start:
-                reader = leaf.column_reader(name, translate=False)
-                values += whoosh_internals.var_bytes(reader) or list(reader)
+                values += whoosh_internals.column_bytes(leaf, name)
         return values
 
     def _later_leaves(self, name: str, out: np.ndarray) -> list[tuple[IndexReader, int]]:

@@ -512,6 +512,14 @@ def var_bytes(reader: Any) -> list[bytes] | None:
     return [data[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
 
 
+def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:
+    """Each document's bytes in a segment's column (untranslated), read in one piece when
+    the column is of variable-length bytes."""
+    reader = leaf.column_reader(fieldname, translate=False)
+    values = var_bytes(reader)
+    return list(reader) if values is None else values
+
+
 @_trusted
 def length_codes(reader: Any, fieldname: str, count: int) -> np.ndarray | None:
     """The length bytes of a field (the W3 codec's ``_<field>_len`` column), decoded by
