@@ -18,8 +18,8 @@ A sync writes its arrays from the last set when that set's segments lead the new
 unchanged (a sync adds its segments after them, and deletes by marking documents): their
 rows are copied, only the new segments' rows are read from the columns, and what depends on
 every document (which are live, sort orders, quality percentiles, the facets' value ids) is
-derived again from the arrays, as a full write derives it, to the byte. Once small segments
-were merged (or a segment wholly deleted was dropped), the documents are numbered anew, and
+derived again, as a full write derives it, to the byte. Once small segments were merged
+(or the leading segments differ in any other way), the documents are numbered anew, and
 everything is read from the columns again.
 
 The writer also notes the Whoosh installation whose layout it checked
@@ -132,8 +132,7 @@ def write_arrays(index_dir: Path) -> bool:
     for, when they lead this commit's (see the module's notes), and names the Whoosh
     installation whose layout its writer checked: a sync in the same installation trusts
     that check instead of repeating it (0.2 s of every ``searchidx index``)."""
-    last = _last_set(index_dir)
-    whoosh_internals.trust_layout(None if last is None else last.layout_checked)
+    last = trust_layout_checked(index_dir)
     index = whoosh_index.open_dir(str(index_dir))
     try:
         with index.searcher() as searcher:
@@ -144,16 +143,17 @@ def write_arrays(index_dir: Path) -> bool:
         index.close()
 
 
-def trust_layout_checked(index_dir: Path) -> None:
+def trust_layout_checked(index_dir: Path) -> StoredArrays | None:
     """Trust the layout check the writer of the last set of arrays in ``index_dir`` made,
-    before reading the index the fast way (a sync reads the files it indexed)."""
+    before reading the index the fast way (a sync reads the files it indexed); that set."""
     last = _last_set(index_dir)
     whoosh_internals.trust_layout(None if last is None else last.layout_checked)
+    return last
 
 
 def _leading(last: StoredArrays, reader: IndexReader) -> Leading | None:
     """``last`` as the arrays of ``reader``'s leading segments, if its segments are those,
-    with the same documents (deletions may differ); None if not (merged, or dropped)."""
+    with the same documents (deletions may differ); None if not (merged)."""
     earlier, now = last.segments, _segments(reader)
     if len(earlier) > len(now) or any(
         was[:2] != segment[:2] for was, segment in zip(earlier, now, strict=False)

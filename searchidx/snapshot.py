@@ -307,10 +307,9 @@ class IndexSnapshot:
             return FacetTable.of(*stored)
         if spec.kind is Kind.MONTH:
             return self._month_table()
-        leading = None
+        leading, start = None, 0
         if self.leading is not None and (rows := self.leading.arrays.facet(name)) is not None:
-            leading = FacetTable.of(*rows)
-        start = 0 if leading is None or self.leading is None else self.leading.documents
+            leading, start = FacetTable.of(*rows), self.leading.documents
         if spec.multi_valued:  # a column of bytes: the values joined
             joined = self._raw_column(spec.column, start)
             values = [raw.decode().split(VALUE_SEPARATOR) for raw in joined]
