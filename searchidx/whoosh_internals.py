@@ -508,9 +508,10 @@ def var_bytes(reader: Any) -> list[bytes] | None:
     it so)."""
     if not isinstance(reader, columns.VarBytesColumn.Reader):
         return None
-    ends = np.cumsum(np.asarray(reader._lengths, dtype=np.int64))
+    lengths = np.asarray(reader._lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
     data = reader._dbfile.get(reader._basepos, int(ends[-1]) if len(ends) else 0)
-    starts = (ends - np.asarray(reader._lengths, dtype=np.int64)).tolist()
+    starts = (ends - lengths).tolist()
     return [data[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
 
 
@@ -846,9 +847,14 @@ def _write_blocks(
         postings._values = [value for value in values[start : start + limit] if value]
         heaviest = max(block_weights)
         postings._maxweight = heaviest if heaviest > 0 else 0
-        known = [length for length in map(lengths.__getitem__, ids) if length]
-        postings._minlength = min(known) if known else None
-        postings._maxlength = max(known, default=0)
+        postings._minlength, postings._maxlength = _length_range(lengths, ids)
+
+
+def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]:
+    """The shortest (None: no length) and longest length of ``docs`` in a field, as the
+    postings writer notes them for a block."""
+    known = [length for length in map(lengths.__getitem__, docs) if length]
+    return (min(known) if known else None), max(known, default=0)
 
 
 class _OneBlockTerms:
@@ -896,9 +902,7 @@ class _OneBlockTerms:
             data = zlib.compress(data, compression)
         heaviest = max(weights)
         heaviest = heaviest if heaviest > 0 else 0
-        known = [length for length in map(self.lengths.__getitem__, docs) if length]
-        shortest = min(known) if known else None
-        longest = max(known, default=0)
+        shortest, longest = _length_range(self.lengths, docs)
         info = dumps(
             (
                 len(docs),
