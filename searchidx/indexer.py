@@ -408,7 +408,7 @@ class _IndexedFiles:
             for leaf, base in reader.leaf_readers():
                 if not leaf.doc_count_all():
                     continue  # built from an empty folder: Whoosh has no columns
-                deleted = whoosh_internals.deleted_docs(leaf) if leaf.has_deletions() else ()
+                deleted = whoosh_internals.deleted_set(leaf) if leaf.has_deletions() else ()
                 paths = whoosh_internals.column_bytes(leaf, "path")
                 for docnum, (path, state) in enumerate(
                     zip(paths, whoosh_internals.column_bytes(leaf, "state"), strict=True)

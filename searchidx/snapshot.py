@@ -232,7 +232,7 @@ class IndexSnapshot:
         mask = np.ones(self.size, dtype=bool)
         for leaf, base in self._leaves:
             if leaf.has_deletions():
-                mask[base + np.fromiter(_deleted_docs(leaf), dtype=np.int64)] = False
+                mask[base + np.fromiter(whoosh_internals.deleted_set(leaf), dtype=np.int64)] = False
         return mask
 
     @functools.cached_property
@@ -529,15 +529,6 @@ class IndexSnapshot:
             else:
                 out[base : base + count] = whoosh_internals.LENGTH_OF_BYTE[codes]
         return out
-
-
-def _deleted_docs(leaf: IndexReader) -> Iterable[int]:
-    """A segment's deleted docnums (its reader keeps them as a set; else: all minus live)."""
-    deleted = whoosh_internals.deleted_docs(leaf)
-    if deleted is not None:
-        return deleted
-    live = set(leaf.all_doc_ids())
-    return [docnum for docnum in range(leaf.doc_count_all()) if docnum not in live]
 
 
 def date_key(moment: datetime) -> int:

@@ -478,6 +478,14 @@ def deleted_docs(leaf: IndexReader) -> frozenset[int]:
     return cast(SegmentReader, leaf).deleted_docs_set  # a leaf reader is a segment's
 
 
+def deleted_set(leaf: IndexReader) -> frozenset[int]:
+    """A segment's deleted docnums (its reader keeps them as a set; else: all minus live)."""
+    deleted = deleted_docs(leaf)
+    if deleted is not None:
+        return deleted
+    return frozenset(range(leaf.doc_count_all())) - frozenset(leaf.all_doc_ids())
+
+
 @_trusted
 def fixed_numbers(reader: Any, count: int) -> np.ndarray | None:
     """A fixed-width numeric column's values, straight from its file (None: read it slowly)."""

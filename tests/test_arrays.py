@@ -203,6 +203,42 @@ def test_arrays_of_a_sync_equal_a_full_write_of_its_commit(
     assert all(found is not None for found in extended[:2]) and None in extended
 
 
+def test_arrays_of_a_sync_through_whooshs_public_api_equal_the_fast_ones(
+    content, store, tmp_path, monkeypatch
+):
+    indexer.sync(store, content)
+    monkeypatch.setattr(whoosh_internals, "KNOWN_VERSIONS", frozenset({(2, 7)}))
+    monkeypatch.setattr(whoosh_internals, "installation", lambda: "whoosh3 changed in place")
+    whoosh_internals.layout_known.cache_clear()
+    try:
+        with pytest.warns(whoosh_internals.WhooshLayoutWarning):
+            _change(content, 0)
+            report = indexer.sync(store, content)  # files, deletions and arrays read slowly
+        assert (report.added, report.updated, report.removed) == (3, 5, 1)
+        assert not indexer.sync(store, content).changed
+    finally:
+        monkeypatch.undo()
+        whoosh_internals.layout_known.cache_clear()
+    slow, fast = (arrays._read(path) for path in _written_both_ways(store, tmp_path))
+    assert slow is not None and fast is not None
+    assert slow.layout_checked is None and fast.layout_checked is not None
+    assert slow.facet_values == fast.facet_values
+    assert slow.arrays.keys() == fast.arrays.keys()
+    for name, array in fast.arrays.items():
+        assert np.array_equal(slow.arrays[name], array) and slow.arrays[name].dtype == array.dtype
+
+
+def _written_both_ways(store: IndexStore, tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of the live arrays file, and of the one a full write of its commit gives."""
+    (path,) = _arrays_files(store)
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    shutil.copy(path, slow)
+    path.unlink()
+    assert arrays.write_arrays(store.live_dir())
+    shutil.copy(path, fast)
+    return slow, fast
+
+
 # The layout check ------------------------------------------------------------------------
 
 
