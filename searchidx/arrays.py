@@ -14,6 +14,14 @@ document counts and deletions) and was written by this format: arrays of an olde
 a rebuilt generation or of a killed writer are never used. Missing or stale, the snapshot
 builds its arrays from the columns as before: slower, the same answers.
 
+A sync writes its arrays from the last set when that set's segments lead the new commit's
+unchanged (a sync adds its segments after them, and deletes by marking documents): their
+rows are copied, only the new segments' rows are read from the columns, and what depends on
+every document (which are live, sort orders, quality percentiles, the facets' value ids) is
+derived again, as a full write derives it, to the byte. Once small segments were merged
+(or the leading segments differ in any other way), the documents are numbered anew, and
+everything is read from the columns again.
+
 The writer also notes the Whoosh installation whose layout it checked
 (:func:`searchidx.whoosh_internals.layout_known`): a reader running the same one trusts that
 check instead of repeating it (the check builds a small index: 0.2 s per process).
@@ -34,7 +42,7 @@ from whoosh import index as whoosh_index
 from whoosh.reading import IndexReader
 
 from searchidx import whoosh_internals
-from searchidx.snapshot import IndexSnapshot
+from searchidx.snapshot import IndexSnapshot, Leading
 
 #: What the arrays hold and how they are named: change it whenever either changes, and older
 #: arrays are ignored (rebuilt from the columns until the next sync writes new ones).
@@ -55,6 +63,8 @@ class StoredArrays:
     facet_values: dict[str, tuple[str, ...]]
     #: The Whoosh installation whose layout the writer checked (None: it found it unknown).
     layout_checked: str | None
+    #: What identifies the documents they were written for (see :func:`_segments`).
+    segments: list[list[Any]]
 
     def array(self, name: str) -> np.ndarray | None:
         return self.arrays.get(name)
@@ -73,12 +83,17 @@ def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
 
     The file is mapped now: a sync may remove it later, and a mapped file stays readable
     once removed (POSIX)."""
-    path = index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}"
+    stored = _read(index_dir / f"{_PREFIX}{reader.generation()}{_SUFFIX}")
+    return stored if stored is not None and stored.segments == _segments(reader) else None
+
+
+def _read(path: Path) -> StoredArrays | None:
+    """The arrays in ``path``, mapped; None if there are none, damaged, or of another format."""
     try:
         with open(path, "rb") as file:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         header, header_end = _header(mapped)
-        if header.get("format") != FORMAT or header.get("segments") != _segments(reader):
+        if header.get("format") != FORMAT:
             return None
         start = _aligned(header_end)
         arrays = {}
@@ -88,13 +103,14 @@ def open_arrays(index_dir: Path, reader: IndexReader) -> StoredArrays | None:
                 return None  # cut short
             array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset)
             arrays[name] = array.reshape(shape)
-    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged
+        return StoredArrays(
+            arrays=arrays,
+            facet_values={name: tuple(values) for name, values in header["facets"].items()},
+            layout_checked=header.get("whoosh"),
+            segments=header["segments"],
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or damaged
         return None
-    return StoredArrays(
-        arrays=arrays,
-        facet_values={name: tuple(values) for name, values in header["facets"].items()},
-        layout_checked=header.get("whoosh"),
-    )
 
 
 def _header(mapped: mmap.mmap) -> tuple[dict[str, Any], int]:
@@ -112,16 +128,40 @@ def write_arrays(index_dir: Path) -> bool:
     """Write the arrays of the index in ``index_dir`` as last committed, unless written
     already, and remove every older set. Whether they were written now.
 
-    Arrays an earlier commit left here name the Whoosh installation whose layout their
-    writer checked: a sync in the same installation trusts that check instead of repeating
-    it (0.2 s of every ``searchidx index``)."""
-    whoosh_internals.trust_layout(_checked_before(index_dir))
+    The last set an earlier commit left here gives the rows of the segments it was written
+    for, when they lead this commit's (see the module's notes), and names the Whoosh
+    installation whose layout its writer checked: a sync in the same installation trusts
+    that check instead of repeating it (0.2 s of every ``searchidx index``)."""
+    last = trust_layout_checked(index_dir)
     index = whoosh_index.open_dir(str(index_dir))
     try:
         with index.searcher() as searcher:
-            return _write(index_dir, searcher.reader(), IndexSnapshot(searcher, 0))
+            reader = searcher.reader()
+            leading = None if last is None else _leading(last, reader)
+            return _write(index_dir, reader, IndexSnapshot(searcher, 0, leading=leading))
     finally:
         index.close()
+
+
+def trust_layout_checked(index_dir: Path) -> StoredArrays | None:
+    """Trust the layout check the writer of the last set of arrays in ``index_dir`` made,
+    before reading the index the fast way (a sync reads the files it indexed); that set."""
+    last = _last_set(index_dir)
+    whoosh_internals.trust_layout(None if last is None else last.layout_checked)
+    return last
+
+
+def _leading(last: StoredArrays, reader: IndexReader) -> Leading | None:
+    """``last`` as the arrays of ``reader``'s leading segments, if its segments are those,
+    with the same documents (deletions may differ); None if not (merged)."""
+    earlier, now = last.segments, _segments(reader)
+    if len(earlier) > len(now) or any(
+        was[:2] != segment[:2] for was, segment in zip(earlier, now, strict=False)
+    ):
+        return None
+    documents = sum(count for _id, count, _live in earlier)
+    live = last.array("live")
+    return Leading(last, documents) if live is not None and len(live) == documents else None
 
 
 def _write(index_dir: Path, reader: IndexReader, snapshot: IndexSnapshot) -> bool:
@@ -164,20 +204,15 @@ def _write(index_dir: Path, reader: IndexReader, snapshot: IndexSnapshot) -> boo
     return written
 
 
-def _checked_before(index_dir: Path) -> str | None:
-    """The installation noted in an earlier set of arrays in ``index_dir``, if any."""
+def _last_set(index_dir: Path) -> StoredArrays | None:
+    """The arrays of the latest commit that has them in ``index_dir``, if any (a sync
+    removes the older sets once it wrote its own)."""
+    numbered = []
     for path in index_dir.glob(f"{_PREFIX}*{_SUFFIX}"):
-        try:
-            with (
-                open(path, "rb") as file,
-                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-            ):
-                checked = _header(mapped)[0].get("whoosh")
-        except (OSError, ValueError):
-            continue
-        if isinstance(checked, str):
-            return checked
-    return None
+        number = path.name.removeprefix(_PREFIX).removesuffix(_SUFFIX)
+        if number.isdigit():
+            numbered.append((int(number), path))
+    return _read(max(numbered)[1]) if numbered else None
 
 
 def _aligned(offset: int) -> int:

@@ -74,7 +74,9 @@ def scan_content(root: Path) -> dict[str, FileState]:
             try:
                 if entry.is_dir():
                     pending.append((entry.path, f"{relative}{name}/"))
-                elif entry.is_file() and os.path.splitext(name)[1].lower() in ARTICLE_SUFFIXES:
+                # The suffix by rfind (no dot: the last character, never a suffix);
+                # os.path.splitext took a tenth of a scan.
+                elif entry.is_file() and name[name.rfind(".") :].lower() in ARTICLE_SUFFIXES:
                     stat = entry.stat()
                     found[relative + name] = FileState(stat.st_size, stat.st_mtime_ns)
             except OSError:

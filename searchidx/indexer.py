@@ -30,7 +30,7 @@ from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
 from searchidx import whoosh_internals, workers
-from searchidx.arrays import write_arrays
+from searchidx.arrays import trust_layout_checked, write_arrays
 from searchidx.content import FileState, scan_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
@@ -254,6 +254,7 @@ def _sync(
     started = time.perf_counter()
     report = SyncReport(str(root))
     on_disk = scan_content(root)
+    trust_layout_checked(store.live_dir())
     index = store.open_index()
     try:
         indexed = _IndexedFiles.read(index)
@@ -399,14 +400,23 @@ class _IndexedFiles:
 
     @classmethod
     def read(cls, index: FileIndex) -> _IndexedFiles:
-        """From the path and state columns, each read whole (by value is 3x slower)."""
+        """From the path and state columns, each segment's read in one piece (Whoosh's
+        readers, value by value and document by document, took 0.3 s at 100,000)."""
+        docnums: dict[str, int] = {}
+        states: dict[str, bytes] = {}
         with index.reader() as reader:
-            if not reader.doc_count_all():
-                return cls({}, {})  # built from an empty folder: Whoosh has no columns
-            paths = list(reader.column_reader("path"))
-            states = list(reader.column_reader("state"))
-            live = list(reader.all_doc_ids())
-        return cls({paths[d]: d for d in live}, {paths[d]: states[d] for d in live})
+            for leaf, base in reader.leaf_readers():
+                if not leaf.doc_count_all():
+                    continue  # built from an empty folder: Whoosh has no columns
+                deleted = whoosh_internals.deleted_set(leaf) if leaf.has_deletions() else ()
+                paths = whoosh_internals.column_bytes(leaf, "path")
+                for docnum, (path, state) in enumerate(
+                    zip(paths, whoosh_internals.column_bytes(leaf, "state"), strict=True)
+                ):
+                    if docnum not in deleted:
+                        text = path.decode()
+                        docnums[text], states[text] = base + docnum, state
+        return cls(docnums, states)
 
     def unchanged(self, path: str, state: FileState) -> bool:
         """Whether ``path`` is indexed with the size and mtime of ``state``."""

@@ -63,18 +63,38 @@ class FacetTable:
     ids_by_key: dict[str, int]
 
     @classmethod
-    def build(cls, per_document: Sequence[Iterable[str]], live: np.ndarray) -> FacetTable:
-        ids: dict[str, int] = {}
+    def build(
+        cls,
+        per_document: Sequence[Iterable[str]],
+        live: np.ndarray,
+        leading: FacetTable | None = None,
+        start: int = 0,
+    ) -> FacetTable:
+        """The table of the live documents from ``start`` on (``per_document``: their values)
+        after the ``leading`` table of those before (an earlier commit's: ``live`` has the
+        deletions since). Value ids count in order of first appearance, document by
+        document, as when built from the first document."""
+        ids = {} if leading is None else {value: n for n, value in enumerate(leading.values)}
         doc_ids: list[int] = []
         value_ids: list[int] = []
-        for docnum, values in enumerate(per_document):
+        for docnum, values in enumerate(per_document, start):
             if not live[docnum]:
                 continue
             for value in values:
                 if value:
                     doc_ids.append(docnum)
                     value_ids.append(ids.setdefault(value, len(ids)))
-        return cls.of(tuple(ids), np.asarray(doc_ids, np.int32), np.asarray(value_ids, np.int32))
+        docs, codes = np.asarray(doc_ids, np.int32), np.asarray(value_ids, np.int32)
+        if leading is not None:
+            kept = live[leading.doc_ids]
+            docs = np.concatenate([leading.doc_ids[kept], docs])
+            codes = np.concatenate([leading.value_ids[kept], codes])
+        seen, first = np.unique(codes, return_index=True)
+        order = seen[np.argsort(first, kind="stable")]  # ids in order of first appearance
+        renumbered = np.zeros(len(ids), np.int32)
+        renumbered[order] = np.arange(len(order), dtype=np.int32)
+        names = list(ids)
+        return cls.of(tuple(names[code] for code in order.tolist()), docs, renumbered[codes])
 
     @classmethod
     def of(cls, values: tuple[str, ...], doc_ids: np.ndarray, value_ids: np.ndarray) -> FacetTable:
@@ -150,6 +170,17 @@ class FacetTable:
         return np.searchsorted(self.doc_ids, np.arange(last + 2)).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Leading:
+    """An earlier commit's arrays whose segments lead this reader's, unchanged: their first
+    ``documents`` rows are this reader's but for the deletions since (a sync adds its segments
+    after the others). A writer extends them with the later segments' rows instead of reading
+    every document's columns again (see :mod:`searchidx.arrays`)."""
+
+    arrays: StoredArrays
+    documents: int
+
+
 def _stored_as(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """A snapshot's array read from those written at commit, under ``name`` (formatted with
     the method's arguments), when it has them; else built by the method."""
@@ -168,19 +199,22 @@ def _stored_as(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[...,
 class IndexSnapshot:
     """The cached, array form of one searcher's documents. Build lazily, never mutate.
 
-    ``stored``: the arrays written at commit for this searcher's segments, if any."""
+    ``stored``: the arrays written at commit for this searcher's segments, if any;
+    ``leading``: those of an earlier commit, to extend (the arrays' writer)."""
 
     def __init__(
         self,
         searcher: Searcher,
         results_cached: int = RESULTS_CACHED,
         stored: StoredArrays | None = None,
+        leading: Leading | None = None,
     ) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
         self.schema = searcher.schema
         self.size = self.reader.doc_count_all()
         self.stored = stored
+        self.leading = leading
         if stored is not None:
             whoosh_internals.trust_layout(stored.layout_checked)
         whoosh_internals.layout_known()  # checked (and warned about) once, at the first snapshot
@@ -201,7 +235,7 @@ class IndexSnapshot:
         mask = np.ones(self.size, dtype=bool)
         for leaf, base in self._leaves:
             if leaf.has_deletions():
-                mask[base + np.fromiter(_deleted_docs(leaf), dtype=np.int64)] = False
+                mask[base + np.fromiter(whoosh_internals.deleted_set(leaf), dtype=np.int64)] = False
         return mask
 
     @functools.cached_property
@@ -276,11 +310,14 @@ class IndexSnapshot:
             return FacetTable.of(*stored)
         if spec.kind is Kind.MONTH:
             return self._month_table()
-        if spec.multi_valued:
-            joined = self._column(spec.column, translate=True)
+        leading, start = None, 0
+        if self.leading is not None and (rows := self.leading.arrays.facet(name)) is not None:
+            leading, start = FacetTable.of(*rows), self.leading.documents
+        if spec.multi_valued:  # a column of bytes: the values joined
+            joined = self._raw_column(spec.column, start)
             values = [raw.decode().split(VALUE_SEPARATOR) for raw in joined]
-            return FacetTable.build(values, self.live)
-        return self._single_valued_table(spec.column)
+            return FacetTable.build(values, self.live, leading, start)
+        return self._single_valued_table(spec.column, leading, start)
 
     @functools.cache  # noqa: B019 - see facet()
     def counts_of_all(self, name: str) -> np.ndarray:
@@ -288,15 +325,26 @@ class IndexSnapshot:
         no filter (the front page), the same until the index changes."""
         return self.facet(name).counts(self.live)
 
-    def _single_valued_table(self, name: str) -> FacetTable:
-        """A facet of one value per document, from the column's codes where it has them."""
+    def _single_valued_table(self, name: str, leading: FacetTable | None, start: int) -> FacetTable:
+        """A facet of one value per document, from the column's codes where it has them,
+        the documents before ``start`` from the ``leading`` table. Value ids count segment by
+        segment, in each in the order of its values (those of deleted documents too)."""
         field = self.schema[name]
         ids: dict[str, int] = {}
         value_of = np.full(self.size, -1, dtype=np.int32)
+        if leading is not None:
+            ids = {value: number for number, value in enumerate(leading.values)}
+            value_of[leading.doc_ids] = leading.value_ids
         for leaf, base in self._leaves:
+            if base < start:
+                continue
             reader = leaf.column_reader(name, translate=False)
             count = leaf.doc_count_all()
             coded = whoosh_internals.ref_codes(reader, count)
+            if coded is None and (raw := whoosh_internals.var_bytes(reader)) is not None:
+                # Sorted as bytes, sorted as the values: UTF-8 keeps the order of characters.
+                distinct, inverse = np.unique(np.asarray(raw, dtype=object), return_inverse=True)
+                coded = inverse.astype(np.int64), list(distinct)
             if coded is None:
                 values = [field.from_column_value(raw) for raw in reader]
                 distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
@@ -342,12 +390,12 @@ class IndexSnapshot:
     @_stored_as("dates")
     def dates(self) -> np.ndarray:
         """Publication time of each document, in Whoosh's long form (see :func:`date_key`)."""
-        return self._numbers("date", translate=False)
+        return self._numbers("date", "dates", translate=False)
 
     @functools.cached_property
     @_stored_as("qualities")
     def qualities(self) -> np.ndarray:
-        return self._numbers("quality", translate=True)
+        return self._numbers("quality", "qualities", translate=True)
 
     @functools.cached_property
     @_stored_as("quality-percentiles")
@@ -375,8 +423,9 @@ class IndexSnapshot:
 
     @functools.cached_property
     def path_ranks(self) -> np.ndarray:
-        """Each document's position in path order: the tie-break that keeps pages stable."""
-        paths = self._column("path", translate=True)
+        """Each document's position in path order: the tie-break that keeps pages stable
+        (paths compared as UTF-8 bytes compare as text)."""
+        paths = self._raw_column("path", 0)
         ranks = np.empty(self.size, dtype=np.int64)
         ranks[sorted(range(self.size), key=paths.__getitem__)] = np.arange(self.size)
         return ranks
@@ -432,16 +481,30 @@ class IndexSnapshot:
             mask &= self.qualities <= high
         return mask
 
-    def _column(self, name: str, translate: bool) -> list[Any]:
-        if not self._leaves:
-            return []
-        return list(self.reader.column_reader(name, translate=translate))
+    def _raw_column(self, name: str, start: int) -> list[bytes]:
+        """A column's bytes for each document from ``start`` on (a segment's first)."""
+        values: list[bytes] = []
+        for leaf, base in self._leaves:
+            if base >= start:
+                values += whoosh_internals.column_bytes(leaf, name)
+        return values
 
-    def _numbers(self, name: str, translate: bool) -> np.ndarray:
-        """A numeric column as an int64 array, read from its file in one piece per segment."""
+    def _later_leaves(self, name: str, out: np.ndarray) -> list[tuple[IndexReader, int]]:
+        """The segments whose rows of the per-document array ``name`` are to be read into
+        ``out``: every one, or those after the leading segments, whose rows are copied now."""
+        rows = None if self.leading is None else self.leading.arrays.array(name)
+        if self.leading is None or rows is None:
+            return self._leaves
+        start = self.leading.documents
+        out[:start] = rows[:start]
+        return [(leaf, base) for leaf, base in self._leaves if base >= start]
+
+    def _numbers(self, name: str, stored: str, translate: bool) -> np.ndarray:
+        """A numeric column as an int64 array, read from its file in one piece per segment
+        (those of the leading segments copied: stored under ``stored``)."""
         field = self.schema[name]
         out = np.empty(self.size, dtype=np.int64)
-        for leaf, base in self._leaves:
+        for leaf, base in self._later_leaves(stored, out):
             count = leaf.doc_count_all()
             raw = whoosh_internals.fixed_numbers(leaf.column_reader(name, translate=False), count)
             if raw is None:
@@ -460,7 +523,7 @@ class IndexSnapshot:
     def field_lengths(self, fieldname: str) -> np.ndarray:
         """Each document's length in a field, as Whoosh scores with it (a byte, decoded)."""
         out = np.zeros(self.size)
-        for leaf, base in self._leaves:
+        for leaf, base in self._later_leaves(f"lengths-{fieldname}", out):
             count = leaf.doc_count_all()
             codes = whoosh_internals.length_codes(leaf, fieldname, count)
             if codes is None:
@@ -469,15 +532,6 @@ class IndexSnapshot:
             else:
                 out[base : base + count] = whoosh_internals.LENGTH_OF_BYTE[codes]
         return out
-
-
-def _deleted_docs(leaf: IndexReader) -> Iterable[int]:
-    """A segment's deleted docnums (its reader keeps them as a set; else: all minus live)."""
-    deleted = whoosh_internals.deleted_docs(leaf)
-    if deleted is not None:
-        return deleted
-    live = set(leaf.all_doc_ids())
-    return [docnum for docnum in range(leaf.doc_count_all()) if docnum not in live]
 
 
 def date_key(moment: datetime) -> int:

@@ -146,6 +146,103 @@ def test_arrays_lost_are_written_again_by_the_next_sync(content, store):
     index.close()
 
 
+# A sync's arrays, written from the last set ------------------------------------------------
+
+
+def _change(content: Path, round_: int) -> None:
+    """Change, delete and add articles, new facet values among them: a sync's 1%."""
+    files = sorted(path for path in content.rglob("*.md") if "added" not in path.parts)
+    for path in files[round_ * 7 : round_ * 7 + 5]:
+        path.write_text(path.read_text().replace('title: "', 'title: "Updated: ', 1))
+    files[round_ * 7 + 5].unlink()
+    for number in range(3):
+        write_article(
+            content,
+            f"added/{round_}-{number}.md",
+            f"title: Added {round_} {number}\npublishedDateTime: 2021-0{number + 1}-02\n"
+            f"quality: {40 + number}\ncategory: new-{round_}\ntype: brief\npublished: false\n"
+            f"provider:\n  name: Newcomer {number}\ntopics:\n  - Fresh {round_}\n  - AI\n",
+            "A body of new words.",
+        )
+
+
+def _rewritten(store: IndexStore, tmp_path: Path) -> tuple[bytes, bytes]:
+    """The live generation's arrays file, and the one a full write of the same commit gives."""
+    (path,) = _arrays_files(store)
+    copy = tmp_path / "rewritten"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(store.live_dir(), copy)
+    (copy / path.name).unlink()
+    assert arrays.write_arrays(copy)
+    return path.read_bytes(), (copy / path.name).read_bytes()
+
+
+@pytest.mark.parametrize("files_per_process", [indexer.SYNC_FILES_PER_PROCESS, 4])
+def test_arrays_of_a_sync_equal_a_full_write_of_its_commit(
+    content, store, tmp_path, monkeypatch, files_per_process
+):
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", files_per_process)  # 4: workers
+    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)  # syncs merge small segments too
+    extended = []
+
+    def leading(*args):
+        extended.append(found := spied(*args))
+        return found
+
+    spied = arrays._leading
+    monkeypatch.setattr(arrays, "_leading", leading)
+    indexer.sync(store, content)
+    for round_ in range(4):
+        _change(content, round_)
+        report = indexer.sync(store, content)
+        assert (report.added, report.updated, report.removed) == (3, 5, 1)
+        incremental, full = _rewritten(store, tmp_path)
+        assert incremental == full, f"sync {round_ + 1}"
+    (content / "added" / "0-0.md").unlink()
+    indexer.sync(store, content)  # only a deletion: the same segments
+    incremental, full = _rewritten(store, tmp_path)
+    assert incremental == full
+    # Most syncs extended the last set; some merged the small segments first (all of them are
+    # small here), which numbers the documents anew: their arrays were written whole.
+    assert all(found is not None for found in extended[:2]) and None in extended
+
+
+def test_arrays_of_a_sync_through_whooshs_public_api_equal_the_fast_ones(
+    content, store, tmp_path, monkeypatch
+):
+    indexer.sync(store, content)
+    monkeypatch.setattr(whoosh_internals, "KNOWN_VERSIONS", frozenset({(2, 7)}))
+    monkeypatch.setattr(whoosh_internals, "installation", lambda: "whoosh3 changed in place")
+    whoosh_internals.layout_known.cache_clear()
+    try:
+        with pytest.warns(whoosh_internals.WhooshLayoutWarning):
+            _change(content, 0)
+            report = indexer.sync(store, content)  # files, deletions and arrays read slowly
+        assert (report.added, report.updated, report.removed) == (3, 5, 1)
+        assert not indexer.sync(store, content).changed
+    finally:
+        monkeypatch.undo()
+        whoosh_internals.layout_known.cache_clear()
+    slow, fast = (arrays._read(path) for path in _written_both_ways(store, tmp_path))
+    assert slow is not None and fast is not None
+    assert slow.layout_checked is None and fast.layout_checked is not None
+    assert slow.facet_values == fast.facet_values
+    assert slow.arrays.keys() == fast.arrays.keys()
+    for name, array in fast.arrays.items():
+        assert np.array_equal(slow.arrays[name], array) and slow.arrays[name].dtype == array.dtype
+
+
+def _written_both_ways(store: IndexStore, tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of the live arrays file, and of the one a full write of its commit gives."""
+    (path,) = _arrays_files(store)
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    shutil.copy(path, slow)
+    path.unlink()
+    assert arrays.write_arrays(store.live_dir())
+    shutil.copy(path, fast)
+    return slow, fast
+
+
 # The layout check ------------------------------------------------------------------------
 
 
