@@ -329,9 +329,9 @@ class IndexSnapshot:
         a slice of it, however short the prefix typed."""
         counts: dict[str, int] = {}
         for leaf, _ in self._leaves:
-            for word, info in leaf.iter_field("spell_title"):
+            for word, documents in whoosh_internals.doc_frequencies(leaf, "spell_title"):
                 text = word.decode()
-                counts[text] = counts.get(text, 0) + info.doc_frequency()
+                counts[text] = counts.get(text, 0) + documents
         words = sorted(counts)
         return words, np.array([counts[word] for word in words], dtype=np.int64)
 
