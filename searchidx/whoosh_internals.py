@@ -227,9 +227,9 @@ def leaf_postings(
     if type(terms) is W3TermsReader:
         info = terms.term_info(fieldname, word)
         if info.is_inlined():  # a short list, in its term's entry (see INLINE_LIMIT)
-            ids, found, raw = info.inlined_postings()
-            docs, weights = np.asarray(ids, np.int64), np.asarray(found, np.float64)
-            return docs, weights, list(raw) if values else []
+            ids, found, inlined_values = info.inlined_postings()
+            in_values = list(inlined_values) if values else []
+            return np.asarray(ids, np.int64), np.asarray(found, np.float64), in_values
         format_ = leaf.schema[fieldname].format
         matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
             terms._postfile, info, format_, term=(fieldname, word), scorer=None
@@ -669,7 +669,9 @@ class _MergedSegment(SegmentReader):
     :data:`INLINE_LIMIT`) gives a posting without a value (an ``ID`` field's) the value "",
     which Whoosh's posting pool refuses (it takes bytes, or None as a block's matcher gives)."""
 
-    def iter_postings(self) -> Iterator[tuple[str, bytes, int, float, bytes | None]]:
+    def iter_postings(  # type: ignore[override]  # Whoosh's pool takes None, as it gives
+        self,
+    ) -> Iterator[tuple[str, bytes, int, float, bytes | None]]:
         for fieldname, text, docnum, weight, value in super().iter_postings():
             yield fieldname, text, docnum, weight, value if isinstance(value, bytes) else None
 

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from whoosh import query as whoosh_query
 from whoosh import sorting
+from whoosh.reading import SegmentReader
 
 from searchidx import indexer, querylang, whoosh_internals
 from searchidx.content import scan_content
@@ -381,6 +382,7 @@ def _inlined(snapshot: IndexSnapshot, fieldname: str) -> list[tuple[bytes, int]]
     segment keeps in the word's term info (shorter than ``INLINE_LIMIT``)."""
     found = {}
     for leaf, base in snapshot._leaves:
+        assert isinstance(leaf, SegmentReader)
         for (name, word), info in leaf._terms.items():
             if name == fieldname and info.is_inlined():
                 found[word] = base + info.inlined_postings()[0][0]
@@ -392,6 +394,7 @@ def _written(record: dict, fieldname: str, word: bytes) -> list[str]:
     indexed as ``word`` on: the words the index kept (no stop words)."""
     text = record[fieldname]
     chain = _plain_chain(ANALYZER)
+    assert chain is not None
     kept = [(m.group(0), term) for _, m, term, stopped in plain_words(chain, text) if not stopped]
     start = [term.encode() for _, term in kept].index(word)
     return [written for written, _ in kept[start:]]
