@@ -234,6 +234,8 @@ def leaf_postings(
         matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
             terms._postfile, info, format_, term=(fieldname, word), scorer=None
         )
+    elif terms is not None:
+        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
     else:
         matcher = leaf.postings(fieldname, word)
     docs: list[np.ndarray] = []
@@ -267,7 +269,8 @@ def doc_frequencies(leaf: IndexReader, fieldname: str) -> Iterator[tuple[bytes, 
     """Each word of a segment's field and how many documents have it (deleted ones included),
     as ``leaf.iter_field`` gives them with their term infos; read from the term index's rows
     where the layout is known, without decoding the infos: an inlined one (see
-    :data:`INLINE_LIMIT`) unpickles its postings, a third more time for a field's words."""
+    :data:`INLINE_LIMIT`) unpickles its postings (the title words of 10,000 articles: 22 ms
+    decoded, 7 from the rows)."""
     rows = _row_doc_frequencies(leaf, fieldname) if layout_known() else None
     if rows is None:
         return ((word, info.doc_frequency()) for word, info in leaf.iter_field(fieldname))
