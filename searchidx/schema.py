@@ -41,8 +41,10 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: Bump when the schema, the analyzer or the document mapping changes: ``searchidx index``
 #: rebuilds an index of another version from scratch, and searching one says to.
 #: 3: accents folded ("são" is "sao"); "&" joins words as "." does ("AT&T" is one word); words
-#: of one character kept. 4: one term per date and per quality (no numeric tiers).
-SCHEMA_VERSION = 4
+#: of one character kept. 4: one term per date and per quality (no numeric tiers). 5: short
+#: posting lists inlined in the term index (``whoosh_internals.INLINE_LIMIT``), which an older
+#: searchidx reads, but its sync fails merging them.
+SCHEMA_VERSION = 5
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
+from whoosh.reading import SegmentReader
 
-from searchidx import indexer, workers
+from searchidx import indexer, whoosh_internals, workers
 from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
 from searchidx.request import SearchRequest, Sort
@@ -190,7 +191,8 @@ def test_a_build_larger_than_the_buffer_writes_several_segments(
 
 def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list):
     """The documents written as one segment by ``kind``: each of its files' bytes by name
-    (the segment's random id left out), its field lengths and its document count."""
+    (the segment's random id left out), its field lengths, its document count and how many
+    of its terms have their postings inlined in the term index."""
     index = IndexStore(folder).create_generation()[1]
     segment = kind(unlocked_segment_writer(index, 64))
     for document in documents:
@@ -201,10 +203,18 @@ def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, d
         name.replace(written.segment_id(), ""): parts.open_file(name).read()
         for name in parts.list()
     }
-    return files, dict(written._fieldlengths), written.doc_count_all()
+    reader = SegmentReader(index.storage, index.schema, written)
+    inlined = sum(info.is_inlined() for _, info in reader._terms.items())
+    reader.close()
+    return files, dict(written._fieldlengths), written.doc_count_all(), inlined
 
 
-def test_a_buffered_segment_is_whooshs_to_the_byte(sample_dir: Path, tmp_path: Path):
+#: Postings inlined: none (Whoosh's default), the index's, and lists up to a whole block.
+@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
+def test_a_buffered_segment_is_whooshs_to_the_byte(
+    sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
     articles = real_shaped_articles()
     articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
     odd = articles[0]
@@ -219,6 +229,7 @@ def test_a_buffered_segment_is_whooshs_to_the_byte(sample_dir: Path, tmp_path: P
     buffered = segment_files(_BufferedSegment, tmp_path / "buffered", documents)
 
     assert whooshs[1:] == buffered[1:]
+    assert (whooshs[3] > 0) == (inline_limit > 1)
     assert sorted(whooshs[0]) == sorted(buffered[0])
     assert any(name.endswith(".pst") for name in whooshs[0])
     for name, data in whooshs[0].items():

@@ -12,6 +12,8 @@ fails, Whoosh answers every query (the same answers) after one warning.
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
 import warnings
 from collections import Counter
@@ -23,13 +25,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from whoosh import query as whoosh_query
 from whoosh import sorting
+from whoosh.reading import SegmentReader
 
-from searchidx import indexer, whoosh_internals
+from searchidx import indexer, querylang, whoosh_internals
 from searchidx.content import scan_content
 from searchidx.errors import QueryError
+from searchidx.marks import Mark
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
+from searchidx.schema import ANALYZER, _plain_chain, plain_words
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
@@ -367,6 +372,66 @@ def test_generated_queries_give_whooshs_sorted_pages(service, text: str, page: i
 def test_many_generated_queries_equal_whooshs_answers(service, text: str, page: int):
     _check_matches(service.snapshot(), text)
     _check_pages(service, text, page)
+
+
+# Posting lists kept in their term info -------------------------------------------------------
+
+
+def _inlined(snapshot: IndexSnapshot, fieldname: str) -> list[tuple[bytes, int]]:
+    """(word, a document having it) of each word of ``fieldname`` whose posting list some
+    segment keeps in the word's term info (shorter than ``INLINE_LIMIT``)."""
+    found = {}
+    for leaf, base in snapshot._leaves:
+        assert isinstance(leaf, SegmentReader)
+        for (name, word), info in leaf._terms.items():
+            if name == fieldname and info.is_inlined():
+                found[word] = base + info.inlined_postings()[0][0]
+    return sorted(found.items())
+
+
+def _written(record: dict, fieldname: str, word: bytes) -> list[str]:
+    """The words of a record's ``fieldname`` (title or excerpt) as written, from the one
+    indexed as ``word`` on: the words the index kept (no stop words)."""
+    text = record[fieldname]
+    chain = _plain_chain(ANALYZER)
+    assert chain is not None
+    kept = [(m.group(0), term) for _, m, term, stopped in plain_words(chain, text) if not stopped]
+    start = [term.encode() for _, term in kept].index(word)
+    return [written for written, _ in kept[start:]]
+
+
+def test_words_of_inlined_posting_lists_are_found_as_whoosh_finds_them(service):
+    snapshot = service.snapshot()
+    assert whoosh_internals.INLINE_LIMIT > 1 and snapshot.matcher.fast
+    rng = random.Random(12)
+    checked = 0
+    for fieldname in ("title", "excerpt"):
+        words = _inlined(snapshot, fieldname)
+        assert len(words) >= 3, fieldname  # the index has such words to check
+        for word, docnum in rng.sample(words, 3):
+            record = json.loads(snapshot.searcher.stored_fields(docnum)["record"])
+            written = _written(record, fieldname, word)
+            phrase = " ".join(written[:2])
+            for text in (
+                f"{fieldname}:{written[0]}",
+                written[0],
+                f'{fieldname}:"{phrase}"',
+                f'"{phrase}"',
+                f"{written[0]}~1",
+                f"{fieldname}:{written[0][:-1].lower()}*",
+            ):
+                _check_matches(snapshot, text)
+                checked += 1
+            result = service.search(SearchRequest(text=f'{fieldname}:"{phrase}"', per_page=100))
+            hit = next(hit for hit in result.hits if hit.article.path == record["path"])
+            marked = hit.marked_title if fieldname == "title" else hit.marked_excerpt
+            assert Mark(written[0], 0) in marked
+            typo = written[0].lower() + "q"
+            with snapshot.reading:
+                theirs = snapshot.searcher.reader().corrector("title").suggest(typo, 1, 2, 1)
+                mine = querylang.correct(typo, snapshot.searcher, snapshot.title_words[0])
+            assert (mine.text if mine else None) == (theirs[0] if theirs else None), typo
+    assert checked == 36
 
 
 # The fast paths are taken; the fallback gives the same answers --------------------------------
