@@ -344,5 +344,8 @@ def broad(parsed: query.Query) -> bool:
 
 
 def _shown(q: query.Query) -> str:
-    """The expanding word as typed (``a*``, not the ``body:a*`` of each field searched)."""
-    return repr(str(q).split(":", 1)[-1].split("^")[0])
+    """The word as typed: "Companies", not the "compani" the index searches (the parser's
+    plain words note it, :func:`searchidx.querylang._parsed`), and ``a*``, not the ``body:a*``
+    of each field searched."""
+    typed = getattr(q, "typed", None)
+    return repr(typed or str(q).split(":", 1)[-1].split("^")[0])

@@ -162,9 +162,13 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
     :class:`Reading`'s query."""
     parser = _FUZZY_PARSER if fuzzy else _PARSER
     try:
-        return parser.parse(text)
+        parsed = parser.parse(text)
     except Exception as error:  # the parser's own errors have no common base class
         raise QueryError(f"cannot parse the query: {error}", "q") from None
+    for leaf in parsed.leaves():  # a plain word's span, noted by the parser (see bounds._shown)
+        if type(leaf) is query.Term and getattr(leaf, "startchar", None) is not None:
+            setattr(leaf, "typed", text[leaf.startchar : leaf.endchar])  # noqa: B010
+    return parsed
 
 
 def check_syntax(text: str) -> None:

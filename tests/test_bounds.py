@@ -245,6 +245,13 @@ def test_search_words_past_the_postings_cap_are_refused_before_reading_them(
     fresh.close()
 
 
+def test_search_refusal_names_the_word_as_typed(service: SearchService, monkeypatch):
+    """The index searches "compani"; the reader typed "Companies" and must recognise it."""
+    monkeypatch.setattr(bounds, "MAX_WORD_POSTINGS", 0)
+    with pytest.raises(QueryTooBroad, match=r"^'Companies' and the query's other words"):
+        search(service, "Companies")
+
+
 def test_search_words_are_charged_once_per_request(service: SearchService):
     parsed = parse_query("microsoft OR google")
     assert parsed is not None
