@@ -22,8 +22,9 @@ from searchidx.result import Explanation, Hit
 from searchidx.schema import ANALYZER, _plain_chain, analysed
 
 #: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
-#: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None.
-_CHAIN = _plain_chain(ANALYZER)
+#: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None, as for a
+#: word expression with groups of its own, which would split the text into more pieces.
+_CHAIN = None if (_chain := _plain_chain(ANALYZER)) is None or _chain[0].groups else _chain
 #: Analysed texts kept per process (a result page shows the same few texts again and again):
 #: up to SHORT_TEXT characters (titles, excerpts), about 10 KB each, and longer ones (body
 #: snippets, up to MAX_HIGHLIGHT_CHARS: up to 0.4 MB each); some 50 MB in all at most.

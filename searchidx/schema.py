@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import weakref
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from whoosh import columns, fields, formats
@@ -197,21 +195,11 @@ def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
     )
 
 
-def plain_words(
-    chain: tuple[Any, ...], text: str
-) -> Iterator[tuple[int, re.Match[str], str, bool]]:
-    """(position, match, term, stopped) of each word of ``text`` under the settings of
-    :func:`_plain_chain`: the term lowercased and folded, and stemmed unless the stop filter
-    drops it (``stopped``) or the stemmer ignores it. Indexing skips the stopped words;
-    highlighting keeps them, unstemmed, as Whoosh's highlighter does."""
-    for position, match in enumerate(chain[0].finditer(text)):
-        word, stopped = analysed(chain, match.group(0))
-        yield position, match, word, stopped
-
-
 def analysed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
     """A word as written -> (its term, whether the stop filter drops it), under the settings
-    of :func:`_plain_chain` (see :func:`plain_words`)."""
+    of :func:`_plain_chain`: the term lowercased and folded, and stemmed unless the stop filter
+    drops it or the stemmer ignores it. Indexing skips the stopped words; highlighting keeps
+    them, unstemmed, as Whoosh's highlighter does."""
     _, charmap, stops, minsize, maxsize, _, ignore, stem = chain
     word = written.lower()
     if charmap is not None:

@@ -41,7 +41,7 @@ from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
 
-from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms, whoosh_internals
+from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError, SearchidxError
@@ -59,7 +59,7 @@ from searchidx.result import (
     SearchResult,
     Suggestion,
 )
-from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold, from_record
+from searchidx.schema import QUALITY_MISSING, SCHEMA_VERSION, fold
 from searchidx.snapshot import FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from searchidx.typedtext import Reading
@@ -569,10 +569,7 @@ class SearchService:
         terms: frozenset[str],
         explain: Explanation | None,
     ) -> Hit:
-        with snapshot.reading:
-            record = whoosh_internals.stored_fields(snapshot.searcher.reader(), docnum)["record"]
-        article = from_record(record)
-        return highlight.hit(article, terms, score, explain)
+        return highlight.hit(snapshot.article(docnum), terms, score, explain)
 
     def _facets(
         self,

@@ -36,13 +36,12 @@ from typing import Any
 import numpy as np
 from whoosh import query
 
-from searchidx import whoosh_internals
 from searchidx.articles import Article
 from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
 from searchidx.ranking import FIELD_BOOSTS, top_scored
 from searchidx.result import Hit, hit_dict
-from searchidx.schema import ANALYZER, from_record
+from searchidx.schema import ANALYZER
 from searchidx.snapshot import IndexSnapshot
 
 #: Longest path accepted (a path is an index key; longer ones cannot exist).
@@ -129,9 +128,7 @@ def find(snapshot: IndexSnapshot, path: str, limit: int) -> Found:
     """The ``limit`` articles most similar to the one at ``path`` (see the module's
     description); raises :class:`UnknownArticle` if there is none."""
     docnum = document_number(snapshot, path)
-    with snapshot.reading:
-        record = whoosh_internals.stored_fields(snapshot.searcher.reader(), docnum)["record"]
-    terms = key_terms(snapshot, from_record(record))
+    terms = key_terms(snapshot, snapshot.article(docnum))
     if not terms:
         return Found(docnum, [], ())
     matches = snapshot.match(terms_query(snapshot, terms), scored=True)

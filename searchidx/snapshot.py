@@ -34,10 +34,11 @@ from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
 from searchidx.request import Sort
-from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR
+from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 
 if TYPE_CHECKING:
     from searchidx.arrays import StoredArrays
+    from searchidx.articles import Article
 
 #: The sorts kept as a whole order of the documents (relevance and best: by score).
 PRESORTED = (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY)
@@ -284,6 +285,13 @@ class IndexSnapshot:
             arrays[f"facet-{facet.name}-ids"] = table.value_ids
             values[facet.name] = table.values
         return arrays, values
+
+    def article(self, docnum: int) -> Article:
+        """The article stored for document ``docnum`` (its body cut, see
+        :func:`~searchidx.schema.stored_record`)."""
+        with self.reading:
+            record = whoosh_internals.stored_fields(self.searcher.reader(), docnum)["record"]
+        return from_record(record)
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see

@@ -774,9 +774,11 @@ def codec() -> W3Codec:
     """
     if tuple(whoosh.__version__[:2]) not in KNOWN_VERSIONS:
         return W3Codec()
-    if not hasattr(W3TermInfo, "set_inline"):
-        W3TermInfo.set_inline = W3TermInfo.set_inlined  # type: ignore[attr-defined]
     return W3Codec(inlinelimit=INLINE_LIMIT)
+
+
+if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS and not hasattr(W3TermInfo, "set_inline"):
+    W3TermInfo.set_inline = W3TermInfo.set_inlined  # type: ignore[attr-defined]  # see codec
 
 
 def unlocked_writer(index: FileIndex, limitmb: int) -> SegmentWriter:
@@ -1087,7 +1089,7 @@ class _OneBlockTerms:
     ``finish_term`` and its postings writer's ``finish_postings`` and ``_write_block`` do,
     to the byte, in one call: 30 us a term were mostly theirs."""
 
-    _INFO = struct.Struct("!BfIBBfII")  # W3TermInfo's
+    _INFO = struct.Struct(_TERM_INFO)
 
     def __init__(self, fieldwriter: Any, lengths: list[Any]) -> None:
         from whoosh.codec.whoosh3 import COMPRESSION_MIN_SIZE, WHOOSH3_HEADER_MAGIC

@@ -34,7 +34,7 @@ from searchidx.marks import Mark
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
-from searchidx.schema import ANALYZER, _plain_chain, plain_words
+from searchidx.schema import ANALYZER, _plain_chain, analysed
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
@@ -395,7 +395,11 @@ def _written(record: dict, fieldname: str, word: bytes) -> list[str]:
     text = record[fieldname]
     chain = _plain_chain(ANALYZER)
     assert chain is not None
-    kept = [(m.group(0), term) for _, m, term, stopped in plain_words(chain, text) if not stopped]
+    kept = []
+    for match in chain[0].finditer(text):
+        term, stopped = analysed(chain, match.group(0))
+        if not stopped:
+            kept.append((match.group(0), term))
     start = [term.encode() for _, term in kept].index(word)
     return [written for written, _ in kept[start:]]
 
