@@ -354,9 +354,6 @@ def query(
 
     Without TEXT, browse everything, newest first.
     """
-    # numpy's OpenBLAS starts a thread per core when imported (40-80 ms of a 2-core
-    # machine's start-up); no search multiplies matrices.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from searchidx import engine, querylang
     from searchidx.terminal import render_result
 
@@ -796,10 +793,15 @@ def main() -> None:
     cyclic garbage before it exits (a search's peak memory is the same with the collector
     off), and nothing it runs needs a clean-up at exit. A caller running :func:`cli` inside
     its own process (the tests) keeps its collector.
+
+    Nor does it start numpy's OpenBLAS thread pool (a thread per core, 40-80 ms of a 2-core
+    machine's start-up; no search multiplies matrices): the variable is set before any option
+    is read, since reading ``--index`` imports the engine, and numpy with it.
     """
     if len(sys.argv) < 2 or sys.argv[1] not in ONE_SHOT:
         cli(prog_name="searchidx")
         return
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     gc.disable()
     try:
         cli(prog_name="searchidx")

@@ -303,11 +303,15 @@ def test_cli_query_imports_only_what_a_search_uses(sample_store):
 def _ending(args: list[str]) -> subprocess.CompletedProcess[str]:
     """The console script's ``main`` running ``searchidx ARGS`` in a fresh interpreter, which
     notes on stderr whether the cyclic garbage collector was on when the process ended, and
-    how it ended: at once (``os._exit``) or through the interpreter's teardown."""
+    how it ended: at once (``os._exit``) or through the interpreter's teardown; before an
+    ending at once, on Linux, the threads the process has (``threads N``: numpy's OpenBLAS
+    starts its own, which Python does not list)."""
     script = (
         "import atexit, gc, os, sys\nfrom searchidx.cli import main\n"
         "exit_now = os._exit\n"
         "def ending(status):\n"
+        "    if os.path.isdir('/proc/self/task'):\n"
+        "        print('threads', len(os.listdir('/proc/self/task')), file=sys.stderr)\n"
         "    print('ended at once, collector', gc.isenabled(), file=sys.stderr)\n"
         "    exit_now(status)\n"
         "os._exit = ending\n"
@@ -331,6 +335,16 @@ def test_cli_main_ends_a_search_at_once_without_the_garbage_collector(sample_sto
     status = _ending(["status", "--index", index])  # not a one-shot
     assert status.returncode == 0
     assert status.stderr.splitlines()[-1] == "torn down, collector True"
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or len(os.sched_getaffinity(0)) < 2,
+    reason="counts threads in Linux's /proc; OpenBLAS starts none on one core",
+)
+def test_cli_main_searches_without_numpys_thread_pool(sample_store):
+    found = _ending(["query", "cloud", "--index", str(sample_store.location)])
+    assert found.returncode == 0
+    assert "threads 1" in found.stderr.splitlines()
 
 
 def test_cli_runs_as_python_m_searchidx():
