@@ -10,7 +10,7 @@ web app render what it returns. How a search runs:
 4. the page is cut from a precomputed sort order, or, for relevance, from the text scores
    (:mod:`searchidx.matching`, else Whoosh with the final mask as its ``filter``), and for
    best, from the text scores times freshness and quality (:mod:`searchidx.ranking`);
-5. the page's hits are read from the stored record and highlighted.
+5. the page's hits are read from the stored record and highlighted (if asked).
 
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
 :data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
@@ -331,8 +331,8 @@ class SearchService:
                     ran_query, retry, parsed, matches, final, relaxed = retried
                     total = int(final.sum())
         page = self._page(snapshot, request, parsed, matches, final, total)
-        terms: frozenset[str] = frozenset()
-        if parsed is not None:
+        terms: frozenset[str] = frozenset()  # none marked: each hit plain
+        if parsed is not None and request.highlight:
             terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
         explained = self._explained(snapshot, request, parsed, matches, page)
         hits = tuple(

@@ -17,7 +17,7 @@ from searchidx.content import scan_content
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import QueryError
 from searchidx.facets import FACETS
-from searchidx.marks import to_html
+from searchidx.marks import Mark, to_html
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
 from searchidx.schema import build_schema
@@ -538,6 +538,22 @@ def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: Sea
     assert "<mark" in to_html(hit.marked_excerpt) and "budgets" in to_html(hit.marked_excerpt)
     # the body gave the snippet; the hit (kept in the result cache) does not hold it
     assert hit.article.body == "" and hit.article.title
+
+
+@pytest.mark.parametrize("text", ["quantum noise", "budgets", "micro*", "recognitoin"])
+def test_search_without_highlighting_gives_the_same_answer_unmarked(news: SearchService, text):
+    marked = news.search(SearchRequest(text=text, sort=Sort.RELEVANCE))
+    plain = news.search(SearchRequest(text=text, sort=Sort.RELEVANCE, highlight=False))
+    shown = [piece for hit in marked.hits for piece in hit.marked_title + hit.marked_excerpt]
+    assert any(isinstance(piece, Mark) for piece in shown)
+    assert plain.hits and (plain.total, plain.facets) == (marked.total, marked.facets)
+    assert (plain.ran_query, plain.retry) == (marked.ran_query, marked.retry)
+    assert [(hit.article, hit.score) for hit in plain.hits] == [
+        (hit.article, hit.score) for hit in marked.hits
+    ]
+    for hit in plain.hits:  # as a browse shows them: the title and excerpt as written
+        assert hit.marked_title == (hit.article.title,)
+        assert hit.marked_excerpt == (hit.article.excerpt,)
 
 
 def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_dir: Path):
