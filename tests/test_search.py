@@ -302,6 +302,44 @@ def test_search_sort_orders_match_brute_force(sample: SearchService, sample_arti
     assert every_hit(sample, sort=Sort.QUALITY) == [a.path for a in by_quality]
 
 
+def _brute_force_key(sort: Sort):
+    if sort is Sort.OLDEST:
+        return lambda a: (a.published_at.timestamp(), a.path)
+    if sort is Sort.QUALITY:
+        return lambda a: (
+            -(a.quality if a.quality is not None else -(2**31)),
+            -a.published_at.timestamp(),
+            a.path,
+        )
+    return lambda a: (-a.published_at.timestamp(), a.path)
+
+
+@pytest.mark.parametrize("lookahead", [0, 256])
+@pytest.mark.parametrize("sort", [Sort.NEWEST, Sort.OLDEST, Sort.QUALITY])
+def test_search_date_ranged_pages_match_brute_force(
+    sample_store: IndexStore, sample_articles, monkeypatch, lookahead: int, sort: Sort
+):
+    """A sorted page walks the date range's slice of the sort order, and sorts the matches
+    when they cluster past its walk (no lookahead: walks fall short often)."""
+    monkeypatch.setattr("searchidx.service.PAGE_LOOKAHEAD", lookahead)
+    service = SearchService(sample_store, results_cached=0)
+    articles = sorted(sample_articles.values(), key=lambda a: a.published_at)
+    try:
+        texts = ("", "cloud", "microsoft OR data", "date:[2018 TO 2019]", "date:[2025 TO 2026]")
+        for text in texts:  # the last two match a quarter of the articles, at either end
+            words = set(every_hit(service, text=text))
+            for first, last in ((0, -1), (100, 103), (40, 360), (300, -1)):
+                low, high = articles[first].published_at, articles[last].published_at
+                expected = sorted(
+                    (a for a in articles if low <= a.published_at <= high and a.path in words),
+                    key=_brute_force_key(sort),
+                )
+                found = every_hit(service, text=text, sort=sort, date_from=low, date_to=high)
+                assert found == [a.path for a in expected], (text, first, last)
+    finally:
+        service.close()
+
+
 def test_search_rejects_bad_paging(news: SearchService):
     with pytest.raises(QueryError, match="page must be 1 or more"):
         SearchRequest(page=0)
