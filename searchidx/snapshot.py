@@ -294,10 +294,10 @@ class IndexSnapshot:
             record = whoosh_internals.stored_fields(self.searcher.reader(), docnum)["record"]
         return from_record(record)
 
-    def match(self, parsed: query.Query, scored: bool) -> Matches:
-        """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
-        :class:`~searchidx.matching.QueryMatcher`)."""
-        return self.matcher.match(parsed, scored)
+    def match(self, parsed: query.Query, scored: bool, within: np.ndarray | None = None) -> Matches:
+        """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores ``within``
+        a mask if given (see :meth:`~searchidx.matching.QueryMatcher.match`)."""
+        return self.matcher.match(parsed, scored, within)
 
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""

@@ -340,6 +340,39 @@ def test_search_date_ranged_pages_match_brute_force(
         service.close()
 
 
+def _scored_hits(service: SearchService, **fields) -> dict[str, float | None]:
+    found: dict[str, float | None] = {}
+    page = 1
+    while True:
+        result = service.search(SearchRequest(page=page, per_page=100, **fields))
+        found.update((hit.article.path, hit.score) for hit in result.hits)
+        if page >= result.pages:
+            return found
+        page += 1
+
+
+@pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.BEST])
+def test_search_scores_within_filters_are_those_of_the_whole_search(
+    sample: SearchService, sample_articles, sort: Sort
+):
+    """A filtered search scores only the matches within its filters: each hit's score is the
+    one it has unfiltered, and the hits are the unfiltered ones the filters keep."""
+    dates = sorted(article.published_at for article in sample_articles.values())
+    week = {"date_from": dates[200], "date_to": dates[230]}
+    topics = sample.search(SearchRequest()).facet("topic")
+    assert topics is not None
+    topic = topics.values[0].value
+    for text in ("cloud", "data OR microsoft", '"data center" OR security'):
+        everywhere = _scored_hits(sample, text=text, sort=sort, facets=False)
+        for filters in ({**week}, {"filters": {"topic": (topic,)}}, {**week, "min_quality": 50}):
+            kept = set(_scored_hits(sample, **filters, facets=False))
+            found = _scored_hits(sample, text=text, sort=sort, facets=False, **filters)
+            assert found.keys() == everywhere.keys() & kept, (text, filters)
+            assert found == {path: everywhere[path] for path in found}, (text, filters)
+            scores = [float(score or 0) for score in found.values()]
+            assert scores == sorted(scores, reverse=True)
+
+
 def test_search_rejects_bad_paging(news: SearchService):
     with pytest.raises(QueryError, match="page must be 1 or more"):
         SearchRequest(page=0)
