@@ -15,7 +15,7 @@ One search is one request to the cluster:
   cluster's own default result window.
 
 Hits are read from the stored display record and highlighted by :mod:`searchidx.highlight`, as
-locally: the same marks.
+locally: the same marks (none when the request asks for none).
 """
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ class ClusterSearchService:
                         response, ran_query, retry = retried, text, kind
                         parsed, relaxed = parsed_retry, relaxation
                         break
-        terms = _highlight_terms(parsed) if parsed is not None else frozenset()
+        terms: frozenset[str] = frozenset()  # none marked: each hit plain
+        if parsed is not None and request.highlight:
+            terms = _highlight_terms(parsed)
         scored = request.effective_sort in (Sort.RELEVANCE, Sort.BEST) and parsed is not None
         hits = tuple(
             _hit(item, terms | _expanded_terms(item), scored, request, stats, parsed is not None)
@@ -249,8 +251,8 @@ class ClusterSearchService:
         stats: _RankingStats | None,
     ) -> Any:
         """One search; ``expanded``: the query has wildcard or fuzzy words, whose matches
-        the cluster highlights (see :func:`_expanded_terms`); ``stats``: for the ``best``
-        sort and explanations."""
+        the cluster highlights if the request asks (see :func:`_expanded_terms`); ``stats``:
+        for the ``best`` sort and explanations."""
         filters = _filters(request)
         body: dict[str, Any] = {
             "query": query or {"match_all": {}},
@@ -270,7 +272,7 @@ class ClusterSearchService:
             body["post_filter"] = _all(filters.values())
         if request.facets:
             body["aggs"] = _aggregations(filters)
-        if expanded:
+        if expanded and request.highlight:
             body["highlight"] = EXPANDED_HIGHLIGHT
         from opensearchpy.exceptions import ConnectionTimeout
 

@@ -66,7 +66,7 @@ class Postings:
 @dataclass(frozen=True)
 class Matches:
     """The documents a query matches (deleted ones excluded) and, when asked for and
-    reproducible, their scores (zero elsewhere)."""
+    reproducible, their scores (zero elsewhere, and outside the documents scored ``within``)."""
 
     mask: np.ndarray
     scores: np.ndarray | None
@@ -130,9 +130,10 @@ class QueryMatcher:
         self.handed_to_whoosh = 0
         self._scoring = threading.local()  # ``field``: score only this field (field_scores)
 
-    def match(self, parsed: query.Query, scored: bool) -> Matches:
+    def match(self, parsed: query.Query, scored: bool, within: np.ndarray | None = None) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (None when
-        the query has a part whose score is not reproduced: rank with Whoosh then).
+        the query has a part whose score is not reproduced: rank with Whoosh then), scored only
+        ``within`` a mask if given (a search's filters: no page shows the others' scores).
 
         Every word, expansion and phrase is charged to the request first, so a query past the
         caps is refused before any of its postings are read."""
@@ -148,7 +149,10 @@ class QueryMatcher:
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
         if not self.fast:
             return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
-        mask, scores = self._scored(parsed) if scored else self._evaluate(parsed, scored=False)
+        if scored:
+            mask, scores = self._scored(parsed, within)
+        else:
+            mask, scores = self._evaluate(parsed, scored=False)
         if not self._deletions:  # scores are zero where the mask is False (see _evaluate)
             return Matches(mask, scores if scored else None)
         mask = mask & self.live
@@ -230,14 +234,20 @@ class QueryMatcher:
             return mask, mask * float(q.boost) if scored else None
         return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
 
-    def _scored(self, parsed: query.Query) -> tuple[np.ndarray, np.ndarray | None]:
+    def _scored(
+        self, parsed: query.Query, within: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`_evaluate`'s (mask, scores) of a scored query: the mask first, then the
-        scores of its documents alone (:meth:`_scored_at`), not of every document (a dozen
-        arrays of them per word); of every document when a part is not written out there."""
-        if self._fewest(parsed) * SPARSE_SHARE > self.size:  # surely too many: no mask first
+        scores of its documents alone (:meth:`_scored_at`; those ``within`` the mask given),
+        not of every document (a dozen arrays of them per word); of every document when a part
+        is not written out there."""
+        fewest = self._fewest(parsed)
+        if within is not None:  # as many within as its share of all documents, if spread
+            fewest = fewest * int(np.count_nonzero(within)) // max(self.size, 1)
+        if fewest * SPARSE_SHARE > self.size:  # surely too many: no mask first
             return self._evaluate(parsed, scored=True)
         mask = self._evaluate(parsed, scored=False)[0]
-        docs = np.flatnonzero(mask)
+        docs = np.flatnonzero(mask if within is None else mask & within)
         found = None if len(docs) * SPARSE_SHARE > self.size else self._scored_at(parsed, docs)
         if found is None:
             return self._evaluate(parsed, scored=True)

@@ -257,6 +257,7 @@ class IndexSnapshot:
             self.counts_of_all(facet.name)
         for sort in PRESORTED:
             self.rank(sort)
+        self._dates_oldest_first  # noqa: B018 - read for its side effect
         for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
@@ -293,10 +294,10 @@ class IndexSnapshot:
             record = whoosh_internals.stored_fields(self.searcher.reader(), docnum)["record"]
         return from_record(record)
 
-    def match(self, parsed: query.Query, scored: bool) -> Matches:
-        """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
-        :class:`~searchidx.matching.QueryMatcher`)."""
-        return self.matcher.match(parsed, scored)
+    def match(self, parsed: query.Query, scored: bool, within: np.ndarray | None = None) -> Matches:
+        """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores ``within``
+        a mask if given (see :meth:`~searchidx.matching.QueryMatcher.match`)."""
+        return self.matcher.match(parsed, scored, within)
 
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""
@@ -459,12 +460,33 @@ class IndexSnapshot:
         ranks[self.order(sort)] = np.arange(self.size)
         return ranks
 
+    @functools.cached_property
+    def _dates_oldest_first(self) -> np.ndarray:
+        """The dates in :meth:`order` oldest first (sorted): where a date range lies in it."""
+        dates: np.ndarray = self.dates[self.order(Sort.OLDEST)]
+        return dates
+
+    def dated_span(
+        self, sort: Sort, start: datetime | None, end: datetime | None
+    ) -> tuple[int, int]:
+        """Where the documents dated from ``start`` to ``end`` lie in :meth:`order`: a slice
+        of the newest and oldest orders (sorted by date, ties within a date); the whole of
+        another order."""
+        if sort not in (Sort.NEWEST, Sort.OLDEST):
+            return 0, self.size
+        dates = self._dates_oldest_first
+        low = 0 if start is None else int(np.searchsorted(dates, date_key(start), "left"))
+        high = self.size if end is None else int(np.searchsorted(dates, date_key(end), "right"))
+        high = max(low, high)
+        return (low, high) if sort is Sort.OLDEST else (self.size - high, self.size - low)
+
     def date_range(self, start: datetime | None, end: datetime | None) -> np.ndarray:
-        mask = self.live.copy()
-        if start is not None:
-            mask &= self.dates >= date_key(start)
-        if end is not None:
-            mask &= self.dates <= date_key(end)
+        """The live documents dated from ``start`` to ``end``: a slice of the oldest-first
+        order (a scan of every date costs five times more)."""
+        low, high = self.dated_span(Sort.OLDEST, start, end)
+        mask = np.zeros(self.size, dtype=bool)
+        mask[self.order(Sort.OLDEST)[low:high]] = True
+        mask &= self.live
         return mask
 
     def numeric_range(self, q: query.NumericRange) -> np.ndarray | None:

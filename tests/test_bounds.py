@@ -436,11 +436,11 @@ def test_search_does_not_wait_for_another_search(service: SearchService, monkeyp
     entered, release = threading.Event(), threading.Event()
     match = snapshot.match
 
-    def stuck(parsed, scored):
+    def stuck(parsed, scored, within=None):
         if "xyz" in str(parsed):
             entered.set()
             release.wait(10)
-        return match(parsed, scored)
+        return match(parsed, scored, within)
 
     monkeypatch.setattr(snapshot, "match", stuck)
     slow = threading.Thread(target=search, args=(service, "xyz"))

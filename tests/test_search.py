@@ -17,7 +17,7 @@ from searchidx.content import scan_content
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import QueryError
 from searchidx.facets import FACETS
-from searchidx.marks import to_html
+from searchidx.marks import Mark, to_html
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
 from searchidx.schema import build_schema
@@ -302,6 +302,77 @@ def test_search_sort_orders_match_brute_force(sample: SearchService, sample_arti
     assert every_hit(sample, sort=Sort.QUALITY) == [a.path for a in by_quality]
 
 
+def _brute_force_key(sort: Sort):
+    if sort is Sort.OLDEST:
+        return lambda a: (a.published_at.timestamp(), a.path)
+    if sort is Sort.QUALITY:
+        return lambda a: (
+            -(a.quality if a.quality is not None else -(2**31)),
+            -a.published_at.timestamp(),
+            a.path,
+        )
+    return lambda a: (-a.published_at.timestamp(), a.path)
+
+
+@pytest.mark.parametrize("lookahead", [0, 256])
+@pytest.mark.parametrize("sort", [Sort.NEWEST, Sort.OLDEST, Sort.QUALITY])
+def test_search_date_ranged_pages_match_brute_force(
+    sample_store: IndexStore, sample_articles, monkeypatch, lookahead: int, sort: Sort
+):
+    """A sorted page walks the date range's slice of the sort order, and sorts the matches
+    when they cluster past its walk (no lookahead: walks fall short often)."""
+    monkeypatch.setattr("searchidx.service.PAGE_LOOKAHEAD", lookahead)
+    service = SearchService(sample_store, results_cached=0)
+    articles = sorted(sample_articles.values(), key=lambda a: a.published_at)
+    try:
+        texts = ("", "cloud", "microsoft OR data", "date:[2018 TO 2019]", "date:[2025 TO 2026]")
+        for text in texts:  # the last two match a quarter of the articles, at either end
+            words = set(every_hit(service, text=text))
+            for first, last in ((0, -1), (100, 103), (40, 360), (300, -1)):
+                low, high = articles[first].published_at, articles[last].published_at
+                expected = sorted(
+                    (a for a in articles if low <= a.published_at <= high and a.path in words),
+                    key=_brute_force_key(sort),
+                )
+                found = every_hit(service, text=text, sort=sort, date_from=low, date_to=high)
+                assert found == [a.path for a in expected], (text, first, last)
+    finally:
+        service.close()
+
+
+def _scored_hits(service: SearchService, **fields) -> dict[str, float | None]:
+    found: dict[str, float | None] = {}
+    page = 1
+    while True:
+        result = service.search(SearchRequest(page=page, per_page=100, **fields))
+        found.update((hit.article.path, hit.score) for hit in result.hits)
+        if page >= result.pages:
+            return found
+        page += 1
+
+
+@pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.BEST])
+def test_search_scores_within_filters_are_those_of_the_whole_search(
+    sample: SearchService, sample_articles, sort: Sort
+):
+    """A filtered search scores only the matches within its filters: each hit's score is the
+    one it has unfiltered, and the hits are the unfiltered ones the filters keep."""
+    dates = sorted(article.published_at for article in sample_articles.values())
+    week = {"date_from": dates[200], "date_to": dates[230]}
+    topics = sample.search(SearchRequest()).facet("topic")
+    assert topics is not None
+    topic = topics.values[0].value
+    for text in ("cloud", "data OR microsoft", '"data center" OR security'):
+        everywhere = _scored_hits(sample, text=text, sort=sort, facets=False)
+        for filters in ({**week}, {"filters": {"topic": (topic,)}}, {**week, "min_quality": 50}):
+            kept = set(_scored_hits(sample, **filters, facets=False))
+            found = _scored_hits(sample, text=text, sort=sort, facets=False, **filters)
+            assert found.keys() == everywhere.keys() & kept, (text, filters)
+            assert found == {path: everywhere[path] for path in found}, (text, filters)
+            scores = [float(score or 0) for score in found.values()]
+            assert scores == sorted(scores, reverse=True)
+
+
 def test_search_rejects_bad_paging(news: SearchService):
     with pytest.raises(QueryError, match="page must be 1 or more"):
         SearchRequest(page=0)
@@ -538,6 +609,22 @@ def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: Sea
     assert "<mark" in to_html(hit.marked_excerpt) and "budgets" in to_html(hit.marked_excerpt)
     # the body gave the snippet; the hit (kept in the result cache) does not hold it
     assert hit.article.body == "" and hit.article.title
+
+
+@pytest.mark.parametrize("text", ["quantum noise", "budgets", "micro*", "recognitoin"])
+def test_search_without_highlighting_gives_the_same_answer_unmarked(news: SearchService, text):
+    marked = news.search(SearchRequest(text=text, sort=Sort.RELEVANCE))
+    plain = news.search(SearchRequest(text=text, sort=Sort.RELEVANCE, highlight=False))
+    shown = [piece for hit in marked.hits for piece in hit.marked_title + hit.marked_excerpt]
+    assert any(isinstance(piece, Mark) for piece in shown)
+    assert plain.hits and (plain.total, plain.facets) == (marked.total, marked.facets)
+    assert (plain.ran_query, plain.retry) == (marked.ran_query, marked.retry)
+    assert [(hit.article, hit.score) for hit in plain.hits] == [
+        (hit.article, hit.score) for hit in marked.hits
+    ]
+    for hit in plain.hits:  # as a browse shows them: the title and excerpt as written
+        assert hit.marked_title == (hit.article.title,)
+        assert hit.marked_excerpt == (hit.article.excerpt,)
 
 
 def test_search_hits_carry_the_article_and_never_secured(tmp_path: Path, seed_dir: Path):

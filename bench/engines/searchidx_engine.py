@@ -1,8 +1,8 @@
 """searchidx measured through its real code paths: the indexer on the folder, and
 :meth:`SearchService.search` with a typed :class:`SearchRequest`.
 
-searchidx highlights every hit of every search (``Hit.marked_title``/``marked_excerpt``); the peers
-highlight only in the ``highlight`` kind, so searchidx does more work in the others.
+Like the peers, searchidx highlights the hits (``Hit.marked_title``/``marked_excerpt``) only in
+the ``highlight`` kind: the other kinds' requests ask for none (``SearchRequest.highlight``).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class SearchidxEngine(Engine):
                 per_page=query.per_page,
                 facets=query.facets,
                 facet_size=FACET_SIZE,
+                highlight=query.highlight,
             )
         )
         facets = None

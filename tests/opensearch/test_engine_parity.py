@@ -7,6 +7,7 @@ so their top 10s are compared by overlap (at least 8 of 10 on average), which is
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import uuid
@@ -23,6 +24,7 @@ from searchidx.cli import cli
 from searchidx.cluster import ClusterIndex
 from searchidx.cluster_search import ClusterSearchService
 from searchidx.export import MANIFEST_FILE
+from searchidx.marks import Mark
 from searchidx.request import SearchRequest, Sort, parse_date_bound
 from searchidx.result import SearchResult
 from searchidx.sample import write_sample
@@ -161,6 +163,19 @@ def test_parity_totals_facets_and_sorted_pages_are_equal(engines: Engines, name:
     assert cluster.did_you_mean == local.did_you_mean
     if name.startswith(("corrected", "relaxed")):  # the retries these requests are about
         assert local.retry == name.split()[0]
+
+
+@pytest.mark.parametrize("text", ["data", "regul*", "clowd"])
+def test_parity_without_highlighting_both_show_the_same_plain_hits(engines: Engines, text: str):
+    request = SearchRequest(text=text, sort=Sort.NEWEST, highlight=False)
+    local, cluster = engines.both(request)
+    marked = engines.cluster.search(dataclasses.replace(request, highlight=True))
+    assert local.total == cluster.total == marked.total > 0
+    assert [_shown(hit) for hit in cluster.hits] == [_shown(hit) for hit in local.hits]
+    assert _paths(cluster) == _paths(marked) and cluster.hits != marked.hits
+    for hit in cluster.hits:
+        assert hit.marked_title == (hit.article.title,)
+        assert not any(isinstance(piece, Mark) for piece in hit.marked_excerpt)
 
 
 def test_parity_answers_have_the_same_json(engines: Engines):
