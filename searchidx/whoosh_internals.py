@@ -37,7 +37,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from pickle import dumps, loads
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeGuard, TypeVar, cast
 
 import numpy as np
 import whoosh
@@ -455,7 +455,7 @@ def fuzzy_words_near(leaf: IndexReader, q: query.FuzzyTerm) -> list[str] | None:
     return words.near(q.text, q.prefixlength, q.maxdist)
 
 
-def _walked(leaf: IndexReader) -> bool:
+def _walked(leaf: IndexReader) -> TypeGuard[SegmentReader]:
     """Whether a segment's fuzzy words are found by Whoosh's codec automata walk."""
     automata = getattr(type(getattr(leaf, "_codec", None)), "automata", None)
     return isinstance(leaf, SegmentReader) and automata is Codec.automata
