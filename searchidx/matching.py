@@ -185,6 +185,24 @@ class QueryMatcher:
         other = evaluated.pop("")
         return {**{name: part - other for name, part in evaluated.items()}, "other": other}
 
+    def finds_none(self, parsed: query.Query, within: np.ndarray) -> bool:
+        """Whether ``parsed`` surely matches no document of ``within``, told for a query of
+        words, phrases and fuzzy words without walking the fuzzy words' word lists (see
+        :func:`~searchidx.whoosh_internals.fuzzy_words_near`): a walk counts the index words it
+        looks up, a request's bound, but a query that finds nothing there needs no bound,
+        whether or not it would pass it. False when that cannot be told so: :meth:`match` it.
+        """
+        if not self.fast or not all(map(_unwalked_leaf, parsed.leaves())):
+            return False
+        self._scoring.unwalked = _Unwalked()
+        try:
+            mask = self._evaluate(parsed, scored=False)[0]
+        except _CannotTell:
+            return False
+        finally:
+            self._scoring.unwalked = None
+        return not (mask & within).any()
+
     def _evaluate(self, q: query.Query, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(mask, scores) of one query node; scores are zero where the mask is False."""
         if type(q) is query.Term:
@@ -387,6 +405,7 @@ class QueryMatcher:
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
         boost = whoosh_internals.boost(q)
+        unwalked: _Unwalked | None = getattr(self._scoring, "unwalked", None)
         found: list[tuple[Postings, float]] = []
         unscored: list[slice] = []  # segments where Whoosh scores each match 1.0
         for leaf, base in self._leaves:
@@ -395,6 +414,8 @@ class QueryMatcher:
             for word in words:
                 postings = self.postings(fieldname, word)
                 low, high = np.searchsorted(postings.docs, (span.start, span.stop))
+                if unwalked is not None:
+                    unwalked.read(high - low)
                 scores = None if postings.scores is None else postings.scores[low:high]
                 found.append((Postings(postings.docs[low:high], scores), boost))
             summed = whoosh_internals.union_is_summed(len(words), leaf.doc_count_all())
@@ -453,8 +474,18 @@ class QueryMatcher:
     def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
         """The words ``q`` expands to in one segment (cached; see :meth:`_expansion`), for a
         query already charged (:meth:`_charge`): a walk made again, once forgotten, is not
-        charged twice."""
-        return self._expansion(q, leaf, base, charged=False)[0]
+        charged twice. In a :meth:`finds_none` check, a fuzzy word's found without a walk."""
+        unwalked: _Unwalked | None = getattr(self._scoring, "unwalked", None)
+        if unwalked is None:
+            return self._expansion(q, leaf, base, charged=False)[0]
+        words = None
+        if isinstance(q, query.FuzzyTerm):
+            with self.reading:
+                words = whoosh_internals.fuzzy_words_near(leaf, q)
+        if words is None:
+            raise _CannotTell
+        unwalked.expanded(len(words))
+        return [word.encode() for word in words]
 
     def _expansion(
         self, q: query.MultiTerm, leaf: IndexReader, base: int, charged: bool = True
@@ -632,6 +663,35 @@ class QueryMatcher:
 
 
 _NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
+
+
+class _CannotTell(Exception):
+    """A :meth:`QueryMatcher.finds_none` check that cannot tell (the query is matched)."""
+
+
+class _Unwalked:
+    """The words and postings a :meth:`QueryMatcher.finds_none` check expanded to, which
+    stops it past a request's caps on them (the query, matched, is refused there or not)."""
+
+    def __init__(self) -> None:
+        self.words = 0
+        self.postings = 0
+
+    def expanded(self, words: int) -> None:
+        self.words += words
+        if self.words > bounds.MAX_EXPANDED_TERMS:
+            raise _CannotTell
+
+    def read(self, postings: int) -> None:
+        self.postings += postings
+        if self.postings > bounds.MAX_EXPANDED_POSTINGS:
+            raise _CannotTell
+
+
+def _unwalked_leaf(leaf: query.Query) -> bool:
+    """Whether :meth:`QueryMatcher.finds_none` evaluates a query leaf: a word, a fuzzy word
+    or a phrase (whose postings the query's first search read)."""
+    return type(leaf) in (query.Term, query.FuzzyTerm) or isinstance(leaf, query.Phrase)
 
 
 def _plain_or(q: query.Query) -> TypeGuard[query.Or]:

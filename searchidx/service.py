@@ -429,11 +429,14 @@ class SearchService:
     ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
         (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
-        if filters and not _all(snapshot.live, filters.values()).any():
+        allowed = _all(snapshot.live, filters.values())
+        if filters and not allowed.any():
             return None  # the filters alone match nothing, so no query text can
         for text, kind, parsed, relaxed in self._attempts(snapshot, request, correction, filters):
             if parsed is None:
                 continue
+            if kind == "fuzzy" and snapshot.matcher.finds_none(parsed, allowed):
+                continue  # what it would find the filters leave out: its walks are not needed
             try:
                 matches = self._matches(snapshot, parsed, scored, filters)
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it

@@ -31,6 +31,7 @@ from searchidx import indexer, querylang, whoosh_internals
 from searchidx.content import scan_content
 from searchidx.errors import QueryError
 from searchidx.marks import Mark
+from searchidx.matching import QueryMatcher
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
@@ -38,6 +39,7 @@ from searchidx.schema import ANALYZER, _plain_chain, analysed
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
 from searchidx.store import IndexStore
+from tests.conftest import write_article
 
 #: Articles of the first build (one segment, above the union threshold), then added by syncs.
 FIRST_BUILD = 5_600
@@ -514,6 +516,113 @@ def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
                     assert list(zip(words, frequencies, strict=True)) == expected
     finally:
         index.close()
+
+
+def _near_words(rng: random.Random, vocabulary: list[str]) -> list[str]:
+    """Words of ``vocabulary``, each also with a letter replaced, added and left out."""
+    found = []
+    for word in rng.sample(vocabulary, min(25, len(vocabulary))):
+        at = rng.randrange(len(word))
+        found += [word, word[:at] + "q" + word[at + 1 :], word[:at] + "e" + word[at:]]
+        found.append(word[:at] + word[at + 1 :])
+    return [word for word in found if word]
+
+
+@pytest.mark.parametrize(("edits", "fixed"), [(1, 1), (2, 1), (1, 0), (1, 2)])
+def test_fuzzy_words_found_without_a_walk_are_the_walks(segmented_store, edits, fixed):
+    rng = random.Random(f"{edits}-{fixed}")
+    index = segmented_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            for leaf, _ in searcher.reader().leaf_readers():
+                for fieldname in ("title", "body", "provider"):
+                    spelling = leaf.schema[fieldname].spelling_fieldname(fieldname)
+                    vocabulary = whoosh_internals.word_frequencies(leaf, spelling)[0]
+                    for word in [*_near_words(rng, vocabulary), "a", "zz", "café"]:
+                        if fixed > len(word):  # Whoosh's automaton cannot be made
+                            continue
+                        fuzzy = whoosh_query.FuzzyTerm(fieldname, word, edits, prefixlength=fixed)
+                        walked = whoosh_internals.fuzzy_words(leaf, fuzzy, lambda: None)
+                        assert walked is not None
+                        near = whoosh_internals.fuzzy_words_near(leaf, fuzzy)
+                        assert near == list(walked), (fieldname, word)
+    finally:
+        index.close()
+
+
+def test_fuzzy_words_of_other_scripts_found_without_a_walk_are_the_walks(tmp_path):
+    words = [
+        "\u03b1\u03b2\u03b3\u03b4",
+        "\u0434\u043e\u043c",
+        "\u6771\u4eac\u90fd",
+        "caf\u0153",
+        "ab\u03b3d",
+    ]
+    store = IndexStore(tmp_path / "index")
+    for number, word in enumerate(words):  # one segment each
+        front = f'title: "{word} abcd {word}x"\npublishedDateTime: 2024-01-0{number + 1}T00:00:00Z'
+        write_article(tmp_path / "content", f"{number}.md", front)
+        indexer.sync(store, tmp_path / "content")
+    typed = [*words, "abcd", "abcδ", "αβγ", "αβγδε", "東京"]
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
+            assert len(leaves) > 1
+            found: list[str] = []
+            for leaf in leaves:
+                for word in typed:
+                    fuzzy = whoosh_query.FuzzyTerm("title", word)
+                    walked = whoosh_internals.fuzzy_words(leaf, fuzzy, lambda: None)
+                    assert walked is not None
+                    near = whoosh_internals.fuzzy_words_near(leaf, fuzzy)
+                    assert near == list(walked), word
+                    found += near or []
+            assert {word for word in found if not word.isascii()} >= {words[0], words[2]}
+    finally:
+        index.close()
+
+
+def test_fuzzy_retries_answer_the_same_told_without_walks(service, monkeypatch):
+    """A fuzzy retry that finds nothing the filters allow is told so without walking its words'
+    lists; every answer is the one of the walks (filters, none, words found nowhere)."""
+    snapshot = service.snapshot()
+    rng = random.Random(5)
+    vocabulary = sorted({word for leaf, _ in snapshot._leaves for word in leaf.lexicon("body")})
+    topics, providers = snapshot.facet("topic").values, snapshot.facet("provider").values
+    requests = []
+    for _ in range(40):  # a field's words are not corrected: retried fuzzily
+        words = [word.decode() for word in rng.sample(vocabulary, rng.choice([1, 2]))]
+        mangled = " ".join(f"body:{word[:-1]}q" for word in words if len(word) > 3)
+        filters = {"topic": (rng.choice(topics),), "provider": (rng.choice(providers),)}
+        requests.append(SearchRequest(text=mangled, filters=filters))
+        requests.append(SearchRequest(text=mangled, filters={"topic": (rng.choice(topics),)}))
+    requests.append(SearchRequest(text=requests[0].text))
+    requests.append(SearchRequest(text="zzqqxx"))
+
+    def answers() -> list[tuple]:
+        found = []
+        for request in requests:
+            result = service.search(request)
+            hits = [hit.article.path for hit in result.hits]
+            found.append((result.total, result.retry, result.ran_query, hits, result.facets))
+        return found
+
+    walks = 0
+    walk = whoosh_internals.fuzzy_words
+
+    def walking(*args):
+        nonlocal walks
+        walks += 1
+        return walk(*args)
+
+    monkeypatch.setattr(whoosh_internals, "fuzzy_words", walking)
+    told = answers()
+    walked_when_told = walks
+    monkeypatch.setattr(QueryMatcher, "finds_none", lambda self, parsed, within: False)
+    assert answers() == told
+    assert sum(retry == "fuzzy" for _, retry, *_ in told) >= 3  # some are found
+    assert 0 < walked_when_told < walks  # those found walked; the others only with no check
 
 
 #: Queries whose answers Whoosh's own searcher gets right (no NOT on segments with deletions).

@@ -566,6 +566,29 @@ def test_search_retries_fuzzily_only_a_few_words(news: SearchService):
     assert (many.total, many.retry) == (0, None)
 
 
+@pytest.mark.parametrize(
+    ("text", "filters", "expected"),
+    [
+        ("azzure", {"provider": ("The Verge",)}, ("fuzzy", ["e.md"])),
+        ("azzure", {"provider": ("Forbes",)}, (None, [])),  # the close word is elsewhere
+        ("azzure budgetz", {"topic": ("Microsoft AI",)}, ("fuzzy", ["e.md"])),
+        ("azzure budgetz", {"topic": ("Regulation",)}, (None, [])),
+        ("azzure -qqqqq", {"provider": ("The Verge",)}, ("fuzzy", ["e.md"])),
+        ("azzure -budgetz", {"provider": ("The Verge",)}, (None, [])),
+        ('"azzure outage"', {"provider": ("Forbes",)}, (None, [])),
+        ("intl OR azzure", {"topic": ("Semiconductors",)}, ("fuzzy", ["b.md"])),
+    ],
+)
+def test_search_fuzzy_retry_within_filters_finds_what_it_found(
+    news: SearchService, text: str, filters: dict[str, tuple[str, ...]], expected: tuple
+):
+    # Pinned before the retry learnt to tell, without walking every word list, that its fuzzy
+    # words find nothing the filters allow.
+    result = news.search(SearchRequest(text=text, filters=filters))
+    assert (result.retry, [hit.article.path for hit in result.hits]) == expected
+    assert result.total == len(expected[1])
+
+
 def test_search_runs_no_retry_when_the_filters_alone_match_nothing(
     news: SearchService, monkeypatch: pytest.MonkeyPatch
 ):
