@@ -86,10 +86,11 @@ class SearchTimeout(SearchidxError):
 
 
 class HeavyBusy(SearchTimeout):
-    """A heavy search refused without being run: the server's lane for heavy searches
-    (:mod:`searchidx.web.lane`) has as many waiting as it takes, or it would not be free within
-    the request's budget. The client sent too many heavy searches at once (429, never a 5xx:
-    the server is well), and may send it again after :data:`RETRY_AFTER` seconds."""
+    """A heavy search refused for now: the server's lane for heavy searches
+    (:mod:`searchidx.web.lane`) has as many waiting as it takes, or was not free within the
+    request's budget, or yielded to the workers' searches for most of it. The client sent too
+    many heavy searches at once (429, never a 5xx: the server is well), and may send it again
+    after :data:`RETRY_AFTER` seconds."""
 
     status = 429
 
