@@ -6,6 +6,8 @@ request's deadline. The lane itself, under load and past the budget, is tested a
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import NoReturn, cast
@@ -195,3 +197,24 @@ def test_lane_search_stopped_by_yielding_to_workers_is_refused_for_now(heavy_lan
     service = cast(SearchService, CheckingService())
     with pytest.raises(bounds.HeavyBusy, match="waited for other searches"):
         heavy_lane._search(service, SearchRequest(text="micro*"), bounds.Deadline(0.3))
+
+
+def test_lane_process_runs_below_the_workers_for_the_kernel(heavy_lane: HeavyLane):
+    """Its nice value is NICENESS above the server's: the kernel gives a busy worker the core."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(own + lane_module.NICENESS, 19)
+    pid = os.fork()
+    if pid == 0:  # the lane's process, as serve forks it
+        try:
+            heavy_lane.run()
+        finally:
+            os._exit(1)
+    try:
+        deadline = time.monotonic() + 30
+        while os.getpriority(os.PRIO_PROCESS, pid) != expected:
+            assert time.monotonic() < deadline, os.getpriority(os.PRIO_PROCESS, pid)
+            time.sleep(0.01)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the workers' stays as it was
