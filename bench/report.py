@@ -233,6 +233,12 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
         )
         add("ordinary requests failed under hostile load", loaded["ordinary_errors"], 0, "")
+        add(
+            "hostile requests answered 5xx under load",
+            _server_errors(loaded["hostile_statuses"]),
+            0,
+            "",
+        )
     return rows
 
 
@@ -326,6 +332,12 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
                 *blank,
             ],
             ["ordinary requests failed under hostile load", str(loaded["ordinary_errors"]), *blank],
+            [
+                "hostile requests under load: "
+                + ", ".join(f"{status}: {n}" for status, n in loaded["hostile_statuses"].items()),
+                "",
+                *blank,
+            ],
         ]
     return _render(header, rows, markdown)
 

@@ -62,6 +62,8 @@ MAX_WORD_POSTINGS = 300_000
 MAX_WORDS_VISITED = 4_096
 #: Distinct words (phrases' included) from which a query is broad (see :func:`broad`).
 BROAD_WORDS = 8
+#: Seconds after which a heavy search refused for the lane being busy may be sent again.
+RETRY_AFTER = 1
 #: Expanded words read between two looks at the clock.
 _CHECK_EVERY = 64
 
@@ -75,6 +77,25 @@ class SearchTimeout(SearchidxError):
     parameter is at fault (``parameter`` is None, as the API's error document says)."""
 
     parameter = None
+    #: The web's status for it: the server did not finish the search.
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        """The web answer's headers beside the status."""
+        return {}
+
+
+class HeavyBusy(SearchTimeout):
+    """A heavy search refused for now: the server's lane for heavy searches
+    (:mod:`searchidx.web.lane`) has as many waiting as it takes, or was not free within the
+    request's budget, or yielded to the workers' searches for most of it. The client sent too
+    many heavy searches at once (429, never a 5xx: the server is well), and may send it again
+    after :data:`RETRY_AFTER` seconds."""
+
+    status = 429
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER)}
 
 
 class QueryTooBroad(QueryError):

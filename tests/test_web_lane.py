@@ -6,16 +6,23 @@ request's deadline. The lane itself, under load and past the budget, is tested a
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NoReturn, cast
 
 import pytest
+from flask.testing import FlaskClient
 
 from searchidx import bounds, querylang
 from searchidx.request import SearchRequest
 from searchidx.result import SearchResult
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
+from searchidx.web import lane as lane_module
+from searchidx.web.app import create_app
+from searchidx.web.lane import HeavyLane
 
 
 class RecordingLane:
@@ -110,3 +117,104 @@ def test_deadline_given_to_another_process_keeps_its_moment_and_budget():
     past = bounds.Deadline(1.0, time.monotonic() - 0.001)
     with pytest.raises(bounds.SearchTimeout, match="1 s budget"):
         past.check()
+
+
+class BusyLane(RecordingLane):
+    """A lane with as many heavy searches waiting as it takes."""
+
+    def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
+        raise bounds.HeavyBusy("the server is busy with other broad searches; try again")
+
+
+@pytest.fixture
+def busy_client(sample_store: IndexStore, lane: RecordingLane) -> Iterator[FlaskClient]:
+    service = SearchService(sample_store, results_cached=0, lane=BusyLane(lane.service, 10.0))
+    yield create_app(search_service=service, config={"TESTING": True}).test_client()
+    service.close()
+
+
+def test_web_answers_a_heavy_search_refused_for_now_429_with_retry_after(busy_client):
+    """Not a 5xx: the server is well, the client sent too many heavy searches at once."""
+    api = busy_client.get("/api/search?q=micro*")
+    assert api.status_code == 429 and api.headers["Retry-After"] == str(bounds.RETRY_AFTER)
+    assert api.json == {"error": api.json["error"], "parameter": None, "status": 429}
+    assert "busy with other broad searches" in api.json["error"]
+    page = busy_client.get("/?q=micro*")
+    assert page.status_code == 429 and page.headers["Retry-After"]
+    assert "busy with other broad searches" in page.get_data(as_text=True)
+    assert 'value="micro*"' in page.get_data(as_text=True)  # the form, as typed
+    feed = busy_client.get("/feed.atom?q=micro*")
+    assert feed.status_code == 429 and feed.mimetype == "text/plain" and feed.headers["Retry-After"]
+    assert busy_client.get("/api/search?q=microsoft").status_code == 200  # not a broad one
+
+
+@pytest.fixture
+def heavy_lane(sample_store: IndexStore) -> Iterator[HeavyLane]:
+    made = HeavyLane(lambda: SearchService(sample_store), heavy_after=0.25, waiting=1)
+    yield made
+    made.close()
+
+
+def test_lane_refuses_at_once_past_the_searches_a_worker_lets_wait(heavy_lane: HeavyLane):
+    assert heavy_lane._waiting.acquire(blocking=False)  # the one allowed is waiting
+    with pytest.raises(bounds.HeavyBusy, match="busy with other broad searches"):
+        heavy_lane.search(SearchRequest(text="micro*"), bounds.Deadline(5.0))
+
+
+def test_lane_pause_sleeps_its_whole_debt_while_workers_search(heavy_lane, monkeypatch):
+    """YIELD times as long as the lane ran, MAX_PAUSE at a time (one capped sleep let a
+    search with checks far apart run most of the time); nothing while no worker searches."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    heavy_lane._searching.value = 1
+    heavy_lane._resumed = time.monotonic() - 0.1
+    heavy_lane._pause()
+    assert sum(slept) >= 0.1 * lane_module.YIELD - 1e-9
+    assert max(slept) <= lane_module.MAX_PAUSE
+    slept.clear()
+    heavy_lane._searching.value = 0
+    heavy_lane._resumed = time.monotonic() - 0.1
+    heavy_lane._pause()
+    assert slept == []
+
+
+class CheckingService:
+    """A search that does a little work between checks of its budget, until stopped."""
+
+    def search(
+        self, request: SearchRequest, deadline: bounds.Deadline, pause: Callable[[], None]
+    ) -> NoReturn:
+        with bounds.budget(None, deadline=deadline, pause=pause):
+            while True:
+                sum(range(10_000))
+                bounds.check()
+
+
+def test_lane_search_stopped_by_yielding_to_workers_is_refused_for_now(heavy_lane):
+    """Workers search all along: the lane's search sleeps until its deadline having used
+    little CPU, so it is the 429 of a busy server, not the budget's 503."""
+    heavy_lane._searching.value = 1
+    service = cast(SearchService, CheckingService())
+    with pytest.raises(bounds.HeavyBusy, match="waited for other searches"):
+        heavy_lane._search(service, SearchRequest(text="micro*"), bounds.Deadline(0.3))
+
+
+def test_lane_process_runs_below_the_workers_for_the_kernel(heavy_lane: HeavyLane):
+    """Its nice value is NICENESS above the server's: the kernel gives a busy worker the core."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(own + lane_module.NICENESS, 19)
+    pid = os.fork()
+    if pid == 0:  # the lane's process, as serve forks it
+        try:
+            heavy_lane.run()
+        finally:
+            os._exit(1)
+    try:
+        deadline = time.monotonic() + 30
+        while os.getpriority(os.PRIO_PROCESS, pid) != expected:
+            assert time.monotonic() < deadline, os.getpriority(os.PRIO_PROCESS, pid)
+            time.sleep(0.01)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the workers' stays as it was

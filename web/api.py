@@ -41,7 +41,9 @@ def unknown_article(error: UnknownArticle) -> Response:
 
 @bp.errorhandler(SearchTimeout)
 def search_timeout(error: SearchTimeout) -> Response:
-    return error_response(str(error), 503)
+    response = error_response(str(error), error.status)
+    response.headers.update(error.headers())  # a heavy search refused for now: Retry-After
+    return response
 
 
 @bp.get("/search")

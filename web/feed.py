@@ -58,8 +58,9 @@ def bad_request(error: QueryError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(SearchTimeout)
-def search_timeout(error: SearchTimeout) -> tuple[Response, int]:
-    return Response(f"Search stopped: {error}\n", mimetype="text/plain"), 503
+def search_timeout(error: SearchTimeout) -> tuple[Response, int, dict[str, str]]:
+    stopped = Response(f"Search stopped: {error}\n", mimetype="text/plain")
+    return stopped, error.status, error.headers()
 
 
 def describe(links: Links) -> str:

@@ -32,7 +32,7 @@ PER_PAGE_CHOICES = (10, 25, 50, 100)
 
 
 @bp.get("/")
-def search() -> tuple[str, int] | str:
+def search() -> tuple[str, int, dict[str, str]] | str:
     links = Links(request.args, base=url_for("pages.search"))
     form = _form_values(links)
     context = {
@@ -46,10 +46,10 @@ def search() -> tuple[str, int] | str:
     try:
         view = search_view_data(get_service(), request.args)
     except (QueryError, SearchTimeout) as error:
-        status = 503 if isinstance(error, SearchTimeout) else 400
-        return render_template(
-            "search.html", error=error, chips=filter_chips(links), **context
-        ), status
+        page = render_template("search.html", error=error, chips=filter_chips(links), **context)
+        if isinstance(error, SearchTimeout):  # a heavy search refused for now: 429, Retry-After
+            return page, error.status, error.headers()
+        return page, 400, {}
     querylog.record(view.result)
     form["sort"] = view.request.sort.value if view.request.sort else ""
     return render_template("search.html", data=view.data, **page_extras(view, links), **context)
