@@ -556,6 +556,17 @@ def test_api_search_is_the_results_to_dict(client, service, query, request_):
     assert list(body) == list(service.search(request_).to_dict())  # same key order
 
 
+def test_api_json_is_compact_utf8_with_flasks_dates(client, app):
+    response = client.get("/api/search?q=caf%C3%A9+%E2%80%9Cnews%E2%80%9D")
+    body = response.get_data()
+    assert response.mimetype == "application/json"
+    assert body.endswith(b"}\n") and b'"query":"caf\xc3\xa9 \xe2\x80\x9cnews\xe2\x80\x9d"' in body
+    assert json.loads(body)["query"] == "café “news”"
+    with app.app_context():
+        dated = app.json.response({"at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)})
+    assert dated.get_data() == b'{"at":"Mon, 06 May 2024 07:08:09 GMT"}\n'
+
+
 @pytest.mark.parametrize(
     ("query", "options"),
     [
