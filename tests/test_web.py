@@ -564,7 +564,9 @@ def test_api_json_is_compact_utf8_with_flasks_dates(client, app):
     assert json.loads(body)["query"] == "café “news”"
     with app.app_context():
         dated = app.json.response({"at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)})
+        huge = app.json.response({"max_quality": -(2**70)})
     assert dated.get_data() == b'{"at":"Mon, 06 May 2024 07:08:09 GMT"}\n'
+    assert huge.get_data() == b'{"max_quality":-1180591620717411303424}\n'
 
 
 @pytest.mark.parametrize(
