@@ -4,6 +4,7 @@ against real indexes (the session's sample index, and small ones built here)."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import json
 import os
@@ -553,6 +554,19 @@ def test_api_search_is_the_results_to_dict(client, service, query, request_):
     body = api(client, f"/api/search?{query}")
     assert without_timing(body) == without_timing(service.search(request_).to_dict())
     assert list(body) == list(service.search(request_).to_dict())  # same key order
+
+
+def test_api_json_is_compact_utf8_with_flasks_dates(client, app):
+    response = client.get("/api/search?q=caf%C3%A9+%E2%80%9Cnews%E2%80%9D")
+    body = response.get_data()
+    assert response.mimetype == "application/json"
+    assert body.endswith(b"}\n") and b'"query":"caf\xc3\xa9 \xe2\x80\x9cnews\xe2\x80\x9d"' in body
+    assert json.loads(body)["query"] == "café “news”"
+    with app.app_context():
+        dated = app.json.response({"at": datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)})
+        huge = app.json.response({"max_quality": -(2**70)})
+    assert dated.get_data() == b'{"at":"Mon, 06 May 2024 07:08:09 GMT"}\n'
+    assert huge.get_data() == b'{"max_quality":-1180591620717411303424}\n'
 
 
 @pytest.mark.parametrize(
@@ -1164,6 +1178,54 @@ def test_serve_spreads_connections_over_its_workers(sample_store: IndexStore):
                 connection.close()
     assert len(listening) == 2 and len(set.union(*listening)) == 2, listening
     assert sum(held) == 32 and held[0] >= 4, held
+
+
+def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
+    """Waitress warns for every request that waits for a thread: under load, a line each."""
+    log = tmp_path / "serve.log"
+    index = str(sample_store.location)
+    options = ["--port", "0", "--workers", "1", "--threads", "1", "--heavy-after-ms", "0"]
+    with open(log, "w") as output:
+        process = subprocess.Popen([SEARCHIDX, "serve", *options, "--index", index], stderr=output)
+    try:
+        deadline = time.monotonic() + 30
+        while not (match := re.search(r"http://[\d.]+:(\d+)/", log.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        port = int(match.group(1))
+        connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(8)]
+        for _ in range(5):  # eight requests at once for one thread: seven wait
+            for connection in connections:
+                connection.request("GET", "/api/search?q=cloud")
+            for connection in connections:
+                assert connection.getresponse().read()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert "serving" in log.read_text()
+    assert "queue depth" not in log.read_text()
+
+
+def test_server_worker_collects_young_objects_less_often(monkeypatch, sample_store):
+    """A request makes about a thousand short-lived objects: the default threshold (700) ran
+    the collector for nearly every one, and a full collection every ~100 requests."""
+    seen = []
+
+    class Server:
+        def run(self) -> None:
+            seen.append(gc.get_threshold())
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(server, "create_server", lambda app, sockets, threads: Server())
+    before = gc.get_threshold()
+    try:
+        server._run(lambda: create_app(sample_store), socket.socket(), 1)
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [server.GC_THRESHOLDS]
+    assert server.GC_THRESHOLDS[0] >= 10 * before[0]
 
 
 LISTEN, ESTABLISHED = "0A", "01"

@@ -17,6 +17,7 @@ from searchidx.querylog import QueryLog
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from searchidx.web import api, errors, feed, formatting, querylog, security, service, views
+from searchidx.web.encoding import FastJSONProvider
 
 if TYPE_CHECKING:
     from searchidx.engine import Service
@@ -33,8 +34,8 @@ def create_app(
     its searches stopped after :data:`~searchidx.defaults.DEFAULT_SEARCH_TIMEOUT` seconds; with
     ``query_log``, the page and the API record each search there."""
     app = Flask(__name__)
+    app.json = FastJSONProvider(app)
     app.config.update(config or {})
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep to_dict()'s order
     search_service = search_service or SearchService(
         store or IndexStore(), search_timeout=DEFAULT_SEARCH_TIMEOUT
     )
