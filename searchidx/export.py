@@ -425,8 +425,9 @@ def _indexed_articles(
         return  # built from an empty folder: no segment, so no columns to read
     paths = reader.column_reader("path")
     states = reader.column_reader("state")
+    records = reader.column_reader("record", translate=False)
     for docnum in sorted(reader.all_doc_ids(), key=lambda docnum: paths[docnum]):
-        article = from_record(reader.stored_fields(docnum)["record"])
+        article = from_record(records[docnum])
         if len(article.path.encode()) > MAX_ID_BYTES:
             raise ExportError(
                 f"{article.path}: the path is over {MAX_ID_BYTES} bytes, too long for an "

@@ -15,6 +15,7 @@ when it is given them, else built from the columns.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -223,6 +224,7 @@ class IndexSnapshot:
         self._leaves: list[tuple[IndexReader, int]] = [
             (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
         ]
+        self._bases = [base for _, base in self._leaves]
         #: Answers already given on this snapshot, by request (see SearchService.search).
         self.results: LruCache[Hashable, Any] = LruCache(results_cached)
         self._frequencies: LruCache[tuple[tuple[str, ...], str], tuple[int, ...]] = LruCache(
@@ -289,9 +291,16 @@ class IndexSnapshot:
     def article(self, docnum: int) -> Article:
         """The article stored for document ``docnum`` (its body cut, see
         :func:`~searchidx.schema.stored_record`)."""
+        segment = bisect.bisect_right(self._bases, docnum) - 1
         with self.reading:
-            record = whoosh_internals.stored_fields(self.searcher.reader(), docnum)["record"]
+            record = self._records(segment)[docnum - self._bases[segment]]
         return from_record(record)
+
+    @functools.cache  # noqa: B019 - see facet()
+    def _records(self, segment: int) -> Any:
+        """The record column of ``self._leaves[segment]``, opened once: opening reads where
+        each of its records ends (see :mod:`searchidx.records`)."""
+        return self._leaves[segment][0].column_reader("record", translate=False)
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see
