@@ -3,7 +3,7 @@ their own, each deflated with its segment's first records as zlib's preset dicti
 
 Whoosh's stored fields are a pickle per document, each compressed alone: a record of 2.6 KB
 took 1.2 KB, a third of the index (115 MiB at 100,000 articles). Records share their keys and
-most of their words, so with 32 KB of other records as the dictionary one takes 0.58 KB and is
+most of their words, so with 32 KB of other records as the dictionary one takes 0.62 KB and is
 still read alone: a hit decompresses its own record (10 us; Whoosh's pickled one took 15).
 Batching records into compressed blocks saves as much only at 64 records a block, each hit
 then decompressing 64. The column keeps each record's end, so finding a record is two reads.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from whoosh import columns
@@ -26,8 +26,10 @@ from whoosh.reading import IndexReader
 
 #: The dictionary: a segment's first records, up to this many bytes (zlib's window).
 DICTIONARY_BYTES = 32 * 1024
-#: zlib's level: 6 takes 0.58 KB a record at 77 us (1 would take 0.71 at 65 us, 9 gains 1%).
-LEVEL = 6
+#: zlib's level. On 5,000 records of the benchmark's collection, writing and size a record:
+#: 1 38 us 719 B, 3 46 us 636 B, 6 79 us 602 B (Whoosh's stored field: 44 us, 1.2 KB); 3 keeps
+#: the build as fast as it was, 6 would save 3.3 MiB at 100,000 articles for 3.5 s of CPU.
+LEVEL = 3
 _WINDOW_BITS = -15  # a raw deflate stream: no header, no checksum (the file has neither)
 _LENGTH = struct.Struct("!I")
 _ENDS = np.dtype(">u4")
@@ -110,27 +112,49 @@ class RecordColumn(columns.Column):
             end = basepos + length - _LENGTH.size
             (dictionary_length,) = _LENGTH.unpack(dbfile.get(end, _LENGTH.size))
             ends_at = end - _ENDS.itemsize * doccount
-            self._ends: list[int] = [0]
-            self._ends += np.frombuffer(dbfile.get(ends_at, end - ends_at), _ENDS).tolist()
+            # Read where a hit's record is, not turned into a list: a one-shot query reads
+            # ten records, maybe from as many segments.
+            self._ends = np.frombuffer(dbfile.get(ends_at, end - ends_at), _ENDS)
             self._dictionary = dbfile.get(ends_at - dictionary_length, dictionary_length)
 
         def __len__(self) -> int:
             return self._doccount
 
         def __getitem__(self, docnum: int) -> bytes:
-            start, end = self._ends[docnum], self._ends[docnum + 1]
+            end = int(self._ends[docnum])
+            return self._record(int(self._ends[docnum - 1]) if docnum else 0, end)
+
+        def __iter__(self) -> Iterator[bytes]:
+            ends = self._ends.tolist()
+            return map(self._record, [0, *ends[:-1]], ends)
+
+        def _record(self, start: int, end: int) -> bytes:
             if start == end:
                 return b""
             data = self._dbfile.get(self._basepos + start, end - start)
             return zlib.decompressobj(_WINDOW_BITS, self._dictionary).decompress(data)
 
-        def __iter__(self) -> Iterator[bytes]:
-            return (self[docnum] for docnum in range(self._doccount))
+
+def records_of(reader: IndexReader) -> Any:
+    """The records of ``reader``'s documents, by docnum: its record column or, in an index of
+    schema 5 or older (the record a Whoosh stored field), its stored fields, read so until
+    the index is rebuilt (searching it says to)."""
+    if reader.schema["record"].column_type is None:
+        return _StoredRecords(reader)
+    return reader.column_reader("record", translate=False)
 
 
-def live_records(reader: IndexReader) -> Iterator[bytes]:
+class _StoredRecords:
+    def __init__(self, reader: IndexReader) -> None:
+        self.reader = reader
+
+    def __getitem__(self, docnum: int) -> str:
+        return cast(str, self.reader.stored_fields(docnum)["record"])
+
+
+def live_records(reader: IndexReader) -> Iterator[bytes | str]:
     """Every live document's record, in docnum order (a whole index read back)."""
     for leaf, _ in reader.leaf_readers():
-        records = leaf.column_reader("record", translate=False)
+        records = records_of(leaf)
         for docnum in leaf.all_doc_ids():
             yield records[docnum]

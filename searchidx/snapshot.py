@@ -34,6 +34,7 @@ from searchidx.defaults import RESULTS_CACHED
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
+from searchidx.records import records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 
@@ -298,9 +299,9 @@ class IndexSnapshot:
 
     @functools.cache  # noqa: B019 - see facet()
     def _records(self, segment: int) -> Any:
-        """The record column of ``self._leaves[segment]``, opened once: opening reads where
-        each of its records ends (see :mod:`searchidx.records`)."""
-        return self._leaves[segment][0].column_reader("record", translate=False)
+        """The records of ``self._leaves[segment]``, opened once: opening reads where each of
+        them ends (see :mod:`searchidx.records`)."""
+        return records_of(self._leaves[segment][0])
 
     def match(self, parsed: query.Query, scored: bool) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores (see

@@ -1,18 +1,26 @@
 """The display records' column (searchidx.records): what is written is read back, through
-Whoosh's writer, merges and the snapshot, and it is smaller than Whoosh's stored fields."""
+Whoosh's writer and merges, it is smaller than Whoosh's stored fields, and an index of the
+stored fields (schema 5) is still read until rebuilt."""
 
 from __future__ import annotations
 
 import pickle
 import zlib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from whoosh import fields
 from whoosh.filedb.filestore import FileStorage
 
-from searchidx import records
+from searchidx import indexer, records, workers
+from searchidx.articles import Article
+from searchidx.content import FileState
 from searchidx.records import RecordColumn, live_records
-from searchidx.schema import stored_record
+from searchidx.request import SearchRequest
+from searchidx.schema import build_schema, stored_record, to_document
+from searchidx.service import OUTDATED_NOTE, SearchService
+from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
 
 
@@ -77,3 +85,43 @@ def test_record_column_is_half_of_whooshs_stored_records(tmp_path: Path):
         _, _, column_bytes = leaf._perdoc._get_column_file("record")
     whooshs = sum(len(zlib.compress(pickle.dumps({"record": d.decode()}, 2))) for d in documents)
     assert column_bytes < whooshs / 2
+
+
+def test_an_index_of_schema_5_is_searched_from_its_stored_records_until_rebuilt(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """An index built before the record column (its record a Whoosh stored field) still
+    shows its hits, saying to rebuild it; the next sync rebuilds it."""
+
+    def schema_5() -> fields.Schema:
+        schema = build_schema()
+        schema.remove("record")
+        schema.add("record", fields.STORED())
+        return schema
+
+    def document_5(article: Article, state: FileState) -> dict[str, Any]:
+        return {**to_document(article, state), "record": stored_record(article)}
+
+    with monkeypatch.context() as patch:
+        patch.setattr("searchidx.store.build_schema", schema_5)
+        patch.setattr(workers, "to_document", document_5)
+        indexer.sync(store, content)
+    meta = store.read_meta()
+    meta.schema_version = 5
+    store.write_meta(store.live_dir(), meta)
+    assert store.open_index().schema["record"].column_type is None
+    articles = {article.path: article for article in store.articles()}
+
+    service = SearchService(store)
+    try:
+        result = service.search(SearchRequest(text="", per_page=20))
+        assert OUTDATED_NOTE in result.notes
+        assert result.hits
+        for hit in result.hits:
+            assert hit.article == articles[hit.article.path].without_body()
+    finally:
+        service.close()
+
+    assert indexer.sync(store).rebuilt
+    assert store.open_index().schema["record"].column_type is not None
+    assert {article.path: article for article in store.articles()} == articles
