@@ -155,6 +155,8 @@ class _StoredRecords:
 def live_records(reader: IndexReader) -> Iterator[bytes | str]:
     """Every live document's record, in docnum order (a whole index read back)."""
     for leaf, _ in reader.leaf_readers():
+        if not leaf.doc_count_all():  # an index built from an empty folder: no columns
+            continue
         records = records_of(leaf)
         for docnum in leaf.all_doc_ids():
             yield records[docnum]

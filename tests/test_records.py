@@ -62,6 +62,13 @@ def test_record_column_of_a_segment_smaller_than_the_dictionary(tmp_path: Path):
         assert list(live_records(reader)) == documents
 
 
+def test_records_of_an_index_built_from_an_empty_folder_are_none(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, tmp_path / "empty")
+    assert store.articles() == []
+
+
 def test_record_column_survives_a_merge_and_deletions(tmp_path: Path):
     documents = values(900)
     index = FileStorage(str(written(tmp_path, documents, commits=3))).open_index()
