@@ -10,7 +10,7 @@ then decompressing 64. The column keeps each record's end, so finding a record i
 
 Layout of a segment's column: the records' raw deflate streams, the dictionary, each
 document's end offset (big-endian uint32; a document without a record ends where the one
-before does), then the dictionary's length (uint32).
+before does, so a segment's records take at most 4 GiB), then the dictionary's length (uint32).
 """
 
 from __future__ import annotations

@@ -263,6 +263,9 @@ class IndexSnapshot:
         for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
+        with self.reading:
+            for segment in range(len(self._leaves)):
+                self._records(segment)
         self.quality_factors  # noqa: B018 - read for its side effect
         self.matcher  # noqa: B018 - built for its side effect
         return self
