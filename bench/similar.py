@@ -32,7 +32,7 @@ from searchidx import indexer
 from searchidx.articles import Article
 from searchidx.ranking import FIELD_BOOSTS, top_scored
 from searchidx.sample import write_sample
-from searchidx.schema import ANALYZER, from_record
+from searchidx.schema import ANALYZER
 from searchidx.service import SearchService
 from searchidx.similar import SimilarRequest, document_number
 from searchidx.snapshot import IndexSnapshot
@@ -100,8 +100,7 @@ def baseline(service: SearchService, path: str) -> list[str]:
 
 
 def _article(snapshot: IndexSnapshot, docnum: int) -> Article:
-    with snapshot.reading:
-        return from_record(snapshot.searcher.reader().stored_fields(docnum)["record"])
+    return snapshot.article(docnum)
 
 
 def measure(service: SearchService, truth: dict[str, set[str]], method: Method) -> dict[str, float]:

@@ -51,6 +51,7 @@ from searchidx.defaults import DEFAULT_MAX_BYTES
 from searchidx.errors import ArticleError, SearchidxError
 from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
 from searchidx.ranking import FIELD_BOOSTS
+from searchidx.records import records_of
 from searchidx.schema import SCHEMA_VERSION, STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 
@@ -425,8 +426,9 @@ def _indexed_articles(
         return  # built from an empty folder: no segment, so no columns to read
     paths = reader.column_reader("path")
     states = reader.column_reader("state")
+    records = records_of(reader)
     for docnum in sorted(reader.all_doc_ids(), key=lambda docnum: paths[docnum]):
-        article = from_record(reader.stored_fields(docnum)["record"])
+        article = from_record(records[docnum])
         if len(article.path.encode()) > MAX_ID_BYTES:
             raise ExportError(
                 f"{article.path}: the path is over {MAX_ID_BYTES} bytes, too long for an "

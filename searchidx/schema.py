@@ -9,7 +9,8 @@ Two kinds of fields, on purpose:
   the columns once per searcher into arrays (see :mod:`searchidx.catalog`) instead of
   expanding terms on every search, which is where naive Whoosh spends its time.
 
-The display record (everything but ``secured``) is one stored JSON blob, so a hit is one read.
+The display record (everything but ``secured``) is one JSON blob in a column of its own
+(:mod:`searchidx.records`), so a hit is one read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
+from searchidx.records import RecordColumn
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -41,8 +43,9 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: 3: accents folded ("são" is "sao"); "&" joins words as "." does ("AT&T" is one word); words
 #: of one character kept. 4: one term per date and per quality (no numeric tiers). 5: short
 #: posting lists inlined in the term index (``whoosh_internals.INLINE_LIMIT``), which an older
-#: searchidx reads, but its sync fails merging them.
-SCHEMA_VERSION = 5
+#: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
+#: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field.
+SCHEMA_VERSION = 6
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
@@ -238,7 +241,7 @@ def build_schema() -> fields.Schema:
         # Identity and sync state.
         path=fields.ID(unique=True, sortable=True),
         state=fields.COLUMN(columns.VarBytesColumn()),
-        record=fields.STORED(),
+        record=fields.COLUMN(RecordColumn()),
         # Searched text.
         title=Text(analyzer=ANALYZER, spelling=True),
         excerpt=Text(analyzer=ANALYZER),
@@ -262,7 +265,7 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
     return {
         "path": article.path,
         "state": state.encode().encode(),
-        "record": stored_record(article),
+        "record": stored_record(article).encode(),
         "title": article.title,
         "excerpt": article.excerpt,
         "body": article.body,
@@ -289,7 +292,7 @@ def _record(article: Article) -> dict[str, Any]:
     return {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
 
 
-def from_record(stored: str) -> Article:
+def from_record(stored: str | bytes) -> Article:
     """The article as stored (body cut to :data:`STORED_BODY_CHARS`)."""
     return Article.from_dict(json.loads(stored))
 

@@ -15,6 +15,7 @@ when it is given them, else built from the columns.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -33,6 +34,7 @@ from searchidx.defaults import RESULTS_CACHED
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
+from searchidx.records import records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 
@@ -223,6 +225,7 @@ class IndexSnapshot:
         self._leaves: list[tuple[IndexReader, int]] = [
             (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
         ]
+        self._bases = [base for _, base in self._leaves]
         #: Answers already given on this snapshot, by request (see SearchService.search).
         self.results: LruCache[Hashable, Any] = LruCache(results_cached)
         self._frequencies: LruCache[tuple[tuple[str, ...], str], tuple[int, ...]] = LruCache(
@@ -261,6 +264,9 @@ class IndexSnapshot:
         for field in ranking.FIELD_BOOSTS:  # the scored (text) fields
             self.field_lengths(field)
         self.title_words  # noqa: B018 - read for its side effect
+        with self.reading:
+            for segment in range(len(self._leaves)):
+                self._records(segment)
         self.quality_factors  # noqa: B018 - read for its side effect
         self.matcher  # noqa: B018 - built for its side effect
         return self
@@ -290,9 +296,16 @@ class IndexSnapshot:
     def article(self, docnum: int) -> Article:
         """The article stored for document ``docnum`` (its body cut, see
         :func:`~searchidx.schema.stored_record`)."""
+        segment = bisect.bisect_right(self._bases, docnum) - 1
         with self.reading:
-            record = whoosh_internals.stored_fields(self.searcher.reader(), docnum)["record"]
+            record = self._records(segment)[docnum - self._bases[segment]]
         return from_record(record)
+
+    @functools.cache  # noqa: B019 - see facet()
+    def _records(self, segment: int) -> Any:
+        """The records of ``self._leaves[segment]``, opened once: opening reads where each of
+        them ends (see :mod:`searchidx.records`)."""
+        return records_of(self._leaves[segment][0])
 
     def match(self, parsed: query.Query, scored: bool, within: np.ndarray | None = None) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores ``within``

@@ -32,6 +32,7 @@ from whoosh import index as whoosh_index
 from searchidx.articles import Article
 from searchidx.defaults import INDEX_ENV
 from searchidx.errors import ArticleProblem, IndexBusyError, IndexMissingError
+from searchidx.records import live_records
 from searchidx.schema import SCHEMA_VERSION, build_schema, from_record
 
 DEFAULT_LOCATION = "index"
@@ -102,8 +103,8 @@ class IndexStore:
         benchmarks' ground truth, the tests' view of what was indexed)."""
         index = self.open_index()
         try:
-            with index.searcher() as searcher:
-                return [from_record(fields["record"]) for fields in searcher.all_stored_fields()]
+            with index.reader() as reader:
+                return [from_record(record) for record in live_records(reader)]
         finally:
             index.close()
 

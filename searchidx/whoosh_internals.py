@@ -21,7 +21,6 @@ It also holds the casts where whoosh3's own annotations are narrower than what i
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 import io
@@ -775,55 +774,6 @@ def ref_codes(reader: Any, count: int) -> tuple[np.ndarray, list[bytes]] | None:
     return codes, list(reader._uniques)
 
 
-def stored_fields(reader: IndexReader, docnum: int) -> dict[str, Any]:
-    """A document's stored fields, as ``reader.stored_fields`` gives them.
-
-    Whoosh's reader of a segment's stored column first derives where every document's record
-    starts, in a Python loop over the segment's documents (about 1 ms a segment at 100,000
-    articles, most of what showing ten hits costs a one-shot ``searchidx query``); here only
-    the document's own start is summed, in C, unless the column's reader is open already."""
-    leaves = reader.leaf_readers()
-    leaf, base = leaves[bisect.bisect_right([base for _, base in leaves], docnum) - 1]
-    found = _stored_record(leaf, docnum - base)
-    return reader.stored_fields(docnum) if found is None else found
-
-
-@_trusted
-def _stored_record(leaf: IndexReader, docnum: int) -> dict[str, Any] | None:
-    """A segment's document's stored fields from the W3 codec's stored column (a pickle
-    compressed by zlib in a variable-length bytes column), without opening the column's
-    reader; None: read it the public way."""
-    from whoosh.codec import whoosh3
-
-    perdoc = getattr(leaf, "_perdoc", None)
-    stored = whoosh3.STORED_COLUMN
-    if (
-        type(perdoc) is not whoosh3.W3PerDocReader
-        or "_stored" in perdoc._readers  # opened already: reading it is as fast
-        or type(stored) is not columns.PickleColumn
-        or type(stored._child) is not columns.CompressedBytesColumn
-        or stored._child._module != "zlib"
-        or not perdoc.has_column("_stored")
-    ):
-        return None
-    if "_stored" not in perdoc._colfiles:  # as column_reader keeps it (closed with the reader)
-        perdoc._colfiles["_stored"] = perdoc._get_column_file("_stored")
-    colfile, basepos, length = perdoc._colfiles["_stored"]
-    last = basepos + length - 1
-    code = chr(colfile.get_byte(last))  # the lengths' array type; "X": offsets stored too
-    if code == "X":
-        return None
-    count = perdoc._doccount
-    size = struct.calcsize(code) * count
-    lengths = np.frombuffer(colfile.get(last - size, size), dtype=np.dtype(code).newbyteorder(">"))
-    record_length = int(lengths[docnum])
-    if not record_length:
-        return {}
-    record = colfile.get(basepos + int(lengths[:docnum].sum()), record_length)
-    stored_fields: dict[str, Any] = loads(zlib.decompress(record))
-    return {name: value for name, value in stored_fields.items() if name in leaf.schema}
-
-
 @_trusted
 def var_bytes(reader: Any) -> list[bytes] | None:
     """A variable-length bytes column's values (paths, states, topics), cut from its data
@@ -1398,9 +1348,6 @@ def _leaf_differs(leaf: IndexReader) -> str | None:
     live = set(leaf.all_doc_ids())
     if set(deleted_docs.__wrapped__(leaf)) != set(range(count)) - live:
         return "deleted documents differ"
-    records = [_stored_record.__wrapped__(leaf, doc) for doc in range(count)]  # before Whoosh's
-    if records != [leaf.stored_fields(doc) for doc in range(count)]:
-        return "stored fields differ"
     for fieldname in ("text", "tag", "number"):
         for word in leaf.lexicon(fieldname):
             docs, weights, raw = leaf_postings(leaf, fieldname, word, values=True)

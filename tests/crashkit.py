@@ -309,8 +309,9 @@ def snapshot(store: IndexStore) -> Snapshot:
     try:
         with index.searcher() as searcher:
             result: Snapshot = {}
-            for docnum, stored in searcher.reader().iter_docs():
-                article = from_record(stored["record"])
+            records = searcher.reader().column_reader("record")
+            for docnum in searcher.reader().all_doc_ids():
+                article = from_record(records[docnum])
                 assert article.path not in result, f"{article.path} is indexed twice"
                 state = searcher.reader().column_reader("state")[docnum]
                 result[article.path] = (FileState.decode(state.decode()).sha256, article.title)

@@ -23,6 +23,7 @@ from whoosh.reading import SegmentReader
 from searchidx import indexer, whoosh_internals, workers
 from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
+from searchidx.records import live_records
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
 from searchidx.service import SearchService
@@ -65,8 +66,8 @@ def answers(store: IndexStore) -> list:
 def stored(store: IndexStore) -> dict[str, str]:
     index = store.open_index()
     try:
-        with index.searcher() as searcher:
-            records = [found["record"] for found in searcher.all_stored_fields()]
+        with index.reader() as reader:
+            records = [record.decode() for record in live_records(reader)]
             return {json.loads(record)["path"]: record for record in records}
     finally:
         index.close()
@@ -165,8 +166,8 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
     segments = second.finish() + first.finish()
     indexer._publish(index, segments)
 
-    with index.searcher() as searcher:
-        records = [json.loads(found["record"]) for found in searcher.all_stored_fields()]
+    with index.reader() as reader:
+        records = [json.loads(record) for record in live_records(reader)]
     assert sorted(record["path"] for record in records) == [path for path, _ in files]
 
 

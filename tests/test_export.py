@@ -25,6 +25,7 @@ from searchidx.export import (
     export_elasticsearch,
 )
 from searchidx.ranking import FIELD_BOOSTS
+from searchidx.records import live_records
 from searchidx.schema import STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 from tests.conftest import SAMPLE_COUNT, write_article
@@ -34,8 +35,8 @@ def indexed_records(store: IndexStore) -> dict[str, dict[str, Any]]:
     """Path -> stored record of every live document."""
     index = store.open_index()
     try:
-        with index.searcher() as searcher:
-            records = [json.loads(fields["record"]) for fields in searcher.all_stored_fields()]
+        with index.reader() as reader:
+            records = [json.loads(record) for record in live_records(reader)]
     finally:
         index.close()
     return {record["path"]: record for record in records}
