@@ -171,6 +171,66 @@ class FacetTable:
         return np.searchsorted(self.doc_ids, np.arange(last + 2)).astype(np.int64)
 
 
+#: A facet whose documents have more values than this is counted from its table, not a row.
+_ROW_WIDTH_MAX = 8
+
+
+@dataclass(frozen=True)
+class FacetRows:
+    """Every facet's value ids of each document side by side in one row, so that the facets
+    of a set of documents are counted by one gather of rows and one ``bincount``.
+
+    Counting facet by facet from their tables reads one array per facet, a cache line per hit
+    each, right after matching has filled the cache with postings; and a facet with two or
+    three values (nearly every document in the same one) makes ``bincount`` add to the same
+    counter over and over. A row is one read per hit, and its facets' counters take turns.
+    A facet's ids are offset past the facets' before it, and a document with fewer values
+    than its facet's columns pads them with the facet's own "none" id, counted and dropped.
+    """
+
+    rows: np.ndarray
+    #: Per facet: its first column, its columns' end, its first id and its number of values.
+    spans: dict[str, tuple[int, int, int, int]]
+    #: How many ids the facets have in all, their "none" ids included.
+    ids: int
+
+    @classmethod
+    def of(cls, tables: dict[str, FacetTable], size: int) -> FacetRows:
+        """The rows of ``size`` documents (a table with a document of more than
+        :data:`_ROW_WIDTH_MAX` values is left out)."""
+        columns: list[np.ndarray] = []
+        spans: dict[str, tuple[int, int, int, int]] = {}
+        column = first = 0
+        for name, table in tables.items():
+            per_document = np.bincount(table.doc_ids, minlength=size)
+            width = int(per_document.max(initial=0)) or 1
+            if width > _ROW_WIDTH_MAX:
+                continue
+            order = np.argsort(table.doc_ids, kind="stable")
+            docs = table.doc_ids[order]
+            starts = np.cumsum(per_document) - per_document  # each document's first pair
+            position = np.arange(len(docs)) - starts[docs]
+            none = first + len(table.values)
+            block = np.full((size, width), none, dtype=np.int64)
+            block[docs, position] = table.value_ids[order] + first
+            columns.append(block)
+            spans[name] = (column, column + width, first, len(table.values))
+            column, first = column + width, none + 1
+        dtype = np.int16 if first <= np.iinfo(np.int16).max else np.int32
+        rows = np.hstack(columns).astype(dtype) if columns else np.zeros((size, 0), dtype)
+        return cls(rows, spans, first)
+
+    def counts(self, names: Sequence[str], docs: np.ndarray) -> dict[str, np.ndarray]:
+        """How many of the documents ``docs`` have each value of the facets ``names`` (those
+        in the rows), indexed by value id."""
+        spans = [(name, self.spans[name]) for name in names if name in self.spans]
+        hits = self.rows[docs]
+        if len(spans) < len(self.spans):
+            hits = hits[:, np.r_[tuple(slice(start, end) for _, (start, end, _, _) in spans)]]
+        total = np.bincount(hits.ravel(), minlength=self.ids)
+        return {name: total[first : first + n] for name, (_, _, first, n) in spans}
+
+
 @dataclass(frozen=True)
 class Leading:
     """An earlier commit's arrays whose segments lead this reader's, unchanged: their first
@@ -255,6 +315,7 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for facet in FACETS:
             self.counts_of_all(facet.name)
+        self.facet_rows  # noqa: B018 - built for its side effect
         for sort in PRESORTED:
             self.rank(sort)
         self._dates_oldest_first  # noqa: B018 - read for its side effect
@@ -333,6 +394,20 @@ class IndexSnapshot:
         """A facet's counts over every live document: those of any search with no text and
         no filter (the front page), the same until the index changes."""
         return self.facet(name).counts(self.live)
+
+    @functools.cached_property
+    def facet_rows(self) -> FacetRows:
+        """Every facet's values of each document as one row (see :class:`FacetRows`)."""
+        return FacetRows.of({facet.name: self.facet(facet.name) for facet in FACETS}, self.size)
+
+    def facet_counts(self, names: Sequence[str], documents: np.ndarray) -> dict[str, np.ndarray]:
+        """How many of the masked ``documents`` have each value of the facets ``names``."""
+        docs = np.flatnonzero(documents)
+        counts = self.facet_rows.counts(names, docs)
+        for name in names:
+            if name not in counts:  # too many values to a document for a row
+                counts[name] = self.facet(name).counts(documents, docs)
+        return counts
 
     def _single_valued_table(self, name: str, leading: FacetTable | None, start: int) -> FacetTable:
         """A facet of one value per document, from the column's codes where it has them,
