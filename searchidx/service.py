@@ -684,8 +684,8 @@ def _top_values(
     if len(candidates) > size:  # only values that can make the top ``size`` need sorting
         cut = len(candidates) - size
         shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
-    ranked = sorted(shortlist.tolist(), key=lambda i: (-counts[i], values[i].casefold()))
-    shown = ranked[:size]
+    ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
+    shown = ranked[:size].tolist()
     shown_keys = {values[i].casefold() for i in shown}
     by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):

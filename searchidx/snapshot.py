@@ -106,6 +106,15 @@ class FacetTable:
             ids_by_key={value.casefold(): number for number, value in enumerate(values)},
         )
 
+    @functools.cached_property
+    def name_ranks(self) -> np.ndarray:
+        """Each value id's place among the values in order of their casefolded names (equal
+        names by id): ties in counts are listed by it."""
+        order = sorted(range(len(self.values)), key=lambda number: self.values[number].casefold())
+        ranks = np.empty(len(self.values), dtype=np.int64)
+        ranks[order] = np.arange(len(self.values))
+        return ranks
+
     def lookup(self, value: str) -> int | None:
         """The id of a value, matched without regard to case."""
         return self.ids_by_key.get(value.casefold())
