@@ -324,6 +324,7 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for facet in FACETS:
             self.counts_of_all(facet.name)
+            self.facet(facet.name).name_ranks  # noqa: B018 - read for its side effect
         self.facet_rows  # noqa: B018 - built for its side effect
         for sort in PRESORTED:
             self.rank(sort)
