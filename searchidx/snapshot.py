@@ -206,27 +206,25 @@ class FacetRows:
     @classmethod
     def of(cls, tables: dict[str, FacetTable], size: int) -> FacetRows:
         """The rows of ``size`` documents (a table with a document of more than
-        :data:`_ROW_WIDTH_MAX` values is left out)."""
-        columns: list[np.ndarray] = []
+        :data:`_ROW_WIDTH_MAX` values is left out). A table's ``doc_ids`` are ascending."""
         spans: dict[str, tuple[int, int, int, int]] = {}
         column = first = 0
         for name, table in tables.items():
-            per_document = np.bincount(table.doc_ids, minlength=size)
-            width = int(per_document.max(initial=0)) or 1
-            if width > _ROW_WIDTH_MAX:
-                continue
-            order = np.argsort(table.doc_ids, kind="stable")
-            docs = table.doc_ids[order]
-            starts = np.cumsum(per_document) - per_document  # each document's first pair
-            position = np.arange(len(docs)) - starts[docs]
-            none = first + len(table.values)
-            block = np.full((size, width), none, dtype=np.int64)
-            block[docs, position] = table.value_ids[order] + first
-            columns.append(block)
-            spans[name] = (column, column + width, first, len(table.values))
-            column, first = column + width, none + 1
-        dtype = np.int16 if first <= np.iinfo(np.int16).max else np.int32
-        rows = np.hstack(columns).astype(dtype) if columns else np.zeros((size, 0), dtype)
+            counted = np.bincount(table.doc_ids) if len(table.doc_ids) else np.zeros(1, int)
+            width = max(1, int(counted.max()))
+            if width <= _ROW_WIDTH_MAX:
+                spans[name] = (column, column + width, first, len(table.values))
+                column, first = column + width, first + len(table.values) + 1
+        rows = np.empty((size, column), np.int16 if first <= np.iinfo(np.int16).max else np.int32)
+        for name, (start, end, offset, count) in spans.items():
+            docs = tables[name].doc_ids
+            rows[:, start:end] = offset + count  # "none"
+            position: int | np.ndarray = 0
+            if end - start > 1:  # a pair's column: how many pairs of its document come before
+                pairs = np.arange(len(docs))
+                firsts = np.where(np.r_[True, docs[1:] != docs[:-1]], pairs, 0)
+                position = pairs - np.maximum.accumulate(firsts)
+            rows[docs, start + position] = tables[name].value_ids + offset
         return cls(rows, spans, first)
 
     def counts(self, names: Sequence[str], docs: np.ndarray) -> dict[str, np.ndarray]:
