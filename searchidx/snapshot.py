@@ -231,6 +231,8 @@ class FacetRows:
         """How many of the documents ``docs`` have each value of the facets ``names`` (those
         in the rows), indexed by value id."""
         spans = [(name, self.spans[name]) for name in names if name in self.spans]
+        if not spans:
+            return {}
         hits = self.rows.take(docs, axis=0)  # 4-6 times faster than rows[docs]
         if len(spans) < len(self.spans):
             hits = hits[:, np.r_[tuple(slice(start, end) for _, (start, end, _, _) in spans)]]
