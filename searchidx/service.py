@@ -600,29 +600,36 @@ class SearchService:
         matches: np.ndarray,
         filters: Mapping[str, np.ndarray],
     ) -> tuple[Facet, ...]:
+        counts: dict[str, np.ndarray] = {}
+        groups: list[tuple[np.ndarray, list[str]]] = []  # facets counted over the same mask
+        unfiltered = _all(matches, filters.values())  # the facets with no filter of their own
+        for facet in FACETS:
+            others = unfiltered
+            if facet.name in filters:
+                others = _all(matches, (mask for key, mask in filters.items() if key != facet.name))
+            if others is snapshot.live:  # no text, no other filter
+                counts[facet.name] = snapshot.counts_of_all(facet.name)
+                continue
+            group = next((names for mask, names in groups if mask is others), None)
+            if group is None:
+                groups.append((others, [facet.name]))
+            else:
+                group.append(facet.name)
+        for others, names in groups:
+            counts.update(snapshot.facet_counts(names, others))
         facets = []
-        found: list[tuple[np.ndarray, np.ndarray]] = []  # (mask, its docnums), shared by facets
         for facet in FACETS:
             name = facet.name
-            others = _all(matches, (mask for key, mask in filters.items() if key != name))
             table = snapshot.facet(name)
-            if others is snapshot.live:  # no text, no other filter
-                counts = snapshot.counts_of_all(name)
-            else:
-                docs = next((docs for mask, docs in found if mask is others), None)
-                if docs is None:
-                    docs = np.flatnonzero(others)
-                    found.append((others, docs))
-                counts = table.counts(others, docs)
             if facet.kind is Kind.MONTH:
-                facets.append(_month_facet(name, table.values, counts, request))
+                facets.append(_month_facet(name, table.values, counts[name], request))
                 continue
             selected = {value.casefold(): value for value in request.filters.get(name, ())}
             facets.append(
                 _top_values(
                     name,
                     table,
-                    counts,
+                    counts[name],
                     selected,
                     request.facet_size,
                     request.facet_search.get(name, ""),
@@ -680,8 +687,8 @@ def _top_values(
     if len(candidates) > size:  # only values that can make the top ``size`` need sorting
         cut = len(candidates) - size
         shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
-    ranked = sorted(shortlist.tolist(), key=lambda i: (-counts[i], values[i].casefold()))
-    shown = ranked[:size]
+    ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
+    shown = ranked[:size].tolist()
     shown_keys = {values[i].casefold() for i in shown}
     by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):

@@ -108,6 +108,15 @@ class FacetTable:
             ids_by_key={value.casefold(): number for number, value in enumerate(values)},
         )
 
+    @functools.cached_property
+    def name_ranks(self) -> np.ndarray:
+        """Each value id's place among the values in order of their casefolded names (equal
+        names by id): ties in counts are listed by it."""
+        order = sorted(range(len(self.values)), key=lambda number: self.values[number].casefold())
+        ranks = np.empty(len(self.values), dtype=np.int64)
+        ranks[order] = np.arange(len(self.values))
+        return ranks
+
     def lookup(self, value: str) -> int | None:
         """The id of a value, matched without regard to case."""
         return self.ids_by_key.get(value.casefold())
@@ -171,6 +180,66 @@ class FacetTable:
         document with a value, and where its pairs end."""
         last = int(self.doc_ids[-1]) if len(self.doc_ids) else -1
         return np.searchsorted(self.doc_ids, np.arange(last + 2)).astype(np.int64)
+
+
+#: A facet whose documents have more values than this is counted from its table, not a row.
+_ROW_WIDTH_MAX = 8
+
+
+@dataclass(frozen=True)
+class FacetRows:
+    """Every facet's value ids of each document side by side in one row, so that the facets
+    of a set of documents are counted by one gather of rows and one ``bincount``.
+
+    Counting facet by facet from their tables reads one array per facet, a cache line per hit
+    each, right after matching has filled the cache with postings; and a facet with two or
+    three values (nearly every document in the same one) makes ``bincount`` add to the same
+    counter over and over. A row is one read per hit, and its facets' counters take turns.
+    A facet's ids are offset past the facets' before it, and a document with fewer values
+    than its facet's columns pads them with the facet's own "none" id, counted and dropped.
+    """
+
+    rows: np.ndarray
+    #: Per facet: its first column, its columns' end, its first id and its number of values.
+    spans: dict[str, tuple[int, int, int, int]]
+    #: How many ids the facets have in all, their "none" ids included.
+    ids: int
+
+    @classmethod
+    def of(cls, tables: dict[str, FacetTable], size: int) -> FacetRows:
+        """The rows of ``size`` documents (a table with a document of more than
+        :data:`_ROW_WIDTH_MAX` values is left out). A table's ``doc_ids`` are ascending."""
+        spans: dict[str, tuple[int, int, int, int]] = {}
+        column = first = 0
+        for name, table in tables.items():
+            counted = np.bincount(table.doc_ids) if len(table.doc_ids) else np.zeros(1, int)
+            width = max(1, int(counted.max()))
+            if width <= _ROW_WIDTH_MAX:
+                spans[name] = (column, column + width, first, len(table.values))
+                column, first = column + width, first + len(table.values) + 1
+        rows = np.empty((size, column), np.int16 if first <= np.iinfo(np.int16).max else np.int32)
+        for name, (start, end, offset, count) in spans.items():
+            docs = tables[name].doc_ids
+            rows[:, start:end] = offset + count  # "none"
+            position: int | np.ndarray = 0
+            if end - start > 1:  # a pair's column: how many pairs of its document come before
+                pairs = np.arange(len(docs))
+                firsts = np.where(np.r_[True, docs[1:] != docs[:-1]], pairs, 0)
+                position = pairs - np.maximum.accumulate(firsts)
+            rows[docs, start + position] = tables[name].value_ids + offset
+        return cls(rows, spans, first)
+
+    def counts(self, names: Sequence[str], docs: np.ndarray) -> dict[str, np.ndarray]:
+        """How many of the documents ``docs`` have each value of the facets ``names`` (those
+        in the rows), indexed by value id."""
+        spans = [(name, self.spans[name]) for name in names if name in self.spans]
+        if not spans:
+            return {}
+        hits = self.rows.take(docs, axis=0)  # 4-6 times faster than rows[docs]
+        if len(spans) < len(self.spans):
+            hits = hits[:, np.r_[tuple(slice(start, end) for _, (start, end, _, _) in spans)]]
+        total = np.bincount(hits.ravel(), minlength=self.ids)
+        return {name: total[first : first + n] for name, (_, _, first, n) in spans}
 
 
 @dataclass(frozen=True)
@@ -258,6 +327,8 @@ class IndexSnapshot:
         several threads at once, and outside any request's time budget."""
         for facet in FACETS:
             self.counts_of_all(facet.name)
+            self.facet(facet.name).name_ranks  # noqa: B018 - read for its side effect
+        self.facet_rows  # noqa: B018 - built for its side effect
         for sort in PRESORTED:
             self.rank(sort)
         self._dates_oldest_first  # noqa: B018 - read for its side effect
@@ -346,6 +417,20 @@ class IndexSnapshot:
         """A facet's counts over every live document: those of any search with no text and
         no filter (the front page), the same until the index changes."""
         return self.facet(name).counts(self.live)
+
+    @functools.cached_property
+    def facet_rows(self) -> FacetRows:
+        """Every facet's values of each document as one row (see :class:`FacetRows`)."""
+        return FacetRows.of({facet.name: self.facet(facet.name) for facet in FACETS}, self.size)
+
+    def facet_counts(self, names: Sequence[str], documents: np.ndarray) -> dict[str, np.ndarray]:
+        """How many of the masked ``documents`` have each value of the facets ``names``."""
+        docs = np.flatnonzero(documents)
+        counts = self.facet_rows.counts(names, docs)
+        for name in names:
+            if name not in counts:  # too many values to a document for a row
+                counts[name] = self.facet(name).counts(documents, docs)
+        return counts
 
     def _single_valued_table(self, name: str, leading: FacetTable | None, start: int) -> FacetTable:
         """A facet of one value per document, from the column's codes where it has them,

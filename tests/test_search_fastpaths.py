@@ -22,7 +22,7 @@ from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
 from searchidx.request import Sort
 from searchidx.schema import ANALYZER
-from searchidx.snapshot import FacetTable, IndexSnapshot
+from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
 
@@ -124,6 +124,39 @@ def test_facet_counts_by_document_equal_a_brute_force_count(most: int):
         brute = [sum(value in values[d] for d in docs if live[d]) for value in table.values]
         assert table.counts(mask).tolist() == brute
         assert table.counts(mask, docs).tolist() == brute  # by document when few
+
+
+def test_facet_rows_count_each_facet_as_a_brute_force_count_does():
+    """Facets of one, a few and too many values to a document for a row (counted from
+    their tables instead), counted together and a few at a time."""
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        size = int(rng.integers(1, 80))
+        live = rng.random(size) > 0.2
+        per_facet = {
+            name: [
+                [f"v{x}" for x in rng.choice(12, rng.integers(0, most + 1), replace=False)]
+                for _ in range(size)
+            ]
+            for name, most in (("one", 1), ("few", 3), ("many", 12))
+        }
+        tables = {name: FacetTable.build(values, live) for name, values in per_facet.items()}
+        rows = FacetRows.of(tables, size)
+        mask = rng.random(size) > rng.random()
+        docs = np.flatnonzero(mask)
+        for names in (["one", "few", "many"], ["few"], ["many", "one"], ["many"]):
+            counts = rows.counts(names, docs)
+            for name in names:
+                values = per_facet[name]
+                brute = [sum(v in values[d] for d in docs if live[d]) for v in tables[name].values]
+                if name in counts:
+                    assert counts[name].tolist() == brute
+                else:
+                    assert tables[name].counts(mask, docs).tolist() == brute
+        widest = max(
+            (len(v) for v, kept in zip(per_facet["many"], live, strict=True) if kept), default=0
+        )
+        assert ("many" in rows.spans) == (widest <= 8)
 
 
 def test_rank_is_the_inverse_of_the_sort_order(searcher):
