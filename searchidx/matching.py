@@ -527,6 +527,8 @@ class QueryMatcher:
         assert keys is not None  # a phrase has words
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
+        if not scored:  # the words' own matches need not be read again
+            return mask, None
         parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
 
@@ -582,7 +584,8 @@ class QueryMatcher:
             with self.reading:
                 docs, _, values = self._read_postings(fieldname, word, values=True)
             format_ = self.schema[fieldname].format
-            counts, flat = [], []
+            counts: list[np.ndarray] = []
+            flat: list[np.ndarray] = []
             for start in range(0, len(values), _DECODED_PER_CHECK):
                 bounds.check()
                 chunk = values[start : start + _DECODED_PER_CHECK]
@@ -591,9 +594,9 @@ class QueryMatcher:
                 flat.append(decoded[1])
             if not counts:
                 return np.zeros(0, np.int64)
-            return (np.repeat(docs, np.concatenate(counts)) << _POSITION_BITS) | np.concatenate(
-                flat
-            )
+            keys: np.ndarray = np.repeat(docs, np.concatenate(counts)) << _POSITION_BITS
+            keys |= np.concatenate(flat)
+            return keys
 
         found: np.ndarray = self._cache.get(("positions", fieldname, word), read)
         return found
