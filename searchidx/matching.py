@@ -19,7 +19,6 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, TypeGuard, cast
 
 import numpy as np
@@ -39,8 +38,8 @@ EXPANSIONS_CACHED = 4096
 FREQUENCIES_CACHED = 65536
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
-#: Posting values decoded to positions between two checks of the request's budget (0.55 us
-#: each: some 5 ms).
+#: Posting values decoded to positions between two checks of the request's budget (0.2 us
+#: each with one-byte deltas, 0.7 us otherwise: 2-6 ms).
 _DECODED_PER_CHECK = 8192
 #: A query's scores are summed at its documents alone (looked up in each posting list) when
 #: they are fewer than all documents / this; past that, over every document.
@@ -559,6 +558,8 @@ class QueryMatcher:
         assert keys is not None  # a phrase has words
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
+        if not scored:  # the words' own matches need not be read again
+            return mask, None
         parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
 
@@ -613,14 +614,20 @@ class QueryMatcher:
         def read() -> np.ndarray:
             with self.reading:
                 docs, _, values = self._read_postings(fieldname, word, values=True)
-            decode = whoosh_internals.positions_decoder(self.schema[fieldname].format)
-            positions: list[list[int]] = []
+            format_ = self.schema[fieldname].format
+            counts: list[np.ndarray] = []
+            flat: list[np.ndarray] = []
             for start in range(0, len(values), _DECODED_PER_CHECK):
                 bounds.check()
-                positions += map(decode, values[start : start + _DECODED_PER_CHECK])
-            counts = np.fromiter(map(len, positions), dtype=np.int64, count=len(positions))
-            flat = np.fromiter(chain.from_iterable(positions), dtype=np.int64, count=counts.sum())
-            return (np.repeat(docs, counts) << _POSITION_BITS) | flat
+                chunk = values[start : start + _DECODED_PER_CHECK]
+                decoded = whoosh_internals.decoded_positions(format_, chunk)
+                counts.append(decoded[0])
+                flat.append(decoded[1])
+            if not counts:
+                return np.zeros(0, np.int64)
+            keys: np.ndarray = np.repeat(docs, np.concatenate(counts)) << _POSITION_BITS
+            keys |= np.concatenate(flat)
+            return keys
 
         found: np.ndarray = self._cache.get(("positions", fieldname, word), read)
         return found

@@ -717,6 +717,74 @@ def positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
     return decode
 
 
+#: How ``pickle.dumps(deltas, 2)`` starts a ``Positions`` value's list: PROTO 2, EMPTY_LIST,
+#: BINPUT 0. Deltas below 256 (nearly all) follow as BININT1, ``K`` and a byte: one then APPEND
+#: (``a``), or several between MARK (``(``) and APPENDS (``e``); then STOP (``.``), kept or not.
+_PICKLED_LIST = np.frombuffer(b"\x80\x02]q\x00", dtype=np.uint8)
+
+
+def decoded_positions(format_: Any, values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Each posting value's number of positions, and all their positions one after another,
+    as :func:`positions_decoder` decodes them: read with numpy where every delta of a value
+    is one byte, one by one for the others. A title word in 10,954 articles at 100,000 took
+    9.4 ms one by one, 2.2 ms so: a multi-word query's first reading of its title phrase's
+    positions (the title phrase bonus) was a third of the slow relevance queries' time."""
+    decode = positions_decoder(format_)
+    fast = np.zeros(len(values), dtype=bool)
+    counts = np.zeros(len(values), dtype=np.int64)
+    # Zeros after the values: what is read of a value too short to be one (to be tested) is in.
+    data = np.frombuffer(b"".join(values) + bytes(16), dtype=np.uint8)
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    starts = np.cumsum(lengths) - lengths
+    first = starts
+    if type(format_) is formats.Positions:
+        fast, counts, first = _byte_deltas(data, starts, lengths)
+    found = np.where(fast, counts, 0)
+    begins = np.cumsum(found) - found  # each value's first delta among all
+    within = np.arange(found.sum()) - np.repeat(begins, found)
+    summed = np.cumsum(data[np.repeat(first, found) + 2 * within], dtype=np.int64)
+    before = np.repeat(np.concatenate(([0], summed))[begins], found)
+    slow = np.flatnonzero(~fast).tolist()
+    lists = [decode(values[i]) for i in slow]
+    counts[slow] = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = np.cumsum(counts) - counts
+    positions = np.empty(counts.sum(), dtype=np.int64)
+    positions[np.repeat(offsets, found) + within] = summed - before
+    for i, decoded in zip(slow, lists, strict=True):
+        positions[offsets[i] : offsets[i] + len(decoded)] = decoded
+    return counts, positions
+
+
+def _byte_deltas(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which ``Positions`` values (at ``starts`` in ``data``) pickle one-byte deltas alone
+    (:data:`_PICKLED_LIST`), their counts, and where their first delta byte is."""
+    head = _COUNT_BYTES + len(_PICKLED_LIST)
+    fast = lengths >= head + 3  # at least a K, its byte and APPEND
+    at = np.where(fast, starts, 0)
+    counts = (data[at[:, None] + np.arange(_COUNT_BYTES)].astype(np.int64) << [24, 16, 8, 0]).sum(
+        axis=1
+    )
+    several = counts > 1
+    ends = head + several + 2 * counts + 1  # past APPEND or APPENDS
+    stopped = data[at + np.maximum(lengths - 1, 0)] == ord(".")
+    fast &= (counts > 0) & (lengths == ends + stopped)
+    at = np.where(fast, starts, 0)
+    fast &= (data[at[:, None] + _COUNT_BYTES + np.arange(len(_PICKLED_LIST))] == _PICKLED_LIST).all(
+        axis=1
+    )
+    fast &= ~several | (data[at + head] == ord("("))
+    fast &= data[at + np.where(fast, ends - 1, 0)] == np.where(several, ord("e"), ord("a"))
+    first = starts + head + several + 1
+    found = np.where(fast, counts, 0)
+    within = np.arange(found.sum()) - np.repeat(np.cumsum(found) - found, found)
+    opcodes = data[np.repeat(first - 1, found) + 2 * within]
+    values = np.repeat(np.arange(len(starts)), found)
+    fast &= np.bincount(values[opcodes != ord("K")], minlength=len(starts)) == 0
+    return fast, counts, first
+
+
 def bm25_b(weighting: BM25F, fieldname: str) -> float:
     """The B a BM25F weighting scores ``fieldname`` with (its ``<field>_B`` or its B)."""
     return weighting._field_B.get(fieldname, weighting.B)

@@ -462,6 +462,31 @@ FAST_SHAPES = [
 ]
 
 
+def test_positions_are_decoded_as_whoosh_decodes_them(service):
+    """Every value of the index's title and excerpt words (one-byte deltas: the fast path),
+    and values with deltas of two and four bytes, with and without their STOP (decoded one by
+    one), give Whoosh's positions, in chunks as the matcher decodes them."""
+    snapshot = service.snapshot()
+    rng = random.Random(3)
+    format_ = snapshot.searcher.schema["title"].format
+    values = [
+        format_.encode(sorted(rng.sample(range(top), count)))
+        for top, count in [(200, 1), (200, 3), (70_000, 1), (70_000, 4), (300, 2)] * 20
+    ]
+    values = [value[:-1] if rng.random() < 0.5 else value for value in values]
+    for leaf, _ in snapshot.reader.leaf_readers():
+        for fieldname in ("title", "excerpt"):
+            for word in list(leaf.lexicon(fieldname))[::50]:
+                values += whoosh_internals.leaf_postings(leaf, fieldname, word, values=True)[2]
+    rng.shuffle(values)
+    assert len(values) > 1000
+    for chunk in (values, values[:1], values[7:300], []):
+        counts, positions = whoosh_internals.decoded_positions(format_, chunk)
+        expected = [format_.decode_positions(value) for value in chunk]
+        assert counts.tolist() == [len(found) for found in expected]
+        assert positions.tolist() == [position for found in expected for position in found]
+
+
 def test_fast_shapes_are_matched_and_scored_on_the_arrays(service):
     snapshot = service.snapshot()
     assert snapshot.matcher.fast
