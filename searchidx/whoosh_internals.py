@@ -25,6 +25,8 @@ import bisect
 import contextlib
 import functools
 import io
+import itertools
+import operator
 import os
 import pickle
 import re
@@ -53,7 +55,6 @@ from whoosh.scoring import BM25F
 from whoosh.support.charset import accent_map
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
-from whoosh.util.numlists import delta_encode
 
 if TYPE_CHECKING:
     from whoosh.writing import SegmentWriter
@@ -1028,18 +1029,14 @@ class _BufferedSegment:
                 lengths = self._stored_lengths(fieldname)
                 terms = self.postings[fieldname]
                 spelling = fieldname in self.spelling
-                one_block = _OneBlockTerms(fieldwriter, lengths)
+                field_terms = _FieldTerms(fieldwriter, lengths)
                 for term in sorted(terms):
                     postings = terms[term]
                     docs, weights, values = postings[::3], postings[1::3], postings[2::3]
                     if spelling:  # all docnum 0, weight 1: Whoosh's pool sorts them by value
                         values.sort()
-                    if one_block.fits(docs):
-                        one_block.write(term, docs, weights, values)
-                        continue
-                    fieldwriter.start_term(term)
-                    _write_blocks(fieldwriter._postwriter, docs, weights, values, lengths)
-                    fieldwriter.finish_term()
+                    field_terms.add(term, docs, weights, values)
+                field_terms.finish()
                 fieldwriter.finish_field()
             return _closed_segment(writer)
         finally:
@@ -1083,13 +1080,19 @@ def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]
     return (min(known) if known else None), max(known, default=0)
 
 
-class _OneBlockTerms:
-    """Writes a term of one block of postings (most terms of a segment: a sync's small one
-    holds some 18,000 for 600 articles) as the W3 field writer's ``start_term``,
-    ``finish_term`` and its postings writer's ``finish_postings`` and ``_write_block`` do,
-    to the byte, in one call: 30 us a term were mostly theirs."""
+class _FieldTerms:
+    """Writes a field's terms as the W3 field writer's ``start_term`` and ``finish_term`` and
+    its postings writer do, to the byte, with less Python per term: 30 us a term were mostly
+    theirs, and a segment has some 7 terms an article (a sync's small one some 30).
+
+    A short list (under the codec's inline limit) goes into its term info, a list of one
+    block is written in one piece, a longer one through the postings writer; the postings
+    and the term index's rows are gathered and written a field at a time, as
+    ``OrderedHashWriter.add`` would write each row (same bytes, hashes and key positions).
+    """
 
     _INFO = struct.Struct(_TERM_INFO)
+    _ROW = struct.Struct("!ii")  # filetables._lengths: a row's key and value lengths
 
     def __init__(self, fieldwriter: Any, lengths: list[Any]) -> None:
         from whoosh.codec.whoosh3 import COMPRESSION_MIN_SIZE, WHOOSH3_HEADER_MAGIC
@@ -1097,34 +1100,94 @@ class _OneBlockTerms:
         postings = fieldwriter._postwriter
         self.magic, self.compressed_from = WHOOSH3_HEADER_MAGIC, COMPRESSION_MIN_SIZE
         self.fieldwriter = fieldwriter
+        self.postings = postings
         self.lengths = lengths
         self.file = postings._postfile
-        # A shorter list is inlined in its term info (finish_postings), a longer one blocks.
-        self.shortest: int = max(postings._inlinelimit, 1)
+        self.offset: int = self.file.tell()  # where the next block goes
+        self.blocks: list[bytes] = []  # one-block lists not yet written (up to self.offset)
+        self.inlined_below: int = postings._inlinelimit  # finish_postings: len < the limit
         self.longest: int = postings._blocklimit
         self.compression = postings._compression
         self.fixed_size = fieldwriter._fieldobj.format.fixed_value_size()
         self.field_key = pack_ushort(fieldwriter._fieldid)
+        self.keys: list[bytes] = []
+        self.infos: list[bytes] = []
 
-    def fits(self, docs: list[int]) -> bool:
-        return self.shortest <= len(docs) <= self.longest
+    def add(self, term: bytes, docs: list[int], weights: list[Any], values: list[bytes]) -> None:
+        """A term's postings (docnums ascending); its row of the term index waits for
+        :meth:`finish`."""
+        if len(docs) < self.inlined_below:
+            info = self._inlined(docs, weights, values)
+        elif len(docs) <= self.longest:
+            info = self._one_block(docs, weights, values)
+        else:
+            info = self._blocks(docs, weights, values)
+        self.keys.append(self.field_key + term)
+        self.infos.append(info)
 
-    def write(self, term: bytes, docs: list[int], weights: list[Any], values: list[bytes]) -> None:
+    def finish(self) -> None:
+        """Write the postings and the term index's rows gathered."""
+        self._write_blocks()
+        tindex = self.fieldwriter._tindex
+        if not self.keys:
+            return
+        row, hashed, buckets = self._ROW.pack, tindex.hashfn, tindex.buckets
+        at = tindex.dbfile.tell()
+        rows: list[bytes] = []
+        positions: list[int] = []
+        for key, info in zip(self.keys, self.infos, strict=True):
+            positions.append(at)
+            rows += (row(len(key), len(info)), key, info)
+            found = hashed(key)
+            buckets[found & 255].append((found, at))
+            at += _KEY_LENGTHS + len(key) + len(info)
+        tindex.dbfile.write(b"".join(rows))
+        index = tindex.index  # a GrowableArray of the rows' positions
+        try:
+            added = array(index.typecode, positions)
+        except OverflowError:  # widened as appending them one by one would (they ascend)
+            index._retype(positions[-1])
+            added = array(index.typecode, positions)
+        index.array.extend(added)
+        tindex.lastkey = self.keys[-1]
+
+    def _inlined(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """``W3TermInfo.to_bytes`` of a list ``finish_postings`` inlines."""
+        stored = array("f", weights)
+        heaviest = max(weights)
+        shortest, longest = _length_range(self.lengths, docs)
+        info = self._INFO.pack(
+            True,
+            sum(stored),
+            len(docs),
+            length_to_byte(shortest),
+            length_to_byte(longest),
+            heaviest if heaviest > 0 else 0,
+            docs[0],
+            docs[-1],
+        )
+        return info + dumps((tuple(docs), tuple(stored), tuple(filter(None, values))), 2)
+
+    def _one_block(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """A list of one block: ``start_postings``, ``_write_block`` and ``finish_postings``
+        in one; the block waits for :meth:`_write_blocks`."""
         stored = array("f", weights)  # as the codec keeps them: 32-bit
-        if all(weight == 1.0 for weight in stored):
+        count = len(stored)
+        if stored.count(1.0) == count:
             mini_weights: Any = None
-        elif all(weight == stored[0] for weight in stored):
+        elif stored.count(stored[0]) == count:
             mini_weights = stored[0]
         else:
             mini_weights = tuple(stored)
-        values = [value for value in values if value]
+        values = list(filter(None, values))
         fixed_size = self.fixed_size
         mini_values: Any
         if fixed_size is None or fixed_size < 0:
             mini_values = tuple(values)
         else:
             mini_values = None if fixed_size == 0 else b"".join(values)
-        data = dumps((tuple(delta_encode(docs)), mini_weights, mini_values), 2)
+        ids = tuple(map(operator.sub, docs, itertools.chain((0,), docs)))  # delta-coded
+        data = dumps((ids, mini_weights, mini_values), 2)
         compression = self.compression if len(data) >= self.compressed_from else 0
         if compression:
             data = zlib.compress(data, compression)
@@ -1133,7 +1196,7 @@ class _OneBlockTerms:
         shortest, longest = _length_range(self.lengths, docs)
         info = dumps(
             (
-                len(docs),
+                count,
                 docs[-1],
                 heaviest,
                 compression,
@@ -1142,22 +1205,36 @@ class _OneBlockTerms:
             ),
             2,
         )
-        file = self.file
-        offset = file.tell()
         block = self.magic + pack_int(-(len(info) + len(data))) + info + data
-        file.write(block)
+        offset = self.offset
+        self.offset += len(block)
+        self.blocks.append(block)
         term_info = self._INFO.pack(
             False,
             sum(stored),
-            len(docs),
-            0 if shortest is None else length_to_byte(shortest),
-            length_to_byte(max(0, longest)),
-            max(0, heaviest),
+            count,
+            length_to_byte(shortest),
+            length_to_byte(longest),
+            heaviest,
             docs[0],
             docs[-1],
         )
-        term_info += pack_long(offset) + pack_int(len(block))
-        self.fieldwriter._tindex.add(self.field_key + term, term_info)
+        return term_info + pack_long(offset) + pack_int(len(block))
+
+    def _blocks(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """A list of several blocks, through the postings writer (a few terms a segment)."""
+        self._write_blocks()
+        postings = self.postings
+        postings.start_postings(self.fieldwriter._fieldobj.format, W3TermInfo())
+        _write_blocks(postings, docs, weights, values, self.lengths)
+        info = cast(bytes, postings.finish_postings().to_bytes())
+        self.offset = self.file.tell()
+        return info
+
+    def _write_blocks(self) -> None:
+        if self.blocks:
+            self.file.write(b"".join(self.blocks))
+            self.blocks = []
 
 
 class _Lengths:
