@@ -1054,25 +1054,6 @@ class _BufferedSegment:
         return [decoded[n] for n in lengths]
 
 
-def _write_blocks(
-    postings: Any, docs: list[int], weights: list[Any], values: list[bytes], lengths: list[Any]
-) -> None:
-    """A term's postings as the W3 postings writer's ``add_posting`` buffers them, a block
-    at a time: every full block written, the last one left for ``finish_postings``."""
-    limit = postings._blocklimit
-    for start in range(0, len(docs), limit):
-        if start:
-            postings._write_block()
-        ids = docs[start : start + limit]
-        block_weights = weights[start : start + limit]
-        postings._ids = array("I", ids)
-        postings._weights = array("f", block_weights)
-        postings._values = [value for value in values[start : start + limit] if value]
-        heaviest = max(block_weights)
-        postings._maxweight = heaviest if heaviest > 0 else 0
-        postings._minlength, postings._maxlength = _length_range(lengths, ids)
-
-
 def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]:
     """The shortest (None: no length) and longest length of ``docs`` in a field, as the
     postings writer notes them for a block."""
@@ -1080,15 +1061,19 @@ def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]
     return (min(known) if known else None), max(known, default=0)
 
 
+#: Bytes of posting blocks :class:`_FieldTerms` gathers before it writes them.
+_PENDING_BLOCK_BYTES = 1 << 20
+
+
 class _FieldTerms:
     """Writes a field's terms as the W3 field writer's ``start_term`` and ``finish_term`` and
     its postings writer do, to the byte, with less Python per term: 30 us a term were mostly
     theirs, and a segment has some 7 terms an article (a sync's small one some 30).
 
-    A short list (under the codec's inline limit) goes into its term info, a list of one
-    block is written in one piece, a longer one through the postings writer; the postings
-    and the term index's rows are gathered and written a field at a time, as
-    ``OrderedHashWriter.add`` would write each row (same bytes, hashes and key positions).
+    A short list (under the codec's inline limit) goes into its term info, a longer one into
+    blocks of the postings file; the blocks and the term index's rows are gathered and
+    written a field at a time, as ``OrderedHashWriter.add`` would write each row (same bytes,
+    hashes and key positions).
     """
 
     _INFO = struct.Struct(_TERM_INFO)
@@ -1100,13 +1085,13 @@ class _FieldTerms:
         postings = fieldwriter._postwriter
         self.magic, self.compressed_from = WHOOSH3_HEADER_MAGIC, COMPRESSION_MIN_SIZE
         self.fieldwriter = fieldwriter
-        self.postings = postings
         self.lengths = lengths
         self.file = postings._postfile
         self.offset: int = self.file.tell()  # where the next block goes
-        self.blocks: list[bytes] = []  # one-block lists not yet written (up to self.offset)
+        self.blocks: list[bytes] = []  # blocks not yet written (up to self.offset)
+        self.pending = 0  # their bytes
         self.inlined_below: int = postings._inlinelimit  # finish_postings: len < the limit
-        self.longest: int = postings._blocklimit
+        self.longest: int = postings._blocklimit  # postings a block
         self.compression = postings._compression
         self.fixed_size = fieldwriter._fieldobj.format.fixed_value_size()
         self.field_key = pack_ushort(fieldwriter._fieldid)
@@ -1118,10 +1103,8 @@ class _FieldTerms:
         :meth:`finish`."""
         if len(docs) < self.inlined_below:
             info = self._inlined(docs, weights, values)
-        elif len(docs) <= self.longest:
-            info = self._one_block(docs, weights, values)
         else:
-            info = self._blocks(docs, weights, values)
+            info = self._listed(docs, weights, values)
         self.keys.append(self.field_key + term)
         self.infos.append(info)
 
@@ -1168,73 +1151,82 @@ class _FieldTerms:
         )
         return info + dumps((tuple(docs), tuple(stored), tuple(filter(None, values))), 2)
 
-    def _one_block(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
-        """A list of one block: ``start_postings``, ``_write_block`` and ``finish_postings``
-        in one; the block waits for :meth:`_write_blocks`."""
-        stored = array("f", weights)  # as the codec keeps them: 32-bit
-        count = len(stored)
-        if stored.count(1.0) == count:
-            mini_weights: Any = None
-        elif stored.count(stored[0]) == count:
-            mini_weights = stored[0]
-        else:
-            mini_weights = tuple(stored)
-        values = list(filter(None, values))
-        fixed_size = self.fixed_size
-        mini_values: Any
-        if fixed_size is None or fixed_size < 0:
-            mini_values = tuple(values)
-        else:
-            mini_values = None if fixed_size == 0 else b"".join(values)
-        ids = tuple(map(operator.sub, docs, itertools.chain((0,), docs)))  # delta-coded
-        data = dumps((ids, mini_weights, mini_values), 2)
-        compression = self.compression if len(data) >= self.compressed_from else 0
-        if compression:
-            data = zlib.compress(data, compression)
-        heaviest = max(weights)
-        heaviest = heaviest if heaviest > 0 else 0
-        shortest, longest = _length_range(self.lengths, docs)
-        info = dumps(
-            (
-                count,
-                docs[-1],
-                heaviest,
-                compression,
-                length_to_byte(shortest),
-                length_to_byte(longest),
-            ),
-            2,
-        )
-        block = self.magic + pack_int(-(len(info) + len(data))) + info + data
-        offset = self.offset
-        self.offset += len(block)
-        self.blocks.append(block)
+    def _listed(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """A list written as blocks of the postings file: ``start_postings``, the postings
+        writer's ``_write_block`` for each block and ``finish_postings`` in one; the blocks
+        wait for :meth:`_write_blocks`. Returns the term info's bytes."""
+        start_offset, limit, lengths = self.offset, self.longest, self.lengths
+        weight: float = 0  # W3TermInfo.add_block's sums and bounds, a block at a time
+        shortest: int | None = None
+        longest = heaviest = 0
+        for start in range(0, len(docs), limit):
+            block_docs = docs[start : start + limit]
+            block_weights = weights[start : start + limit]
+            stored = array("f", block_weights)  # as the codec keeps them: 32-bit
+            count = len(stored)
+            if stored.count(1.0) == count:
+                mini_weights: Any = None
+            elif stored.count(stored[0]) == count:
+                mini_weights = stored[0]
+            else:
+                mini_weights = tuple(stored)
+            block_values = list(filter(None, values[start : start + limit]))
+            mini_values: Any
+            if self.fixed_size is None or self.fixed_size < 0:
+                mini_values = tuple(block_values)
+            else:
+                mini_values = None if self.fixed_size == 0 else b"".join(block_values)
+            ids = map(operator.sub, block_docs, itertools.chain((0,), block_docs))  # deltas
+            data = dumps((tuple(ids), mini_weights, mini_values), 2)
+            compression = self.compression if len(data) >= self.compressed_from else 0
+            if compression:
+                data = zlib.compress(data, compression)
+            block_heaviest = max(block_weights)
+            block_heaviest = block_heaviest if block_heaviest > 0 else 0
+            block_shortest, block_longest = _length_range(lengths, block_docs)
+            info = dumps(
+                (
+                    count,
+                    block_docs[-1],
+                    block_heaviest,
+                    compression,
+                    length_to_byte(block_shortest),
+                    length_to_byte(block_longest),
+                ),
+                2,
+            )
+            size = len(info) + len(data)
+            last = start + limit >= len(docs)
+            head = self.magic if not start else b""  # before a term's first block
+            block = head + pack_int(-size if last else size) + info + data
+            self.blocks.append(block)
+            self.offset += len(block)
+            self.pending += len(block)
+            if self.pending >= _PENDING_BLOCK_BYTES:
+                self._write_blocks()
+            weight += sum(stored)
+            if shortest is None:
+                shortest = block_shortest
+            elif block_shortest is not None:
+                shortest = min(shortest, block_shortest)
+            longest = max(longest, block_longest)
+            heaviest = max(heaviest, block_heaviest)
         term_info = self._INFO.pack(
             False,
-            sum(stored),
-            count,
+            weight,
+            len(docs),
             length_to_byte(shortest),
             length_to_byte(longest),
             heaviest,
             docs[0],
             docs[-1],
         )
-        return term_info + pack_long(offset) + pack_int(len(block))
-
-    def _blocks(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
-        """A list of several blocks, through the postings writer (a few terms a segment)."""
-        self._write_blocks()
-        postings = self.postings
-        postings.start_postings(self.fieldwriter._fieldobj.format, W3TermInfo())
-        _write_blocks(postings, docs, weights, values, self.lengths)
-        info = cast(bytes, postings.finish_postings().to_bytes())
-        self.offset = self.file.tell()
-        return info
+        return term_info + pack_long(start_offset) + pack_int(self.offset - start_offset)
 
     def _write_blocks(self) -> None:
         if self.blocks:
             self.file.write(b"".join(self.blocks))
-            self.blocks = []
+            self.blocks, self.pending = [], 0
 
 
 class _Lengths:
