@@ -209,33 +209,37 @@ def _load_yaml(text: str) -> Any:
 
 
 def _plain_data(loader: _Loader, root: Node) -> Any:
-    """What PyYAML's safe constructor makes of ``root``, if plain (else :class:`_Unusual`)."""
-    built: dict[int, Any] = {}  # collections by node: aliases share them; None while built
+    """What PyYAML's safe constructor makes of ``root``, if plain (else :class:`_Unusual`).
 
-    def build(node: Node) -> Any:
-        kind = type(node)
-        if kind is ScalarNode:
-            return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
-        if id(node) in built:
-            if built[id(node)] is None:  # inside itself
-                raise _Unusual
-            return built[id(node)]
-        built[id(node)] = None
-        value: Any
-        if kind is MappingNode and node.tag == _MAP:
-            value = {}
-            for key, item in node.value:
-                if type(key) is not ScalarNode or key.tag in _SPECIAL_KEYS:
-                    raise _Unusual
-                value[build(key)] = build(item)
-        elif kind is SequenceNode and node.tag == _SEQ:
-            value = [build(item) for item in node.value]
-        else:
+    A function of its own, not a closure: a recursive closure refers to itself, and held
+    the loader (which keeps the nodes it constructed) until the cyclic collector ran."""
+    return _plain_node(loader, {}, root)
+
+
+def _plain_node(loader: _Loader, built: dict[int, Any], node: Node) -> Any:
+    """One node of :func:`_plain_data`; ``built`` has the collections built so far by
+    node (aliases share them; None while one is built)."""
+    kind = type(node)
+    if kind is ScalarNode:
+        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
+    if id(node) in built:
+        if built[id(node)] is None:  # inside itself
             raise _Unusual
-        built[id(node)] = value
-        return value
-
-    return build(root)
+        return built[id(node)]
+    built[id(node)] = None
+    value: Any
+    if kind is MappingNode and node.tag == _MAP:
+        value = {}
+        for key, item in node.value:
+            if type(key) is not ScalarNode or key.tag in _SPECIAL_KEYS:
+                raise _Unusual
+            value[_plain_node(loader, built, key)] = _plain_node(loader, built, item)
+    elif kind is SequenceNode and node.tag == _SEQ:
+        value = [_plain_node(loader, built, item) for item in node.value]
+    else:
+        raise _Unusual
+    built[id(node)] = value
+    return value
 
 
 def _check_size(value: Any, relpath: str) -> None:

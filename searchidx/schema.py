@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import json
 import weakref
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from whoosh import columns, fields, formats
@@ -97,21 +99,17 @@ class Text(fields.TEXT):
         if kwargs or type(value) is not str or analysis is None:
             return super().index(value, **kwargs)
         chain, known = analysis
-        expression, renumber = chain[0], chain[5]
-        if expression.groups:  # findall would give the groups, not the words
-            written = [match.group(0) for match in expression.finditer(value)]
-        else:
-            written = expression.findall(value)
+        renumber = chain[5]
         positions: dict[bytes, list[int]] = {}
         kept = -1
-        for position, word in enumerate(written):
+        for position, word in enumerate(_written(chain, value)):
             term = known.get(word)
             if term is None:
                 if len(known) >= _KNOWN_WORDS:
                     known.clear()
                 analysed_word, stopped = analysed(chain, word)
-                term = known[word] = None if stopped else analysed_word.encode()
-            if term is None:  # a stop word
+                term = known[word] = b"" if stopped else analysed_word.encode()
+            if not term:  # a stop word
                 continue
             # StopFilter(renumber=True) numbers the words it keeps from the first one on.
             kept = position if not renumber or kept < 0 else kept + 1
@@ -139,17 +137,35 @@ class Text(fields.TEXT):
             ]
         return super().index(value)
 
+    def spellable_words(self, value: Any) -> Iterator[str]:
+        """``TEXT.spellable_words`` (the distinct words, sorted, analysed without the stemmer)
+        in one pass for the plain chain; any other analyzer or value goes through Whoosh."""
+        analysis = _plain_analysis(self.analyzer)
+        if type(value) is not str or analysis is None:
+            return super().spellable_words(value)
+        chain = analysis[0]
+        unstemmed = map(partial(_unstemmed, chain), _written(chain, value))
+        return iter(sorted({word for word, stopped in unstemmed if not stopped}))
 
-#: Words as written -> their terms' bytes (None: a stop word) under each plain analyzer chain,
+
+def _written(chain: tuple[Any, ...], value: str) -> list[str]:
+    """The words of ``value`` as written, by the chain's tokenizer."""
+    expression = chain[0]
+    if expression.groups:  # findall would give the groups, not the words
+        return [match.group(0) for match in expression.finditer(value)]
+    return cast(list[str], expression.findall(value))
+
+
+#: Words as written -> their terms' bytes (b"": a stop word) under each plain analyzer chain,
 #: by the analyzer's id while it lives (each opened index unpickles analyzers of its own):
 #: text repeats its words, and each is then lowercased, folded, checked, stemmed and encoded
 #: once.
-_ANALYSES: dict[int, tuple[tuple[Any, ...], dict[str, bytes | None]]] = {}
+_ANALYSES: dict[int, tuple[tuple[Any, ...], dict[str, bytes]]] = {}
 #: Words kept per chain before the cache starts again (some 100 MB at most).
 _KNOWN_WORDS = 500_000
 
 
-def _plain_analysis(analyzer: Any) -> tuple[tuple[Any, ...], dict[str, bytes | None]] | None:
+def _plain_analysis(analyzer: Any) -> tuple[tuple[Any, ...], dict[str, bytes]] | None:
     """The settings of a plain chain (:func:`_plain_chain`) and its words analysed so far."""
     found = _ANALYSES.get(id(analyzer))
     if found is None:
@@ -203,15 +219,21 @@ def analysed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
     of :func:`_plain_chain`: the term lowercased and folded, and stemmed unless the stop filter
     drops it or the stemmer ignores it. Indexing skips the stopped words; highlighting keeps
     them, unstemmed, as Whoosh's highlighter does."""
-    _, charmap, stops, minsize, maxsize, _, ignore, stem = chain
+    word, stopped = _unstemmed(chain, written)
+    if not stopped and word not in chain[6]:
+        word = chain[7](word)  # the stemmer, unless it ignores the word
+    return word, stopped
+
+
+def _unstemmed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
+    """A word as written -> (the word lowercased and folded, whether the stop filter drops
+    it): what the chain makes of it without its stemmer."""
+    _, charmap, stops, minsize, maxsize, *_ = chain
     word = written.lower()
     if charmap is not None:
         word = word.translate(charmap)  # spans stay on the text as written
     stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
-    stopped = stopped or word in stops
-    if not stopped and word not in ignore:
-        word = stem(word)
-    return word, stopped
+    return word, stopped or word in stops
 
 
 def fold(text: str) -> str:

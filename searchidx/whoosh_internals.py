@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import itertools
+import operator
 import os
 import pickle
 import re
@@ -54,7 +56,6 @@ from whoosh.support.charset import accent_map
 from whoosh.support.levenshtein import levenshtein
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
-from whoosh.util.numlists import delta_encode
 
 if TYPE_CHECKING:
     from whoosh.writing import SegmentWriter
@@ -1184,18 +1185,14 @@ class _BufferedSegment:
                 lengths = self._stored_lengths(fieldname)
                 terms = self.postings[fieldname]
                 spelling = fieldname in self.spelling
-                one_block = _OneBlockTerms(fieldwriter, lengths)
+                field_terms = _FieldTerms(fieldwriter, lengths)
                 for term in sorted(terms):
                     postings = terms[term]
                     docs, weights, values = postings[::3], postings[1::3], postings[2::3]
                     if spelling:  # all docnum 0, weight 1: Whoosh's pool sorts them by value
                         values.sort()
-                    if one_block.fits(docs):
-                        one_block.write(term, docs, weights, values)
-                        continue
-                    fieldwriter.start_term(term)
-                    _write_blocks(fieldwriter._postwriter, docs, weights, values, lengths)
-                    fieldwriter.finish_term()
+                    field_terms.add(term, docs, weights, values)
+                field_terms.finish()
                 fieldwriter.finish_field()
             return _closed_segment(writer)
         finally:
@@ -1213,25 +1210,6 @@ class _BufferedSegment:
         return [decoded[n] for n in lengths]
 
 
-def _write_blocks(
-    postings: Any, docs: list[int], weights: list[Any], values: list[bytes], lengths: list[Any]
-) -> None:
-    """A term's postings as the W3 postings writer's ``add_posting`` buffers them, a block
-    at a time: every full block written, the last one left for ``finish_postings``."""
-    limit = postings._blocklimit
-    for start in range(0, len(docs), limit):
-        if start:
-            postings._write_block()
-        ids = docs[start : start + limit]
-        block_weights = weights[start : start + limit]
-        postings._ids = array("I", ids)
-        postings._weights = array("f", block_weights)
-        postings._values = [value for value in values[start : start + limit] if value]
-        heaviest = max(block_weights)
-        postings._maxweight = heaviest if heaviest > 0 else 0
-        postings._minlength, postings._maxlength = _length_range(lengths, ids)
-
-
 def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]:
     """The shortest (None: no length) and longest length of ``docs`` in a field, as the
     postings writer notes them for a block."""
@@ -1239,13 +1217,23 @@ def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]
     return (min(known) if known else None), max(known, default=0)
 
 
-class _OneBlockTerms:
-    """Writes a term of one block of postings (most terms of a segment: a sync's small one
-    holds some 18,000 for 600 articles) as the W3 field writer's ``start_term``,
-    ``finish_term`` and its postings writer's ``finish_postings`` and ``_write_block`` do,
-    to the byte, in one call: 30 us a term were mostly theirs."""
+#: Bytes of posting blocks :class:`_FieldTerms` gathers before it writes them.
+_PENDING_BLOCK_BYTES = 1 << 20
+
+
+class _FieldTerms:
+    """Writes a field's terms as the W3 field writer's ``start_term`` and ``finish_term`` and
+    its postings writer do, to the byte, with less Python per term: 30 us a term were mostly
+    theirs, and a segment has some 7 terms an article (a sync's small one some 30).
+
+    A short list (under the codec's inline limit) goes into its term info, a longer one into
+    blocks of the postings file; the blocks and the term index's rows are gathered and
+    written a field at a time, as ``OrderedHashWriter.add`` would write each row (same bytes,
+    hashes and key positions).
+    """
 
     _INFO = struct.Struct(_TERM_INFO)
+    _ROW = struct.Struct("!ii")  # filetables._lengths: a row's key and value lengths
 
     def __init__(self, fieldwriter: Any, lengths: list[Any]) -> None:
         from whoosh.codec.whoosh3 import COMPRESSION_MIN_SIZE, WHOOSH3_HEADER_MAGIC
@@ -1255,65 +1243,146 @@ class _OneBlockTerms:
         self.fieldwriter = fieldwriter
         self.lengths = lengths
         self.file = postings._postfile
-        # A shorter list is inlined in its term info (finish_postings), a longer one blocks.
-        self.shortest: int = max(postings._inlinelimit, 1)
-        self.longest: int = postings._blocklimit
+        self.offset: int = self.file.tell()  # where the next block goes
+        self.blocks: list[bytes] = []  # blocks not yet written (up to self.offset)
+        self.pending = 0  # their bytes
+        self.inlined_below: int = postings._inlinelimit  # finish_postings: len < the limit
+        self.longest: int = postings._blocklimit  # postings a block
         self.compression = postings._compression
         self.fixed_size = fieldwriter._fieldobj.format.fixed_value_size()
         self.field_key = pack_ushort(fieldwriter._fieldid)
+        self.keys: list[bytes] = []
+        self.infos: list[bytes] = []
 
-    def fits(self, docs: list[int]) -> bool:
-        return self.shortest <= len(docs) <= self.longest
+    def add(self, term: bytes, docs: list[int], weights: list[Any], values: list[bytes]) -> None:
+        """A term's postings (docnums ascending); its row of the term index waits for
+        :meth:`finish`."""
+        if len(docs) < self.inlined_below:
+            info = self._inlined(docs, weights, values)
+        else:
+            info = self._listed(docs, weights, values)
+        self.keys.append(self.field_key + term)
+        self.infos.append(info)
 
-    def write(self, term: bytes, docs: list[int], weights: list[Any], values: list[bytes]) -> None:
-        stored = array("f", weights)  # as the codec keeps them: 32-bit
-        if all(weight == 1.0 for weight in stored):
-            mini_weights: Any = None
-        elif all(weight == stored[0] for weight in stored):
-            mini_weights = stored[0]
-        else:
-            mini_weights = tuple(stored)
-        values = [value for value in values if value]
-        fixed_size = self.fixed_size
-        mini_values: Any
-        if fixed_size is None or fixed_size < 0:
-            mini_values = tuple(values)
-        else:
-            mini_values = None if fixed_size == 0 else b"".join(values)
-        data = dumps((tuple(delta_encode(docs)), mini_weights, mini_values), 2)
-        compression = self.compression if len(data) >= self.compressed_from else 0
-        if compression:
-            data = zlib.compress(data, compression)
+    def finish(self) -> None:
+        """Write the postings and the term index's rows gathered."""
+        self._write_blocks()
+        tindex = self.fieldwriter._tindex
+        if not self.keys:
+            return
+        row, hashed, buckets = self._ROW.pack, tindex.hashfn, tindex.buckets
+        at = tindex.dbfile.tell()
+        rows: list[bytes] = []
+        positions: list[int] = []
+        for key, info in zip(self.keys, self.infos, strict=True):
+            positions.append(at)
+            rows += (row(len(key), len(info)), key, info)
+            found = hashed(key)
+            buckets[found & 255].append((found, at))
+            at += _KEY_LENGTHS + len(key) + len(info)
+        tindex.dbfile.write(b"".join(rows))
+        index = tindex.index  # a GrowableArray of the rows' positions
+        try:
+            added = array(index.typecode, positions)
+        except OverflowError:  # widened as appending them one by one would (they ascend)
+            index._retype(positions[-1])
+            added = array(index.typecode, positions)
+        index.array.extend(added)
+        tindex.lastkey = self.keys[-1]
+
+    def _inlined(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """``W3TermInfo.to_bytes`` of a list ``finish_postings`` inlines."""
+        stored = array("f", weights)
         heaviest = max(weights)
-        heaviest = heaviest if heaviest > 0 else 0
         shortest, longest = _length_range(self.lengths, docs)
-        info = dumps(
-            (
-                len(docs),
-                docs[-1],
-                heaviest,
-                compression,
-                length_to_byte(shortest),
-                length_to_byte(longest),
-            ),
-            2,
-        )
-        file = self.file
-        offset = file.tell()
-        block = self.magic + pack_int(-(len(info) + len(data))) + info + data
-        file.write(block)
-        term_info = self._INFO.pack(
-            False,
+        info = self._INFO.pack(
+            True,
             sum(stored),
             len(docs),
-            0 if shortest is None else length_to_byte(shortest),
-            length_to_byte(max(0, longest)),
-            max(0, heaviest),
+            length_to_byte(shortest),
+            length_to_byte(longest),
+            heaviest if heaviest > 0 else 0,
             docs[0],
             docs[-1],
         )
-        term_info += pack_long(offset) + pack_int(len(block))
-        self.fieldwriter._tindex.add(self.field_key + term, term_info)
+        return info + dumps((tuple(docs), tuple(stored), tuple(filter(None, values))), 2)
+
+    def _listed(self, docs: list[int], weights: list[Any], values: list[bytes]) -> bytes:
+        """A list written as blocks of the postings file: ``start_postings``, the postings
+        writer's ``_write_block`` for each block and ``finish_postings`` in one; the blocks
+        wait for :meth:`_write_blocks`. Returns the term info's bytes."""
+        start_offset, limit, lengths = self.offset, self.longest, self.lengths
+        weight: float = 0  # W3TermInfo.add_block's sums and bounds, a block at a time
+        shortest: int | None = None
+        longest = heaviest = 0
+        for start in range(0, len(docs), limit):
+            block_docs = docs[start : start + limit]
+            block_weights = weights[start : start + limit]
+            stored = array("f", block_weights)  # as the codec keeps them: 32-bit
+            count = len(stored)
+            if stored.count(1.0) == count:
+                mini_weights: Any = None
+            elif stored.count(stored[0]) == count:
+                mini_weights = stored[0]
+            else:
+                mini_weights = tuple(stored)
+            block_values = list(filter(None, values[start : start + limit]))
+            mini_values: Any
+            if self.fixed_size is None or self.fixed_size < 0:
+                mini_values = tuple(block_values)
+            else:
+                mini_values = None if self.fixed_size == 0 else b"".join(block_values)
+            ids = map(operator.sub, block_docs, itertools.chain((0,), block_docs))  # deltas
+            data = dumps((tuple(ids), mini_weights, mini_values), 2)
+            compression = self.compression if len(data) >= self.compressed_from else 0
+            if compression:
+                data = zlib.compress(data, compression)
+            block_heaviest = max(block_weights)
+            block_heaviest = block_heaviest if block_heaviest > 0 else 0
+            block_shortest, block_longest = _length_range(lengths, block_docs)
+            info = dumps(
+                (
+                    count,
+                    block_docs[-1],
+                    block_heaviest,
+                    compression,
+                    length_to_byte(block_shortest),
+                    length_to_byte(block_longest),
+                ),
+                2,
+            )
+            size = len(info) + len(data)
+            last = start + limit >= len(docs)
+            head = self.magic if not start else b""  # before a term's first block
+            block = head + pack_int(-size if last else size) + info + data
+            self.blocks.append(block)
+            self.offset += len(block)
+            self.pending += len(block)
+            if self.pending >= _PENDING_BLOCK_BYTES:
+                self._write_blocks()
+            weight += sum(stored)
+            if shortest is None:
+                shortest = block_shortest
+            elif block_shortest is not None:
+                shortest = min(shortest, block_shortest)
+            longest = max(longest, block_longest)
+            heaviest = max(heaviest, block_heaviest)
+        term_info = self._INFO.pack(
+            False,
+            weight,
+            len(docs),
+            length_to_byte(shortest),
+            length_to_byte(longest),
+            heaviest,
+            docs[0],
+            docs[-1],
+        )
+        return term_info + pack_long(start_offset) + pack_int(self.offset - start_offset)
+
+    def _write_blocks(self) -> None:
+        if self.blocks:
+            self.file.write(b"".join(self.blocks))
+            self.blocks, self.pending = [], 0
 
 
 class _Lengths:
