@@ -233,12 +233,8 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
         )
         add("ordinary requests failed under hostile load", loaded["ordinary_errors"], 0, "")
-        add(
-            "hostile requests answered 5xx under load",
-            _server_errors(loaded["hostile_statuses"]),
-            0,
-            "",
-        )
+        # The hostile ones' statuses under load are shown in the table, not a target: a search
+        # past its time budget answers the budget's 503, as issue #15 asks.
     return rows
 
 
