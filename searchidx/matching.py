@@ -95,7 +95,7 @@ class QueryMatcher:
         self.schema = searcher.schema
         self.size = len(live)
         self.live = live
-        self._deletions = not live.all()
+        self._deleted = np.flatnonzero(~live)
         self._leaves = leaves
         self._field_lengths = field_lengths
         self._numeric_range = numeric_range
@@ -152,12 +152,15 @@ class QueryMatcher:
             mask, scores = self._scored(parsed, within)
         else:
             mask, scores = self._evaluate(parsed, scored=False)
-        if not self._deletions:  # scores are zero where the mask is False (see _evaluate)
+        if not len(self._deleted):  # scores are zero where the mask is False (see _evaluate)
             return Matches(mask, scores if scored else None)
         mask = mask & self.live
         if not scored or scores is None:
             return Matches(mask, None)
-        return Matches(mask, np.where(mask, scores, 0.0))
+        # Zeroed at the deleted documents alone, in place (each evaluation's scores are its
+        # own): a np.where over every document took 0.1-0.4 ms at 100,000.
+        scores[self._deleted] = 0.0
+        return Matches(mask, scores)
 
     def field_scores(
         self, parsed: query.Query, fieldnames: Sequence[str], docnums: np.ndarray
