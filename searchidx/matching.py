@@ -95,7 +95,7 @@ class QueryMatcher:
         self.schema = searcher.schema
         self.size = len(live)
         self.live = live
-        self._deletions = not live.all()
+        self._deleted = np.flatnonzero(~live)
         self._leaves = leaves
         self._field_lengths = field_lengths
         self._numeric_range = numeric_range
@@ -152,12 +152,15 @@ class QueryMatcher:
             mask, scores = self._scored(parsed, within)
         else:
             mask, scores = self._evaluate(parsed, scored=False)
-        if not self._deletions:  # scores are zero where the mask is False (see _evaluate)
+        if not len(self._deleted):  # scores are zero where the mask is False (see _evaluate)
             return Matches(mask, scores if scored else None)
         mask = mask & self.live
         if not scored or scores is None:
             return Matches(mask, None)
-        return Matches(mask, np.where(mask, scores, 0.0))
+        # Zeroed at the deleted documents alone, in place (each evaluation's scores are its
+        # own): a np.where over every document took 0.1-0.4 ms at 100,000.
+        scores[self._deleted] = 0.0
+        return Matches(mask, scores)
 
     def field_scores(
         self, parsed: query.Query, fieldnames: Sequence[str], docnums: np.ndarray
@@ -349,7 +352,9 @@ class QueryMatcher:
         words = self._phrase_words(q)
         if words is None:
             return np.zeros(len(docs), dtype=bool), np.zeros(len(docs))
-        mask = self._phrase(q, scored=False)[0][docs]
+        mask = np.zeros(self.size, dtype=bool)
+        mask[self._phrase_starts(q, words, docs) >> _POSITION_BITS] = True
+        mask = mask[docs]
         parts: list[tuple[np.ndarray, np.ndarray | None]] = []
         for _, word, _ in words:
             part = self._union_at([(q.fieldname, word, 1.0)], docs)
@@ -547,21 +552,47 @@ class QueryMatcher:
         words = self._phrase_words(q)
         if words is None:
             return self._nothing(scored)
-        # Where the phrase would start, word by word, the rarest first: a phrase whose words
-        # never line up stops reading positions as soon as none are left.
-        keys: np.ndarray | None = None
-        for offset, word, _ in bounds.checked(sorted(words, key=lambda item: item[2]), every=1):
-            starts = self.positions(q.fieldname, word) - offset  # a borrow never matches
-            keys = starts if keys is None else keys[np.isin(keys, starts, assume_unique=True)]
-            if not len(keys):
-                return self._nothing(scored)
-        assert keys is not None  # a phrase has words
+        keys = self._phrase_starts(q, words)
+        if not len(keys):
+            return self._nothing(scored)
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
         if not scored:  # the words' own matches need not be read again
             return mask, None
         parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
+
+    def _phrase_starts(
+        self, q: query.Phrase, words: list[tuple[int, bytes, int]], docs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The position keys where the phrase starts (in ``docs`` alone, if given).
+
+        Word by word, the rarest first: a phrase whose words never line up stops reading
+        positions as soon as none are left. Each word's keys are sorted, so the starts left
+        are looked up in the next word's by binary search (a few of them in a common word's:
+        a tenth of the time ``np.isin`` takes sorting both)."""
+        keys: np.ndarray | None = None
+        for offset, word, _ in bounds.checked(sorted(words, key=lambda item: item[2]), every=1):
+            starts = self.positions(q.fieldname, word) - offset  # a borrow never matches
+            if keys is None:
+                keys = starts if docs is None else starts[self._among(starts, docs)]
+            elif len(starts):
+                at = np.minimum(np.searchsorted(starts, keys), len(starts) - 1)
+                keys = keys[starts[at] == keys]
+            else:
+                keys = starts
+            if not len(keys):
+                break
+        assert keys is not None  # a phrase has words
+        return keys
+
+    def _among(self, keys: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """Which position keys are in ``docs``: a borrow from document 0 (-1) is looked up
+        in an extra last entry, never among them."""
+        wanted = np.zeros(self.size + 1, dtype=bool)
+        wanted[docs] = True
+        found: np.ndarray = wanted[keys >> _POSITION_BITS]
+        return found
 
     def _phrase_words(self, q: query.Phrase) -> list[tuple[int, bytes, int]] | None:
         """(offset, word, documents) of each word of a phrase; None when one is not in its
