@@ -55,6 +55,7 @@ from searchidx.result import (
     Facet,
     FacetValue,
     Hit,
+    MarkedArticle,
     Relaxation,
     SearchResult,
     Suggestion,
@@ -299,9 +300,14 @@ class SearchService:
 
         found = find(snapshot, request.path, request.limit)
         terms = frozenset(found.terms)  # marked in the hits: what they share with the article
+        asked = snapshot.article(found.docnum)
         return SimilarResult(
             request=request,
-            article=self._hit(snapshot, found.docnum, None, terms, None),
+            article=MarkedArticle(
+                asked.without_body(),
+                highlight.marked_title(asked, terms),
+                highlight.marked_excerpt(asked, terms),
+            ),
             hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),
             terms=found.terms,
             took_ms=0.0,
