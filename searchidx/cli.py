@@ -160,10 +160,11 @@ def index(
     listed with the reason); the others are indexed.
     """
     from searchidx import engine
+    from searchidx.write_options import WriteOptions
 
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Indexing") as progress:
-        report = engine.sync(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.sync(store, content_dir, WriteOptions(progress, wait, text))
     _print_report(report)
 
 
@@ -185,10 +186,11 @@ def rebuild(
     complete.
     """
     from searchidx import engine
+    from searchidx.write_options import WriteOptions
 
     text = _synonyms_text(synonyms_file, no_synonyms)
     with progress_bar("Rebuilding") as progress:
-        report = engine.rebuild(store, content_dir, progress=progress, wait=wait, synonyms=text)
+        report = engine.rebuild(store, content_dir, WriteOptions(progress, wait, text))
     _print_report(report)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -57,7 +57,6 @@ from searchidx.service import (
 )
 from searchidx.similar import SimilarRequest, SimilarResult
 from searchidx.snapshot import FacetTable
-from searchidx.typedtext import Reading
 
 #: Distinct values a facet aggregation returns: all of them, so ``more`` is exact.
 FACET_VALUES = 10_000
@@ -144,12 +143,16 @@ class ClusterSearchService:
             if parsed is not None and _total(response) < SUGGEST_BELOW:
                 did_you_mean = self._correct(request.text)
             if parsed is not None and _total(response) == 0:
-                for attempt in self._attempts(request, did_you_mean):
-                    text, kind, parsed_retry, retry_query, relaxation = attempt
-                    retried = self._run(request, retry_query, _expands(parsed_retry), stats)
+                attempts = relaxation.retries(
+                    request.text, did_you_mean, lambda text: self._relaxed(request, text)
+                )
+                for attempt in attempts:
+                    typed = request.text if attempt.relaxed else None  # its phrases' stop words
+                    dsl = text_query(attempt.text, attempt.kind == "fuzzy", typed)
+                    retried = self._run(request, dsl, _expands(attempt.parsed), stats)
                     if _total(retried):
-                        response, ran_query, retry = retried, text, kind
-                        parsed, relaxed = parsed_retry, relaxation
+                        response, ran_query, retry = retried, attempt.text, attempt.kind
+                        parsed, relaxed = attempt.parsed, attempt.relaxed
                         break
         terms: frozenset[str] = frozenset()  # none marked: each hit plain
         if parsed is not None and request.highlight:
@@ -199,28 +202,6 @@ class ClusterSearchService:
             return str(options[0]["text"]) if options else None
 
         return querylang.correct_with(text, known, closest)
-
-    def _attempts(
-        self, request: SearchRequest, correction: Correction | None
-    ) -> Iterator[tuple[Any, ...]]:
-        """The retries of a query that found nothing, in the local order, each worked out
-        only when those before it found nothing: the corrected query, the query with fewer
-        required words (:mod:`searchidx.relaxation`; the corrected one first), then the fuzzy
-        query. Each is (text run, kind, parsed query, DSL query, relaxation)."""
-        if correction is not None:
-            parsed = querylang.parse_query(correction.text)
-            if parsed is not None:
-                yield correction.text, "corrected", parsed, text_query(correction.text), None
-        for text in (*([correction.text] if correction else []), request.text):
-            relaxed = self._relaxed(request, text)
-            if relaxed is not None:
-                kept = " ".join(relaxed.kept)
-                parsed = querylang.parse_reading(Reading(kept))
-                query = text_query(kept, typed=request.text)
-                yield kept, "relaxed", parsed, query, relaxed
-        fuzzy = querylang.parse_query(request.text, fuzzy=True)
-        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
-            yield request.text, "fuzzy", fuzzy, text_query(request.text, fuzzy=True), None
 
     def _relaxed(self, request: SearchRequest, text: str) -> Relaxation | None:
         """Which required words of the query ``text`` to drop so that it finds something,

@@ -40,6 +40,7 @@ from searchidx.indexer import Progress, SyncReport, _skipped, content_folder
 from searchidx.schema import SCHEMA_VERSION, build_schema, stored_record
 from searchidx.store import IndexMeta, _gone
 from searchidx.workers import read_file
+from searchidx.write_options import DEFAULT_OPTIONS, WriteOptions
 
 #: Kept with each document for searchidx itself, never searched: the display record (a hit is
 #: one read, as locally) and the file's sync state.
@@ -102,23 +103,20 @@ class ClusterStatus:
 def sync(
     index: ClusterIndex,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
     """Bring the cluster index in line with ``content_dir`` (default: the one it knows); build
-    it when there is none yet, or when another schema version wrote it. ``wait``: seconds to
-    wait for another writer; ``synonyms``: as for :func:`searchidx.indexer.sync`."""
+    it when there is none yet, or when another schema version wrote it."""
     client = index.client()
-    with cluster_errors(index), _writing(client, index, wait) as note:
+    with cluster_errors(index), _writing(client, index, options.wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
         root = _content_root(index, content_dir, meta)
-        kept = _synonyms_of(client, live, synonyms)
+        kept = _synonyms_of(client, live, options.synonyms)
         if live is None or meta is None or not _current(client, live, meta):
-            report = _build(client, index, root, progress, kept)
+            report = _build(client, index, root, options.progress, kept)
         else:
-            report = _sync(client, index, live, root, progress, kept)
+            report = _sync(client, index, live, root, options.progress, kept)
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -126,17 +124,16 @@ def sync(
 def rebuild(
     index: ClusterIndex,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
     """Index everything into a new physical index and move the alias to it atomically."""
     client = index.client()
-    with cluster_errors(index), _writing(client, index, wait) as note:
+    with cluster_errors(index), _writing(client, index, options.wait) as note:
         live = _live_index(client, index)
         meta = _read_meta(client, live) if live else None
         root = _content_root(index, content_dir, meta)
-        report = _build(client, index, root, progress, _synonyms_of(client, live, synonyms))
+        kept = _synonyms_of(client, live, options.synonyms)
+        report = _build(client, index, root, options.progress, kept)
         report.notes.extend(filter(None, [note]))
         return report
 

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 from searchidx.defaults import DEFAULT_SEARCH_TIMEOUT, RESULTS_CACHED
 from searchidx.store import IndexStore
+from searchidx.write_options import DEFAULT_OPTIONS, WriteOptions
 
 if TYPE_CHECKING:  # each engine's modules are imported by the calls that use them
     from searchidx.cluster import ClusterIndex
     from searchidx.cluster_search import ClusterSearchService
-    from searchidx.indexer import Progress, SyncReport
+    from searchidx.indexer import SyncReport
     from searchidx.service import Lane, SearchService
 
     Location = IndexStore | ClusterIndex
@@ -42,35 +43,31 @@ def location(text: str | Path | None) -> Location:
 def sync(
     where: Location,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
     """Bring the index in line with its content folder (see :func:`indexer.sync`)."""
     if isinstance(where, IndexStore):
         from searchidx import indexer
 
-        return indexer.sync(where, content_dir, progress, wait, synonyms)
+        return indexer.sync(where, content_dir, options)
     from searchidx import cluster_sync
 
-    return cluster_sync.sync(where, content_dir, progress, wait, synonyms)
+    return cluster_sync.sync(where, content_dir, options)
 
 
 def rebuild(
     where: Location,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
     """Build a new index and swap it in atomically (see :func:`indexer.rebuild`)."""
     if isinstance(where, IndexStore):
         from searchidx import indexer
 
-        return indexer.rebuild(where, content_dir, progress, wait, synonyms)
+        return indexer.rebuild(where, content_dir, options)
     from searchidx import cluster_sync
 
-    return cluster_sync.rebuild(where, content_dir, progress, wait, synonyms)
+    return cluster_sync.rebuild(where, content_dir, options)
 
 
 def search_service(

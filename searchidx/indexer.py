@@ -36,6 +36,7 @@ from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
 from searchidx.workers import Progress as Progress  # what callers of sync pass
+from searchidx.write_options import DEFAULT_OPTIONS, WriteOptions
 
 #: Memory Whoosh may use for its indexing buffer before it flushes a run to disk (a sync), or
 #: before the buffer is written as a segment (a build; per worker process).
@@ -74,22 +75,19 @@ class SyncReport:
 def sync(
     store: IndexStore,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
     """Bring the index at ``store`` in line with ``content_dir`` (default: the one it knows).
 
     Builds the index from scratch when there is none yet, or when it was written by another
-    schema version. ``synonyms``: the text of a synonyms file to keep with the index ("" to
-    remove them; None keeps the ones it has).
+    schema version.
     """
-    with _writing(store, wait) as note:
+    with _writing(store, options.wait) as note:
         root = _content_root(store, content_dir)
         if not store.exists() or store.read_meta().schema_version != SCHEMA_VERSION:
-            report = _build(store, root, progress, synonyms)
+            report = _build(store, root, options.progress, options.synonyms)
         else:
-            report = _sync(store, root, progress, synonyms)
+            report = _sync(store, root, options.progress, options.synonyms)
         report.notes.extend(filter(None, [note]))
         return report
 
@@ -97,14 +95,12 @@ def sync(
 def rebuild(
     store: IndexStore,
     content_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    wait: float = 0.0,
-    synonyms: str | None = None,
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> SyncReport:
-    """Index everything into a new generation and swap it in atomically (``synonyms`` as
-    for :func:`sync`)."""
-    with _writing(store, wait) as note:
-        report = _build(store, _content_root(store, content_dir), progress, synonyms)
+    """Index everything into a new generation and swap it in atomically."""
+    with _writing(store, options.wait) as note:
+        root = _content_root(store, content_dir)
+        report = _build(store, root, options.progress, options.synonyms)
         report.notes.extend(filter(None, [note]))
         return report
 

@@ -1,4 +1,5 @@
-"""Fewer required words for a query that found nothing: which words to drop.
+"""What runs instead of a query that found nothing (:func:`retries`, the same for both
+engines), and fewer required words for it: which words to drop.
 
 A query whose every word is required finds nothing when one word is missing from the article
 looked for (a typo the corrector did not know, a word the article does not use), or when its
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Protocol
 
 import numpy as np
+from whoosh import query
 
-from searchidx.result import Relaxation
-from searchidx.typedtext import Part
+from searchidx import querylang
+from searchidx.result import Correction, Relaxation
+from searchidx.typedtext import Part, Reading
 
 #: Sets tried per number of parts or words kept, times that number (each set is that many
 #: masks combined): beyond it, the rarest are dropped first.
@@ -35,6 +39,41 @@ class Mask(Protocol):
     def __rand__(self, other: Any, /) -> Mask: ...
     def any(self) -> Any: ...
     def sum(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A query run in place of one that found nothing: its ``text`` (the result's
+    ``ran_query``), ``kind`` (its ``retry``: corrected, relaxed or fuzzy), the query parsed,
+    and for a relaxed one what was dropped."""
+
+    text: str
+    kind: str
+    parsed: query.Query
+    relaxed: Relaxation | None = None
+
+
+def retries(
+    text: str, correction: Correction | None, relaxed: Callable[[str], Relaxation | None]
+) -> Iterator[Retry]:
+    """The retries of the query ``text`` in order, each worked out only when those before it
+    found nothing: the corrected query, it relaxed (a correction inside a joined word,
+    "gover-nor", is still a phrase), the query relaxed, and the fuzzy query.
+    ``relaxed(text)``: :func:`relax` of a query text, as the engine counts its matches."""
+    if correction is not None:
+        parsed = querylang.parse_query(correction.text)
+        if parsed is not None:
+            yield Retry(correction.text, "corrected", parsed)
+    for tried in (*([correction.text] if correction else []), text):
+        relaxation = relaxed(tried)
+        if relaxation is not None:
+            kept = " ".join(relaxation.kept)
+            parsed = querylang.parse_reading(Reading(kept))
+            if parsed is not None:
+                yield Retry(kept, "relaxed", parsed, relaxation)
+    fuzzy = querylang.parse_query(text, fuzzy=True)
+    if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
+        yield Retry(text, "fuzzy", fuzzy)  # each word fuzzy: a few words only
 
 
 def relax(parts: tuple[Part, ...], matching: Callable[[str], Mask], size: int) -> Relaxation | None:

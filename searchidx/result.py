@@ -43,16 +43,52 @@ class Explanation:
 
 
 @dataclass(frozen=True)
-class Hit:
-    """One article on the result page, with its title and excerpt as shown: the query's
-    matches marked (the excerpt a body snippet when only the body matched). ``article`` has
-    no body: what a result shows of it is in ``marked_excerpt``."""
+class MarkedArticle:
+    """An article as a page shows it, its title and excerpt with words marked (the excerpt a
+    body snippet when only the body has them): a hit, or the article the similar ones are
+    like. ``article`` has no body: what a page shows of it is in ``marked_excerpt``."""
 
     article: Article
-    score: float | None
     marked_title: Highlighted
     marked_excerpt: Highlighted
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its JSON object: a hit's (the same in every document that lists articles), its
+        score null."""
+        article, image = self.article, self.article.image
+        return {
+            "path": article.path,
+            "title": article.title,
+            "url": article.url,
+            "provider": provider_dict(article.provider),
+            "published_at": _iso(article.published_at),
+            "quality": article.quality,
+            "topics": list(article.topics),
+            "category": article.category,
+            "type": article.type,
+            "published": article.published,
+            "image": None
+            if image is None
+            else {"url": image.url, "width": image.width, "height": image.height},
+            "related": [related_dict(item) for item in article.related],
+            "score": None,
+            "title_html": to_html(self.marked_title),
+            "excerpt_html": to_html(self.marked_excerpt),
+        }
+
+
+@dataclass(frozen=True)
+class Hit(MarkedArticle):
+    """One article on the result page: the query's matches marked, its score (None in an
+    order without one) and, if asked for, how the score was made."""
+
+    score: float | None
     explain: Explanation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found = super().to_dict()
+        found["score"] = _rounded(self.score)
+        return found | ({"explain": self.explain.to_dict()} if self.explain else {})
 
 
 @dataclass(frozen=True)
@@ -173,7 +209,7 @@ class SearchResult:
             "pages": self.pages,
             "total": self.total,
             "took_ms": round(self.took_ms, 2),
-            "hits": [hit_dict(hit) for hit in self.hits],
+            "hits": [hit.to_dict() for hit in self.hits],
             "facets": {
                 facet.name: {
                     "values": [
@@ -185,31 +221,6 @@ class SearchResult:
                 for facet in self.facets
             },
         }
-
-
-def hit_dict(hit: Hit) -> dict[str, Any]:
-    """A hit's JSON object, the same in every document that lists articles."""
-    article, image = hit.article, hit.article.image
-    return {
-        "path": article.path,
-        "title": article.title,
-        "url": article.url,
-        "provider": provider_dict(article.provider),
-        "published_at": _iso(article.published_at),
-        "quality": article.quality,
-        "topics": list(article.topics),
-        "category": article.category,
-        "type": article.type,
-        "published": article.published,
-        "image": None
-        if image is None
-        else {"url": image.url, "width": image.width, "height": image.height},
-        "related": [related_dict(item) for item in article.related],
-        "score": _rounded(hit.score),
-        "title_html": to_html(hit.marked_title),
-        "excerpt_html": to_html(hit.marked_excerpt),
-        **({"explain": hit.explain.to_dict()} if hit.explain else {}),
-    }
 
 
 def _rounded(number: float | None) -> float | None:

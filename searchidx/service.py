@@ -55,6 +55,7 @@ from searchidx.result import (
     Facet,
     FacetValue,
     Hit,
+    MarkedArticle,
     Relaxation,
     SearchResult,
     Suggestion,
@@ -299,9 +300,14 @@ class SearchService:
 
         found = find(snapshot, request.path, request.limit)
         terms = frozenset(found.terms)  # marked in the hits: what they share with the article
+        asked = snapshot.article(found.docnum)
         return SimilarResult(
             request=request,
-            article=self._hit(snapshot, found.docnum, None, terms, None),
+            article=MarkedArticle(
+                asked.without_body(),
+                highlight.marked_title(asked, terms),
+                highlight.marked_excerpt(asked, terms),
+            ),
             hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),
             terms=found.terms,
             took_ms=0.0,
@@ -432,40 +438,20 @@ class SearchService:
         allowed = _all(snapshot.live, filters.values())
         if filters and not allowed.any():
             return None  # the filters alone match nothing, so no query text can
-        for text, kind, parsed, relaxed in self._attempts(snapshot, request, correction, filters):
-            if parsed is None:
-                continue
-            if kind == "fuzzy" and snapshot.matcher.finds_none(parsed, allowed):
+        attempts = relaxation.retries(
+            request.text, correction, lambda text: self._relaxed(snapshot, text, filters)
+        )
+        for retry in attempts:
+            if retry.kind == "fuzzy" and snapshot.matcher.finds_none(retry.parsed, allowed):
                 continue  # what it would find the filters leave out: its walks are not needed
             try:
-                matches = self._matches(snapshot, parsed, scored, filters)
+                matches = self._matches(snapshot, retry.parsed, scored, filters)
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
             final = _all(matches.mask, filters.values())
             if final.any():
-                return text, kind, parsed, matches, final, relaxed
+                return retry.text, retry.kind, retry.parsed, matches, final, retry.relaxed
         return None
-
-    def _attempts(
-        self,
-        snapshot: IndexSnapshot,
-        request: SearchRequest,
-        correction: Correction | None,
-        filters: Mapping[str, np.ndarray],
-    ) -> Iterator[tuple[str, str, whoosh_query.Query | None, Relaxation | None]]:
-        """The retries in order, each worked out only when those before it found nothing: the
-        corrected query, it relaxed (a correction inside a joined word, "gover-nor", is still a
-        phrase), the query relaxed, and the fuzzy query."""
-        if correction is not None:
-            yield correction.text, "corrected", querylang.parse_query(correction.text), None
-        for text in (*([correction.text] if correction else []), request.text):
-            relaxed = self._relaxed(snapshot, text, filters)
-            if relaxed is not None:
-                kept = " ".join(relaxed.kept)
-                yield kept, "relaxed", querylang.parse_reading(Reading(kept)), relaxed
-        fuzzy = querylang.parse_query(request.text, fuzzy=True)
-        if fuzzy is not None and querylang.expanded_words(fuzzy) <= querylang.MAX_EXPANDED_WORDS:
-            yield request.text, "fuzzy", fuzzy, None  # each word fuzzy: a few words only
 
     def _relaxed(
         self, snapshot: IndexSnapshot, text: str, filters: Mapping[str, np.ndarray]

@@ -40,7 +40,7 @@ from searchidx.articles import Article
 from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
 from searchidx.ranking import FIELD_BOOSTS, top_scored
-from searchidx.result import Hit, hit_dict
+from searchidx.result import Hit, MarkedArticle
 from searchidx.schema import ANALYZER
 from searchidx.snapshot import IndexSnapshot
 
@@ -91,11 +91,11 @@ class SimilarRequest:
 
 @dataclass(frozen=True)
 class SimilarResult:
-    """The article asked about (``article``, as a hit without a score) and its most similar
-    articles (``hits``, their key terms marked)."""
+    """The article asked about and its most similar articles (``hits``), the key terms marked
+    in both."""
 
     request: SimilarRequest
-    article: Hit
+    article: MarkedArticle
     hits: tuple[Hit, ...]
     #: The key terms searched for (stems), heaviest first.
     terms: tuple[str, ...]
@@ -107,11 +107,11 @@ class SimilarResult:
         return {
             "path": self.request.path,
             "limit": self.request.limit,
-            "article": hit_dict(self.article),
+            "article": self.article.to_dict(),
             "terms": list(self.terms),
             "total": len(self.hits),
             "took_ms": round(self.took_ms, 2),
-            "hits": [hit_dict(hit) for hit in self.hits],
+            "hits": [hit.to_dict() for hit in self.hits],
         }
 
 

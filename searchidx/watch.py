@@ -27,6 +27,7 @@ from searchidx.defaults import DEFAULT_DEBOUNCE_MS
 from searchidx.errors import ArticleProblem, IndexBusyError
 from searchidx.indexer import SyncReport
 from searchidx.store import IndexStore
+from searchidx.write_options import WriteOptions
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _sync_patiently(
         if give_up_after is not None:
             attempt = max(0.0, min(attempt, give_up_after - (time.monotonic() - started)))
         try:
-            return engine.sync(store, content_dir, wait=attempt)
+            return engine.sync(store, content_dir, WriteOptions(wait=attempt))
         except IndexBusyError as error:
             if give_up_after is not None and time.monotonic() - started >= give_up_after:
                 raise

@@ -40,6 +40,7 @@ from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
 from searchidx.schema import from_record
 from searchidx.store import IndexStore
+from searchidx.write_options import WriteOptions
 
 #: Operations that can fail for lack of space (the ``raise`` mode fails only these).
 WRITE_OPS = frozenset({"create", "write", "close", "rename", "replace", "fsync"})
@@ -260,7 +261,7 @@ def _child_main(op: str, location: Path, content: Path | None, faults: Faults, o
     try:
         with faults.installed():
             run = indexer.sync if op == "sync" else indexer.rebuild
-            run(IndexStore(location), content, progress=faults.progress)
+            run(IndexStore(location), content, WriteOptions(progress=faults.progress))
     except BaseException:
         traceback.print_exc()
         os._exit(2)

@@ -30,9 +30,10 @@ from searchidx.bounds import QueryTooBroad, SearchTimeout
 from searchidx.cli import cli
 from searchidx.errors import QueryError
 from searchidx.lru import LruCache
+from searchidx.marks import highlighted
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
-from searchidx.result import SearchResult
+from searchidx.result import Correction, Relaxation, SearchResult
 from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.snapshot import IndexSnapshot
@@ -585,6 +586,25 @@ def test_correct_suggests_what_whooshs_corrector_suggests(service: SearchService
         expected = snapshot.searcher.reader().corrector("title").suggest(typed, 1, 2, 1)
         found = querylang.correct(typed, snapshot.searcher, snapshot.title_words[0])
     assert (found.text if found else None) == (expected[0] if expected else None)
+
+
+def test_retries_work_out_each_only_when_those_before_found_nothing():
+    """Both engines' retry chain: the correction, it relaxed, the query relaxed, the fuzzy
+    query; a relaxation (counts the engine makes) only once the retries before it failed."""
+    relaxed_texts: list[str] = []
+
+    def relaxed(text: str) -> Relaxation:
+        relaxed_texts.append(text)
+        first, *rest = text.split()
+        return Relaxation(len(rest) + 1, (first,), tuple(rest), False)
+
+    correction = Correction("cloud computing", highlighted(["cloud computing"]))
+    attempts = relaxation.retries("clowd computing", correction, relaxed)
+    assert next(attempts).kind == "corrected" and relaxed_texts == []
+    assert next(attempts).text == "cloud" and relaxed_texts == ["cloud computing"]
+    rest = [(retry.text, retry.kind, retry.relaxed is not None) for retry in attempts]
+    assert rest == [("clowd", "relaxed", True), ("clowd computing", "fuzzy", False)]
+    assert relaxed_texts == ["cloud computing", "clowd computing"]
 
 
 def test_relax_combines_no_set_with_a_word_found_nowhere(monkeypatch):

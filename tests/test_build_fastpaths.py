@@ -34,6 +34,7 @@ from searchidx.whoosh_internals import (
     _WhooshSegment,
     unlocked_segment_writer,
 )
+from searchidx.write_options import WriteOptions
 from tests.conftest import real_shaped_articles, write_article
 
 REQUESTS = [
@@ -98,7 +99,9 @@ def test_a_build_in_worker_processes_indexes_the_same(
     store = IndexStore(tmp_path / "parallel")
     seen: list[int] = []
 
-    report = indexer.rebuild(store, collection, progress=lambda done, total: seen.append(done))
+    report = indexer.rebuild(
+        store, collection, WriteOptions(progress=lambda done, total: seen.append(done))
+    )
 
     expected = indexer.rebuild(IndexStore(tmp_path / "again"), collection)
     assert (report.added, report.documents) == (expected.added, expected.documents)

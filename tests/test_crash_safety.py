@@ -29,6 +29,7 @@ from searchidx.cli import cli
 from searchidx.errors import IndexWriteError, SearchidxError
 from searchidx.sample import write_sample
 from searchidx.store import IndexStore
+from searchidx.write_options import WriteOptions
 from tests import crashkit
 from tests.conftest import write_article
 
@@ -186,8 +187,9 @@ def fail_and_recover(scenario: Scenario, op: str, point: int, workdir: Path) -> 
     generation = store.generation()
     faults = crashkit.Faults(mode="raise", at=point, ops=crashkit.WRITE_OPS)
 
+    options = WriteOptions(progress=faults.progress)
     with faults.installed(), pytest.raises(IndexWriteError) as raised:
-        (indexer.sync if op == "sync" else indexer.rebuild)(store, progress=faults.progress)
+        (indexer.sync if op == "sync" else indexer.rebuild)(store, options=options)
 
     message = str(raised.value)
     assert message.startswith(f"could not write the index at {store.location}/")

@@ -30,6 +30,7 @@ from searchidx.errors import ArticleError
 from searchidx.parsing import MAX_FILE_BYTES, read_article
 from searchidx.schema import QUALITY_MISSING, STORED_BODY_CHARS, VALUE_SEPARATOR
 from searchidx.store import IndexStore
+from searchidx.write_options import WriteOptions
 from tests import crashkit
 from tests.conftest import write_article
 from tests.test_parsing import BROKEN
@@ -223,7 +224,7 @@ def test_sync_does_not_follow_a_file_swapped_for_an_outside_link_mid_sync(
             shutil.rmtree(content / "sub")
             (content / "sub").symlink_to(outside / "sub", target_is_directory=True)
 
-    report = indexer.sync(store, content, progress=swap)
+    report = indexer.sync(store, content, WriteOptions(progress=swap))
 
     assert SECRET not in text_of_index(store)
     assert {problem.path for problem in report.skipped} == {"b.md", "sub/a.md", "sub/b.md"}
@@ -245,7 +246,7 @@ def test_sync_does_not_hang_on_a_file_swapped_for_a_fifo_mid_sync(
             os.mkfifo(content / "b.md")  # opening it for reading would wait for a writer
 
     def run() -> None:
-        report = indexer.sync(store, content, progress=swap)
+        report = indexer.sync(store, content, WriteOptions(progress=swap))
         assert [problem.path for problem in report.skipped] == ["b.md"]
         assert "not a regular file" in report.skipped[0].reason
 
@@ -293,7 +294,7 @@ def sync_with(store: IndexStore, content: Path, at: int, change: Callable[[], No
         if done == at:
             change()
 
-    indexer.sync(store, content, progress=progress)
+    indexer.sync(store, content, WriteOptions(progress=progress))
 
 
 def test_sync_after_files_vanish_mid_sync_matches_the_folder(tmp_path: Path, store: IndexStore):

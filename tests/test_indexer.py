@@ -15,6 +15,7 @@ from searchidx.content import scan_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
 from searchidx.store import IndexStore
+from searchidx.write_options import WriteOptions
 from tests.conftest import (
     ARTICLES_COUNT,
     ARTICLES_DIR,
@@ -168,7 +169,7 @@ def test_sync_waits_for_a_writer_that_finishes(content: Path, store: IndexStore)
     thread = threading.Thread(target=hold_briefly)
     thread.start()
     holding.wait()
-    assert not indexer.sync(store, wait=10).changed
+    assert not indexer.sync(store, options=WriteOptions(wait=10)).changed
     thread.join()
 
 
@@ -206,7 +207,7 @@ def test_rebuild_is_atomic_for_a_reader_holding_the_index(content: Path, store: 
             seen_mid_build.append(store.open_index().doc_count())
 
     (content / sorted(scan_content(content))[0]).unlink()
-    report = indexer.rebuild(store, progress=look_mid_build)
+    report = indexer.rebuild(store, options=WriteOptions(progress=look_mid_build))
 
     assert seen_mid_build == [SAMPLE_COUNT + 1]
     assert report.documents == SAMPLE_COUNT
@@ -229,7 +230,7 @@ def test_rebuild_that_fails_leaves_the_live_index_alone(
             raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        indexer.rebuild(store, progress=fail)
+        indexer.rebuild(store, options=WriteOptions(progress=fail))
     assert store.generation() == generation
     assert [path.name for path in store.location.glob("gen-*")] == [generation]
     assert store.open_index().doc_count() == SAMPLE_COUNT + 1

@@ -23,6 +23,7 @@ from searchidx.content import scan_content
 from searchidx.errors import QueryError
 from searchidx.marks import to_html
 from searchidx.parsing import read_article
+from searchidx.result import Hit
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
 from searchidx.similar import SimilarRequest, UnknownArticle
@@ -147,7 +148,9 @@ def test_similar_marks_the_shared_key_terms(service):
     result = service.similar(SimilarRequest("2024/lagos-herald.md", 3))
     assert "otter" in result.terms and "ikoyi" in result.terms
     assert '<mark class="match' in to_html(result.hits[0].marked_title)
-    assert result.article.article.path == "2024/lagos-herald.md" and result.article.score is None
+    assert result.article.article.path == "2024/lagos-herald.md"
+    assert '<mark class="match' in to_html(result.article.marked_title)
+    assert not isinstance(result.article, Hit) and result.article.to_dict()["score"] is None
     assert [hit.score for hit in result.hits] == sorted(
         (hit.score for hit in result.hits), reverse=True
     )

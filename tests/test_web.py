@@ -1118,6 +1118,48 @@ def test_serve_stops_when_a_worker_dies(sample_store: IndexStore):
     assert not any(running(pid) for pid in workers)
 
 
+def test_serve_parent_keeps_none_of_the_workers_sockets(sample_store: IndexStore):
+    """Each worker's socket is its own: one the parent kept would queue connections for a
+    worker that stopped, and go on listening."""
+    before = children(os.getpid())
+    with serving(sample_store.location, "--workers", "2") as base:
+        (server,) = children(os.getpid()) - before
+        port = int(base.rsplit(":", 1)[1].strip("/"))
+        listening = {pid: _sockets(pid, port, LISTEN) for pid in {server} | children(server)}
+    assert not listening.pop(server)
+    assert sorted(map(len, listening.values())) == [0, 1, 1]  # the lane none, a worker one
+
+
+def test_serve_killed_leaves_nothing_running_or_listening(sample_store: IndexStore, tmp_path: Path):
+    """A SIGKILL runs no handler in the server's process: its workers and lane see it end and
+    stop, and the lane's socket folder goes with them."""
+    index = str(sample_store.location)
+    command = [SEARCHIDX, "serve", "--port", "0", "--workers", "2", "--index", index]
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}  # where the lane's folder goes
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    started: set[int] = set()
+    try:
+        line = process.stderr.readline()
+        port = int(re.search(r"http://[\d.]+:(\d+)/", line).group(1))
+        started = children(process.pid)
+        assert len(started) == 3 and list(tmp_path.glob("searchidx-lane-*"))
+        process.kill()
+        process.wait(30)
+        deadline = time.monotonic() + 60  # generous: a stopping worker may wait for the CPU
+        while any(running(pid) for pid in started):
+            assert time.monotonic() < deadline, "the workers outlived the killed server"
+            time.sleep(0.1)
+    finally:
+        process.kill()
+        process.wait()
+        for pid in started:  # if the test failed, not the next ones too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    assert not list(tmp_path.glob("searchidx-lane-*"))
+
+
 def test_serve_without_a_lane_serves_one_worker_in_process(sample_store: IndexStore):
     before = children(os.getpid())
     options = ("--workers", "1", "--heavy-after-ms", "0")

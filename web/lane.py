@@ -209,7 +209,8 @@ class HeavyLane:
         raise kind(message, parameter) if issubclass(kind, QueryError) else kind(message)
 
     def close(self) -> None:
-        """Stop listening and remove the socket (the server's parent, when it stops)."""
+        """Stop listening and remove the socket (the server's parent when it stops, and the
+        lane's process when it ends)."""
         self._listener.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self._folder)

@@ -3,8 +3,9 @@
 A search runs in Python and holds the GIL, so one process answers on one core however many
 threads it has. ``workers`` processes each listen on the same port with a socket of their own
 (``SO_REUSEPORT``: the kernel spreads new connections evenly over the sockets), each with its
-own app and searcher; the parent only starts them, and stops them all when it is interrupted
-or one of them dies. With a lane for heavy searches
+own app and searcher; the parent only starts them (keeping none of their sockets), stops
+them all when it is interrupted or one of them dies, and takes them with it when it is
+killed. With a lane for heavy searches
 (:mod:`searchidx.web.lane`), the parent starts its process first, and the workers hand it their
 heavy searches.
 """
@@ -18,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -74,12 +76,9 @@ def serve(
             return
         children: list[int] = []
         signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
+        lifeline = cleanup.enter_context(_Lifeline())
         try:
-            if lane is not None:
-                children.append(_fork(lambda: _run_lane(lane, listeners)))
-            for mine in listeners:
-                work = functools.partial(_run_worker, make_app, listeners, mine, threads)
-                children.append(_fork(work))
+            _start(lifeline, children, make_app, listeners, threads, lane)
             on_ready(url)
             pid, status = os.wait()
             children.remove(pid)
@@ -89,9 +88,29 @@ def serve(
         except KeyboardInterrupt:
             pass
         finally:
-            for listener in listeners:
-                listener.close()  # before the workers stop: no new connection waits for them
             _stop(children)
+
+
+def _start(
+    lifeline: _Lifeline,
+    children: list[int],
+    make_app: Callable[[], Any],
+    listeners: list[socket.socket],
+    threads: int,
+    lane: HeavyLane | None,
+) -> None:
+    """Start the lane and a worker for each socket (their pids into ``children``), then close
+    this process's copies of the sockets: each is its worker's alone, so a worker that stops
+    takes its socket with it, and no connection waits on a socket nobody answers."""
+    try:
+        if lane is not None:
+            children.append(lifeline.fork(lambda: _run_lane(lane, listeners)))
+        for mine in listeners:
+            work = functools.partial(_run_worker, make_app, listeners, mine, threads)
+            children.append(lifeline.fork(work))
+    finally:
+        for listener in listeners:
+            listener.close()
 
 
 def _listen(host: str, port: int, count: int) -> list[socket.socket]:
@@ -130,6 +149,39 @@ def _listen(host: str, port: int, count: int) -> list[socket.socket]:
     return ours
 
 
+class _Lifeline:
+    """A pipe whose writing end only the parent holds, so that its children end with it
+    however it ends: a SIGKILL runs no handler to stop them, and a worker left behind would
+    go on answering on the port. In each child a thread reads the pipe, which ends when the
+    parent does; the child then stops as a SIGTERM stops it (at once past :data:`STOP_GRACE`).
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+
+    def __enter__(self) -> _Lifeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+    def fork(self, work: Callable[[], None]) -> int:
+        """Start a child process doing ``work`` that ends with this one; its pid."""
+        return _fork(functools.partial(self._child, work))
+
+    def _child(self, work: Callable[[], None]) -> None:
+        os.close(self._write)  # or the child would keep its own pipe open
+        threading.Thread(target=self._end_with_parent, name="lifeline", daemon=True).start()
+        work()
+
+    def _end_with_parent(self) -> None:
+        os.read(self._read, 1)  # nothing is written: it returns when the parent has ended
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(STOP_GRACE)
+        os._exit(1)
+
+
 def _fork(work: Callable[[], None]) -> int:
     """Start a child process doing ``work``; its pid. Stop signals are held back across the
     fork, so one reaches the child inside :func:`_work`, never in the caller's code."""
@@ -159,7 +211,10 @@ def _work(work: Callable[[], None]) -> NoReturn:
 def _run_lane(lane: HeavyLane, listeners: list[socket.socket]) -> None:
     for listener in listeners:
         listener.close()  # the lane answers workers, never a client
-    lane.run()
+    try:
+        lane.run()
+    finally:
+        lane.close()  # the parent does too, unless it was killed
 
 
 def _run_worker(

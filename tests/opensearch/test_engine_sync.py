@@ -36,6 +36,7 @@ from searchidx.service import REFRESH_INTERVAL, SearchService
 from searchidx.store import IndexStore
 from searchidx.watch import watch
 from searchidx.web.app import create_app
+from searchidx.write_options import WriteOptions
 from tests.opensearch.cluster import OpenSearchCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -355,7 +356,7 @@ def test_sync_finishes_when_a_node_is_lost_midway(
 
     try:
         try:
-            report = cluster_sync.sync(index, folder, progress=lose_a_node)
+            report = cluster_sync.sync(index, folder, WriteOptions(progress=lose_a_node))
         except ClusterError as error:  # a run cut short: the next one finishes it
             print(f"sync with a node lost: {error}")
         else:
@@ -500,8 +501,8 @@ def test_synonyms_kept_with_the_cluster_index_expand_queries_as_locally(
 ):
     rules = "zeppelinquartz, cloud\nserverfarm => data center\n"
     store = IndexStore(tmp_path / "index")
-    indexer.sync(store, folder, synonyms=rules)
-    cluster_sync.sync(index, folder, synonyms=rules)
+    indexer.sync(store, folder, WriteOptions(synonyms=rules))
+    cluster_sync.sync(index, folder, WriteOptions(synonyms=rules))
     local, cluster = SearchService(store), ClusterSearchService(index)
     for text in ("zeppelinquartz", "serverfarm", "title:zeppelinquartz -data", "data"):
         request = SearchRequest(text=text, sort=Sort.NEWEST, per_page=50)
@@ -513,7 +514,7 @@ def test_synonyms_kept_with_the_cluster_index_expand_queries_as_locally(
         assert [hit.marked_title for hit in theirs.hits] == [hit.marked_title for hit in mine.hits]
     cluster_sync.rebuild(index)  # keeps them
     assert cluster.search(SearchRequest(text="serverfarm")).total > 0
-    cluster_sync.sync(index, synonyms="")  # --no-synonyms
+    cluster_sync.sync(index, options=WriteOptions(synonyms=""))  # --no-synonyms
     time.sleep(REFRESH_INTERVAL)
     assert cluster.search(SearchRequest(text="serverfarm")).total == 0
 
