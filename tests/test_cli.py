@@ -307,7 +307,7 @@ def _ending(args: list[str]) -> subprocess.CompletedProcess[str]:
     ending at once, on Linux, the threads the process has (``threads N``: numpy's OpenBLAS
     starts its own, which Python does not list)."""
     script = (
-        "import atexit, gc, os, sys\nfrom searchidx.cli import main\n"
+        "import atexit, gc, os, sys\nfrom searchidx.console import main\n"
         "exit_now = os._exit\n"
         "def ending(status):\n"
         "    if os.path.isdir('/proc/self/task'):\n"
@@ -345,6 +345,15 @@ def test_cli_main_searches_without_numpys_thread_pool(sample_store):
     found = _ending(["query", "cloud", "--index", str(sample_store.location)])
     assert found.returncode == 0
     assert "threads 1" in found.stderr.splitlines()
+
+
+def test_console_imports_no_command_line_before_it_set_the_process_up():
+    script = "import sys, searchidx.console\nprint(' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    imported = set(done.stdout.split())
+    assert "searchidx.console" in imported
+    assert not {"click", "searchidx.cli", "searchidx.request", "numpy"} & imported
 
 
 def test_cli_runs_as_python_m_searchidx():
