@@ -1,6 +1,7 @@
 """The ``searchidx`` console script: the process is set up for its command before the command
 line (:mod:`searchidx.cli`: click, and what its options read) is imported, so this module
-imports nothing but the standard library's ``gc``, ``os`` and ``sys``."""
+imports nothing but the standard library's ``gc``, ``os`` and ``sys`` (and, for a one-shot
+command, :mod:`searchidx.deferred`)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,16 @@ def main() -> None:
 
     Nor does it start numpy's OpenBLAS thread pool (a thread per core, 40-80 ms of a 2-core
     machine's start-up; no search multiplies matrices): the variable is set before any option
-    is read, since reading ``--index`` imports the engine, and numpy with it.
+    is read, since reading ``--index`` imports the engine, and numpy with it. Nor does it
+    import the Whoosh modules a search never runs (:mod:`searchidx.deferred`).
     """
     one_shot = len(sys.argv) >= 2 and sys.argv[1] in ONE_SHOT
     if one_shot:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         gc.disable()
+        from searchidx.deferred import defer_unused_whoosh_modules
+
+        defer_unused_whoosh_modules()
     from searchidx.cli import cli
 
     if not one_shot:

@@ -356,6 +356,23 @@ def test_console_imports_no_command_line_before_it_set_the_process_up():
     assert not {"click", "searchidx.cli", "searchidx.request", "numpy"} & imported
 
 
+def test_console_search_leaves_whooshs_unused_modules_unimported(sample_store):
+    args = ["searchidx", "query", "cloud OR runs", "--index", str(sample_store.location)]
+    script = (
+        "import os, sys\nfrom searchidx.console import main\nfrom searchidx.deferred import "
+        "StandIn, UNUSED_BY_A_SEARCH\nexit_now = os._exit\n"
+        "def ending(status):\n"
+        "    print(all(isinstance(sys.modules[name], StandIn) for name in UNUSED_BY_A_SEARCH))\n"
+        "    exit_now(status)\n"
+        "os._exit = ending\n"
+        f"sys.argv = {args!r}\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "results for" in done.stdout and done.stdout.splitlines()[-1] == "True"
+
+
 def test_cli_runs_as_python_m_searchidx():
     done = subprocess.run(
         [sys.executable, "-m", "searchidx", "--help"], capture_output=True, text=True

@@ -1,0 +1,50 @@
+"""The Whoosh modules a one-shot search does not import (searchidx.deferred): each stand-in
+gives what the real module gives, importing it when first used. Each test runs in a fresh
+interpreter, whose modules are its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_PROCESS = """
+import sys
+from searchidx.deferred import StandIn, defer_unused_whoosh_modules
+defer_unused_whoosh_modules()
+import whoosh.analysis, whoosh.query
+def standing_in():
+    return sorted(name for name, module in sys.modules.items() if isinstance(module, StandIn))
+print(*standing_in())
+"""
+
+
+def _run(script: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _PROCESS + script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_deferred_modules_are_not_imported_with_whoosh():
+    assert _run("") == ["whoosh.lang.dmetaphone whoosh.lang.morph_en"]
+
+
+def test_deferred_function_imports_its_module_and_answers_as_it_does():
+    found = _run(
+        "from whoosh.query.terms import variations\n"  # bound to the stand-in's function
+        "print(sorted(variations('rendering')))\n"
+        "print(*standing_in())\n"
+        "print(sorted(sys.modules['whoosh.lang.morph_en'].variations('rendering')))\n"
+    )
+    assert found[0] == "whoosh.lang.dmetaphone whoosh.lang.morph_en"
+    assert "'render'" in found[1] and found[1] == found[3]
+    assert found[2] == "whoosh.lang.dmetaphone"
+
+
+def test_deferred_module_read_by_another_name_is_imported():
+    found = _run(
+        "filter = whoosh.analysis.RegexTokenizer() | whoosh.analysis.DoubleMetaphoneFilter()\n"
+        "print([token.text for token in filter('Smith')])\n"
+        "print(sys.modules['whoosh.lang.dmetaphone'].vowels == frozenset('AEIOUY'))\n"
+        "print(*standing_in())\n"
+    )
+    assert found[1:] == ["['SM0', 'XMT']", "True", "whoosh.lang.morph_en"]
