@@ -52,7 +52,7 @@ from whoosh.analysis import Analyzer, StemFilter
 from whoosh.automata import lev
 from whoosh.codec.base import Codec
 from whoosh.codec.whoosh3 import W3Codec, W3TermInfo, W3TermsReader
-from whoosh.filedb import compound
+from whoosh.filedb import compound, filetables
 from whoosh.filedb.structfile import BufferFile
 from whoosh.index import FileIndex
 from whoosh.reading import IndexReader, SegmentReader
@@ -320,8 +320,41 @@ class _UncopiedBufferFile(BufferFile):
         self.read = self.file.read  # type: ignore[method-assign]
 
 
+def _open_hash_file(
+    self: filetables.HashReader,
+    dbfile: Any,
+    length: int | None = None,
+    magic: bytes = b"HSH3",
+    startoffset: int = 0,
+) -> None:
+    """Whoosh's ``HashReader.__init__`` (a segment's term index), with its directory of 256
+    hash tables read in one go rather than an entry at a time: opening the eight segments of
+    a 100,000-article index read 2,048 entries one by one, 3 ms of its 6."""
+    self.dbfile, self.startoffset, self.is_closed = dbfile, startoffset, False
+    if length is None:
+        dbfile.seek(0, os.SEEK_END)
+        length = dbfile.tell() - startoffset
+    dbfile.seek(startoffset)
+    if (filemagic := dbfile.read(4)) != magic:
+        raise filetables.FileFormatError(f"Unknown file header {filemagic!r}")
+    self.hashtype = dbfile.read_byte()
+    self.hashfn = filetables._hash_functions[self.hashtype]
+    dbfile.read_int()  # two ints kept for future use
+    dbfile.read_int()
+    self.startofdata = dbfile.tell()
+    extras_end = startoffset + length - _INT_BYTES
+    extras_at = extras_end - dbfile.get_int(extras_end)
+    dbfile.seek(extras_at)
+    self._read_extras()
+    dbfile.seek(extras_at - filetables._directory_size)
+    directory = dbfile.read(filetables._directory_size)
+    self.tables = list(filetables._dir_entry.iter_unpack(directory))  # (position, slots)
+    self.endofdata = self.tables[0][0]
+
+
 if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS:  # a layout known to open parts this way
     compound.BufferFile = _UncopiedBufferFile  # type: ignore[misc]
+    filetables.HashReader.__init__ = _open_hash_file  # type: ignore[method-assign]
 
 
 def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
