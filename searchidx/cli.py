@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+# main: what the console script of an install made before searchidx.console calls.
+from searchidx.console import main as main
 from searchidx.defaults import (
     DEFAULT_DEBOUNCE_MS,
     DEFAULT_HALF_LIFE_DAYS,
@@ -778,6 +780,4 @@ def _print_report(report: SyncReport) -> None:
 
 
 if __name__ == "__main__":
-    from searchidx.console import main
-
     main()

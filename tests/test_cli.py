@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 import pytest
 from click.testing import CliRunner
 
+from searchidx import cli as cli_module
+from searchidx import console
 from searchidx.cli import EXIT_SKIPPED, cli
 from searchidx.facets import FILTERS, FacetSpec, Kind
 from searchidx.request import SearchRequest
@@ -354,6 +356,7 @@ def test_console_imports_no_command_line_before_it_set_the_process_up():
     imported = set(done.stdout.split())
     assert "searchidx.console" in imported
     assert not {"click", "searchidx.cli", "searchidx.request", "numpy"} & imported
+    assert cli_module.main is console.main  # what the console script of an older install calls
 
 
 def test_console_search_leaves_whooshs_unused_modules_unimported(sample_store):
