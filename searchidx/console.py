@@ -32,15 +32,15 @@ def main() -> None:
     Nor does it start numpy's OpenBLAS thread pool (a thread per core, 40-80 ms of a 2-core
     machine's start-up; no search multiplies matrices): the variable is set before any option
     is read, since reading ``--index`` imports the engine, and numpy with it. Nor does it
-    import the Whoosh modules a search never runs (:mod:`searchidx.deferred`).
+    import the modules a search never runs (:mod:`searchidx.deferred`).
     """
     one_shot = len(sys.argv) >= 2 and sys.argv[1] in ONE_SHOT
     if one_shot:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         gc.disable()
-        from searchidx.deferred import defer_unused_whoosh_modules
+        from searchidx.deferred import defer_unused_modules
 
-        defer_unused_whoosh_modules()
+        defer_unused_modules()
     from searchidx.cli import cli
 
     if not one_shot:
