@@ -1,15 +1,16 @@
 """Modules that a search never runs, imported only when something uses them.
 
-numpy's and Whoosh's packages import all of their parts, and with them modules for features a
-search does not use: ``whoosh.query`` imports the English morphology tables
+numpy's, Whoosh's and click's packages import all of their parts, and with them modules for
+features a search does not use: ``whoosh.query`` imports the English morphology tables
 (``whoosh.lang.morph_en``, for its ``Variations`` query alone: 4.4 ms of compiled patterns, a
 fifth of Whoosh's import), ``whoosh.analysis`` the double metaphone (``whoosh.lang.dmetaphone``,
 for its ``DoubleMetaphoneFilter``), Whoosh's utilities ``random`` and ``calendar``, its
-compound files ``shutil``'s archive formats (``bz2``, ``lzma``), numpy ``ctypes`` (for an
-array's ``.ctypes``). A one-shot search (:mod:`searchidx.console`) puts a stand-in for each in
+compound files ``shutil`` and with it the archive formats (``bz2``, ``lzma``), numpy ``ctypes``
+(for an array's ``.ctypes``), click ``inspect`` and with it the source lines of tracebacks
+(``linecache``). A one-shot search (:mod:`searchidx.console`) puts a stand-in for each in
 ``sys.modules`` before numpy and Whoosh are imported: the functions other modules import from
 it by name import the real module when first called, and so does any other name read from it;
-it is then the real one in ``sys.modules``. Together 10 ms of a search's start-up.
+it is then the real one in ``sys.modules``. Together some 10 ms of a search's start-up.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ UNUSED_BY_A_SEARCH: dict[str, tuple[str, ...]] = {
     "bz2": (),
     "lzma": (),
     "ctypes": (),
+    "linecache": (),
 }
 
 
