@@ -1,5 +1,5 @@
-"""``python -m searchidx``: the ``searchidx`` command (:func:`searchidx.cli.main`)."""
+"""``python -m searchidx``: the ``searchidx`` command (:func:`searchidx.console.main`)."""
 
-from searchidx.cli import main
+from searchidx.console import main
 
 main()

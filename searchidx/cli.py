@@ -8,7 +8,6 @@ Whoosh, and ``searchidx query`` no indexer, web server or file watcher (tests/te
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import os
 import sys
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+# main: what the console script of an install made before searchidx.console calls.
+from searchidx.console import main as main
 from searchidx.defaults import (
     DEFAULT_DEBOUNCE_MS,
     DEFAULT_HALF_LIFE_DAYS,
@@ -52,10 +53,6 @@ if TYPE_CHECKING:
 
 #: Exit status of ``index``/``rebuild`` when some files could not be used (the rest were).
 EXIT_SKIPPED = 3
-#: Commands that answer once and exit: their process runs without cyclic garbage collection
-#: and ends without the interpreter's teardown (see :func:`main`). Not the commands that
-#: index, serve or watch, which run long, make garbage all along and clean up at exit.
-ONE_SHOT = frozenset({"query", "similar"})
 
 
 def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -782,43 +779,6 @@ def _print_report(report: SyncReport) -> None:
         for problem in report.skipped:
             click.echo(f"  {problem}", err=True)
         sys.exit(EXIT_SKIPPED)
-
-
-def main() -> None:
-    """The ``searchidx`` console script: :func:`cli`, in a process of its own.
-
-    A one-shot command (:data:`ONE_SHOT`) runs with the cyclic garbage collector off, and
-    ends its process as soon as it has answered, without tearing the interpreter down: the
-    collector walked the objects of every module imported (numpy, Whoosh, click: some 300)
-    again and again while they were imported, and the teardown freed them one by one; the
-    two cost some 40 ms of a 0.18 s search at 100,000 articles. Such a command makes little
-    cyclic garbage before it exits (a search's peak memory is the same with the collector
-    off), and nothing it runs needs a clean-up at exit. A caller running :func:`cli` inside
-    its own process (the tests) keeps its collector.
-
-    Nor does it start numpy's OpenBLAS thread pool (a thread per core, 40-80 ms of a 2-core
-    machine's start-up; no search multiplies matrices): the variable is set before any option
-    is read, since reading ``--index`` imports the engine, and numpy with it.
-    """
-    if len(sys.argv) < 2 or sys.argv[1] not in ONE_SHOT:
-        cli(prog_name="searchidx")
-        return
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    gc.disable()
-    try:
-        cli(prog_name="searchidx")
-    except SystemExit as done:
-        if done.code is not None and not isinstance(done.code, int):
-            raise
-        status = done.code or 0
-    else:
-        status = 0
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: the interpreter's own exit reports it
-        raise SystemExit(status) from None
-    os._exit(status)
 
 
 if __name__ == "__main__":

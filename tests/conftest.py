@@ -39,6 +39,17 @@ def write_article(folder: Path, relpath: str, front_matter: str, body: str = "")
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A cache folder of the test run's own (``XDG_CACHE_HOME``, inherited by the processes
+    the tests start): the layout self-test's verdict is never the user's, nor the user's the
+    tests'."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder
+
+
 def real_shaped_articles() -> list[Article]:
     """The hand-written articles and the bundled seed article, parsed."""
     articles = [read_article(ARTICLES_DIR, path) for path in sorted(scan_content(ARTICLES_DIR))]

@@ -5,8 +5,10 @@ check it may trust; segment parts read in place."""
 from __future__ import annotations
 
 import io
+import os
 import random
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 from whoosh.fields import TEXT, Schema
 from whoosh.filedb.filestore import RamStorage
+from whoosh.filedb.filetables import FileFormatError, HashReader
+from whoosh.filedb.structfile import BufferFile
 
 from searchidx import arrays, indexer, whoosh_internals
 from searchidx.arrays import open_arrays
@@ -247,8 +251,10 @@ def _written_both_ways(store: IndexStore, tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def fresh_layout_check(monkeypatch):
-    """Count the self-tests this process runs; the check is made again afterwards."""
+def fresh_layout_check(monkeypatch, tmp_path):
+    """Count the self-tests this process runs, with no verdict remembered; the check is made
+    again afterwards."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     runs = []
     self_test = whoosh_internals._self_test
     monkeypatch.setattr(whoosh_internals, "_self_test", lambda: runs.append(1) or self_test())
@@ -294,6 +300,83 @@ def test_a_sync_trusts_the_check_named_by_the_arrays_it_replaces(
 
     assert fresh_layout_check == [1]
     assert whoosh_internals.layout_known()
+
+
+#: A process that checks the layout: whether it is known, and how many self-tests it ran.
+_CHECKING_PROCESS = """
+import sys
+from searchidx import whoosh_internals
+runs = []
+self_test = whoosh_internals._self_test
+whoosh_internals._self_test = lambda: runs.append(1) or self_test()
+if "--changed-layout" in sys.argv:  # read from the wrong offset: the self-test fails
+    whoosh_internals._COUNT_BYTES = 2
+print(whoosh_internals.layout_known(), len(runs))
+"""
+
+
+def _check_layout(cache: Path, *args: str, whoosh_at: Path | None = None) -> tuple[str, str]:
+    """What a new process checking the layout prints, and its warnings (Whoosh from
+    ``whoosh_at``'s copy if given), with the cache folder ``cache``."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    if whoosh_at is not None:
+        env["PYTHONPATH"] = str(whoosh_at)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECKING_PROCESS, *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_layout_verdict_is_remembered_by_the_next_process(tmp_path):
+    assert _check_layout(tmp_path / "cache") == ("True 1", "")
+    assert _check_layout(tmp_path / "cache") == ("True 0", "")
+    assert _check_layout(tmp_path / "other cache")[0] == "True 1"
+
+
+def test_layout_verdict_of_a_changed_whoosh_is_made_again(tmp_path):
+    import whoosh
+
+    cache, site = tmp_path / "cache", tmp_path / "site"
+    shutil.copytree(
+        Path(whoosh.__file__).parent, site / "whoosh", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    assert _check_layout(cache)[0] == "True 1"
+    assert _check_layout(cache, whoosh_at=site)[0] == "True 1"  # another installation
+    assert _check_layout(cache, whoosh_at=site)[0] == "True 0"
+    assert _check_layout(cache)[0] == "True 0"  # each remembers its own
+    with open(site / "whoosh" / "util" / "__init__.py", "a") as module:
+        module.write("# changed in place\n")
+    assert _check_layout(cache, whoosh_at=site)[0] == "True 1"
+
+
+def test_layout_verdict_that_failed_is_remembered_and_warned_again(tmp_path):
+    verdict, warned = _check_layout(tmp_path, "--changed-layout")
+    assert verdict == "False 1" and "WhooshLayoutWarning: searchidx: its self-test" in warned
+    assert _check_layout(tmp_path) == ("False 0", warned)
+
+
+def test_layout_verdict_written_atomically_and_read_back(fresh_layout_check, tmp_path):
+    assert whoosh_internals.layout_known()
+    (written,) = (tmp_path / "cache" / "searchidx").iterdir()  # no temporary file left
+    written.write_text('{"tested": ')  # cut short
+    whoosh_internals.layout_known.cache_clear()
+    assert whoosh_internals.layout_known()
+    assert fresh_layout_check == [1, 1]
+    whoosh_internals.layout_known.cache_clear()
+    assert whoosh_internals.layout_known()
+    assert fresh_layout_check == [1, 1]
+
+
+def test_layout_verdict_without_a_writable_cache_is_made_each_time(
+    fresh_layout_check, tmp_path, monkeypatch
+):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    for runs in (1, 2):
+        whoosh_internals.layout_known.cache_clear()
+        assert whoosh_internals.layout_known()
+        assert len(fresh_layout_check) == runs
 
 
 # Segment parts -----------------------------------------------------------------------------
@@ -372,3 +455,21 @@ def test_reads_side_by_side_only_through_mapped_segments(sample_store: IndexStor
     with in_memory.searcher() as searcher:
         leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
         assert leaves and not whoosh_internals.reads_side_by_side(leaves)
+
+
+def test_term_index_opened_in_one_read_finds_every_term(sample_store: IndexStore):
+    """A segment's term index, its directory of hash tables read in one go: every term walked
+    in order is found again by its hash, with the same value, and no other."""
+    with sample_store.open_index().searcher() as searcher:
+        for leaf, _ in searcher.reader().leaf_readers():
+            terms = leaf._terms._tindex
+            assert len(terms.tables) == 256 and terms.endofdata == terms.tables[0][0]
+            items = list(terms.items())
+            assert len(items) > 100
+            assert all(terms[key] == value for key, value in items)
+            assert b"body\xffno-such-word" not in terms
+
+
+def test_term_index_of_another_format_is_refused():
+    with pytest.raises(FileFormatError, match="Unknown file header"):
+        HashReader(BufferFile(b"HSH2" + bytes(3000)))

@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 import pytest
 from click.testing import CliRunner
 
+from searchidx import cli as cli_module
+from searchidx import console
 from searchidx.cli import EXIT_SKIPPED, cli
 from searchidx.facets import FILTERS, FacetSpec, Kind
 from searchidx.request import SearchRequest
@@ -307,7 +309,7 @@ def _ending(args: list[str]) -> subprocess.CompletedProcess[str]:
     ending at once, on Linux, the threads the process has (``threads N``: numpy's OpenBLAS
     starts its own, which Python does not list)."""
     script = (
-        "import atexit, gc, os, sys\nfrom searchidx.cli import main\n"
+        "import atexit, gc, os, sys\nfrom searchidx.console import main\n"
         "exit_now = os._exit\n"
         "def ending(status):\n"
         "    if os.path.isdir('/proc/self/task'):\n"
@@ -345,6 +347,33 @@ def test_cli_main_searches_without_numpys_thread_pool(sample_store):
     found = _ending(["query", "cloud", "--index", str(sample_store.location)])
     assert found.returncode == 0
     assert "threads 1" in found.stderr.splitlines()
+
+
+def test_console_imports_no_command_line_before_it_set_the_process_up():
+    script = "import sys, searchidx.console\nprint(' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    imported = set(done.stdout.split())
+    assert "searchidx.console" in imported
+    assert not {"click", "searchidx.cli", "searchidx.request", "numpy"} & imported
+    assert cli_module.main is console.main  # what the console script of an older install calls
+
+
+def test_console_search_leaves_whooshs_unused_modules_unimported(sample_store):
+    args = ["searchidx", "query", "cloud OR runs", "--index", str(sample_store.location)]
+    script = (
+        "import os, sys\nfrom searchidx.console import main\nfrom searchidx.deferred import "
+        "StandIn, UNUSED_BY_A_SEARCH\nexit_now = os._exit\n"
+        "def ending(status):\n"
+        "    print(all(isinstance(sys.modules[name], StandIn) for name in UNUSED_BY_A_SEARCH))\n"
+        "    exit_now(status)\n"
+        "os._exit = ending\n"
+        f"sys.argv = {args!r}\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "results for" in done.stdout and done.stdout.splitlines()[-1] == "True"
 
 
 def test_cli_runs_as_python_m_searchidx():

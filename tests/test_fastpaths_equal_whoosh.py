@@ -659,9 +659,10 @@ FALLBACK_QUERIES = [
 
 
 @pytest.fixture
-def unknown_layout(request, monkeypatch):
-    """Whoosh's layout fails the check, by the way the parameter names; the check is made
-    again afterwards."""
+def unknown_layout(request, monkeypatch, tmp_path):
+    """Whoosh's layout fails the check, by the way the parameter names (a verdict of its own,
+    not remembered beyond the test); the check is made again afterwards."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if request.param == "version":
         monkeypatch.setattr(whoosh_internals, "KNOWN_VERSIONS", frozenset({(2, 7)}))
     else:  # a posting value encoding that changed: positions read from the wrong offset
