@@ -591,7 +591,8 @@ class SearchService:
         terms: frozenset[str],
         explain: Explanation | None,
     ) -> Hit:
-        return highlight.hit(snapshot.article(docnum), terms, score, explain)
+        article, body = snapshot.article_and_body(docnum)
+        return highlight.hit(article, terms, score, explain, body)
 
     def _facets(
         self,
