@@ -393,6 +393,13 @@ class IndexSnapshot:
         a mask if given (see :meth:`~searchidx.matching.QueryMatcher.match`)."""
         return self.matcher.match(parsed, scored, within)
 
+    def match_at(
+        self, parsed: query.Query, docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Which of ``docs`` (ascending, live) ``parsed`` matches, and their scores (see
+        :meth:`~searchidx.matching.QueryMatcher.match_at`)."""
+        return self.matcher.match_at(parsed, docs)
+
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""
 
