@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from searchidx.articles import Article, provider_dict, related_dict
 from searchidx.marks import Highlighted, to_html
 from searchidx.request import SearchRequest
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,15 @@ class Hit:
     marked_title: Highlighted
     marked_excerpt: Highlighted
     explain: Explanation | None = None
+
+    # Rendered once a hit: a cached result's JSON is written again for every request of it.
+    @functools.cached_property
+    def title_html(self) -> Markup:
+        return to_html(self.marked_title)
+
+    @functools.cached_property
+    def excerpt_html(self) -> Markup:
+        return to_html(self.marked_excerpt)
 
 
 @dataclass(frozen=True)
@@ -206,8 +219,8 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
         else {"url": image.url, "width": image.width, "height": image.height},
         "related": [related_dict(item) for item in article.related],
         "score": _rounded(hit.score),
-        "title_html": to_html(hit.marked_title),
-        "excerpt_html": to_html(hit.marked_excerpt),
+        "title_html": hit.title_html,
+        "excerpt_html": hit.excerpt_html,
         **({"explain": hit.explain.to_dict()} if hit.explain else {}),
     }
 
