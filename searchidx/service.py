@@ -12,6 +12,10 @@ web app render what it returns. How a search runs:
    best, from the text scores times freshness and quality (:mod:`searchidx.ranking`);
 5. the page's hits are read from the stored record and highlighted (if asked).
 
+Where the filters allow few documents and no facet is counted, the query is looked up at those
+documents alone (:meth:`IndexSnapshot.match_at`) and the page cut from them, instead of steps
+1 and 4 over every document.
+
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
 :data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
 
