@@ -195,11 +195,17 @@ def _plain_word(text: str) -> query.Query | None:
     if not _PLAIN_WORD.fullmatch(text):
         return None
     terms: list[query.Query] = []
+    analysed: dict[tuple[type, int], list[str]] = {}  # fields of one kind and analyzer: once
     for name in TEXT_FIELDS:
         field = _SCHEMA[name]
         if field.self_parsing():
             return None
-        texts = list(field.process_text(text, mode="query", tokenize=True, removestops=True))
+        kind = (type(field), id(field.analyzer))  # the schema's: alive as long as it
+        if kind not in analysed:
+            analysed[kind] = list(
+                field.process_text(text, mode="query", tokenize=True, removestops=True)
+            )
+        texts = analysed[kind]
         if len(texts) > 1:
             return None
         if texts:
