@@ -189,9 +189,9 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
 
 def _plain_word(text: str) -> query.Query | None:
     """What the parser makes of one word of letters and digits, made as its ``term_query``
-    makes it, without the parser's tagging and plugins (0.15 ms a word): the Or of the
-    word's term in each text field (with the field's boost) where its analysis gives one;
-    None when a field's gives several or parses queries itself (the parser then)."""
+    makes it, without the parser's tagging and plugins: the Or of the word's term in each
+    text field (with the field's boost) where its analysis gives one; None when a field's
+    gives several or parses queries itself (the parser then)."""
     if not _PLAIN_WORD.fullmatch(text):
         return None
     terms: list[query.Query] = []
