@@ -274,7 +274,7 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
         for text in QUERIES:
             for fields in within:
                 request = SearchRequest(text=text, sort=sort, per_page=5, facets=False, **fields)
-                monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 1)  # always few
+                monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 0)  # always few
                 few = answer(request)
                 monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)
                 assert few == answer(request), (text, fields)
