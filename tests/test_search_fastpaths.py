@@ -281,3 +281,30 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
     finally:
         service.close()
     assert len(looked_up) == len(QUERIES) * len(within)
+
+
+def test_search_looks_up_few_documents_weighed_by_the_query_terms(
+    sample_store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Each term is looked up at each allowed document: a query of more words is looked up
+    at fewer documents before it is matched over every document instead."""
+    monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 1)
+    service = SearchService(sample_store, results_cached=0)
+    snapshot = service.snapshot()
+    looked_up: list[int] = []
+    match_at = snapshot.match_at
+    monkeypatch.setattr(snapshot, "match_at", lambda *a: looked_up.append(1) or match_at(*a))
+    year = {
+        "date_from": datetime(2023, 1, 1, tzinfo=UTC),
+        "date_to": datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    allowed = int(np.count_nonzero(snapshot.date_range(year["date_from"], year["date_to"])))
+    try:
+        for text, terms in (("microsoft", 5), ("microsoft cloud analysts", 16)):
+            assert len(list(parse_query(text).leaves())) == terms
+            looked_up.clear()
+            service.search(SearchRequest(text=text, sort=Sort.RELEVANCE, facets=False, **year))
+            assert looked_up == ([1] if allowed * terms <= snapshot.size else [])
+    finally:
+        service.close()
+    assert allowed * 5 <= snapshot.size < allowed * 16  # the two sides of the bound
