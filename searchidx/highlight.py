@@ -249,34 +249,42 @@ def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
     )
 
 
-def marked_excerpt(article: Article, terms: frozenset[str]) -> Highlighted:
-    """The excerpt with matches marked; a body snippet when only the body matched."""
-    excerpt = article.excerpt
+def marked_excerpt(excerpt: str, body: str, terms: frozenset[str]) -> Highlighted:
+    """The excerpt with matches marked; a snippet of the ``body`` when only the body matched."""
     if len(excerpt) <= EXCERPT_CHARS:
         marked = _marked(excerpt, terms, highlight.WholeFragmenter(), 1)
     else:
         marked = _marked(excerpt, terms, highlight.ContextFragmenter(EXCERPT_CHARS, 80), 1)
     if marked:
         return marked
-    body = _marked(article.body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
-    if body:
-        return body
-    text = excerpt or article.body
+    snippet = _marked(body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
+    if snippet:
+        return snippet
+    text = excerpt or body
     cut = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
     return highlighted([cut])
 
 
 def hit(
-    article: Article, terms: frozenset[str], score: float | None, explain: Explanation | None
+    article: Article,
+    terms: frozenset[str],
+    score: float | None,
+    explain: Explanation | None,
+    body: str | None = None,
 ) -> Hit:
     """``article`` as a result shows it, ``terms`` marked in its title and excerpt (the same
     for both engines and for similar articles). The hit keeps the article without its body:
     nothing shows the body but its snippet, made here, and a cached result would hold it
-    (up to 4,000 characters a hit, 100 hits a page)."""
+    (up to 4,000 characters a hit, 100 hits a page). ``body``: the body of an ``article``
+    given without it (as the snapshot reads them, see
+    :meth:`~searchidx.snapshot.IndexSnapshot.article_and_body`: one article made, not two);
+    None: ``article``'s own."""
+    if body is None:
+        article, body = article.without_body(), article.body
     return Hit(
-        article=article.without_body(),
+        article=article,
         score=score,
         marked_title=marked_title(article, terms),
-        marked_excerpt=marked_excerpt(article, terms),
+        marked_excerpt=marked_excerpt(article.excerpt, body, terms),
         explain=explain,
     )

@@ -136,6 +136,25 @@ class QueryMatcher:
 
         Every word, expansion and phrase is charged to the request first, so a query past the
         caps is refused before any of its postings are read."""
+        self._charge_query(parsed)
+        return self._matched(parsed, scored, within)
+
+    def match_at(
+        self, parsed: query.Query, docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Which of ``docs`` (ascending docnums of live documents: a filter's few) ``parsed``
+        matches, and their scores as :meth:`match` gives them (None: none it gives). Each
+        word's postings are looked up at ``docs`` alone where the query's parts allow: no
+        array of every document is made (a week's documents in a fraction of the time)."""
+        self._charge_query(parsed)
+        found = self._scored_at(parsed, docs) if self.fast else None
+        if found is not None:
+            return found
+        matches = self._matched(parsed, True, None)
+        return matches.mask[docs], None if matches.scores is None else matches.scores[docs]
+
+    def _charge_query(self, parsed: query.Query) -> None:
+        """Charge every word, expansion and phrase of ``parsed`` to the request."""
         for leaf in parsed.leaves():
             if type(leaf) is query.Term:
                 bounds.charge_word(leaf, self._documents(leaf.fieldname, leaf.text))
@@ -146,6 +165,9 @@ class QueryMatcher:
             elif isinstance(leaf, query.Phrase) and not isinstance(leaf, ranking.TitlePhrase):
                 words = self._phrase_words(leaf)
                 bounds.charge_phrase(leaf, sum(found for _, _, found in words or ()))
+
+    def _matched(self, parsed: query.Query, scored: bool, within: np.ndarray | None) -> Matches:
+        """:meth:`match`, its query charged."""
         if not self.fast:
             return Matches(self._evaluate_with_whoosh(parsed)[0] & self.live, None)
         if scored:

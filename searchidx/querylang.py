@@ -155,11 +155,27 @@ def expanded_words(parsed: query.Query) -> int:
     return len({(type(leaf), leaf.text) for leaf in parsed.leaves() if isinstance(leaf, _EXPANDED)})
 
 
+#: Words of letters and digits alone, one space apart: what Whoosh's parser reads as each
+#: word parsed alone, all required (no operator, phrase, field, wildcard or group).
+_PLAIN_WORDS = re.compile(r"[^\W_]+(?: [^\W_]+)+")
+_PLAIN_WORD = re.compile(r"[^\W_]+")
+
+
 @functools.lru_cache(maxsize=PARSED_CACHED)
 def _parsed(text: str, fuzzy: bool) -> query.Query:
     """Whoosh's parser takes about a millisecond and its answer depends on the text alone
     (never on the index), so parsed queries are kept; nothing mutates them. ``text`` is a
-    :class:`Reading`'s query."""
+    :class:`Reading`'s query. Plain words (most queries) are parsed a word at a time, each
+    as the parser reads it in any query (:func:`_plain_word`), and their And normalised as
+    the parser normalises its answer is its answer: a new query of the bench's in 0.10 ms
+    of CPU instead of 0.25 (tests/test_typed_queries.py holds the two equal)."""
+    words = text.split(" ")
+    if not fuzzy and _PLAIN_WORDS.fullmatch(text) and _OPERATORS.isdisjoint(words):
+        together: query.Query = query.And([_parsed(word, False) for word in words]).normalize()
+        return together
+    word = _plain_word(text) if not fuzzy and text not in _OPERATORS else None
+    if word is not None:
+        return word
     parser = _FUZZY_PARSER if fuzzy else _PARSER
     try:
         parsed = parser.parse(text)
@@ -169,6 +185,35 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
         if type(leaf) is query.Term and getattr(leaf, "startchar", None) is not None:
             setattr(leaf, "typed", text[leaf.startchar : leaf.endchar])  # noqa: B010
     return parsed
+
+
+def _plain_word(text: str) -> query.Query | None:
+    """What the parser makes of one word of letters and digits, made as its ``term_query``
+    makes it, without the parser's tagging and plugins: the Or of the word's term in each
+    text field (with the field's boost) where its analysis gives one; None when a field's
+    gives several or parses queries itself (the parser then)."""
+    if not _PLAIN_WORD.fullmatch(text):
+        return None
+    terms: list[query.Query] = []
+    analysed: dict[tuple[type, int], list[str]] = {}  # fields of one kind and analyzer: once
+    for name in TEXT_FIELDS:
+        field = _SCHEMA[name]
+        if field.self_parsing():
+            return None
+        kind = (type(field), id(field.analyzer))  # the schema's: alive as long as it
+        if kind not in analysed:
+            analysed[kind] = list(
+                field.process_text(text, mode="query", tokenize=True, removestops=True)
+            )
+        texts = analysed[kind]
+        if len(texts) > 1:
+            return None
+        if texts:
+            term = query.Term(name, texts[0], boost=ranking.FIELD_BOOSTS[name])
+            setattr(term, "typed", text)  # noqa: B010 - as _parsed notes the parser's
+            terms.append(term)
+    either: query.Query = query.Or(terms).normalize()
+    return either
 
 
 def check_syntax(text: str) -> None:

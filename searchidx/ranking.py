@@ -140,12 +140,19 @@ def _typed_words(group: query.Query) -> list[str]:
 def top_scored(
     scores: np.ndarray, final: np.ndarray, start: int, end: int
 ) -> list[tuple[int, float | None]]:
-    """The page of the ``final`` documents by score, highest first, ties by docnum (as
-    Whoosh's collector orders them)."""
+    """The page of the ``final`` documents by score (see :func:`top_of`)."""
     docs = np.flatnonzero(final)
+    return top_of(docs, scores[docs], start, end)
+
+
+def top_of(
+    docs: np.ndarray, scores: np.ndarray, start: int, end: int
+) -> list[tuple[int, float | None]]:
+    """The page of ``docs`` (ascending) by their ``scores``, highest first, ties by docnum
+    (as Whoosh's collector orders them)."""
     if len(docs) > end:
-        chosen = scores[docs]
-        cut = len(chosen) - end
-        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
-    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
-    return [(int(docnum), float(scores[docnum])) for docnum in ranked]
+        cut = len(scores) - end
+        kept = scores >= np.partition(scores, cut)[cut]  # the top ``end``, and ties
+        docs, scores = docs[kept], scores[kept]
+    ranked = np.lexsort((docs, -scores))[start:end]
+    return list(zip(docs[ranked].tolist(), scores[ranked].tolist(), strict=True))

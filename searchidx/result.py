@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from searchidx.articles import Article, provider_dict, related_dict
 from searchidx.marks import Highlighted, to_html
 from searchidx.request import SearchRequest
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class MarkedArticle:
     marked_title: Highlighted
     marked_excerpt: Highlighted
 
+    # Rendered once an article: a cached result's JSON is written again for every request of it.
+    @functools.cached_property
+    def title_html(self) -> Markup:
+        return to_html(self.marked_title)
+
+    @functools.cached_property
+    def excerpt_html(self) -> Markup:
+        return to_html(self.marked_excerpt)
+
     def to_dict(self) -> dict[str, Any]:
         """Its JSON object: a hit's (the same in every document that lists articles), its
         score null."""
@@ -72,8 +85,8 @@ class MarkedArticle:
             else {"url": image.url, "width": image.width, "height": image.height},
             "related": [related_dict(item) for item in article.related],
             "score": None,
-            "title_html": to_html(self.marked_title),
-            "excerpt_html": to_html(self.marked_excerpt),
+            "title_html": self.title_html,
+            "excerpt_html": self.excerpt_html,
         }
 
 

@@ -35,7 +35,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
-from searchidx.records import RecordColumn
+from searchidx.records import RecordColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -316,7 +316,7 @@ def _record(article: Article) -> dict[str, Any]:
 
 def from_record(stored: str | bytes) -> Article:
     """The article as stored (body cut to :data:`STORED_BODY_CHARS`)."""
-    return Article.from_dict(json.loads(stored))
+    return Article.from_dict(decoded(stored))
 
 
 def _clamp(quality: int) -> int:

@@ -30,17 +30,17 @@ from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from searchidx import ranking, whoosh_internals
+from searchidx.articles import Article
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
-from searchidx.records import records_of
+from searchidx.records import decoded, records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 
 if TYPE_CHECKING:
     from searchidx.arrays import StoredArrays
-    from searchidx.articles import Article
 
 #: The sorts kept as a whole order of the documents (relevance and best: by score).
 PRESORTED = (Sort.NEWEST, Sort.OLDEST, Sort.QUALITY)
@@ -367,10 +367,20 @@ class IndexSnapshot:
     def article(self, docnum: int) -> Article:
         """The article stored for document ``docnum`` (its body cut, see
         :func:`~searchidx.schema.stored_record`)."""
+        return from_record(self._record(docnum))
+
+    def article_and_body(self, docnum: int) -> tuple[Article, str]:
+        """The article stored for document ``docnum`` without its body, and the body (cut):
+        what a hit keeps, and what its snippet is made from, the article made once."""
+        data = decoded(self._record(docnum))
+        body: str = data.pop("body", "")
+        return Article.from_dict(data), body
+
+    def _record(self, docnum: int) -> str | bytes:
         segment = bisect.bisect_right(self._bases, docnum) - 1
         with self.reading:
-            record = self._records(segment)[docnum - self._bases[segment]]
-        return from_record(record)
+            record: str | bytes = self._records(segment)[docnum - self._bases[segment]]
+        return record
 
     @functools.cache  # noqa: B019 - see facet()
     def _records(self, segment: int) -> Any:
@@ -382,6 +392,13 @@ class IndexSnapshot:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores ``within``
         a mask if given (see :meth:`~searchidx.matching.QueryMatcher.match`)."""
         return self.matcher.match(parsed, scored, within)
+
+    def match_at(
+        self, parsed: query.Query, docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Which of ``docs`` (ascending, live) ``parsed`` matches, and their scores (see
+        :meth:`~searchidx.matching.QueryMatcher.match_at`)."""
+        return self.matcher.match_at(parsed, docs)
 
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""

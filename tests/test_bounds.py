@@ -619,3 +619,24 @@ def test_relax_combines_no_set_with_a_word_found_nowhere(monkeypatch):
     relaxed = relaxation.relax(parts, lambda text: found.get(text, np.zeros(2, bool)), 2)
     assert relaxed is not None and relaxed.kept == ("w3", "w7")
     assert len(combined) < 10  # the two words found, not the 4,000 sets of the twelve
+
+
+@pytest.mark.parametrize("text", ['market "supply chain" cloud', "st* market", "microsft~ cloud"])
+def test_search_looked_up_at_few_documents_is_charged_as_over_every_document(
+    service: SearchService, text: str
+):
+    """A query looked up at a filter's few documents (IndexSnapshot.match_at) is charged once,
+    as matched over every document, also when a part of it is matched over every document
+    (wildcards, fuzzy words)."""
+    snapshot, parsed = service.snapshot(), parse_query(text)
+    assert parsed is not None
+    with bounds.budget(None) as everywhere:
+        snapshot.match(parsed, scored=True)
+    with bounds.budget(None) as few:
+        snapshot.match_at(parsed, np.flatnonzero(snapshot.live)[:20])
+
+    def charged(budget: bounds.Budget) -> tuple[int, ...]:
+        return budget.terms, budget.postings, budget.word_postings, budget.phrase_postings
+
+    assert charged(few) == charged(everywhere)
+    assert sum(charged(few)) > 0

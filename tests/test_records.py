@@ -4,6 +4,7 @@ stored fields (schema 5) is still read until rebuilt."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import zlib
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from whoosh import fields
 from whoosh.filedb.filestore import FileStorage
 
-from searchidx import indexer, records, workers
+from searchidx import highlight, indexer, records, workers
 from searchidx.articles import Article
 from searchidx.content import FileState
 from searchidx.records import RecordColumn, live_records
@@ -132,3 +133,38 @@ def test_an_index_of_schema_5_is_searched_from_its_stored_records_until_rebuilt(
     assert indexer.sync(store).rebuilt
     assert store.open_index().schema["record"].column_type is not None
     assert {article.path: article for article in store.articles()} == articles
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"title":"caf\xc3\xa9","quality":7,"related":[]}',
+        '{"title":"\\ud800 alone"}',  # a lone surrogate: orjson refuses it
+        b'{"heat":1180591620717411303424}',  # past 64 bits
+        b'\xef\xbb\xbf{"title":"after a byte order mark"}',
+    ],
+)
+def test_records_decoded_reads_every_record_as_json_does(record: str | bytes):
+    assert records.decoded(record) == json.loads(record)
+
+
+def test_snapshot_article_and_body_make_the_hit_of_the_whole_article(sample_store: IndexStore):
+    """The article without its body and the body, read once, are the stored article's, and
+    the hit made of them is the one made of the whole article (a body snippet included)."""
+    service = SearchService(sample_store, prepare=False)
+    try:
+        snapshot = service.snapshot()
+        terms = frozenset({"the", "market", "chip"})  # in some excerpts, some bodies only
+        snippets = 0
+        for docnum in range(snapshot.size):
+            article, body = snapshot.article_and_body(docnum)
+            whole = snapshot.article(docnum)
+            assert (article, body) == (whole.without_body(), whole.body)
+            made = highlight.hit(article, terms, 1.5, None, body)
+            assert made == highlight.hit(whole, terms, 1.5, None)
+            snippets += (
+                made.marked_excerpt != highlight.hit(article, terms, 1.5, None).marked_excerpt
+            )
+        assert snippets  # some hits show a snippet of the body
+    finally:
+        service.close()

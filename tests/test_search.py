@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from searchidx import indexer, querylang
+from searchidx import result as result_module
 from searchidx.articles import Article
 from searchidx.content import scan_content
 from searchidx.defaults import RESULTS_CACHED
@@ -625,6 +626,18 @@ def test_search_highlights_matches_and_escapes_everything_else(news: SearchServi
     assert "&lt;b&gt;<mark" in excerpt and "<b>" not in excerpt
     plain = news.search(SearchRequest(filters={"provider": ("Wired",)})).hits[0]
     assert to_html(plain.marked_title) == "Quantum chips &lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_search_result_json_renders_each_hits_marks_once(
+    news: SearchService, monkeypatch: pytest.MonkeyPatch
+):
+    """A cached result's JSON is written for every request of it: its hits' HTML is kept."""
+    rendered = []
+    monkeypatch.setattr(result_module, "to_html", lambda text: rendered.append(text) or "x")
+    found = news.search(SearchRequest(text="quantum noise"))
+    first = found.to_dict()
+    assert found.to_dict() == first and first["hits"][0]["title_html"] == "x"
+    assert len(rendered) == 2 * len(found.hits) > 0
 
 
 def test_search_snippet_comes_from_the_body_when_only_the_body_matches(news: SearchService):

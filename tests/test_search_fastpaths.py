@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import random
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from whoosh import highlight as whoosh_highlight
 
 from searchidx import highlight, indexer
+from searchidx import service as service_module
 from searchidx.content import scan_content
 from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
-from searchidx.request import Sort
+from searchidx.request import SearchRequest, Sort
 from searchidx.schema import ANALYZER
+from searchidx.service import SearchService
 from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
@@ -232,3 +236,76 @@ def test_highlighting_is_whooshs(fragmenter):
                 text, terms, ANALYZER, fragmenter(), formatter, top=top
             )
             assert to_html(highlight._marked(text, terms, fragmenter(), top)) == whooshs
+
+
+@pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.NEWEST, Sort.OLDEST, Sort.QUALITY])
+def test_search_within_few_allowed_documents_answers_as_over_every_document(
+    sample_store: IndexStore, monkeypatch: pytest.MonkeyPatch, sort: Sort
+):
+    """A text search within filters that allow few documents looks its query up at them
+    alone (IndexSnapshot.match_at): the same totals, pages, scores and retries as its query
+    matched over every document (the same marks too), for every query shape."""
+    service = SearchService(sample_store, results_cached=0)
+    snapshot = service.snapshot()
+    looked_up = []
+    match_at = snapshot.match_at
+    monkeypatch.setattr(snapshot, "match_at", lambda *a: looked_up.append(1) or match_at(*a))
+    within: list[dict[str, Any]] = [
+        {
+            "date_from": datetime(2020, 3, 1, tzinfo=UTC),
+            "date_to": datetime(2020, 9, 1, tzinfo=UTC),
+        },
+        {
+            "date_from": datetime(2023, 1, 1, tzinfo=UTC),
+            "date_to": datetime(2024, 1, 1, tzinfo=UTC),
+        },
+        {"filters": {"topic": (snapshot.facet("topic").values[0],)}},
+        {"filters": {"provider": (snapshot.facet("provider").values[1],)}, "min_quality": 50},
+    ]
+
+    def answer(request: SearchRequest) -> tuple:
+        result = service.search(request)
+        hits = [
+            (hit.article.path, hit.score, hit.marked_title, hit.marked_excerpt)
+            for hit in result.hits
+        ]
+        return result.total, hits, result.retry, result.ran_query
+
+    try:
+        for text in QUERIES:
+            for fields in within:
+                request = SearchRequest(text=text, sort=sort, per_page=5, facets=False, **fields)
+                monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 0)  # always few
+                few = answer(request)
+                monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)
+                assert few == answer(request), (text, fields)
+    finally:
+        service.close()
+    assert len(looked_up) == len(QUERIES) * len(within)
+
+
+def test_search_looks_up_few_documents_weighed_by_the_query_terms(
+    sample_store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Each term is looked up at each allowed document: a query of more words is looked up
+    at fewer documents before it is matched over every document instead."""
+    monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 1)
+    service = SearchService(sample_store, results_cached=0)
+    snapshot = service.snapshot()
+    looked_up: list[int] = []
+    match_at = snapshot.match_at
+    monkeypatch.setattr(snapshot, "match_at", lambda *a: looked_up.append(1) or match_at(*a))
+    year: dict[str, Any] = {
+        "date_from": datetime(2023, 1, 1, tzinfo=UTC),
+        "date_to": datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    allowed = int(np.count_nonzero(snapshot.date_range(year["date_from"], year["date_to"])))
+    try:
+        for text, terms in (("microsoft", 5), ("microsoft cloud analysts", 16)):
+            assert len(list(parse_query(text).leaves())) == terms
+            looked_up.clear()
+            service.search(SearchRequest(text=text, sort=Sort.RELEVANCE, facets=False, **year))
+            assert looked_up == ([1] if allowed * terms <= snapshot.size else [])
+    finally:
+        service.close()
+    assert allowed * 5 <= snapshot.size < allowed * 16  # the two sides of the bound

@@ -18,8 +18,10 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from whoosh import query
 
 from bench import typed_queries
+from bench.queries import make_queries
 from searchidx import indexer, querylang
 from searchidx.cli import cli
 from searchidx.errors import QueryError
@@ -431,3 +433,52 @@ def test_typed_queries_bench_compares_typed_and_cleaned_title_windows(store: Ind
     typed_line, cleaned_line = capsys.readouterr().out.splitlines()[1:3]
     assert typed_line.startswith("typed    MRR@10 ") and typed_line.endswith("errors 0")
     assert cleaned_line.startswith("cleaned  MRR@10 ")
+
+
+def _plain_texts() -> list[str]:
+    """The bench's query texts (plain words, phrases, mixed case) and plain words that are
+    stop words, operators, digits, accented letters or repeated."""
+    texts = {each.text for queries in make_queries(150, 3).values() for each in queries}
+    return sorted(
+        texts
+        | {
+            "the analysts",
+            "analysts the",
+            "AND analysts",
+            "analysts OR regulators",
+            "to be or not to be",
+            "café naïve ÉCOLE",
+            "2022 2023",
+            "analysts analysts",
+            "Amazon amazon",
+            "and or",
+            "ANDNOT",
+        }
+    )
+
+
+@pytest.mark.parametrize("text", _plain_texts())
+def test_parse_query_of_plain_words_is_whooshs_parse(text: str):
+    """Plain words are parsed a word at a time without Whoosh's parser: its very answer, each
+    word's terms noted with the word as typed (what a refusal names)."""
+    reading = querylang.read(text).query
+    if not reading:
+        return
+    parsed = querylang._parsed(reading, False)
+    whooshs = querylang._PARSER.parse(reading)
+    assert parsed == whooshs
+    assert repr(parsed) == repr(whooshs)
+    for leaf, whoosh_leaf in zip(parsed.leaves(), whooshs.leaves(), strict=True):
+        if type(whoosh_leaf) is query.Term:
+            assert (
+                getattr(leaf, "typed", None) == reading[whoosh_leaf.startchar : whoosh_leaf.endchar]
+            )
+
+
+def test_parse_query_of_plain_words_does_not_run_whooshs_parser(monkeypatch):
+    monkeypatch.setattr(querylang._PARSER, "parse", lambda text: pytest.fail(text))
+    querylang._parsed.cache_clear()
+    try:
+        assert querylang.parse_query("cloud analysts regulators") is not None
+    finally:
+        querylang._parsed.cache_clear()

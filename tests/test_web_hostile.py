@@ -476,13 +476,13 @@ def test_hostile_highlighting_reads_only_the_first_characters():
     )
     terms = frozenset(token.text for token in ANALYZER("needle"))  # as the index has it
     started = time.monotonic()
-    excerpt = to_html(highlight.marked_excerpt(article, terms))
+    excerpt = to_html(highlight.marked_excerpt(article.excerpt, article.body, terms))
     title = to_html(highlight.marked_title(article, terms))
     assert time.monotonic() - started < 5
     assert "<mark" not in excerpt and len(excerpt) <= highlight.EXCERPT_CHARS + 10
     assert "<mark" not in title  # the title as it is, escaped
     near = Article(path="b.md", title="needle", published_at=_EPOCH, excerpt=text[-cut:])
-    assert excerpt_marks(to_html(highlight.marked_excerpt(near, terms))) > 0
+    assert excerpt_marks(to_html(highlight.marked_excerpt(near.excerpt, near.body, terms))) > 0
 
 
 def excerpt_marks(html_text: str) -> int:
