@@ -143,9 +143,17 @@ def top_scored(
     """The page of the ``final`` documents by score, highest first, ties by docnum (as
     Whoosh's collector orders them)."""
     docs = np.flatnonzero(final)
+    return top_of(docs, scores[docs], start, end)
+
+
+def top_of(
+    docs: np.ndarray, scores: np.ndarray, start: int, end: int
+) -> list[tuple[int, float | None]]:
+    """:func:`top_scored` of the documents ``docs`` (ascending), whose scores are ``scores``
+    (one each): for scores worked out at the matches alone."""
     if len(docs) > end:
-        chosen = scores[docs]
-        cut = len(chosen) - end
-        docs = docs[chosen >= np.partition(chosen, cut)[cut]]  # the top ``end``, and ties
-    ranked = docs[np.lexsort((docs, -scores[docs]))][start:end]
-    return [(int(docnum), float(scores[docnum])) for docnum in ranked]
+        cut = len(scores) - end
+        top = scores >= np.partition(scores, cut)[cut]  # the top ``end``, and ties
+        docs, scores = docs[top], scores[top]
+    order = np.lexsort((docs, -scores))[start:end]
+    return list(zip(docs[order].tolist(), scores[order].tolist(), strict=True))

@@ -506,11 +506,15 @@ class SearchService:
             with snapshot.reading:
                 results = snapshot.searcher.search(parsed, filter=docset, limit=None)
                 return [(hit.docnum, hit.score) for hit in results[start:end]]
-        if sort is Sort.BEST:
-            boosts = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
+        if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
+            docs = np.flatnonzero(final)
+            freshness = ranking.freshness(
+                snapshot.dates[docs], snapshot.newest_date, request.half_life_days
+            )
+            boosts = freshness * snapshot.quality_factors[docs]
             if parsed is not None:  # without text: freshness and quality alone
-                boosts = boosts * self._text_scores(snapshot, parsed, matches)
-            return ranking.top_scored(boosts, final, start, end)
+                boosts = boosts * self._text_scores(snapshot, parsed, matches)[docs]
+            return ranking.top_of(docs, boosts, start, end)
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         # As SQLite's FTS5 walks its row ids in date order from a date range's first and stops
         # at the page's end: the sort order from where the matches can start (the date range's
