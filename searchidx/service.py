@@ -44,7 +44,7 @@ from whoosh.searching import Searcher
 from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
-from searchidx.errors import IndexMissingError, SearchidxError
+from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
 from searchidx.ranking import FIELD_BOOSTS
@@ -273,13 +273,14 @@ class SearchService:
         """The search run here; or in the lane: a broad one (:func:`bounds.broad`) at once, else
         one that passes the lane's share of CPU here (that work is lost: a heavy search costs
         at most that share in a worker)."""
+        reading, parsed = _read(request.text)  # once: whether it is broad, and its search
         if self.lane is None:
-            return self._search(snapshot, request)
-        if _broad(request.text):
+            return self._search(snapshot, request, reading, parsed)
+        if parsed is not None and bounds.broad(parsed):
             return self.lane.search(request, deadline)
         try:
             with self.lane.searching():
-                return self._search(snapshot, request)
+                return self._search(snapshot, request, reading, parsed)
         except bounds.HandOff:
             return self.lane.search(request, deadline)
 
@@ -316,10 +317,15 @@ class SearchService:
             kept = self._kept_synonyms = (self._generation, now, rules)
         return kept[2]
 
-    def _search(self, snapshot: IndexSnapshot, request: SearchRequest) -> SearchResult:
-        """What :meth:`search` answers; ``took_ms`` is set by it."""
-        reading = querylang.read(request.text) if request.text.strip() else None
-        parsed = querylang.parse_reading(reading) if reading else None
+    def _search(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        reading: Reading | None,
+        parsed: whoosh_query.Query | None,
+    ) -> SearchResult:
+        """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
+        ``took_ms`` is set by it."""
         ran_query, retry, relaxed = request.text, None, None
         scored = request.effective_sort in _SCORED or request.explain
         filters = self._filter_masks(snapshot, request)
@@ -642,14 +648,11 @@ class SearchService:
         return tuple(facets)
 
 
-def _broad(text: str) -> bool:
-    """Whether the query text is broad (a text that cannot be parsed is not: its search says
-    why, without the lane)."""
-    try:
-        parsed = querylang.parse_reading(querylang.read(text)) if text.strip() else None
-    except SearchidxError:
-        return False
-    return parsed is not None and bounds.broad(parsed)
+def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
+    """How the query text is read, and its query (None, None for no text); raises
+    :class:`QueryError` for a text that cannot be searched."""
+    reading = querylang.read(text) if text.strip() else None
+    return reading, querylang.parse_reading(reading) if reading else None
 
 
 def _schema_version(store: IndexStore) -> int | None:
