@@ -419,6 +419,8 @@ BAD_PARAMETERS = [
     ("q=a&q=b", "q", "q was given 2 different values"),
     ("from=2022&from=2021", "from", "from was given 2 different values"),
     ("published=maybe", "published", "published must be true or false"),
+    ("facets=no", "facets", "facets must be true or false, not 'no'"),
+    ("highlight=1", "highlight", "highlight must be true or false, not '1'"),
     ("topic=" + "x" * 201, "topic", "longer than 200 characters"),
     ("&".join(f"topic=t{n}" for n in range(51)), "topic", "more than 50 values for topic"),
     ("facet_size=0", "facet_size", "facet size must be between 1 and 200"),
@@ -533,6 +535,11 @@ API_CASES = [
         ),
     ),
     ("q=micrsoft", SearchRequest(text="micrsoft")),
+    ("q=microsoft&facets=false", SearchRequest(text="microsoft", facets=False)),
+    (
+        "q=cloud+microsoft&highlight=false&facets=true&sort=relevance",
+        SearchRequest(text="cloud microsoft", highlight=False, sort=Sort.RELEVANCE),
+    ),
     (
         "from=2021&to=2022-06&min_quality=50&max_quality=150&sort=quality&provider_q=cl"
         "&facet_size=3&category=news&type=article",
@@ -555,6 +562,27 @@ def test_api_search_is_the_results_to_dict(client, service, query, request_):
     body = api(client, f"/api/search?{query}")
     assert without_timing(body) == without_timing(service.search(request_).to_dict())
     assert list(body) == list(service.search(request_).to_dict())  # same key order
+
+
+def test_api_search_leaves_out_facets_and_marks_when_asked(client):
+    asked = api(client, "/api/search?q=microsoft&per_page=20")
+    bare = api(client, "/api/search?q=microsoft&per_page=20&facets=false&highlight=false")
+    assert asked["facets"] and bare["facets"] == {}
+    assert "<mark" in asked["hits"][0]["title_html"]
+    assert not any("<mark" in hit["title_html"] + hit["excerpt_html"] for hit in bare["hits"])
+    assert [hit["path"] for hit in bare["hits"]] == [hit["path"] for hit in asked["hits"]]
+    assert bare["total"] == asked["total"]
+
+
+def test_page_leaves_out_facets_and_marks_when_asked_and_links_keep_it(client):
+    asked = client.get("/?q=microsoft")
+    shown = client.get("/?q=microsoft&facets=false&highlight=false")
+    assert b"<mark" in asked.data and b"<mark" not in shown.data
+    asked_doc, shown_doc = (parse_html(r.get_data(as_text=True)) for r in (asked, shown))
+    assert hit_titles(shown_doc) == hit_titles(asked_doc)
+    facets = len(asked_doc.find_all("fieldset", cls="facet"))
+    assert len(shown_doc.find_all("fieldset", cls="facet")) < facets
+    assert "facets=false&highlight=false" in shown_doc.find("a", rel="next").attrs["href"]
 
 
 def test_api_json_is_compact_utf8_with_flasks_dates(client, app):
