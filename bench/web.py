@@ -2,7 +2,8 @@
 bounded load generator of our own.
 
 Each client is a thread with one keep-alive HTTP/1.1 connection that sends the benchmark's
-queries (all kinds, as ``/api/search`` URLs) back to back for a fixed time: a closed loop, so
+queries (all kinds, as ``/api/search`` URLs asking for facet counts and highlights only where
+the kind does, as in process) back to back for a fixed time: a closed loop, so
 throughput is what the server sustains with that many requests in flight. The cost of starting
 is measured too: from spawning the server to its port accepting connections, and the first
 query (built caches: cold) once it does.
@@ -226,6 +227,10 @@ def url_for(query: BenchQuery) -> str:
         params.append(("sort", query.sort))
     if query.page != 1:
         params.append(("page", str(query.page)))
+    if not query.facets:  # as the kind asks in process (and of the peers): an API client's
+        params.append(("facets", "false"))  # list of hits needs neither counts nor marks
+    if not query.highlight:
+        params.append(("highlight", "false"))
     return "/api/search?" + urlencode(params)
 
 

@@ -110,6 +110,10 @@ def test_queries_are_seeded_and_web_urls_carry_every_filter():
     assert url.startswith("/api/search?") and "topic=" in url and "provider=" in url
     dated = url_for(first["date_range"][0])
     assert "from=" in dated and "to=" in dated
+    # Facet counts and highlights only where the kind asks for them, as in process.
+    assert "facets=false&highlight=false" in url
+    assert "facets=" not in url_for(first["facets"][0])
+    assert "highlight=" not in url_for(first["highlight"][0])
 
 
 def test_peer_reader_reads_the_fields_searchidx_parses(tmp_path: Path):
