@@ -1175,7 +1175,7 @@ def test_serve_explains_a_port_in_use(sample_store: IndexStore):
 
 
 def test_serve_explains_a_port_another_server_serves(sample_store: IndexStore):
-    """Workers' sockets share their port (SO_REUSEPORT): a second server must not join them."""
+    """A second server must not take connections on the workers' port."""
     with serving(sample_store.location, "--workers", "2") as base:
         port = base.rsplit(":", 1)[1].strip("/")
         done = subprocess.run(
@@ -1189,9 +1189,10 @@ def test_serve_explains_a_port_another_server_serves(sample_store: IndexStore):
 
 
 def test_serve_spreads_connections_over_its_workers(sample_store: IndexStore):
-    """Keep-alive connections stay with the worker that took them: each worker listens on a
-    socket of its own, which the kernel gives an even share (one shared socket let a busy
-    worker's idle peer take few), and each gets its share."""
+    """Keep-alive connections stay with the worker that took them: the workers share one
+    socket, and one takes a new connection only while it holds no more than the other (a
+    socket each with SO_REUSEPORT split them by a hash, 11/5 of 16 in many runs; one shared
+    socket alone let a busy worker's idle peer take few)."""
     before = children(os.getpid())  # a browser or another server of the session
     with serving(sample_store.location, "--workers", "2") as base:
         (server,) = children(os.getpid()) - before
@@ -1207,8 +1208,8 @@ def test_serve_spreads_connections_over_its_workers(sample_store: IndexStore):
         finally:
             for connection in connections:
                 connection.close()
-    assert len(listening) == 2 and len(set.union(*listening)) == 2, listening
-    assert sum(held) == 32 and held[0] >= 4, held
+    assert len(listening) == 2 and len(set.union(*listening)) == 1, listening
+    assert sum(held) == 32 and held[0] >= 15, held
 
 
 def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
