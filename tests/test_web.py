@@ -1212,6 +1212,33 @@ def test_serve_spreads_connections_over_its_workers(sample_store: IndexStore):
     assert sum(held) == 32 and held[0] >= 15, held
 
 
+def test_serve_splits_simultaneous_connections_evenly(sample_store: IndexStore):
+    """16 clients connecting at once, as a load test's do: a socket each (SO_REUSEPORT) split
+    them 5/11 or 4/12 in many rounds (8/8 in a fifth, by the odds)."""
+    before = children(os.getpid())
+    with serving(sample_store.location, "--workers", "2") as base:
+        (server,) = children(os.getpid()) - before
+        port = int(base.rsplit(":", 1)[1].strip("/"))
+        splits = []
+        for _ in range(4):
+            connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(16)]
+
+            def ask(connection: http.client.HTTPConnection) -> None:
+                connection.request("GET", "/api/search?q=cloud")
+                connection.getresponse().read()
+
+            asking = [threading.Thread(target=ask, args=(c,)) for c in connections]
+            for thread in asking:
+                thread.start()
+            for thread in asking:
+                thread.join()
+            workers = [child for child in children(server) if _sockets(child, port, LISTEN)]
+            splits.append(sorted(len(_sockets(w, port, ESTABLISHED)) for w in workers))
+            for connection in connections:
+                connection.close()
+    assert all(split[0] >= 7 and sum(split) == 16 for split in splits), splits
+
+
 def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
     """Waitress warns for every request that waits for a thread: under load, a line each."""
     log = tmp_path / "serve.log"
