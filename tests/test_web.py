@@ -1239,6 +1239,14 @@ def test_serve_splits_simultaneous_connections_evenly(sample_store: IndexStore):
     assert all(split[0] >= 7 and sum(split) == 16 for split in splits), splits
 
 
+def test_server_worker_takes_connections_while_it_holds_no_more_than_any_other():
+    held = [0, 0]
+    first, second = server._Balance(held, 0), server._Balance(held, 1)
+    assert first.may_take(0) and not first.may_take(1)  # the second, starting, holds none
+    assert second.may_take(0) and second.may_take(1) and not second.may_take(2)
+    assert first.may_take(1) and held == [1, 2]
+
+
 def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
     """Waitress warns for every request that waits for a thread: under load, a line each."""
     log = tmp_path / "serve.log"

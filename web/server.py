@@ -135,7 +135,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 class _Balance:
     """The open connections of every worker (shared memory, one count each), and which
-    worker this is."""
+    worker this is. A worker still starting counts none, so the others wait for it, as a
+    socket of its own would have kept its share of the connections waiting."""
 
     def __init__(self, held: Any, number: int) -> None:
         self.held = held
