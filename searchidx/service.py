@@ -48,7 +48,7 @@ from whoosh.searching import Searcher
 from searchidx import bounds, highlight, querylang, ranking, relaxation, synonyms
 from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
-from searchidx.errors import IndexMissingError, SearchidxError
+from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
 from searchidx.ranking import FIELD_BOOSTS
@@ -284,13 +284,14 @@ class SearchService:
         """The search run here; or in the lane: a broad one (:func:`bounds.broad`) at once, else
         one that passes the lane's share of CPU here (that work is lost: a heavy search costs
         at most that share in a worker)."""
+        reading, parsed = _read(request.text)  # once: whether it is broad, and its search
         if self.lane is None:
-            return self._search(snapshot, request)
-        if _broad(request.text):
+            return self._search(snapshot, request, reading, parsed)
+        if parsed is not None and bounds.broad(parsed):
             return self.lane.search(request, deadline)
         try:
             with self.lane.searching():
-                return self._search(snapshot, request)
+                return self._search(snapshot, request, reading, parsed)
         except bounds.HandOff:
             return self.lane.search(request, deadline)
 
@@ -332,10 +333,15 @@ class SearchService:
             kept = self._kept_synonyms = (self._generation, now, rules)
         return kept[2]
 
-    def _search(self, snapshot: IndexSnapshot, request: SearchRequest) -> SearchResult:
-        """What :meth:`search` answers; ``took_ms`` is set by it."""
-        reading = querylang.read(request.text) if request.text.strip() else None
-        parsed = querylang.parse_reading(reading) if reading else None
+    def _search(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        reading: Reading | None,
+        parsed: whoosh_query.Query | None,
+    ) -> SearchResult:
+        """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
+        ``took_ms`` is set by it."""
         ran_query, retry, relaxed = request.text, None, None
         scored = request.effective_sort in _SCORED or request.explain
         filters = self._filter_masks(snapshot, request)
@@ -518,11 +524,13 @@ class SearchService:
                 return ranking.top_scored(matches.scores, final, start, end)
             docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
             return _ranked_by_whoosh(snapshot, parsed, docset, start, end)
-        if sort is Sort.BEST:
-            boosts = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
+        if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
+            docs = np.flatnonzero(final)
+            freshness = snapshot.freshness_factors(request.half_life_days, docs)
+            boosts = freshness * snapshot.quality_factors[docs]
             if parsed is not None:  # without text: freshness and quality alone
-                boosts = boosts * self._text_scores(snapshot, parsed, matches)
-            return ranking.top_scored(boosts, final, start, end)
+                boosts = boosts * self._text_scores(snapshot, parsed, matches)[docs]
+            return ranking.top_of(docs, boosts, start, end)
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         # As SQLite's FTS5 walks its row ids in date order from a date range's first and stops
         # at the page's end: the sort order from where the matches can start (the date range's
@@ -603,7 +611,7 @@ class SearchService:
         if not request.explain or not page:
             return [None] * len(page)
         docs = np.array([docnum for docnum, _ in page], dtype=np.int64)
-        freshness = snapshot.freshness_factors(request.half_life_days)[docs]
+        freshness = snapshot.freshness_factors(request.half_life_days, docs)
         quality = snapshot.quality_factors[docs]
         text, fields = None, None
         if parsed is not None:
@@ -686,14 +694,11 @@ class SearchService:
         return tuple(facets)
 
 
-def _broad(text: str) -> bool:
-    """Whether the query text is broad (a text that cannot be parsed is not: its search says
-    why, without the lane)."""
-    try:
-        parsed = querylang.parse_reading(querylang.read(text)) if text.strip() else None
-    except SearchidxError:
-        return False
-    return parsed is not None and bounds.broad(parsed)
+def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
+    """How the query text is read, and its query (None, None for no text); raises
+    :class:`QueryError` for a text that cannot be searched."""
+    reading = querylang.read(text) if text.strip() else None
+    return reading, querylang.parse_reading(reading) if reading else None
 
 
 def _schema_version(store: IndexStore) -> int | None:

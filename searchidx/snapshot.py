@@ -537,10 +537,14 @@ class IndexSnapshot:
         """The newest live document's date: "now" for freshness (see :mod:`ranking`)."""
         return int(self.dates[self.live].max()) if self.live.any() else 0
 
-    def freshness_factors(self, half_life_days: float) -> np.ndarray:
-        """Each document's freshness factor (computed per request: a millisecond at 100,000
-        articles, and half-lives are as many as the URLs that ask for them)."""
-        return ranking.freshness(self.dates, self.newest_date, half_life_days)
+    def freshness_factors(
+        self, half_life_days: float, docs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The freshness factor of each document, or of ``docs`` alone (computed per request:
+        a millisecond for all 100,000 articles, and half-lives are as many as the URLs that
+        ask for them)."""
+        dates = self.dates if docs is None else self.dates[docs]
+        return ranking.freshness(dates, self.newest_date, half_life_days)
 
     def age_days(self, docnum: int) -> float:
         return float(ranking.age_days(self.dates[docnum], self.newest_date))

@@ -146,6 +146,48 @@ def test_explain_without_text_is_freshness_times_quality(ranked):
     assert none.explain.quality == 1.0 and none.explain.quality_percentile is None
 
 
+@pytest.mark.parametrize(
+    ("text", "filters", "page"),
+    [
+        ("microsoft", {}, 1),
+        ("microsoft", {}, 3),
+        ("cloud analysts", {"topic": ("Cloud Computing",)}, 1),
+        ("", {}, 2),
+        ("nosuchword", {}, 1),
+    ],
+)
+def test_best_page_scored_at_the_matches_equals_scoring_every_document(
+    sample_store, text, filters, page
+):
+    service = SearchService(sample_store, results_cached=0)
+    request = SearchRequest(text=text, filters=filters, sort=Sort.BEST, page=page, per_page=7)
+    found = [(hit.article.path, hit.score) for hit in service.search(request).hits]
+    with service._using() as snapshot:
+        everywhere = snapshot.freshness_factors(request.half_life_days) * snapshot.quality_factors
+        parsed = parse_query(text)
+        mask = snapshot.live
+        if parsed is not None:
+            matches = snapshot.match(parsed, scored=True)
+            everywhere, mask = everywhere * matches.scores, matches.mask
+        for name, values in filters.items():
+            mask = mask & snapshot.facet(name).documents_with(values, snapshot.size)
+        page_of = ranking.top_scored(everywhere, mask, request.offset, request.offset + 7)
+        expected = [(snapshot.article(doc).path, score) for doc, score in page_of]
+    service.close()
+    assert found == expected
+    assert found or text == "nosuchword"
+
+
+def test_top_of_pages_scored_documents_as_top_scored_does():
+    scores = np.array([0.5, 2.0, 0.0, 2.0, 1.0, 0.5, 3.0, 2.0])
+    final = np.array([True, True, False, True, True, True, False, True])
+    docs = np.flatnonzero(final)
+    for start, end in [(0, 3), (1, 4), (2, 10), (0, 1)]:
+        expected = ranking.top_scored(scores, final, start, end)
+        assert ranking.top_of(docs, scores[docs], start, end) == expected
+    assert ranking.top_of(docs, scores[docs], 0, 3) == [(1, 2.0), (3, 2.0), (7, 2.0)]
+
+
 def test_request_refuses_a_half_life_out_of_range():
     for days in (0, 0.001, -1, 36_501):
         with pytest.raises(QueryError) as error:

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import urlencode
 
 from searchidx.request import FILTER_FACETS, distinct_values
-from searchidx.web.params import KNOWN_PARAMS, Args
+from searchidx.web.params import FLAG_PARAMS, KNOWN_PARAMS, Args
 
 #: Parameters that describe which articles match; the others only present them.
 MATCH_PARAMS = tuple(
     name
     for name in KNOWN_PARAMS
-    if name not in ("sort", "half_life", "explain", "per_page", "page")
+    if name not in ("sort", "half_life", "explain", *FLAG_PARAMS, "per_page", "page")
 )
 
 
@@ -75,7 +75,7 @@ class Links:
 
     def without_filters(self) -> str:
         """The same words, no filters, dates or quality bounds."""
-        return self.url(only=("q", "sort", "half_life", "explain", "per_page"))
+        return self.url(only=("q", "sort", "half_life", "explain", *FLAG_PARAMS, "per_page"))
 
     @property
     def has_filters(self) -> bool:

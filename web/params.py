@@ -41,6 +41,10 @@ from searchidx.similar import SimilarRequest
 
 #: ``provider_q=ex`` lists only the providers with a word starting with "ex".
 FACET_SEARCH_PARAMS = {f"{name}_q": name for name in FILTER_FACETS}
+#: Whether to count the facets and mark the query's words in the hits (both by default): as
+#: Elasticsearch counts aggregations and highlights only when asked, a client that shows
+#: neither (an API client listing hits) asks for neither, and its search skips that work.
+FLAG_PARAMS = ("facets", "highlight")
 SINGLE_PARAMS = (
     "q",
     "from",
@@ -50,6 +54,7 @@ SINGLE_PARAMS = (
     "sort",
     "half_life",
     "explain",
+    *FLAG_PARAMS,
     "page",
     "per_page",
     "facet_size",
@@ -69,6 +74,7 @@ KNOWN_PARAMS = (
     "facet_size",
     *FACET_SEARCH_PARAMS,
     "explain",
+    *FLAG_PARAMS,
     "page",
 )
 DEFAULT_PER_PAGE = 10
@@ -110,6 +116,12 @@ def _int(args: Args, name: str, default: int | None) -> int | None:
     return default if value is None else parse_int(value, name)
 
 
+def flag(args: Args, name: str, default: bool) -> bool:
+    """``true`` or ``false`` (see :func:`parse_flag`), ``default`` when not given."""
+    value = single(args, name)
+    return default if value is None else parse_flag(value, name)
+
+
 def _date(args: Args, name: str, *, end: bool) -> datetime | None:
     value = single(args, name)
     return None if value is None else parse_date_bound(value, end=end, parameter=name)
@@ -118,7 +130,8 @@ def _date(args: Args, name: str, *, end: bool) -> datetime | None:
 def parse_search_args(
     args: Args, *, per_page: int = DEFAULT_PER_PAGE, facets: bool = True
 ) -> SearchRequest:
-    """The request the arguments describe; raises :class:`QueryError` for any bad value."""
+    """The request the arguments describe; raises :class:`QueryError` for any bad value.
+    ``facets=False``: none counted, whatever the arguments say (the feed shows none)."""
     filters = {name: values for name in FILTER_FACETS if (values := multi(args, name))}
     facet_search = {
         facet: value
@@ -127,7 +140,6 @@ def parse_search_args(
     }
     sort_name = single(args, "sort")
     half_life = single(args, "half_life")
-    explain = single(args, "explain")
     return SearchRequest(
         text=single(args, "q") or "",
         filters=filters,
@@ -137,12 +149,13 @@ def parse_search_args(
         max_quality=_int(args, "max_quality", None),
         sort=None if sort_name is None else parse_sort(sort_name),
         half_life_days=DEFAULT_HALF_LIFE_DAYS if half_life is None else parse_half_life(half_life),
-        explain=explain is not None and parse_flag(explain, "explain"),
+        explain=flag(args, "explain", False),
         page=_int(args, "page", 1) or 0,
         per_page=_int(args, "per_page", per_page) or 0,
-        facets=facets,
+        facets=flag(args, "facets", True) and facets,
         facet_size=_int(args, "facet_size", DEFAULT_FACET_SIZE) or 0,
         facet_search=facet_search,
+        highlight=flag(args, "highlight", True),
     )
 
 

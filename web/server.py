@@ -1,9 +1,9 @@
-"""Serving the app: waitress in one process or several, each on its own listening socket.
+"""Serving the app: waitress in one process or several, sharing one listening socket.
 
 A search runs in Python and holds the GIL, so one process answers on one core however many
-threads it has. ``workers`` processes each listen on the same port with a socket of their own
-(``SO_REUSEPORT``: the kernel spreads new connections evenly over the sockets), each with its
-own app and searcher; the parent only starts them (keeping none of their sockets), stops
+threads it has. ``workers`` processes share one listening socket, each with its own app and
+searcher, and each takes a new connection only while it holds no more of them than any other
+(:class:`_BalancedServer`); the parent only starts them (keeping no copy of the socket), stops
 them all when it is interrupted or one of them dies, and takes them with it when it is
 killed. With a lane for heavy searches
 (:mod:`searchidx.web.lane`), the parent starts its process first, and the workers hand it their
@@ -16,15 +16,18 @@ import contextlib
 import functools
 import gc
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.server import TcpWSGIServer, create_server
+from waitress.task import ThreadedTaskDispatcher
 
 from searchidx.errors import SearchidxError
 
@@ -41,6 +44,10 @@ BACKLOG = 1024
 #: stalls the worker. These run a young collection every 20,000 (a few MB), a full one every
 #: ~4,000 requests, which still frees a replaced snapshot's cycles within seconds under load.
 GC_THRESHOLDS = (20_000, 20, 10)
+
+#: Seconds between a worker's looks at whether it may take new connections while it may not
+#: (another worker's count may have risen meanwhile); waitress's own wait is a second.
+BALANCE_RECHECK = 0.05
 
 #: Seconds a worker has to finish its requests after SIGTERM before it is killed: a SIGTERM
 #: can be lost (raised inside a finaliser, Python only reports it), and the server must stop.
@@ -68,17 +75,17 @@ def serve(
     with contextlib.ExitStack() as cleanup:
         if lane is not None:
             cleanup.callback(lane.close)
-        listeners = _listen(host, port, workers)
-        url = f"http://{host}:{listeners[0].getsockname()[1]}/"
+        listener = _listen(host, port)
+        url = f"http://{host}:{listener.getsockname()[1]}/"
         if workers == 1 and lane is None:
             on_ready(url)
-            _run(make_app, listeners[0], threads)
+            _run(make_app, listener, threads)
             return
         children: list[int] = []
         signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
         lifeline = cleanup.enter_context(_Lifeline())
         try:
-            _start(lifeline, children, make_app, listeners, threads, lane)
+            _start(lifeline, children, make_app, listener, threads, workers, lane)
             on_ready(url)
             pid, status = os.wait()
             children.remove(pid)
@@ -95,58 +102,87 @@ def _start(
     lifeline: _Lifeline,
     children: list[int],
     make_app: Callable[[], Any],
-    listeners: list[socket.socket],
+    listener: socket.socket,
     threads: int,
+    workers: int,
     lane: HeavyLane | None,
 ) -> None:
-    """Start the lane and a worker for each socket (their pids into ``children``), then close
-    this process's copies of the sockets: each is its worker's alone, so a worker that stops
-    takes its socket with it, and no connection waits on a socket nobody answers."""
+    """Start the lane and ``workers`` workers (their pids into ``children``), then close this
+    process's copy of the socket: the workers' alone, so when they stop no connection waits on
+    a socket nobody answers."""
+    held = multiprocessing.get_context("fork").Array("i", workers, lock=False)
     try:
         if lane is not None:
-            children.append(lifeline.fork(lambda: _run_lane(lane, listeners)))
-        for mine in listeners:
-            work = functools.partial(_run_worker, make_app, listeners, mine, threads)
-            children.append(lifeline.fork(work))
+            children.append(lifeline.fork(lambda: _run_lane(lane, listener)))
+        for number in range(workers):
+            balance = _Balance(held, number) if workers > 1 else None
+            children.append(
+                lifeline.fork(functools.partial(_run, make_app, listener, threads, balance))
+            )
     finally:
-        for listener in listeners:
-            listener.close()
+        listener.close()
 
 
-def _listen(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` sockets listening on ``host:port``, one per worker.
+def _listen(host: str, port: int) -> socket.socket:
+    """The socket listening on ``host:port``, shared by every worker.
 
-    With one socket shared by every worker, the worker that wakes first takes most new
-    connections, and a keep-alive connection stays with the worker that took it: under load
-    one core did most of the work. ``SO_REUSEPORT`` lets the kernel spread them evenly. A
-    probe bound without it claims the port first, so a port in use (by another searchidx
-    server too, whose sockets would otherwise share it) is still an error.
+    Not a socket per worker with ``SO_REUSEPORT``: the kernel gives each new connection to a
+    socket by a hash of its addresses, and a keep-alive connection stays with the worker that
+    took it, so 16 clients split 11/5 between 2 workers in many runs (even or worse than 10/6
+    in about half, by the binomial odds), and the worker with 11 answered with about twice the
+    latency of the other while both were busy. :class:`_BalancedServer` splits them evenly, as
+    Envoy's "exact balance" of connections over its workers does.
     """
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = info[0]
-        listeners = [socket.socket(family, kind, proto) for _ in range(count + 1)]
+        listener = socket.socket(family, kind, proto)
     except OSError as error:
         raise ServerError(f"cannot listen on {host}:{port}: {error}") from None
-    probe, *ours = listeners
     try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(address)
-        address = probe.getsockname()  # port 0 becomes a free port
-        probe.close()
-        for listener in ours:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            listener.bind(address)
-            listener.listen(BACKLOG)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(BACKLOG)
     except OSError as error:
-        for listener in listeners:
-            listener.close()
+        listener.close()
         raise ServerError(
             f"cannot listen on {host}:{port}: {error.strerror or error}; choose another "
             "--port, or stop what is using it"
         ) from None
-    return ours
+    return listener
+
+
+class _Balance:
+    """The open connections of every worker (shared memory, one count each), and which
+    worker this is. A worker still starting counts none, so the others wait for it, as a
+    socket of its own would have kept its share of the connections waiting."""
+
+    def __init__(self, held: Any, number: int) -> None:
+        self.held = held
+        self.number = number
+
+    def may_take(self, mine: int) -> bool:
+        """Publish this worker's ``mine`` connections; whether it holds no more than any
+        other (then it may take the next)."""
+        self.held[self.number] = mine
+        least: int = min(self.held)
+        return mine <= least
+
+
+class _BalancedServer(TcpWSGIServer):
+    """Waitress's server, listening only while its worker holds no more connections than any
+    other. The workers share the socket, so one that may take a connection does; one that may
+    not looks again every :data:`BALANCE_RECHECK` seconds (the others' counts change without
+    waking it)."""
+
+    def __init__(self, balance: _Balance, *args: Any, **kwargs: Any) -> None:
+        self.balance = balance
+        super().__init__(*args, **kwargs)
+
+    def readable(self) -> bool:
+        ready: bool = super().readable()
+        channels = cast("dict[int, Any]", self.active_channels)  # its stub says one channel
+        return self.balance.may_take(len(channels)) and ready
 
 
 class _Lifeline:
@@ -208,40 +244,56 @@ def _work(work: Callable[[], None]) -> NoReturn:
         os._exit(code)
 
 
-def _run_lane(lane: HeavyLane, listeners: list[socket.socket]) -> None:
-    for listener in listeners:
-        listener.close()  # the lane answers workers, never a client
+def _run_lane(lane: HeavyLane, listener: socket.socket) -> None:
+    listener.close()  # the lane answers workers, never a client
     try:
         lane.run()
     finally:
         lane.close()  # the parent does too, unless it was killed
 
 
-def _run_worker(
+def _run(
     make_app: Callable[[], Any],
-    listeners: list[socket.socket],
-    mine: socket.socket,
+    listener: socket.socket,
     threads: int,
+    balance: _Balance | None = None,
 ) -> None:
-    """A worker: closes the other workers' sockets, so a connection the kernel queued on
-    one is never held by a process that does not answer it, and serves on its own."""
-    for listener in listeners:
-        if listener is not mine:
-            listener.close()
-    _run(make_app, mine, threads)
-
-
-def _run(make_app: Callable[[], Any], listener: socket.socket, threads: int) -> None:
+    """Serve on ``listener``; with ``balance``, one worker of several (see
+    :class:`_BalancedServer`)."""
     app = make_app()
     _settle_collector()
     _quiet_queue_log()
-    server = create_server(app, sockets=[listener], threads=threads)
+    if balance is None:
+        server = create_server(app, sockets=[listener], threads=threads)
+    else:
+        server = _balanced_server(app, listener, threads, balance)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+
+
+def _balanced_server(
+    app: Any, listener: socket.socket, threads: int, balance: _Balance
+) -> _BalancedServer:
+    """What ``create_server`` makes of one TCP socket, as a :class:`_BalancedServer`."""
+    adjustments = Adjustments(sockets=[listener], threads=threads)
+    adjustments.asyncore_loop_timeout = BALANCE_RECHECK  # type: ignore[assignment]
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(threads)
+    return _BalancedServer(
+        balance,
+        app,
+        {},
+        True,
+        listener,
+        dispatcher=dispatcher,
+        adj=adjustments,
+        bind_socket=False,
+        sockinfo=(listener.family, listener.type, listener.proto, listener.getsockname()),
+    )
 
 
 def _settle_collector() -> None:
