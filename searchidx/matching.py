@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ class QueryMatcher:
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
         #: (field, word) -> its documents.
-        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
         #: (query, segment base, words needed) -> (words, index words tested).
         self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
@@ -532,20 +533,20 @@ class QueryMatcher:
 
     def _documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
-        reads (cached)."""
+        reads, and its idf's count (cached by the term's bytes, as read for both)."""
+        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+        if field is None:
+            return 0
+        try:
+            word = text if isinstance(text, bytes) else field.to_bytes(text)
+        except ValueError:
+            return 0
 
         def count() -> int:
-            field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
-            if field is None:
-                return 0
-            try:
-                word = text if isinstance(text, bytes) else field.to_bytes(text)
-            except ValueError:
-                return 0
             with self.reading:
                 return int(self.reader.doc_frequency(fieldname, word))
 
-        return self._frequencies.get((fieldname, text), count)
+        return self._frequencies.get((fieldname, word), count)
 
     def _phrase(
         self, q: query.Phrase, scored: bool, at: np.ndarray | None = None
@@ -696,7 +697,8 @@ class QueryMatcher:
             return np.zeros(0)
         b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1: float = self._bm25.K1
-        idf: float = self.searcher.idf(fieldname, word)
+        # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
+        idf = math.log(self.reader.doc_count_all() / (self._documents(fieldname, word) + 1)) + 1
         average: float = self.searcher.avg_field_length(fieldname) or 1
         lengths: np.ndarray = self._field_lengths(fieldname)[docs]
         # scoring.bm25, operation for operation, so the floats are Whoosh's.
