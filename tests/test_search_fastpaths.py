@@ -232,3 +232,19 @@ def test_highlighting_is_whooshs(fragmenter):
                 text, terms, ANALYZER, fragmenter(), formatter, top=top
             )
             assert to_html(highlight._marked(text, terms, fragmenter(), top)) == whooshs
+
+
+def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
+    monkeypatch.setattr(highlight, "_TERMS", {})
+    asked: list[str] = []
+    real = highlight.analysed
+
+    def counted(chain: tuple, word: str) -> tuple[str, bool]:
+        asked.append(word)
+        return real(chain, word)
+
+    monkeypatch.setattr(highlight, "analysed", counted)
+    written = ["Quorbling", "quorbles", "quorbling", "and", "Quorbling", "quorbles"]
+    found = highlight._analysed(" ".join(written) + ".")
+    assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
+    assert found.words == [real(highlight._CHAIN, word)[0] for word in written]
