@@ -281,7 +281,7 @@ class TermPostings:
     """A term's postings gathered segment by segment (:meth:`add`), a block at a time where
     the codec allows it, and made arrays once (:meth:`arrays`): most terms have a block or a
     few postings in each segment, and numpy calls per segment cost more than reading them
-    (a term's list over 11 segments was read in about half the time so).
+    (the bench's 1,330 query words at 100,000 articles, 11 segments, read in 1.16 -> 1.02 s).
 
     Reads below Whoosh's deletion filter: the caller masks deleted documents itself."""
 
