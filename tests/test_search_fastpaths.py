@@ -21,7 +21,7 @@ from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
 from searchidx.request import Sort
-from searchidx.schema import ANALYZER
+from searchidx.schema import ANALYZER, analysed
 from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
@@ -235,16 +235,17 @@ def test_highlighting_is_whooshs(fragmenter):
 
 
 def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
+    chain = highlight._CHAIN
+    assert chain is not None  # the plain chain: analysed word by word
     monkeypatch.setattr(highlight, "_TERMS", {})
     asked: list[str] = []
-    real = highlight.analysed
 
     def counted(chain: tuple, word: str) -> tuple[str, bool]:
         asked.append(word)
-        return real(chain, word)
+        return analysed(chain, word)
 
     monkeypatch.setattr(highlight, "analysed", counted)
     written = ["Quorbling", "quorbles", "quorbling", "and", "Quorbling", "quorbles"]
     found = highlight._analysed(" ".join(written) + ".")
     assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
-    assert found.words == [real(highlight._CHAIN, word)[0] for word in written]
+    assert found.words == [analysed(chain, word)[0] for word in written]
