@@ -202,8 +202,11 @@ def _analysed(text: str) -> _Analysis:
         if len(_TERMS) > WORDS_KEPT:
             _TERMS.clear()
         for number, word in enumerate(written):
-            if terms[number] is None:
-                terms[number] = _TERMS[word] = analysed(_CHAIN, word)[0]
+            if terms[number] is None:  # a word new here (maybe again: analysed once)
+                term = _TERMS.get(word)
+                if term is None:
+                    term = _TERMS[word] = analysed(_CHAIN, word)[0]
+                terms[number] = term
     found = cast(list[str], terms)
     return _Analysis(ends[0:-1:2], ends[1::2], found, frozenset(found))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,44 @@ class Matches:
     scores: np.ndarray | None
 
 
+class _CannotTell(Exception):
+    """A :meth:`QueryMatcher.finds_none` check that cannot tell (the query is matched)."""
+
+
+class _Expansion:
+    """How a query's fuzzy words and wildcards are expanded as it is evaluated: as a search
+    expands them (:data:`_WALKED`: each segment's words walked, the walks charged to the request
+    before, by :meth:`QueryMatcher.match`), or :class:`_Unwalked`."""
+
+    def read(self, postings: int) -> None:
+        """``postings`` of an expanded word are read."""
+
+
+#: A search's expansion: fuzzy words and wildcards walked.
+_WALKED = _Expansion()
+
+
+class _Unwalked(_Expansion):
+    """A :meth:`QueryMatcher.finds_none` check's expansion: fuzzy words found without a walk
+    (:func:`~searchidx.whoosh_internals.fuzzy_words_near`), the words and postings they
+    expand to counted, which stops the check past a request's caps on them (the query,
+    matched, is refused there or not)."""
+
+    def __init__(self) -> None:
+        self.words = 0
+        self.postings = 0
+
+    def expanded(self, words: int) -> None:
+        self.words += words
+        if self.words > bounds.MAX_EXPANDED_TERMS:
+            raise _CannotTell
+
+    def read(self, postings: int) -> None:
+        self.postings += postings
+        if self.postings > bounds.MAX_EXPANDED_POSTINGS:
+            raise _CannotTell
+
+
 class QueryMatcher:
     """Evaluates parsed queries over one searcher's documents; keeps the postings it reads
     (the least recently used go past :data:`POSTINGS_CACHE_BYTES`). Owned by an
@@ -116,7 +155,7 @@ class QueryMatcher:
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
         #: (field, word) -> its documents.
-        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
         #: (query, segment base, words needed) -> (words, index words tested).
         self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
@@ -147,9 +186,8 @@ class QueryMatcher:
         word's postings are looked up at ``docs`` alone where the query's parts allow: no
         array of every document is made (a week's documents in a fraction of the time)."""
         self._charge_query(parsed)
-        found = self._scored_at(parsed, docs) if self.fast else None
-        if found is not None:
-            return found
+        if self.fast:
+            return self._evaluate(parsed, scored=True, at=docs)
         matches = self._matched(parsed, True, None)
         return matches.mask[docs], None if matches.scores is None else matches.scores[docs]
 
@@ -218,47 +256,54 @@ class QueryMatcher:
         """
         if not self.fast or not all(map(_unwalked_leaf, parsed.leaves())):
             return False
-        self._scoring.unwalked = _Unwalked()
         try:
-            mask = self._evaluate(parsed, scored=False)[0]
+            mask = self._evaluate(parsed, scored=False, expansion=_Unwalked())[0]
         except _CannotTell:
             return False
-        finally:
-            self._scoring.unwalked = None
         return not (mask & within).any()
 
-    def _evaluate(self, q: query.Query, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """(mask, scores) of one query node; scores are zero where the mask is False."""
+    def _evaluate(
+        self,
+        q: query.Query,
+        scored: bool,
+        expansion: _Expansion = _WALKED,
+        at: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(mask, scores) of one query node; scores are zero where the mask is False. Its
+        fuzzy words and wildcards expanded as ``expansion`` says; of the (sorted) documents
+        ``at`` alone if given (masks and scores as long as it: the same sums in the same
+        order), else of every document."""
         if type(q) is query.Term:
-            return self._term(q.fieldname, q.text, q.boost, scored)
+            return self._term(q.fieldname, q.text, q.boost, scored, at)
         if isinstance(q, query.Phrase):
-            return self._phrase(q, scored)
+            return self._phrase(q, scored, at)
         if isinstance(q, query.MultiTerm):
-            return self._multiterm(q, scored)
+            return _at(self._multiterm(q, scored, expansion), at)
         if isinstance(q, query.Every):  # a bare *: every article, whatever its fields
-            return self.live.copy(), self.live * q.boost if scored else None
+            live = self.live if at is None else self.live[at]
+            return live.copy(), live * q.boost if scored else None
         if isinstance(q, query.NumericRange):
             mask = self._numeric_range(q)
             if mask is not None:  # Whoosh scores a range with its boost
-                return mask, mask * q.boost if scored else None
+                return _at((mask, mask * q.boost if scored else None), at)
         if _plain_or(q) and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
             # A word in each field: the commonest node. Summed straight from the postings.
             words = cast(list[query.Term], q.subqueries)
             terms = [(sub.fieldname, sub.text, sub.boost) for sub in words]
-            mask, scores = self._union(terms, scored)
+            mask, scores = self._union(terms, scored, at)
             return mask, _boosted(scores, q.boost)
         if type(q) is query.And or _plain_or(q):
-            parts = [self._evaluate(sub, scored) for sub in q.subqueries]
+            parts = [self._evaluate(sub, scored, expansion, at) for sub in q.subqueries]
             if not parts:
-                return self._nothing(scored)
+                return self._nothing(scored, at)
             combine = np.logical_and if type(q) is query.And else np.logical_or
             mask = functools.reduce(combine, (part[0] for part in parts))
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
         if isinstance(q, query.AndMaybe) and not scored:  # the maybe part only scores
-            return self._evaluate(q.a, scored)
+            return self._evaluate(q.a, scored, expansion, at)
         if isinstance(q, query.AndNot | query.AndMaybe | query.Require):
-            a_mask, a_scores = self._evaluate(q.a, scored)
-            b_mask, b_scores = self._evaluate(q.b, scored)
+            a_mask, a_scores = self._evaluate(q.a, scored, expansion, at)
+            b_mask, b_scores = self._evaluate(q.b, scored, expansion, at)
             if isinstance(q, query.AndNot):
                 mask, parts = a_mask & ~b_mask, [(a_mask, a_scores)]
             elif isinstance(q, query.Require):
@@ -267,22 +312,22 @@ class QueryMatcher:
                 mask, parts = a_mask, [(a_mask, a_scores), (b_mask, b_scores)]
             return mask, _boosted(_sum(parts, mask, scored), q.boost)
         if type(q) is query.Not:
-            mask = self.live & ~self._evaluate(q.query, scored=False)[0]
+            live = self.live if at is None else self.live[at]
+            mask = live & ~self._evaluate(q.query, False, expansion, at)[0]
             return mask, mask.astype(np.float64) if scored else None  # Whoosh: 1.0 each
         if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
-            return self._nothing(scored)
+            return self._nothing(scored, at)
         if isinstance(q, query.NumericRange) and q.constantscore:  # dates, qualities
             mask = self._evaluate_with_whoosh(q)[0]  # Whoosh: its boost each match
-            return mask, mask * float(q.boost) if scored else None
-        return self._evaluate_with_whoosh(q)  # anything else: Whoosh matches it, unscored
+            return _at((mask, mask * float(q.boost) if scored else None), at)
+        return _at(self._evaluate_with_whoosh(q), at)  # anything else: Whoosh matches it, unscored
 
     def _scored(
         self, parsed: query.Query, within: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`_evaluate`'s (mask, scores) of a scored query: the mask first, then the
-        scores of its documents alone (:meth:`_scored_at`; those ``within`` the mask given),
-        not of every document (a dozen arrays of them per word); of every document when a part
-        is not written out there."""
+        scores of its documents alone (those ``within`` the mask given), not of every document
+        (a dozen arrays of them per word), unless they are too many."""
         fewest = self._fewest(parsed)
         if within is not None:  # as many within as its share of all documents, if spread
             fewest = fewest * int(np.count_nonzero(within)) // max(self.size, 1)
@@ -290,11 +335,13 @@ class QueryMatcher:
             return self._evaluate(parsed, scored=True)
         mask = self._evaluate(parsed, scored=False)[0]
         docs = np.flatnonzero(mask if within is None else mask & within)
-        found = None if len(docs) * SPARSE_SHARE > self.size else self._scored_at(parsed, docs)
-        if found is None:
+        if len(docs) * SPARSE_SHARE > self.size:
             return self._evaluate(parsed, scored=True)
+        found = self._evaluate(parsed, scored=True, at=docs)[1]
+        if found is None:
+            return mask, None
         scores = np.zeros(self.size)
-        scores[docs] = found[1]
+        scores[docs] = found
         return mask, scores
 
     def _fewest(self, q: query.Query) -> int:
@@ -308,99 +355,26 @@ class QueryMatcher:
             return self._fewest(q.a)
         return 0
 
-    def _scored_at(self, q: query.Query, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`_evaluate`'s (mask, scores) of one node at ``docs`` only: the same sums in
-        the same order. None for a node not written out here (or without scores)."""
-        if type(q) is query.Term:
-            return self._union_at([(q.fieldname, q.text, q.boost)], docs)
-        if isinstance(q, query.Phrase):
-            return self._phrase_at(q, docs)
-        if _plain_or(q) and q.subqueries and all(type(sub) is query.Term for sub in q.subqueries):
-            words = cast(list[query.Term], q.subqueries)
-            found = self._union_at([(sub.fieldname, sub.text, sub.boost) for sub in words], docs)
-            return None if found is None else (found[0], _at_boost(found[1], q.boost))
-        parts: list[tuple[np.ndarray, np.ndarray | None]] = []
-        if type(q) is query.And or _plain_or(q):
-            for sub in q.subqueries:
-                part = self._scored_at(sub, docs)
-                if part is None:
-                    return None
-                parts.append(part)
-            if not parts:
-                return None
-            combine = np.logical_and if type(q) is query.And else np.logical_or
-            mask = functools.reduce(combine, (part[0] for part in parts))
-        elif isinstance(q, query.AndNot | query.AndMaybe | query.Require):
-            a, b = self._scored_at(q.a, docs), self._scored_at(q.b, docs)
-            if a is None or b is None:
-                return None
-            if isinstance(q, query.AndNot):
-                mask, parts = a[0] & ~b[0], [a]
-            elif isinstance(q, query.Require):
-                mask, parts = a[0] & b[0], [a]
-            else:
-                mask, parts = a[0], [a, b]
-        else:
-            return None
-        return mask, _at_boost(_sum(parts, mask, scored=True), q.boost)
-
-    def _union_at(
-        self, terms: Sequence[tuple[str, str | bytes, float]], docs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`_union` at ``docs``: each term's score where it has the document, added in
-        the terms' order (as :meth:`_sum_of` adds them)."""
-        mask = np.zeros(len(docs), dtype=bool)
-        scores = np.zeros(len(docs))
-        for name, text, boost in terms:
-            postings = self.postings(name, text)
-            if postings.scores is None:
-                return None
-            if not len(postings.docs):
-                continue
-            at = np.minimum(np.searchsorted(postings.docs, docs), len(postings.docs) - 1)
-            found = postings.docs[at] == docs
-            weights = postings.scores[at] * boost if boost != 1.0 else postings.scores[at]
-            scores += np.where(found, weights, 0.0)
-            mask |= found
-        return mask, scores
-
-    def _phrase_at(self, q: query.Phrase, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`_phrase` at ``docs``."""
-        field = self.schema[q.fieldname] if q.fieldname in self.schema else None  # noqa: SIM401
-        if field is None or not q.words:
-            return np.zeros(len(docs), dtype=bool), np.zeros(len(docs))
-        if q.slop != 1 or not field.format or not field.format.supports("positions"):
-            return None  # Whoosh matches it, unscored
-        words = self._phrase_words(q)
-        if words is None:
-            return np.zeros(len(docs), dtype=bool), np.zeros(len(docs))
-        mask = np.zeros(self.size, dtype=bool)
-        mask[self._phrase_starts(q, words, docs) >> _POSITION_BITS] = True
-        mask = mask[docs]
-        parts: list[tuple[np.ndarray, np.ndarray | None]] = []
-        for _, word, _ in words:
-            part = self._union_at([(q.fieldname, word, 1.0)], docs)
-            if part is None:
-                return None
-            parts.append(part)
-        return mask, _at_boost(_sum(parts, mask, scored=True), q.boost)
-
-    def _nothing(self, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        return np.zeros(self.size, dtype=bool), np.zeros(self.size) if scored else None
+    def _nothing(
+        self, scored: bool, at: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        size = self.size if at is None else len(at)
+        return np.zeros(size, dtype=bool), np.zeros(size) if scored else None
 
     def _term(
-        self, fieldname: str, text: str | bytes, boost: float, scored: bool
+        self, fieldname: str, text: str | bytes, boost: float, scored: bool, at: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        return self._union([(fieldname, text, boost)], scored)
+        return self._union([(fieldname, text, boost)], scored, at)
 
     def _union(
-        self, terms: Sequence[tuple[str, str | bytes, float]], scored: bool
+        self,
+        terms: Sequence[tuple[str, str | bytes, float]],
+        scored: bool,
+        at: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The Or of (field, text, boost) terms, with the sum of their scores."""
-        return self._sum_of(
-            [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)],
-            scored,
-        )
+        """The Or of (field, text, boost) terms, with the sum of their scores (at ``at``)."""
+        found = [(self.postings(name, text), boost) for name, text, boost in bounds.checked(terms)]
+        return self._sum_of(found, scored) if at is None else self._sum_at(found, scored, at)
 
     def _sum_of(
         self, found: Sequence[tuple[Postings, float]], scored: bool
@@ -420,7 +394,39 @@ class QueryMatcher:
             weights.append(postings.scores * boost if boost != 1.0 else postings.scores)
         return mask, np.bincount(docs, weights=np.concatenate(weights), minlength=self.size)
 
-    def _multiterm(self, q: query.MultiTerm, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    @staticmethod
+    def _sum_at(
+        found: Sequence[tuple[Postings, float]], scored: bool, at: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_sum_of` at the sorted documents ``at``: each posting list's score added
+        where it has the document, in the postings' order. The shorter of the two sorted
+        arrays is looked up in the other (a rare word's few postings among thousands of
+        documents, or a few documents in a common word's list)."""
+        mask = np.zeros(len(at), dtype=bool)
+        scores = np.zeros(len(at)) if scored else None
+        for postings, boost in found:
+            docs = postings.docs
+            if not len(docs) or not len(at):
+                continue
+            if len(docs) < len(at):  # where each posting is among ``at``
+                where = np.minimum(np.searchsorted(at, docs), len(at) - 1)
+                has = at[where] == docs
+                into, taken = where[has], np.flatnonzero(has)
+            else:  # where each of ``at`` is among the postings
+                where = np.minimum(np.searchsorted(docs, at), len(docs) - 1)
+                has = docs[where] == at
+                into, taken = np.flatnonzero(has), where[has]
+            mask[into] = True
+            if postings.scores is None:  # not reproduced: no scores (still every match)
+                scores = None
+            elif scores is not None:
+                weights = postings.scores[taken]
+                scores[into] += weights * boost if boost != 1.0 else weights
+        return mask, scores
+
+    def _multiterm(
+        self, q: query.MultiTerm, scored: bool, expansion: _Expansion
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Wildcards, prefixes, fuzzy terms, ranges: the Or of the terms they expand to.
 
         As Whoosh's searcher does, segment by segment: a segment's reader finds fuzzy words
@@ -431,17 +437,15 @@ class QueryMatcher:
         if fieldname is None or fieldname not in self.schema:
             return self._nothing(scored)
         boost = whoosh_internals.boost(q)
-        unwalked: _Unwalked | None = getattr(self._scoring, "unwalked", None)
         found: list[tuple[Postings, float]] = []
         unscored: list[slice] = []  # segments where Whoosh scores each match 1.0
         for leaf, base in self._leaves:
-            words = self._expanded(q, leaf, base)
+            words = self._expanded(q, leaf, base, expansion)
             span = slice(base, base + leaf.doc_count_all())
             for word in words:
                 postings = self.postings(fieldname, word)
                 low, high = np.searchsorted(postings.docs, (span.start, span.stop))
-                if unwalked is not None:
-                    unwalked.read(high - low)
+                expansion.read(high - low)
                 scores = None if postings.scores is None else postings.scores[low:high]
                 found.append((Postings(postings.docs[low:high], scores), boost))
             summed = whoosh_internals.union_is_summed(len(words), leaf.doc_count_all())
@@ -497,12 +501,14 @@ class QueryMatcher:
         words, postings, visits = self._charges.get((repr(q), *caps), charge)
         return words, postings, visits - (walked or 0)
 
-    def _expanded(self, q: query.MultiTerm, leaf: IndexReader, base: int) -> list[bytes]:
+    def _expanded(
+        self, q: query.MultiTerm, leaf: IndexReader, base: int, expansion: _Expansion
+    ) -> list[bytes]:
         """The words ``q`` expands to in one segment (cached; see :meth:`_expansion`), for a
         query already charged (:meth:`_charge`): a walk made again, once forgotten, is not
-        charged twice. In a :meth:`finds_none` check, a fuzzy word's found without a walk."""
-        unwalked: _Unwalked | None = getattr(self._scoring, "unwalked", None)
-        if unwalked is None:
+        charged twice. Unwalked (a :meth:`finds_none` check), a fuzzy word's found without a
+        walk."""
+        if not isinstance(expansion, _Unwalked):
             return self._expansion(q, leaf, base, charged=False)[0]
         words = None
         if isinstance(q, query.FuzzyTerm):
@@ -510,7 +516,7 @@ class QueryMatcher:
                 words = whoosh_internals.fuzzy_words_near(leaf, q)
         if words is None:
             raise _CannotTell
-        unwalked.expanded(len(words))
+        expansion.expanded(len(words))
         return [word.encode() for word in words]
 
     def _expansion(
@@ -548,40 +554,44 @@ class QueryMatcher:
 
     def _documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
-        reads (cached)."""
+        reads, and its idf's count (cached by the term's bytes, as read for both)."""
+        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+        if field is None:
+            return 0
+        try:
+            word = text if isinstance(text, bytes) else field.to_bytes(text)
+        except ValueError:
+            return 0
 
         def count() -> int:
-            field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
-            if field is None:
-                return 0
-            try:
-                word = text if isinstance(text, bytes) else field.to_bytes(text)
-            except ValueError:
-                return 0
             with self.reading:
                 return int(self.reader.doc_frequency(fieldname, word))
 
-        return self._frequencies.get((fieldname, text), count)
+        return self._frequencies.get((fieldname, word), count)
 
-    def _phrase(self, q: query.Phrase, scored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _phrase(
+        self, q: query.Phrase, scored: bool, at: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Words at consecutive positions (Whoosh's ``SpanNear2``, slop 1, ordered), scored
-        as Whoosh does: the sum of the words' scores, times the phrase's boost."""
+        as Whoosh does: the sum of the words' scores, times the phrase's boost (at ``at``)."""
         field = self.schema[q.fieldname] if q.fieldname in self.schema else None  # noqa: SIM401
         if field is None or not q.words:
-            return self._nothing(scored)
+            return self._nothing(scored, at)
         if q.slop != 1 or not field.format or not field.format.supports("positions"):
-            return self._evaluate_with_whoosh(q)
+            return _at(self._evaluate_with_whoosh(q), at)
         words = self._phrase_words(q)
         if words is None:
-            return self._nothing(scored)
-        keys = self._phrase_starts(q, words)
+            return self._nothing(scored, at)
+        keys = self._phrase_starts(q, words, at)
         if not len(keys):
-            return self._nothing(scored)
+            return self._nothing(scored, at)
         mask = np.zeros(self.size, dtype=bool)
         mask[keys >> _POSITION_BITS] = True
+        if at is not None:
+            mask = mask[at]
         if not scored:  # the words' own matches need not be read again
             return mask, None
-        parts = [self._term(q.fieldname, word, 1.0, scored) for _, word, _ in words]
+        parts = [self._term(q.fieldname, word, 1.0, scored, at) for _, word, _ in words]
         return mask, _boosted(_sum(parts, mask, scored), q.boost)
 
     def _phrase_starts(
@@ -691,17 +701,10 @@ class QueryMatcher:
         """Docnums, weights and (if asked) raw values of a term, segment by segment, the
         request's budget checked before each: a common word's list at 100,000 articles is read
         in up to 100 ms with its positions, a tenth of that a segment."""
-        doc_parts, weight_parts, value_list = [], [], []
+        found = whoosh_internals.TermPostings(values)
         for leaf, base in bounds.checked(self._leaves, every=1):
-            if (fieldname, word) not in leaf:
-                continue
-            docs, weights, raw = whoosh_internals.leaf_postings(leaf, fieldname, word, values)
-            doc_parts.append(docs + base)
-            weight_parts.append(weights)
-            value_list.extend(raw)
-        if not doc_parts:
-            return np.zeros(0, np.int64), np.zeros(0), []
-        return np.concatenate(doc_parts), np.concatenate(weight_parts), value_list
+            found.add(leaf, base, fieldname, word)
+        return found.arrays()
 
     def _scores(
         self, fieldname: str, word: bytes, docs: np.ndarray, weights: np.ndarray
@@ -715,7 +718,8 @@ class QueryMatcher:
             return np.zeros(0)
         b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1: float = self._bm25.K1
-        idf: float = self.searcher.idf(fieldname, word)
+        # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
+        idf = math.log(self.reader.doc_count_all() / (self._documents(fieldname, word) + 1)) + 1
         average: float = self.searcher.avg_field_length(fieldname) or 1
         lengths: np.ndarray = self._field_lengths(fieldname)[docs]
         # scoring.bm25, operation for operation, so the floats are Whoosh's.
@@ -723,29 +727,6 @@ class QueryMatcher:
 
 
 _NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
-
-
-class _CannotTell(Exception):
-    """A :meth:`QueryMatcher.finds_none` check that cannot tell (the query is matched)."""
-
-
-class _Unwalked:
-    """The words and postings a :meth:`QueryMatcher.finds_none` check expanded to, which
-    stops it past a request's caps on them (the query, matched, is refused there or not)."""
-
-    def __init__(self) -> None:
-        self.words = 0
-        self.postings = 0
-
-    def expanded(self, words: int) -> None:
-        self.words += words
-        if self.words > bounds.MAX_EXPANDED_TERMS:
-            raise _CannotTell
-
-    def read(self, postings: int) -> None:
-        self.postings += postings
-        if self.postings > bounds.MAX_EXPANDED_POSTINGS:
-            raise _CannotTell
 
 
 def _unwalked_leaf(leaf: query.Query) -> bool:
@@ -774,6 +755,11 @@ def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
 
 
-def _at_boost(scores: np.ndarray | None, boost: float) -> np.ndarray:
-    """:func:`_boosted` of scores a node has (its parts all have)."""
-    return cast(np.ndarray, _boosted(scores, boost))
+def _at(
+    evaluated: tuple[np.ndarray, np.ndarray | None], at: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A node's (mask, scores) of every document at the documents ``at`` (if given)."""
+    if at is None:
+        return evaluated
+    mask, scores = evaluated
+    return mask[at], None if scores is None else scores[at]

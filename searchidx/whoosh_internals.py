@@ -55,7 +55,7 @@ from whoosh.codec.whoosh3 import W3Codec, W3TermInfo, W3TermsReader
 from whoosh.filedb import compound, filetables
 from whoosh.filedb.structfile import BufferFile
 from whoosh.index import FileIndex
-from whoosh.reading import IndexReader, SegmentReader
+from whoosh.reading import IndexReader, SegmentReader, TermNotFound
 from whoosh.scoring import BM25F
 from whoosh.support.charset import accent_map
 from whoosh.support.levenshtein import levenshtein
@@ -378,53 +378,92 @@ def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
 def leaf_postings(
     leaf: IndexReader, fieldname: str, word: bytes, values: bool
 ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """One segment's postings of a term (docnums, weights, and raw values if ``values``), a
-    block at a time where the codec allows it.
+    """One segment's postings of a term (docnums, weights, and raw values if ``values``); see
+    :class:`TermPostings`, which gathers them over segments."""
+    found = TermPostings(values)
+    found.add(leaf, 0, fieldname, word)
+    return found.arrays()
 
-    Reads below Whoosh's deletion filter: the caller masks deleted documents itself.
-    """
-    terms = getattr(leaf, "_terms", None)
-    if type(terms) is W3TermsReader:
-        info = terms.term_info(fieldname, word)
-        if info.is_inlined():  # a short list, in its term's entry (see INLINE_LIMIT)
-            ids, found, inlined_values = info.inlined_postings()
-            in_values = list(inlined_values) if values else []
-            return np.asarray(ids, np.int64), np.asarray(found, np.float64), in_values
-        format_ = leaf.schema[fieldname].format
-        matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
-            terms._postfile, info, format_, term=(fieldname, word), scorer=None
-        )
-    elif terms is not None:
-        matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
-    else:
-        matcher = leaf.postings(fieldname, word)
-    raw: list[Any] = []
-    if all(hasattr(matcher, name) for name in _W3_BLOCKS) and not matcher._byteids:
-        # Every block's ids and weights gathered first, then made arrays at once: a common
-        # word has hundreds of blocks, and numpy calls per block cost a third of reading them.
-        counts: list[int] = []
-        deltas: list[int] = []
-        weights: list[float] = []
-        blocks = _blocks(matcher) if values else _blocks_without_values(matcher)
+
+class TermPostings:
+    """A term's postings gathered segment by segment (:meth:`add`), a block at a time where
+    the codec allows it, and made arrays once (:meth:`arrays`): most terms have a block or a
+    few postings in each segment, and numpy calls per segment cost more than reading them
+    (the bench's 1,330 query words at 100,000 articles, 11 segments, read in 1.16 -> 1.02 s).
+
+    Reads below Whoosh's deletion filter: the caller masks deleted documents itself."""
+
+    def __init__(self, values: bool) -> None:
+        self.values = values
+        #: Postings per block; each block's ids delta-coded, its first from the segment's
+        #: first docnum (a list with absolute ids: blocks of one).
+        self._counts: list[int] = []
+        self._deltas: list[int] = []
+        self._weights: list[float] = []
+        self._raw: list[Any] = []
+
+    def add(self, leaf: IndexReader, base: int, fieldname: str, word: bytes) -> None:
+        """The postings of one segment whose first docnum is ``base`` (none if it lacks the
+        term: its term index is looked up once)."""
+        terms = getattr(leaf, "_terms", None)
+        if type(terms) is W3TermsReader:
+            try:
+                info = terms.term_info(fieldname, word)
+            except TermNotFound:
+                return
+            if info.is_inlined():  # a short list, in its term's entry (see INLINE_LIMIT)
+                ids, found, inlined_values = info.inlined_postings()
+                self._add_absolute(base, ids, found, inlined_values)
+                return
+            format_ = leaf.schema[fieldname].format
+            matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
+                terms._postfile, info, format_, term=(fieldname, word), scorer=None
+            )
+        elif (fieldname, word) not in leaf:
+            return
+        elif terms is not None:
+            matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
+        else:
+            matcher = leaf.postings(fieldname, word)
+        if not (all(hasattr(matcher, name) for name in _W3_BLOCKS) and not matcher._byteids):
+            ids, weights, raw = [], [], []
+            while matcher.is_active():
+                ids.append(matcher.id())
+                weights.append(matcher.weight())
+                if self.values:
+                    raw.append(matcher.value())
+                matcher.next()
+            self._add_absolute(base, ids, weights, raw)
+            return
+        counts, deltas, weights = self._counts, self._deltas, self._weights
+        blocks = _blocks(matcher) if self.values else _blocks_without_values(matcher)
         for count, ids, block_weights, block_values in blocks:
             counts.append(count)
+            first = len(deltas)
             deltas.extend(ids)
+            deltas[first] += base
             if block_weights is None:
                 weights.extend([1.0] * count)
             elif isinstance(block_weights, float):
                 weights.extend([block_weights] * count)
             else:
                 weights.extend(block_weights)
-            raw.extend(block_values)
-        return _block_docs(counts, deltas), np.array(weights, dtype=np.float64), raw
-    ids, found = [], []
-    while matcher.is_active():
-        ids.append(matcher.id())
-        found.append(matcher.weight())
-        if values:
-            raw.append(matcher.value())
-        matcher.next()
-    return np.asarray(ids, dtype=np.int64), np.asarray(found, dtype=np.float64), raw
+            self._raw.extend(block_values)
+
+    def _add_absolute(self, base: int, ids: Any, weights: Any, raw: Any) -> None:
+        self._counts.extend([1] * len(ids))
+        self._deltas.extend([base + docnum for docnum in ids] if base else ids)
+        self._weights.extend(weights)
+        if self.values:
+            self._raw.extend(raw)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """Docnums, weights, and the raw values if asked for (else [])."""
+        return (
+            _block_docs(self._counts, self._deltas),
+            np.array(self._weights, dtype=np.float64),
+            self._raw,
+        )
 
 
 def _block_docs(counts: list[int], deltas: list[int]) -> np.ndarray:

@@ -368,6 +368,32 @@ def test_generated_queries_give_whooshs_sorted_pages(service, text: str, page: i
     _check_pages(service, text, page)
 
 
+@settings(_COMMON, max_examples=EXAMPLES)
+@given(text=QUERY_TEXTS, seed=st.integers(0, 2**16))
+def test_generated_queries_scored_at_some_documents_score_as_at_every_one(
+    service, text: str, seed: int
+):
+    """A query evaluated at some documents (a search's matches: its scores then) gives the
+    masks and scores of every document's evaluation there, to the last bit, whatever its
+    nodes: phrases, NOT, wildcards, fuzzy words and ranges too."""
+    parsed = _parsed(text)
+    if parsed is None:
+        return
+    matcher = service.snapshot().matcher
+    mask, scores = matcher._evaluate(parsed, scored=True)
+    rng = np.random.default_rng(seed)
+    matched = np.flatnonzero(mask)
+    some = np.flatnonzero(rng.random(matcher.size) < 0.05)
+    for docs in (matched, some, np.union1d(matched[::3], some), matched[:0]):
+        mask_at, scores_at = matcher._evaluate(parsed, scored=True, at=docs)
+        assert mask_at.tolist() == mask[docs].tolist(), text
+        if scores is None:
+            assert scores_at is None, text
+        else:
+            assert scores_at is not None and scores_at.tolist() == scores[docs].tolist(), text
+        assert matcher._evaluate(parsed, scored=False, at=docs)[0].tolist() == mask[docs].tolist()
+
+
 @pytest.mark.slow
 @settings(_COMMON, max_examples=SLOW_EXAMPLES)
 @given(text=QUERY_TEXTS, page=st.sampled_from([1, 2, 5]))
@@ -460,6 +486,35 @@ FAST_SHAPES = [
     "regulaton~",
     "title:[a TO c]",
 ]
+
+
+def test_a_terms_postings_over_segments_are_whooshs_own_matchers(service):
+    """A term's postings gathered over every segment (short lists in their term's entry,
+    one block, many blocks; deleted documents included) are what Whoosh's own matcher of
+    each segment reads, posting by posting, with their values."""
+    snapshot = service.snapshot()
+    matcher = snapshot.matcher
+    read = 0
+    for fieldname in ("title", "body", "topic", "provider"):
+        words = sorted({word for leaf, _ in snapshot._leaves for word in leaf.lexicon(fieldname)})
+        for word in [*words[:: max(1, len(words) // 60)], b"nosuchword"]:
+            expected: tuple[list[int], list[float], list] = ([], [], [])
+            for leaf, base in snapshot._leaves:
+                if (fieldname, word) not in leaf:
+                    continue
+                format_ = leaf.schema[fieldname].format
+                theirs = leaf._terms.matcher(fieldname, word, format_, scorer=None)
+                while theirs.is_active():
+                    expected[0].append(base + theirs.id())
+                    expected[1].append(theirs.weight())
+                    expected[2].append(theirs.value())
+                    theirs.next()
+            docs, weights, values = matcher._read_postings(fieldname, word, values=True)
+            assert (docs.tolist(), weights.tolist(), values) == expected, (fieldname, word)
+            bare_docs, bare_weights, none = matcher._read_postings(fieldname, word, values=False)
+            assert (bare_docs.tolist(), bare_weights.tolist(), none) == (*expected[:2], [])
+            read += len(docs)
+    assert read > 50_000
 
 
 def test_positions_are_decoded_as_whoosh_decodes_them(service):

@@ -24,7 +24,7 @@ from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import ANALYZER
+from searchidx.schema import ANALYZER, analysed
 from searchidx.service import SearchService
 from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
 from searchidx.store import IndexStore
@@ -309,3 +309,20 @@ def test_search_looks_up_few_documents_weighed_by_the_query_terms(
     finally:
         service.close()
     assert allowed * 5 <= snapshot.size < allowed * 16  # the two sides of the bound
+
+
+def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
+    chain = highlight._CHAIN
+    assert chain is not None  # the plain chain: analysed word by word
+    monkeypatch.setattr(highlight, "_TERMS", {})
+    asked: list[str] = []
+
+    def counted(chain: tuple, word: str) -> tuple[str, bool]:
+        asked.append(word)
+        return analysed(chain, word)
+
+    monkeypatch.setattr(highlight, "analysed", counted)
+    written = ["Quorbling", "quorbles", "quorbling", "and", "Quorbling", "quorbles"]
+    found = highlight._analysed(" ".join(written) + ".")
+    assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
+    assert found.words == [analysed(chain, word)[0] for word in written]
