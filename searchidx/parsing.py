@@ -8,6 +8,7 @@ file, the line where known, and what to do about it; the indexer collects those 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -86,25 +87,39 @@ def read_bounded(root: Path, relpath: str) -> tuple[bytes, os.stat_result]:
     try:
         # The folder was listed a moment ago; what is there now may be a link out of it, or a
         # pipe that would block the open. Read only a regular file that is still inside.
-        path = (root / relpath).resolve(strict=True)
-        if not path.is_relative_to(root.resolve()):
+        # Strings and os calls, not pathlib and a buffered file: 62 -> 25 us a file (the
+        # buffered read of MAX_FILE_BYTES + 1 allocated a megabyte each time).
+        path = os.path.realpath(os.path.join(root, relpath), strict=True)
+        inside = os.path.realpath(root, strict=True)
+        if os.path.commonpath([path, inside]) != inside:
             raise ArticleError(
                 relpath, "leads out of the content folder through a symbolic link; not followed"
             )
-        with open(path, "rb", opener=_open_nonblocking) as file:
-            info = os.fstat(file.fileno())
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(descriptor)
             if not stat.S_ISREG(info.st_mode):
                 raise ArticleError(relpath, "not a regular file (a pipe, device or socket)")
-            return file.read(MAX_FILE_BYTES + 1), info
+            return _read_at_most(descriptor, info.st_size), info
+        finally:
+            os.close(descriptor)
     except OSError as error:
-        raise ArticleError(relpath, f"cannot read the file: {error.strerror or error}") from None
-    except RuntimeError:  # Python 3.11's resolve() on a loop of links
-        raise ArticleError(relpath, "cannot read the file: a loop of symbolic links") from None
+        reason = "a loop of symbolic links" if error.errno == errno.ELOOP else error.strerror
+        raise ArticleError(relpath, f"cannot read the file: {reason or error}") from None
 
 
-def _open_nonblocking(path: str, flags: int) -> int:
-    """Open without waiting (a FIFO opens at once, then is refused) or following a link."""
-    return os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW)
+def _read_at_most(descriptor: int, size: int) -> bytes:
+    """The file's bytes up to one past :data:`MAX_FILE_BYTES`, read in as many calls as it
+    takes (two for a file of ``size`` bytes that did not grow since its stat)."""
+    parts: list[bytes] = []
+    read = 0
+    while read <= MAX_FILE_BYTES:
+        part = os.read(descriptor, min(MAX_FILE_BYTES + 1 - read, max(size + 1 - read, 1 << 16)))
+        if not part:
+            break
+        parts.append(part)
+        read += len(part)
+    return b"".join(parts)
 
 
 def decode_article(data: bytes, relpath: str) -> str:
