@@ -25,7 +25,15 @@ from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
 from searchidx.records import live_records
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
+from searchidx.schema import (
+    ANALYZER,
+    STORED_BODY_CHARS,
+    Text,
+    _record,
+    encoded_record,
+    stored_record,
+    to_document,
+)
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from searchidx.whoosh_internals import (
@@ -267,3 +275,26 @@ def test_the_stored_record_is_the_articles_dict(sample_dir: Path):
     for article in real_shaped_articles() + sample:
         expected = {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
         assert json.dumps(_record(article)) == json.dumps(expected)
+
+
+def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
+    """orjson writes what ``json.dumps`` wrote (every character below U+0800 and beyond, in
+    text and body); what it refuses (an integer past 64 bits, a lone surrogate) goes through
+    ``json.dumps`` as before."""
+    sample = [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
+    articles = real_shaped_articles() + sample
+    odd = articles[0]
+    every_char = "".join(map(chr, range(0x800))) + "\u2028\u2029\ufeff\U0001f600"
+    articles += [
+        dataclasses.replace(odd, title=every_char, body=every_char * 3, quality=-(2**63)),
+        dataclasses.replace(odd, quality=2**64, heat=-(2**70)),
+        dataclasses.replace(odd, excerpt="\ud800"),
+    ]
+    for article in articles:
+        standard = json.dumps(_record(article), ensure_ascii=False, separators=(",", ":"))
+        if "\ud800" in standard:
+            with pytest.raises(UnicodeEncodeError):
+                encoded_record(article)
+            continue
+        assert encoded_record(article) == standard.encode()
+        assert stored_record(article) == standard
