@@ -35,10 +35,17 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
 #: Keys PyYAML's constructor gives a meaning of their own: ``<<`` (merge) and ``=`` (value).
 _SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
-#: Plain scalars' implicit tags kept before the memo starts again.
+#: Plain scalars' implicit tags (and constructed values) kept before each memo starts again.
 _RESOLVED_SCALARS = 100_000
 #: Plain scalar -> its implicit tag (see :class:`_Loader`).
 _RESOLVED: dict[str, str] = {}
+#: Tags whose scalars PyYAML constructs as immutable values, each text's once (see
+#: :func:`_scalar`).
+_IMMUTABLE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float")
+)
+#: (tag, text) -> the value PyYAML's constructor made of it.
+_SCALARS: dict[tuple[str, str], Any] = {}
 
 
 class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
@@ -236,7 +243,7 @@ def _plain_node(loader: _Loader, built: dict[int, Any], node: Node) -> Any:
     node (aliases share them; None while one is built)."""
     kind = type(node)
     if kind is ScalarNode:
-        return node.value if node.tag == _STR else loader.construct_object(node, deep=True)
+        return _scalar(loader, node)
     if id(node) in built:
         if built[id(node)] is None:  # inside itself
             raise _Unusual
@@ -248,13 +255,36 @@ def _plain_node(loader: _Loader, built: dict[int, Any], node: Node) -> Any:
         for key, item in node.value:
             if type(key) is not ScalarNode or key.tag in _SPECIAL_KEYS:
                 raise _Unusual
-            value[_plain_node(loader, built, key)] = _plain_node(loader, built, item)
+            value[_scalar(loader, key)] = (
+                _scalar(loader, item)
+                if type(item) is ScalarNode
+                else _plain_node(loader, built, item)
+            )
     elif kind is SequenceNode and node.tag == _SEQ:
         value = [_plain_node(loader, built, item) for item in node.value]
     else:
         raise _Unusual
     built[id(node)] = value
     return value
+
+
+def _scalar(loader: _Loader, node: ScalarNode) -> Any:
+    """A scalar's value: text as it is; a null, bool, int or float (immutable values, and
+    the same few in every file: ``true``, a quality) built by PyYAML's constructor once per
+    text (:data:`_SCALARS`); any other by PyYAML's constructor."""
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag not in _IMMUTABLE_TAGS:
+        return loader.construct_object(node, deep=True)
+    key = (tag, node.value)
+    try:
+        return _SCALARS[key]
+    except KeyError:
+        if len(_SCALARS) >= _RESOLVED_SCALARS:
+            _SCALARS.clear()
+        value = _SCALARS[key] = loader.construct_object(node, deep=True)
+        return value
 
 
 def _check_size(value: Any, relpath: str) -> None:
