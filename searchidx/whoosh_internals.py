@@ -38,7 +38,17 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from pickle import dumps, loads
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeGuard, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    Protocol,
+    TypeGuard,
+    TypeVar,
+    cast,
+)
 
 import numpy as np
 import whoosh
@@ -1067,6 +1077,19 @@ class _WhooshSegment:
         return write_segment(self.writer)
 
 
+class _FieldPlan(NamedTuple):
+    """A field as :meth:`_BufferedSegment.add` writes it: the field, whether it is indexed
+    and scorable, the name of its separate spelling field ("" for none), whether it is
+    stored, its column type (None for none)."""
+
+    field: Any
+    indexed: bool
+    scorable: bool
+    spelling: str
+    stored: bool
+    column: Any
+
+
 #: Estimated bytes a buffered posting takes (a docnum, a weight and a short value, in its
 #: term's list): what :class:`_BufferedSegment` counts against the buffer's limit.
 _POSTING_BYTES = 120
@@ -1091,8 +1114,10 @@ class _BufferedSegment:
         self.schema = writer.schema
         #: field -> term -> its postings, each as three items: docnum, weight, value
         self.postings: dict[str, dict[bytes, list[Any]]] = {}
-        #: field -> docnum -> the length the per-document writer stored (0: none)
-        self.lengths: dict[str, list[int]] = {}
+        #: scorable field -> docnum -> its length there (none: 0)
+        self.lengths: dict[str, dict[int, int]] = {}
+        #: field -> what :meth:`add` does with its values
+        self.plans: dict[str, _FieldPlan] = {}
         #: Fields of spelling words (one posting a document at docnum 0, see :meth:`add`).
         self.spelling: set[str] = set()
         self.buffered = 0
@@ -1114,7 +1139,7 @@ class _BufferedSegment:
 
     def add(self, document: dict[str, Any]) -> None:
         """``SegmentWriter.add_document`` for documents without boosts or term vectors."""
-        writer, schema = self.writer, self.schema
+        writer = self.writer
         perdoc = writer.perdocwriter
         docnum = writer.docnum
         perdoc.start_doc(docnum)
@@ -1122,57 +1147,66 @@ class _BufferedSegment:
             value = document[fieldname]
             if value is None:
                 continue
-            field = schema[fieldname]
-            if field.vector:
-                raise ValueError(f"field {fieldname!r} has term vectors, which it does not write")
+            plan = self.plans.get(fieldname) or self._plan(fieldname)
+            field, indexed, scorable, spelling, stored, column = plan
             length = 0
-            if field.indexed:
+            if indexed:
                 items = list(field.index(value))
-                if field.scorable:
-                    length = sum(item[1] for item in items)
+                if scorable:
+                    length = sum([item[1] for item in items])
                 self._add_postings(fieldname, docnum, items)
-                if field.separate_spelling() and items:
-                    self._add_spelling(field, fieldname, value, items[-1][3])
-            perdoc.add_field(fieldname, field, value if field.stored else None, length)
-            if length:
-                self._lengths(fieldname)[docnum] = length
-            column = field.column_type
+                if spelling and items:
+                    self._add_spelling(field, spelling, value, items[-1][3])
+            if length or stored:
+                perdoc.add_field(fieldname, field, value if stored else None, length)
+                if length:
+                    self.lengths[fieldname][docnum] = length
             if column:
-                perdoc.add_column_value(fieldname, column, field.to_column_value(value))
+                value = field.to_column_value(value)
+                writers = perdoc._colwriters
+                if fieldname in writers:
+                    writers[fieldname].add(docnum, value)
+                else:  # its first value: the per-document writer makes the column
+                    perdoc.add_column_value(fieldname, column, value)
         perdoc.finish_doc()
         writer.docnum += 1
 
-    def _add_postings(
-        self, fieldname: str, docnum: int, items: list[tuple[bytes, int, Any, bytes]]
-    ) -> None:
+    def _plan(self, fieldname: str) -> _FieldPlan:
+        """What :meth:`add` does with a field's values, read from the field once."""
+        field = self.schema[fieldname]
+        if field.vector:
+            raise ValueError(f"field {fieldname!r} has term vectors, which it does not write")
+        spelling = field.spelling_fieldname(fieldname) if field.separate_spelling() else ""
+        column = field.column_type
+        plan = _FieldPlan(field, field.indexed, field.scorable, spelling, field.stored, column)
+        self.plans[fieldname] = plan
+        if plan.scorable:
+            self.lengths[fieldname] = {}
+        return plan
+
+    def _add_postings(self, fieldname: str, docnum: int, items: Any) -> None:
         """Append the postings of ``docnum`` (a field's ``index`` items) to their terms'."""
         terms = self.postings.get(fieldname)
         if terms is None:
             terms = self.postings[fieldname] = {}
+        count = 0
         for term, _, weight, value in items:
             postings = terms.get(term)
             if postings is None:
-                terms[term] = [docnum, weight * 1.0, value]  # Whoosh applies a boost of 1.0
+                terms[term] = [docnum, float(weight), value]  # Whoosh applies a boost of 1.0
             else:
-                postings += (docnum, weight * 1.0, value)
-        self.buffered += len(items) * _POSTING_BYTES
+                postings += (docnum, float(weight), value)
+            count += 1
+        self.buffered += count * _POSTING_BYTES
 
-    def _add_spelling(self, field: Any, fieldname: str, value: Any, last: bytes) -> None:
+    def _add_spelling(self, field: Any, spelling: str, value: Any, last: bytes) -> None:
         """Whoosh adds each spelling word of a document with docnum 0, weight 1 and the value
         of the field's last term (a leftover loop variable): kept, to the byte."""
-        spelling = field.spelling_fieldname(fieldname)
         self.spelling.add(spelling)
         terms = self.postings.setdefault(spelling, {})
         for word in field.spellable_words(value):
             terms.setdefault(word.encode(), []).extend((0, 1, last))
             self.buffered += _POSTING_BYTES
-
-    def _lengths(self, fieldname: str) -> list[int]:
-        lengths = self.lengths.get(fieldname)
-        if lengths is None:
-            lengths = self.lengths[fieldname] = []
-        lengths.extend([0] * (self.writer.docnum + 1 - len(lengths)))
-        return lengths
 
     def write(self) -> Any:
         """Write the postings in field and term order, and close the segment."""
@@ -1203,11 +1237,10 @@ class _BufferedSegment:
         column (one byte, so rounded), which is what its postings writer gets."""
         docs = self.writer.docnum
         lengths = self.lengths.get(fieldname)
-        if lengths is None:
+        if not lengths:
             return [0] * max(docs, 1)
-        lengths.extend([0] * (docs - len(lengths)))
-        decoded = {0: None} | {n: byte_to_length(length_to_byte(n)) for n in set(lengths) if n}
-        return [decoded[n] for n in lengths]
+        decoded = {n: byte_to_length(length_to_byte(n)) for n in set(lengths.values())}
+        return [decoded[lengths[docnum]] if docnum in lengths else None for docnum in range(docs)]
 
 
 def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]:
