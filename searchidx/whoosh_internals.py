@@ -1222,6 +1222,9 @@ class _BufferedSegment:
                 field_terms = _FieldTerms(fieldwriter, lengths)
                 for term in sorted(terms):
                     postings = terms[term]
+                    if len(postings) == 3:  # in one document, as most terms are
+                        field_terms.add_one(term, *postings)
+                        continue
                     docs, weights, values = postings[::3], postings[1::3], postings[2::3]
                     if spelling:  # all docnum 0, weight 1: Whoosh's pool sorts them by value
                         values.sort()
@@ -1249,6 +1252,10 @@ def _length_range(lengths: list[Any], docs: list[int]) -> tuple[int | None, int]
     known = [length for length in map(lengths.__getitem__, docs) if length]
     return (min(known) if known else None), max(known, default=0)
 
+
+#: A posting's weight -> the weight as the codec keeps it (32 bits), for the few weights
+#: there are (a term's count in a field).
+_FLOAT32: dict[float, float] = {}
 
 #: Bytes of posting blocks :class:`_FieldTerms` gathers before it writes them.
 _PENDING_BLOCK_BYTES = 1 << 20
@@ -1296,6 +1303,29 @@ class _FieldTerms:
             info = self._listed(docs, weights, values)
         self.keys.append(self.field_key + term)
         self.infos.append(info)
+
+    def add_one(self, term: bytes, doc: int, weight: Any, value: bytes) -> None:
+        """:meth:`add` for a term of one posting (most are): inlined as :meth:`_inlined`
+        would, without its lists."""
+        if self.inlined_below <= 1:
+            self.add(term, [doc], [weight], [value])
+            return
+        stored = _FLOAT32.get(weight)
+        if stored is None:
+            stored = _FLOAT32[weight] = array("f", (weight,))[0]
+        length = self.lengths[doc]
+        info = self._INFO.pack(
+            True,
+            stored,
+            1,
+            length_to_byte(length or None),
+            length_to_byte(length or 0),
+            weight if weight > 0 else 0,
+            doc,
+            doc,
+        )
+        self.keys.append(self.field_key + term)
+        self.infos.append(info + dumps(((doc,), (stored,), (value,) if value else ()), 2))
 
     def finish(self) -> None:
         """Write the postings and the term index's rows gathered."""
