@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import itertools
 import operator
@@ -1017,6 +1018,11 @@ class _MergedSegment(SegmentReader):
             yield fieldname, text, docnum, weight, value if isinstance(value, bytes) else None
 
 
+#: Documents between the collector's freezes while a segment is buffered (see
+#: :meth:`SegmentBuilder.add`).
+_FROZEN_EVERY = 1000
+
+
 class SegmentBuilder:
     """Documents into new segments, a new one each time the buffer is full.
 
@@ -1033,8 +1039,18 @@ class SegmentBuilder:
         self.limit = limit_mb * 1024 * 1024
         self.segments: list[Any] = []
         self.segment: _BufferedSegment | _WhooshSegment | None = None
+        self.buffered_documents = 0
 
     def add(self, document: dict[str, Any]) -> None:
+        """Buffer ``document``; write the segment once the buffer is full.
+
+        The buffer (a list a term, growing for thousands of documents) is what the cyclic
+        collector's full collections walk, again each time it grows by a quarter: 27 us an
+        article at 10,000 in one segment. Every :data:`_FROZEN_EVERY` documents the objects
+        alive so far are frozen (``gc.freeze``: out of every collection) until the segment is
+        written; the documents' own garbage is freed by reference counts as before (parsing
+        leaves no cycles), and anything cyclic among the frozen objects is collected after.
+        """
         if self.segment is None:
             # The store's lock is the one lock; and a pool limit the buffer never reaches, so
             # Whoosh never spills runs into the temporary folder its writers share.
@@ -1042,6 +1058,9 @@ class SegmentBuilder:
             buffered = _BufferedSegment.writes(writer)
             self.segment = _BufferedSegment(writer) if buffered else _WhooshSegment(writer)
         self.segment.add(document)
+        self.buffered_documents += 1
+        if self.buffered_documents % _FROZEN_EVERY == 0:
+            gc.freeze()
         if self.segment.size() >= self.limit:
             self._flush()
 
@@ -1051,14 +1070,24 @@ class SegmentBuilder:
         return self.segments
 
     def cancel(self) -> None:
+        self._thaw()
         if self.segment is not None:
             cancel_writer(self.segment.writer)
             self.segment = None
 
     def _flush(self) -> None:
         segment, self.segment = self.segment, None
-        if segment is not None:
-            self.segments.append(segment.write())
+        try:
+            if segment is not None:
+                self.segments.append(segment.write())
+        finally:
+            self._thaw()
+
+    def _thaw(self) -> None:
+        """Give what :meth:`add` froze back to the collector."""
+        if self.buffered_documents >= _FROZEN_EVERY:
+            gc.unfreeze()
+        self.buffered_documents = 0
 
 
 class _WhooshSegment:

@@ -8,6 +8,7 @@ record is written out by hand (``schema._record``). Each is checked against the 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -196,6 +197,41 @@ def test_a_build_larger_than_the_buffer_writes_several_segments(
         assert (report.added, report.updated) == (1, 0)
     finally:
         write_article(collection, "broken.md", "title: [unclosed")
+
+
+def test_a_segment_builder_freezes_its_buffer_until_the_segment_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What the builder froze goes back to the collector when its segment is written, or
+    dropped; the segment is the one a builder that never freezes writes."""
+    monkeypatch.setattr(whoosh_internals, "_FROZEN_EVERY", 2)
+    documents = [to_document(article, FileState(1, 2, "3")) for article in real_shaped_articles()]
+    assert len(documents) >= 5 and not gc.get_freeze_count()
+    builders = [
+        SegmentBuilder(IndexStore(tmp_path / name).create_generation()[1], 64)
+        for name in ("frozen", "dropped")
+    ]
+    try:
+        for builder in builders:
+            for document in documents[:5]:
+                builder.add(document)
+            assert gc.get_freeze_count() > 0
+        builders[1].cancel()
+        assert not gc.get_freeze_count()
+        for document in documents[5:]:
+            builders[0].add(document)
+        frozen = builders[0].finish()
+        assert not gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # a failed check must not leave the test process frozen
+    monkeypatch.setattr(whoosh_internals, "_FROZEN_EVERY", 10**9)
+    files = segment_files(_BufferedSegment, tmp_path / "never", documents)[0]
+    index = builders[0].index
+    parts = frozen[0].open_compound_file(index.storage)
+    assert {
+        name.replace(frozen[0].segment_id(), ""): parts.open_file(name).read()
+        for name in parts.list()
+    } == files
 
 
 def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list):
