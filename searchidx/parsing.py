@@ -268,7 +268,7 @@ def _plain_node(loader: _Loader, built: dict[int, Any], node: Node) -> Any:
     return value
 
 
-def _scalar(loader: _Loader, node: ScalarNode) -> Any:
+def _scalar(loader: _Loader, node: Node) -> Any:
     """A scalar's value: text as it is; a null, bool, int or float (immutable values, and
     the same few in every file: ``true``, a quality) built by PyYAML's constructor once per
     text (:data:`_SCALARS`); any other by PyYAML's constructor."""
