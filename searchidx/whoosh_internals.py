@@ -1133,8 +1133,9 @@ class _BufferedSegment:
     took to index. Here each posting is appended to its term's list (documents come in
     docnum order, so each list is sorted already); at the end the terms are sorted, and each
     block of a term is handed to the codec's writer whole, which pickles, compresses and
-    describes it as it does its own. Per-document values (stored fields, columns, lengths)
-    go through Whoosh's per-document writer as ``add_document`` sends them.
+    describes it as it does its own. Per-document values (stored fields, lengths, a
+    column's first value) go through Whoosh's per-document writer as ``add_document`` sends
+    them; a column's later values to the column's writer it made, as that writer would.
     tests/test_build_fastpaths.py builds one collection both ways and compares the files.
     """
 
@@ -1143,7 +1144,7 @@ class _BufferedSegment:
         self.schema = writer.schema
         #: field -> term -> its postings, each as three items: docnum, weight, value
         self.postings: dict[str, dict[bytes, list[Any]]] = {}
-        #: scorable field -> docnum -> its length there (none: 0)
+        #: scorable field -> docnum -> its length there (a document of none is not there)
         self.lengths: dict[str, dict[int, int]] = {}
         #: field -> what :meth:`add` does with its values
         self.plans: dict[str, _FieldPlan] = {}
