@@ -287,7 +287,7 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
     return {
         "path": article.path,
         "state": state.encode().encode(),
-        "record": stored_record(article).encode(),
+        "record": encoded_record(article),
         "title": article.title,
         "excerpt": article.excerpt,
         "body": article.body,
@@ -306,7 +306,21 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
 
 def stored_record(article: Article) -> str:
     """The display record as every engine stores it: JSON, the body cut short."""
-    return json.dumps(_record(article), ensure_ascii=False, separators=(",", ":"))
+    return encoded_record(article).decode()
+
+
+def encoded_record(article: Article) -> bytes:
+    """:func:`stored_record` in UTF-8, written by orjson (a build's 30 us an article by the
+    standard library's encoder, 5 by orjson: the same bytes for these keys and values). What
+    orjson refuses, an integer beyond 64 bits or a lone surrogate from a YAML escape, goes
+    through the standard library's, as before."""
+    import orjson  # not at import: a search never writes records (orjson imports uuid)
+
+    record = _record(article)
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _record(article: Article) -> dict[str, Any]:

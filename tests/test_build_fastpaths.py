@@ -8,6 +8,7 @@ record is written out by hand (``schema._record``). Each is checked against the 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -25,7 +26,15 @@ from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
 from searchidx.records import live_records
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import ANALYZER, STORED_BODY_CHARS, Text, _record, to_document
+from searchidx.schema import (
+    ANALYZER,
+    STORED_BODY_CHARS,
+    Text,
+    _record,
+    encoded_record,
+    stored_record,
+    to_document,
+)
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from searchidx.whoosh_internals import (
@@ -193,6 +202,41 @@ def test_a_build_larger_than_the_buffer_writes_several_segments(
         write_article(collection, "broken.md", "title: [unclosed")
 
 
+def test_a_segment_builder_freezes_its_buffer_until_the_segment_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """What the builder froze goes back to the collector when its segment is written, or
+    dropped; the segment is the one a builder that never freezes writes."""
+    monkeypatch.setattr(whoosh_internals, "_FROZEN_EVERY", 2)
+    documents = [to_document(article, FileState(1, 2, "3")) for article in real_shaped_articles()]
+    assert len(documents) >= 5 and not gc.get_freeze_count()
+    builders = [
+        SegmentBuilder(IndexStore(tmp_path / name).create_generation()[1], 64)
+        for name in ("frozen", "dropped")
+    ]
+    try:
+        for builder in builders:
+            for document in documents[:5]:
+                builder.add(document)
+            assert gc.get_freeze_count() > 0
+        builders[1].cancel()
+        assert not gc.get_freeze_count()
+        for document in documents[5:]:
+            builders[0].add(document)
+        frozen = builders[0].finish()
+        assert not gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # a failed check must not leave the test process frozen
+    monkeypatch.setattr(whoosh_internals, "_FROZEN_EVERY", 10**9)
+    files = segment_files(_BufferedSegment, tmp_path / "never", documents)[0]
+    index = builders[0].index
+    parts = frozen[0].open_compound_file(index.storage)
+    assert {
+        name.replace(frozen[0].segment_id(), ""): parts.open_file(name).read()
+        for name in parts.list()
+    } == files
+
+
 def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list):
     """The documents written as one segment by ``kind``: each of its files' bytes by name
     (the segment's random id left out), its field lengths, its document count and how many
@@ -270,3 +314,26 @@ def test_the_stored_record_is_the_articles_dict(sample_dir: Path):
     for article in real_shaped_articles() + sample:
         expected = {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
         assert json.dumps(_record(article)) == json.dumps(expected)
+
+
+def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
+    """orjson writes what ``json.dumps`` wrote (every character below U+0800 and beyond, in
+    text and body); what it refuses (an integer past 64 bits, a lone surrogate) goes through
+    ``json.dumps`` as before."""
+    sample = [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
+    articles = real_shaped_articles() + sample
+    odd = articles[0]
+    every_char = "".join(map(chr, range(0x800))) + "\u2028\u2029\ufeff\U0001f600"
+    articles += [
+        dataclasses.replace(odd, title=every_char, body=every_char * 3, quality=-(2**63)),
+        dataclasses.replace(odd, quality=2**64, heat=-(2**70)),
+        dataclasses.replace(odd, excerpt="\ud800"),
+    ]
+    for article in articles:
+        standard = json.dumps(_record(article), ensure_ascii=False, separators=(",", ":"))
+        if "\ud800" in standard:
+            with pytest.raises(UnicodeEncodeError):
+                encoded_record(article)
+            continue
+        assert encoded_record(article) == standard.encode()
+        assert stored_record(article) == standard

@@ -358,30 +358,14 @@ def test_sync_of_a_file_changed_while_it_is_read_holds_its_new_content_next_time
     content = tmp_path / "content"
     good(content, "a.md", title="Old title")
     os.utime(content / "a.md", ns=(10**18, 10**18))  # an mtime the rewrite cannot repeat
-    real_open = open
+    real_read = parsing._read_at_most
 
-    class ChangedAfterRead:
-        def __init__(self, file: Any) -> None:
-            self.file = file
+    def changed_after_read(descriptor: int, size: int) -> bytes:
+        data = real_read(descriptor, size)
+        good(content, "a.md", title="New title")  # same size, written in place
+        return data
 
-        def __enter__(self) -> ChangedAfterRead:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.file.close()
-
-        def fileno(self) -> int:
-            return self.file.fileno()
-
-        def read(self, size: int = -1) -> bytes:
-            data = self.file.read(size)
-            good(content, "a.md", title="New title")  # same size, written in place
-            return data
-
-    def opening(path: Any, *args: Any, **kwargs: Any) -> Any:
-        return ChangedAfterRead(real_open(path, *args, **kwargs))
-
-    monkeypatch.setattr(parsing, "open", opening, raising=False)
+    monkeypatch.setattr(parsing, "_read_at_most", changed_after_read)
     indexer.sync(store, content)
     monkeypatch.undo()
     assert indexed(store)["a.md"].title == "Old title"

@@ -205,6 +205,11 @@ YAML_DOCUMENTS = [
     "text",
     "a: 1\na: 2",
     "deep: " + "[" * 60 + "]" * 60,
+    # Null, bool, int and float scalars are built once per text: the same text under other
+    # tags, in other spellings and again, and one that cannot be built (too many digits).
+    "a: 1\nb: !!float 1\nc: !!str 1\nd: '1'\ne: 1\nf: [1, !!float 1, 1.0, +1, 0x1, 0o1, 1_0]",
+    "a: .nan\nb: -.inf\nc: ~\nd: NULL\ne: On\nf: TRUE\ng: [~, null, On, 1, 1.5e3, .NaN]",
+    "big: " + "9" * 5000,
 ]
 
 
