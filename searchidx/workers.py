@@ -9,6 +9,7 @@ or ``spawn`` when other threads run, and end with their parent however it ends.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -101,9 +102,16 @@ def build_in_processes(
         )
         for _ in range(processes)
     ]
-    for worker in workers:
-        jobs.put(None)
-        worker.start()
+    # Forked workers share the parent's pages until either writes one: frozen, the objects
+    # the parent holds are left out of the workers' garbage collections, which would touch
+    # (and so copy) every page of them.
+    gc.freeze()
+    try:
+        for worker in workers:
+            jobs.put(None)
+            worker.start()
+    finally:
+        gc.unfreeze()
     built = Built()
     done, finished = 0, 0
     try:
