@@ -258,16 +258,19 @@ def _sync(
     index = store.open_index()
     try:
         indexed = _IndexedFiles.read(index)
-        changes = indexed.compare(walk_content(root))
-        report.unchanged = changes.unchanged
-        processes = min(BUILD_PROCESSES, len(changes.stat_changed) // SYNC_FILES_PER_PROCESS)
-        previous = changes.previous()
-        if processes > 1:
-            built = workers.build_in_processes(
-                index, root, changes.stat_changed, processes, progress, previous, WRITER_LIMIT_MB
-            )
-        else:
-            built = _build_here(index, root, changes.stat_changed, progress, previous)
+        with workers.BuildWorkers(index, root, WRITER_LIMIT_MB) as building:
+
+            def found(path: str) -> None:  # a file to read: workers start as they pay
+                building.hand(path, indexed.sha256(path))
+                building.grow(BUILD_PROCESSES, SYNC_FILES_PER_PROCESS)
+
+            changes = indexed.compare(walk_content(root), found)
+            report.unchanged = changes.unchanged
+            if building.started:
+                built = building.finish(progress)
+            else:
+                paths, previous = changes.stat_changed, changes.previous()
+                built = _build_here(index, root, paths, progress, previous)
         _commit(index, changes, built, report)
     finally:
         index.close()
@@ -402,10 +405,12 @@ class _IndexedFiles:
                 states.update(zip(texts, column, strict=True))
         return cls(docnums, states)
 
-    def compare(self, files: Iterable[tuple[str, os.stat_result]]) -> _Changes:
+    def compare(
+        self, files: Iterable[tuple[str, os.stat_result]], found: Callable[[str], None]
+    ) -> _Changes:
         """What a sync is to do for the ``files`` in the folder (path and stat, as
         :func:`walk_content` lists them): one dictionary lookup and one prefix test a file,
-        since most are as indexed."""
+        since most are as indexed; each file to read is ``found`` as soon as listed."""
         states = self.states
         seen: set[str] = set()
         stat_changed = []
@@ -414,6 +419,7 @@ class _IndexedFiles:
             known = states.get(path)
             if known is None or not known.startswith(b"%d:%d:" % (info.st_size, info.st_mtime_ns)):
                 stat_changed.append(path)
+                found(path)
         stat_changed.sort()
         removed = sorted(self.docnums.keys() - seen)
         return _Changes(stat_changed, removed, len(seen) - len(stat_changed), self)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from searchidx import indexer
-from searchidx.content import scan_content
+from searchidx import indexer, workers
+from searchidx.content import scan_content, walk_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
+from searchidx.request import SearchRequest, Sort
+from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from tests.conftest import (
     ARTICLES_COUNT,
@@ -264,3 +266,90 @@ def test_sync_indexes_one_term_per_date_and_per_quality(content: Path, store: In
                 assert len(list(reader.lexicon(name))) == len(values) > 1
     finally:
         index.close()
+
+
+def _edit_many(content: Path) -> tuple[int, int]:
+    """Change, add and delete files spread over the folder, and touch some without a change;
+    how many files were changed and deleted."""
+    files = sorted(scan_content(content))
+    for path in files[::9]:
+        text = (content / path).read_text()
+        (content / path).write_text(text.replace('title: "', 'title: "Edited ', 1))
+    for path in files[4::31]:
+        (content / path).unlink()
+    for path in files[7::50]:
+        os.utime(content / path, ns=(1, 1))  # touched, not changed
+    for number in range(12):
+        write_article(
+            content, f"late/{number}.md", f"title: Late {number}\npublishedDateTime: 2024-05-02"
+        )
+    return len(set(files[::9]) - set(files[4::31])), len(files[4::31])
+
+
+def _answers(store: IndexStore) -> list[object]:
+    service = SearchService(store, results_cached=0)
+    try:
+        results = [service.search(request) for request in SYNC_REQUESTS]
+    finally:
+        service.close()
+    return [(r.total, [hit.article.path for hit in r.hits], r.facets) for r in results]
+
+
+SYNC_REQUESTS = [
+    SearchRequest(text="edited", facets=True),
+    SearchRequest(text="", sort=Sort.NEWEST, facets=True, page=2),
+    SearchRequest(text="cloud OR late", sort=Sort.QUALITY),
+]
+
+
+@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; workers from 6 files on
+def test_sync_gives_the_index_and_answers_of_a_rebuild(
+    content: Path,
+    store: IndexStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files_per_process: int,
+):
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", files_per_process)
+    indexer.sync(store, content)
+    changed, deleted = _edit_many(content)
+
+    report = indexer.sync(store)
+
+    rebuilt = IndexStore(tmp_path / "rebuilt")
+    indexer.rebuild(rebuilt, content)
+    assert (report.added, report.updated, report.removed) == (12, changed, deleted)
+    assert sorted(map(repr, store.articles())) == sorted(map(repr, rebuilt.articles()))
+    assert _answers(store) == _answers(rebuilt)
+    assert indexer.sync(store).changed is False
+
+
+def test_sync_starts_its_workers_while_it_lists_the_folder(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", 3)
+    indexer.sync(store, content)
+    _edit_many(content)
+    listed, listed_at_start = 0, []
+
+    def listing(root: Path):
+        nonlocal listed
+        for found in walk_content(root):
+            listed += 1
+            yield found
+
+    def start(self: workers.BuildWorkers, processes: int) -> None:
+        listed_at_start.append(listed)
+        starting(self, processes)
+
+    starting = workers.BuildWorkers.start
+    monkeypatch.setattr(indexer, "walk_content", listing)
+    monkeypatch.setattr(workers.BuildWorkers, "start", start)
+
+    indexer.sync(store)
+
+    # Two workers start once 6 changed files are found, about a tenth into the listing.
+    assert listed_at_start and listed_at_start[0] < listed / 2
+    assert stored_titles(store) == folder_titles(content)
