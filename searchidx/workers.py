@@ -37,8 +37,9 @@ from searchidx.whoosh_internals import SegmentBuilder
 #: Called as ``progress(done, total)`` while files are indexed.
 Progress = Callable[[int, int], None]
 
-#: Files a build worker takes from the queue at a time.
-_CHUNK_FILES = 200
+#: Files a build worker takes from the queue at a time: few enough that the workers get
+#: files early in a sync's listing and end at about the same time (a chunk is 0.1 s of work).
+_CHUNK_FILES = 50
 #: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
 _PR_SET_PDEATHSIG = 1
 
