@@ -3,6 +3,7 @@
 A sync does work in proportion to the change. It lists the folder (one ``stat`` a file),
 compares size and mtime with the state each indexed document carries in its ``state`` column,
 reads and hashes only files whose stat changed, and re-indexes only files whose hash changed.
+Many such files are read by worker processes, handed over as the listing finds them.
 All changes of one sync go into one Whoosh commit, so a crash leaves the index as it was before
 or as it is after, never between.
 
