@@ -287,18 +287,23 @@ def _edit_many(content: Path) -> tuple[int, int]:
 
 
 def _answers(store: IndexStore) -> list[object]:
+    """Sorted pages (ties broken by date, then path) and a relevance search's total and facets:
+    its scores count deleted documents (Whoosh's statistics) until they are merged away, and
+    equal scores go by docnum, so a synced index ranks as a rebuilt one only nearly."""
     service = SearchService(store, results_cached=0)
     try:
         results = [service.search(request) for request in SYNC_REQUESTS]
+        relevance = service.search(SearchRequest(text="edited OR cloud", facets=True))
     finally:
         service.close()
-    return [(r.total, [hit.article.path for hit in r.hits], r.facets) for r in results]
+    pages = [(r.total, [hit.article.path for hit in r.hits], r.facets) for r in results]
+    return [*pages, (relevance.total, relevance.facets)]
 
 
 SYNC_REQUESTS = [
-    SearchRequest(text="edited", facets=True),
-    SearchRequest(text="", sort=Sort.NEWEST, facets=True, page=2),
-    SearchRequest(text="cloud OR late", sort=Sort.QUALITY),
+    SearchRequest(text="edited", sort=Sort.NEWEST, facets=True),
+    SearchRequest(text="", sort=Sort.QUALITY, facets=True, page=2),
+    SearchRequest(text="cloud OR late", sort=Sort.OLDEST, filters={"category": ("news",)}),
 ]
 
 
