@@ -220,6 +220,10 @@ class BuildWorkers:
                 finished += 1
         for worker in self._workers:
             worker.join()
+        # Every chunk was taken: the thread feeding them ends now, so that the next sync of
+        # this process, finding no other thread, starts its workers by fork again.
+        self._jobs.close()
+        self._jobs.join_thread()
         built.problems.sort(key=lambda problem: problem.path)
         return built
 

@@ -358,3 +358,20 @@ def test_sync_starts_its_workers_while_it_lists_the_folder(
     # Two workers start once 6 changed files are found, about a tenth into the listing.
     assert listed_at_start and listed_at_start[0] < listed / 2
     assert stored_titles(store) == folder_titles(content)
+
+
+def test_build_workers_leave_no_thread_behind_once_finished(content: Path, store: IndexStore):
+    # A thread left running would have the next sync of this process spawn its workers
+    # (re-importing everything) instead of forking them.
+    indexer.sync(store, content)
+    index = store.open_index()
+    threads = threading.active_count()
+    with workers.BuildWorkers(index, content, indexer.WRITER_LIMIT_MB) as building:
+        building.start(2)
+        for path in sorted(scan_content(content))[:60]:
+            building.hand(path, None)
+        built = building.finish(None)
+
+        assert threading.active_count() == threads
+    assert built.added == 60
+    index.close()
