@@ -3,6 +3,7 @@
 A sync does work in proportion to the change. It lists the folder (one ``stat`` a file),
 compares size and mtime with the state each indexed document carries in its ``state`` column,
 reads and hashes only files whose stat changed, and re-indexes only files whose hash changed.
+Many such files are read by worker processes, handed over as the listing finds them.
 All changes of one sync go into one Whoosh commit, so a crash leaves the index as it was before
 or as it is after, never between.
 
@@ -20,7 +21,7 @@ import errno
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from whoosh.writing import SegmentWriter
 
 from searchidx import whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
-from searchidx.content import FileState, scan_content
+from searchidx.content import FileState, scan_content, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
@@ -48,8 +49,10 @@ PARALLEL_FILES_PER_PROCESS = 1000
 #: A sync merges its small segments (fewer documents than this) once there are this many.
 SMALL_SEGMENT_DOCS = 1_000
 MERGE_FACTOR = 10
-#: A sync reads and indexes its changed files in worker processes from this many a process.
-SYNC_FILES_PER_PROCESS = 300
+#: A sync reads and indexes its changed files in worker processes from this many a process
+#: (on 2 cores two workers beat this process alone from about 150 files: one indexes a file
+#: in 1.5-1.9 ms of CPU, and starts by fork in under 10).
+SYNC_FILES_PER_PROCESS = 100
 
 
 @dataclass
@@ -197,11 +200,14 @@ def _add_all(
     _publish(index, built.segments)
 
 
-def _publish(index: FileIndex, segments: list[Any]) -> None:
-    """Make ``segments`` the index in one commit, as Whoosh's multi-process writer does; its
-    end removes the temporary folder the segments' writers shared."""
+def _publish(index: FileIndex, segments: list[Any], deleted: Iterable[int] = ()) -> None:
+    """Make ``segments`` part of the index and delete the ``deleted`` docnums, in one commit,
+    as Whoosh's multi-process writer does; its end removes the temporary folder the
+    segments' writers shared."""
     writer = _writer(index)
     try:
+        for docnum in deleted:
+            writer.delete_document(docnum)
         writer.commit(mergetype=_adding(segments))
     except BaseException:
         whoosh_internals.cancel_writer(writer)
@@ -209,29 +215,27 @@ def _publish(index: FileIndex, segments: list[Any]) -> None:
 
 
 def _adding(segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
-    """A Whoosh merge policy: :func:`_merge_small`, then ``segments`` added: segments that
-    worker processes wrote into the index folder, published by this commit."""
+    """A Whoosh merge policy: ``segments`` (new segments written into the index folder by
+    this process or workers) added to the ``existing`` ones, the small ones merged.
 
-    def merge(writer: Any, existing: list[Any]) -> list[Any]:
-        return _merge_small(writer, existing) + segments
-
-    return merge
-
-
-def _merge_small(writer: Any, segments: list[Any]) -> list[Any]:
-    """The merge policy of a sync: once :data:`MERGE_FACTOR` segments have fewer than
-    :data:`SMALL_SEGMENT_DOCS` documents each (a sync adds one, or one per worker), they are
-    merged into the commit's new one; bigger segments are left as they are.
+    Once :data:`MERGE_FACTOR` existing segments have fewer than :data:`SMALL_SEGMENT_DOCS`
+    documents each (a sync adds one, or one per worker), they are merged into the commit's
+    new one, and so are the new segments that are small; bigger segments are left as they are.
 
     Not Whoosh's ``MERGE_SMALL``: its bound grows as the Fibonacci numbers with the count of
     segments, so past some 20 (a build writes one per full buffer) one sync merged most of the
     index: over 100 s for a 1% sync at 100,000 articles.
     """
-    small = [segment for segment in segments if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
-    if len(small) < MERGE_FACTOR:
-        return segments
-    whoosh_internals.merge_segments(writer, small)
-    return [segment for segment in segments if segment not in small]
+
+    def merge(writer: Any, existing: list[Any]) -> list[Any]:
+        small = [segment for segment in existing if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
+        if len(small) < MERGE_FACTOR:
+            return existing + segments
+        small += [segment for segment in segments if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
+        whoosh_internals.merge_segments(writer, small)
+        return [segment for segment in existing + segments if segment not in small]
+
+    return merge
 
 
 def _writer(index: FileIndex) -> SegmentWriter:
@@ -249,21 +253,24 @@ def _sync(
 ) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root))
-    on_disk = scan_content(root)
     trust_layout_checked(store.live_dir())
     index = store.open_index()
     try:
         indexed = _IndexedFiles.read(index)
-        stat_changed = sorted(
-            path for path, state in on_disk.items() if not indexed.unchanged(path, state)
-        )
-        report.unchanged = len(on_disk) - len(stat_changed)
-        changes = _Changes(stat_changed, sorted(indexed.docnums.keys() - on_disk.keys()), indexed)
-        processes = min(BUILD_PROCESSES, len(stat_changed) // SYNC_FILES_PER_PROCESS)
-        if processes > 1:
-            _sync_in_processes(index, root, changes, report, processes, progress)
-        else:
-            _sync_here(index, root, changes, report, progress)
+        with workers.BuildWorkers(index, root, WRITER_LIMIT_MB) as building:
+
+            def found(path: str) -> None:  # a file to read: workers start as they pay
+                building.hand(path, indexed.sha256(path))
+                building.grow(BUILD_PROCESSES, SYNC_FILES_PER_PROCESS)
+
+            changes = indexed.compare(walk_content(root), found)
+            report.unchanged = changes.unchanged
+            if building.started:
+                built = building.finish(progress)
+            else:
+                paths, previous = changes.stat_changed, changes.previous()
+                built = _build_here(index, root, paths, progress, previous)
+        _commit(index, changes, built, report)
     finally:
         index.close()
     report.documents = store.open_index().doc_count() if report.changed else len(indexed.docnums)
@@ -274,87 +281,64 @@ def _sync(
 @dataclass(frozen=True)
 class _Changes:
     """What a sync found to do: files to read (their size or mtime changed, or they are new),
-    indexed files gone from the folder, and what the index holds."""
+    indexed files gone from the folder, how many files are as indexed, and what the index
+    holds."""
 
     stat_changed: list[str]
     removed: list[str]
+    unchanged: int
     indexed: _IndexedFiles
 
-
-def _sync_here(
-    index: FileIndex, root: Path, changes: _Changes, report: SyncReport, progress: Progress | None
-) -> None:
-    """Read and index the changed files in this process, and commit once. Old versions go by
-    the docnums just read: no term lookup per file."""
-    indexed = changes.indexed
-    writer: SegmentWriter | None = None
-    try:
-        for loaded in workers.load_all(root, changes.stat_changed, progress):
-            previous = indexed.sha256(loaded.path)
-            if previous == loaded.state.sha256:
-                report.unchanged += 1  # touched, not changed
-                continue
-            if loaded.problem is not None:
-                report.skipped.append(_skipped(loaded.problem, previous is not None))
-                continue
-            assert loaded.document is not None  # a file without a problem has a document
-            writer = writer or _writer(index)
-            if loaded.path in indexed.docnums:
-                writer.delete_document(indexed.docnums[loaded.path])
-                report.updated += 1
-            else:
-                report.added += 1
-            writer.add_document(**loaded.document)
-        for path in changes.removed:
-            writer = writer or _writer(index)
-            writer.delete_document(indexed.docnums[path])
-            report.removed += 1
-        if writer is not None:
-            writer.commit(mergetype=_merge_small)
-    except BaseException:
-        if writer is not None:
-            whoosh_internals.cancel_writer(writer)
-        raise
+    def previous(self) -> dict[str, str]:
+        """The content hash each file to read was indexed with, if it was."""
+        return {
+            path: sha256
+            for path in self.stat_changed
+            if (sha256 := self.indexed.sha256(path)) is not None
+        }
 
 
-def _sync_in_processes(
+def _build_here(
     index: FileIndex,
     root: Path,
-    changes: _Changes,
-    report: SyncReport,
-    processes: int,
+    paths: list[str],
     progress: Progress | None,
-) -> None:
-    """Many changed files: workers read them and index the changed ones into new segments in
-    the index folder; this process deletes the old versions and publishes the segments, in one
-    commit as :func:`_sync_here` does. Segments of a sync that fails before its commit are
-    in no table of contents; Whoosh removes them at the next commit."""
+    previous: dict[str, str],
+) -> workers.Built:
+    """Read ``paths`` in this process and index those whose content changed into new
+    segments, as a worker process does (few files: starting one would cost more)."""
+    builder = whoosh_internals.SegmentBuilder(index, WRITER_LIMIT_MB)
+    built = workers.Built()
+    try:
+        for loaded in workers.load_all(root, paths, progress):
+            built.take(loaded, previous, builder)
+        built.segments = builder.finish()
+    except BaseException:
+        builder.cancel()
+        raise
+    return built
+
+
+def _commit(index: FileIndex, changes: _Changes, built: workers.Built, report: SyncReport) -> None:
+    """Delete the old versions of the files indexed anew and the files gone, and publish the
+    new segments, in one commit: a sync that fails before it leaves the index as it was.
+    Old versions go by the docnums read at the start, with no term lookup per file. Segments
+    of a sync that failed before its commit are in no table of contents; Whoosh removes them
+    at the next commit."""
     indexed, removed = changes.indexed, changes.removed
-    previous = {
-        path: sha256
-        for path in changes.stat_changed
-        if (sha256 := indexed.sha256(path)) is not None  # indexed before
-    }
-    built = workers.build_in_processes(
-        index, root, changes.stat_changed, processes, progress, previous, WRITER_LIMIT_MB
-    )
     report.unchanged += len(built.unchanged)
-    report.skipped += [_skipped(problem, problem.path in previous) for problem in built.problems]
+    report.skipped += [
+        _skipped(problem, problem.path in indexed.docnums) for problem in built.problems
+    ]
     unused = set(built.unchanged).union(problem.path for problem in built.problems)
-    replaced = [path for path in previous if path not in unused]
+    replaced = [
+        path for path in changes.stat_changed if path in indexed.docnums and path not in unused
+    ]
     report.updated += len(replaced)
     report.added += built.added - len(replaced)
     report.removed += len(removed)
-    if not (built.segments or replaced or removed):
-        return
-    writer = _writer(index)
-    try:
-        for path in replaced + removed:
-            writer.delete_document(indexed.docnums[path])
-        writer.commit(mergetype=_adding(built.segments))
-    except BaseException:
-        whoosh_internals.cancel_writer(writer)
-        raise
+    if built.segments or replaced or removed:
+        _publish(index, built.segments, [indexed.docnums[path] for path in replaced + removed])
 
 
 def _skipped(problem: ArticleProblem, was_indexed: bool) -> ArticleProblem:
@@ -402,22 +386,42 @@ class _IndexedFiles:
         states: dict[str, bytes] = {}
         with index.reader() as reader:
             for leaf, base in reader.leaf_readers():
-                if not leaf.doc_count_all():
+                count = leaf.doc_count_all()
+                if not count:
                     continue  # built from an empty folder: Whoosh has no columns
-                deleted = whoosh_internals.deleted_set(leaf) if leaf.has_deletions() else ()
-                paths = whoosh_internals.column_bytes(leaf, "path")
-                for docnum, (path, state) in enumerate(
-                    zip(paths, whoosh_internals.column_bytes(leaf, "state"), strict=True)
-                ):
-                    if docnum not in deleted:
-                        text = path.decode()
-                        docnums[text], states[text] = base + docnum, state
+                # Decoded in one piece: no path holds a NUL, and every one is UTF-8.
+                paths = b"\0".join(whoosh_internals.column_bytes(leaf, "path")).decode()
+                texts = paths.split("\0")
+                column = whoosh_internals.column_bytes(leaf, "state")
+                live: Sequence[int] = range(count)
+                if leaf.has_deletions():
+                    deleted = whoosh_internals.deleted_set(leaf)
+                    live = [docnum for docnum in live if docnum not in deleted]
+                    texts = [texts[docnum] for docnum in live]
+                    column = [column[docnum] for docnum in live]
+                docs = [base + docnum for docnum in live]
+                docnums.update(zip(texts, docs, strict=True))
+                states.update(zip(texts, column, strict=True))
         return cls(docnums, states)
 
-    def unchanged(self, path: str, state: FileState) -> bool:
-        """Whether ``path`` is indexed with the size and mtime of ``state``."""
-        known = self.states.get(path)
-        return known is not None and known.startswith(b"%d:%d:" % (state.size, state.mtime_ns))
+    def compare(
+        self, files: Iterable[tuple[str, os.stat_result]], found: Callable[[str], None]
+    ) -> _Changes:
+        """What a sync is to do for the ``files`` in the folder (path and stat, as
+        :func:`walk_content` lists them): one dictionary lookup and one prefix test a file,
+        since most are as indexed; each file to read is ``found`` as soon as listed."""
+        states = self.states
+        seen: set[str] = set()
+        stat_changed = []
+        for path, info in files:
+            seen.add(path)
+            known = states.get(path)
+            if known is None or not known.startswith(b"%d:%d:" % (info.st_size, info.st_mtime_ns)):
+                stat_changed.append(path)
+                found(path)
+        stat_changed.sort()
+        removed = sorted(self.docnums.keys() - seen)
+        return _Changes(stat_changed, removed, len(seen) - len(stat_changed), self)
 
     def sha256(self, path: str) -> str | None:
         known = self.states.get(path)

@@ -9,6 +9,7 @@ or ``spawn`` when other threads run, and end with their parent however it ends.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -36,8 +37,9 @@ from searchidx.whoosh_internals import SegmentBuilder
 #: Called as ``progress(done, total)`` while files are indexed.
 Progress = Callable[[int, int], None]
 
-#: Files a build worker takes from the queue at a time.
-_CHUNK_FILES = 200
+#: Files a build worker takes from the queue at a time: few enough that the workers get
+#: files early in a sync's listing and end at about the same time (a chunk is 0.1 s of work).
+_CHUNK_FILES = 50
 #: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
 _PR_SET_PDEATHSIG = 1
 
@@ -87,31 +89,117 @@ def build_in_processes(
     """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
     (of ``limit_mb`` of buffer at most) into ``index``; a file whose content hash is its
     ``previous`` one is not indexed again."""
-    context = _context()
-    jobs = context.Queue()
-    results = context.Queue()
-    for start in range(0, len(paths), _CHUNK_FILES):
-        jobs.put(paths[start : start + _CHUNK_FILES])
-    location = cast(FileStorage, index.storage).folder  # an index on disk
-    workers = [
-        context.Process(
-            target=_build_worker,
-            args=(location, str(root), jobs, results, previous, limit_mb),
-            daemon=True,
-        )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        jobs.put(None)
-        worker.start()
-    built = Built()
-    done, finished = 0, 0
-    try:
-        while finished < processes:
+    with BuildWorkers(index, root, limit_mb) as workers:
+        workers.start(processes)
+        for path in paths:
+            workers.hand(path, previous.get(path))
+        return workers.finish(progress)
+
+
+class BuildWorkers:
+    """Worker processes that read and index the files handed to them, each into segments of
+    its own (of ``limit_mb`` of buffer at most) in ``index``'s folder, for the caller to
+    publish in one commit.
+
+    Files can be handed over before any worker runs and while they run: a sync hands each
+    changed file over as its listing finds it, and has the workers start once there are
+    enough (:meth:`grow`), so they index while it lists. Leaving the ``with`` block stops
+    the workers that still run (an error, Ctrl-C).
+    """
+
+    def __init__(self, index: FileIndex, root: Path, limit_mb: int) -> None:
+        self.handed = 0
+        self._context = _context()  # decided before any queue starts its feeding thread
+        self._location = cast(FileStorage, index.storage).folder  # an index on disk
+        self._root = str(root)
+        self._limit_mb = limit_mb
+        self._jobs: Any = None
+        self._results: Any = None
+        self._workers: list[Any] = []
+        #: Chunks handed over before a worker ran, then the chunk being filled: its paths
+        #: and the content hash each was indexed with, if it was.
+        self._waiting: list[tuple[list[str], dict[str, str]]] = []
+        self._chunk: tuple[list[str], dict[str, str]] = ([], {})
+
+    def __enter__(self) -> BuildWorkers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for worker in self._workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+        if self._jobs is not None:
+            # Chunks no worker took (Ctrl-C) may fill the pipe: do not wait at exit to send them.
+            self._jobs.cancel_join_thread()
+            self._jobs.close()
+            self._results.close()
+
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
+    def hand(self, path: str, previous: str | None) -> None:
+        """Have a worker index ``path``, unless its content hash is ``previous``."""
+        paths, hashes = self._chunk
+        paths.append(path)
+        if previous is not None:
+            hashes[path] = previous
+        self.handed += 1
+        if len(paths) >= _CHUNK_FILES:
+            self._send()
+
+    def grow(self, most: int, files_per_process: int) -> None:
+        """Start workers once the files handed over pay for them: one for each
+        ``files_per_process`` files, at most ``most``, and none for fewer than two."""
+        wanted = min(most, self.handed // files_per_process)
+        if wanted > max(1, len(self._workers)):
+            self.start(wanted)
+
+    def start(self, processes: int) -> None:
+        """Have ``processes`` workers running, starting those missing."""
+        if self._jobs is None:
+            self._jobs, self._results = self._context.Queue(), self._context.Queue()
+        # Forked workers share the parent's pages until either writes one: frozen, the
+        # objects the parent holds are left out of the workers' garbage collections, which
+        # would touch (and so copy) every page of them.
+        gc.freeze()
+        try:
+            while len(self._workers) < processes:
+                worker = self._context.Process(
+                    target=_build_worker,
+                    args=(self._location, self._root, self._jobs, self._results, self._limit_mb),
+                    daemon=True,
+                )
+                worker.start()
+                self._workers.append(worker)
+        finally:
+            gc.unfreeze()
+        for chunk in self._waiting:
+            self._jobs.put(chunk)
+        self._waiting.clear()
+
+    def _send(self) -> None:
+        if not self._chunk[0]:
+            return
+        if self._jobs is None:
+            self._waiting.append(self._chunk)
+        else:
+            self._jobs.put(self._chunk)
+        self._chunk = ([], {})
+
+    def finish(self, progress: Progress | None) -> Built:
+        """Wait for the workers to index every file handed over; what they did."""
+        self._send()
+        for _ in self._workers:
+            self._jobs.put(None)
+        built = Built()
+        done, finished = 0, 0
+        while finished < len(self._workers):
             try:
-                message = results.get(timeout=1.0)
+                message = self._results.get(timeout=1.0)
             except queue.Empty:
-                if any(worker.exitcode not in (None, 0) for worker in workers):
+                if any(worker.exitcode not in (None, 0) for worker in self._workers):
                     raise IndexWriteError(
                         "an indexing worker process died; nothing was "
                         "published, run the command again"
@@ -122,7 +210,7 @@ def build_in_processes(
             if message[0] == "progress":
                 done += message[1]
                 if progress is not None:
-                    progress(done, len(paths))
+                    progress(done, self.handed)
             else:
                 part: Built = message[1]
                 built.segments += part.segments
@@ -130,19 +218,14 @@ def build_in_processes(
                 built.unchanged += part.unchanged
                 built.problems += part.problems
                 finished += 1
-        for worker in workers:
+        for worker in self._workers:
             worker.join()
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
-                worker.join()
-        # Chunks no worker took (Ctrl-C) may fill the pipe: do not wait at exit to send them.
-        jobs.cancel_join_thread()
-        jobs.close()
-        results.close()
-    built.problems.sort(key=lambda problem: problem.path)
-    return built
+        # Every chunk was taken: the thread feeding them ends now, so that the next sync of
+        # this process, finding no other thread, starts its workers by fork again.
+        self._jobs.close()
+        self._jobs.join_thread()
+        built.problems.sort(key=lambda problem: problem.path)
+        return built
 
 
 def _context() -> ForkContext | SpawnContext:
@@ -154,19 +237,18 @@ def _context() -> ForkContext | SpawnContext:
     return multiprocessing.get_context("spawn")
 
 
-def _build_worker(
-    location: str, root: str, jobs: Any, results: Any, previous: dict[str, str], limit_mb: int
-) -> None:
-    """A worker process of :func:`build_in_processes`: takes chunks of paths until told to
-    stop, indexes them into segments of its own, and reports them (or its error)."""
+def _build_worker(location: str, root: str, jobs: Any, results: Any, limit_mb: int) -> None:
+    """A worker process of :class:`BuildWorkers`: takes chunks of paths until told to stop,
+    indexes them into segments of its own, and reports them (or its error)."""
     _end_with_parent()
     builder = SegmentBuilder(whoosh_index.open_dir(location), limit_mb)
     built = Built()
     try:
         while (chunk := jobs.get()) is not None:
-            for path in chunk:
+            paths, previous = chunk
+            for path in paths:
                 built.take(load(Path(root), path), previous, builder)
-            results.put(("progress", len(chunk)))
+            results.put(("progress", len(paths)))
         built.segments = builder.finish()
         results.put(("done", built))
     except BaseException as error:

@@ -143,11 +143,11 @@ def test_a_sync_in_worker_processes_applies_the_same_changes(
         write_article(folder, f"new/{number}.md", front_matter)
     write_article(folder, "new/broken.md", "title: [unclosed")
     spawned = []
-    original = workers.build_in_processes
+    original = workers.BuildWorkers.start
     monkeypatch.setattr(
-        workers,
-        "build_in_processes",
-        lambda *args, **kw: spawned.append(args[3]) or original(*args, **kw),
+        workers.BuildWorkers,
+        "start",
+        lambda self, processes: spawned.append(processes) or original(self, processes),
     )
 
     here = indexer.sync(stores[0], folder)

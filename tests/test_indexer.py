@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from searchidx import indexer
-from searchidx.content import scan_content
+from searchidx import indexer, workers
+from searchidx.content import scan_content, walk_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
+from searchidx.request import SearchRequest, Sort
+from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from searchidx.write_options import WriteOptions
 from tests.conftest import (
@@ -265,3 +267,112 @@ def test_sync_indexes_one_term_per_date_and_per_quality(content: Path, store: In
                 assert len(list(reader.lexicon(name))) == len(values) > 1
     finally:
         index.close()
+
+
+def _edit_many(content: Path) -> tuple[int, int]:
+    """Change, add and delete files spread over the folder, and touch some without a change;
+    how many files were changed and deleted."""
+    files = sorted(scan_content(content))
+    for path in files[::9]:
+        text = (content / path).read_text()
+        (content / path).write_text(text.replace('title: "', 'title: "Edited ', 1))
+    for path in files[4::31]:
+        (content / path).unlink()
+    for path in files[7::50]:
+        os.utime(content / path, ns=(1, 1))  # touched, not changed
+    for number in range(12):
+        write_article(
+            content, f"late/{number}.md", f"title: Late {number}\npublishedDateTime: 2024-05-02"
+        )
+    return len(set(files[::9]) - set(files[4::31])), len(files[4::31])
+
+
+def _answers(store: IndexStore) -> list[object]:
+    """Sorted pages (ties broken by date, then path) and a relevance search's total and facets:
+    its scores count deleted documents (Whoosh's statistics) until they are merged away, and
+    equal scores go by docnum, so a synced index ranks as a rebuilt one only nearly."""
+    service = SearchService(store, results_cached=0)
+    try:
+        results = [service.search(request) for request in SYNC_REQUESTS]
+        relevance = service.search(SearchRequest(text="edited OR cloud", facets=True))
+    finally:
+        service.close()
+    pages = [(r.total, [hit.article.path for hit in r.hits], r.facets) for r in results]
+    return [*pages, (relevance.total, relevance.facets)]
+
+
+SYNC_REQUESTS = [
+    SearchRequest(text="edited", sort=Sort.NEWEST, facets=True),
+    SearchRequest(text="", sort=Sort.QUALITY, facets=True, page=2),
+    SearchRequest(text="cloud OR late", sort=Sort.OLDEST, filters={"category": ("news",)}),
+]
+
+
+@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; workers from 6 files on
+def test_sync_gives_the_index_and_answers_of_a_rebuild(
+    content: Path,
+    store: IndexStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files_per_process: int,
+):
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", files_per_process)
+    indexer.sync(store, content)
+    changed, deleted = _edit_many(content)
+
+    report = indexer.sync(store)
+
+    rebuilt = IndexStore(tmp_path / "rebuilt")
+    indexer.rebuild(rebuilt, content)
+    assert (report.added, report.updated, report.removed) == (12, changed, deleted)
+    assert sorted(map(repr, store.articles())) == sorted(map(repr, rebuilt.articles()))
+    assert _answers(store) == _answers(rebuilt)
+    assert indexer.sync(store).changed is False
+
+
+def test_sync_starts_its_workers_while_it_lists_the_folder(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(indexer, "BUILD_PROCESSES", 2)
+    monkeypatch.setattr(indexer, "SYNC_FILES_PER_PROCESS", 3)
+    indexer.sync(store, content)
+    _edit_many(content)
+    listed, listed_at_start = 0, []
+
+    def listing(root: Path):
+        nonlocal listed
+        for found in walk_content(root):
+            listed += 1
+            yield found
+
+    def start(self: workers.BuildWorkers, processes: int) -> None:
+        listed_at_start.append(listed)
+        starting(self, processes)
+
+    starting = workers.BuildWorkers.start
+    monkeypatch.setattr(indexer, "walk_content", listing)
+    monkeypatch.setattr(workers.BuildWorkers, "start", start)
+
+    indexer.sync(store)
+
+    # Two workers start once 6 changed files are found, about a tenth into the listing.
+    assert listed_at_start and listed_at_start[0] < listed / 2
+    assert stored_titles(store) == folder_titles(content)
+
+
+def test_build_workers_leave_no_thread_behind_once_finished(content: Path, store: IndexStore):
+    # A thread left running would have the next sync of this process spawn its workers
+    # (re-importing everything) instead of forking them.
+    indexer.sync(store, content)
+    index = store.open_index()
+    threads = threading.active_count()
+    with workers.BuildWorkers(index, content, indexer.WRITER_LIMIT_MB) as building:
+        building.start(2)
+        for path in sorted(scan_content(content))[:60]:
+            building.hand(path, None)
+        built = building.finish(None)
+
+        assert threading.active_count() == threads
+    assert built.added == 60
+    index.close()

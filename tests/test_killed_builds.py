@@ -212,6 +212,16 @@ def test_killed_run_with_spawned_workers_leaves_no_process(content, store, runs)
     assert "cleared a stale lock" in recovered(store, content)
 
 
+def test_sync_killed_while_its_workers_read_leaves_the_index_as_it_was(content, store, runs):
+    # The workers started while the sync listed the folder (see test_indexer.py).
+    args = prepared("sync", content, store)
+    before = crashkit.snapshot(store)
+    run = runs(args, "reading")
+    stop_and_check(run, signal.SIGKILL, False, store)
+    assert crashkit.snapshot(store) == before
+    assert "cleared a stale lock" in recovered(store, content)
+
+
 SIGNALS = [
     ("rebuild", signal.SIGINT, True),  # Ctrl-C
     pytest.param("sync", signal.SIGINT, True, marks=pytest.mark.slow),
