@@ -35,7 +35,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
-from searchidx.records import RecordColumn, decoded
+from searchidx.records import JSON_ONLY, RecordColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -313,14 +313,15 @@ def encoded_record(article: Article) -> bytes:
     """:func:`stored_record` in UTF-8, written by orjson (a build's 30 us an article by the
     standard library's encoder, 5 by orjson: the same bytes for these keys and values). What
     orjson refuses, an integer beyond 64 bits or a lone surrogate from a YAML escape, goes
-    through the standard library's, as before."""
+    through the standard library's, as before, marked :data:`~searchidx.records.JSON_ONLY` to be
+    read back by it too."""
     import orjson  # not at import: a search never writes records (orjson imports uuid)
 
     record = _record(article)
     try:
         return orjson.dumps(record)
     except orjson.JSONEncodeError:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        return JSON_ONLY + json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _record(article: Article) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.reading import SegmentReader
 
-from searchidx import indexer, whoosh_internals, workers
+from searchidx import indexer, records, whoosh_internals, workers
+from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
-from searchidx.records import live_records
+from searchidx.records import JSON_ONLY, live_records
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import (
     ANALYZER,
@@ -319,7 +320,8 @@ def test_the_stored_record_is_the_articles_dict(sample_dir: Path):
 def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
     """orjson writes what ``json.dumps`` wrote (every character below U+0800 and beyond, in
     text and body); what it refuses (an integer past 64 bits, a lone surrogate) goes through
-    ``json.dumps`` as before."""
+    ``json.dumps`` as before, marked to be read back by it (orjson reads such an integer as a
+    float)."""
     sample = [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
     articles = real_shaped_articles() + sample
     odd = articles[0]
@@ -335,5 +337,15 @@ def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
             with pytest.raises(UnicodeEncodeError):
                 encoded_record(article)
             continue
-        assert encoded_record(article) == standard.encode()
-        assert stored_record(article) == standard
+        written = encoded_record(article)
+        assert written.removeprefix(JSON_ONLY) == standard.encode()
+        assert written.startswith(JSON_ONLY) == _past_64_bits(article)
+        assert stored_record(article) == written.decode()
+        assert repr(records.decoded(written)) == repr(json.loads(standard))  # ints stay ints
+
+
+def _past_64_bits(article: Article) -> bool:
+    return any(
+        isinstance(number, int) and not -(2**63) <= number < 2**64
+        for number in (article.quality, article.heat)
+    )
