@@ -14,7 +14,6 @@ from werkzeug.datastructures import MultiDict
 from searchidx.bounds import SearchTimeout
 from searchidx.errors import QueryError
 from searchidx.facets import FILTERS
-from searchidx.marks import to_html
 from searchidx.request import Sort
 from searchidx.result import Hit
 from searchidx.web import xmldocs
@@ -91,6 +90,6 @@ def _entry(hit: Hit) -> xmldocs.FeedEntry:
         author=article.provider.name or article.provider.domain,
         # A plain str: ElementTree escapes with str.replace, which Markup overrides (escaping its
         # arguments, so ``&`` would go out as it is).
-        summary_html=str(to_html(hit.marked_excerpt)),
+        summary_html=str(hit.excerpt_html),
         categories=article.topics,
     )

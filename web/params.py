@@ -45,21 +45,6 @@ FACET_SEARCH_PARAMS = {f"{name}_q": name for name in FILTER_FACETS}
 #: Elasticsearch counts aggregations and highlights only when asked, a client that shows
 #: neither (an API client listing hits) asks for neither, and its search skips that work.
 FLAG_PARAMS = ("facets", "highlight")
-SINGLE_PARAMS = (
-    "q",
-    "from",
-    "to",
-    "min_quality",
-    "max_quality",
-    "sort",
-    "half_life",
-    "explain",
-    *FLAG_PARAMS,
-    "page",
-    "per_page",
-    "facet_size",
-    *FACET_SEARCH_PARAMS,
-)
 #: Every parameter the page understands, in the order links spell them.
 KNOWN_PARAMS = (
     "q",
