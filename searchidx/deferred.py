@@ -21,6 +21,7 @@ first called, and so does any other name read from it; it is then the real one i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from collections.abc import Callable
@@ -62,7 +63,15 @@ class StandIn(types.ModuleType):
 
 def defer_unused_modules() -> None:
     """Stand-ins for :data:`UNUSED_BY_A_SEARCH` not imported yet (call before numpy and
-    Whoosh are)."""
+    Whoosh are), and ``hashlib`` without OpenSSL's hashes.
+
+    ``hashlib`` loads OpenSSL's library for its hashes (``_hashlib``, 1.5 ms) and, where it
+    cannot, gives its own built-in ones, as in a Python built without OpenSSL: a search's one
+    hash is md5 (Whoosh's term index hashes each word looked up), the same digest either way.
+    Not where Python has no built-in md5 (some distributions build it from OpenSSL alone)."""
+    if "_hashlib" not in sys.modules and importlib.util.find_spec("_md5") is not None:
+        # hashlib's import of it then fails, which hashlib is written for
+        sys.modules["_hashlib"] = None  # type: ignore[assignment]
     for name, functions in UNUSED_BY_A_SEARCH.items():
         if name in sys.modules:
             continue
