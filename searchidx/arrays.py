@@ -33,9 +33,8 @@ import json
 import math
 import mmap
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from whoosh import index as whoosh_index
@@ -54,8 +53,7 @@ _MAGIC = b"SIDXARRS"
 _ALIGN = 64
 
 
-@dataclass(frozen=True)
-class StoredArrays:
+class StoredArrays(NamedTuple):
     """The arrays written at commit for the segments a reader reads, mapped from disk."""
 
     arrays: dict[str, np.ndarray]

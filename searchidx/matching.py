@@ -19,8 +19,7 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeGuard, cast
+from typing import Any, NamedTuple, TypeGuard, cast
 
 import numpy as np
 from whoosh import query
@@ -49,8 +48,7 @@ SPARSE_SHARE = 8
 _CacheKey = tuple[str, str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Postings:
+class Postings(NamedTuple):
     """One term's documents (ascending docnums, deleted ones included) and its score in each:
     Whoosh's BM25F for scored fields, the posting weight for the others; None when the
     searcher's weighting is not one reproduced here."""
@@ -63,8 +61,7 @@ class Postings:
         return self.docs.nbytes + (0 if self.scores is None else self.scores.nbytes)
 
 
-@dataclass(frozen=True)
-class Matches:
+class Matches(NamedTuple):
     """The documents a query matches (deleted ones excluded) and, when asked for and
     reproducible, their scores (zero elsewhere, and outside the documents scored ``within``)."""
 

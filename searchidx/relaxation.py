@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from whoosh import query
@@ -41,8 +40,7 @@ class Mask(Protocol):
     def sum(self) -> Any: ...
 
 
-@dataclass(frozen=True)
-class Retry:
+class Retry(NamedTuple):
     """A query run in place of one that found nothing: its ``text`` (the result's
     ``ran_query``), ``kind`` (its ``retry``: corrected, relaxed or fuzzy), the query parsed,
     and for a relaxed one what was dropped."""

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from searchidx.articles import Article, provider_dict, related_dict
 from searchidx.marks import Highlighted, to_html
@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from markupsafe import Markup
 
 
-@dataclass(frozen=True)
-class Explanation:
+class Explanation(NamedTuple):
     """The parts of a hit's score (see :mod:`searchidx.ranking`): ``best = text * freshness x
     quality``. ``fields`` splits the text score by field (title, excerpt, body, topic,
     provider; ``other`` for parts of a query not tied to a field, such as ``NOT x``); it is
@@ -111,8 +110,7 @@ class FacetValue:
     selected: bool
 
 
-@dataclass(frozen=True)
-class Facet:
+class Facet(NamedTuple):
     """Counts for one facet; ``more`` is how many other values have hits but are not listed."""
 
     name: str
@@ -120,8 +118,7 @@ class Facet:
     more: int = 0
 
 
-@dataclass(frozen=True)
-class Correction:
+class Correction(NamedTuple):
     """A query rewritten from the index's own vocabulary (did-you-mean): ``text`` is the new
     query, ``marked`` the same text with the corrected words marked."""
 
@@ -129,8 +126,7 @@ class Correction:
     marked: Highlighted
 
 
-@dataclass(frozen=True)
-class Relaxation:
+class Relaxation(NamedTuple):
     """A query of required words that found nothing, run with fewer of them: ``kept`` are the
     query texts run (words, phrases, ``field:value``), ``dropped`` the words left out of the
     query's ``words``; ``loosened`` when its phrases and joined words (``covid-19``) were

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from whoosh import query
@@ -186,8 +186,7 @@ class FacetTable:
 _ROW_WIDTH_MAX = 8
 
 
-@dataclass(frozen=True)
-class FacetRows:
+class FacetRows(NamedTuple):
     """Every facet's value ids of each document side by side in one row, so that the facets
     of a set of documents are counted by one gather of rows and one ``bincount``.
 
@@ -242,8 +241,7 @@ class FacetRows:
         return {name: total[first : first + n] for name, (_, _, first, n) in spans}
 
 
-@dataclass(frozen=True)
-class Leading:
+class Leading(NamedTuple):
     """An earlier commit's arrays whose segments lead this reader's, unchanged: their first
     ``documents`` rows are this reader's but for the deletions since (a sync adds its segments
     after the others). A writer extends them with the later segments' rows instead of reading

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from searchidx.ranking import FIELD_BOOSTS
@@ -67,8 +68,7 @@ _WORDS = re.compile(WORD_PATTERN)
 _JOINS = re.compile(r"[.&]")
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """One required piece of a query whose every piece is required: its query text, the
     query texts of its separate words (a phrase's words; a word is its own), and whether it
     names a field (an intended condition, never dropped)."""
@@ -78,8 +78,7 @@ class Part:
     fixed: bool = False
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """A typed text as a query: ``query`` in Whoosh's syntax ("" when it has no words),
     ``notes`` on stray syntax read as words, and ``parts`` when every part is required (no
     OR, NOT or brackets): what a zero-result retry may drop."""

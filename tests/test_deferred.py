@@ -4,9 +4,13 @@ whose modules are its own."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import random
 import subprocess
 import sys
+
+import pytest
 
 from searchidx.deferred import UNUSED_BY_A_SEARCH
 
@@ -57,3 +61,24 @@ def test_deferred_module_read_by_another_name_is_imported():
     )
     assert found[1:4] == ["['SM0', 'XMT']", "True", str(random.Random(3).random())]
     assert found[4] == _standing_in("whoosh.lang.dmetaphone", "random")
+
+
+def test_deferred_numpy_linear_algebra_answers_when_used():
+    found = _run(
+        "print(numpy.polyfit([0, 1, 2], [1, 3, 5], 1).round(6).tolist())\n"  # lstsq, by name
+        "print(numpy.linalg.norm([3.0, 4.0]))\n"
+        "print(numpy.matrix([[2.0, 0.0], [0.0, 4.0]]).I.tolist())\n"
+        "print(*standing_in())\n"
+    )
+    assert found[1:4] == ["[2.0, 1.0]", "5.0", "[[0.5, 0.0], [0.0, 0.25]]"]
+    assert found[4] == _standing_in("numpy.linalg")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("_md5") is None, reason="md5 from OpenSSL alone")
+def test_deferred_search_hashes_with_pythons_own_md5_as_with_openssls():
+    found = _run(
+        "import hashlib\n"
+        "print(hashlib.md5(b'searchidx', usedforsecurity=False).hexdigest())\n"
+        "print(sys.modules['_hashlib'])\n"
+    )
+    assert found[1:] == [hashlib.md5(b"searchidx").hexdigest(), "None"]
