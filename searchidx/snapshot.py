@@ -677,8 +677,10 @@ class IndexSnapshot:
     @functools.cache  # noqa: B019 - see facet()
     @_stored_as("lengths-{}")
     def field_lengths(self, fieldname: str) -> np.ndarray:
-        """Each document's length in a field, as Whoosh scores with it (a byte, decoded)."""
-        out = np.zeros(self.size)
+        """Each document's length in a field, as Whoosh scores with it (a byte, decoded): as
+        float32, half the bytes of float64 and exact (every length a byte decodes to is a whole
+        number below 2**24); the scorer computes with them as float64, as Whoosh does."""
+        out = np.zeros(self.size, dtype=np.float32)
         for leaf, base in self._later_leaves(f"lengths-{fieldname}", out):
             count = leaf.doc_count_all()
             codes = whoosh_internals.length_codes(leaf, fieldname, count)

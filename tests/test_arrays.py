@@ -100,6 +100,12 @@ def test_arrays_hold_orders_ranks_and_qualities_as_int32_in_the_same_order(tmp_p
     assert by_quality == [b"c.md", b"d.md", b"a.md", b"b.md"]
 
 
+def test_field_lengths_are_exact_as_float32():
+    """Every length a field's length byte decodes to survives float32, as the arrays keep it."""
+    lengths = whoosh_internals.LENGTH_OF_BYTE
+    assert np.array_equal(lengths.astype(np.float32).astype(np.float64), lengths)
+
+
 def test_arrays_of_an_earlier_commit_are_never_used(content, store):
     indexer.sync(store, content)
     (earlier,) = _arrays_files(store)
