@@ -44,8 +44,9 @@ from searchidx import whoosh_internals
 from searchidx.snapshot import IndexSnapshot, Leading
 
 #: What the arrays hold and how they are named: change it whenever either changes, and older
-#: arrays are ignored (rebuilt from the columns until the next sync writes new ones).
-FORMAT = 1
+#: arrays are ignored (rebuilt from the columns until the next sync writes new ones). 2: the
+#: orders, ranks and qualities as int32, the field lengths as float32.
+FORMAT = 2
 _PREFIX = "arrays-"
 _SUFFIX = ".bin"
 _MAGIC = b"SIDXARRS"

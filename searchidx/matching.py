@@ -718,7 +718,8 @@ class QueryMatcher:
         # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
         idf = math.log(self.reader.doc_count_all() / (self._documents(fieldname, word) + 1)) + 1
         average: float = self.searcher.avg_field_length(fieldname) or 1
-        lengths: np.ndarray = self._field_lengths(fieldname)[docs]
+        # Kept as float32 (exact), computed with as float64: Whoosh's floats.
+        lengths: np.ndarray = self._field_lengths(fieldname)[docs].astype(np.float64)
         # scoring.bm25, operation for operation, so the floats are Whoosh's.
         return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / average)))
 

@@ -460,13 +460,15 @@ class IndexSnapshot:
         for leaf, base in self._leaves:
             if base < start:
                 continue
-            reader = leaf.column_reader(name, translate=False)
             count = leaf.doc_count_all()
-            coded = whoosh_internals.ref_codes(reader, count)
-            if coded is None and (raw := whoosh_internals.var_bytes(reader)) is not None:
+            coded: tuple[np.ndarray, list[bytes]] | None
+            if (raw := whoosh_internals.var_bytes(leaf, name)) is not None:
                 # Sorted as bytes, sorted as the values: UTF-8 keeps the order of characters.
                 distinct, inverse = np.unique(np.asarray(raw, dtype=object), return_inverse=True)
                 coded = inverse.astype(np.int64), list(distinct)
+            else:
+                reader = leaf.column_reader(name, translate=False)
+                coded = whoosh_internals.ref_codes(reader, count)
             if coded is None:
                 values = [field.from_column_value(raw) for raw in reader]
                 distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
@@ -517,7 +519,9 @@ class IndexSnapshot:
     @functools.cached_property
     @_stored_as("qualities")
     def qualities(self) -> np.ndarray:
-        return self._numbers("quality", "qualities", translate=True)
+        """Each document's quality: int32, exactly as the column's (32 bits, signed; missing:
+        :data:`QUALITY_MISSING`, int32's least), half the bytes of int64."""
+        return self._numbers("quality", "qualities", translate=True, dtype=np.int32)
 
     @functools.cached_property
     @_stored_as("quality-percentiles")
@@ -563,17 +567,17 @@ class IndexSnapshot:
         keys: tuple[np.ndarray, ...]
         if sort is Sort.OLDEST:
             keys = (self.path_ranks, self.dates)
-        elif sort is Sort.QUALITY:
-            keys = (self.path_ranks, -self.dates, -self.qualities)
+        elif sort is Sort.QUALITY:  # negated in int64: QUALITY_MISSING has no int32 opposite
+            keys = (self.path_ranks, -self.dates, -self.qualities.astype(np.int64))
         else:
             keys = (self.path_ranks, -self.dates)
-        return np.lexsort(keys)
+        return np.lexsort(keys).astype(docnum_type(self.size))
 
     @functools.cache  # noqa: B019 - see facet()
     @_stored_as("rank-{}")
     def rank(self, sort: Sort) -> np.ndarray:
         """Each docnum's position in :meth:`order` (its inverse)."""
-        ranks = np.empty(self.size, dtype=np.int64)
+        ranks = np.empty(self.size, dtype=docnum_type(self.size))
         ranks[self.order(sort)] = np.arange(self.size)
         return ranks
 
@@ -646,11 +650,14 @@ class IndexSnapshot:
         out[:start] = rows[:start]
         return [(leaf, base) for leaf, base in self._leaves if base >= start]
 
-    def _numbers(self, name: str, stored: str, translate: bool) -> np.ndarray:
-        """A numeric column as an int64 array, read from its file in one piece per segment
-        (those of the leading segments copied: stored under ``stored``)."""
+    def _numbers(
+        self, name: str, stored: str, translate: bool, dtype: type[np.integer] = np.int64
+    ) -> np.ndarray:
+        """A numeric column as an array of ``dtype`` (which holds its every value), read from
+        its file in one piece per segment (those of the leading segments copied: stored under
+        ``stored``)."""
         field = self.schema[name]
-        out = np.empty(self.size, dtype=np.int64)
+        out = np.empty(self.size, dtype=dtype)
         for leaf, base in self._later_leaves(stored, out):
             count = leaf.doc_count_all()
             raw = whoosh_internals.fixed_numbers(leaf.column_reader(name, translate=False), count)
@@ -668,8 +675,10 @@ class IndexSnapshot:
     @functools.cache  # noqa: B019 - see facet()
     @_stored_as("lengths-{}")
     def field_lengths(self, fieldname: str) -> np.ndarray:
-        """Each document's length in a field, as Whoosh scores with it (a byte, decoded)."""
-        out = np.zeros(self.size)
+        """Each document's length in a field, as Whoosh scores with it (a byte, decoded): as
+        float32, half the bytes of float64 and exact (every length a byte decodes to is a whole
+        number below 2**24); the scorer computes with them as float64, as Whoosh does."""
+        out = np.zeros(self.size, dtype=np.float32)
         for leaf, base in self._later_leaves(f"lengths-{fieldname}", out):
             count = leaf.doc_count_all()
             codes = whoosh_internals.length_codes(leaf, fieldname, count)
@@ -679,6 +688,13 @@ class IndexSnapshot:
             else:
                 out[base : base + count] = whoosh_internals.LENGTH_OF_BYTE[codes]
         return out
+
+
+def docnum_type(documents: int) -> type[np.integer]:
+    """The integer type of arrays of docnums or positions among ``documents``: int32 (half
+    the bytes to write, map and read) while they fit, as every index this side of 2**31
+    documents does."""
+    return np.int32 if documents <= np.iinfo(np.int32).max else np.int64
 
 
 def date_key(moment: datetime) -> int:

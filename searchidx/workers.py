@@ -8,14 +8,10 @@ or ``spawn`` when other threads run, and end with their parent however it ends.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
-import multiprocessing.connection
-import os
 import queue
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +23,7 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex
 
+from searchidx import lifeline
 from searchidx.articles import Article
 from searchidx.content import FileState, check_name, content_hash
 from searchidx.errors import ArticleError, ArticleProblem, IndexWriteError
@@ -40,8 +37,6 @@ Progress = Callable[[int, int], None]
 #: Files a build worker takes from the queue at a time: few enough that the workers get
 #: files early in a sync's listing and end at about the same time (a chunk is 0.1 s of work).
 _CHUNK_FILES = 50
-#: Linux's ``prctl`` option that has the kernel signal a process when its parent ends.
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,27 +252,14 @@ def _build_worker(location: str, root: str, jobs: Any, results: Any, limit_mb: i
 
 
 def _end_with_parent() -> None:
-    """Make this worker end when its parent does, however that ends (SIGKILL included).
-
-    Else a worker whose parent was killed waits for work forever, reparented to init. On Linux
-    the kernel kills it with the parent-death signal; elsewhere, or if the parent died before
-    that was set, a thread sees the parent's end of the pipe multiprocessing keeps between
-    them close. Ctrl-C reaches the whole process group: the parent alone handles it, and
-    stops its workers.
-    """
+    """Make this worker end when its parent does, however that ends (SIGKILL included): else
+    it waits for work forever, reparented to init. The pipe multiprocessing keeps between them
+    closes when the parent ends (:mod:`searchidx.lifeline`). Ctrl-C reaches the whole process
+    group: the parent alone handles it, and stops its workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     parent = multiprocessing.parent_process()
     if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_with(parent_sentinel: int) -> None:
-    """Wait until the parent's end of the pipe closes (it ended), then end this process."""
-    multiprocessing.connection.wait([parent_sentinel])
-    os._exit(1)
+        lifeline.end_with_parent(parent.sentinel, grace=0.0)
 
 
 def load_all(root: Path, paths: list[str], progress: Progress | None) -> Iterator[Loaded]:

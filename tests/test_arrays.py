@@ -77,6 +77,35 @@ def test_arrays_written_at_commit_equal_the_ones_built_from_the_columns(content,
     assert _answers(store) == mapped  # built from the columns: the same answers
 
 
+def test_arrays_hold_orders_ranks_and_qualities_as_int32_in_the_same_order(tmp_path, store):
+    """Half the bytes of int64, the same answers: a missing quality (int32's least, which
+    has no int32 opposite) still sorts after every known one, best first."""
+    for name, quality in (("a.md", 10), ("b.md", None), ("c.md", 90), ("d.md", 50)):
+        line = "" if quality is None else f"\nquality: {quality}"
+        write_article(
+            tmp_path, name, f'title: "Article {name}"\npublishedDateTime: 2024-01-01{line}'
+        )
+    indexer.sync(store, tmp_path)
+    index = store.open_index()
+    with index.searcher() as searcher:
+        stored = open_arrays(store.live_dir(), searcher.reader())
+        assert stored is not None
+        for name, array in stored.arrays.items():
+            if name.startswith(("order-", "rank-")) or name == "qualities":
+                assert array.dtype == np.int32, name
+        ((leaf, _base),) = searcher.reader().leaf_readers()  # one segment
+        paths = whoosh_internals.column_bytes(leaf, "path")
+        by_quality = [paths[docnum] for docnum in stored.arrays[f"order-{Sort.QUALITY}"]]
+    index.close()
+    assert by_quality == [b"c.md", b"d.md", b"a.md", b"b.md"]
+
+
+def test_field_lengths_are_exact_as_float32():
+    """Every length a field's length byte decodes to survives float32, as the arrays keep it."""
+    lengths = whoosh_internals.LENGTH_OF_BYTE
+    assert np.array_equal(lengths.astype(np.float32).astype(np.float64), lengths)
+
+
 def test_arrays_of_an_earlier_commit_are_never_used(content, store):
     indexer.sync(store, content)
     (earlier,) = _arrays_files(store)

@@ -382,3 +382,12 @@ def test_known_item_bench_counts_shared_titles_and_the_ceiling(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "4 articles" in printed and "2 share their title" in printed
     assert "as written" in printed and "stop words skipped" in printed
+
+
+def test_percentiles_are_mid_ranks_among_the_known_qualities():
+    qualities = np.array([50, 10, -(2**31), 50, 90, 30, 50], dtype=np.int32)
+    known = qualities != -(2**31)
+    known[5] = False  # a deleted document: not counted, and 0.5
+    # Known, sorted: 10 50 50 50 90 (ranks 0-4); 50's mid-rank is (1 + 3) / 2 = 2 of 4.
+    expected = [0.5, 0.0, 0.5, 0.5, 1.0, 0.5, 0.5]
+    assert ranking.percentiles(qualities, known).tolist() == expected

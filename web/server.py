@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -30,6 +29,7 @@ from waitress.server import TcpWSGIServer, create_server
 from waitress.task import ThreadedTaskDispatcher
 
 from searchidx.errors import SearchidxError
+from searchidx.lifeline import Lifeline
 
 if TYPE_CHECKING:
     from searchidx.web.lane import HeavyLane
@@ -83,7 +83,7 @@ def serve(
             return
         children: list[int] = []
         signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, not just this process
-        lifeline = cleanup.enter_context(_Lifeline())
+        lifeline = cleanup.enter_context(Lifeline())
         try:
             _start(lifeline, children, make_app, listener, threads, workers, lane)
             on_ready(url)
@@ -99,7 +99,7 @@ def serve(
 
 
 def _start(
-    lifeline: _Lifeline,
+    lifeline: Lifeline,
     children: list[int],
     make_app: Callable[[], Any],
     listener: socket.socket,
@@ -113,11 +113,11 @@ def _start(
     held = multiprocessing.get_context("fork").Array("i", workers, lock=False)
     try:
         if lane is not None:
-            children.append(lifeline.fork(lambda: _run_lane(lane, listener)))
+            children.append(_fork(lifeline, lambda: _run_lane(lane, listener)))
         for number in range(workers):
             balance = _Balance(held, number) if workers > 1 else None
             children.append(
-                lifeline.fork(functools.partial(_run, make_app, listener, threads, balance))
+                _fork(lifeline, functools.partial(_run, make_app, listener, threads, balance))
             )
     finally:
         listener.close()
@@ -185,57 +185,28 @@ class _BalancedServer(TcpWSGIServer):
         return self.balance.may_take(len(channels)) and ready
 
 
-class _Lifeline:
-    """A pipe whose writing end only the parent holds, so that its children end with it
-    however it ends: a SIGKILL runs no handler to stop them, and a worker left behind would
-    go on answering on the port. In each child a thread reads the pipe, which ends when the
-    parent does; the child then stops as a SIGTERM stops it (at once past :data:`STOP_GRACE`).
-    """
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-
-    def __enter__(self) -> _Lifeline:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self._read)
-        os.close(self._write)
-
-    def fork(self, work: Callable[[], None]) -> int:
-        """Start a child process doing ``work`` that ends with this one; its pid."""
-        return _fork(functools.partial(self._child, work))
-
-    def _child(self, work: Callable[[], None]) -> None:
-        os.close(self._write)  # or the child would keep its own pipe open
-        threading.Thread(target=self._end_with_parent, name="lifeline", daemon=True).start()
-        work()
-
-    def _end_with_parent(self) -> None:
-        os.read(self._read, 1)  # nothing is written: it returns when the parent has ended
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(STOP_GRACE)
-        os._exit(1)
-
-
-def _fork(work: Callable[[], None]) -> int:
-    """Start a child process doing ``work``; its pid. Stop signals are held back across the
-    fork, so one reaches the child inside :func:`_work`, never in the caller's code."""
+def _fork(lifeline: Lifeline, work: Callable[[], None]) -> int:
+    """Start a child process doing ``work`` that ends with this one (``lifeline``: a SIGKILL
+    runs no handler to stop it, and a worker left behind would go on answering on the port);
+    its pid. Stop signals are held back across the fork, so one reaches the child inside
+    :func:`_work`, never in the caller's code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         pid = os.fork()
         if pid == 0:
-            _work(work)
+            _work(lifeline, work)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     return pid
 
 
-def _work(work: Callable[[], None]) -> NoReturn:
-    """A child: work until told to stop, and never return to the caller."""
+def _work(lifeline: Lifeline, work: Callable[[], None]) -> NoReturn:
+    """A child: work until told to stop (or until this process's parent ends: then as told to
+    stop, at once past :data:`STOP_GRACE`), and never return to the caller."""
     code = 1
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        lifeline.hold(STOP_GRACE)
         work()
         code = 0
     except KeyboardInterrupt:
