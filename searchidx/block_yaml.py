@@ -72,8 +72,8 @@ class _Unusual(Exception):
 
 def load(text: str) -> dict[Any, Any] | None:
     """The block mapping ``text`` as PyYAML's C safe loader builds it, or None when the text
-    is not of the shape read here, is empty, or has a value PyYAML cannot build (PyYAML then
-    reports the error it finds first)."""
+    is not of the shape read here, is empty, nests too deep, or has a value PyYAML cannot build
+    (PyYAML then reports the error it finds first)."""
     if _UNUSUAL.search(text):
         return None
     try:
@@ -81,8 +81,8 @@ def load(text: str) -> dict[Any, Any] | None:
         if not rows or rows[-1][0] or rows[-1][1]:
             return None  # empty, indented, or a sequence
         mapping = _mapping(rows, 0)
-    except (_Unusual, ValueError, OverflowError):
-        return None
+    except (_Unusual, ValueError, OverflowError, RecursionError):
+        return None  # RecursionError: nested deeper than Python's stack; libyaml says how deep
     return None if rows else mapping
 
 
