@@ -28,9 +28,8 @@ _RESOLVED: dict[str, str] = {}
 #: (tag, text) -> the value PyYAML's constructor made of it, for tags whose values are
 #: immutable and few (``true``, a quality): built once.
 _SCALARS: dict[tuple[str, str], Any] = {}
-_IMMUTABLE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float")
-)
+#: Those tags (null, bool, int, float).
+IMMUTABLE_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float"))
 _STR = "tag:yaml.org,2002:str"
 #: Plain scalar -> its value, when text or immutable.
 _PLAIN_VALUES: dict[str, Any] = {}
@@ -150,7 +149,7 @@ def _plain(text: str) -> Any:
     value = _PLAIN_VALUES.get(text, _NO_VALUE)
     if value is _NO_VALUE:
         tag = plain_tag(text)
-        if tag != _STR and tag not in _IMMUTABLE_TAGS:
+        if tag != _STR and tag not in IMMUTABLE_TAGS:
             return _construct(tag, text)
         if len(_PLAIN_VALUES) >= _RESOLVED_SCALARS:
             _PLAIN_VALUES.clear()
@@ -173,7 +172,7 @@ def plain_tag(text: str) -> str:
 def scalar_value(tag: str, text: str) -> Any:
     """What PyYAML's safe constructor builds of a scalar ``text`` tagged ``tag``: a null,
     bool, int or float once per text (immutable values, the same few in every file)."""
-    if tag not in _IMMUTABLE_TAGS:
+    if tag not in IMMUTABLE_TAGS:
         return _construct(tag, text)
     key = (tag, text)
     try:

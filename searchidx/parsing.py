@@ -36,9 +36,6 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
 #: Keys PyYAML's constructor gives a meaning of their own: ``<<`` (merge) and ``=`` (value).
 _SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
-_IMMUTABLE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float")
-)
 
 
 class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
@@ -266,7 +263,7 @@ def _scalar(loader: _Loader, node: Node) -> Any:
     tag = node.tag
     if tag == _STR:
         return node.value
-    if tag in _IMMUTABLE_TAGS:
+    if tag in block_yaml.IMMUTABLE_TAGS:
         return block_yaml.scalar_value(tag, node.value)
     return loader.construct_object(node, deep=True)
 
