@@ -34,7 +34,7 @@ _STR = "tag:yaml.org,2002:str"
 #: Plain scalar -> its value, when text or immutable.
 _PLAIN_VALUES: dict[str, Any] = {}
 
-_RESOLVER = Resolver()
+_RESOLVER: Any = Resolver()  # untyped in PyYAML's stubs
 _CONSTRUCTOR = SafeConstructor()
 
 #: Characters the line reader leaves to libyaml: anything but a line feed, printable ASCII and
