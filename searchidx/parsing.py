@@ -19,6 +19,7 @@ from typing import Any, cast
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from searchidx import block_yaml
 from searchidx.articles import Article, Image, Provider, RelatedArticle
 from searchidx.errors import ArticleError
 
@@ -35,17 +36,6 @@ _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "map", "seq"))
 #: Keys PyYAML's constructor gives a meaning of their own: ``<<`` (merge) and ``=`` (value).
 _SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
-#: Plain scalars' implicit tags (and constructed values) kept before each memo starts again.
-_RESOLVED_SCALARS = 100_000
-#: Plain scalar -> its implicit tag (see :class:`_Loader`).
-_RESOLVED: dict[str, str] = {}
-#: Tags whose scalars PyYAML constructs as immutable values, each text's once (see
-#: :func:`_scalar`).
-_IMMUTABLE_TAGS = frozenset(
-    f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float")
-)
-#: (tag, text) -> the value PyYAML's constructor made of it.
-_SCALARS: dict[tuple[str, str], Any] = {}
 
 
 class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
@@ -59,12 +49,7 @@ class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
     def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
         if kind is not ScalarNode or not implicit[0]:
             return cast(str, super().resolve(kind, value, implicit))
-        tag = _RESOLVED.get(value)
-        if tag is None:
-            if len(_RESOLVED) >= _RESOLVED_SCALARS:
-                _RESOLVED.clear()
-            tag = _RESOLVED[value] = super().resolve(kind, value, implicit)
-        return tag
+        return block_yaml.plain_tag(value)
 
 
 class _Unusual(Exception):
@@ -211,12 +196,16 @@ def load_front_matter(front_matter: str, relpath: str) -> dict[str, Any]:
 
 
 def _load_yaml(text: str) -> Any:
-    """``yaml.load(text, Loader=_Loader)``, faster: PyYAML's constructor builds each mapping
+    """``yaml.load(text, Loader=_Loader)``, faster. The common shape of a front matter is read
+    a line at a time by :func:`block_yaml.load`. Else PyYAML's constructor builds each mapping
     and sequence through a generator and several checks, some 40% of loading a front matter.
     Plain mappings (keys that are scalars), sequences and text are built here; other scalars
     by PyYAML's own constructor; and a document with anything else (merge keys, other tags,
     a collection as a key, an alias inside itself) by PyYAML's constructor alone. Aliased
     nodes give one shared object, as PyYAML's do (so :func:`_check_size` counts them)."""
+    common = block_yaml.load(text)
+    if common is not None:
+        return common
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -269,22 +258,14 @@ def _plain_node(loader: _Loader, built: dict[int, Any], node: Node) -> Any:
 
 
 def _scalar(loader: _Loader, node: Node) -> Any:
-    """A scalar's value: text as it is; a null, bool, int or float (immutable values, and
-    the same few in every file: ``true``, a quality) built by PyYAML's constructor once per
-    text (:data:`_SCALARS`); any other by PyYAML's constructor."""
+    """A scalar's value: text as it is; a null, bool, int or float built once per text
+    (:func:`block_yaml.scalar_value`); any other by PyYAML's constructor."""
     tag = node.tag
     if tag == _STR:
         return node.value
-    if tag not in _IMMUTABLE_TAGS:
-        return loader.construct_object(node, deep=True)
-    key = (tag, node.value)
-    try:
-        return _SCALARS[key]
-    except KeyError:
-        if len(_SCALARS) >= _RESOLVED_SCALARS:
-            _SCALARS.clear()
-        value = _SCALARS[key] = loader.construct_object(node, deep=True)
-        return value
+    if tag in block_yaml.IMMUTABLE_TAGS:
+        return block_yaml.scalar_value(tag, node.value)
+    return loader.construct_object(node, deep=True)
 
 
 def _check_size(value: Any, relpath: str) -> None:

@@ -1271,7 +1271,9 @@ class _WhooshSegment:
 class _FieldPlan(NamedTuple):
     """A field as :meth:`_BufferedSegment.add` writes it: the field, whether it is indexed
     and scorable, the name of its separate spelling field ("" for none), whether it is
-    stored, its column type (None for none)."""
+    stored, its column type (None for none), and its values' ``index`` items by value when
+    they repeat (None for a field whose values do not, or whose items are not the value's
+    alone)."""
 
     field: Any
     indexed: bool
@@ -1279,6 +1281,14 @@ class _FieldPlan(NamedTuple):
     spelling: str
     stored: bool
     column: Any
+    known: dict[Any, list[Any]] | None
+
+
+#: Exact field types whose ``index`` items depend on the value alone (a stateless analyzer, or
+#: none): a category's, a type's, a quality's terms are made once per value, not per document.
+_ITEMS_BY_VALUE = (fields.ID, fields.KEYWORD, fields.NUMERIC)
+#: Values whose items a plan keeps before it starts again.
+_KNOWN_VALUES = 4096
 
 
 #: Estimated bytes a buffered posting takes (a docnum, a weight and a short value, in its
@@ -1340,10 +1350,10 @@ class _BufferedSegment:
             if value is None:
                 continue
             plan = self.plans.get(fieldname) or self._plan(fieldname)
-            field, indexed, scorable, spelling, stored, column = plan
+            field, indexed, scorable, spelling, stored, column, known = plan
             length = 0
             if indexed:
-                items = list(field.index(value))
+                items = self._items(field, known, value)
                 if scorable:
                     length = sum([item[1] for item in items])
                 self._add_postings(fieldname, docnum, items)
@@ -1370,11 +1380,33 @@ class _BufferedSegment:
             raise ValueError(f"field {fieldname!r} has term vectors, which it does not write")
         spelling = field.spelling_fieldname(fieldname) if field.separate_spelling() else ""
         column = field.column_type
-        plan = _FieldPlan(field, field.indexed, field.scorable, spelling, field.stored, column)
+        repeats = type(field) in _ITEMS_BY_VALUE and not field.unique  # a path is unique
+        known: dict[Any, list[Any]] | None = {} if repeats else None
+        plan = _FieldPlan(
+            field, field.indexed, field.scorable, spelling, field.stored, column, known
+        )
         self.plans[fieldname] = plan
         if plan.scorable:
             self.lengths[fieldname] = {}
         return plan
+
+    @staticmethod
+    def _items(field: Any, known: dict[Any, list[Any]] | None, value: Any) -> list[Any]:
+        """``list(field.index(value))``, made once per value for a field that keeps them
+        (text or an int: ``1``, ``1.0`` and ``True`` are one key of a dict, not one value).
+        Only items whose encoded values are all empty are kept: a block pickles one bytes
+        object met twice as a reference to the first, where Whoosh's writer, making them
+        anew each document, pickles each (b"" is one object either way)."""
+        if known is None or (type(value) is not str and type(value) is not int):
+            return list(field.index(value))
+        items = known.get(value)
+        if items is None:
+            items = list(field.index(value))
+            if not any(item[3] for item in items):
+                if len(known) >= _KNOWN_VALUES:
+                    known.clear()
+                known[value] = items
+        return items
 
     def _add_postings(self, fieldname: str, docnum: int, items: Any) -> None:
         """Append the postings of ``docnum`` (a field's ``index`` items) to their terms'."""

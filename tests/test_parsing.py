@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
 import yaml
 
+from searchidx import block_yaml
 from searchidx.errors import ArticleError
 from searchidx.parsing import (
     MAX_FILE_BYTES,
@@ -17,8 +19,16 @@ from searchidx.parsing import (
     _SafeLoader,
     parse_article,
     read_article,
+    split_front_matter,
 )
-from tests.conftest import ARTICLES_COUNT, read_seed, real_shaped_articles, write_article
+from searchidx.sample import SEED_ARTICLE
+from tests.conftest import (
+    ARTICLES_COUNT,
+    ARTICLES_DIR,
+    read_seed,
+    real_shaped_articles,
+    write_article,
+)
 
 GOOD = """
 title: "A title"
@@ -228,3 +238,143 @@ def test_load_yaml_builds_what_pyyamls_safe_loader_builds(text: str):
 def test_load_yaml_shares_an_aliased_value_as_pyyaml_does():
     loaded = _load_yaml("base: &base {name: x}\nprovider: *base\nagain: *base")
     assert loaded["provider"] is loaded["base"] is loaded["again"]
+
+
+#: Front matters of the shape :mod:`searchidx.block_yaml` reads, each close to one it must not.
+COMMON_SHAPES = [
+    GOOD,
+    "title: plain words\nquality: 41\nheat: -1\npublished: yes\nratio: 1.5\nwhen: 2022-01-02",
+    'title: "quoted: # not a comment"\nexcerpt: \'single "quotes"\'\nempty: ""\nnone:',
+    'title: "escaped \\"quotes\\", a back\\\\slash and a \\/ slash"',
+    "true: key\nnull: key\nOn: key\nNo: key\nNULL: key\nk: 0x1f\nl: 1_000\nm: 0o17\nn: 1e3",
+    "url: https://example.com/a:b/c+d\nwhen: 2022-06-24T14:08:00Z\nzone: 2022-06-24 14:08:00 +02",
+    "provider:\n  name: x\n  domain: y\ntopics:\n  - a\n  - 'b'\n  - 3\nafter: 1",
+    "images:\n  - url: a\n    width: 2\n  -   url: b\n      height: 3\n  - plain\n  -\n  - c",
+    "nested:\n    deeper:\n        - no\n        - 'x'\n",
+    "list:\n  -\n    key: value\n  -\n  - x\nend:",
+    "a: 1\na: 2\n\n   \nb:   spaced   out   \nc: 'x'   ",
+    'title: Ünïcode wörds 日本語\nother: "✓ € — \u2018quotes\u2019"',
+]
+
+#: Shapes it leaves to PyYAML, each a value, an error or a difference it would miss.
+UNUSUAL_SHAPES = [
+    "title: a # comment",
+    "# comment\ntitle: a",
+    "title: a\n  continued",
+    'title: "two\n  lines"',
+    "title: 'it''s'",
+    'title: "tab\\there"',
+    "title: \ta",
+    "title: a\r\nother: b",
+    "title: a\x85other",
+    "title: \ufeffa",
+    "title: [a, b]",
+    "title: {a: 1}",
+    "title: &a x\nother: *a",
+    "title: !!str 1",
+    "title: |\n  block",
+    "title: >\n  folded",
+    "title: ~",
+    "title: .5",
+    "title: a: b",
+    "title:a",
+    "title : a",
+    "- a\n- b",
+    "  title: indented",
+    "topics:\n- indentless",
+    "<<: {a: 1}",
+    "k" * 1100 + ": long key",
+    "title: a\n...\n",
+    "%YAML 1.1\n---\ntitle: a",
+    "list:\n  - a\n  key: b",
+    "map:\n    a: 1\n  b: 2",
+    "plain",
+    "title: - a",
+    "list:\n  - - nested\n  - [x]",
+    "title: 'unclosed",
+]
+
+
+def _pyyaml(text: str) -> Any:
+    return yaml.load(text, Loader=_SafeLoader)
+
+
+@pytest.mark.parametrize("text", COMMON_SHAPES)
+def test_block_yaml_reads_the_common_shape_as_pyyaml_does(text: str):
+    read = block_yaml.load(text)
+    assert read is not None
+    assert repr(read) == repr(_pyyaml(text))
+
+
+@pytest.mark.parametrize("text", UNUSUAL_SHAPES)
+def test_block_yaml_leaves_other_shapes_to_pyyaml(text: str):
+    assert block_yaml.load(text) is None
+
+
+def test_block_yaml_reads_the_seed_and_real_shaped_articles_as_pyyaml_does():
+    for path in [SEED_ARTICLE, *sorted(ARTICLES_DIR.rglob("*.*"))]:
+        front_matter, _ = split_front_matter(path.read_text(encoding="utf-8"), path.name)
+        read = block_yaml.load(front_matter)
+        assert read is not None, path
+        assert repr(read) == repr(_pyyaml(front_matter)), path
+
+
+#: Keys and scalars that random documents are made of: (common ones, unusual ones).
+_KEYS = (["title", "a", "yes", "null", "On", "_k", "k1"], ["'q'", "<<", "a b", "1", "é", "a:"])
+_SCALARS = (
+    [
+        *["plain", "two words", "a  b", "-1", "1.5", "0x1A", "1_000", "true", "No", "null"],
+        *["2022-06-24", "2022-06-24T14:08:00Z", "2022-02-30", "a:b", "é", "12:30:00", "v "],
+        *['"dq"', '"d \\" q"', '"\\\\"', "'sq'", "''", ".inf", "9" * 30, "+1", "1e3", "0b11"],
+        *["http://x.y/z", "1.0e+3", "0o7", "-x", "x:", "a#b", "-1.5e-3", "1__0", "0.", '""'],
+    ],
+    [
+        *["~", '"\\n"', '"unclosed', "'s''q'", "[1]", "{a: 1}", "&a v", "*a", "!!int 3"],
+        *["a #c", "#c", "-", "- x", "'", '"', "a: b", "? x", "|", ">", "%", "\t", ""],
+    ],
+)
+
+
+def _piece(random: Random, pieces: tuple[list[str], list[str]]) -> str:
+    return random.choice(pieces[random.random() < 0.03])
+
+
+def _random_block(random: Random, indent: int, lead: str, depth: int) -> list[str]:
+    """A mapping or sequence at ``indent``, its first line after ``lead`` (an item's "- ")."""
+    sequence = depth > 0 and random.random() < 0.4
+    lines = []
+    for number in range(random.randint(1, 4)):
+        start = lead if number == 0 else " " * indent
+        if random.random() < 0.03:  # an indent off by one
+            start = " " + start
+        head = "- " if sequence else _piece(random, _KEYS) + ":"
+        inner = indent + random.choice([2, 2, 4])
+        if depth < 3 and random.random() < 0.3:
+            if sequence and random.random() < 0.5:  # "- key: ..." then keys below it
+                lines += _random_block(random, indent + 2, start + "- ", depth + 1)
+            else:
+                lines.append(start + head.rstrip())
+                lines += _random_block(random, inner, " " * inner, depth + 1)
+        else:
+            lines.append(start + head + (" " if not sequence else "") + _piece(random, _SCALARS))
+    return lines
+
+
+def _random_document(random: Random) -> str:
+    lines = _random_block(random, 0, "", 0)
+    if random.random() < 0.05:
+        lines.insert(random.randrange(len(lines) + 1), random.choice(["", "  ", "# c", "..."]))
+    return "\n".join(lines)
+
+
+def test_block_yaml_reads_random_documents_as_pyyaml_does_or_leaves_them():
+    random = Random(12)
+    read = 0
+    for _ in range(10_000):
+        text = _random_document(random)
+        fast = block_yaml.load(text)
+        if fast is None:
+            continue
+        read += 1
+        assert repr(fast) == repr(_pyyaml(text)), text
+    assert read > 1000  # the test reads enough documents to find a difference
