@@ -114,6 +114,32 @@ class Lane(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True)
+class _Matched:
+    """A query's matches over every document (all live ones for no query text): ``final``
+    those the filters allow, ``total`` of them."""
+
+    parsed: whoosh_query.Query | None
+    matches: Matches
+    final: np.ndarray
+    total: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _MatchedAmong:
+    """A query's matches among the few documents the filters allow (see
+    :meth:`SearchService._few_allowed`): their docnums, ascending, and their scores (None:
+    Whoosh ranks them)."""
+
+    parsed: whoosh_query.Query
+    docs: np.ndarray
+    scores: np.ndarray | None
+
+    @property
+    def total(self) -> int:
+        return len(self.docs)
+
+
 class SearchService:
     """Answers searches against the live index at ``store``; safe to share between threads.
 
@@ -341,65 +367,55 @@ class SearchService:
         parsed: whoosh_query.Query | None,
     ) -> SearchResult:
         """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
-        ``took_ms`` is set by it."""
-        ran_query, retry, relaxed = request.text, None, None
-        scored = request.effective_sort in _SCORED or request.explain
+        ``took_ms`` is set by it. The query is matched at the few documents the filters allow
+        (:meth:`_few_allowed`) or over every document; a query that finds nothing is retried
+        over every document (:meth:`_retry`)."""
         filters = self._filter_masks(snapshot, request)
-        allowed = self._few_allowed(snapshot, request, parsed, filters)
-        matches: Matches | None = None
-        final: np.ndarray | None = None
-        page: list[tuple[int, float | None]] | None = None
-        if allowed is not None and parsed is not None:
-            at, scores = snapshot.match_at(parsed, allowed)
-            found = allowed[at]
-            total = len(found)
-            page = self._page_of(
-                snapshot, request, parsed, found, None if scores is None else scores[at]
-            )
+        matched: _Matched | _MatchedAmong
+        if (
+            parsed is not None
+            and (allowed := self._few_allowed(snapshot, request, parsed, filters)) is not None
+        ):
+            matched = self._matched_among(snapshot, parsed, allowed)
         else:
-            matches = self._matches(snapshot, parsed, scored, filters)
-            final = _all(matches.mask, filters.values())
-            total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
-        did_you_mean = None
-        if parsed is not None and total < SUGGEST_BELOW:
+            matched = self._matched(snapshot, request, parsed, filters)
+        did_you_mean, retry = None, None
+        if parsed is not None and matched.total < SUGGEST_BELOW:
             with snapshot.reading:
                 did_you_mean = querylang.correct(
                     request.text, snapshot.searcher, snapshot.title_words[0]
                 )
-            if total == 0:
-                retried = self._retry(snapshot, request, did_you_mean, filters, scored)
+            if matched.total == 0:
+                retried = self._retry(snapshot, request, did_you_mean, filters)
                 if retried is not None:
-                    ran_query, retry, parsed, matches, final, relaxed = retried
-                    total, page = int(np.count_nonzero(final)), None
-        if page is None:
-            assert matches is not None and final is not None  # not looked up at few documents
-            page = self._page(snapshot, request, parsed, matches, final, total)
+                    retry, matched = retried
+        facets: tuple[Facet, ...] = ()
+        if isinstance(matched, _MatchedAmong):  # never asked for explanations or facets
+            page = self._ordered(snapshot, request, matched.parsed, matched.docs, matched.scores)
+            explained: list[Explanation | None] = [None] * len(page)
+        else:
+            page = self._page(snapshot, request, matched)
+            explained = self._explained(snapshot, request, matched, page)
+            if request.facets:
+                facets = self._facets(snapshot, request, matched.matches.mask, filters)
         terms: frozenset[str] = frozenset()  # none marked: each hit plain
-        if parsed is not None and request.highlight:
-            terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
-        explained: list[Explanation | None] = [None] * len(page)
-        if request.explain:
-            assert matches is not None  # see _few_allowed
-            explained = self._explained(snapshot, request, parsed, matches, page)
+        if matched.parsed is not None and request.highlight:
+            terms = querylang.highlight_terms(matched.parsed, snapshot.matcher.expanded_terms)
         hits = tuple(
             self._hit(snapshot, docnum, score, terms, explain)
             for (docnum, score), explain in zip(page, explained, strict=True)
         )
-        facets: tuple[Facet, ...] = ()
-        if request.facets:
-            assert matches is not None  # see _few_allowed
-            facets = self._facets(snapshot, request, matches.mask, filters)
         return SearchResult(
             request=request,
-            total=total,
+            total=matched.total,
             hits=hits,
             facets=facets,
-            ran_query=ran_query,
-            retry=retry,
+            ran_query=request.text if retry is None else retry.text,
+            retry=None if retry is None else retry.kind,
             did_you_mean=did_you_mean,
             took_ms=0.0,
             notes=(*(reading.notes if reading else ()), *[OUTDATED_NOTE] * self._outdated),
-            relaxed=relaxed,
+            relaxed=None if retry is None else retry.relaxed,
         )
 
     def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
@@ -428,6 +444,28 @@ class SearchService:
             for number in np.argsort(-counts[first:end], kind="stable")[:wanted]:
                 found.append(Suggestion(words[first + number], "word", int(counts[first + number])))
         return tuple(found[:limit])
+
+    def _matched(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        parsed: whoosh_query.Query | None,
+        filters: Mapping[str, np.ndarray],
+    ) -> _Matched:
+        """The query's matches over every document, scored when the request's order or
+        explanations read the scores."""
+        scored = request.effective_sort in _SCORED or request.explain
+        matches = self._matches(snapshot, parsed, scored, filters)
+        final = _all(matches.mask, filters.values())
+        total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
+        return _Matched(parsed, matches, final, total)
+
+    def _matched_among(
+        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, allowed: np.ndarray
+    ) -> _MatchedAmong:
+        """The query's matches among the few documents ``allowed`` (see :meth:`_few_allowed`)."""
+        at, scores = snapshot.match_at(parsed, allowed)
+        return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
 
     def _matches(
         self,
@@ -467,10 +505,10 @@ class SearchService:
         request: SearchRequest,
         correction: Correction | None,
         filters: Mapping[str, np.ndarray],
-        scored: bool,
-    ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
+    ) -> tuple[relaxation.Retry, _Matched] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
-        (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
+        (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits (its matches over
+        every document)."""
         allowed = _all(snapshot.live, filters.values())
         if filters and not allowed.any():
             return None  # the filters alone match nothing, so no query text can
@@ -481,12 +519,11 @@ class SearchService:
             if retry.kind == "fuzzy" and snapshot.matcher.finds_none(retry.parsed, allowed):
                 continue  # what it would find the filters leave out: its walks are not needed
             try:
-                matches = self._matches(snapshot, retry.parsed, scored, filters)
+                matched = self._matched(snapshot, request, retry.parsed, filters)
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
-            final = _all(matches.mask, filters.values())
-            if final.any():
-                return retry.text, retry.kind, retry.parsed, matches, final, retry.relaxed
+            if matched.total:
+                return retry, matched
         return None
 
     def _relaxed(
@@ -508,29 +545,24 @@ class SearchService:
             return None
 
     def _page(
-        self,
-        snapshot: IndexSnapshot,
-        request: SearchRequest,
-        parsed: whoosh_query.Query | None,
-        matches: Matches,
-        final: np.ndarray,
-        total: int,
+        self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched
     ) -> list[tuple[int, float | None]]:
-        """(docnum, score) of the requested page, in the requested order."""
-        start, end = request.offset, request.offset + request.per_page
-        sort = request.effective_sort
+        """(docnum, score) of the requested page of the matches over every document, in the
+        requested order."""
+        sort, parsed, final = request.effective_sort, matched.parsed, matched.final
         if sort is Sort.RELEVANCE and parsed is not None:
-            if matches.scores is not None:
-                return ranking.top_scored(matches.scores, final, start, end)
-            docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
-            return _ranked_by_whoosh(snapshot, parsed, docset, start, end)
+            docs = np.flatnonzero(final)
+            scores = matched.matches.scores
+            return self._ordered(
+                snapshot, request, parsed, docs, None if scores is None else scores[docs]
+            )
         if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
             docs = np.flatnonzero(final)
             freshness = snapshot.freshness_factors(request.half_life_days, docs)
             boosts = freshness * snapshot.quality_factors[docs]
             if parsed is not None:  # without text: freshness and quality alone
-                boosts = boosts * self._text_scores(snapshot, parsed, matches)[docs]
-            return ranking.top_of(docs, boosts, start, end)
+                boosts = boosts * self._text_scores(snapshot, parsed, matched.matches)[docs]
+            return self._ordered(snapshot, request, parsed, docs, boosts)
         sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
         # As SQLite's FTS5 walks its row ids in date order from a date range's first and stops
         # at the page's end: the sort order from where the matches can start (the date range's
@@ -538,6 +570,7 @@ class SearchService:
         # evenly), twice over. Reading that much of it costs less than finding every match (a
         # scan of every document) unless the matches are few there; if they cluster further
         # on, the matches are sorted.
+        start, end, total = request.offset, request.offset + request.per_page, matched.total
         first, last = snapshot.dated_span(sort, request.date_from, request.date_to)
         walk = min(last - first, 2 * end * (last - first) // max(total, 1) + PAGE_LOOKAHEAD)
         if walk * SMALL_RESULT_SHARE <= snapshot.size or total * SMALL_RESULT_SHARE > snapshot.size:
@@ -545,13 +578,32 @@ class SearchService:
             found = walked[final[walked]]
             if len(found) >= end or first + walk == last:
                 return [(int(docnum), None) for docnum in found[start:end]]
-        return _by_rank(snapshot, sort, np.flatnonzero(final), start, end)
+        return self._ordered(snapshot, request, parsed, np.flatnonzero(final), None)
+
+    def _ordered(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        parsed: whoosh_query.Query | None,
+        docs: np.ndarray,
+        scores: np.ndarray | None,
+    ) -> list[tuple[int, float | None]]:
+        """(docnum, score) of the requested page of the matches ``docs`` (ascending): by their
+        ``scores`` in a scored order (relevance, best), by Whoosh's for relevance without
+        them, else in the presorted order (relevance without query text: the newest)."""
+        start, end = request.offset, request.offset + request.per_page
+        sort = request.effective_sort
+        if sort in _SCORED and scores is not None:
+            return ranking.top_of(docs, scores, start, end)
+        if sort is Sort.RELEVANCE and parsed is not None:
+            return _ranked_by_whoosh(snapshot, parsed, set(docs.tolist()), start, end)
+        return _by_rank(snapshot, Sort.NEWEST if sort is Sort.RELEVANCE else sort, docs, start, end)
 
     def _few_allowed(
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
-        parsed: whoosh_query.Query | None,
+        parsed: whoosh_query.Query,
         filters: Mapping[str, np.ndarray],
     ) -> np.ndarray | None:
         """The documents the filters allow (ascending), when there are few enough of them
@@ -559,7 +611,7 @@ class SearchService:
         instead of matching it over every document; None when not, or when the search needs
         its matches over every document (facet counts, explained scores, the best sort's
         boosts)."""
-        if parsed is None or not filters or request.facets or request.explain:
+        if not filters or request.facets or request.explain:
             return None
         if request.effective_sort is Sort.BEST:
             return None
@@ -568,24 +620,6 @@ class SearchService:
         if np.count_nonzero(allowed) * terms * FEW_ALLOWED_SHARE > snapshot.size:
             return None
         return np.flatnonzero(allowed)
-
-    def _page_of(
-        self,
-        snapshot: IndexSnapshot,
-        request: SearchRequest,
-        parsed: whoosh_query.Query,
-        found: np.ndarray,
-        scores: np.ndarray | None,
-    ) -> list[tuple[int, float | None]]:
-        """:meth:`_page` of the matches ``found`` at the documents the filters allow (see
-        :meth:`_few_allowed`), with their ``scores``."""
-        start, end = request.offset, request.offset + request.per_page
-        sort = request.effective_sort
-        if sort is not Sort.RELEVANCE:
-            return _by_rank(snapshot, sort, found, start, end)
-        if scores is not None:
-            return ranking.top_of(found, scores, start, end)
-        return _ranked_by_whoosh(snapshot, parsed, set(found.tolist()), start, end)
 
     def _text_scores(
         self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, matches: Matches
@@ -603,8 +637,7 @@ class SearchService:
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
-        parsed: whoosh_query.Query | None,
-        matches: Matches,
+        matched: _Matched,
         page: list[tuple[int, float | None]],
     ) -> list[Explanation | None]:
         """The parts of each page hit's ``best`` score, if the request asks for them."""
@@ -613,9 +646,9 @@ class SearchService:
         docs = np.array([docnum for docnum, _ in page], dtype=np.int64)
         freshness = snapshot.freshness_factors(request.half_life_days, docs)
         quality = snapshot.quality_factors[docs]
-        text, fields = None, None
+        text, fields, parsed = None, None, matched.parsed
         if parsed is not None:
-            text = self._text_scores(snapshot, parsed, matches)[docs]
+            text = self._text_scores(snapshot, parsed, matched.matches)[docs]
             fields = snapshot.matcher.field_scores(parsed, tuple(FIELD_BOOSTS), docs)
         explained: list[Explanation | None] = []
         for number, docnum in enumerate(docs.tolist()):
