@@ -59,7 +59,6 @@ from searchidx.result import (
     Facet,
     FacetValue,
     Hit,
-    MarkedArticle,
     Relaxation,
     SearchResult,
     Suggestion,
@@ -340,11 +339,7 @@ class SearchService:
         asked, body = snapshot.article_and_body(found.docnum)
         return SimilarResult(
             request=request,
-            article=MarkedArticle(
-                asked,
-                highlight.marked_title(asked, terms),
-                highlight.marked_excerpt(asked.excerpt, body, terms),
-            ),
+            article=highlight.marked(asked, terms, body),
             hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),
             terms=found.terms,
             took_ms=0.0,
