@@ -373,7 +373,7 @@ class SearchService:
         ):
             matched = self._matched_among(snapshot, parsed, allowed)
         else:
-            matched = self._matched(snapshot, request, parsed, filters)
+            matched = self._matched(snapshot, parsed, filters, _reads_scores(request))
         did_you_mean, retry = None, None
         if parsed is not None and matched.total < SUGGEST_BELOW:
             with snapshot.reading:
@@ -443,14 +443,19 @@ class SearchService:
     def _matched(
         self,
         snapshot: IndexSnapshot,
-        request: SearchRequest,
         parsed: whoosh_query.Query | None,
         filters: Mapping[str, np.ndarray],
+        scored: bool,
     ) -> _Matched:
-        """The query's matches over every document, scored when the request's order or
-        explanations read the scores."""
-        scored = request.effective_sort in _SCORED or request.explain
-        matches = self._matches(snapshot, parsed, scored, filters)
+        """The query's matches over every document (all live ones for no text), with their
+        scores when ``scored`` (see :meth:`IndexSnapshot.match`): only those within the
+        ``filters``, which no page shows the others of (a week of a common word's matches is
+        scored in a fraction of the time all of them take)."""
+        if parsed is None:
+            matches = Matches(snapshot.live, None)
+        else:
+            within = _all(snapshot.live, filters.values()) if scored and filters else None
+            matches = snapshot.match(parsed, scored, within)
         final = _all(matches.mask, filters.values())
         total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
         return _Matched(parsed, matches, final, total)
@@ -461,22 +466,6 @@ class SearchService:
         """The query's matches among the few documents ``allowed`` (see :meth:`_few_allowed`)."""
         at, scores = snapshot.match_at(parsed, allowed)
         return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
-
-    def _matches(
-        self,
-        snapshot: IndexSnapshot,
-        parsed: whoosh_query.Query | None,
-        scored: bool,
-        filters: Mapping[str, np.ndarray] | None = None,
-    ) -> Matches:
-        """Documents matching the query text (all live documents for no text), with their
-        scores when ``scored`` (see :meth:`IndexSnapshot.match`): only those within the
-        ``filters``, which no page shows the others of (a week of a common word's matches is
-        scored in a fraction of the time all of them take)."""
-        if parsed is None:
-            return Matches(snapshot.live, None)
-        within = _all(snapshot.live, filters.values()) if scored and filters else None
-        return snapshot.match(parsed, scored, within)
 
     def _filter_masks(
         self, snapshot: IndexSnapshot, request: SearchRequest
@@ -514,7 +503,7 @@ class SearchService:
             if retry.kind == "fuzzy" and snapshot.matcher.finds_none(retry.parsed, allowed):
                 continue  # what it would find the filters leave out: its walks are not needed
             try:
-                matched = self._matched(snapshot, request, retry.parsed, filters)
+                matched = self._matched(snapshot, retry.parsed, filters, _reads_scores(request))
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
             if matched.total:
@@ -532,7 +521,7 @@ class SearchService:
 
         def matching(text: str) -> np.ndarray:
             parsed = querylang.parse_reading(Reading(text))
-            return _all(self._matches(snapshot, parsed, scored=False).mask, filters.values())
+            return self._matched(snapshot, parsed, filters, scored=False).final
 
         try:
             return relaxation.relax(parts, matching, snapshot.size)
@@ -727,6 +716,11 @@ def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
     :class:`QueryError` for a text that cannot be searched."""
     reading = querylang.read(text) if text.strip() else None
     return reading, querylang.parse_reading(reading) if reading else None
+
+
+def _reads_scores(request: SearchRequest) -> bool:
+    """Whether the request reads the text scores: its order, or its hits' explanations."""
+    return request.effective_sort in _SCORED or request.explain
 
 
 def _schema_version(store: IndexStore) -> int | None:
