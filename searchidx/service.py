@@ -542,27 +542,24 @@ class SearchService:
             )
         if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
             docs = np.flatnonzero(final)
-            freshness = snapshot.freshness_factors(request.half_life_days, docs)
-            boosts = freshness * snapshot.quality_factors[docs]
-            if parsed is not None:  # without text: freshness and quality alone
-                boosts = boosts * self._text_scores(snapshot, parsed, matched.matches)[docs]
-            return self._ordered(snapshot, request, parsed, docs, boosts)
-        sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
-        # As SQLite's FTS5 walks its row ids in date order from a date range's first and stops
-        # at the page's end: the sort order from where the matches can start (the date range's
-        # slice of a date order) as far as the page is likely to end (the matches spread
-        # evenly), twice over. Reading that much of it costs less than finding every match (a
-        # scan of every document) unless the matches are few there; if they cluster further
-        # on, the matches are sorted.
-        start, end, total = request.offset, request.offset + request.per_page, matched.total
-        first, last = snapshot.dated_span(sort, request.date_from, request.date_to)
-        walk = min(last - first, 2 * end * (last - first) // max(total, 1) + PAGE_LOOKAHEAD)
-        if walk * SMALL_RESULT_SHARE <= snapshot.size or total * SMALL_RESULT_SHARE > snapshot.size:
-            walked = snapshot.order(sort)[first : first + walk]
-            found = walked[final[walked]]
-            if len(found) >= end or first + walk == last:
-                return [(int(docnum), None) for docnum in found[start:end]]
+            return self._ordered(
+                snapshot, request, parsed, docs, self._best_scores(snapshot, request, matched, docs)
+            )
+        walked = _walked(snapshot, request, matched)
+        if walked is not None:
+            return walked
         return self._ordered(snapshot, request, parsed, np.flatnonzero(final), None)
+
+    def _best_scores(
+        self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched, docs: np.ndarray
+    ) -> np.ndarray:
+        """The ``best`` scores of ``docs``: their text scores times freshness and quality
+        (without query text, freshness and quality alone)."""
+        freshness = snapshot.freshness_factors(request.half_life_days, docs)
+        boosts: np.ndarray = freshness * snapshot.quality_factors[docs]
+        if matched.parsed is not None:
+            boosts = boosts * self._text_scores(snapshot, matched.parsed, matched.matches)[docs]
+        return boosts
 
     def _ordered(
         self,
@@ -744,6 +741,33 @@ def _ranked_by_whoosh(
     with snapshot.reading:
         results = snapshot.searcher.search(parsed, filter=docset, limit=None)
         return [(hit.docnum, hit.score) for hit in results[start:end]]
+
+
+def _walked(
+    snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched
+) -> list[tuple[int, float | None]] | None:
+    """The requested page in a presorted order (relevance without query text: the newest),
+    read off that order as far as the page likely ends; None when the matches are to be
+    sorted instead.
+
+    As SQLite's FTS5 walks its row ids in date order from a date range's first and stops at
+    the page's end: the sort order from where the matches can start (the date range's slice
+    of a date order) as far as the page is likely to end (the matches spread evenly), twice
+    over. Reading that much of it costs less than finding every match (a scan of every
+    document) unless the matches are few there; if they cluster further on, the matches are
+    sorted."""
+    sort = request.effective_sort
+    sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
+    start, end, total = request.offset, request.offset + request.per_page, matched.total
+    first, last = snapshot.dated_span(sort, request.date_from, request.date_to)
+    walk = min(last - first, 2 * end * (last - first) // max(total, 1) + PAGE_LOOKAHEAD)
+    if walk * SMALL_RESULT_SHARE > snapshot.size and total * SMALL_RESULT_SHARE <= snapshot.size:
+        return None
+    walked = snapshot.order(sort)[first : first + walk]
+    found = walked[matched.final[walked]]
+    if len(found) < end and first + walk != last:
+        return None
+    return [(int(docnum), None) for docnum in found[start:end]]
 
 
 def _by_rank(
