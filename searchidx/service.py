@@ -51,7 +51,7 @@ from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
-from searchidx.ranking import FIELD_BOOSTS
+from searchidx.ranking import FIELD_BOOSTS, Page
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -528,9 +528,7 @@ class SearchService:
         except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
             return None
 
-    def _page(
-        self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched
-    ) -> list[tuple[int, float | None]]:
+    def _page(self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched) -> Page:
         """(docnum, score) of the requested page of the matches over every document, in the
         requested order."""
         sort, parsed, final = request.effective_sort, matched.parsed, matched.final
@@ -568,7 +566,7 @@ class SearchService:
         parsed: whoosh_query.Query | None,
         docs: np.ndarray,
         scores: np.ndarray | None,
-    ) -> list[tuple[int, float | None]]:
+    ) -> Page:
         """(docnum, score) of the requested page of the matches ``docs`` (ascending): by their
         ``scores`` in a scored order (relevance, best), by Whoosh's for relevance without
         them, else in the presorted order (relevance without query text: the newest)."""
@@ -619,7 +617,7 @@ class SearchService:
         snapshot: IndexSnapshot,
         request: SearchRequest,
         matched: _Matched,
-        page: list[tuple[int, float | None]],
+        page: Page,
     ) -> list[Explanation | None]:
         """The parts of each page hit's ``best`` score, if the request asks for them."""
         if not request.explain or not page:
@@ -731,21 +729,19 @@ def _schema_version(store: IndexStore) -> int | None:
 def _ranked_by_whoosh(
     snapshot: IndexSnapshot,
     parsed: whoosh_query.Query,
-    docset: set[int] | None,
+    docset: set[int],
     start: int,
     end: int,
-) -> list[tuple[int, float | None]]:
+) -> Page:
     """A page ranked by Whoosh, for a query part whose scores the snapshot does not reproduce:
     scoring every match (its top-N collector can miss the best ones: whoosh3 3.54, ANDMAYBE)
-    of ``docset`` (None: every document)."""
+    of ``docset``."""
     with snapshot.reading:
         results = snapshot.searcher.search(parsed, filter=docset, limit=None)
         return [(hit.docnum, hit.score) for hit in results[start:end]]
 
 
-def _walked(
-    snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched
-) -> list[tuple[int, float | None]] | None:
+def _walked(snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched) -> Page | None:
     """The requested page in a presorted order (relevance without query text: the newest),
     read off that order as far as the page likely ends; None when the matches are to be
     sorted instead.
@@ -770,9 +766,7 @@ def _walked(
     return [(int(docnum), None) for docnum in found[start:end]]
 
 
-def _by_rank(
-    snapshot: IndexSnapshot, sort: Sort, docs: np.ndarray, start: int, end: int
-) -> list[tuple[int, float | None]]:
+def _by_rank(snapshot: IndexSnapshot, sort: Sort, docs: np.ndarray, start: int, end: int) -> Page:
     """The page of ``docs`` in ``sort``'s order (a presorted one)."""
     ranks = snapshot.rank(sort)[docs]
     if len(docs) > end:
