@@ -18,7 +18,7 @@ from whoosh import highlight
 
 from searchidx.articles import Article
 from searchidx.marks import Highlighted, Mark, highlighted
-from searchidx.result import Explanation, Hit
+from searchidx.result import Explanation, Hit, MarkedArticle
 from searchidx.schema import ANALYZER, _plain_chain, analysed
 
 #: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
@@ -268,6 +268,12 @@ def marked_excerpt(excerpt: str, body: str, terms: frozenset[str]) -> Highlighte
     return highlighted([cut])
 
 
+def marked(article: Article, terms: frozenset[str], body: str | None = None) -> MarkedArticle:
+    """``article`` as a page shows it, ``terms`` marked in its title and excerpt (see
+    :func:`hit`): the article the similar ones are like."""
+    return MarkedArticle(*_shown(article, terms, body))
+
+
 def hit(
     article: Article,
     terms: frozenset[str],
@@ -282,12 +288,14 @@ def hit(
     given without it (as the snapshot reads them, see
     :meth:`~searchidx.snapshot.IndexSnapshot.article_and_body`: one article made, not two);
     None: ``article``'s own."""
+    return Hit(*_shown(article, terms, body), score=score, explain=explain)
+
+
+def _shown(
+    article: Article, terms: frozenset[str], body: str | None
+) -> tuple[Article, Highlighted, Highlighted]:
+    """A :class:`MarkedArticle`'s parts: ``article`` without its body, its title and its
+    excerpt (or body snippet) with ``terms`` marked."""
     if body is None:
         article, body = article.without_body(), article.body
-    return Hit(
-        article=article,
-        score=score,
-        marked_title=marked_title(article, terms),
-        marked_excerpt=marked_excerpt(article.excerpt, body, terms),
-        explain=explain,
-    )
+    return article, marked_title(article, terms), marked_excerpt(article.excerpt, body, terms)

@@ -552,12 +552,8 @@ class QueryMatcher:
     def _documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
         reads, and its idf's count (cached by the term's bytes, as read for both)."""
-        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
-        if field is None:
-            return 0
-        try:
-            word = text if isinstance(text, bytes) else field.to_bytes(text)
-        except ValueError:
+        word = self._word(fieldname, text)
+        if word is None:
             return 0
 
         def count() -> int:
@@ -565,6 +561,16 @@ class QueryMatcher:
                 return int(self.reader.doc_frequency(fieldname, word))
 
         return self._frequencies.get((fieldname, word), count)
+
+    def _word(self, fieldname: str, text: str | bytes) -> bytes | None:
+        """A term's word as the index holds it (None: no such field, or not a word of it)."""
+        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
+        if field is None:
+            return None
+        try:
+            return text if isinstance(text, bytes) else field.to_bytes(text)
+        except ValueError:
+            return None
 
     def _phrase(
         self, q: query.Phrase, scored: bool, at: np.ndarray | None = None
@@ -626,11 +632,8 @@ class QueryMatcher:
     def _phrase_words(self, q: query.Phrase) -> list[tuple[int, bytes, int]] | None:
         """(offset, word, documents) of each word of a phrase; None when one is not in its
         field (the phrase matches nothing)."""
-        if q.fieldname not in self.schema or not q.words:
-            return None
-        try:
-            words = [self.schema[q.fieldname].to_bytes(word) for word in q.words]
-        except ValueError:
+        words = [word for text in q.words if (word := self._word(q.fieldname, text)) is not None]
+        if not words or len(words) < len(q.words):
             return None
         found = [self._documents(q.fieldname, word) for word in words]
         if not all(found):
@@ -649,12 +652,8 @@ class QueryMatcher:
 
     def postings(self, fieldname: str, text: str | bytes) -> Postings:
         """The docnums and scores of one term (cached)."""
-        field = self.schema[fieldname] if fieldname in self.schema else None  # noqa: SIM401
-        if field is None:
-            return _NO_POSTINGS
-        try:
-            word = text if isinstance(text, bytes) else field.to_bytes(text)
-        except ValueError:
+        word = self._word(fieldname, text)
+        if word is None:
             return _NO_POSTINGS
 
         def read() -> Postings:

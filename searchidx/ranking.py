@@ -141,17 +141,17 @@ def _typed_words(group: query.Query) -> list[str]:
     return list(spelled.pop())
 
 
-def top_scored(
-    scores: np.ndarray, final: np.ndarray, start: int, end: int
-) -> list[tuple[int, float | None]]:
+#: A page of hits in order: (docnum, score), the score None in an order without one.
+Page = list[tuple[int, float | None]]
+
+
+def top_scored(scores: np.ndarray, final: np.ndarray, start: int, end: int) -> Page:
     """The page of the ``final`` documents by score (see :func:`top_of`)."""
     docs = np.flatnonzero(final)
     return top_of(docs, scores[docs], start, end)
 
 
-def top_of(
-    docs: np.ndarray, scores: np.ndarray, start: int, end: int
-) -> list[tuple[int, float | None]]:
+def top_of(docs: np.ndarray, scores: np.ndarray, start: int, end: int) -> Page:
     """The page of ``docs`` (ascending) by their ``scores``, highest first, ties by docnum
     (as Whoosh's collector orders them)."""
     if len(docs) > end:

@@ -51,7 +51,7 @@ from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
 from searchidx.matching import Matches
-from searchidx.ranking import FIELD_BOOSTS
+from searchidx.ranking import FIELD_BOOSTS, Page
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
     Correction,
@@ -59,7 +59,6 @@ from searchidx.result import (
     Facet,
     FacetValue,
     Hit,
-    MarkedArticle,
     Relaxation,
     SearchResult,
     Suggestion,
@@ -112,6 +111,32 @@ class Lane(Protocol):
     def search(self, request: SearchRequest, deadline: bounds.Deadline) -> SearchResult:
         """The answer to ``request``, by ``deadline`` (else :class:`bounds.SearchTimeout`)."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class _Matched:
+    """A query's matches over every document (all live ones for no query text): ``final``
+    those the filters allow, ``total`` of them."""
+
+    parsed: whoosh_query.Query | None
+    matches: Matches
+    final: np.ndarray
+    total: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _MatchedAmong:
+    """A query's matches among the few documents the filters allow (see
+    :meth:`SearchService._few_allowed`): their docnums, ascending, and their scores (None:
+    Whoosh ranks them)."""
+
+    parsed: whoosh_query.Query
+    docs: np.ndarray
+    scores: np.ndarray | None
+
+    @property
+    def total(self) -> int:
+        return len(self.docs)
 
 
 class SearchService:
@@ -314,11 +339,7 @@ class SearchService:
         asked, body = snapshot.article_and_body(found.docnum)
         return SimilarResult(
             request=request,
-            article=MarkedArticle(
-                asked,
-                highlight.marked_title(asked, terms),
-                highlight.marked_excerpt(asked.excerpt, body, terms),
-            ),
+            article=highlight.marked(asked, terms, body),
             hits=tuple(self._hit(snapshot, doc, score, terms, None) for doc, score in found.page),
             terms=found.terms,
             took_ms=0.0,
@@ -341,65 +362,55 @@ class SearchService:
         parsed: whoosh_query.Query | None,
     ) -> SearchResult:
         """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
-        ``took_ms`` is set by it."""
-        ran_query, retry, relaxed = request.text, None, None
-        scored = request.effective_sort in _SCORED or request.explain
+        ``took_ms`` is set by it. The query is matched at the few documents the filters allow
+        (:meth:`_few_allowed`) or over every document; a query that finds nothing is retried
+        over every document (:meth:`_retry`)."""
         filters = self._filter_masks(snapshot, request)
-        allowed = self._few_allowed(snapshot, request, parsed, filters)
-        matches: Matches | None = None
-        final: np.ndarray | None = None
-        page: list[tuple[int, float | None]] | None = None
-        if allowed is not None and parsed is not None:
-            at, scores = snapshot.match_at(parsed, allowed)
-            found = allowed[at]
-            total = len(found)
-            page = self._page_of(
-                snapshot, request, parsed, found, None if scores is None else scores[at]
-            )
+        matched: _Matched | _MatchedAmong
+        if (
+            parsed is not None
+            and (allowed := self._few_allowed(snapshot, request, parsed, filters)) is not None
+        ):
+            matched = self._matched_among(snapshot, parsed, allowed)
         else:
-            matches = self._matches(snapshot, parsed, scored, filters)
-            final = _all(matches.mask, filters.values())
-            total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
-        did_you_mean = None
-        if parsed is not None and total < SUGGEST_BELOW:
+            matched = self._matched(snapshot, parsed, filters, _reads_scores(request))
+        did_you_mean, retry = None, None
+        if parsed is not None and matched.total < SUGGEST_BELOW:
             with snapshot.reading:
                 did_you_mean = querylang.correct(
                     request.text, snapshot.searcher, snapshot.title_words[0]
                 )
-            if total == 0:
-                retried = self._retry(snapshot, request, did_you_mean, filters, scored)
+            if matched.total == 0:
+                retried = self._retry(snapshot, request, did_you_mean, filters)
                 if retried is not None:
-                    ran_query, retry, parsed, matches, final, relaxed = retried
-                    total, page = int(np.count_nonzero(final)), None
-        if page is None:
-            assert matches is not None and final is not None  # not looked up at few documents
-            page = self._page(snapshot, request, parsed, matches, final, total)
+                    retry, matched = retried
+        facets: tuple[Facet, ...] = ()
+        if isinstance(matched, _MatchedAmong):  # never asked for explanations or facets
+            page = self._ordered(snapshot, request, matched.parsed, matched.docs, matched.scores)
+            explained: list[Explanation | None] = [None] * len(page)
+        else:
+            page = self._page(snapshot, request, matched)
+            explained = self._explained(snapshot, request, matched, page)
+            if request.facets:
+                facets = self._facets(snapshot, request, matched.matches.mask, filters)
         terms: frozenset[str] = frozenset()  # none marked: each hit plain
-        if parsed is not None and request.highlight:
-            terms = querylang.highlight_terms(parsed, snapshot.matcher.expanded_terms)
-        explained: list[Explanation | None] = [None] * len(page)
-        if request.explain:
-            assert matches is not None  # see _few_allowed
-            explained = self._explained(snapshot, request, parsed, matches, page)
+        if matched.parsed is not None and request.highlight:
+            terms = querylang.highlight_terms(matched.parsed, snapshot.matcher.expanded_terms)
         hits = tuple(
             self._hit(snapshot, docnum, score, terms, explain)
             for (docnum, score), explain in zip(page, explained, strict=True)
         )
-        facets: tuple[Facet, ...] = ()
-        if request.facets:
-            assert matches is not None  # see _few_allowed
-            facets = self._facets(snapshot, request, matches.mask, filters)
         return SearchResult(
             request=request,
-            total=total,
+            total=matched.total,
             hits=hits,
             facets=facets,
-            ran_query=ran_query,
-            retry=retry,
+            ran_query=request.text if retry is None else retry.text,
+            retry=None if retry is None else retry.kind,
             did_you_mean=did_you_mean,
             took_ms=0.0,
             notes=(*(reading.notes if reading else ()), *[OUTDATED_NOTE] * self._outdated),
-            relaxed=relaxed,
+            relaxed=None if retry is None else retry.relaxed,
         )
 
     def suggest(self, prefix: str, limit: int = 8) -> tuple[Suggestion, ...]:
@@ -429,21 +440,32 @@ class SearchService:
                 found.append(Suggestion(words[first + number], "word", int(counts[first + number])))
         return tuple(found[:limit])
 
-    def _matches(
+    def _matched(
         self,
         snapshot: IndexSnapshot,
         parsed: whoosh_query.Query | None,
+        filters: Mapping[str, np.ndarray],
         scored: bool,
-        filters: Mapping[str, np.ndarray] | None = None,
-    ) -> Matches:
-        """Documents matching the query text (all live documents for no text), with their
+    ) -> _Matched:
+        """The query's matches over every document (all live ones for no text), with their
         scores when ``scored`` (see :meth:`IndexSnapshot.match`): only those within the
         ``filters``, which no page shows the others of (a week of a common word's matches is
         scored in a fraction of the time all of them take)."""
         if parsed is None:
-            return Matches(snapshot.live, None)
-        within = _all(snapshot.live, filters.values()) if scored and filters else None
-        return snapshot.match(parsed, scored, within)
+            matches = Matches(snapshot.live, None)
+        else:
+            within = _all(snapshot.live, filters.values()) if scored and filters else None
+            matches = snapshot.match(parsed, scored, within)
+        final = _all(matches.mask, filters.values())
+        total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
+        return _Matched(parsed, matches, final, total)
+
+    def _matched_among(
+        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, allowed: np.ndarray
+    ) -> _MatchedAmong:
+        """The query's matches among the few documents ``allowed`` (see :meth:`_few_allowed`)."""
+        at, scores = snapshot.match_at(parsed, allowed)
+        return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
 
     def _filter_masks(
         self, snapshot: IndexSnapshot, request: SearchRequest
@@ -467,10 +489,10 @@ class SearchService:
         request: SearchRequest,
         correction: Correction | None,
         filters: Mapping[str, np.ndarray],
-        scored: bool,
-    ) -> tuple[str, str, whoosh_query.Query, Matches, np.ndarray, Relaxation | None] | None:
+    ) -> tuple[relaxation.Retry, _Matched] | None:
         """Nothing matched: run the corrected query, else the query with fewer required words
-        (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits."""
+        (:mod:`searchidx.relaxation`), else a fuzzy one, if any finds hits (its matches over
+        every document)."""
         allowed = _all(snapshot.live, filters.values())
         if filters and not allowed.any():
             return None  # the filters alone match nothing, so no query text can
@@ -481,12 +503,11 @@ class SearchService:
             if retry.kind == "fuzzy" and snapshot.matcher.finds_none(retry.parsed, allowed):
                 continue  # what it would find the filters leave out: its walks are not needed
             try:
-                matches = self._matches(snapshot, retry.parsed, scored, filters)
+                matched = self._matched(snapshot, retry.parsed, filters, _reads_scores(request))
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
-            final = _all(matches.mask, filters.values())
-            if final.any():
-                return retry.text, retry.kind, retry.parsed, matches, final, retry.relaxed
+            if matched.total:
+                return retry, matched
         return None
 
     def _relaxed(
@@ -500,58 +521,68 @@ class SearchService:
 
         def matching(text: str) -> np.ndarray:
             parsed = querylang.parse_reading(Reading(text))
-            return _all(self._matches(snapshot, parsed, scored=False).mask, filters.values())
+            return self._matched(snapshot, parsed, filters, scored=False).final
 
         try:
             return relaxation.relax(parts, matching, snapshot.size)
         except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
             return None
 
-    def _page(
+    def _page(self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched) -> Page:
+        """(docnum, score) of the requested page of the matches over every document, in the
+        requested order."""
+        sort, parsed, final = request.effective_sort, matched.parsed, matched.final
+        if sort is Sort.RELEVANCE and parsed is not None:
+            docs = np.flatnonzero(final)
+            scores = matched.matches.scores
+            return self._ordered(
+                snapshot, request, parsed, docs, None if scores is None else scores[docs]
+            )
+        if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
+            docs = np.flatnonzero(final)
+            return self._ordered(
+                snapshot, request, parsed, docs, self._best_scores(snapshot, request, matched, docs)
+            )
+        walked = _walked(snapshot, request, matched)
+        if walked is not None:
+            return walked
+        return self._ordered(snapshot, request, parsed, np.flatnonzero(final), None)
+
+    def _best_scores(
+        self, snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched, docs: np.ndarray
+    ) -> np.ndarray:
+        """The ``best`` scores of ``docs``: their text scores times freshness and quality
+        (without query text, freshness and quality alone)."""
+        freshness = snapshot.freshness_factors(request.half_life_days, docs)
+        boosts: np.ndarray = freshness * snapshot.quality_factors[docs]
+        if matched.parsed is not None:
+            boosts = boosts * self._text_scores(snapshot, matched.parsed, matched.matches)[docs]
+        return boosts
+
+    def _ordered(
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
         parsed: whoosh_query.Query | None,
-        matches: Matches,
-        final: np.ndarray,
-        total: int,
-    ) -> list[tuple[int, float | None]]:
-        """(docnum, score) of the requested page, in the requested order."""
+        docs: np.ndarray,
+        scores: np.ndarray | None,
+    ) -> Page:
+        """(docnum, score) of the requested page of the matches ``docs`` (ascending): by their
+        ``scores`` in a scored order (relevance, best), by Whoosh's for relevance without
+        them, else in the presorted order (relevance without query text: the newest)."""
         start, end = request.offset, request.offset + request.per_page
         sort = request.effective_sort
+        if sort in _SCORED and scores is not None:
+            return ranking.top_of(docs, scores, start, end)
         if sort is Sort.RELEVANCE and parsed is not None:
-            if matches.scores is not None:
-                return ranking.top_scored(matches.scores, final, start, end)
-            docset = None if final is snapshot.live else set(np.flatnonzero(final).tolist())
-            return _ranked_by_whoosh(snapshot, parsed, docset, start, end)
-        if sort is Sort.BEST:  # worked out at the matches alone (all documents: ~1 ms)
-            docs = np.flatnonzero(final)
-            freshness = snapshot.freshness_factors(request.half_life_days, docs)
-            boosts = freshness * snapshot.quality_factors[docs]
-            if parsed is not None:  # without text: freshness and quality alone
-                boosts = boosts * self._text_scores(snapshot, parsed, matches)[docs]
-            return ranking.top_of(docs, boosts, start, end)
-        sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
-        # As SQLite's FTS5 walks its row ids in date order from a date range's first and stops
-        # at the page's end: the sort order from where the matches can start (the date range's
-        # slice of a date order) as far as the page is likely to end (the matches spread
-        # evenly), twice over. Reading that much of it costs less than finding every match (a
-        # scan of every document) unless the matches are few there; if they cluster further
-        # on, the matches are sorted.
-        first, last = snapshot.dated_span(sort, request.date_from, request.date_to)
-        walk = min(last - first, 2 * end * (last - first) // max(total, 1) + PAGE_LOOKAHEAD)
-        if walk * SMALL_RESULT_SHARE <= snapshot.size or total * SMALL_RESULT_SHARE > snapshot.size:
-            walked = snapshot.order(sort)[first : first + walk]
-            found = walked[final[walked]]
-            if len(found) >= end or first + walk == last:
-                return [(int(docnum), None) for docnum in found[start:end]]
-        return _by_rank(snapshot, sort, np.flatnonzero(final), start, end)
+            return _ranked_by_whoosh(snapshot, parsed, set(docs.tolist()), start, end)
+        return _by_rank(snapshot, Sort.NEWEST if sort is Sort.RELEVANCE else sort, docs, start, end)
 
     def _few_allowed(
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
-        parsed: whoosh_query.Query | None,
+        parsed: whoosh_query.Query,
         filters: Mapping[str, np.ndarray],
     ) -> np.ndarray | None:
         """The documents the filters allow (ascending), when there are few enough of them
@@ -559,7 +590,7 @@ class SearchService:
         instead of matching it over every document; None when not, or when the search needs
         its matches over every document (facet counts, explained scores, the best sort's
         boosts)."""
-        if parsed is None or not filters or request.facets or request.explain:
+        if not filters or request.facets or request.explain:
             return None
         if request.effective_sort is Sort.BEST:
             return None
@@ -568,24 +599,6 @@ class SearchService:
         if np.count_nonzero(allowed) * terms * FEW_ALLOWED_SHARE > snapshot.size:
             return None
         return np.flatnonzero(allowed)
-
-    def _page_of(
-        self,
-        snapshot: IndexSnapshot,
-        request: SearchRequest,
-        parsed: whoosh_query.Query,
-        found: np.ndarray,
-        scores: np.ndarray | None,
-    ) -> list[tuple[int, float | None]]:
-        """:meth:`_page` of the matches ``found`` at the documents the filters allow (see
-        :meth:`_few_allowed`), with their ``scores``."""
-        start, end = request.offset, request.offset + request.per_page
-        sort = request.effective_sort
-        if sort is not Sort.RELEVANCE:
-            return _by_rank(snapshot, sort, found, start, end)
-        if scores is not None:
-            return ranking.top_of(found, scores, start, end)
-        return _ranked_by_whoosh(snapshot, parsed, set(found.tolist()), start, end)
 
     def _text_scores(
         self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, matches: Matches
@@ -603,9 +616,8 @@ class SearchService:
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
-        parsed: whoosh_query.Query | None,
-        matches: Matches,
-        page: list[tuple[int, float | None]],
+        matched: _Matched,
+        page: Page,
     ) -> list[Explanation | None]:
         """The parts of each page hit's ``best`` score, if the request asks for them."""
         if not request.explain or not page:
@@ -613,9 +625,9 @@ class SearchService:
         docs = np.array([docnum for docnum, _ in page], dtype=np.int64)
         freshness = snapshot.freshness_factors(request.half_life_days, docs)
         quality = snapshot.quality_factors[docs]
-        text, fields = None, None
+        text, fields, parsed = None, None, matched.parsed
         if parsed is not None:
-            text = self._text_scores(snapshot, parsed, matches)[docs]
+            text = self._text_scores(snapshot, parsed, matched.matches)[docs]
             fields = snapshot.matcher.field_scores(parsed, tuple(FIELD_BOOSTS), docs)
         explained: list[Explanation | None] = []
         for number, docnum in enumerate(docs.tolist()):
@@ -701,6 +713,11 @@ def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
     return reading, querylang.parse_reading(reading) if reading else None
 
 
+def _reads_scores(request: SearchRequest) -> bool:
+    """Whether the request reads the text scores: its order, or its hits' explanations."""
+    return request.effective_sort in _SCORED or request.explain
+
+
 def _schema_version(store: IndexStore) -> int | None:
     """The schema version the live index was written with (None if unknown)."""
     try:
@@ -712,21 +729,44 @@ def _schema_version(store: IndexStore) -> int | None:
 def _ranked_by_whoosh(
     snapshot: IndexSnapshot,
     parsed: whoosh_query.Query,
-    docset: set[int] | None,
+    docset: set[int],
     start: int,
     end: int,
-) -> list[tuple[int, float | None]]:
+) -> Page:
     """A page ranked by Whoosh, for a query part whose scores the snapshot does not reproduce:
     scoring every match (its top-N collector can miss the best ones: whoosh3 3.54, ANDMAYBE)
-    of ``docset`` (None: every document)."""
+    of ``docset``."""
     with snapshot.reading:
         results = snapshot.searcher.search(parsed, filter=docset, limit=None)
         return [(hit.docnum, hit.score) for hit in results[start:end]]
 
 
-def _by_rank(
-    snapshot: IndexSnapshot, sort: Sort, docs: np.ndarray, start: int, end: int
-) -> list[tuple[int, float | None]]:
+def _walked(snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched) -> Page | None:
+    """The requested page in a presorted order (relevance without query text: the newest),
+    read off that order as far as the page likely ends; None when the matches are to be
+    sorted instead.
+
+    As SQLite's FTS5 walks its row ids in date order from a date range's first and stops at
+    the page's end: the sort order from where the matches can start (the date range's slice
+    of a date order) as far as the page is likely to end (the matches spread evenly), twice
+    over. Reading that much of it costs less than finding every match (a scan of every
+    document) unless the matches are few there; if they cluster further on, the matches are
+    sorted."""
+    sort = request.effective_sort
+    sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
+    start, end, total = request.offset, request.offset + request.per_page, matched.total
+    first, last = snapshot.dated_span(sort, request.date_from, request.date_to)
+    walk = min(last - first, 2 * end * (last - first) // max(total, 1) + PAGE_LOOKAHEAD)
+    if walk * SMALL_RESULT_SHARE > snapshot.size and total * SMALL_RESULT_SHARE <= snapshot.size:
+        return None
+    walked = snapshot.order(sort)[first : first + walk]
+    found = walked[matched.final[walked]]
+    if len(found) < end and first + walk != last:
+        return None
+    return [(int(docnum), None) for docnum in found[start:end]]
+
+
+def _by_rank(snapshot: IndexSnapshot, sort: Sort, docs: np.ndarray, start: int, end: int) -> Page:
     """The page of ``docs`` in ``sort``'s order (a presorted one)."""
     ranks = snapshot.rank(sort)[docs]
     if len(docs) > end:

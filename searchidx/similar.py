@@ -39,7 +39,7 @@ from whoosh import query
 from searchidx.articles import Article
 from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
-from searchidx.ranking import FIELD_BOOSTS, top_scored
+from searchidx.ranking import FIELD_BOOSTS, Page, top_scored
 from searchidx.result import Hit, MarkedArticle
 from searchidx.schema import ANALYZER
 from searchidx.snapshot import IndexSnapshot
@@ -120,7 +120,7 @@ class Found:
     """What :func:`find` found: the article's docnum, the page of (docnum, score), the terms."""
 
     docnum: int
-    page: list[tuple[int, float | None]]
+    page: Page
     terms: tuple[str, ...]
 
 

@@ -491,12 +491,7 @@ class IndexSnapshot:
         months = micros.astype("datetime64[us]").astype("datetime64[M]")
         unique, value_ids = np.unique(months, return_inverse=True)
         values = tuple(str(month) for month in unique)
-        return FacetTable(
-            values=values,
-            doc_ids=documents,
-            value_ids=value_ids.astype(np.int32),
-            ids_by_key={value: number for number, value in enumerate(values)},
-        )
+        return FacetTable.of(values, documents, value_ids.astype(np.int32))
 
     @functools.cached_property
     def title_words(self) -> tuple[list[str], np.ndarray]:
