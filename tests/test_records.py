@@ -9,6 +9,7 @@ import json
 import pickle
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,14 +21,15 @@ from whoosh.filedb.filestore import FileStorage
 
 from searchidx import highlight, indexer, records, workers
 from searchidx.articles import Article
-from searchidx.content import FileState
+from searchidx.content import FileState, scan_content
 from searchidx.marks import to_html
+from searchidx.parsing import read_article
 from searchidx.records import RecordColumn, bodies_of, live_records
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import build_schema, stored_record, to_document
+from searchidx.schema import STORED_BODY_CHARS, build_schema, stored_record, to_document
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
-from tests.conftest import real_shaped_articles
+from tests.conftest import real_shaped_articles, write_article
 
 
 def values(count: int) -> list[bytes]:
@@ -172,6 +174,27 @@ def test_an_index_of_an_older_schema_is_searched_from_its_records_until_rebuilt(
     schema = store.open_index().schema
     assert schema["record"].column_type is not None and "stored_body" in schema
     assert {article.path: article for article in store.articles()} == articles
+
+
+def test_a_syncs_merge_keeps_every_record_and_body(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Segments merged by a sync (``whoosh_internals.merge_segments``) keep each document's
+    display record and body, as the files have them."""
+    monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
+    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
+    indexer.sync(store, content)
+    for number in range(4):  # one-document segments: the fourth sync merges the three before
+        front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02"
+        write_article(content, f"zz/{number}.md", front_matter, f"The late body {number}.")
+        indexer.sync(store)
+    assert len(store.open_index()._segments()) == 2
+    found = {article.path: article for article in store.articles()}
+    assert found["zz/0.md"].body == "The late body 0."
+    for path in scan_content(content):
+        article = read_article(content, path)
+        assert found.pop(path) == replace(article, body=article.body[:STORED_BODY_CHARS])
+    assert found == {}
 
 
 def test_the_record_column_holds_no_body_and_the_body_column_the_cut_body(
