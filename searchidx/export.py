@@ -51,7 +51,7 @@ from searchidx.defaults import DEFAULT_MAX_BYTES
 from searchidx.errors import ArticleError, SearchidxError
 from searchidx.parsing import MAX_FILE_BYTES, decode_article, parse_article, read_bounded
 from searchidx.ranking import FIELD_BOOSTS
-from searchidx.records import records_of
+from searchidx.records import bodies_of, records_of
 from searchidx.schema import SCHEMA_VERSION, STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 
@@ -70,9 +70,9 @@ FOLD_CHAR_FILTER = "searchidx_fold"
 LOWERCASE_NORMALIZER = "searchidx_lowercase"
 
 #: Whoosh fields that are bookkeeping, not article data: the file's sync state, the stored
-#: display record (exported as DISPLAY_PROPERTIES) and the spelling words of ``title`` (a
-#: suggester on ``title`` does that in Elasticsearch).
-INTERNAL_FIELDS = frozenset({"state", "record", "spell_title"})
+#: display record and body (exported as DISPLAY_PROPERTIES and ``body``) and the spelling
+#: words of ``title`` (a suggester on ``title`` does that in Elasticsearch).
+INTERNAL_FIELDS = frozenset({"state", "record", "stored_body", "spell_title"})
 
 #: Fields whose values also feed a text field, as :func:`searchidx.schema.to_document` builds
 #: ``topic`` from the topics and ``provider`` from the provider's name and domain.
@@ -426,9 +426,9 @@ def _indexed_articles(
         return  # built from an empty folder: no segment, so no columns to read
     paths = reader.column_reader("path")
     states = reader.column_reader("state")
-    records = records_of(reader)
+    records, bodies = records_of(reader), bodies_of(reader)
     for docnum in sorted(reader.all_doc_ids(), key=lambda docnum: paths[docnum]):
-        article = from_record(records[docnum])
+        article = from_record(records[docnum], bodies[docnum])
         if len(article.path.encode()) > MAX_ID_BYTES:
             raise ExportError(
                 f"{article.path}: the path is over {MAX_ID_BYTES} bytes, too long for an "

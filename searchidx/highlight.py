@@ -11,7 +11,7 @@ import bisect
 import functools
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, cast
 
 from whoosh import highlight
@@ -252,23 +252,35 @@ def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
     )
 
 
-def marked_excerpt(excerpt: str, body: str, terms: frozenset[str]) -> Highlighted:
-    """The excerpt with matches marked; a snippet of the ``body`` when only the body matched."""
+#: A body, or how to read it: read only where the excerpt does not do.
+Body = str | Callable[[], str]
+
+
+def marked_excerpt(excerpt: str, body: Body, terms: frozenset[str]) -> Highlighted:
+    """The excerpt with matches marked; a snippet of the ``body`` when only the body matched.
+    The body is read only for a snippet (``terms`` the excerpt does not show) or when there is
+    no excerpt: a page of hits without highlighting reads no body."""
     if len(excerpt) <= EXCERPT_CHARS:
         marked = _marked(excerpt, terms, highlight.WholeFragmenter(), 1)
     else:
         marked = _marked(excerpt, terms, highlight.ContextFragmenter(EXCERPT_CHARS, 80), 1)
     if marked:
         return marked
-    snippet = _marked(body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
-    if snippet:
-        return snippet
-    text = excerpt or body
+    if terms:
+        body = _read(body)
+        snippet = _marked(body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
+        if snippet:
+            return snippet
+    text = excerpt or _read(body)
     cut = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
     return highlighted([cut])
 
 
-def marked(article: Article, terms: frozenset[str], body: str | None = None) -> MarkedArticle:
+def _read(body: Body) -> str:
+    return body if isinstance(body, str) else body()
+
+
+def marked(article: Article, terms: frozenset[str], body: Body | None = None) -> MarkedArticle:
     """``article`` as a page shows it, ``terms`` marked in its title and excerpt (see
     :func:`hit`): the article the similar ones are like."""
     return MarkedArticle(*_shown(article, terms, body))
@@ -279,20 +291,19 @@ def hit(
     terms: frozenset[str],
     score: float | None,
     explain: Explanation | None,
-    body: str | None = None,
+    body: Body | None = None,
 ) -> Hit:
     """``article`` as a result shows it, ``terms`` marked in its title and excerpt (the same
     for both engines and for similar articles). The hit keeps the article without its body:
     nothing shows the body but its snippet, made here, and a cached result would hold it
     (up to 4,000 characters a hit, 100 hits a page). ``body``: the body of an ``article``
-    given without it (as the snapshot reads them, see
-    :meth:`~searchidx.snapshot.IndexSnapshot.article_and_body`: one article made, not two);
-    None: ``article``'s own."""
+    given without it, or how to read it (as the snapshot keeps them apart, see
+    :meth:`~searchidx.snapshot.IndexSnapshot.shown`); None: ``article``'s own."""
     return Hit(*_shown(article, terms, body), score=score, explain=explain)
 
 
 def _shown(
-    article: Article, terms: frozenset[str], body: str | None
+    article: Article, terms: frozenset[str], body: Body | None
 ) -> tuple[Article, Highlighted, Highlighted]:
     """A :class:`MarkedArticle`'s parts: ``article`` without its body, its title and its
     excerpt (or body snippet) with ``terms`` marked."""

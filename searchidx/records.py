@@ -1,5 +1,6 @@
-"""The display records (JSON, see :func:`~searchidx.schema.stored_record`) in a column of
-their own, each deflated with its segment's first records as zlib's preset dictionary.
+"""The display records (JSON, see :func:`~searchidx.schema.display_record`) and the stored
+bodies in columns of their own, each value deflated with its segment's first values as zlib's
+preset dictionary.
 
 Whoosh's stored fields are a pickle per document, each compressed alone: a record of 2.6 KB
 took 1.2 KB, a third of the index (115 MiB at 100,000 articles). Records share their keys and
@@ -8,9 +9,22 @@ still read alone: a hit decompresses its own record (10 us; Whoosh's pickled one
 Batching records into compressed blocks saves as much only at 64 records a block, each hit
 then decompressing 64. The column keeps each record's end, so finding a record is two reads.
 
-Layout of a segment's column: the records' raw deflate streams, the dictionary, each
-document's end offset (big-endian uint32; a document without a record ends where the one
-before does, so a segment's records take at most 4 GiB), then the dictionary's length (uint32).
+The body (its first :data:`~searchidx.schema.STORED_BODY_CHARS`) is in a column of its own: a
+hit shows its title and excerpt, and reads the body only for a snippet where the excerpt does
+not show the query's words (or there is no excerpt). A display record without it is 1.6 KB
+of JSON: 340 bytes deflated as before and inflated in 7.4 us, 339 bytes and 5.1 us deflated
+with zlib's fixed codes at level 5 (:data:`DISPLAY`): a record's dynamic codes are a table
+inflating builds first, for a record of some 1.5 KB; 331 bytes without its web address where
+that is the original's. A body keeps the dynamic codes at level 3 (:data:`BODY`, 268 bytes for
+1 KB of text); both with zlib's memory level 8, as small and 15% faster to write than 9
+(measured on 4,000 records of the benchmark's collection; a hit's record read, 11.5 us a
+hit with the body in it, is 5.9 us). Writing two values an article costs a build 10-17 us
+more an article than one (68-73 us, 56-58 with the body in the record): each deflates from a
+copy of its primed compressor.
+
+Layout of a segment's column: the values' raw deflate streams, the dictionary, each
+document's end offset (big-endian uint32; a document without a value ends where the one
+before does, so a segment's values take at most 4 GiB), then the dictionary's length (uint32).
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import numpy as np
@@ -28,22 +42,32 @@ from whoosh.reading import IndexReader
 
 #: The dictionary: a segment's first records, up to this many bytes (zlib's window).
 DICTIONARY_BYTES = 32 * 1024
-#: zlib's level. On 5,000 records of the benchmark's collection, writing and size a record:
-#: 1 38 us 719 B, 3 46 us 636 B, 6 79 us 602 B (Whoosh's stored field: 44 us, 1.2 KB); 3 keeps
-#: the build as fast as it was, 6 would save 3.3 MiB at 100,000 articles for 3.5 s of CPU.
-LEVEL = 3
+#: zlib's level and strategy for a display record, read by every hit: fixed codes, inflated
+#: in 5.1 us where dynamic ones took 7.4, at the size level 3's dynamic codes gave (339 bytes
+#: a record, deflated in 34 us; level 6: 331 bytes in 39 us, level 3: 361 bytes in 27 us).
+DISPLAY = (5, zlib.Z_FIXED)
+#: zlib's level and strategy for a body, read only for a body snippet: dynamic codes, 268
+#: bytes for 1 KB of text in 24 us (fixed codes: 300 bytes; level 6: 254 bytes in 47 us).
+BODY = (3, zlib.Z_DEFAULT_STRATEGY)
+#: zlib's memory level: 8 deflates 15% faster than 9 to the same size (the window is the
+#: dictionary's, 32 KB, either way).
+_MEMORY_LEVEL = 8
 _WINDOW_BITS = -15  # a raw deflate stream: no header, no checksum (the file has neither)
 _LENGTH = struct.Struct("!I")
 _ENDS = np.dtype(">u4")
 
 
 class RecordColumn(columns.Column):
-    """A column of bytes, each value deflated with the dictionary of its segment."""
+    """A column of bytes, each value deflated with the dictionary of its segment, at zlib's
+    ``level`` with its ``strategy`` (how it reads them back does not depend on either)."""
 
     _default = b""
 
+    def __init__(self, level: int = DISPLAY[0], strategy: int = DISPLAY[1]) -> None:
+        self.level, self.strategy = level, strategy
+
     def writer(self, dbfile: Any) -> RecordColumn.Writer:
-        return self.Writer(dbfile)
+        return self.Writer(dbfile, self.level, self.strategy)
 
     def reader(self, dbfile: Any, basepos: int, length: int, doccount: int) -> Any:
         return self.Reader(dbfile, basepos, length, doccount)
@@ -51,8 +75,9 @@ class RecordColumn(columns.Column):
     class Writer(columns.ColumnWriter):
         """Keeps the first records until they fill the dictionary, then writes each."""
 
-        def __init__(self, dbfile: Any) -> None:
+        def __init__(self, dbfile: Any, level: int, strategy: int) -> None:
             self._dbfile = dbfile
+            self._settings = (level, zlib.DEFLATED, _WINDOW_BITS, _MEMORY_LEVEL, strategy)
             self._count = 0
             self._waiting: list[bytes] = []  # the records before the dictionary is known
             self._waiting_bytes = 0
@@ -91,9 +116,7 @@ class RecordColumn(columns.Column):
         def _start(self) -> None:
             """Make the dictionary of the records so far, and write them with it."""
             self._dictionary = b"".join(self._waiting)[:DICTIONARY_BYTES]
-            self._compressor = zlib.compressobj(
-                LEVEL, zlib.DEFLATED, _WINDOW_BITS, 9, zlib.Z_DEFAULT_STRATEGY, self._dictionary
-            )
+            self._compressor = zlib.compressobj(*self._settings, self._dictionary)
             waiting, self._waiting = self._waiting, []
             for value in waiting:
                 self._write(value)
@@ -146,6 +169,31 @@ def records_of(reader: IndexReader) -> Any:
     return reader.column_reader("record", translate=False)
 
 
+def bodies_of(reader: IndexReader) -> Any:
+    """The stored bodies of ``reader``'s documents, by docnum: its body column or, in an index
+    of schema 6 or older (the body inside the display record), its records' bodies, read so
+    until the index is rebuilt."""
+    if "stored_body" not in reader.schema:
+        return _RecordBodies(records_of(reader))
+    return _ColumnBodies(reader.column_reader("stored_body", translate=False))
+
+
+class _ColumnBodies:
+    def __init__(self, column: Any) -> None:
+        self.column = column
+
+    def __getitem__(self, docnum: int) -> str:
+        return cast(bytes, self.column[docnum]).decode()
+
+
+class _RecordBodies:
+    def __init__(self, records: Any) -> None:
+        self.records = records
+
+    def __getitem__(self, docnum: int) -> str:
+        return cast(str, decoded(self.records[docnum]).get("body", ""))
+
+
 class _StoredRecords:
     def __init__(self, reader: IndexReader) -> None:
         self.reader = reader
@@ -175,9 +223,18 @@ def decoded(record: str | bytes) -> dict[str, Any]:
 
 def live_records(reader: IndexReader) -> Iterator[bytes | str]:
     """Every live document's record, in docnum order (a whole index read back)."""
+    return _live(reader, records_of)
+
+
+def live_bodies(reader: IndexReader) -> Iterator[str]:
+    """Every live document's stored body, in docnum order (beside :func:`live_records`)."""
+    return _live(reader, bodies_of)
+
+
+def _live(reader: IndexReader, values_of: Callable[[IndexReader], Any]) -> Iterator[Any]:
     for leaf, _ in reader.leaf_readers():
         if not leaf.doc_count_all():  # an index built from an empty folder: no columns
             continue
-        records = records_of(leaf)
+        values = values_of(leaf)
         for docnum in leaf.all_doc_ids():
-            yield records[docnum]
+            yield values[docnum]

@@ -9,8 +9,9 @@ Two kinds of fields, on purpose:
   the columns once per searcher into arrays (see :mod:`searchidx.catalog`) instead of
   expanding terms on every search, which is where naive Whoosh spends its time.
 
-The display record (everything but ``secured``) is one JSON blob in a column of its own
-(:mod:`searchidx.records`), so a hit is one read.
+The display record (everything but ``secured`` and the body) is one JSON blob in a column of
+its own, the stored body in another (:mod:`searchidx.records`), so a hit is one read, two when
+it shows a snippet of the body.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
-from searchidx.records import JSON_ONLY, RecordColumn, decoded
+from searchidx.records import BODY, DISPLAY, JSON_ONLY, RecordColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -48,8 +49,9 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: of one character kept. 4: one term per date and per quality (no numeric tiers). 5: short
 #: posting lists inlined in the term index (``whoosh_internals.INLINE_LIMIT``), which an older
 #: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
-#: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field.
-SCHEMA_VERSION = 6
+#: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field. 7: the body out of
+#: the display record, in a column of its own (``stored_body``).
+SCHEMA_VERSION = 7
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
@@ -57,7 +59,7 @@ VALUE_SEPARATOR = "\x1f"
 #: Column value for an article without a quality: below every real one, so it sorts last.
 QUALITY_MISSING = -(2**31)
 
-#: Body text kept in the stored record for snippets; the whole body is still indexed.
+#: Body text kept in the ``stored_body`` column for snippets; the whole body is still indexed.
 STORED_BODY_CHARS = 4000
 
 #: A word of text: letters and digits (and Whoosh's ``*``), joined by "." or "&" ("u.s",
@@ -271,7 +273,8 @@ def build_schema() -> fields.Schema:
         # Identity and sync state.
         path=fields.ID(unique=True, sortable=True),
         state=fields.COLUMN(columns.VarBytesColumn()),
-        record=fields.COLUMN(RecordColumn()),
+        record=fields.COLUMN(RecordColumn(*DISPLAY)),
+        stored_body=fields.COLUMN(RecordColumn(*BODY)),
         # Searched text.
         title=Text(analyzer=ANALYZER, spelling=True),
         excerpt=Text(analyzer=ANALYZER),
@@ -295,7 +298,8 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
     return {
         "path": article.path,
         "state": state.encode().encode(),
-        "record": encoded_record(article),
+        "record": display_record(article),
+        "stored_body": article.body[:STORED_BODY_CHARS].encode(),
         "title": article.title,
         "excerpt": article.excerpt,
         "body": article.body,
@@ -313,19 +317,29 @@ def to_document(article: Article, state: FileState) -> dict[str, Any]:
 
 
 def stored_record(article: Article) -> str:
-    """The display record as every engine stores it: JSON, the body cut short."""
-    return encoded_record(article).decode()
+    """The whole record, as the cluster engine stores it: JSON, the body cut short."""
+    return encoded_record(_record(article)).decode()
 
 
-def encoded_record(article: Article) -> bytes:
-    """:func:`stored_record` in UTF-8, written by orjson (a build's 30 us an article by the
-    standard library's encoder, 5 by orjson: the same bytes for these keys and values). What
-    orjson refuses, an integer beyond 64 bits or a lone surrogate from a YAML escape, goes
-    through the standard library's, as before, marked :data:`~searchidx.records.JSON_ONLY` to be
-    read back by it too."""
+def display_record(article: Article) -> bytes:
+    """The record of the ``record`` column, in UTF-8: the whole record without the body (kept
+    in the ``stored_body`` column, read only for a body snippet), and without the web address
+    where it is the original's (as it nearly always is: 10 bytes a record deflated)."""
+    record = article.to_dict()
+    del record["body"]
+    if record["web_url"] == record["original_url"]:
+        del record["web_url"]
+    return encoded_record(record)
+
+
+def encoded_record(record: dict[str, Any]) -> bytes:
+    """A record in UTF-8, written by orjson (a build's 30 us an article by the standard
+    library's encoder, 5 by orjson: the same bytes for these keys and values). What orjson
+    refuses, an integer beyond 64 bits or a lone surrogate from a YAML escape, goes through the
+    standard library's, as before, marked :data:`~searchidx.records.JSON_ONLY` to be read back
+    by it too."""
     import orjson  # not at import: a search never writes records (orjson imports uuid)
 
-    record = _record(article)
     try:
         return orjson.dumps(record)
     except orjson.JSONEncodeError:
@@ -337,9 +351,16 @@ def _record(article: Article) -> dict[str, Any]:
     return {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
 
 
-def from_record(stored: str | bytes) -> Article:
-    """The article as stored (body cut to :data:`STORED_BODY_CHARS`)."""
-    return Article.from_dict(decoded(stored))
+def from_record(stored: str | bytes, body: str | None = None) -> Article:
+    """The article of a stored record with ``body`` (the stored body, cut to
+    :data:`STORED_BODY_CHARS`); None: the record's own (a whole record, or a display record
+    of schema 6 or older, which holds it)."""
+    data = decoded(stored)
+    if body is not None:
+        data["body"] = body
+    if "web_url" not in data:  # a display record's, the same as the original's
+        data["web_url"] = data.get("original_url", "")
+    return Article.from_dict(data)
 
 
 def _clamp(quality: int) -> int:

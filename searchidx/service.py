@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -336,7 +337,7 @@ class SearchService:
 
         found = find(snapshot, request.path, request.limit)
         terms = frozenset(found.terms)  # marked in the hits: what they share with the article
-        asked, body = snapshot.article_and_body(found.docnum)
+        asked, body = snapshot.shown(found.docnum), partial(snapshot.body, found.docnum)
         return SimilarResult(
             request=request,
             article=highlight.marked(asked, terms, body),
@@ -658,8 +659,8 @@ class SearchService:
         terms: frozenset[str],
         explain: Explanation | None,
     ) -> Hit:
-        article, body = snapshot.article_and_body(docnum)
-        return highlight.hit(article, terms, score, explain, body)
+        article = snapshot.shown(docnum)
+        return highlight.hit(article, terms, score, explain, partial(snapshot.body, docnum))
 
     def _facets(
         self,

@@ -35,7 +35,7 @@ from searchidx.defaults import RESULTS_CACHED
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
-from searchidx.records import decoded, records_of
+from searchidx.records import bodies_of, records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 
@@ -336,6 +336,7 @@ class IndexSnapshot:
         with self.reading:
             for segment in range(len(self._leaves)):
                 self._records(segment)
+                self._bodies(segment)
         self.quality_factors  # noqa: B018 - read for its side effect
         self.matcher  # noqa: B018 - built for its side effect
         return self
@@ -363,28 +364,43 @@ class IndexSnapshot:
         return arrays, values
 
     def article(self, docnum: int) -> Article:
-        """The article stored for document ``docnum`` (its body cut, see
-        :func:`~searchidx.schema.stored_record`)."""
-        return from_record(self._record(docnum))
+        """The article stored for document ``docnum``, its body (cut, see
+        :data:`~searchidx.schema.STORED_BODY_CHARS`) included."""
+        return from_record(self._record(docnum), self.body(docnum))
 
-    def article_and_body(self, docnum: int) -> tuple[Article, str]:
-        """The article stored for document ``docnum`` without its body, and the body (cut):
-        what a hit keeps, and what its snippet is made from, the article made once."""
-        data = decoded(self._record(docnum))
-        body: str = data.pop("body", "")
-        return Article.from_dict(data), body
+    def shown(self, docnum: int) -> Article:
+        """The article stored for document ``docnum`` without its body, which is not read:
+        what a hit keeps (its snippet, where it needs one, reads :meth:`body`)."""
+        return from_record(self._record(docnum), "")
+
+    def body(self, docnum: int) -> str:
+        """The body stored for document ``docnum`` (cut)."""
+        segment, number = self._place(docnum)
+        with self.reading:
+            body: str = self._bodies(segment)[number]
+        return body
 
     def _record(self, docnum: int) -> str | bytes:
-        segment = bisect.bisect_right(self._bases, docnum) - 1
+        segment, number = self._place(docnum)
         with self.reading:
-            record: str | bytes = self._records(segment)[docnum - self._bases[segment]]
+            record: str | bytes = self._records(segment)[number]
         return record
+
+    def _place(self, docnum: int) -> tuple[int, int]:
+        """The segment of document ``docnum``, and its number there."""
+        segment = bisect.bisect_right(self._bases, docnum) - 1
+        return segment, docnum - self._bases[segment]
 
     @functools.cache  # noqa: B019 - see facet()
     def _records(self, segment: int) -> Any:
         """The records of ``self._leaves[segment]``, opened once: opening reads where each of
         them ends (see :mod:`searchidx.records`)."""
         return records_of(self._leaves[segment][0])
+
+    @functools.cache  # noqa: B019 - see facet()
+    def _bodies(self, segment: int) -> Any:
+        """The bodies of ``self._leaves[segment]``, opened once (as :meth:`_records`)."""
+        return bodies_of(self._leaves[segment][0])
 
     def match(self, parsed: query.Query, scored: bool, within: np.ndarray | None = None) -> Matches:
         """The documents ``parsed`` matches and, if ``scored``, their Whoosh scores ``within``

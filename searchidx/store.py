@@ -32,7 +32,7 @@ from whoosh import index as whoosh_index
 from searchidx.articles import Article
 from searchidx.defaults import INDEX_ENV
 from searchidx.errors import ArticleProblem, IndexBusyError, IndexMissingError
-from searchidx.records import live_records
+from searchidx.records import live_bodies, live_records
 from searchidx.schema import SCHEMA_VERSION, build_schema, from_record
 
 DEFAULT_LOCATION = "index"
@@ -104,7 +104,8 @@ class IndexStore:
         index = self.open_index()
         try:
             with index.reader() as reader:
-                return [from_record(record) for record in live_records(reader)]
+                documents = zip(live_records(reader), live_bodies(reader), strict=True)
+                return [from_record(record, body) for record, body in documents]
         finally:
             index.close()
 

@@ -25,14 +25,16 @@ from searchidx import indexer, records, whoosh_internals, workers
 from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.parsing import read_article
-from searchidx.records import JSON_ONLY, live_records
+from searchidx.records import JSON_ONLY, live_bodies, live_records
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import (
     ANALYZER,
     STORED_BODY_CHARS,
     Text,
     _record,
+    display_record,
     encoded_record,
+    from_record,
     stored_record,
     to_document,
 )
@@ -74,12 +76,14 @@ def answers(store: IndexStore) -> list:
         service.close()
 
 
-def stored(store: IndexStore) -> dict[str, str]:
+def stored(store: IndexStore) -> dict[str, tuple[str, str]]:
+    """Each document's display record and stored body, by path."""
     index = store.open_index()
     try:
         with index.reader() as reader:
             records = [record.decode() for record in live_records(reader)]
-            return {json.loads(record)["path"]: record for record in records}
+            documents = zip(records, live_bodies(reader), strict=True)
+            return {json.loads(record)["path"]: (record, body) for record, body in documents}
     finally:
         index.close()
 
@@ -335,13 +339,15 @@ def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
         standard = json.dumps(_record(article), ensure_ascii=False, separators=(",", ":"))
         if "\ud800" in standard:
             with pytest.raises(UnicodeEncodeError):
-                encoded_record(article)
+                encoded_record(_record(article))
             continue
-        written = encoded_record(article)
+        written = encoded_record(_record(article))
         assert written.removeprefix(JSON_ONLY) == standard.encode()
         assert written.startswith(JSON_ONLY) == _past_64_bits(article)
         assert stored_record(article) == written.decode()
         assert repr(records.decoded(written)) == repr(json.loads(standard))  # ints stay ints
+        shown = from_record(display_record(article), "")  # no body, web_url kept once
+        assert repr(shown) == repr(Article.from_dict({**json.loads(standard), "body": ""}))
 
 
 def _past_64_bits(article: Article) -> bool:

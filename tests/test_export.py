@@ -25,18 +25,19 @@ from searchidx.export import (
     export_elasticsearch,
 )
 from searchidx.ranking import FIELD_BOOSTS
-from searchidx.records import live_records
+from searchidx.records import live_bodies, live_records
 from searchidx.schema import STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
 from tests.conftest import SAMPLE_COUNT, write_article
 
 
 def indexed_records(store: IndexStore) -> dict[str, dict[str, Any]]:
-    """Path -> stored record of every live document."""
+    """Path -> stored record of every live document, with its stored body."""
     index = store.open_index()
     try:
         with index.reader() as reader:
-            records = [json.loads(record) for record in live_records(reader)]
+            stored = zip(live_records(reader), live_bodies(reader), strict=True)
+            records = [{**json.loads(record), "body": body} for record, body in stored]
     finally:
         index.close()
     return {record["path"]: record for record in records}

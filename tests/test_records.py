@@ -1,12 +1,17 @@
-"""The display records' column (searchidx.records): what is written is read back, through
-Whoosh's writer and merges, it is smaller than Whoosh's stored fields, and an index of the
-stored fields (schema 5) is still read until rebuilt."""
+"""The display records' and bodies' columns (searchidx.records): what is written is read back,
+through Whoosh's writer and merges, it is smaller than Whoosh's stored fields, a hit reads its
+body only where it shows it, and an index of the stored fields (schema 5) or of the body in the
+record (schema 6) is still read until rebuilt."""
 
 from __future__ import annotations
 
 import json
 import pickle
 import zlib
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +21,15 @@ from whoosh.filedb.filestore import FileStorage
 
 from searchidx import highlight, indexer, records, workers
 from searchidx.articles import Article
-from searchidx.content import FileState
-from searchidx.records import RecordColumn, live_records
-from searchidx.request import SearchRequest
-from searchidx.schema import build_schema, stored_record, to_document
+from searchidx.content import FileState, scan_content
+from searchidx.marks import to_html
+from searchidx.parsing import read_article
+from searchidx.records import RecordColumn, bodies_of, live_records
+from searchidx.request import SearchRequest, Sort
+from searchidx.schema import STORED_BODY_CHARS, build_schema, stored_record, to_document
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
-from tests.conftest import real_shaped_articles
+from tests.conftest import real_shaped_articles, write_article
 
 
 def values(count: int) -> list[bytes]:
@@ -95,30 +102,60 @@ def test_record_column_is_half_of_whooshs_stored_records(tmp_path: Path):
     assert column_bytes < whooshs / 2
 
 
-def test_an_index_of_schema_5_is_searched_from_its_stored_records_until_rebuilt(
-    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+def schema_5() -> fields.Schema:
+    """The schema before the record column: the whole record a Whoosh stored field."""
+    schema = schema_6()
+    schema.remove("record")
+    schema.add("record", fields.STORED())
+    return schema
+
+
+def schema_6() -> fields.Schema:
+    """The schema before the body column: the whole record in the record column."""
+    schema = build_schema()
+    schema.remove("stored_body")
+    return schema
+
+
+def document_5(article: Article, state: FileState) -> dict[str, Any]:
+    """The document of schema 5: the whole record as text, no body column."""
+    document = {**to_document(article, state), "record": stored_record(article)}
+    del document["stored_body"]
+    return document
+
+
+def document_6(article: Article, state: FileState) -> dict[str, Any]:
+    """The document of schema 6: the whole record in UTF-8, no body column."""
+    document = document_5(article, state)
+    document["record"] = document["record"].encode()
+    return document
+
+
+@pytest.mark.parametrize(
+    ("version", "old_schema", "old_document"),
+    [(5, schema_5, document_5), (6, schema_6, document_6)],
+)
+def test_an_index_of_an_older_schema_is_searched_from_its_records_until_rebuilt(
+    content: Path,
+    store: IndexStore,
+    monkeypatch: pytest.MonkeyPatch,
+    version: int,
+    old_schema: Callable[[], fields.Schema],
+    old_document: Callable[[Article, FileState], dict[str, Any]],
 ):
-    """An index built before the record column (its record a Whoosh stored field) still
-    shows its hits, saying to rebuild it; the next sync rebuilds it."""
-
-    def schema_5() -> fields.Schema:
-        schema = build_schema()
-        schema.remove("record")
-        schema.add("record", fields.STORED())
-        return schema
-
-    def document_5(article: Article, state: FileState) -> dict[str, Any]:
-        return {**to_document(article, state), "record": stored_record(article)}
-
+    """An index built before the record column (its record a Whoosh stored field) or before
+    the body column (the body inside the record) still shows its hits and their body
+    snippets, saying to rebuild it; the next sync rebuilds it."""
     with monkeypatch.context() as patch:
-        patch.setattr("searchidx.store.build_schema", schema_5)
-        patch.setattr(workers, "to_document", document_5)
+        patch.setattr("searchidx.store.build_schema", old_schema)
+        patch.setattr(workers, "to_document", old_document)
         indexer.sync(store, content)
     meta = store.read_meta()
-    meta.schema_version = 5
+    meta.schema_version = version
     store.write_meta(store.live_dir(), meta)
-    assert store.open_index().schema["record"].column_type is None
+    assert "stored_body" not in store.open_index().schema
     articles = {article.path: article for article in store.articles()}
+    assert any(article.body for article in articles.values())
 
     service = SearchService(store)
     try:
@@ -127,12 +164,53 @@ def test_an_index_of_schema_5_is_searched_from_its_stored_records_until_rebuilt(
         assert result.hits
         for hit in result.hits:
             assert hit.article == articles[hit.article.path].without_body()
+        snapshot = service.snapshot()
+        for docnum in range(snapshot.size):
+            assert snapshot.article(docnum) == articles[snapshot.shown(docnum).path]
     finally:
         service.close()
 
     assert indexer.sync(store).rebuilt
-    assert store.open_index().schema["record"].column_type is not None
+    schema = store.open_index().schema
+    assert schema["record"].column_type is not None and "stored_body" in schema
     assert {article.path: article for article in store.articles()} == articles
+
+
+def test_a_syncs_merge_keeps_every_record_and_body(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Segments merged by a sync (``whoosh_internals.merge_segments``) keep each document's
+    display record and body, as the files have them."""
+    monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
+    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
+    indexer.sync(store, content)
+    for number in range(4):  # one-document segments: the fourth sync merges the three before
+        front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02"
+        write_article(content, f"zz/{number}.md", front_matter, f"The late body {number}.")
+        indexer.sync(store)
+    assert len(store.open_index()._segments()) == 2
+    found = {article.path: article for article in store.articles()}
+    assert found["zz/0.md"].body == "The late body 0."
+    for path in scan_content(content):
+        article = read_article(content, path)
+        assert found.pop(path) == replace(article, body=article.body[:STORED_BODY_CHARS])
+    assert found == {}
+
+
+def test_the_record_column_holds_no_body_and_the_body_column_the_cut_body(
+    sample_store: IndexStore,
+):
+    index = sample_store.open_index()
+    try:
+        with index.reader() as reader:
+            bodies = reader.column_reader("stored_body", translate=False)
+            for docnum, record in enumerate(reader.column_reader("record", translate=False)):
+                assert "body" not in json.loads(record)
+                assert bodies[docnum].decode() == bodies_of(reader)[docnum]
+            assert any(bodies[docnum] for docnum in range(reader.doc_count_all()))
+    finally:
+        index.close()
+    assert any(article.body for article in sample_store.articles())
 
 
 @pytest.mark.parametrize(
@@ -149,23 +227,91 @@ def test_records_decoded_reads_every_record_as_json_does(record: str | bytes):
     assert repr(records.decoded(record)) == repr(json.loads(record))  # an int stays an int
 
 
-def test_snapshot_article_and_body_make_the_hit_of_the_whole_article(sample_store: IndexStore):
-    """The article without its body and the body, read once, are the stored article's, and
-    the hit made of them is the one made of the whole article (a body snippet included)."""
+def test_snapshot_shown_and_body_make_the_hit_of_the_whole_article(sample_store: IndexStore):
+    """The article without its body and the body, read apart, are the stored article's, and
+    the hit made of them (the body read only if needed) is the one made of the whole article
+    (a body snippet included)."""
     service = SearchService(sample_store, prepare=False)
     try:
         snapshot = service.snapshot()
         terms = frozenset({"the", "market", "chip"})  # in some excerpts, some bodies only
         snippets = 0
         for docnum in range(snapshot.size):
-            article, body = snapshot.article_and_body(docnum)
+            article, body = snapshot.shown(docnum), snapshot.body(docnum)
             whole = snapshot.article(docnum)
             assert (article, body) == (whole.without_body(), whole.body)
-            made = highlight.hit(article, terms, 1.5, None, body)
-            assert made == highlight.hit(whole, terms, 1.5, None)
+            made = highlight.hit(article, terms, 1.5, None, partial(snapshot.body, docnum))
+            assert (
+                made
+                == highlight.hit(whole, terms, 1.5, None)
+                == (highlight.hit(article, terms, 1.5, None, body))
+            )
             snippets += (
                 made.marked_excerpt != highlight.hit(article, terms, 1.5, None).marked_excerpt
             )
         assert snippets  # some hits show a snippet of the body
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def body_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The documents whose body column is read, in a segment, as they are read."""
+    read: list[int] = []
+    column_read = records._ColumnBodies.__getitem__
+
+    def counted(self: Any, docnum: int) -> str:
+        read.append(docnum)
+        return column_read(self, docnum)
+
+    monkeypatch.setattr(records._ColumnBodies, "__getitem__", counted)
+    return read
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        SearchRequest(text="", sort=Sort.NEWEST, per_page=20),
+        SearchRequest(text="market", sort=Sort.NEWEST, per_page=20, highlight=False),
+        SearchRequest(text="", date_from=datetime(2000, 1, 1, tzinfo=UTC), per_page=20),
+    ],
+)
+def test_a_page_of_hits_with_excerpts_and_no_highlighting_reads_no_body(
+    sample_store: IndexStore, body_reads: list[int], request_: SearchRequest
+):
+    service = SearchService(sample_store, results_cached=0)
+    try:
+        result = service.search(request_)
+        assert len(result.hits) == 20
+        assert all(hit.article.excerpt for hit in result.hits)
+        assert body_reads == []
+    finally:
+        service.close()
+
+
+def test_a_hit_reads_its_body_for_a_snippet_or_when_it_has_no_excerpt(
+    content: Path, store: IndexStore, body_reads: list[int]
+):
+    """The body is read where a hit shows it: a snippet of the words the excerpt lacks, or
+    its start in place of a missing excerpt."""
+    (content / "no-excerpt.md").write_text(
+        "---\ntitle: Quiet harbour\npublishedDateTime: 2099-01-01T00:00:00Z\n---\n"
+        "The harbour of Quillonby reopened.\n"
+    )
+    (content / "body-word.md").write_text(
+        "---\ntitle: Ferry news\nexcerpt: A short note.\npublishedDateTime: 2098-01-01T00:00:00Z\n"
+        "---\nThe ferry to Zanterwick sails again.\n"
+    )
+    indexer.sync(store, content)
+    service = SearchService(store, results_cached=0)
+    try:
+        newest = service.search(SearchRequest(text="", sort=Sort.NEWEST, per_page=1))
+        assert newest.hits[0].article.path == "no-excerpt.md"
+        assert "Quillonby" in to_html(newest.hits[0].marked_excerpt)
+        assert len(body_reads) == 1
+        found = service.search(SearchRequest(text="zanterwick"))
+        assert [hit.article.path for hit in found.hits] == ["body-word.md"]
+        assert "<mark" in to_html(found.hits[0].marked_excerpt)
+        assert len(body_reads) == 2
     finally:
         service.close()
