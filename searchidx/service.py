@@ -793,11 +793,11 @@ def _month_facet(
     low = f"{request.date_from:%Y-%m}" if request.date_from else ""
     high = f"{request.date_to:%Y-%m}" if request.date_to else "9999-12"
     chosen = request.date_from is not None or request.date_to is not None
+    shown = np.flatnonzero(counts)  # a search's months with hits, of every month's
     return Facet(
         name,
         tuple(
-            FacetValue(month, int(count), chosen and low <= month <= high)
-            for month, count in zip(months, counts.tolist(), strict=True)
-            if count
+            FacetValue(months[number], count, chosen and low <= months[number] <= high)
+            for number, count in zip(shown.tolist(), counts[shown].tolist(), strict=True)
         ),
     )

@@ -20,6 +20,7 @@ from whoosh import highlight as whoosh_highlight
 from searchidx import highlight, indexer
 from searchidx import service as service_module
 from searchidx.content import scan_content
+from searchidx.facets import FACETS
 from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
@@ -203,6 +204,37 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
                 assert query is not None
                 found = snapshot.match(query, scored=True).mask
                 assert set(np.flatnonzero(found).tolist()) == set(searcher.docs_for_query(query))
+    finally:
+        index.close()
+
+
+def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
+    sample_dir: Path, tmp_path: Path
+):
+    """More than half of the live documents are counted as all of them less the others: the
+    same counts as each facet's table gives, deleted documents counted by neither."""
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    for path in sorted(scan_content(content))[:30]:
+        (content / path).unlink()
+    indexer.sync(store)
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            snapshot = IndexSnapshot(searcher)
+            assert snapshot.live_count < snapshot.size  # some deleted
+            names = [facet.name for facet in FACETS]
+            rng = np.random.default_rng(5)
+            for share in (0.0, 0.1, 0.5, 0.6, 0.95, 1.0):
+                mask = snapshot.live & (rng.random(snapshot.size) < share)
+                counts = snapshot.facet_counts(names, mask)
+                for name in names:
+                    assert counts[name].tolist() == snapshot.facet(name).counts(mask).tolist()
+                assert snapshot.facet_counts(["provider"], mask)["provider"].tolist() == (
+                    counts["provider"].tolist()
+                )
     finally:
         index.close()
 
