@@ -743,6 +743,11 @@ def _all(base: np.ndarray, masks: Iterable[np.ndarray]) -> np.ndarray:
     return result
 
 
+#: A facet of at most this many values (topics, categories, types) is ranked in Python:
+#: numpy's five calls cost more than sorting a few dozen counts.
+FEW_FACET_VALUES = 64
+
+
 def _top_values(
     name: str,
     table: FacetTable,
@@ -756,18 +761,27 @@ def _top_values(
     ``selected`` maps the casefolded form of each selected value to the value as requested.
     """
     values = table.values
-    candidates = np.flatnonzero(counts)
-    if search:
-        needle = search.casefold()
-        candidates = np.array(
-            [i for i in candidates if _word_starts_with(values[i].casefold(), needle)], dtype=int
-        )
-    shortlist = candidates
-    if len(candidates) > size:  # only values that can make the top ``size`` need sorting
-        cut = len(candidates) - size
-        shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
-    ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
-    shown = ranked[:size].tolist()
+    needle = search.casefold()
+    if len(values) <= FEW_FACET_VALUES:  # sorted in Python: no numpy call per facet
+        found = counts.tolist()
+        candidates = [i for i in table.name_order if found[i]]
+        if needle:
+            candidates = [i for i in candidates if _word_starts_with(values[i].casefold(), needle)]
+        # Stable, reverse too: equal counts stay in name order.
+        shown = sorted(candidates, key=found.__getitem__, reverse=True)[:size]
+    else:
+        candidates = np.flatnonzero(counts)
+        if needle:
+            candidates = np.array(
+                [i for i in candidates if _word_starts_with(values[i].casefold(), needle)],
+                dtype=int,
+            )
+        shortlist = candidates
+        if len(candidates) > size:  # only values that can make the top ``size`` need sorting
+            cut = len(candidates) - size
+            shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
+        ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
+        shown = ranked[:size].tolist()
     shown_keys = {values[i].casefold() for i in shown}
     by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):

@@ -109,12 +109,16 @@ class FacetTable:
         )
 
     @functools.cached_property
+    def name_order(self) -> list[int]:
+        """The value ids in order of their casefolded names (equal names by id): ties in
+        counts are listed in it."""
+        return sorted(range(len(self.values)), key=lambda number: self.values[number].casefold())
+
+    @functools.cached_property
     def name_ranks(self) -> np.ndarray:
-        """Each value id's place among the values in order of their casefolded names (equal
-        names by id): ties in counts are listed by it."""
-        order = sorted(range(len(self.values)), key=lambda number: self.values[number].casefold())
+        """Each value id's place in :attr:`name_order`."""
         ranks = np.empty(len(self.values), dtype=np.int64)
-        ranks[order] = np.arange(len(self.values))
+        ranks[self.name_order] = np.arange(len(self.values))
         return ranks
 
     def lookup(self, value: str) -> int | None:

@@ -358,3 +358,23 @@ def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
     found = highlight._analysed(" ".join(written) + ".")
     assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
     assert found.words == [analysed(chain, word)[0] for word in written]
+
+
+def test_top_values_ranked_in_python_as_by_numpy(monkeypatch):
+    """A short facet's values ranked in Python list as numpy ranks a long one's: most hits
+    first, ties by name, the selected ones after, the search's prefix kept."""
+    rng = np.random.default_rng(3)
+    names = ["AI", "ai", "Cloud", "cloud computing", "Chips", "Zeta", "beta", "Beta two", "x"]
+    for _ in range(300):
+        values = tuple(rng.choice(names, int(rng.integers(1, len(names))), replace=False))
+        table = FacetTable.of(values, np.zeros(0, np.int32), np.zeros(0, np.int32))
+        counts = rng.integers(0, 4, len(values)).astype(np.int64)
+        chosen = rng.choice([*values, "unknown"], int(rng.integers(0, 3)), replace=False)
+        selected = {str(value).casefold(): str(value) for value in chosen}
+        size = int(rng.integers(1, 6))
+        search = str(rng.choice(["", "c", "b", "two", "zz"]))
+        in_python = service_module._top_values("topic", table, counts, selected, size, search)
+        monkeypatch.setattr(service_module, "FEW_FACET_VALUES", 0)
+        by_numpy = service_module._top_values("topic", table, counts, selected, size, search)
+        monkeypatch.undo()
+        assert in_python == by_numpy
