@@ -438,6 +438,7 @@ class IndexSnapshot:
 
     @functools.cached_property
     def live_count(self) -> int:
+        """How many documents are not deleted."""
         return int(np.count_nonzero(self.live))
 
     @functools.cache  # noqa: B019 - see facet()
