@@ -784,6 +784,11 @@ def _all(base: np.ndarray, masks: Iterable[np.ndarray]) -> np.ndarray:
     return result
 
 
+#: A facet of at most this many values (topics, categories, types) is ranked in Python:
+#: numpy's five calls cost more than sorting a few dozen counts.
+FEW_FACET_VALUES = 64
+
+
 def _top_values(
     name: str,
     table: FacetTable,
@@ -797,18 +802,27 @@ def _top_values(
     ``selected`` maps the casefolded form of each selected value to the value as requested.
     """
     values = table.values
-    candidates = np.flatnonzero(counts)
-    if search:
-        needle = search.casefold()
-        candidates = np.array(
-            [i for i in candidates if _word_starts_with(values[i].casefold(), needle)], dtype=int
-        )
-    shortlist = candidates
-    if len(candidates) > size:  # only values that can make the top ``size`` need sorting
-        cut = len(candidates) - size
-        shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
-    ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
-    shown = ranked[:size].tolist()
+    needle = search.casefold()
+    if len(values) <= FEW_FACET_VALUES:  # sorted in Python: no numpy call per facet
+        found = counts.tolist()
+        candidates = [i for i in table.name_order if found[i]]
+        if needle:
+            candidates = [i for i in candidates if _word_starts_with(values[i].casefold(), needle)]
+        # Stable, reverse too: equal counts stay in name order.
+        shown = sorted(candidates, key=found.__getitem__, reverse=True)[:size]
+    else:
+        candidates = np.flatnonzero(counts)
+        if needle:
+            candidates = np.array(
+                [i for i in candidates if _word_starts_with(values[i].casefold(), needle)],
+                dtype=int,
+            )
+        shortlist = candidates
+        if len(candidates) > size:  # only values that can make the top ``size`` need sorting
+            cut = len(candidates) - size
+            shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
+        ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
+        shown = ranked[:size].tolist()
     shown_keys = {values[i].casefold() for i in shown}
     by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):
@@ -834,11 +848,11 @@ def _month_facet(
     low = f"{request.date_from:%Y-%m}" if request.date_from else ""
     high = f"{request.date_to:%Y-%m}" if request.date_to else "9999-12"
     chosen = request.date_from is not None or request.date_to is not None
+    shown = np.flatnonzero(counts)  # a search's months with hits, of every month's
     return Facet(
         name,
         tuple(
-            FacetValue(month, int(count), chosen and low <= month <= high)
-            for month, count in zip(months, counts.tolist(), strict=True)
-            if count
+            FacetValue(months[number], count, chosen and low <= months[number] <= high)
+            for number, count in zip(shown.tolist(), counts[shown].tolist(), strict=True)
         ),
     )

@@ -20,6 +20,7 @@ from whoosh import highlight as whoosh_highlight
 from searchidx import highlight, indexer
 from searchidx import service as service_module
 from searchidx.content import scan_content
+from searchidx.facets import FACETS
 from searchidx.marks import to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
@@ -207,6 +208,37 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
         index.close()
 
 
+def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
+    sample_dir: Path, tmp_path: Path
+):
+    """More than half of the live documents are counted as all of them less the others: the
+    same counts as each facet's table gives, deleted documents counted by neither."""
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    for path in sorted(scan_content(content))[:30]:
+        (content / path).unlink()
+    indexer.sync(store)
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            snapshot = IndexSnapshot(searcher)
+            assert snapshot.live_count < snapshot.size  # some deleted
+            names = [facet.name for facet in FACETS]
+            rng = np.random.default_rng(5)
+            for share in (0.0, 0.1, 0.5, 0.6, 0.95, 1.0):
+                mask = snapshot.live & (rng.random(snapshot.size) < share)
+                counts = snapshot.facet_counts(names, mask)
+                for name in names:
+                    assert counts[name].tolist() == snapshot.facet(name).counts(mask).tolist()
+                assert snapshot.facet_counts(["provider"], mask)["provider"].tolist() == (
+                    counts["provider"].tolist()
+                )
+    finally:
+        index.close()
+
+
 @pytest.mark.parametrize(
     "fragmenter",
     [
@@ -326,3 +358,23 @@ def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
     found = highlight._analysed(" ".join(written) + ".")
     assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
     assert found.words == [analysed(chain, word)[0] for word in written]
+
+
+def test_top_values_ranked_in_python_as_by_numpy(monkeypatch):
+    """A short facet's values ranked in Python list as numpy ranks a long one's: most hits
+    first, ties by name, the selected ones after, the search's prefix kept."""
+    rng = np.random.default_rng(3)
+    names = ["AI", "ai", "Cloud", "cloud computing", "Chips", "Zeta", "beta", "Beta two", "x"]
+    for _ in range(300):
+        values = tuple(rng.choice(names, int(rng.integers(1, len(names))), replace=False))
+        table = FacetTable.of(values, np.zeros(0, np.int32), np.zeros(0, np.int32))
+        counts = rng.integers(0, 4, len(values)).astype(np.int64)
+        chosen = rng.choice([*values, "unknown"], int(rng.integers(0, 3)), replace=False)
+        selected = {str(value).casefold(): str(value) for value in chosen}
+        size = int(rng.integers(1, 6))
+        search = str(rng.choice(["", "c", "b", "two", "zz"]))
+        in_python = service_module._top_values("topic", table, counts, selected, size, search)
+        monkeypatch.setattr(service_module, "FEW_FACET_VALUES", 0)
+        by_numpy = service_module._top_values("topic", table, counts, selected, size, search)
+        monkeypatch.undo()
+        assert in_python == by_numpy
