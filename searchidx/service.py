@@ -811,16 +811,16 @@ def _top_values(
         # Stable, reverse too: equal counts stay in name order.
         shown = sorted(candidates, key=found.__getitem__, reverse=True)[:size]
     else:
-        candidates = np.flatnonzero(counts)
+        nonzero = np.flatnonzero(counts)
         if needle:
-            candidates = np.array(
-                [i for i in candidates if _word_starts_with(values[i].casefold(), needle)],
+            nonzero = np.array(
+                [i for i in nonzero if _word_starts_with(values[i].casefold(), needle)],
                 dtype=int,
             )
-        shortlist = candidates
-        if len(candidates) > size:  # only values that can make the top ``size`` need sorting
-            cut = len(candidates) - size
-            shortlist = candidates[counts[candidates] >= np.partition(counts[candidates], cut)[cut]]
+        shortlist = nonzero
+        if len(nonzero) > size:  # only values that can make the top ``size`` need sorting
+            cut = len(nonzero) - size
+            shortlist = nonzero[counts[nonzero] >= np.partition(counts[nonzero], cut)[cut]]
         ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
         shown = ranked[:size].tolist()
     shown_keys = {values[i].casefold() for i in shown}
