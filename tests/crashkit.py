@@ -311,10 +311,11 @@ def snapshot(store: IndexStore) -> Snapshot:
         with index.searcher() as searcher:
             result: Snapshot = {}
             records = searcher.reader().column_reader("record")
+            states = searcher.reader().column_reader("state")  # one reader: each reads offsets
             for docnum in searcher.reader().all_doc_ids():
                 article = from_record(records[docnum])
                 assert article.path not in result, f"{article.path} is indexed twice"
-                state = searcher.reader().column_reader("state")[docnum]
+                state = states[docnum]
                 result[article.path] = (FileState.decode(state.decode()).sha256, article.title)
             assert searcher.doc_count() == len(result)
             parser = QueryParser("title", index.schema)

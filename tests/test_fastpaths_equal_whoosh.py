@@ -17,6 +17,7 @@ import shutil
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -240,9 +241,23 @@ def _set_algebra(searcher, q: whoosh_query.Query) -> set[int]:
     return {doc for doc in searcher.docs_for_query(q) if not reader.is_deleted(doc)}
 
 
-def _reference(searcher, text: str) -> tuple[whoosh_query.Query, dict[int, float], bool] | None:
-    """``text`` parsed, Whoosh's documents for it with their scores, and whether that set is
-    right (the set algebra's); None if the service refuses the query."""
+@dataclass(frozen=True)
+class Reference:
+    """Whoosh's answer to one query text, worked out once for every check of it (a search
+    with every hit is most of a generated example's time)."""
+
+    text: str
+    parsed: whoosh_query.Query
+    #: Whoosh's searcher's documents with their scores, best first (none if it failed).
+    theirs: dict[int, float]
+    #: The live documents the query matches, by the set algebra.
+    documents: set[int]
+    #: Whether Whoosh's searcher found exactly those (else its scores and pages are no judge).
+    right: bool
+
+
+def _reference(searcher, text: str) -> Reference | None:
+    """Whoosh's answer to ``text``; None if the service refuses the query."""
     try:
         parsed = parse_query(text)
     except QueryError:  # too many fuzzy or wildcard words: the service refuses it too
@@ -250,35 +265,36 @@ def _reference(searcher, text: str) -> tuple[whoosh_query.Query, dict[int, float
     assert parsed is not None  # no generated text is a bare *
     hits = _whoosh_hits(searcher, parsed)
     theirs = {hit.docnum: hit.score for hit in hits or []}
-    right = hits is not None and set(theirs) == _set_algebra(searcher, parsed)
+    documents = _set_algebra(searcher, parsed)
+    right = hits is not None and set(theirs) == documents
     if not right:
         COMPARED["Whoosh's searcher found wrong documents"] += 1
-    return parsed, theirs, right
+    return Reference(text, parsed, theirs, documents, right)
 
 
-def _check_matches(snapshot: IndexSnapshot, text: str) -> None:
-    reference = _reference(snapshot.searcher, text)
+def _check_matches(snapshot: IndexSnapshot, reference: Reference | None) -> None:
     if reference is None:
         return
-    parsed, theirs, whoosh_right = reference
-    expected_docs = (
-        sorted(theirs) if whoosh_right else sorted(_set_algebra(snapshot.searcher, parsed))
-    )
+    text, parsed, theirs = reference.text, reference.parsed, reference.theirs
     for scored in (False, True):
         matches = snapshot.match(parsed, scored)
         mine = np.flatnonzero(matches.mask)
-        assert mine.tolist() == expected_docs, f"documents of {text!r} ({parsed!r})"
+        assert mine.tolist() == sorted(reference.documents), f"documents of {text!r} ({parsed!r})"
     COMPARED["documents"] += 1
     if matches.scores is None:
         COMPARED["ranked by Whoosh"] += 1
         return
-    if not whoosh_right:
+    if not reference.right:
         return
     expected = np.array([theirs[doc] for doc in mine.tolist()])
     assert np.allclose(matches.scores[mine], expected, rtol=RELATIVE, atol=0), (
         f"scores of {text!r} ({parsed!r})"
     )
     COMPARED["scores"] += 1
+
+
+def _check_text(snapshot: IndexSnapshot, text: str) -> None:
+    _check_matches(snapshot, _reference(snapshot.searcher, text))
 
 
 def _sortedby(sort: Sort) -> sorting.MultiFacet:
@@ -292,12 +308,11 @@ def _sortedby(sort: Sort) -> sorting.MultiFacet:
     return sorting.MultiFacet([newest, by_path])
 
 
-def _check_pages(service: SearchService, text: str, page: int) -> None:
+def _check_pages(service: SearchService, reference: Reference | None, page: int) -> None:
     searcher = service.snapshot().searcher
-    reference = _reference(searcher, text)
-    if reference is None or not reference[2]:  # refused, or Whoosh's pages would be wrong
+    if reference is None or not reference.right:  # refused, or Whoosh's pages would be wrong
         return
-    parsed, theirs, _ = reference
+    text, parsed, theirs = reference.text, reference.parsed, reference.theirs
     paths = list(searcher.reader().column_reader("path"))
     start, end = (page - 1) * PER_PAGE, page * PER_PAGE
     for sort in Sort:
@@ -308,10 +323,9 @@ def _check_pages(service: SearchService, text: str, page: int) -> None:
             continue
         assert result.total == len(theirs), f"total of {text!r} sorted by {sort}"
         found = [(hit.article.path, hit.score) for hit in result.hits]
-        if sort is Sort.RELEVANCE:
-            hits = _whoosh_hits(searcher, parsed)
-            assert hits is not None
-            expected = [(paths[hit.docnum], hit.score) for hit in hits[start:end]]
+        if sort is Sort.RELEVANCE:  # Whoosh's hits, best first
+            best_first = list(theirs.items())[start:end]
+            expected = [(paths[docnum], score) for docnum, score in best_first]
             _assert_same_ranking(found, expected, f"{text!r} by relevance, page {page}")
         elif sort is Sort.BEST:  # Whoosh's scores times the snapshot's freshness and quality
             snapshot = service.snapshot()
@@ -358,13 +372,13 @@ _COMMON = settings(
 @settings(_COMMON, max_examples=EXAMPLES)
 @given(text=QUERY_TEXTS)
 def test_generated_queries_match_and_score_as_whoosh(service, text: str):
-    _check_matches(service.snapshot(), text)
+    _check_text(service.snapshot(), text)
 
 
 @settings(_COMMON, max_examples=EXAMPLES // 2)
 @given(text=QUERY_TEXTS, page=st.sampled_from([1, 1, 3]))
 def test_generated_queries_give_whooshs_sorted_pages(service, text: str, page: int):
-    _check_pages(service, text, page)
+    _check_pages(service, _reference(service.snapshot().searcher, text), page)
 
 
 @settings(_COMMON, max_examples=EXAMPLES)
@@ -397,8 +411,10 @@ def test_generated_queries_scored_at_some_documents_score_as_at_every_one(
 @settings(_COMMON, max_examples=SLOW_EXAMPLES)
 @given(text=QUERY_TEXTS, page=st.sampled_from([1, 2, 5]))
 def test_many_generated_queries_equal_whooshs_answers(service, text: str, page: int):
-    _check_matches(service.snapshot(), text)
-    _check_pages(service, text, page)
+    snapshot = service.snapshot()
+    reference = _reference(snapshot.searcher, text)
+    _check_matches(snapshot, reference)
+    _check_pages(service, reference, page)
 
 
 # Posting lists kept in their term info -------------------------------------------------------
@@ -451,7 +467,7 @@ def test_words_of_inlined_posting_lists_are_found_as_whoosh_finds_them(service):
                 f"{written[0]}~1",
                 f"{fieldname}:{written[0][:-1].lower()}*",
             ):
-                _check_matches(snapshot, text)
+                _check_text(snapshot, text)
                 checked += 1
             result = service.search(SearchRequest(text=f'{fieldname}:"{phrase}"', per_page=100))
             hit = next(hit for hit in result.hits if hit.article.path == record["path"])
@@ -546,7 +562,7 @@ def test_fast_shapes_are_matched_and_scored_on_the_arrays(service):
     assert snapshot.matcher.fast
     before = snapshot.matcher.handed_to_whoosh
     for text in FAST_SHAPES:
-        _check_matches(snapshot, text)
+        _check_text(snapshot, text)
         assert snapshot.match(parse_query(text), scored=True).scores is not None, text
     assert snapshot.matcher.handed_to_whoosh == before
 
