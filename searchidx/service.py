@@ -219,11 +219,12 @@ class SearchService:
 
     def _open(self, generation: str) -> Index:
         """Open the live generation; a rebuild may swap it between reading and opening."""
+        last_error: Exception | None = None
         for _attempt in range(5):
             try:
                 index = self.store.open_index()
             except (OSError, IndexMissingError, ValueError) as error:
-                last_error: Exception = error
+                last_error = error
                 time.sleep(0.05)
                 generation = self.store.generation()
                 continue
@@ -810,6 +811,7 @@ def _top_values(
             candidates = [i for i in candidates if _word_starts_with(values[i].casefold(), needle)]
         # Stable, reverse too: equal counts stay in name order.
         shown = sorted(candidates, key=found.__getitem__, reverse=True)[:size]
+        unshown = len(candidates) - size
     else:
         nonzero = np.flatnonzero(counts)
         if needle:
@@ -823,6 +825,7 @@ def _top_values(
             shortlist = nonzero[counts[nonzero] >= np.partition(counts[nonzero], cut)[cut]]
         ranked = shortlist[np.lexsort((table.name_ranks[shortlist], -counts[shortlist]))]
         shown = ranked[:size].tolist()
+        unshown = len(nonzero) - size
     shown_keys = {values[i].casefold() for i in shown}
     by_key = table.ids_by_key
     for key in sorted(selected.keys() - shown_keys):
@@ -834,7 +837,7 @@ def _top_values(
     missing = [
         FacetValue(selected[key], 0, True) for key in sorted(selected.keys() - by_key.keys())
     ]
-    return Facet(name, tuple(listed + missing), more=max(0, len(candidates) - size))
+    return Facet(name, tuple(listed + missing), more=max(0, unshown))
 
 
 def _word_starts_with(value: str, needle: str) -> bool:

@@ -494,27 +494,12 @@ class IndexSnapshot:
         for leaf, base in self._leaves:
             if base < start:
                 continue
-            count = leaf.doc_count_all()
-            coded: tuple[np.ndarray, list[bytes]] | None
-            if (raw := whoosh_internals.var_bytes(leaf, name)) is not None:
-                # Sorted as bytes, sorted as the values: UTF-8 keeps the order of characters.
-                distinct, inverse = np.unique(np.asarray(raw, dtype=object), return_inverse=True)
-                coded = inverse.astype(np.int64), list(distinct)
-            else:
-                reader = leaf.column_reader(name, translate=False)
-                coded = whoosh_internals.ref_codes(reader, count)
-            if coded is None:
-                values = [field.from_column_value(raw) for raw in reader]
-                distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
-                codes, uniques = inverse.astype(np.int64), list(distinct)
-            else:
-                codes, raw_uniques = coded
-                uniques = [field.from_column_value(raw) for raw in raw_uniques]
+            codes, uniques = _column_codes(leaf, name, field)
             mapping = np.array(
                 [ids.setdefault(value, len(ids)) if value else -1 for value in uniques] or [-1],
                 dtype=np.int32,
             )
-            value_of[base : base + count] = mapping[codes]
+            value_of[base : base + leaf.doc_count_all()] = mapping[codes]
         docs = np.flatnonzero(self.live & (value_of >= 0)).astype(np.int32)
         return FacetTable.of(tuple(ids), docs, value_of[docs])
 
@@ -717,6 +702,24 @@ class IndexSnapshot:
             else:
                 out[base : base + count] = whoosh_internals.LENGTH_OF_BYTE[codes]
         return out
+
+
+def _column_codes(leaf: Any, name: str, field: Any) -> tuple[np.ndarray, list[Any]]:
+    """Each document's code in ``leaf``'s column ``name``, and the values the codes stand for:
+    read below Whoosh's column reader where its layout is known (see
+    :mod:`searchidx.whoosh_internals`)."""
+    if (raw := whoosh_internals.var_bytes(leaf, name)) is not None:
+        # Sorted as bytes, sorted as the values: UTF-8 keeps the order of characters.
+        distinct, inverse = np.unique(np.asarray(raw, dtype=object), return_inverse=True)
+        return inverse.astype(np.int64), [field.from_column_value(value) for value in distinct]
+    reader = leaf.column_reader(name, translate=False)
+    coded = whoosh_internals.ref_codes(reader, leaf.doc_count_all())
+    if coded is not None:
+        codes, raw_uniques = coded
+        return codes, [field.from_column_value(value) for value in raw_uniques]
+    values = [field.from_column_value(value) for value in reader]
+    distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
+    return inverse.astype(np.int64), list(distinct)
 
 
 def docnum_type(documents: int) -> type[np.integer]:
