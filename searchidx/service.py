@@ -94,8 +94,8 @@ PAGE_LOOKAHEAD = 256
 FEW_ALLOWED_SHARE = 4
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
 OUTDATED_NOTE = (
-    "this index was built by an older version of searchidx, which may match accents and '&' "
-    "only as written: run 'searchidx index' to rebuild it"
+    "this index was built by an older version of searchidx: run 'searchidx index' to rebuild "
+    "it (one built before index format 3 matches accents and '&' only as written)"
 )
 
 
