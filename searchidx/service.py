@@ -738,6 +738,8 @@ def _ranked_by_whoosh(
     """A page ranked by Whoosh, for a query part whose scores the snapshot does not reproduce:
     scoring every match (its top-N collector can miss the best ones: whoosh3 3.54, ANDMAYBE)
     of ``docset``."""
+    if not docset:  # Whoosh reads an empty filter as none: every document
+        return []
     with snapshot.reading:
         results = snapshot.searcher.search(parsed, filter=docset, limit=None)
         return [(hit.docnum, hit.score) for hit in results[start:end]]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from whoosh import highlight as whoosh_highlight
+from whoosh import query as whoosh_query
 
 from searchidx import highlight, indexer
 from searchidx import service as service_module
@@ -378,3 +379,18 @@ def test_top_values_ranked_in_python_as_by_numpy(monkeypatch):
         by_numpy = service_module._top_values("topic", table, counts, selected, size, search)
         monkeypatch.undo()
         assert in_python == by_numpy
+
+
+def test_ranked_by_whoosh_within_no_documents_is_an_empty_page(sample_store: IndexStore):
+    """Whoosh's searcher reads an empty filter as no filter: a page it ranks within no
+    documents is empty, not the first of every document."""
+    service = SearchService(sample_store, results_cached=0)
+    try:
+        snapshot = service.snapshot()
+        every = whoosh_query.Every()
+        assert service_module._ranked_by_whoosh(snapshot, every, set(), 0, 10) == []
+        assert [
+            doc for doc, _ in service_module._ranked_by_whoosh(snapshot, every, {3}, 0, 10)
+        ] == [3]
+    finally:
+        service.close()
