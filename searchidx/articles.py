@@ -128,12 +128,13 @@ class Article:
             published=data.get("published", True),
             original_url=data.get("original_url", ""),
             web_url=data.get("web_url", ""),
-            images=tuple(
-                Image(image["url"], image.get("width"), image.get("height"), image.get("title", ""))
-                for image in data.get("images", ())
-            ),
-            related=tuple(_related_from_dict(item) for item in data.get("related", ())),
+            images=tuple(map(_image_from_dict, data.get("images", ()))),
+            related=tuple(map(_related_from_dict, data.get("related", ()))),
         )
+
+
+def _image_from_dict(data: dict[str, Any]) -> Image:
+    return Image(data["url"], data.get("width"), data.get("height"), data.get("title", ""))
 
 
 def _related_from_dict(data: dict[str, Any]) -> RelatedArticle:
