@@ -7,6 +7,7 @@ at parse time, so nothing can index, store, print or return it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -117,7 +118,7 @@ class Article:
             published_at=datetime.fromisoformat(data["published_at"]),
             excerpt=data.get("excerpt", ""),
             body=data.get("body", ""),
-            provider=Provider(**data.get("provider", {})),
+            provider=_provider_from_dict(data.get("provider", {})),
             topics=tuple(data.get("topics", ())),
             tags=tuple(data.get("tags", ())),
             category=data.get("category", ""),
@@ -127,21 +128,36 @@ class Article:
             published=data.get("published", True),
             original_url=data.get("original_url", ""),
             web_url=data.get("web_url", ""),
-            images=tuple(Image(**image) for image in data.get("images", ())),
-            related=tuple(_related_from_dict(item) for item in data.get("related", ())),
+            images=tuple(map(_image_from_dict, data.get("images", ()))),
+            related=tuple(map(_related_from_dict, data.get("related", ()))),
         )
+
+
+def _image_from_dict(data: dict[str, Any]) -> Image:
+    return Image(data["url"], data.get("width"), data.get("height"), data.get("title", ""))
 
 
 def _related_from_dict(data: dict[str, Any]) -> RelatedArticle:
     published_at = data.get("published_at")
     return RelatedArticle(
-        title=data["title"],
-        url=data.get("url", ""),
-        excerpt=data.get("excerpt", ""),
-        published_at=datetime.fromisoformat(published_at) if published_at else None,
-        provider=Provider(**data.get("provider", {})),
-        quality=data.get("quality"),
+        data["title"],
+        data.get("url", ""),
+        data.get("excerpt", ""),
+        datetime.fromisoformat(published_at) if published_at else None,
+        _provider_from_dict(data.get("provider", {})),
+        data.get("quality"),
     )
+
+
+def _provider_from_dict(data: dict[str, str]) -> Provider:
+    return _provider(data.get("name", ""), data.get("domain", ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _provider(name: str, domain: str) -> Provider:
+    """One object per provider, built once: a collection has few providers, and a hit's
+    article and its related items name three on average (a lookup is a third of a build)."""
+    return Provider(name, domain)
 
 
 def provider_dict(provider: Provider) -> dict[str, str]:

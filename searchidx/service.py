@@ -596,10 +596,13 @@ class SearchService:
             return None
         if request.effective_sort is Sort.BEST:
             return None
-        allowed = _all(snapshot.live, filters.values())
+        dated_only = filters.keys() == {MONTH.name}
+        allowed = filters[MONTH.name] if dated_only else _all(snapshot.live, filters.values())
         terms = sum(1 for _ in parsed.leaves())
         if np.count_nonzero(allowed) * terms * FEW_ALLOWED_SHARE > snapshot.size:
             return None
+        if dated_only:  # the date range's mask holds only live documents already
+            return snapshot.dated_docs(request.date_from, request.date_to)
         return np.flatnonzero(allowed)
 
     def _text_scores(

@@ -7,6 +7,7 @@ every query shape, and the same scores as Whoosh's matchers give when run to the
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 from datetime import UTC, datetime
@@ -236,6 +237,40 @@ def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
                 assert snapshot.facet_counts(["provider"], mask)["provider"].tolist() == (
                     counts["provider"].tolist()
                 )
+    finally:
+        index.close()
+
+
+def test_snapshot_dated_docs_are_the_date_ranges_live_documents_ascending(
+    sample_dir: Path, tmp_path: Path
+):
+    """The few-documents path's sorted slice of the date order gives what scanning the date
+    range's mask gives: the live documents only, ascending, with the same integer type."""
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    for path in sorted(scan_content(content))[::3]:
+        (content / path).unlink()
+    indexer.sync(store)
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            snapshot = IndexSnapshot(searcher)
+            assert snapshot.live_count < snapshot.size  # some deleted
+            days = [
+                datetime(year, month, 1, tzinfo=UTC) for year in (2022, 2024) for month in (1, 7)
+            ]
+            for start, end in [
+                (None, None),
+                (days[0], None),
+                (None, days[2]),
+                *itertools.pairwise(days),
+            ]:
+                docs = snapshot.dated_docs(start, end)
+                expected = np.flatnonzero(snapshot.date_range(start, end))
+                assert docs.dtype == expected.dtype
+                assert docs.tolist() == expected.tolist()
     finally:
         index.close()
 
