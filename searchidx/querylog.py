@@ -30,6 +30,7 @@ from searchidx.defaults import KEPT_FILES, ROTATE_BYTES
 from searchidx.errors import QueryError, SearchidxError
 from searchidx.request import parse_date_bound
 from searchidx.result import SearchResult
+from searchidx.timestamps import iso_timestamp
 
 #: Percentiles of the search time that ``stats`` reports.
 PERCENTILES = (50, 90, 95, 99)
@@ -73,7 +74,7 @@ class LoggedSearch:
 
     def to_json(self) -> str:
         record = {
-            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "at": iso_timestamp(self.at),
             "query": self.query,
             "filters": self.filters,
             "sort": self.sort,

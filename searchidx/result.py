@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from searchidx.articles import Article, provider_dict, related_dict
 from searchidx.marks import Highlighted, to_html
 from searchidx.request import SearchRequest
+from searchidx.timestamps import iso_timestamp
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -237,4 +238,4 @@ def _rounded(number: float | None) -> float | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_timestamp(moment)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
+from searchidx.timestamps import iso_timestamp
+
 ATOM = "http://www.w3.org/2005/Atom"
 OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -31,10 +33,6 @@ def _add(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
 
 def _serialize(root: ET.Element) -> bytes:
     return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def atom_feed(
     _add(feed, "id", feed_id)
     _add(feed, "title", title)
     _add(feed, "subtitle", subtitle)
-    _add(feed, "updated", timestamp(updated))
+    _add(feed, "updated", iso_timestamp(updated))
     _add(feed, "link", rel="self", type="application/atom+xml", href=self_url)
     _add(feed, "link", rel="alternate", type="text/html", href=page_url)
     _add(feed, "generator", "searchidx")
@@ -74,8 +72,8 @@ def atom_feed(
         _add(entry, "title", item.title, type="text")
         if item.url:
             _add(entry, "link", rel="alternate", type="text/html", href=item.url)
-        _add(entry, "published", timestamp(item.published))
-        _add(entry, "updated", timestamp(item.published))
+        _add(entry, "published", iso_timestamp(item.published))
+        _add(entry, "updated", iso_timestamp(item.published))
         if item.author:
             _add(_add(entry, "author"), "name", item.author)
         for category in item.categories:

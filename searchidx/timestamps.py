@@ -1,0 +1,14 @@
+"""The one written form of a moment: ISO 8601, with UTC spelled ``Z``.
+
+The JSON API, the query log and the Atom feed write moments this way, so a reader of one reads
+them all, and ``datetime.fromisoformat`` reads each back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """``2024-05-01T09:30:00Z`` for a UTC moment (other offsets are written as they are)."""
+    return moment.isoformat().replace("+00:00", "Z")
