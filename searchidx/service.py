@@ -469,21 +469,21 @@ class SearchService:
         at, scores = snapshot.match_at(parsed, allowed)
         return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
 
-    def _filter_masks(
-        self, snapshot: IndexSnapshot, request: SearchRequest
-    ) -> dict[str, np.ndarray]:
+    def _filter_masks(self, snapshot: IndexSnapshot, request: SearchRequest) -> _FilterMasks:
         """One mask per active filter, keyed by facet name (the month facet's for the date
-        range, ``quality`` for the quality range)."""
-        masks = {
-            name: snapshot.facet(name).documents_with(values, snapshot.size)
+        range, ``quality`` for the quality range), each made when first read."""
+        masks: dict[str, Callable[[], np.ndarray]] = {
+            name: partial(snapshot.facet(name).documents_with, values, snapshot.size)
             for name, values in request.filters.items()
             if values
         }
         if request.date_from or request.date_to:
-            masks[MONTH.name] = snapshot.date_range(request.date_from, request.date_to)
+            masks[MONTH.name] = partial(snapshot.date_range, request.date_from, request.date_to)
         if request.min_quality is not None or request.max_quality is not None:
-            masks["quality"] = snapshot.quality_range(request.min_quality, request.max_quality)
-        return masks
+            masks["quality"] = partial(
+                snapshot.quality_range, request.min_quality, request.max_quality
+            )
+        return _FilterMasks(masks)
 
     def _retry(
         self,
@@ -596,13 +596,15 @@ class SearchService:
             return None
         if request.effective_sort is Sort.BEST:
             return None
-        dated_only = filters.keys() == {MONTH.name}
-        allowed = filters[MONTH.name] if dated_only else _all(snapshot.live, filters.values())
         terms = sum(1 for _ in parsed.leaves())
+        if filters.keys() == {MONTH.name}:  # its mask unread: the range's slice of the dates
+            first, last = snapshot.dated_span(Sort.OLDEST, request.date_from, request.date_to)
+            if (last - first) * terms * FEW_ALLOWED_SHARE > snapshot.size:  # deleted ones too
+                return None
+            return snapshot.dated_docs(request.date_from, request.date_to)
+        allowed = _all(snapshot.live, filters.values())
         if np.count_nonzero(allowed) * terms * FEW_ALLOWED_SHARE > snapshot.size:
             return None
-        if dated_only:  # the date range's mask holds only live documents already
-            return snapshot.dated_docs(request.date_from, request.date_to)
         return np.flatnonzero(allowed)
 
     def _text_scores(
@@ -709,6 +711,28 @@ class SearchService:
                 )
             )
         return tuple(facets)
+
+
+class _FilterMasks(Mapping[str, np.ndarray]):
+    """A request's filter masks by name, each made when first read and kept: a search that
+    looks its query up at a date range's few documents alone never makes the range's mask
+    (see :meth:`SearchService._few_allowed`)."""
+
+    def __init__(self, makers: dict[str, Callable[[], np.ndarray]]) -> None:
+        self._makers = makers
+        self._made: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        mask = self._made.get(name)
+        if mask is None:
+            mask = self._made[name] = self._makers[name]()
+        return mask
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
 
 
 def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
