@@ -349,6 +349,37 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
     assert len(looked_up) == len(QUERIES) * len(within)
 
 
+def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
+    sample_store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """A date range's few documents are its slice of the date order: its mask, which only
+    the search over every document reads, is not made; the answer is that search's."""
+    service = SearchService(sample_store, results_cached=0)
+    snapshot = service.snapshot()
+    masks: list[int] = []
+    date_range = snapshot.date_range
+    monkeypatch.setattr(snapshot, "date_range", lambda *a: masks.append(1) or date_range(*a))
+    request = SearchRequest(
+        text="microsoft",
+        date_from=datetime(2023, 1, 1, tzinfo=UTC),
+        date_to=datetime(2024, 1, 1, tzinfo=UTC),
+        sort=Sort.RELEVANCE,
+        per_page=5,
+        facets=False,
+    )
+    try:
+        monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 0)  # always few
+        few = service.search(request)
+        assert masks == []
+        monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)
+        every = service.search(request)
+        assert masks == [1]
+    finally:
+        service.close()
+    assert few.total == every.total > 0
+    assert [hit.article.path for hit in few.hits] == [hit.article.path for hit in every.hits]
+
+
 def test_search_looks_up_few_documents_weighed_by_the_query_terms(
     sample_store: IndexStore, monkeypatch: pytest.MonkeyPatch
 ):
