@@ -320,10 +320,13 @@ def snapshot(store: IndexStore) -> Snapshot:
             assert searcher.doc_count() == len(result)
             parser = QueryParser("title", index.schema)
             for path, (_, title) in list(result.items())[:: max(1, len(result) // 5)]:
-                assert searcher.document_number(path=path) is not None
+                docnum = searcher.document_number(path=path)
+                assert docnum is not None
                 for word in sorted(re.findall(r"[A-Za-z]{4,}", title), key=len)[-1:]:
+                    # The hits' document numbers: reading each hit's path would open the
+                    # path column once a hit.
                     hits = searcher.search(parser.parse(word), limit=None)
-                    assert path in {hit["path"] for hit in hits}, f"'{word}' misses {path}"
+                    assert docnum in set(hits.docs()), f"'{word}' misses {path}"
     finally:
         index.close()
     return result

@@ -3,7 +3,8 @@
     TEST_PAUSE_AT=POINT TEST_PAUSE_READY=FILE python -m tests.paused_run [--spawn] ARGS...
 
 runs ``searchidx ARGS`` (the real command, in this process) with the indexer's thresholds
-lowered so that a few hundred files are read by worker processes. Each process that reaches
+lowered so that a few hundred files are read by worker processes, and an OpenSearch index's
+bulk requests made small so that a few dozen files take several of them. Each process that reaches
 POINT (one of :data:`POINTS`: the command's, or each worker's) waits there, holding what it
 holds; the first writes its pid to FILE. Without TEST_PAUSE_AT the command runs to its end.
 ``--spawn`` keeps a second thread running, as the web server does, so the indexer starts its
@@ -24,13 +25,15 @@ from typing import Any
 
 from whoosh.writing import SegmentWriter
 
-from searchidx import cli, indexer, whoosh_internals, workers
+from searchidx import cli, cluster_sync, indexer, whoosh_internals, workers
 from searchidx.store import IndexStore
 
 PAUSE_AT = "TEST_PAUSE_AT"
 PAUSE_READY = "TEST_PAUSE_READY"
 #: Longer than any test waits: a paused process is signalled, never let go.
 PAUSE_SECONDS = 120
+#: Documents per bulk request to an OpenSearch index in these runs.
+CLUSTER_BULK_DOCUMENTS = 10
 
 #: Where a run can pause: which process, in which function, at its n-th call there.
 POINTS: dict[str, tuple[str, Any, str, int]] = {
@@ -44,6 +47,8 @@ POINTS: dict[str, tuple[str, Any, str, int]] = {
     "committing": ("command", SegmentWriter, "_commit_toc", 1),
     # the new generation is complete and not yet the live one (a rebuild)
     "publishing": ("command", IndexStore, "publish", 1),
+    # an OpenSearch index's first bulk request is taken, the next files are being read
+    "sending": ("command", cluster_sync, "read_file", CLUSTER_BULK_DOCUMENTS + 2),
 }
 
 
@@ -82,6 +87,7 @@ def main(args: list[str]) -> None:
     indexer.SYNC_FILES_PER_PROCESS = 10
     indexer.MERGE_FACTOR = 2
     workers._CHUNK_FILES = 20
+    cluster_sync.BULK_DOCUMENTS = CLUSTER_BULK_DOCUMENTS
     cli.cli.main(args=args, prog_name="searchidx")
 
 

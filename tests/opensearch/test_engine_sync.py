@@ -38,6 +38,7 @@ from searchidx.watch import watch
 from searchidx.web.app import create_app
 from searchidx.write_options import WriteOptions
 from tests.opensearch.cluster import OpenSearchCluster
+from tests.paused_run import PAUSE_AT, PAUSE_READY
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -326,13 +327,15 @@ def test_web_api_served_from_the_cluster(index: ClusterIndex, folder: Path):
 
 
 def test_sync_finishes_when_a_node_is_lost_midway(
-    opensearch_cluster3: OpenSearchCluster, tmp_path: Path
+    opensearch_cluster3: OpenSearchCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Three nodes, 2 shards and 1 replica: one node (not the one searchidx talks to) is lost
-    while the documents are being sent. The sync finishes, or reports what the cluster refused
-    and the next one finishes it; no document is lost or doubled."""
+    while the documents are being sent, bulk requests before it and after it. The sync
+    finishes, or reports what the cluster refused and the next one finishes it; no document is
+    lost or doubled."""
+    monkeypatch.setattr(cluster_sync, "BULK_DOCUMENTS", 20)  # 120 changed: 2 before, 4 after
     folder = tmp_path / "articles"
-    write_sample(folder, 1200, seed=8)
+    write_sample(folder, 240, seed=8)
     first, *others = opensearch_cluster3.http_ports.items()
     index = ClusterIndex.parse(f"http://127.0.0.1:{first[1]}/faults-{uuid.uuid4().hex[:8]}")
     client = index.client()
@@ -376,37 +379,36 @@ def test_sync_finishes_when_a_node_is_lost_midway(
 
 
 def test_rebuild_killed_midway_leaves_the_alias_on_the_old_index(
-    index: ClusterIndex, tmp_path: Path
+    index: ClusterIndex, folder: Path, tmp_path: Path
 ):
     """``searchidx rebuild`` in its own process, killed (SIGKILL) once its new index holds
-    documents: searches still see the old index, whole; the next rebuild removes the
-    unfinished one."""
-    folder = tmp_path / "articles"
-    write_sample(folder, 3000, seed=4)
+    documents (tests/paused_run.py: it pauses there, after its first bulk request): searches
+    still see the old index, whole; the next rebuild removes the unfinished one."""
     client = index.client()
     cluster_sync.sync(index, folder)
     (old,) = client.indices.get_alias(name=index.alias)
+    paused = tmp_path / "paused"
     rebuild = subprocess.Popen(
-        [sys.executable, "-m", "searchidx.cli", "rebuild", "--index", index.location],
+        [sys.executable, "-m", "tests.paused_run", "rebuild", "--index", index.location],
         cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), PAUSE_AT: "sending", PAUSE_READY: str(paused)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
-        unfinished: list[str] = []
-        while time.monotonic() < deadline and rebuild.poll() is None:
-            physical = client.indices.get(index=f"{index.alias}-*")
-            unfinished = [name for name in physical if name != old]
-            if unfinished and _documents(client, unfinished[0]) > 0:
-                break
+        while not paused.exists() and rebuild.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        physical = client.indices.get(index=f"{index.alias}-*")
+        unfinished = [name for name in physical if name != old]
+        assert unfinished, "the rebuild made no new index"
+        client.indices.refresh(index=unfinished[0])
+        assert _documents(client, unfinished[0]) > 0
         assert rebuild.poll() is None, "the rebuild ended before it could be killed"
         rebuild.send_signal(signal.SIGKILL)
     finally:
         rebuild.kill()
         rebuild.wait()
-    assert unfinished
     assert list(client.indices.get_alias(name=index.alias)) == [old]
     assert client.count(index=index.alias)["count"] == len(files_in(folder))
 
