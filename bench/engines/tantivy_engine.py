@@ -25,7 +25,9 @@ from bench.queries import BenchQuery
 try:
     import tantivy
 except ImportError:  # the optional "bench" extra
-    tantivy = None
+    _INSTALLED = False
+else:
+    _INSTALLED = True
 
 _TEXT_FIELDS = ("title", "excerpt", "body", "topic", "provider")
 _HIGHLIGHTED = ("title", "excerpt")
@@ -67,7 +69,7 @@ class TantivyEngine(PeerEngine):
 
     @classmethod
     def available(cls) -> bool:
-        return tantivy is not None
+        return _INSTALLED
 
     def _create(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
