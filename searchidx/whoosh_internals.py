@@ -1096,6 +1096,12 @@ def stem_function(stem: StemFilter) -> Callable[[str], str]:
 INLINE_LIMIT = 4
 
 
+#: zlib's level for a block of postings (Whoosh's default is 3): the body's blocks of a
+#: segment of 12,500 articles (100,000 in all) 7.05 MiB at 3, 6.66 at 6, 6.62 at 9, deflated
+#: in about the same time (blocks are small); inflating does not depend on it.
+BLOCK_COMPRESSION = 6
+
+
 def codec() -> W3Codec:
     """The codec every segment is written with: Whoosh's W3, inlining short posting lists,
     its pickles compact (:class:`_CompactCodec`).
@@ -1107,7 +1113,9 @@ def codec() -> W3Codec:
     """
     if tuple(whoosh.__version__[:2]) not in KNOWN_VERSIONS:
         return W3Codec()
-    return _CompactCodec(inlinelimit=INLINE_LIMIT)  # type: ignore[no-untyped-call]
+    return _CompactCodec(  # type: ignore[no-untyped-call]
+        compression=BLOCK_COMPRESSION, inlinelimit=INLINE_LIMIT
+    )
 
 
 def compact_pickle(value: Any) -> bytes:
