@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from whoosh import fields
 from whoosh.analysis import StemmingAnalyzer
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.reading import SegmentReader
 
 from searchidx import indexer, records, whoosh_internals, workers
@@ -262,12 +263,8 @@ def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, d
     return files, dict(written._fieldlengths), written.doc_count_all(), inlined
 
 
-#: Postings inlined: none (Whoosh's default), the index's, and lists up to a whole block.
-@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
-def test_a_buffered_segment_is_whooshs_to_the_byte(
-    sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
+def segment_documents(sample_dir: Path) -> list[dict[str, Any]]:
+    """The documents of real-shaped and sample articles, and of odd ones."""
     articles = real_shaped_articles()
     articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
     odd = articles[0]
@@ -276,7 +273,58 @@ def test_a_buffered_segment_is_whooshs_to_the_byte(
         dataclasses.replace(odd, path="one.md", body="word", excerpt="", topics=()),
         dataclasses.replace(odd, path="empty.md", title="-", body="", excerpt=""),
     ]
-    documents = [to_document(article, FileState(1, 2, "3")) for article in articles]
+    return [to_document(article, FileState(1, 2, "3")) for article in articles]
+
+
+def segment_postings(
+    kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list[dict[str, Any]]
+) -> tuple[int, list[Any]]:
+    """The documents written as one segment by ``kind``: the bytes of its term index and
+    postings, and every term's postings with their values and positions, as Whoosh's public
+    API reads them."""
+    index = IndexStore(folder).create_generation()[1]
+    segment = kind(unlocked_segment_writer(index, 64))
+    for document in documents:
+        segment.add(document)
+    written = segment.write()
+    parts = written.open_compound_file(index.storage)
+    size = sum(
+        len(parts.open_file(name).read()) for name in parts.list() if name[-4:] in (".trm", ".pst")
+    )
+    reader = SegmentReader(index.storage, index.schema, written)
+    postings = []
+    for fieldname, word in reader.all_terms():
+        matcher = reader.postings(fieldname, word)
+        while matcher.is_active():
+            postings.append((fieldname, word, matcher.id(), matcher.weight(), matcher.value()))
+            if index.schema[fieldname].format.supports("positions"):
+                postings.append(matcher.value_as("positions"))
+            matcher.next()
+    reader.close()
+    return size, postings
+
+
+def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    documents = segment_documents(sample_dir)
+    compact = segment_postings(_BufferedSegment, tmp_path / "compact", documents)
+    monkeypatch.setattr(
+        whoosh_internals, "codec", lambda: W3Codec(inlinelimit=whoosh_internals.INLINE_LIMIT)
+    )
+    whooshs = segment_postings(_WhooshSegment, tmp_path / "whoosh", documents)
+
+    assert compact[1] == whooshs[1]
+    assert compact[0] < 0.8 * whooshs[0]  # 0.72 (the term index and postings files)
+
+
+#: Postings inlined: none (Whoosh's default), the index's, and lists up to a whole block.
+@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
+def test_a_buffered_segment_is_whooshs_to_the_byte(
+    sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
+    documents = segment_documents(sample_dir)
 
     whooshs = segment_files(_WhooshSegment, tmp_path / "whoosh", documents)
     buffered = segment_files(_BufferedSegment, tmp_path / "buffered", documents)
