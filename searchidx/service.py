@@ -51,7 +51,7 @@ from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
-from searchidx.matching import Matches
+from searchidx.matching import Matches, Postings
 from searchidx.ranking import FIELD_BOOSTS, Page
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
@@ -123,6 +123,9 @@ class _Matched:
     matches: Matches
     final: np.ndarray
     total: int
+    #: Its documents in score order, when a relevance page is read off their top (a lone
+    #: word's, see :meth:`QueryMatcher.ranked`; its matches then have no scores).
+    ranked: Postings | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,7 +378,7 @@ class SearchService:
         ):
             matched = self._matched_among(snapshot, parsed, allowed)
         else:
-            matched = self._matched(snapshot, parsed, filters, _reads_scores(request))
+            matched = self._matched(snapshot, parsed, filters, _reads_scores(request), request)
         did_you_mean, retry = None, None
         if parsed is not None and matched.total < SUGGEST_BELOW:
             with snapshot.reading:
@@ -448,19 +451,25 @@ class SearchService:
         parsed: whoosh_query.Query | None,
         filters: Mapping[str, np.ndarray],
         scored: bool,
+        request: SearchRequest | None = None,
     ) -> _Matched:
         """The query's matches over every document (all live ones for no text), with their
         scores when ``scored`` (see :meth:`IndexSnapshot.match`): only those within the
         ``filters``, which no page shows the others of (a week of a common word's matches is
-        scored in a fraction of the time all of them take)."""
+        scored in a fraction of the time all of them take). A relevance ``request`` without
+        filters or explanations for a lone word takes its page from the word's score order
+        instead (:meth:`QueryMatcher.ranked`): its matches are not scored."""
+        ranked = None
         if parsed is None:
             matches = Matches(snapshot.live, None)
         else:
+            if request is not None and _reads_ranked(request, filters):
+                ranked = snapshot.matcher.ranked(parsed)
             within = _all(snapshot.live, filters.values()) if scored and filters else None
-            matches = snapshot.match(parsed, scored, within)
+            matches = snapshot.match(parsed, scored and ranked is None, within)
         final = _all(matches.mask, filters.values())
         total = int(np.count_nonzero(final))  # 8 times faster than final.sum()
-        return _Matched(parsed, matches, final, total)
+        return _Matched(parsed, matches, final, total, ranked)
 
     def _matched_among(
         self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, allowed: np.ndarray
@@ -534,6 +543,8 @@ class SearchService:
         """(docnum, score) of the requested page of the matches over every document, in the
         requested order."""
         sort, parsed, final = request.effective_sort, matched.parsed, matched.final
+        if matched.ranked is not None:
+            return _top_of_ranked(snapshot, matched.ranked, request.offset, request.per_page)
         if sort is Sort.RELEVANCE and parsed is not None:
             docs = np.flatnonzero(final)
             scores = matched.matches.scores
@@ -745,6 +756,24 @@ def _read(text: str) -> tuple[Reading | None, whoosh_query.Query | None]:
 def _reads_scores(request: SearchRequest) -> bool:
     """Whether the request reads the text scores: its order, or its hits' explanations."""
     return request.effective_sort in _SCORED or request.explain
+
+
+def _reads_ranked(request: SearchRequest, filters: Mapping[str, np.ndarray]) -> bool:
+    """Whether the request's page can be read off a score order of every match: relevance,
+    no filter, no explained scores."""
+    return request.effective_sort is Sort.RELEVANCE and not filters and not request.explain
+
+
+def _top_of_ranked(snapshot: IndexSnapshot, ranked: Postings, start: int, count: int) -> Page:
+    """The page of ``count`` from ``start`` of documents in score order, deleted ones
+    skipped (as many more of its top are read as there are deleted documents)."""
+    assert ranked.scores is not None  # a score order has its scores
+    end, deleted = start + count, snapshot.size - snapshot.live_count
+    docs, scores = ranked.docs[: end + deleted], ranked.scores[: end + deleted]
+    if deleted:
+        kept = snapshot.live[docs]
+        docs, scores = docs[kept], scores[kept]
+    return list(zip(docs[start:end].tolist(), scores[start:end].tolist(), strict=True))
 
 
 def _schema_version(store: IndexStore) -> int | None:

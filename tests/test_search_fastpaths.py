@@ -21,7 +21,7 @@ import pytest
 from whoosh import highlight as whoosh_highlight
 from whoosh import query as whoosh_query
 
-from searchidx import highlight, indexer
+from searchidx import highlight, indexer, matching
 from searchidx import service as service_module
 from searchidx.content import scan_content
 from searchidx.facets import FACETS
@@ -114,6 +114,21 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         query = parse_query(text)
         assert query is not None
         assert snapshot.match(query, scored=True).scores is not None
+
+
+@pytest.mark.parametrize(("first", "second"), [(5, 4000), (4000, 5), (900, 1200), (1, 1)])
+def test_shared_documents_are_found_by_search_and_by_table_alike(first: int, second: int):
+    """Both ways of matching up two ascending docnum arrays (binary search of the much
+    shorter, a table for similar lengths) give numpy's intersection and its indexes."""
+    rng = np.random.default_rng(first * 7 + second)
+    ones = np.sort(rng.choice(5000, first, replace=False))
+    others = np.sort(rng.choice(5000, second, replace=False))
+
+    into_first, into_second = matching._shared(ones, others)
+
+    _, expected_first, expected_second = np.intersect1d(ones, others, return_indices=True)
+    assert into_first.tolist() == expected_first.tolist()
+    assert into_second.tolist() == expected_second.tolist()
 
 
 @pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
@@ -233,6 +248,29 @@ def _snapshot_with_deletions(
             yield snapshot
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("text", ["microsoft", "cloud", "regulators", "title:microsoft^2"])
+def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
+    sample_dir: Path, tmp_path: Path, text: str
+):
+    """A lone word's relevance pages, read off its score order past the deleted documents,
+    are those of every match scored, to the bit, and Whoosh's."""
+    with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 3)) as snapshot:
+        query = parse_query(text)
+        assert query is not None
+        ranked = snapshot.matcher.ranked(query)
+        assert ranked is not None
+        matches = snapshot.match(query, scored=True)
+        assert matches.scores is not None
+        theirs = whoosh_ranking(query, snapshot.searcher, 40)
+        for start in (0, 5, 30):
+            mine = service_module._top_of_ranked(snapshot, ranked, start, 10)
+            assert mine == top_scored(matches.scores, matches.mask, start, start + 10)
+            assert [doc for doc, _ in mine] == [doc for doc, _ in theirs[start : start + 10]]
+            mine_scores = np.array([score for _, score in mine], dtype=np.float64)
+            their_scores = [score for _, score in theirs[start : start + 10]]
+            assert np.allclose(mine_scores, their_scores, rtol=1e-12, atol=0)
 
 
 def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
