@@ -1089,10 +1089,15 @@ def children(parent: int) -> set[int]:
 
 
 def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Whether any thread of process ``pid`` has yet to end. Not its main thread's state
+    alone: that is a zombie while another thread is still ending, and the last thread to end
+    closes the process's files, a listening socket among them (a connection made meanwhile
+    waits in its queue, then is reset)."""
+    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            if task.read_text().rsplit(")", 1)[1].split()[0] not in {"Z", "X"}:
+                return True
+    return False
 
 
 def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: IndexStore):
