@@ -1375,6 +1375,31 @@ def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):
             time.sleep(0.1)
 
 
+class _ParentAlreadyGone:
+    """A lifeline whose parent has ended: holding it stops the child at once, as the real one's
+    watcher does when it finds the pipe closed before the child's work has begun."""
+
+    def hold(self, grace: float) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_server_fork_runs_the_ending_of_a_child_stopped_before_its_work(tmp_path: Path):
+    worked, ended = tmp_path / "worked", tmp_path / "ended"
+
+    def end() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # told again: a Ctrl-C, then the parent's SIGTERM
+        ended.touch()
+
+    previous = signal.signal(signal.SIGTERM, server._interrupt)  # as serve sets it
+    try:
+        child = server._fork(_ParentAlreadyGone(), worked.touch, ending=end)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # stopped as told
+    assert ended.exists() and not worked.exists()
+
+
 def test_server_stop_kills_a_worker_that_ignores_sigterm():
     ignore_sigterm = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
