@@ -1089,10 +1089,15 @@ def children(parent: int) -> set[int]:
 
 
 def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Whether any thread of process ``pid`` has yet to end. Not its main thread's state
+    alone: that is a zombie while another thread is still ending, and the last thread to end
+    closes the process's files, a listening socket among them (a connection made meanwhile
+    waits in its queue, then is reset)."""
+    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            if task.read_text().rsplit(")", 1)[1].split()[0] not in {"Z", "X"}:
+                return True
+    return False
 
 
 def test_serve_workers_share_the_port_and_stop_with_the_server(sample_store: IndexStore):
@@ -1368,6 +1373,31 @@ def test_serve_watch_indexes_a_new_file_without_a_restart(tmp_path: Path):
                     break
             assert time.monotonic() < deadline, "the watcher did not index the new file"
             time.sleep(0.1)
+
+
+class _ParentAlreadyGone:
+    """A lifeline whose parent has ended: holding it stops the child at once, as the real one's
+    watcher does when it finds the pipe closed before the child's work has begun."""
+
+    def hold(self, grace: float) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_server_fork_runs_the_ending_of_a_child_stopped_before_its_work(tmp_path: Path):
+    worked, ended = tmp_path / "worked", tmp_path / "ended"
+
+    def end() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # told again: a Ctrl-C, then the parent's SIGTERM
+        ended.touch()
+
+    previous = signal.signal(signal.SIGTERM, server._interrupt)  # as serve sets it
+    try:
+        child = server._fork(_ParentAlreadyGone(), worked.touch, ending=end)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # stopped as told
+    assert ended.exists() and not worked.exists()
 
 
 def test_server_stop_kills_a_worker_that_ignores_sigterm():

@@ -113,7 +113,8 @@ def _start(
     held = multiprocessing.get_context("fork").Array("i", workers, lock=False)
     try:
         if lane is not None:
-            children.append(_fork(lifeline, lambda: _run_lane(lane, listener)))
+            run_lane = functools.partial(_run_lane, lane, listener)
+            children.append(_fork(lifeline, run_lane, ending=lane.close))
         for number in range(workers):
             balance = _Balance(held, number) if workers > 1 else None
             children.append(
@@ -185,42 +186,51 @@ class _BalancedServer(TcpWSGIServer):
         return self.balance.may_take(len(channels)) and ready
 
 
-def _fork(lifeline: Lifeline, work: Callable[[], None]) -> int:
+def _fork(
+    lifeline: Lifeline, work: Callable[[], None], ending: Callable[[], None] | None = None
+) -> int:
     """Start a child process doing ``work`` that ends with this one (``lifeline``: a SIGKILL
-    runs no handler to stop it, and a worker left behind would go on answering on the port);
-    its pid. Stop signals are held back across the fork, so one reaches the child inside
-    :func:`_work`, never in the caller's code."""
+    runs no handler to stop it, and a worker left behind would go on answering on the port),
+    and runs ``ending`` however it ends; its pid. Stop signals are held back across the fork,
+    so one reaches the child inside :func:`_work`, never in the caller's code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         pid = os.fork()
         if pid == 0:
-            _work(lifeline, work)
+            _work(lifeline, work, ending)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     return pid
 
 
-def _work(lifeline: Lifeline, work: Callable[[], None]) -> NoReturn:
+def _work(
+    lifeline: Lifeline, work: Callable[[], None], ending: Callable[[], None] | None
+) -> NoReturn:
     """A child: work until told to stop (or until this process's parent ends: then as told to
-    stop, at once past :data:`STOP_GRACE`), and never return to the caller."""
+    stop, at once past :data:`STOP_GRACE`), then ``ending``, and never return to the caller.
+    ``ending`` runs here, not in ``work``: a parent killed as the child starts has the lifeline
+    stop it before ``work`` has begun (a killed server's test found the lane's folder left so)."""
     code = 1
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        lifeline.hold(STOP_GRACE)
-        work()
-        code = 0
-    except KeyboardInterrupt:
-        code = 0
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            lifeline.hold(STOP_GRACE)
+            work()
+            code = 0
+        except KeyboardInterrupt:
+            code = 0
+        finally:
+            for stop in _STOP_SIGNALS:  # told to stop again meanwhile: ending still runs
+                signal.signal(stop, signal.SIG_IGN)
+            if ending is not None:
+                ending()  # the parent does too, unless it was killed
     finally:
         os._exit(code)
 
 
 def _run_lane(lane: HeavyLane, listener: socket.socket) -> None:
     listener.close()  # the lane answers workers, never a client
-    try:
-        lane.run()
-    finally:
-        lane.close()  # the parent does too, unless it was killed
+    lane.run()
 
 
 def _run(
