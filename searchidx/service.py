@@ -42,6 +42,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from whoosh import index as whoosh_index
 from whoosh import query as whoosh_query
 from whoosh.index import Index
 from whoosh.searching import Searcher
@@ -74,6 +75,8 @@ if TYPE_CHECKING:  # imported by the similar-articles calls: a one-shot search h
 
 #: Seconds between checks for a newer index; a sync or rebuild shows up within this.
 REFRESH_INTERVAL = 0.5
+#: Opening the live generation is tried this many times, as many rebuilds replacing it.
+_OPEN_ATTEMPTS = 5
 #: With fewer hits than this, a did-you-mean correction is offered.
 SUGGEST_BELOW = 3
 #: Autocomplete: at most this many values of each searchable facet (topics, providers), the
@@ -209,34 +212,39 @@ class SearchService:
             self._refreshing = False
 
     def _newer_searcher(self) -> Searcher | None:
-        """A searcher of the newest committed index, if the current one is not (or none)."""
-        generation = self.store.generation()
-        if generation != self._generation or self._searcher is None:
-            return self._open(generation).searcher()
-        if not self._searcher.up_to_date():
+        """A searcher of the newest committed index, if the current one is not (or none).
+
+        A rebuild may publish a new generation and remove the one just named at any moment:
+        after ``CURRENT`` was read, or after that generation's index was opened, before its
+        searcher is (Whoosh then finds no table of contents: ``EmptyIndexError``, a request's
+        500 under the load test). What fails so is done again on the generation named then."""
+        failure: Exception | None = None
+        for _attempt in range(_OPEN_ATTEMPTS):
+            generation = self.store.generation()
+            try:
+                return self._searcher_of(generation)
+            except (OSError, ValueError, whoosh_index.IndexError) as error:
+                failure = error
+                time.sleep(0.05)
+        raise IndexMissingError(f"cannot open the index at {self.store.location}/: {failure}")
+
+    def _searcher_of(self, generation: str) -> Searcher | None:
+        """A searcher of ``generation``'s last commit, unless the current one is that; the
+        generation's index kept only once its searcher is open."""
+        if generation == self._generation and self._searcher is not None:
+            if self._searcher.up_to_date():
+                return None
             # Not Searcher.refresh(): whoosh3 reuses segment readers with their old
             # deletions, so deleted and replaced documents would be found again.
             assert self._index is not None
             return self._index.searcher()
-        return None
-
-    def _open(self, generation: str) -> Index:
-        """Open the live generation; a rebuild may swap it between reading and opening."""
-        last_error: Exception | None = None
-        for _attempt in range(5):
-            try:
-                index = self.store.open_index()
-            except (OSError, IndexMissingError, ValueError) as error:
-                last_error = error
-                time.sleep(0.05)
-                generation = self.store.generation()
-                continue
-            if self._index is not None:
-                self._index.close()
-            self._index, self._generation = index, generation
-            self._outdated = _schema_version(self.store) not in (None, SCHEMA_VERSION)
-            return index
-        raise IndexMissingError(f"cannot open the index at {self.store.location}/: {last_error}")
+        index = self.store.open_index(generation)
+        searcher = index.searcher()
+        if self._index is not None:
+            self._index.close()
+        self._index, self._generation = index, generation
+        self._outdated = _schema_version(self.store, generation) not in (None, SCHEMA_VERSION)
+        return searcher
 
     def _prepared(self, searcher: Searcher) -> IndexSnapshot:
         """A snapshot of ``searcher``, with the arrays written at its commit if there are."""
@@ -776,10 +784,10 @@ def _top_of_ranked(snapshot: IndexSnapshot, ranked: Postings, start: int, count:
     return list(zip(docs[start:end].tolist(), scores[start:end].tolist(), strict=True))
 
 
-def _schema_version(store: IndexStore) -> int | None:
-    """The schema version the live index was written with (None if unknown)."""
+def _schema_version(store: IndexStore, generation: str) -> int | None:
+    """The schema version ``generation`` was written with (None if unknown)."""
     try:
-        return store.read_meta().schema_version
+        return store.read_meta(generation).schema_version
     except (OSError, ValueError, TypeError, IndexMissingError):
         return None
 

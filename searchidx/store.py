@@ -92,11 +92,16 @@ class IndexStore:
             ) from None
 
     def live_dir(self) -> Path:
-        return self.location / self.generation()
+        return self.generation_dir()
 
-    def open_index(self) -> whoosh_index.FileIndex:
-        """The live Whoosh index (read or write)."""
-        return whoosh_index.open_dir(str(self.live_dir()))
+    def generation_dir(self, generation: str | None = None) -> Path:
+        """The folder of ``generation`` (default: the live one): a reader that read the name
+        keeps to it, though a rebuild may have replaced it since (see :meth:`publish`)."""
+        return self.location / (generation or self.generation())
+
+    def open_index(self, generation: str | None = None) -> whoosh_index.FileIndex:
+        """The Whoosh index of ``generation`` (default: the live one), to read or write."""
+        return whoosh_index.open_dir(str(self.generation_dir(generation)))
 
     def articles(self) -> list[Article]:
         """Every live article as the index stores it: a whole collection read back (the
@@ -109,13 +114,14 @@ class IndexStore:
         finally:
             index.close()
 
-    def read_meta(self) -> IndexMeta:
-        return IndexMeta.from_json((self.live_dir() / _META).read_text())
+    def read_meta(self, generation: str | None = None) -> IndexMeta:
+        """What ``generation`` (default: the live one) remembers (``sync.json``)."""
+        return IndexMeta.from_json((self.generation_dir(generation) / _META).read_text())
 
     def read_synonyms(self, generation: str | None = None) -> str:
         """The synonyms file kept with ``generation`` (default: the live one); "" for none."""
         try:
-            return (self.location / (generation or self.generation()) / _SYNONYMS).read_text()
+            return (self.generation_dir(generation) / _SYNONYMS).read_text()
         except FileNotFoundError:
             return ""
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from whoosh.index import FileIndex
 
 from searchidx import indexer, querylang
 from searchidx import result as result_module
@@ -21,6 +22,7 @@ from searchidx.facets import FACETS
 from searchidx.marks import Mark, to_html
 from searchidx.parsing import read_article
 from searchidx.request import MAX_QUERY_CHARS, SearchRequest, Sort, parse_date_bound
+from searchidx.result import SearchResult
 from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -717,6 +719,87 @@ def test_service_picks_up_syncs_and_rebuilds(content: Path, store: IndexStore, m
     assert service.search(SearchRequest()).total == before
     assert service.search(SearchRequest(text="zebra")).total == 0
     service.close()
+
+
+class RebuiltWhileRead(IndexStore):
+    """An index location that another process rebuilds, once, at the ``moment`` a reader
+    has read the name of the live generation (``"named"``) or opened its index (``"opened"``):
+    the generation it goes on with is then removed (the load test's interleaving)."""
+
+    def __init__(self, location: Path) -> None:
+        super().__init__(location)
+        self.moment: str | None = None
+
+    def generation(self) -> str:
+        name = super().generation()
+        self._rebuild_at("named")
+        return name
+
+    def open_index(self, generation: str | None = None) -> FileIndex:
+        index = super().open_index(generation)
+        self._rebuild_at("opened")
+        return index
+
+    def _rebuild_at(self, moment: str) -> None:
+        if self.moment == moment:
+            self.moment = None
+            indexer.rebuild(IndexStore(self.location))
+
+
+@pytest.mark.parametrize("moment", ["named", "opened"])
+def test_service_refreshes_onto_the_rebuild_that_removed_the_generation_it_read(
+    content: Path, tmp_path: Path, monkeypatch, moment: str
+):
+    monkeypatch.setattr("searchidx.service.REFRESH_INTERVAL", 0)
+    store = RebuiltWhileRead(tmp_path / "index")
+    indexer.sync(store, content)
+    service = SearchService(store)
+    try:
+        before = service.search(SearchRequest()).total
+        write_article(content, "zz/new.md", 'title: "Zebra news"\npublishedDateTime: 2030-01-01')
+        if moment == "opened":  # a generation the service has not opened yet
+            indexer.rebuild(store)
+        store.moment = moment
+        after = service.search(SearchRequest(text="zebra"))
+        assert store.moment is None  # the rebuild ran under the refresh
+        assert after.total == 1 and service.search(SearchRequest()).total == before + 1
+    finally:
+        service.close()
+
+
+def test_service_finishes_a_search_on_the_generation_it_began_on(
+    content: Path, store: IndexStore, monkeypatch
+):
+    """A search paused once it matches, while another process syncs an edit and rebuilds
+    (removing the generation the search reads) and another search refreshes onto that, ends
+    on what it began on: its hits, their bodies and the arrays, none read before
+    (``prepare=False``), from the removed files of a searcher not closed under it."""
+    monkeypatch.setattr("searchidx.service.REFRESH_INTERVAL", 0)
+    walrus = 'title: "Walrus report"\npublishedDateTime: 2030-01-01'
+    write_article(content, "zz/a.md", walrus, "A zebra crossed the ice.")
+    indexer.sync(store, content)
+    began = store.generation_dir()
+    service = SearchService(store, results_cached=0, prepare=False)
+
+    def change() -> None:
+        if began.exists():
+            narwhal = 'title: "Narwhal report"\npublishedDateTime: 2030-01-01'
+            write_article(content, "zz/a.md", narwhal, "A narwhal swam.")
+            indexer.sync(store)
+            indexer.rebuild(store)
+            meanwhile.append(service.search(SearchRequest(text="narwhal")))  # the next snapshot
+
+    meanwhile: list[SearchResult] = []
+    try:
+        during = service.search(SearchRequest(text="zebra", sort=Sort.BEST), pause=change)
+        assert not began.exists()
+        after = service.search(SearchRequest(text="zebra"))
+    finally:
+        service.close()
+    assert [hit.article.title for hit in during.hits] == ["Walrus report"]
+    assert during.hits[0].marked_excerpt == ("A ", Mark("zebra", 0), " crossed the ice")
+    assert during.facet("provider") is not None and after.total == 0
+    assert [hit.article.title for result in meanwhile for hit in result.hits] == ["Narwhal report"]
 
 
 @pytest.mark.parametrize("kept", [RESULTS_CACHED, 0])
