@@ -56,8 +56,8 @@ class LoggedSearch:
     def of(cls, result: SearchResult, at: datetime | None = None) -> LoggedSearch:
         request = result.request
         ranges = {
-            "from": _iso(request.date_from),
-            "to": _iso(request.date_to),
+            "from": iso_timestamp(request.date_from),
+            "to": iso_timestamp(request.date_to),
             "min_quality": request.min_quality,
             "max_quality": request.max_quality,
         }
@@ -235,8 +235,8 @@ class QueryStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso_timestamp(self.since),
+            "until": iso_timestamp(self.until),
             "requests": self.requests,
             "searches": self.searches,
             "zero_results": self.zero_results,
@@ -287,7 +287,3 @@ def _normalised(text: str) -> str:
 def _percentile(ordered: list[float], percent: int) -> float:
     """Nearest-rank percentile of an ascending list."""
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

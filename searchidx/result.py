@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from searchidx.articles import Article, provider_dict, related_dict
@@ -74,7 +73,7 @@ class MarkedArticle:
             "title": article.title,
             "url": article.url,
             "provider": provider_dict(article.provider),
-            "published_at": _iso(article.published_at),
+            "published_at": iso_timestamp(article.published_at),
             "quality": article.quality,
             "topics": list(article.topics),
             "category": article.category,
@@ -210,8 +209,8 @@ class SearchResult:
             "sort": request.effective_sort.value,
             "half_life_days": request.half_life_days,
             "filters": {name: list(values) for name, values in request.filters.items()},
-            "from": _iso(request.date_from),
-            "to": _iso(request.date_to),
+            "from": iso_timestamp(request.date_from),
+            "to": iso_timestamp(request.date_to),
             "min_quality": request.min_quality,
             "max_quality": request.max_quality,
             "page": request.page,
@@ -235,7 +234,3 @@ class SearchResult:
 
 def _rounded(number: float | None) -> float | None:
     return None if number is None else round(number, 4)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else iso_timestamp(moment)

@@ -7,8 +7,14 @@ them all, and ``datetime.fromisoformat`` reads each back.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 
-def iso_timestamp(moment: datetime) -> str:
-    """``2024-05-01T09:30:00Z`` for a UTC moment (other offsets are written as they are)."""
-    return moment.isoformat().replace("+00:00", "Z")
+@overload
+def iso_timestamp(moment: datetime) -> str: ...
+@overload
+def iso_timestamp(moment: None) -> None: ...
+def iso_timestamp(moment: datetime | None) -> str | None:
+    """``2024-05-01T09:30:00Z`` for a UTC moment (other offsets written as they are); None
+    (JSON's null) for no moment."""
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
