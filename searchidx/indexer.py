@@ -208,19 +208,20 @@ def _publish(index: FileIndex, segments: list[Any], deleted: Iterable[int] = ())
     try:
         for docnum in deleted:
             writer.delete_document(docnum)
-        writer.commit(mergetype=_adding(segments))
+        writer.commit(mergetype=_adding(index, segments))
     except BaseException:
         whoosh_internals.cancel_writer(writer)
         raise
 
 
-def _adding(segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
+def _adding(index: FileIndex, segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
     """A Whoosh merge policy: ``segments`` (new segments written into the index folder by
     this process or workers) added to the ``existing`` ones, the small ones merged.
 
     Once :data:`MERGE_FACTOR` existing segments have fewer than :data:`SMALL_SEGMENT_DOCS`
-    documents each (a sync adds one, or one per worker), they are merged into the commit's
-    new one, and so are the new segments that are small; bigger segments are left as they are.
+    documents each (a sync adds one, or one per worker), they are merged into one new segment
+    with the new segments that are small (by :func:`whoosh_internals.merged_segment`, as
+    Whoosh's writer would merge them); bigger segments are left as they are.
 
     Not Whoosh's ``MERGE_SMALL``: its bound grows as the Fibonacci numbers with the count of
     segments, so past some 20 (a build writes one per full buffer) one sync merged most of the
@@ -232,8 +233,8 @@ def _adding(segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
         if len(small) < MERGE_FACTOR:
             return existing + segments
         small += [segment for segment in segments if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
-        whoosh_internals.merge_segments(writer, small)
-        return [segment for segment in existing + segments if segment not in small]
+        merged = whoosh_internals.merged_segment(index, small)
+        return [segment for segment in existing + segments if segment not in small] + [merged]
 
     return merge
 

@@ -1239,12 +1239,27 @@ def cancel_writer(writer: SegmentWriter) -> None:
         writer.cancel()
 
 
-def merge_segments(writer: Any, segments: list[Any]) -> None:
-    """Add every document of ``segments`` to the segment ``writer`` is writing (a merge)."""
-    for segment in segments:
-        reader = _MergedSegment(writer.storage, writer.schema, segment)
-        writer.add_reader(reader)
-        reader.close()
+def merged_segment(index: FileIndex, segments: list[Any]) -> Any:
+    """A new segment of ``index`` holding the live documents of ``segments``, in order, as
+    Whoosh's writer merges them (``SegmentWriter.add_reader``), not yet in any table of
+    contents. Written by a :class:`_BufferedSegment` where it knows the codec: Whoosh's
+    posting pool took 11 s of CPU to merge twelve sync segments of 550 articles at 100,000."""
+    writer = unlocked_segment_writer(index, 1 << 30)  # a pool limit never reached: no runs
+    try:
+        buffered = _BufferedSegment(writer) if _BufferedSegment.writes(writer) else None
+        for segment in segments:
+            reader = _MergedSegment(writer.storage, writer.schema, segment)
+            try:
+                if buffered is not None:
+                    buffered.add_segment(reader)
+                else:
+                    writer.add_reader(reader)
+            finally:
+                reader.close()
+        return write_segment(writer) if buffered is None else buffered.write()
+    except BaseException:
+        cancel_writer(writer)
+        raise
 
 
 class _MergedSegment(SegmentReader):
@@ -1510,6 +1525,77 @@ class _BufferedSegment:
             count += 1
         self.buffered += count * _POSTING_BYTES
 
+    def add_segment(self, reader: SegmentReader) -> None:
+        """``SegmentWriter.add_reader``: a segment's live documents after those added, each
+        with every field's length (as decoded from its byte) and column values, and their
+        postings, renumbered; a postings list is read a block at a time, not a posting at a
+        time through Whoosh's matchers and deletion filter."""
+        writer, schema = self.writer, self.schema
+        perdoc = writer.perdocwriter
+        indexed = {name for name in reader.indexed_field_names() if name in schema}
+        names = sorted(set(schema.names()) | indexed)
+        for name in names:
+            if (plan := self.plans.get(name) or self._plan(name)).field.separate_spelling():
+                self.spelling.add(plan.field.spelling_fieldname(name))
+        lengths = {name: _field_lengths(reader, name) for name in names}
+        columns_ = _raw_columns(reader, [schema[name] for name in names], names)
+        docmap = [-1] * reader.doc_count_all()
+        for docnum, stored in reader.iter_docs():
+            new = docmap[docnum] = writer.docnum
+            perdoc.start_doc(new)
+            for name in names:
+                length = lengths[name](docnum)
+                perdoc.add_field(name, schema[name], stored.get(name), length)
+                if length and name in self.lengths:
+                    self.lengths[name][new] = length
+                if name in columns_:
+                    perdoc.add_column_value(name, schema[name].column_type, columns_[name][docnum])
+            perdoc.finish_doc()
+            writer.docnum += 1
+        for (fieldname, term), info in reader._terms.items():  # in key order, once each
+            if fieldname in schema:
+                self._add_renumbered(reader, fieldname, term, info, docmap)
+
+    def _add_renumbered(
+        self, reader: SegmentReader, fieldname: str, term: bytes, info: Any, docmap: list[int]
+    ) -> None:
+        """Append a term's postings in ``reader`` to its list, numbered by ``docmap`` (-1:
+        deleted, left out), each as Whoosh's matcher gives it (a value that is not bytes as
+        None, see :class:`_MergedSegment`)."""
+        blocks: Iterable[_Block]
+        if info.is_inlined():  # ListMatcher: no weights are 1.0 each, no values ""
+            ids, weights, values = info.inlined_postings()
+            blocks, absolute = [(len(ids), ids, weights or None, values or None)], True
+        else:
+            terms = reader._terms
+            format_ = reader.schema[fieldname].format
+            matcher = terms._codec.postings_reader(terms._postfile, info, format_)
+            if not all(hasattr(matcher, name) for name in _W3_BLOCKS):
+                self._add_matched(fieldname, term, matcher, docmap)
+                return
+            blocks, absolute = _blocks(matcher), False  # ids delta-coded in each block
+        found = None
+        for count, ids, weights, values in blocks:
+            docs = ids if absolute else accumulate(ids)
+            if weights is None or isinstance(weights, float):
+                weights = itertools.repeat(1.0 if weights is None else weights, count)
+            if values is None:
+                values = itertools.repeat(None, count)
+            for doc, weight, value in zip(docs, weights, values, strict=False):
+                if (new := docmap[doc]) >= 0:
+                    if found is None:
+                        found = self.postings.setdefault(fieldname, {}).setdefault(term, [])
+                    found += (new, float(weight), value if isinstance(value, bytes) else None)
+
+    def _add_matched(self, fieldname: str, term: bytes, matcher: Any, docmap: list[int]) -> None:
+        """:meth:`_add_renumbered` through a matcher of a codec it does not read."""
+        while matcher.is_active():
+            if (new := docmap[matcher.id()]) >= 0:
+                value = matcher.value()
+                found = self.postings.setdefault(fieldname, {}).setdefault(term, [])
+                found += (new, float(matcher.weight()), value if isinstance(value, bytes) else None)
+            matcher.next()
+
     def _add_spelling(self, field: Any, spelling: str, value: Any, last: bytes) -> None:
         """Whoosh adds each spelling word of a document with docnum 0, weight 1 and the value
         of the field's last term (a leftover loop variable): kept, to the byte."""
@@ -1536,9 +1622,9 @@ class _BufferedSegment:
                     if len(postings) == 3:  # in one document, as most terms are
                         field_terms.add_one(term, *postings)
                         continue
+                    if spelling:  # docnum 0 (a segment's first, merged), weight 1, as
+                        postings = _pool_sorted(postings)  # Whoosh's pool sorts them
                     docs, weights, values = postings[::3], postings[1::3], postings[2::3]
-                    if spelling:  # all docnum 0, weight 1: Whoosh's pool sorts them by value
-                        values.sort()
                     field_terms.add(term, docs, weights, values)
                 field_terms.finish()
                 fieldwriter.finish_field()
@@ -1567,6 +1653,39 @@ def _code_range(codes: list[int], docs: list[int]) -> tuple[int, int]:
     a length), as the postings writer notes them for a block."""
     known = [code for code in map(codes.__getitem__, docs) if code]
     return (min(known) if known else 0), max(known, default=0)
+
+
+def _pool_sorted(postings: list[Any]) -> list[Any]:
+    """Postings (docnum, weight, value: flat) as Whoosh's pool sorts a term's: by docnum,
+    weight, then value (a value None only among Nones, as the pool could not compare it)."""
+    triples = sorted(zip(postings[::3], postings[1::3], postings[2::3], strict=True), key=_order)
+    return [item for triple in triples for item in triple]
+
+
+def _order(posting: tuple[int, float, bytes | None]) -> tuple[int, float, bytes]:
+    return posting[0], posting[1], posting[2] or b""
+
+
+def _field_lengths(reader: Any, fieldname: str) -> Callable[[int], Any]:
+    """Each document's length in a field as ``reader.doc_field_length`` reads it (decoded
+    from its byte, 0 for none), the field's column read in one piece where it can be."""
+    lengths = _decoded_lengths(reader, fieldname)
+    if lengths is None:
+        return functools.partial(reader.doc_field_length, fieldname=fieldname)
+    return [length or 0 for length in lengths].__getitem__
+
+
+def _raw_columns(reader: Any, fields_: list[Any], names: list[str]) -> dict[str, Any]:
+    """The readers of a segment's columns as ``SegmentWriter.write_per_doc`` copies them:
+    untranslated."""
+    found = {}
+    for name, field in zip(names, fields_, strict=True):
+        if field.column_type and reader.has_column(name):
+            column = reader.column_reader(name, field.column_type)
+            if isinstance(column, columns.TranslatingColumnReader):
+                column = column.raw_column()
+            found[name] = column
+    return found
 
 
 #: A posting's weight -> the weight as the codec keeps it (32 bits), for the few weights

@@ -41,8 +41,8 @@ POINTS: dict[str, tuple[str, Any, str, int]] = {
     "reading": ("worker", workers, "load", 10),
     # a worker is writing a segment: one field's postings written, the next one's not
     "writing segments": ("worker", whoosh_internals._BufferedSegment, "_stored_lengths", 2),
-    # the command is merging small segments into the commit's new one (a sync)
-    "merging": ("command", SegmentWriter, "add_reader", 2),
+    # the command is merging small segments into a new one (a sync): one read, one not yet
+    "merging": ("command", whoosh_internals._BufferedSegment, "add_segment", 2),
     # the command is committing: every segment written, the table of contents not yet
     "committing": ("command", SegmentWriter, "_commit_toc", 1),
     # the new generation is complete and not yet the live one (a rebuild)

@@ -403,3 +403,55 @@ def _past_64_bits(article: Article) -> bool:
         isinstance(number, int) and not -(2**63) <= number < 2**64
         for number in (article.quality, article.heat)
     )
+
+
+def merged_files(folder: Path, documents: list, buffered: bool, monkeypatch: pytest.MonkeyPatch):
+    """``documents`` written as three segments, some of each deleted (the first of the
+    second: Whoosh then leaves out that segment's spelling words), merged by
+    :func:`whoosh_internals.merged_segment`, fast (``buffered``) or through Whoosh's writer:
+    what :func:`segment_files` gives of the merged segment, and its live documents."""
+    index = IndexStore(folder).create_generation()[1]
+    segments = []
+    for part in (documents[:20], documents[20:21], documents[21:]):
+        segment = _BufferedSegment(unlocked_segment_writer(index, 64))
+        for document in part:
+            segment.add(document)
+        segments.append(segment.write())
+    for segment, deleted in zip(segments, ([3, 7], [0], [0, 5, 6]), strict=True):
+        for docnum in deleted:
+            segment.delete_document(docnum)
+    with monkeypatch.context() as patched:
+        if not buffered:
+            patched.setattr(_BufferedSegment, "writes", staticmethod(lambda writer: False))
+        written = whoosh_internals.merged_segment(index, segments)
+    parts = written.open_compound_file(index.storage)
+    files = {
+        name.replace(written.segment_id(), ""): parts.open_file(name).read()
+        for name in parts.list()
+    }
+    reader = SegmentReader(index.storage, index.schema, written)
+    inlined = sum(info.is_inlined() for _, info in reader._terms.items())
+    paths = list(reader.column_reader("path"))
+    reader.close()
+    return files, dict(written._fieldlengths), written.doc_count_all(), inlined, paths
+
+
+@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
+def test_merged_segment_is_whooshs_merge_to_the_byte(
+    sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
+    articles = real_shaped_articles()
+    articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
+    documents = [to_document(article, FileState(1, 2, "3")) for article in articles]
+    assert len(documents) > 30
+
+    whooshs = merged_files(tmp_path / "whoosh", documents, False, monkeypatch)
+    fast = merged_files(tmp_path / "fast", documents, True, monkeypatch)
+
+    assert fast[1:] == whooshs[1:]
+    deleted = {documents[n]["path"] for n in (3, 7, 20, 21, 26, 27)}
+    assert fast[4] == [d["path"] for d in documents if d["path"] not in deleted]
+    assert sorted(fast[0]) == sorted(whooshs[0])
+    for name, data in whooshs[0].items():
+        assert fast[0][name] == data, name

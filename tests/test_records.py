@@ -179,7 +179,7 @@ def test_an_index_of_an_older_schema_is_searched_from_its_records_until_rebuilt(
 def test_a_syncs_merge_keeps_every_record_and_body(
     content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
 ):
-    """Segments merged by a sync (``whoosh_internals.merge_segments``) keep each document's
+    """Segments merged by a sync (``whoosh_internals.merged_segment``) keep each document's
     display record and body, as the files have them."""
     monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
     monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
