@@ -244,14 +244,18 @@ def test_a_segment_builder_freezes_its_buffer_until_the_segment_is_written(
 
 
 def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, documents: list):
-    """The documents written as one segment by ``kind``: each of its files' bytes by name
-    (the segment's random id left out), its field lengths, its document count and how many
-    of its terms have their postings inlined in the term index."""
+    """The documents written as one segment by ``kind``: what it holds (:func:`held`)."""
     index = IndexStore(folder).create_generation()[1]
     segment = kind(unlocked_segment_writer(index, 64))
     for document in documents:
         segment.add(document)
-    written = segment.write()
+    return held(index, segment.write())
+
+
+def held(index: Any, written: Any) -> tuple[dict[str, bytes], dict, int, int, list[str]]:
+    """What a written segment holds: each of its files' bytes by name (the segment's random
+    id left out), its field lengths, its document count, how many of its terms have their
+    postings inlined in the term index, and its documents' paths."""
     parts = written.open_compound_file(index.storage)
     files = {
         name.replace(written.segment_id(), ""): parts.open_file(name).read()
@@ -259,8 +263,9 @@ def segment_files(kind: type[_BufferedSegment | _WhooshSegment], folder: Path, d
     }
     reader = SegmentReader(index.storage, index.schema, written)
     inlined = sum(info.is_inlined() for _, info in reader._terms.items())
+    paths = list(reader.column_reader("path"))
     reader.close()
-    return files, dict(written._fieldlengths), written.doc_count_all(), inlined
+    return files, dict(written._fieldlengths), written.doc_count_all(), inlined, paths
 
 
 def segment_documents(sample_dir: Path) -> list[dict[str, Any]]:
@@ -409,7 +414,7 @@ def merged_files(folder: Path, documents: list, buffered: bool, monkeypatch: pyt
     """``documents`` written as three segments, some of each deleted (the first of the
     second: Whoosh then leaves out that segment's spelling words), merged by
     :func:`whoosh_internals.merged_segment`, fast (``buffered``) or through Whoosh's writer:
-    what :func:`segment_files` gives of the merged segment, and its live documents."""
+    what the merged segment holds (:func:`held`)."""
     index = IndexStore(folder).create_generation()[1]
     segments = []
     for part in (documents[:20], documents[20:21], documents[21:]):
@@ -423,17 +428,7 @@ def merged_files(folder: Path, documents: list, buffered: bool, monkeypatch: pyt
     with monkeypatch.context() as patched:
         if not buffered:
             patched.setattr(_BufferedSegment, "writes", staticmethod(lambda writer: False))
-        written = whoosh_internals.merged_segment(index, segments)
-    parts = written.open_compound_file(index.storage)
-    files = {
-        name.replace(written.segment_id(), ""): parts.open_file(name).read()
-        for name in parts.list()
-    }
-    reader = SegmentReader(index.storage, index.schema, written)
-    inlined = sum(info.is_inlined() for _, info in reader._terms.items())
-    paths = list(reader.column_reader("path"))
-    reader.close()
-    return files, dict(written._fieldlengths), written.doc_count_all(), inlined, paths
+        return held(index, whoosh_internals.merged_segment(index, segments))
 
 
 @pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
