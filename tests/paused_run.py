@@ -40,7 +40,7 @@ POINTS: dict[str, tuple[str, Any, str, int]] = {
     # a worker has read and indexed some files of its first chunk
     "reading": ("worker", workers, "load", 10),
     # a worker is writing a segment: one field's postings written, the next one's not
-    "writing segments": ("worker", whoosh_internals._BufferedSegment, "_stored_lengths", 2),
+    "writing segments": ("worker", whoosh_internals._BufferedSegment, "_length_codes", 2),
     # the command is merging small segments into a new one (a sync): one read, one not yet
     "merging": ("command", whoosh_internals._BufferedSegment, "add_segment", 2),
     # the command is committing: every segment written, the table of contents not yet
