@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICKS = os.sysconf("SC_CLK_TCK")
 #: Seconds between memory samples; between rescans of ``/proc`` for new worker processes.
 SAMPLE_EVERY = 0.05
 RESCAN_EVERY = 0.5
@@ -82,6 +83,17 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         pending.extend(children.get(pid, ()))
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) ``pid`` has used so far, from ``/proc`` (0 if it is gone): a
+    running server's, which ``wait4`` cannot give."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _rss(pid: int) -> int:

@@ -297,6 +297,9 @@ def table(run: dict[str, Any], markdown: bool = False) -> str:
         label = f"web API, {clients} clients, {workers} workers, {how} (req/s)"
         rows.append([label, _num(served["rps"], 0), *blank])
         rows.append([f"web API, {how}: p50 / p95 / p99 (ms)", _triple(served["latency"]), *blank])
+        if served.get("server_cpu_ms_per_request"):
+            label = f"web API, {how}: server CPU per request, all processes (ms)"
+            rows.append([label, _num(served["server_cpu_ms_per_request"], 2), *blank])
         memory = (
             ("largest_process_peak_bytes", "peak RSS"),
             ("largest_process_anonymous_bytes", "anonymous: RSS without mapped files"),

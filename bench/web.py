@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.hostile import hostile_urls
-from bench.memory import descendants, resident
+from bench.memory import cpu_seconds, descendants, resident
 from bench.queries import KINDS, BenchQuery
 from bench.report import latency_summary
 
@@ -65,7 +65,10 @@ def measure(
     Memory, per server process (parent, workers, lane): the largest peak resident size
     (``VmHWM``), which counts the pages of the index a worker has mapped and read, shared
     page cache; and the largest anonymous memory after the load, what a process holds of its
-    own (Python, arrays, caches)."""
+    own (Python, arrays, caches).
+
+    CPU, all server processes together, over the timed load: milliseconds per answered
+    request, which other work on a shared machine disturbs far less than requests a second."""
     if _serve_command() is None:
         return {"error": "'searchidx serve' is not available in this checkout"}
     urls = _urls(queries)
@@ -81,8 +84,11 @@ def measure(
         if status != 200:
             return {"error": f"the first query answered HTTP {status}"}
         _load(port, _urls(warmup), clients, WARMUP_SECONDS)
+        processes = descendants(pid)
+        cpu_before = sum(cpu_seconds(process) for process in processes)
         load = _load(port, urls, clients, seconds)
-        memory = [resident(process) for process in descendants(pid)]
+        cpu_used = sum(cpu_seconds(process) for process in processes) - cpu_before
+        memory = [resident(process) for process in processes]
     return {
         "clients": clients,
         "workers": workers,
@@ -93,6 +99,7 @@ def measure(
         "first_answer_ms": (listening - started) * 1000 + first_ms,
         "largest_process_peak_bytes": max(held.peak for held in memory),
         "largest_process_anonymous_bytes": max(held.anonymous for held in memory),
+        "server_cpu_ms_per_request": cpu_used * 1000 / max(1, load["requests"]),
         **load,
     }
 

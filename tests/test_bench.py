@@ -268,6 +268,25 @@ def test_measure_web_reports_the_largest_server_process(
     # of its own (the mapped index aside): the interpreter's heap at least, never more than all
     own = found["largest_process_anonymous_bytes"]
     assert 10 * 1024**2 < own <= found["largest_process_peak_bytes"]
+    # the workers' CPU over the timed load, per answer: a search and its JSON cost some, and
+    # no answer takes a whole second of CPU at this size
+    assert 0 < found["server_cpu_ms_per_request"] < 1000
+
+
+def test_table_shows_the_server_cpu_per_request():
+    served = {
+        "clients": 16,
+        "workers": 2,
+        "rps": 300.0,
+        "latency": {"p50": 40.0, "p95": 90.0, "p99": 120.0},
+        "server_cpu_ms_per_request": 6.034,
+    }
+
+    printed = report.table({"size": 10, "engines": {"searchidx": {}}, "web_uncached": served})
+
+    rows = {line.rsplit(maxsplit=1)[0]: line.split()[-1] for line in printed.splitlines()}
+    cpu = "web API, every request searched: server CPU per request, all processes (ms)"
+    assert rows[cpu] == "6.03"
 
 
 def test_table_shows_the_hostile_requests_statuses_under_load():
