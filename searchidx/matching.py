@@ -640,7 +640,7 @@ class QueryMatcher:
         if q.slop != 1 or not field.format or not field.format.supports("positions"):
             return _at(self._evaluate_with_whoosh(q), at)
         words = self._phrase_words(q)
-        if words is None:
+        if words is None or not self._together(q.fieldname, words, at):
             return self._nothing(scored, at)
         keys = self._phrase_starts(q, words, at)
         if not len(keys):
@@ -685,6 +685,24 @@ class QueryMatcher:
         wanted[docs] = True
         found: np.ndarray = wanted[keys >> _POSITION_BITS]
         return found
+
+    def _together(
+        self, fieldname: str, words: list[tuple[int, bytes, int]], docs: np.ndarray | None
+    ) -> bool:
+        """Whether a document (of ``docs``, if given) has every one of a phrase's words, told
+        from their postings, the rarest first: where none has, their positions need not be
+        read (a third of a query's words' title phrase bonus at 100,000 articles; the words'
+        postings are the query's, read already)."""
+        shared = docs
+        for _, word, _ in sorted(words, key=lambda item: item[2]):
+            found = self.postings(fieldname, word).docs
+            if shared is None or not len(found):
+                shared = found
+            elif len(shared):
+                shared = shared[_shared(shared, found)[0]]
+            if not len(shared):
+                return False
+        return True
 
     def _phrase_words(self, q: query.Phrase) -> list[tuple[int, bytes, int]] | None:
         """(offset, word, documents) of each word of a phrase; None when one is not in its

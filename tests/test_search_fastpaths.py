@@ -116,6 +116,36 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         assert snapshot.match(query, scored=True).scores is not None
 
 
+def test_a_phrase_whose_words_no_title_shares_reads_no_positions(searcher, monkeypatch):
+    """Words of the title that no one title has together: their title phrase (the bonus of
+    the words typed, and a quoted phrase) matches nothing, as Whoosh finds, told from their
+    postings without reading their positions."""
+    snapshot = IndexSnapshot(searcher)
+    matcher = snapshot.matcher
+    with snapshot.reading:
+        words = [word.decode() for word in searcher.lexicon("title") if word.isalpha()]
+    words = [word for word in words if [token.text for token in ANALYZER(word)] == [word]][:200]
+    titled = {word: set(matcher.postings("title", word).docs.tolist()) for word in words}
+    bodies = {word: set(matcher.postings("body", word).docs.tolist()) for word in words}
+    first, second = next(
+        (one, other)
+        for one, other in itertools.combinations(words, 2)
+        if not titled[one] & titled[other] and bodies[one] & bodies[other]
+    )
+    read: list[bytes] = []
+    positions = matcher.positions
+    monkeypatch.setattr(
+        matcher, "positions", lambda field, word: read.append(word) or positions(field, word)
+    )
+    for text, finds in ((f"{first} {second}", True), (f'title:"{first} {second}"', False)):
+        query = parse_query(text)
+        assert query is not None
+        matches = snapshot.match(query, scored=True)
+        assert set(np.flatnonzero(matches.mask).tolist()) == set(searcher.docs_for_query(query))
+        assert matches.mask.any() == finds  # the words in one body; never in one title
+    assert not read
+
+
 @pytest.mark.parametrize(("first", "second"), [(5, 4000), (4000, 5), (900, 1200), (1, 1)])
 def test_shared_documents_are_found_by_search_and_by_table_alike(first: int, second: int):
     """Both ways of matching up two ascending docnum arrays (binary search of the much
