@@ -116,10 +116,10 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         assert snapshot.match(query, scored=True).scores is not None
 
 
-def test_a_phrase_whose_words_no_title_shares_reads_no_positions(searcher, monkeypatch):
-    """Words of the title that no one title has together: their title phrase (the bonus of
-    the words typed, and a quoted phrase) matches nothing, as Whoosh finds, told from their
-    postings without reading their positions."""
+def test_a_title_phrase_bonus_of_words_no_title_shares_reads_no_positions(searcher, monkeypatch):
+    """Words of the title that no one title has together: the title phrase bonus of the
+    words typed is no one's, and a quoted title phrase of them matches nothing, as Whoosh
+    finds; the bonus is told so from their postings, without reading their positions."""
     snapshot = IndexSnapshot(searcher)
     matcher = snapshot.matcher
     with snapshot.reading:
@@ -143,7 +143,12 @@ def test_a_phrase_whose_words_no_title_shares_reads_no_positions(searcher, monke
         matches = snapshot.match(query, scored=True)
         assert set(np.flatnonzero(matches.mask).tolist()) == set(searcher.docs_for_query(query))
         assert matches.mask.any() == finds  # the words in one body; never in one title
-    assert not read
+        if finds:
+            assert matches.scores is not None
+            mine = top_scored(matches.scores, matches.mask, 0, 30)
+            theirs = whoosh_ranking(query, searcher, 30)
+            assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
+            assert not read  # the bonus: no positions
 
 
 @pytest.mark.parametrize(("first", "second"), [(5, 4000), (4000, 5), (900, 1200), (1, 1)])
