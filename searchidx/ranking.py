@@ -154,9 +154,17 @@ def top_scored(scores: np.ndarray, final: np.ndarray, start: int, end: int) -> P
 def top_of(docs: np.ndarray, scores: np.ndarray, start: int, end: int) -> Page:
     """The page of ``docs`` (ascending) by their ``scores``, highest first, ties by docnum
     (as Whoosh's collector orders them)."""
+    docs, scores = score_order(docs, scores, end)
+    return list(zip(docs[start:].tolist(), scores[start:].tolist(), strict=True))
+
+
+def score_order(docs: np.ndarray, scores: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``end`` of ``docs`` (ascending) by their ``scores``, highest first, ties by
+    docnum, with their scores (all of them when fewer): only those scoring the ``end``-th
+    highest score or more are sorted (that score's ties all among them)."""
     if len(docs) > end:
         cut = len(scores) - end
         kept = scores >= np.partition(scores, cut)[cut]  # the top ``end``, and ties
         docs, scores = docs[kept], scores[kept]
-    ranked = np.lexsort((docs, -scores))[start:end]
-    return list(zip(docs[ranked].tolist(), scores[ranked].tolist(), strict=True))
+    ranked = np.lexsort((docs, -scores))[:end]
+    return docs[ranked], scores[ranked]

@@ -472,7 +472,9 @@ class SearchService:
             matches = Matches(snapshot.live, None)
         else:
             if request is not None and _reads_ranked(request, filters):
-                ranked = snapshot.matcher.ranked(parsed)
+                deleted = snapshot.size - snapshot.live_count  # read past, see _top_of_ranked
+                needed = request.offset + request.per_page + deleted
+                ranked = snapshot.matcher.ranked(parsed, needed)
             within = _all(snapshot.live, filters.values()) if scored and filters else None
             matches = snapshot.match(parsed, scored and ranked is None, within)
         final = _all(matches.mask, filters.values())

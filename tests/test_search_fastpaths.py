@@ -116,6 +116,41 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         assert snapshot.match(query, scored=True).scores is not None
 
 
+def test_a_title_phrase_bonus_of_words_no_title_shares_reads_no_positions(searcher, monkeypatch):
+    """Words of the title that no one title has together: the title phrase bonus of the
+    words typed is no one's, and a quoted title phrase of them matches nothing, as Whoosh
+    finds; the bonus is told so from their postings, without reading their positions."""
+    snapshot = IndexSnapshot(searcher)
+    matcher = snapshot.matcher
+    with snapshot.reading:
+        words = [word.decode() for word in searcher.lexicon("title") if word.isalpha()]
+    words = [word for word in words if [token.text for token in ANALYZER(word)] == [word]][:200]
+    titled = {word: set(matcher.postings("title", word).docs.tolist()) for word in words}
+    bodies = {word: set(matcher.postings("body", word).docs.tolist()) for word in words}
+    first, second = next(
+        (one, other)
+        for one, other in itertools.combinations(words, 2)
+        if not titled[one] & titled[other] and bodies[one] & bodies[other]
+    )
+    read: list[bytes] = []
+    positions = matcher.positions
+    monkeypatch.setattr(
+        matcher, "positions", lambda field, word: read.append(word) or positions(field, word)
+    )
+    for text, finds in ((f"{first} {second}", True), (f'title:"{first} {second}"', False)):
+        query = parse_query(text)
+        assert query is not None
+        matches = snapshot.match(query, scored=True)
+        assert set(np.flatnonzero(matches.mask).tolist()) == set(searcher.docs_for_query(query))
+        assert matches.mask.any() == finds  # the words in one body; never in one title
+        if finds:
+            assert matches.scores is not None
+            mine = top_scored(matches.scores, matches.mask, 0, 30)
+            theirs = whoosh_ranking(query, searcher, 30)
+            assert [doc for doc, _ in mine] == [doc for doc, _ in theirs]
+            assert not read  # the bonus: no positions
+
+
 @pytest.mark.parametrize(("first", "second"), [(5, 4000), (4000, 5), (900, 1200), (1, 1)])
 def test_shared_documents_are_found_by_search_and_by_table_alike(first: int, second: int):
     """Both ways of matching up two ascending docnum arrays (binary search of the much
@@ -252,19 +287,24 @@ def _snapshot_with_deletions(
 
 @pytest.mark.parametrize("text", ["microsoft", "cloud", "regulators", "title:microsoft^2"])
 def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
-    sample_dir: Path, tmp_path: Path, text: str
+    sample_dir: Path, tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
 ):
-    """A lone word's relevance pages, read off its score order past the deleted documents,
-    are those of every match scored, to the bit, and Whoosh's."""
-    with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 3)) as snapshot:
+    """A lone word's relevance pages, read off the top of its score order sorted only as far
+    as each page needs past the deleted documents, are those of every match scored, to the
+    bit, and Whoosh's."""
+    monkeypatch.setattr(matching, "RANKED_TOP", 1)  # sorted no further than a page needs
+    with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 20)) as snapshot:
         query = parse_query(text)
         assert query is not None
-        ranked = snapshot.matcher.ranked(query)
-        assert ranked is not None
         matches = snapshot.match(query, scored=True)
         assert matches.scores is not None
-        theirs = whoosh_ranking(query, snapshot.searcher, 40)
-        for start in (0, 5, 30):
+        theirs = whoosh_ranking(query, snapshot.searcher, 60)
+        deleted = snapshot.size - snapshot.live_count
+        for start in (0, 5, 30, 50):
+            needed = start + 10 + deleted
+            ranked = snapshot.matcher.ranked(query, needed)
+            assert ranked is not None
+            assert len(ranked.docs) <= 1 << (needed - 1).bit_length()  # "regulators": 64 of 227
             mine = service_module._top_of_ranked(snapshot, ranked, start, 10)
             assert mine == top_scored(matches.scores, matches.mask, start, start + 10)
             assert [doc for doc, _ in mine] == [doc for doc, _ in theirs[start : start + 10]]
