@@ -403,20 +403,21 @@ class _IndexedFiles:
         self, files: Iterable[tuple[str, os.stat_result]], found: Callable[[str], None]
     ) -> _Changes:
         """What a sync is to do for the ``files`` in the folder (path and stat, as
-        :func:`walk_content` lists them): one dictionary lookup and one prefix test a file,
-        since most are as indexed; each file to read is ``found`` as soon as listed."""
-        states = self.states
-        seen: set[str] = set()
+        :func:`walk_content` lists them): one dictionary pop and one prefix test a file,
+        since most are as indexed (the states not popped are of files gone); each file to
+        read is ``found`` as soon as listed."""
+        unseen = dict(self.states)
+        pop = unseen.pop
+        listed = 0
         stat_changed = []
         for path, info in files:
-            seen.add(path)
-            known = states.get(path)
+            listed += 1
+            known = pop(path, None)
             if known is None or not known.startswith(b"%d:%d:" % (info.st_size, info.st_mtime_ns)):
                 stat_changed.append(path)
                 found(path)
         stat_changed.sort()
-        removed = sorted(self.docnums.keys() - seen)
-        return _Changes(stat_changed, removed, len(seen) - len(stat_changed), self)
+        return _Changes(stat_changed, sorted(unseen), listed - len(stat_changed), self)
 
     def sha256(self, path: str) -> str | None:
         known = self.states.get(path)
