@@ -30,7 +30,7 @@ from typing import Any
 from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
-from searchidx import whoosh_internals, workers
+from searchidx import merge_policy, whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
 from searchidx.content import FileState, scan_content, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
@@ -46,9 +46,6 @@ WRITER_LIMIT_MB = 256
 BUILD_PROCESSES = os.cpu_count() or 1
 #: ...and only when each gets at least this many files (starting one costs about 0.3 s).
 PARALLEL_FILES_PER_PROCESS = 1000
-#: A sync merges its small segments (fewer documents than this) once there are this many.
-SMALL_SEGMENT_DOCS = 1_000
-MERGE_FACTOR = 10
 #: A sync reads and indexes its changed files in worker processes from this many a process
 #: (on 2 cores two workers beat this process alone from about 150 files: one indexes a file
 #: in 1.5-1.9 ms of CPU, and starts by fork in under 10).
@@ -216,12 +213,9 @@ def _publish(index: FileIndex, segments: list[Any], deleted: Iterable[int] = ())
 
 def _adding(index: FileIndex, segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
     """A Whoosh merge policy: ``segments`` (new segments written into the index folder by
-    this process or workers) added to the ``existing`` ones, the small ones merged.
-
-    Once :data:`MERGE_FACTOR` existing segments have fewer than :data:`SMALL_SEGMENT_DOCS`
-    documents each (a sync adds one, or one per worker), they are merged into one new segment
-    with the new segments that are small (by :func:`whoosh_internals.merged_segment`, as
-    Whoosh's writer would merge them); bigger segments are left as they are.
+    this process or workers) added to the ``existing`` ones, and those of a full tier merged
+    into one new segment (:mod:`searchidx.merge_policy`) by
+    :func:`whoosh_internals.merged_segment`, as Whoosh's writer would merge them.
 
     Not Whoosh's ``MERGE_SMALL``: its bound grows as the Fibonacci numbers with the count of
     segments, so past some 20 (a build writes one per full buffer) one sync merged most of the
@@ -229,12 +223,12 @@ def _adding(index: FileIndex, segments: list[Any]) -> Callable[[Any, list[Any]],
     """
 
     def merge(writer: Any, existing: list[Any]) -> list[Any]:
-        small = [segment for segment in existing if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
-        if len(small) < MERGE_FACTOR:
-            return existing + segments
-        small += [segment for segment in segments if segment.doc_count_all() < SMALL_SEGMENT_DOCS]
-        merged = whoosh_internals.merged_segment(index, small)
-        return [segment for segment in existing + segments if segment not in small] + [merged]
+        every = existing + segments
+        chosen = [every[n] for n in merge_policy.to_merge([s.doc_count() for s in every])]
+        if not chosen:
+            return every
+        merged = whoosh_internals.merged_segment(index, chosen)
+        return [segment for segment in every if segment not in chosen] + [merged]
 
     return merge
 
@@ -409,20 +403,21 @@ class _IndexedFiles:
         self, files: Iterable[tuple[str, os.stat_result]], found: Callable[[str], None]
     ) -> _Changes:
         """What a sync is to do for the ``files`` in the folder (path and stat, as
-        :func:`walk_content` lists them): one dictionary lookup and one prefix test a file,
-        since most are as indexed; each file to read is ``found`` as soon as listed."""
-        states = self.states
-        seen: set[str] = set()
+        :func:`walk_content` lists them): one dictionary pop and one prefix test a file,
+        since most are as indexed (the states not popped are of files gone); each file to
+        read is ``found`` as soon as listed."""
+        unseen = dict(self.states)
+        pop = unseen.pop
+        listed = 0
         stat_changed = []
         for path, info in files:
-            seen.add(path)
-            known = states.get(path)
+            listed += 1
+            known = pop(path, None)
             if known is None or not known.startswith(b"%d:%d:" % (info.st_size, info.st_mtime_ns)):
                 stat_changed.append(path)
                 found(path)
         stat_changed.sort()
-        removed = sorted(self.docnums.keys() - seen)
-        return _Changes(stat_changed, removed, len(seen) - len(stat_changed), self)
+        return _Changes(stat_changed, sorted(unseen), listed - len(stat_changed), self)
 
     def sha256(self, path: str) -> str | None:
         known = self.states.get(path)

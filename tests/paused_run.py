@@ -25,7 +25,7 @@ from typing import Any
 
 from whoosh.writing import SegmentWriter
 
-from searchidx import cli, cluster_sync, indexer, whoosh_internals, workers
+from searchidx import cli, cluster_sync, indexer, merge_policy, whoosh_internals, workers
 from searchidx.store import IndexStore
 
 PAUSE_AT = "TEST_PAUSE_AT"
@@ -85,7 +85,7 @@ def main(args: list[str]) -> None:
     indexer.BUILD_PROCESSES = 2
     indexer.PARALLEL_FILES_PER_PROCESS = 50
     indexer.SYNC_FILES_PER_PROCESS = 10
-    indexer.MERGE_FACTOR = 2
+    merge_policy.MERGE_FACTOR = 2
     workers._CHUNK_FILES = 20
     cluster_sync.BULK_DOCUMENTS = CLUSTER_BULK_DOCUMENTS
     cli.cli.main(args=args, prog_name="searchidx")

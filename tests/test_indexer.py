@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from searchidx import indexer, workers
+from searchidx import indexer, merge_policy, workers
 from searchidx.content import scan_content, walk_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.parsing import read_article
@@ -132,25 +132,41 @@ def test_sync_does_not_follow_links_out_of_the_folder(tmp_path: Path, store: Ind
     assert set(stored_titles(store)) == {"in.md", "alias.md"}
 
 
-def test_sync_merges_its_small_segments_and_leaves_the_build_s(
-    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+def test_sync_keeps_few_segments_and_drops_deleted_documents_through_many_syncs(
+    content: Path, store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
-    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
+    """Thirty syncs, each editing 3 of the same 30 files again (their old versions are
+    deleted from earlier syncs' and merges' segments), adding one and deleting one: the
+    segments stay as few as the tiers allow, merges drop the deleted documents, and the
+    answers are a rebuild's."""
+    monkeypatch.setattr(merge_policy, "FLOOR_DOCS", 2)  # tiers: below 2, 2-5, 6-17
+    monkeypatch.setattr(merge_policy, "MERGE_FACTOR", 3)
+    monkeypatch.setattr(merge_policy, "MERGED_MOST_DOCS", 24)  # at rest from 12 on
     indexer.sync(store, content)
+    files = sorted(scan_content(content))
     (built,) = [segment.segment_id() for segment in store.open_index()._segments()]
-    counts = []
-    for number in range(8):  # each sync writes a one-document segment
-        front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02"
-        write_article(content, f"zz/{number}.md", front_matter)
+    counts, deleted = [], []
+    for round_ in range(30):
+        for path in files[round_ % 10 * 3 : round_ % 10 * 3 + 3]:
+            with open(content / path, "a") as article:
+                article.write(f"\nEdited in round {round_}.\n")
+        front_matter = f"title: Late {round_}\npublishedDateTime: 2024-05-02"
+        write_article(content, f"late/{round_}.md", front_matter)
+        (content / files[-1 - round_]).unlink()
         indexer.sync(store)
         segments = store.open_index()._segments()
+        assert built in {segment.segment_id() for segment in segments}  # at rest: not merged
         counts.append(len(segments))
-        assert built in {segment.segment_id() for segment in segments}  # never merged
-    # Three small segments merge into the next sync's: 4 documents, then 4 + 3 = 7, no longer
-    # small, so left alone from then on.
-    assert counts == [2, 3, 4, 2, 3, 4, 2, 3]
-    assert stored_titles(store) == folder_titles(content)
+        deleted.append(sum(s.deleted_count() for s in segments if s.segment_id() != built))
+    # Each sync writes a segment of 4 documents and deletes 3 of the syncs' before: some
+    # merged segments of 12 to 24 documents at rest beside the build's, a few below them, and
+    # no more deleted documents waiting than a merge takes (merged segments merged again).
+    assert max(counts) <= 8
+    assert max(deleted) <= merge_policy.MERGED_MOST_DOCS
+    rebuilt = IndexStore(tmp_path / "rebuilt")
+    indexer.rebuild(rebuilt, content)
+    assert sorted(map(repr, store.articles())) == sorted(map(repr, rebuilt.articles()))
+    assert _answers(store) == _answers(rebuilt)
 
 
 def test_sync_refuses_a_second_writer_with_a_clear_message(content: Path, store: IndexStore):

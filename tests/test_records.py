@@ -19,7 +19,7 @@ import pytest
 from whoosh import fields
 from whoosh.filedb.filestore import FileStorage
 
-from searchidx import highlight, indexer, records, workers
+from searchidx import highlight, indexer, merge_policy, records, workers
 from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.marks import to_html
@@ -181,10 +181,10 @@ def test_a_syncs_merge_keeps_every_record_and_body(
 ):
     """Segments merged by a sync (``whoosh_internals.merged_segment``) keep each document's
     display record and body, as the files have them."""
-    monkeypatch.setattr(indexer, "SMALL_SEGMENT_DOCS", 5)
-    monkeypatch.setattr(indexer, "MERGE_FACTOR", 3)
+    monkeypatch.setattr(merge_policy, "FLOOR_DOCS", 5)
+    monkeypatch.setattr(merge_policy, "MERGE_FACTOR", 3)
     indexer.sync(store, content)
-    for number in range(4):  # one-document segments: the fourth sync merges the three before
+    for number in range(3):  # one-document segments: the third merges them (3, one tier)
         front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02"
         write_article(content, f"zz/{number}.md", front_matter, f"The late body {number}.")
         indexer.sync(store)
