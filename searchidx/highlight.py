@@ -46,6 +46,11 @@ BETWEEN_FRAGMENTS = " … "
 
 MAX_HIGHLIGHT_CHARS = 20_000
 EXCERPT_CHARS = 320
+#: A title's and a short excerpt's, a long excerpt's, a body snippet's fragmenters (they keep
+#: only their settings: made once, shared).
+_WHOLE = highlight.WholeFragmenter()
+_EXCERPT = highlight.ContextFragmenter(EXCERPT_CHARS, 80)
+_SNIPPET = highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60)
 
 
 def _marked(
@@ -289,13 +294,11 @@ def _whole(text: str, matches: list[_Match], charlimit: int) -> Highlighted:
     if not numbers:
         return ()  # no match: Whoosh's fragment scores 0, below its minimum of 1
     shown.append(text[position:])
-    return highlighted(shown)
+    return tuple(filter(None, shown))  # as highlighted(): runs and marks alternate
 
 
 def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
-    return _marked(article.title, terms, highlight.WholeFragmenter(), 1) or highlighted(
-        [article.title]
-    )
+    return _marked(article.title, terms, _WHOLE, 1) or highlighted([article.title])
 
 
 #: A body, or how to read it: read only where the excerpt does not do.
@@ -307,14 +310,14 @@ def marked_excerpt(excerpt: str, body: Body, terms: frozenset[str]) -> Highlight
     The body is read only for a snippet (``terms`` the excerpt does not show) or when there is
     no excerpt: a page of hits without highlighting reads no body."""
     if len(excerpt) <= EXCERPT_CHARS:
-        marked = _marked(excerpt, terms, highlight.WholeFragmenter(), 1)
+        marked = _marked(excerpt, terms, _WHOLE, 1)
     else:
-        marked = _marked(excerpt, terms, highlight.ContextFragmenter(EXCERPT_CHARS, 80), 1)
+        marked = _marked(excerpt, terms, _EXCERPT, 1)
     if marked:
         return marked
     if terms:
         body = _read(body)
-        snippet = _marked(body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
+        snippet = _marked(body, terms, _SNIPPET, 2)
         if snippet:
             return snippet
     text = excerpt or _read(body)
