@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import heapq
 import itertools
 import re
 from collections.abc import Callable, Iterable
@@ -277,7 +276,7 @@ def _matches(text: str, terms: frozenset[str]) -> list[_Match]:
         found = _candidates(next(iter(initials))).finditer(text)
     else:  # each letter's words, in text order
         scans = [_candidates(initial).finditer(text) for initial in initials]
-        found = heapq.merge(*scans, key=lambda match: match.start())
+        found = sorted(itertools.chain(*scans), key=re.Match.start)
     matches: list[_Match] = []
     last = -1
     for match in found:
