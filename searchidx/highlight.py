@@ -12,25 +12,30 @@ import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, cast
+from typing import Any
 
 from whoosh import highlight
+from whoosh.lang import porter
 
 from searchidx.articles import Article
 from searchidx.marks import Highlighted, Mark, highlighted
 from searchidx.result import Explanation, Hit, MarkedArticle
-from searchidx.schema import ANALYZER, _plain_chain, analysed
+from searchidx.schema import ANALYZER, WORD_PATTERN, _plain_chain, _unstemmed, analysed
 
-#: The analyzer's settings when it is the plain stemming chain (then text is analysed in one
-#: pass, see :func:`_analysed`, instead of by Whoosh's token machinery); else None, as for a
-#: word expression with groups of its own, which would split the text into more pieces.
-_CHAIN = None if (_chain := _plain_chain(ANALYZER)) is None or _chain[0].groups else _chain
-#: Analysed texts kept per process (a result page shows the same few texts again and again):
-#: up to SHORT_TEXT characters (titles, excerpts), about 10 KB each, and longer ones (body
-#: snippets, up to MAX_HIGHLIGHT_CHARS: up to 0.4 MB each); some 50 MB in all at most.
-SHORT_TEXT = 600
-SHORT_TEXTS_CACHED = 2048
-LONG_TEXTS_CACHED = 64
+#: The analyzer's settings when it is the plain stemming chain (see :func:`_plain_chain`).
+_CHAIN = _plain_chain(ANALYZER)
+#: Whether highlighting finds the matches itself (:func:`_matches`) rather than by Whoosh's
+#: token machinery: the plain chain with the schema's word expression and Porter's stemmer.
+#: Porter's stemmer keeps a word's first letter (it only cuts or replaces an ending after at
+#: least one kept letter, and undoes its one change of a first letter, y -> Y -> y): a word
+#: whose first letter begins no query term cannot match, and is neither stemmed nor looked at.
+_SCANNED = (
+    _CHAIN is not None
+    and _CHAIN[0].pattern == WORD_PATTERN
+    and getattr(ANALYZER.items[-1], "stemfn", None) is porter.stem
+)
+#: The fragmenters written out here (exactly these types: a subclass may change their ways).
+_WRITTEN_OUT = (highlight.WholeFragmenter, highlight.ContextFragmenter) if _SCANNED else ()
 #: Words as written kept with their terms (most pages repeat the same few thousand words);
 #: forgotten all at once past this many, so text from anywhere cannot grow it without end.
 WORDS_KEPT = 100_000
@@ -41,16 +46,11 @@ BETWEEN_FRAGMENTS = " … "
 
 MAX_HIGHLIGHT_CHARS = 20_000
 EXCERPT_CHARS = 320
-
-
-class _Analysis(NamedTuple):
-    """A text's words as :func:`_analysed` reads them: where each starts and ends, its term,
-    and the set of their terms."""
-
-    starts: list[int]
-    ends: list[int]
-    words: list[str]
-    terms: frozenset[str]
+#: A title's and a short excerpt's, a long excerpt's, a body snippet's fragmenters (they keep
+#: only their settings: made once, shared).
+_WHOLE = highlight.WholeFragmenter()
+_EXCERPT = highlight.ContextFragmenter(EXCERPT_CHARS, 80)
+_SNIPPET = highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60)
 
 
 def _marked(
@@ -59,21 +59,27 @@ def _marked(
     if not terms or not text:
         return ()
     text = text[:MAX_HIGHLIGHT_CHARS]
-    tokens: Iterable[Any]
-    if _CHAIN is None:
-        analysed = ANALYZER(text, chars=True, mode="query", removestops=False)
-        tokens = highlight.set_matched_filter(analysed, terms)
-    else:
-        analysis = _tokens(text) if len(text) <= SHORT_TEXT else _long_tokens(text)
-        if terms.isdisjoint(analysis.terms):
-            return ()  # no match: Whoosh's fragments would all score 0, below its minimum of 1
-        if type(fragmenter) is highlight.WholeFragmenter:
-            return _whole(text, analysis, terms, fragmenter.charlimit)
-        if type(fragmenter) is highlight.ContextFragmenter:
-            return _formatted(text, _context(analysis, terms, fragmenter, top))
-        words = zip(analysis.starts, analysis.ends, analysis.words, strict=True)
-        tokens = (_Token(start, end, word, word in terms) for start, end, word in words)
-    # Whoosh's own fragmenting and scoring, as ``highlight.highlight`` runs them.
+    if type(fragmenter) not in _WRITTEN_OUT:
+        return _whooshs(text, terms, fragmenter, top)
+    matches = _matches(text, terms)
+    if not matches:
+        return ()  # no match: Whoosh's fragments would all score 0, below its minimum of 1
+    if isinstance(fragmenter, highlight.WholeFragmenter):
+        return _whole(text, matches, fragmenter.charlimit)
+    assert isinstance(fragmenter, highlight.ContextFragmenter)
+    ends = list(itertools.accumulate(map(len, _SPLIT.split(text))))  # between, word, ...
+    starts, ends = ends[0:-1:2], ends[1::2]
+    found = {bisect.bisect_left(starts, start): term for start, _, term in matches}
+    return _formatted(text, _context(starts, ends, found, fragmenter, top))
+
+
+def _whooshs(
+    text: str, terms: frozenset[str], fragmenter: highlight.Fragmenter, top: int
+) -> Highlighted:
+    """What Whoosh's ``highlight.highlight`` marks, for an analyzer or fragmenter the fast
+    paths do not know."""
+    analysed = ANALYZER(text, chars=True, mode="query", removestops=False)
+    tokens = highlight.set_matched_filter(analysed, terms)
     fragments = fragmenter.fragment_tokens(text, tokens)
     best = highlight.top_fragments(fragments, top, highlight.BasicFragmentScorer(), highlight.FIRST)
     return _formatted(text, [_fragment_spans(fragment) for fragment in best])
@@ -110,18 +116,22 @@ def _formatted(text: str, fragments: Iterable[_Fragment]) -> Highlighted:
 
 
 def _context(
-    analysis: _Analysis, terms: frozenset[str], fragmenter: highlight.ContextFragmenter, top: int
+    starts: list[int],
+    ends: list[int],
+    found: dict[int, str],
+    fragmenter: highlight.ContextFragmenter,
+    top: int,
 ) -> list[_Fragment]:
-    """The fragments Whoosh's ``ContextFragmenter.fragment_tokens`` makes of the analysed
-    words, the ``top`` of them by its ``BasicFragmentScorer`` (ties: the later, as its
-    ``nlargest`` keeps them), in text order, as ``highlight.highlight`` picks them. Written
-    out over the word lists: outside a fragment its loop only keeps the starts of the words
-    within ``surround`` characters, so a run of unmatched words there is one step."""
+    """The fragments Whoosh's ``ContextFragmenter.fragment_tokens`` makes of the words (where
+    each starts and ends; the matched ones' numbers, in order, with their terms), the ``top``
+    of them by its ``BasicFragmentScorer`` (ties: the later, as its ``nlargest`` keeps them),
+    in text order, as ``highlight.highlight`` picks them. Written out over the word lists:
+    outside a fragment its loop only keeps the starts of the words within ``surround``
+    characters, so a run of unmatched words there is one step."""
     maxchars, surround, charlimit = fragmenter.maxchars, fragmenter.surround, fragmenter.charlimit
-    starts, ends, words = analysis.starts, analysis.ends, analysis.words
     stop = bisect.bisect_right(ends, charlimit) if charlimit else len(ends)  # its break
-    matched = iter(itertools.compress(range(stop), map(terms.__contains__, words[:stop])))
-    upcoming = next(matched, stop)  # the next matched word at or after ``number``
+    matches = iter([number for number in found if number < stop])
+    upcoming = next(matches, stop)  # the next matched word at or after ``number``
     made: list[tuple[int | None, int, list[int]]] = []  # (first, end, matched word numbers)
     first: int | None = None
     firsts: list[int] = []
@@ -129,7 +139,7 @@ def _context(
     tks: list[int] = []
     while number < stop:
         if upcoming < number:
-            upcoming = next(matched, stop)
+            upcoming = next(matches, stop)
         if countdown < 0 and upcoming > number:  # unmatched words outside a fragment
             threshold = ends[upcoming - 1] - surround
             kept = bisect.bisect_left(starts, threshold, number, upcoming)
@@ -158,13 +168,15 @@ def _context(
     if tks:  # the end of the text, or the first word past the limit
         made.append((first, ends[min(stop, len(ends) - 1)], tks))
     scored = []
-    for start, end, found in made:
-        score = len(found) * (len({words[each] for each in found}) * 100 or 1)
+    for start, end, numbers in made:
+        score = len(numbers) * (len({found[each] for each in numbers}) * 100 or 1)
         if score >= 1:  # Whoosh's minimum score
-            scored.append((score, 0 if start is None else start, end, found))
+            scored.append((score, 0 if start is None else start, end, numbers))
     best = sorted(scored, reverse=True, key=lambda item: item[:2])[:top]
     best.sort(key=lambda item: item[1])
-    return [(start, end, [(starts[k], ends[k]) for k in found]) for _, start, end, found in best]
+    return [
+        (start, end, [(starts[k], ends[k]) for k in matches]) for _, start, end, matches in best
+    ]
 
 
 def _mark(word: str, numbers: dict[str, int]) -> Mark:
@@ -172,84 +184,131 @@ def _mark(word: str, numbers: dict[str, int]) -> Mark:
     return Mark(word, numbers.setdefault(word, len(numbers) % _TERM_CLASSES))
 
 
-@functools.lru_cache(maxsize=SHORT_TEXTS_CACHED)
-def _tokens(text: str) -> _Analysis:
-    return _analysed(text)
+#: The schema's word expression (:data:`WORD_PATTERN`) with possessive repeats: the same
+#: words (nothing after a repeat can fail, so the engine never backtracks into one), found in
+#: about half the time.
+_WORDS = r"[\w*]++(?:[.&][\w*]++)*+"
+#: Words and the text between them, alternately (the expression in a group).
+_SPLIT = re.compile(f"({_WORDS})")
 
 
-@functools.lru_cache(maxsize=LONG_TEXTS_CACHED)
-def _long_tokens(text: str) -> _Analysis:
-    return _analysed(text)
+def _ascii_initials(chain: tuple[Any, ...]) -> list[tuple[int, str | None]]:
+    """Each ASCII code, and the first letter of a term of a word beginning with it: of its
+    folded lowercase ("" if it folds to nothing); None for a code no word begins with."""
+    letters = ((code, chr(code)) for code in range(128))
+    return [
+        (code, _unstemmed(chain, letter)[0][:1] if re.match(r"[\w*]", letter) else None)
+        for code, letter in letters
+    ]
 
 
-#: The chain's words and the text between them, alternately (its expression in a group).
-_SPLIT = None if _CHAIN is None else re.compile(f"({_CHAIN[0].pattern})", _CHAIN[0].flags)
+_ASCII_INITIALS = [] if _CHAIN is None else _ascii_initials(_CHAIN)
+#: What :data:`_TERMS` keeps of a word not stemmed yet: its term's first letter (see
+#: :data:`_SCANNED`), in a tuple, which no term equals.
+_Unstemmed = tuple[str]
 #: A word as written -> its term (see :data:`WORDS_KEPT`).
-_TERMS: dict[str, str] = {}
+_TERMS: dict[str, str | _Unstemmed] = {}
 
 
-def _analysed(text: str) -> _Analysis:
-    """(start, end, term) of each word of ``text`` as ``highlight.highlight`` analyses it:
-    stop words kept and not stemmed, the others stemmed. A result page shows the same few
-    texts again and again, and their analysis was most of the highlighting time: the words
-    are split out in one call, and each written word is analysed once (:data:`_TERMS`)."""
-    assert _CHAIN is not None and _SPLIT is not None  # only the plain chain (see _marked)
-    pieces = _SPLIT.split(text)  # between, word, between, ..., word, between
-    ends = list(itertools.accumulate(map(len, pieces)))
-    written = pieces[1::2]
-    terms = list(map(_TERMS.get, written))
-    if None in terms:
+def _known(word: str, initials: frozenset[str]) -> str | _Unstemmed:
+    """What :data:`_TERMS` keeps of ``word``, analysed first if need be for a query's
+    ``initials``."""
+    known = _TERMS.get(word)
+    if known is None or (isinstance(known, tuple) and known[0] in initials):
         if len(_TERMS) > WORDS_KEPT:
             _TERMS.clear()
-        for number, word in enumerate(written):
-            if terms[number] is None:  # a word new here (maybe again: analysed once)
-                term = _TERMS.get(word)
-                if term is None:
-                    term = _TERMS[word] = analysed(_CHAIN, word)[0]
-                terms[number] = term
-    found = cast(list[str], terms)
-    return _Analysis(ends[0:-1:2], ends[1::2], found, frozenset(found))
+        known = _TERMS[word] = _term(word, initials)
+    return known
 
 
-class _Token:
-    """What Whoosh's fragmenters, scorer and formatter read of a token."""
-
-    __slots__ = ("endchar", "matched", "startchar", "text")
-    boost = 1.0
-
-    def __init__(self, start: int, end: int, text: str, matched: bool) -> None:
-        self.startchar, self.endchar, self.text, self.matched = start, end, text, matched
-
-    def copy(self) -> _Token:
-        return self  # never changed once made
+def _term(word: str, initials: frozenset[str]) -> str | _Unstemmed:
+    assert _CHAIN is not None
+    letter = _unstemmed(_CHAIN, word)[0][:1]
+    if letter not in initials:
+        return (letter,)  # its term begins with it (see _SCANNED): not one of the query's
+    return analysed(_CHAIN, word)[0]
 
 
-def _whole(text: str, analysis: _Analysis, terms: frozenset[str], charlimit: int) -> Highlighted:
+@functools.lru_cache(maxsize=64)
+def _initials(terms: frozenset[str]) -> frozenset[str]:
+    """The first letters of ``terms``: a word's term can only be one of them if it begins
+    with one (see :data:`_SCANNED`)."""
+    return frozenset(term[:1] for term in terms)
+
+
+@functools.lru_cache(maxsize=64)
+def _candidates(initial: str) -> re.Pattern[str]:
+    """The words (as the schema's expression finds them) whose term may begin with
+    ``initial``: they start where a word can (not after a word character, nor after . or &
+    after one), with a letter whose folded lowercase begins with it, or folds to nothing
+    (ASCII letters checked, every other letter taken). The letter comes first, so that the
+    expression engine skips to the next one in C, as a class of the ASCII codes it is not, in
+    ranges (compiled 30 times faster than the class of every other letter). One expression
+    a letter, not a query's letters: a query of new letters compiled one (0.1-0.4 ms)."""
+    others = [
+        code for code, letter in _ASCII_INITIALS if letter is None or (letter and letter != initial)
+    ]
+    ranges = "".join(
+        f"\\x{run[0][1]:02x}-\\x{run[-1][1]:02x}"
+        for run in (
+            list(codes)
+            for _, codes in itertools.groupby(enumerate(others), lambda item: item[1] - item[0])
+        )
+    )
+    # The letter taken, looked behind: a word character, not after a word character nor
+    # after . or & after one; then the rest of the word, as _WORDS goes on.
+    return re.compile(rf"[^{ranges}](?<=[\w*])(?<![\w*].)(?<![\w*][.&].)[\w*]*+(?:[.&][\w*]++)*+")
+
+
+#: A match: where the word starts and ends, its term.
+_Match = tuple[int, int, str]
+
+
+def _matches(text: str, terms: frozenset[str]) -> list[_Match]:
+    """The words of ``text`` whose term, as ``highlight.highlight`` analyses it (stop words
+    kept and not stemmed, the others stemmed), is one of ``terms``. A result page shows some
+    thousand words, and analysing them (Porter's stemmer, in Python, on the words new to the
+    process) was most of highlighting's time: only the words that may match
+    (:func:`_candidates`) are analysed, each once (:data:`_TERMS`)."""
+    initials = _initials(terms)
+    found: Iterable[re.Match[str]]
+    if len(initials) == 1:
+        found = _candidates(next(iter(initials))).finditer(text)
+    else:  # each letter's words, in text order
+        scans = [_candidates(initial).finditer(text) for initial in initials]
+        found = sorted(itertools.chain(*scans), key=re.Match.start)
+    matches: list[_Match] = []
+    last = -1
+    for match in found:
+        start = match.start()
+        if start == last:
+            continue  # a word every letter's expression takes (it begins with a non-ASCII one)
+        last = start
+        term = _known(match.group(), initials)
+        if isinstance(term, str) and term in terms:
+            matches.append((start, match.end(), term))
+    return matches
+
+
+def _whole(text: str, matches: list[_Match], charlimit: int) -> Highlighted:
     """:func:`_marked` with a WholeFragmenter, written out: the same marks without a Token,
     Fragment or sort per call."""
-    # Words end further and further on: the fragmenter's stop at the first word past the
-    # limit is every word within it.
-    spans = [
-        (start, end)
-        for start, end, word in zip(analysis.starts, analysis.ends, analysis.words, strict=True)
-        if word in terms and not (charlimit and end > charlimit)
-    ]
-    if not spans:
-        return ()  # no match: Whoosh's fragment scores 0, below its minimum of 1
-    pieces: list[str | Mark] = []
+    shown: list[str | Mark] = []
     position = 0
     numbers: dict[str, int] = {}
-    for start, end in spans:
-        pieces += [text[position:start], _mark(text[start:end], numbers)]
+    for start, end, _ in matches:
+        if charlimit and end > charlimit:
+            break  # the fragmenter stops at the first word past the limit
+        shown += [text[position:start], _mark(text[start:end], numbers)]
         position = end
-    pieces.append(text[position:])
-    return highlighted(pieces)
+    if not numbers:
+        return ()  # no match: Whoosh's fragment scores 0, below its minimum of 1
+    shown.append(text[position:])
+    return tuple(filter(None, shown))  # as highlighted(): runs and marks alternate
 
 
 def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
-    return _marked(article.title, terms, highlight.WholeFragmenter(), 1) or highlighted(
-        [article.title]
-    )
+    return _marked(article.title, terms, _WHOLE, 1) or highlighted([article.title])
 
 
 #: A body, or how to read it: read only where the excerpt does not do.
@@ -261,14 +320,14 @@ def marked_excerpt(excerpt: str, body: Body, terms: frozenset[str]) -> Highlight
     The body is read only for a snippet (``terms`` the excerpt does not show) or when there is
     no excerpt: a page of hits without highlighting reads no body."""
     if len(excerpt) <= EXCERPT_CHARS:
-        marked = _marked(excerpt, terms, highlight.WholeFragmenter(), 1)
+        marked = _marked(excerpt, terms, _WHOLE, 1)
     else:
-        marked = _marked(excerpt, terms, highlight.ContextFragmenter(EXCERPT_CHARS, 80), 1)
+        marked = _marked(excerpt, terms, _EXCERPT, 1)
     if marked:
         return marked
     if terms:
         body = _read(body)
-        snippet = _marked(body, terms, highlight.ContextFragmenter(EXCERPT_CHARS // 2, 60), 2)
+        snippet = _marked(body, terms, _SNIPPET, 2)
         if snippet:
             return snippet
     text = excerpt or _read(body)

@@ -20,15 +20,17 @@ import numpy as np
 import pytest
 from whoosh import highlight as whoosh_highlight
 from whoosh import query as whoosh_query
+from whoosh.lang import porter
 
 from searchidx import highlight, indexer, matching
 from searchidx import service as service_module
 from searchidx.content import scan_content
 from searchidx.facets import FACETS
-from searchidx.marks import to_html
+from searchidx.marks import Mark, to_html
 from searchidx.querylang import parse_query
 from searchidx.ranking import top_scored
 from searchidx.request import SearchRequest, Sort
+from searchidx.sample import ZipfWords
 from searchidx.schema import ANALYZER, analysed
 from searchidx.service import SearchService
 from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
@@ -350,15 +352,26 @@ def test_snapshot_dated_docs_are_the_date_ranges_live_documents_ascending(
             assert docs.tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize(
-    "fragmenter",
-    [
-        whoosh_highlight.WholeFragmenter,
-        lambda: whoosh_highlight.WholeFragmenter(charlimit=50),
-        lambda: whoosh_highlight.ContextFragmenter(highlight.EXCERPT_CHARS, 80),
-        lambda: whoosh_highlight.ContextFragmenter(40, 10, charlimit=300),
-    ],
-)
+FRAGMENTERS = [
+    whoosh_highlight.WholeFragmenter,
+    lambda: whoosh_highlight.WholeFragmenter(charlimit=50),
+    lambda: whoosh_highlight.ContextFragmenter(highlight.EXCERPT_CHARS, 80),
+    lambda: whoosh_highlight.ContextFragmenter(40, 10, charlimit=300),
+]
+
+
+def _assert_marked_as_whoosh_marks(text: str, terms: frozenset[str], fragmenter) -> None:
+    for top in (1, 2):
+        formatter = whoosh_highlight.HtmlFormatter(
+            tagname="mark", classname="match", between=highlight.BETWEEN_FRAGMENTS
+        )
+        whooshs = whoosh_highlight.highlight(
+            text, terms, ANALYZER, fragmenter(), formatter, top=top
+        )
+        assert to_html(highlight._marked(text, terms, fragmenter(), top)) == whooshs, (text, terms)
+
+
+@pytest.mark.parametrize("fragmenter", FRAGMENTERS)
 def test_highlighting_is_whooshs(fragmenter):
     rng = random.Random(5)
     texts = []
@@ -371,14 +384,46 @@ def test_highlighting_is_whooshs(fragmenter):
     stems = ["microsoft", "chip", "product", "ai", "the", "a", "ab", "b", "é", "power", "app", "1"]
     for text in texts:
         terms = frozenset(rng.sample(stems, rng.randint(1, 5)))
-        for top in (1, 2):
-            formatter = whoosh_highlight.HtmlFormatter(
-                tagname="mark", classname="match", between=highlight.BETWEEN_FRAGMENTS
-            )
-            whooshs = whoosh_highlight.highlight(
-                text, terms, ANALYZER, fragmenter(), formatter, top=top
-            )
-            assert to_html(highlight._marked(text, terms, fragmenter(), top)) == whooshs
+        _assert_marked_as_whoosh_marks(text, terms, fragmenter)
+
+
+@pytest.mark.parametrize("fragmenter", FRAGMENTERS)
+def test_highlighting_is_whooshs_for_the_terms_of_a_texts_own_words(monkeypatch, fragmenter):
+    """Highlighting analyses only the words that may match (those whose first letter begins a
+    query term), each once across queries: the same marks as Whoosh's, for terms of the
+    text's own words and words of the same first letters, over the bench's made-up words and
+    letters that lowercase or fold to more, fewer or other letters."""
+    chain = highlight._CHAIN
+    assert chain is not None and highlight._SCANNED  # the schema's words, Porter's stemmer
+    monkeypatch.setattr(highlight, "_TERMS", {})
+    rng = random.Random(11)
+    made_up = ZipfWords(2000)
+    texts = [text for article in real_shaped_articles() for text in (article.title, article.body)]
+    texts += [
+        " ".join(made_up.sentence(rng) for _ in range(rng.randint(1, 12))) for _ in range(300)
+    ]
+    letters = "aAyYsSiIeé Éİıßæ Œ ΣσςﬁĲ\u0301·.&*_-'\u20191 ᾈ"
+    texts += ["".join(rng.choices(letters, k=rng.randint(1, 80))) for _ in range(300)]
+    for text in texts:
+        own = [token.text for token in ANALYZER(text, mode="query", removestops=False)]
+        for _ in range(3):  # the same text again, for terms of other first letters
+            chosen = rng.sample(own, min(len(own), rng.randint(1, 2)))
+            chosen.append(rng.choice(made_up.words))
+            terms = frozenset(analysed(chain, word)[0] for word in chosen)
+            _assert_marked_as_whoosh_marks(text, terms, fragmenter)
+
+
+def test_porter_stem_keeps_a_words_first_letter():
+    """What highlighting relies on to leave unstemmed the words of other first letters than
+    a query's terms (highlight._SCANNED): the bench's made-up words, the articles' words, and
+    strings of the letters Porter's rules turn on."""
+    rng = random.Random(3)
+    words = list(ZipfWords(20_000).words)
+    for article in real_shaped_articles():
+        words += [token.text for token in ANALYZER(article.body, mode="query", removestops=False)]
+    words += ["".join(rng.choices("yaeiouslzbtdcgn", k=rng.randint(1, 12))) for _ in range(50_000)]
+    words += ["ies", "sses", "yes", "eed", "ying", "ed", "ing", "y", "ys", "yies", "abilit"]
+    assert [word for word in words if porter.stem(word)[:1] != word[:1]] == []
 
 
 @pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.NEWEST, Sort.OLDEST, Sort.QUALITY])
@@ -485,9 +530,7 @@ def test_search_looks_up_few_documents_weighed_by_the_query_terms(
     assert allowed * 5 <= snapshot.size < allowed * 16  # the two sides of the bound
 
 
-def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
-    chain = highlight._CHAIN
-    assert chain is not None  # the plain chain: analysed word by word
+def test_highlighting_analyses_a_word_once_and_only_for_terms_of_its_first_letter(monkeypatch):
     monkeypatch.setattr(highlight, "_TERMS", {})
     asked: list[str] = []
 
@@ -496,10 +539,19 @@ def test_highlighting_analyses_each_word_new_to_a_text_once(monkeypatch):
         return analysed(chain, word)
 
     monkeypatch.setattr(highlight, "analysed", counted)
-    written = ["Quorbling", "quorbles", "quorbling", "and", "Quorbling", "quorbles"]
-    found = highlight._analysed(" ".join(written) + ".")
-    assert sorted(asked) == ["Quorbling", "and", "quorbles", "quorbling"]
-    assert found.words == [analysed(chain, word)[0] for word in written]
+    text = "Quorbling quorbles, and quorbling: Quorbling quorbles."
+    marked = highlight._marked(text, frozenset({"quorbl"}), whoosh_highlight.WholeFragmenter(), 1)
+    assert sorted(asked) == ["Quorbling", "quorbles", "quorbling"]
+    assert [piece.text for piece in marked if isinstance(piece, Mark)] == [
+        "Quorbling",
+        "quorbles",
+        "quorbling",
+        "Quorbling",
+        "quorbles",
+    ]
+    asked.clear()
+    highlight._marked(text, frozenset({"quorbl", "and"}), whoosh_highlight.WholeFragmenter(), 1)
+    assert asked == ["and"]
 
 
 def test_top_values_ranked_in_python_as_by_numpy(monkeypatch):
