@@ -192,7 +192,7 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
 def test_a_build_larger_than_the_buffer_writes_several_segments(
     collection: Path, plain: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(indexer, "WRITER_LIMIT_MB", 1)
+    monkeypatch.setattr(indexer, "WRITER_LIMIT_MB", 0.25)  # several segments of the sample
     store = IndexStore(tmp_path / "segments")
 
     indexer.rebuild(store, collection)
