@@ -309,6 +309,19 @@ def segment_postings(
     return size, postings
 
 
+def test_facet_columns_keep_a_code_a_document(plain: IndexStore):
+    """Every facet of few values in a column of codes, the category and the type (keywords)
+    too: Whoosh's keyword made them columns of each document's bytes."""
+    with plain.open_index().reader() as reader:
+        for leaf, _ in reader.leaf_readers():
+            for name in ("category", "type", "provider_name", "published"):
+                column = leaf.column_reader(name, translate=False)
+                coded = whoosh_internals.ref_codes(column, leaf.doc_count_all())
+                assert coded is not None, name
+                codes, uniques = coded
+                assert [uniques[code] for code in codes] == list(column)
+
+
 def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
