@@ -124,11 +124,12 @@ class Text(fields.TEXT):
         format_ = self.format
         if type(format_) is formats.Positions:
             boost = format_.field_boost
+            weight = _count_weight if boost == 1.0 else partial(operator.mul, 1.0 * boost)
             return [
                 (
                     term,
                     len(found),
-                    len(found) * 1.0 * boost,
+                    weight(len(found)),
                     _positions(found) if len(found) > 1 else _one_position(found[0]),
                 )
                 for term, found in positions.items()
@@ -179,6 +180,14 @@ def _plain_analysis(analyzer: Any) -> tuple[tuple[Any, ...], dict[str, bytes]] |
         found = _ANALYSES[id(analyzer)] = (chain, {})
         weakref.finalize(analyzer, _ANALYSES.pop, id(analyzer), None)
     return found
+
+
+@functools.cache
+def _count_weight(count: int) -> float:
+    """The weight of a word found ``count`` times (``count * 1.0``), one float object a count:
+    a build buffers a segment's postings, each with its weight, and a float apiece was a third
+    of a posting's memory (24 of some 75 bytes)."""
+    return count * 1.0
 
 
 @functools.cache
@@ -256,6 +265,23 @@ def _coded_column() -> bool:
     return whoosh_internals.sortable_column(columns.RefBytesColumn())
 
 
+def _coded_keyword() -> fields.KEYWORD:
+    """A lowercased keyword with a :func:`_coded_column`: Whoosh's ``KEYWORD`` takes
+    ``sortable`` as a flag only (its column of each document's bytes took 8 bytes a
+    document at 100,000 articles, the codes take 1), so the column is set after."""
+    field = fields.KEYWORD(lowercase=True)
+    field.set_sortable(_coded_column())
+    return field
+
+
+def _bytes_column() -> columns.VarBytesColumn:
+    """Whoosh's column of variable-length bytes without the offsets it adds past 32,768
+    documents a segment (4 bytes a document, for its own reader not to sum the lengths when
+    it opens the column): searchidx reads these columns by their lengths
+    (:func:`whoosh_internals.var_bytes`), and Whoosh's reader sums them without."""
+    return columns.VarBytesColumn(allow_offsets=False)
+
+
 def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
     """``field`` indexing one term per value, not Whoosh's tiers of coarser ones.
 
@@ -271,8 +297,8 @@ def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
 def build_schema() -> fields.Schema:
     return fields.Schema(
         # Identity and sync state.
-        path=fields.ID(unique=True, sortable=True),
-        state=fields.COLUMN(columns.VarBytesColumn()),
+        path=fields.ID(unique=True, sortable=whoosh_internals.sortable_column(_bytes_column())),
+        state=fields.COLUMN(_bytes_column()),
         record=fields.COLUMN(RecordColumn(*DISPLAY)),
         stored_body=fields.COLUMN(RecordColumn(*BODY)),
         # Searched text.
@@ -283,10 +309,10 @@ def build_schema() -> fields.Schema:
         provider=Text(analyzer=ANALYZER),
         domain=fields.KEYWORD(lowercase=True),
         # Facets, filters and sorts: exact values in columns.
-        topics=fields.COLUMN(columns.VarBytesColumn()),
+        topics=fields.COLUMN(_bytes_column()),
         provider_name=fields.ID(sortable=_coded_column()),
-        category=fields.KEYWORD(lowercase=True, sortable=_coded_column()),
-        type=fields.KEYWORD(lowercase=True, sortable=_coded_column()),
+        category=_coded_keyword(),
+        type=_coded_keyword(),
         published=fields.ID(sortable=_coded_column()),
         date=_untiered(fields.DATETIME(sortable=True)),
         quality=_untiered(fields.NUMERIC(int, bits=32, signed=True, sortable=True)),

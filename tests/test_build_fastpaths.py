@@ -192,7 +192,7 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
 def test_a_build_larger_than_the_buffer_writes_several_segments(
     collection: Path, plain: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(indexer, "WRITER_LIMIT_MB", 1)
+    monkeypatch.setattr(indexer, "WRITER_LIMIT_MB", 0.25)  # several segments of the sample
     store = IndexStore(tmp_path / "segments")
 
     indexer.rebuild(store, collection)
@@ -307,6 +307,19 @@ def segment_postings(
             matcher.next()
     reader.close()
     return size, postings
+
+
+def test_facet_columns_keep_a_code_a_document(plain: IndexStore):
+    """Every facet of few values in a column of codes, the category and the type (keywords)
+    too: Whoosh's keyword made them columns of each document's bytes."""
+    with plain.open_index().reader() as reader:
+        for leaf, _ in reader.leaf_readers():
+            for name in ("category", "type", "provider_name", "published"):
+                column = leaf.column_reader(name, translate=False)
+                coded = whoosh_internals.ref_codes(column, leaf.doc_count_all())
+                assert coded is not None, name
+                codes, uniques = coded
+                assert [uniques[code] for code in codes] == list(column)
 
 
 def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
