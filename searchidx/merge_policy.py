@@ -2,13 +2,14 @@
 index keeps a bounded number of segments, its deleted documents are dropped, and no document
 is rewritten more than a few times.
 
-A sync adds a segment of its changed files (or one per worker); a build writes segments of a
-full buffer (some 15,000 articles each). A segment is sized by its live documents, and sizes
-fall in tiers: tier 0 below :data:`FLOOR_DOCS`, each tier above spanning a factor of
-:data:`MERGE_FACTOR`. Once a tier holds :data:`MERGE_FACTOR` segments, they are merged into
-one of a higher tier, the smallest first, as many as make at most :data:`MERGED_MOST_DOCS`
-documents. A segment of half that many live documents or more is at rest: no merge takes it
-until deletions take it below half (then it merges again, and loses its deleted documents).
+A sync adds a segment of its changed files (or one per worker); a build writes one segment a
+worker (50,000 articles each at 100,000 on 2 cores) unless a worker's buffer fills first. A
+segment is sized by its live documents, and sizes fall in tiers: tier 0 below
+:data:`FLOOR_DOCS`, each tier above spanning a factor of :data:`MERGE_FACTOR`. Once a tier
+holds :data:`MERGE_FACTOR` segments, they are merged into one of a higher tier, the smallest
+first, as many as make at most :data:`MERGED_MOST_DOCS` documents. A segment of half that many
+live documents or more is at rest: no merge takes it until deletions take it below half (then
+it merges again, and loses its deleted documents).
 
 So a commit merges at most once (no sync writes more than :data:`MERGED_MOST_DOCS` documents
 for a merge, some 20 s of CPU); each document is rewritten once per tier it climbs (twice up to
