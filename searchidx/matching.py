@@ -48,6 +48,8 @@ SPARSE_SHARE = 8
 #: shorter than the other, else through a table of every document (9,000 against 9,000
 #: documents: 40 us against 170).
 _SEARCHED_SHARE = 16
+#: A lone word's (field, text, boost) terms.
+_Terms = tuple[tuple[str, str | bytes, float], ...]
 #: A cache key: ("postings" or "positions", field, word), ("union", its terms) or ("ranked",
 #: its terms, the boost of their Or).
 _CacheKey = tuple[Hashable, ...]
@@ -402,30 +404,37 @@ class QueryMatcher:
         :func:`~searchidx.ranking.top_of` orders them, deleted ones included (cached): a page
         of it is read off its top, not sorted out of every match. None for any other query,
         or where :meth:`match` gives no scores."""
-        if not self.fast:
+        word = _lone_word(parsed) if self.fast else None
+        if word is None:
             return None
-        if type(parsed) is query.Term:
-            words = [parsed]
-        elif _plain_or(parsed) and parsed.subqueries:
-            words = cast(list[query.Term], parsed.subqueries)
-            if not all(type(sub) is query.Term for sub in words):
-                return None
-        else:
-            return None
-        terms = tuple((sub.fieldname, sub.text, sub.boost) for sub in words)
 
         def rank() -> Postings:
-            # The scores _evaluate gives the node: its (boosted) terms' sum, times an Or's boost.
-            docs, scores = self._merged(terms)
+            docs, scores = self._word_union(*word)
             if scores is None:
                 return Postings(docs, None)
-            if type(parsed) is not query.Term:
-                scores = cast(np.ndarray, _boosted(scores, parsed.boost))
             order = np.lexsort((docs, -scores))
             return Postings(docs[order], scores[order])
 
-        found: Postings = self._cache.get(("ranked", terms, parsed.boost), rank)
+        found: Postings = self._cache.get(("ranked", *word), rank)
         return None if found.scores is None else found
+
+    def word(self, parsed: query.Query) -> Postings | None:
+        """A lone word's documents (ascending, deleted ones included) and their scores as
+        :meth:`match` gives them (the cached union of its fields, see :meth:`ranked`), the
+        word charged to the request first; None for any other query, or where :meth:`match`
+        gives no scores."""
+        word = _lone_word(parsed) if self.fast else None
+        if word is None:
+            return None
+        self._charge_query(parsed)
+        found = self._word_union(*word)
+        return None if found.scores is None else found
+
+    def _word_union(self, terms: _Terms, boost: float) -> Postings:
+        """The union of a lone word's ``terms``, scored as :meth:`_evaluate` scores its node:
+        the (boosted) terms' sum, times the node's ``boost``."""
+        docs, scores = self._merged(terms)
+        return Postings(docs, _boosted(scores, boost))
 
     def _boosted_postings(
         self, terms: Sequence[tuple[str, str | bytes, float]]
@@ -781,6 +790,20 @@ def _unwalked_leaf(leaf: query.Query) -> bool:
     """Whether :meth:`QueryMatcher.finds_none` evaluates a query leaf: a word, a fuzzy word
     or a phrase (whose postings the query's first search read)."""
     return type(leaf) in (query.Term, query.FuzzyTerm) or isinstance(leaf, query.Phrase)
+
+
+def _lone_word(parsed: query.Query) -> tuple[_Terms, float] | None:
+    """The (field, text, boost) terms of a lone word (a word, or the same word in each field:
+    most plain queries) and the boost of their Or (1.0 for a word: its own is its term's);
+    None for any other query."""
+    if type(parsed) is query.Term:
+        return ((parsed.fieldname, parsed.text, parsed.boost),), 1.0
+    if not (_plain_or(parsed) and parsed.subqueries):
+        return None
+    words = cast(list[query.Term], parsed.subqueries)
+    if not all(type(sub) is query.Term for sub in words):
+        return None
+    return tuple((sub.fieldname, sub.text, sub.boost) for sub in words), parsed.boost
 
 
 def _plain_or(q: query.Query) -> TypeGuard[query.Or]:

@@ -624,6 +624,18 @@ class IndexSnapshot:
         mask &= self.live
         return mask
 
+    def dated(self, docs: np.ndarray, start: datetime | None, end: datetime | None) -> np.ndarray:
+        """Which of ``docs`` are dated from ``start`` to ``end``, deleted or not (for live
+        ones, ``date_range``'s mask at them): their dates compared, no mask of every document
+        made (a word's few thousand documents in some 10 us; the mask takes 40-90)."""
+        dates = self.dates[docs]
+        within = np.ones(len(docs), dtype=bool)
+        if start is not None:
+            within &= dates >= date_key(start)
+        if end is not None:
+            within &= dates <= date_key(end)
+        return within
+
     def dated_docs(self, start: datetime | None, end: datetime | None) -> np.ndarray:
         """The live documents dated from ``start`` to ``end``, ascending (what
         ``np.flatnonzero(date_range(start, end))`` gives): their slice of the oldest-first

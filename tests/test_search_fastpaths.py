@@ -12,7 +12,7 @@ import itertools
 import random
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from whoosh import highlight as whoosh_highlight
 from whoosh import query as whoosh_query
+from whoosh.util.times import long_to_datetime
 
 from searchidx import highlight, indexer, matching
 from searchidx import service as service_module
@@ -374,6 +375,7 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
         ]
         return result.total, hits, result.retry, result.ran_query
 
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # a lone word too: at the few
     try:
         for text in QUERIES:
             for fields in within:
@@ -385,6 +387,76 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
     finally:
         service.close()
     assert len(looked_up) == len(QUERIES) * len(within)
+
+
+def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A lone word's matches within filters, taken from its own documents (dates compared,
+    no date mask), answer seeded requests (words, date ranges, filters, sorts, pages) as its
+    query matched over every document does, to the score, deleted documents left out."""
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    for path in sorted(scan_content(content))[::3]:
+        (content / path).unlink()
+    indexer.sync(store)
+    service = SearchService(store, results_cached=0)
+    snapshot = service.snapshot()
+    assert snapshot.live_count < snapshot.size  # some deleted
+    taken = []
+    word = snapshot.matcher.word
+
+    def counted(parsed: whoosh_query.Query) -> matching.Postings | None:
+        postings = word(parsed)
+        taken.append(postings is not None)
+        return postings
+
+    monkeypatch.setattr(snapshot.matcher, "word", counted)
+    monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)  # never few
+    rng = random.Random(12)
+    words = [*snapshot.title_words[0], "microsoft", "Analysts", "title:cloud", "topic:ai^2"]
+    topics, providers = snapshot.facet("topic").values, snapshot.facet("provider").values
+    days = np.sort(snapshot.dates[snapshot.live])
+
+    def moment() -> datetime:  # an article's date, or a second either side of it
+        date = long_to_datetime(int(rng.choice(days))).replace(tzinfo=UTC)
+        return date + timedelta(seconds=rng.choice((-1, 0, 1)))
+
+    def answer(request: SearchRequest) -> tuple:
+        result = service.search(request)
+        return result.total, [(hit.article.path, hit.score) for hit in result.hits], result.retry
+
+    found = 0
+    try:
+        for _ in range(300):
+            start, end = sorted((moment(), moment()))
+            fields: dict[str, Any] = rng.choice(
+                [
+                    {"date_from": start, "date_to": end},
+                    {"date_from": start},
+                    {"date_to": end, "filters": {"topic": (rng.choice(topics),)}},
+                    {"filters": {"provider": (rng.choice(providers),)}, "min_quality": 40},
+                ]
+            )
+            request = SearchRequest(
+                text=rng.choice(words),
+                sort=rng.choice([Sort.RELEVANCE, Sort.NEWEST, Sort.OLDEST, Sort.QUALITY]),
+                page=rng.randint(1, 3),
+                per_page=5,
+                facets=False,
+                **fields,
+            )
+            monkeypatch.setattr(service_module, "WORD_AMONG", 1)  # always its documents
+            among = answer(request)
+            monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # never
+            assert among == answer(request), request
+            found += among[0] > 0
+    finally:
+        service.close()
+    assert taken == [True] * 300  # each a lone word, its documents taken
+    assert found > 150  # most requests find something
 
 
 def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
@@ -405,6 +477,7 @@ def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
         per_page=5,
         facets=False,
     )
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # not the word's documents
     try:
         monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 0)  # always few
         few = service.search(request)
@@ -424,6 +497,7 @@ def test_search_looks_up_few_documents_weighed_by_the_query_terms(
     """Each term is looked up at each allowed document: a query of more words is looked up
     at fewer documents before it is matched over every document instead."""
     monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 1)
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # a lone word too: at the few
     service = SearchService(sample_store, results_cached=0)
     snapshot = service.snapshot()
     looked_up: list[int] = []
