@@ -183,13 +183,16 @@ class QueryMatcher:
         return self._matched(parsed, scored, within)
 
     def match_at(
-        self, parsed: query.Query, docs: np.ndarray
+        self, parsed: query.Query, docs: np.ndarray, charged: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Which of ``docs`` (ascending docnums of live documents: a filter's few) ``parsed``
         matches, and their scores as :meth:`match` gives them (None: none it gives). Each
         word's postings are looked up at ``docs`` alone where the query's parts allow: no
-        array of every document is made (a week's documents in a fraction of the time)."""
-        self._charge_query(parsed)
+        array of every document is made (a week's documents in a fraction of the time).
+        ``charged``: the query was charged to the request already (:meth:`required_word`;
+        charging looks each word up again, some 20 us for three words)."""
+        if not charged:
+            self._charge_query(parsed)
         if self.fast:
             return self._evaluate(parsed, scored=True, at=docs)
         matches = self._matched(parsed, True, None)
@@ -418,17 +421,24 @@ class QueryMatcher:
         found: Postings = self._cache.get(("ranked", *word), rank)
         return None if found.scores is None else found
 
-    def word(self, parsed: query.Query) -> Postings | None:
-        """A lone word's documents (ascending, deleted ones included) and their scores as
-        :meth:`match` gives them (the cached union of its fields, see :meth:`ranked`), the
-        word charged to the request first; None for any other query, or where :meth:`match`
-        gives no scores."""
-        word = _lone_word(parsed) if self.fast else None
-        if word is None:
+    def required_word(self, parsed: query.Query) -> tuple[Postings, bool] | None:
+        """The documents of a lone word every match of ``parsed`` has (ascending, deleted ones
+        included), with their scores as :meth:`match` gives that word's, and whether it is
+        the whole query: the query's own if it is a lone word, else the rarest of the words
+        an And of them requires (its optional parts aside: AndMaybe, the title phrase of
+        typed words). The query is charged to the request first. None for any other query,
+        or where :meth:`match` gives no scores."""
+        if not self.fast:
+            return None
+        node = parsed.a if type(parsed) is query.AndMaybe else parsed
+        nodes = node.subqueries if type(node) is query.And else [node]
+        words = [(sub, word) for sub in nodes if (word := _lone_word(sub)) is not None]
+        if not words:
             return None
         self._charge_query(parsed)
-        found = self._word_union(*word)
-        return None if found.scores is None else found
+        sub, word = min(words, key=lambda found: self._fewest(found[0]))
+        postings = self._word_union(*word)
+        return None if postings.scores is None else (postings, sub is parsed)
 
     def _word_union(self, terms: _Terms, boost: float) -> Postings:
         """The union of a lone word's ``terms``, scored as :meth:`_evaluate` scores its node:

@@ -53,7 +53,7 @@ from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
-from searchidx.matching import Matches, Postings
+from searchidx.matching import SPARSE_SHARE, Matches, Postings
 from searchidx.ranking import FIELD_BOOSTS, Page
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
@@ -96,9 +96,9 @@ PAGE_LOOKAHEAD = 256
 #: every document each term's postings are read whole. At 100,000 articles a word of five
 #: fields costs the same either way at some 12,000 documents, two words at some 2,000.
 FEW_ALLOWED_SHARE = 4
-#: A lone word's matches within filters are its documents there (see
-#: :meth:`SearchService._among`) unless the filters allow this many times fewer documents
-#: than it has; 0: never.
+#: A text search within filters looks its query up at the documents of a word it requires
+#: that the filters allow (a lone word's matches are those; see :meth:`SearchService._among`)
+#: unless the filters allow this many times fewer documents than the word has; 0: never.
 WORD_AMONG = 8
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
 OUTDATED_NOTE = (
@@ -482,10 +482,15 @@ class SearchService:
         return _Matched(parsed, matches, final, total, ranked)
 
     def _matched_among(
-        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, allowed: np.ndarray
+        self,
+        snapshot: IndexSnapshot,
+        parsed: whoosh_query.Query,
+        allowed: np.ndarray,
+        charged: bool = False,
     ) -> _MatchedAmong:
-        """The query's matches among the few documents ``allowed`` (see :meth:`_few_allowed`)."""
-        at, scores = snapshot.match_at(parsed, allowed)
+        """The query's matches among the few documents ``allowed`` (see :meth:`_among`);
+        ``charged``: the query was charged to the request already."""
+        at, scores = snapshot.match_at(parsed, allowed, charged)
         return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
 
     def _filter_masks(self, snapshot: IndexSnapshot, request: SearchRequest) -> _FilterMasks:
@@ -608,25 +613,33 @@ class SearchService:
         parsed: whoosh_query.Query,
         filters: Mapping[str, np.ndarray],
     ) -> _MatchedAmong | None:
-        """The query's matches within the filters, looked up among a lone word's documents
-        or among the few documents the filters allow (:meth:`_few_allowed`), whichever are
-        fewer; None when the query is to be matched over every document: no filter, or the
-        search needs its matches there (facet counts, explained scores, the best sort's
-        boosts)."""
+        """The query's matches within the filters, looked up among the documents of a word
+        it requires (:meth:`QueryMatcher.required_word`) that the filters allow, or among
+        the few documents the filters allow (:meth:`_few_allowed`), whichever are fewer; a
+        lone word's are its own. None when the query is to be matched over every document:
+        no filter, the search needs its matches there (facet counts, explained scores, the
+        best sort's boosts), or the word's allowed documents are many (past
+        :data:`~searchidx.matching.SPARSE_SHARE`, as a scored query's are)."""
         if not filters or request.facets or request.explain:
             return None
         if request.effective_sort is Sort.BEST:
             return None
-        word = snapshot.matcher.word(parsed) if WORD_AMONG else None
-        fewer = None if word is None else len(word.docs) // WORD_AMONG
+        required = snapshot.matcher.required_word(parsed) if WORD_AMONG else None
+        fewer = None if required is None else len(required[0].docs) // WORD_AMONG
         allowed = self._few_allowed(snapshot, request, parsed, filters, fewer)
         if allowed is not None:
-            return self._matched_among(snapshot, parsed, allowed)
-        if word is None:
+            return self._matched_among(snapshot, parsed, allowed, required is not None)
+        if required is None:
             return None
-        assert word.scores is not None  # a word() has its scores
-        kept = self._allowed_at(snapshot, request, filters, word.docs)
-        return _MatchedAmong(parsed, word.docs[kept], word.scores[kept])
+        (docs, scores), whole = required
+        kept = self._allowed_at(snapshot, request, filters, docs)
+        if whole:
+            assert scores is not None  # a required word has its scores
+            return _MatchedAmong(parsed, docs[kept], scores[kept])
+        docs = docs[kept]  # every match is among them: the query looked up there
+        if len(docs) * SPARSE_SHARE > snapshot.size:
+            return None
+        return self._matched_among(snapshot, parsed, docs, charged=True)
 
     def _allowed_at(
         self,

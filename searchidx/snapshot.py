@@ -415,11 +415,11 @@ class IndexSnapshot:
         return self.matcher.match(parsed, scored, within)
 
     def match_at(
-        self, parsed: query.Query, docs: np.ndarray
+        self, parsed: query.Query, docs: np.ndarray, charged: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Which of ``docs`` (ascending, live) ``parsed`` matches, and their scores (see
         :meth:`~searchidx.matching.QueryMatcher.match_at`)."""
-        return self.matcher.match_at(parsed, docs)
+        return self.matcher.match_at(parsed, docs, charged)
 
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""

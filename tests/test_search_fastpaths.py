@@ -389,12 +389,13 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
     assert len(looked_up) == len(QUERIES) * len(within)
 
 
-def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
+def test_search_among_a_required_words_documents_answers_as_over_every_document(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """A lone word's matches within filters, taken from its own documents (dates compared,
-    no date mask), answer seeded requests (words, date ranges, filters, sorts, pages) as its
-    query matched over every document does, to the score, deleted documents left out."""
+    """A text search within filters looked up among the documents of a word it requires (a
+    lone word's matches taken as they are; the filters' dates compared, no date mask)
+    answers seeded requests (words, date ranges, filters, sorts, pages) as its query
+    matched over every document does, to the score, deleted documents left out."""
     content = tmp_path / "content"
     shutil.copytree(sample_dir, content)
     store = IndexStore(tmp_path / "index")
@@ -405,18 +406,19 @@ def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
     service = SearchService(store, results_cached=0)
     snapshot = service.snapshot()
     assert snapshot.live_count < snapshot.size  # some deleted
-    taken = []
-    word = snapshot.matcher.word
+    taken: list[bool | None] = []  # whether each request's required word is its query
+    required_word = snapshot.matcher.required_word
 
-    def counted(parsed: whoosh_query.Query) -> matching.Postings | None:
-        postings = word(parsed)
-        taken.append(postings is not None)
-        return postings
+    def counted(parsed: whoosh_query.Query) -> tuple[matching.Postings, bool] | None:
+        found = required_word(parsed)
+        taken.append(None if found is None else found[1])
+        return found
 
-    monkeypatch.setattr(snapshot.matcher, "word", counted)
+    monkeypatch.setattr(snapshot.matcher, "required_word", counted)
     monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)  # never few
     rng = random.Random(12)
     words = [*snapshot.title_words[0], "microsoft", "Analysts", "title:cloud", "topic:ai^2"]
+    common = ["microsoft", "cloud", "analysts", "regulators", '"chip production"', "-quantum"]
     topics, providers = snapshot.facet("topic").values, snapshot.facet("provider").values
     days = np.sort(snapshot.dates[snapshot.live])
 
@@ -430,7 +432,7 @@ def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
 
     found = 0
     try:
-        for _ in range(300):
+        for number in range(400):
             start, end = sorted((moment(), moment()))
             fields: dict[str, Any] = rng.choice(
                 [
@@ -440,8 +442,11 @@ def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
                     {"filters": {"provider": (rng.choice(providers),)}, "min_quality": 40},
                 ]
             )
+            text = rng.choice(words)
+            if number % 2:  # and another word or two, a phrase, a word left out
+                text = " ".join([text, *rng.sample(common, rng.randint(1, 2))])
             request = SearchRequest(
-                text=rng.choice(words),
+                text=text,
                 sort=rng.choice([Sort.RELEVANCE, Sort.NEWEST, Sort.OLDEST, Sort.QUALITY]),
                 page=rng.randint(1, 3),
                 per_page=5,
@@ -455,8 +460,9 @@ def test_search_of_a_lone_word_within_filters_answers_as_over_every_document(
             found += among[0] > 0
     finally:
         service.close()
-    assert taken == [True] * 300  # each a lone word, its documents taken
-    assert found > 150  # most requests find something
+    assert taken.count(True) == 200  # each lone word its own matches
+    assert taken.count(False) > 120  # most others looked up among a word's documents
+    assert found > 200  # most requests find something
 
 
 def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
