@@ -14,8 +14,9 @@ web app render what it returns. How a search runs:
 
 Where the filters allow few documents and no facet is counted, the query is looked up at those
 documents alone (:meth:`IndexSnapshot.match_at`) and the page cut from them, instead of steps
-1 and 4 over every document; a lone word's matches within filters are its own documents the
-filters allow (a date range's by their dates: no mask of every document).
+1 and 4 over every document; so it is at the documents of a word it requires (the rarest)
+that the filters allow, where those are fewer, a lone word's matches being those (the date
+range's by their dates: no mask of every document).
 
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
 :data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
@@ -380,9 +381,9 @@ class SearchService:
         parsed: whoosh_query.Query | None,
     ) -> SearchResult:
         """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
-        ``took_ms`` is set by it. The query is matched among a lone word's documents or the
-        few the filters allow (:meth:`_among`), or over every document; a query that finds
-        nothing is retried over every document (:meth:`_retry`)."""
+        ``took_ms`` is set by it. The query is matched among a required word's documents or
+        the few the filters allow (:meth:`_among`), or over every document; a query that
+        finds nothing is retried over every document (:meth:`_retry`)."""
         filters = self._filter_masks(snapshot, request)
         matched: _Matched | _MatchedAmong | None = None
         if parsed is not None:
