@@ -111,25 +111,27 @@ class Article:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Article:
-        """The inverse of :meth:`to_dict`, used to rebuild hits from the stored record."""
+        """The inverse of :meth:`to_dict`, used to rebuild hits from the stored record; its
+        fields given in order, not by name (every hit builds one: 5.9 us, 6.6 by name)."""
+        get = data.get
         return cls(
-            path=data["path"],
-            title=data["title"],
-            published_at=datetime.fromisoformat(data["published_at"]),
-            excerpt=data.get("excerpt", ""),
-            body=data.get("body", ""),
-            provider=_provider_from_dict(data.get("provider", {})),
-            topics=tuple(data.get("topics", ())),
-            tags=tuple(data.get("tags", ())),
-            category=data.get("category", ""),
-            type=data.get("type", "article"),
-            quality=data.get("quality"),
-            heat=data.get("heat"),
-            published=data.get("published", True),
-            original_url=data.get("original_url", ""),
-            web_url=data.get("web_url", ""),
-            images=tuple(map(_image_from_dict, data.get("images", ()))),
-            related=tuple(map(_related_from_dict, data.get("related", ()))),
+            data["path"],
+            data["title"],
+            datetime.fromisoformat(data["published_at"]),
+            get("excerpt", ""),
+            get("body", ""),
+            _provider_from_dict(get("provider", _NO_PROVIDER)),
+            tuple(get("topics", ())),
+            tuple(get("tags", ())),
+            get("category", ""),
+            get("type", "article"),
+            get("quality"),
+            get("heat"),
+            get("published", True),
+            get("original_url", ""),
+            get("web_url", ""),
+            tuple(map(_image_from_dict, get("images", ()))),
+            tuple(map(_related_from_dict, get("related", ()))),
         )
 
 
@@ -138,15 +140,19 @@ def _image_from_dict(data: dict[str, Any]) -> Image:
 
 
 def _related_from_dict(data: dict[str, Any]) -> RelatedArticle:
-    published_at = data.get("published_at")
+    get = data.get
+    published_at = get("published_at")
     return RelatedArticle(
         data["title"],
-        data.get("url", ""),
-        data.get("excerpt", ""),
+        get("url", ""),
+        get("excerpt", ""),
         datetime.fromisoformat(published_at) if published_at else None,
-        _provider_from_dict(data.get("provider", {})),
-        data.get("quality"),
+        _provider_from_dict(get("provider", _NO_PROVIDER)),
+        get("quality"),
     )
+
+
+_NO_PROVIDER: dict[str, str] = {}
 
 
 def _provider_from_dict(data: dict[str, str]) -> Provider:

@@ -51,6 +51,8 @@ _SEARCHED_SHARE = 16
 #: A lone word's score order is sorted this far at least (see :meth:`QueryMatcher.ranked`):
 #: the first pages of any search, a hundred pages of ten with few documents deleted.
 RANKED_TOP = 1024
+#: A lone word's (field, text, boost) terms.
+_Terms = tuple[tuple[str, str | bytes, float], ...]
 #: A cache key: ("postings" or "positions", field, word), ("union", its terms) or ("ranked",
 #: its terms, the boost of their Or, how far it is sorted).
 _CacheKey = tuple[Hashable, ...]
@@ -184,13 +186,16 @@ class QueryMatcher:
         return self._matched(parsed, scored, within)
 
     def match_at(
-        self, parsed: query.Query, docs: np.ndarray
+        self, parsed: query.Query, docs: np.ndarray, charged: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Which of ``docs`` (ascending docnums of live documents: a filter's few) ``parsed``
         matches, and their scores as :meth:`match` gives them (None: none it gives). Each
         word's postings are looked up at ``docs`` alone where the query's parts allow: no
-        array of every document is made (a week's documents in a fraction of the time)."""
-        self._charge_query(parsed)
+        array of every document is made (a week's documents in a fraction of the time).
+        ``charged``: the query was charged to the request already (:meth:`required_word`;
+        charging looks each word up again, some 20 us for three words)."""
+        if not charged:
+            self._charge_query(parsed)
         if self.fast:
             return self._evaluate(parsed, scored=True, at=docs)
         matches = self._matched(parsed, True, None)
@@ -408,30 +413,44 @@ class QueryMatcher:
         word's first page sorted whole cost 1.2 ms at 100,000 articles (one of 30,000
         documents: 3 ms), most of a lone word's first search. None for any other query, or
         where :meth:`match` gives no scores."""
-        if not self.fast:
+        word = _lone_word(parsed) if self.fast else None
+        if word is None:
             return None
-        if type(parsed) is query.Term:
-            words = [parsed]
-        elif _plain_or(parsed) and parsed.subqueries:
-            words = cast(list[query.Term], parsed.subqueries)
-            if not all(type(sub) is query.Term for sub in words):
-                return None
-        else:
-            return None
-        terms = tuple((sub.fieldname, sub.text, sub.boost) for sub in words)
         top = max(RANKED_TOP, 1 << max(needed - 1, 0).bit_length())
 
         def rank() -> Postings:
-            # The scores _evaluate gives the node: its (boosted) terms' sum, times an Or's boost.
-            docs, scores = self._merged(terms)
+            docs, scores = self._word_union(*word)
             if scores is None:
                 return Postings(docs, None)
-            if type(parsed) is not query.Term:
-                scores = cast(np.ndarray, _boosted(scores, parsed.boost))
             return Postings(*ranking.score_order(docs, scores, top))
 
-        found: Postings = self._cache.get(("ranked", terms, parsed.boost, top), rank)
+        found: Postings = self._cache.get(("ranked", *word, top), rank)
         return None if found.scores is None else found
+
+    def required_word(self, parsed: query.Query) -> tuple[Postings, bool] | None:
+        """The documents of a lone word every match of ``parsed`` has (ascending, deleted ones
+        included), with their scores as :meth:`match` gives that word's, and whether it is
+        the whole query: the query's own if it is a lone word, else the rarest of the words
+        an And of them requires (its optional parts aside: AndMaybe, the title phrase of
+        typed words). The query is charged to the request first. None for any other query,
+        or where :meth:`match` gives no scores."""
+        if not self.fast:
+            return None
+        node = parsed.a if type(parsed) is query.AndMaybe else parsed
+        nodes = node.subqueries if type(node) is query.And else [node]
+        words = [(sub, word) for sub in nodes if (word := _lone_word(sub)) is not None]
+        if not words:
+            return None
+        self._charge_query(parsed)
+        sub, word = min(words, key=lambda found: self._fewest(found[0]))
+        postings = self._word_union(*word)
+        return None if postings.scores is None else (postings, sub is parsed)
+
+    def _word_union(self, terms: _Terms, boost: float) -> Postings:
+        """The union of a lone word's ``terms``, scored as :meth:`_evaluate` scores its node:
+        the (boosted) terms' sum, times the node's ``boost``."""
+        docs, scores = self._merged(terms)
+        return Postings(docs, _boosted(scores, boost))
 
     def _boosted_postings(
         self, terms: Sequence[tuple[str, str | bytes, float]]
@@ -808,6 +827,20 @@ def _unwalked_leaf(leaf: query.Query) -> bool:
     """Whether :meth:`QueryMatcher.finds_none` evaluates a query leaf: a word, a fuzzy word
     or a phrase (whose postings the query's first search read)."""
     return type(leaf) in (query.Term, query.FuzzyTerm) or isinstance(leaf, query.Phrase)
+
+
+def _lone_word(parsed: query.Query) -> tuple[_Terms, float] | None:
+    """The (field, text, boost) terms of a lone word (a word, or the same word in each field:
+    most plain queries) and the boost of their Or (1.0 for a word: its own is its term's);
+    None for any other query."""
+    if type(parsed) is query.Term:
+        return ((parsed.fieldname, parsed.text, parsed.boost),), 1.0
+    if not (_plain_or(parsed) and parsed.subqueries):
+        return None
+    words = cast(list[query.Term], parsed.subqueries)
+    if not all(type(sub) is query.Term for sub in words):
+        return None
+    return tuple((sub.fieldname, sub.text, sub.boost) for sub in words), parsed.boost
 
 
 def _plain_or(q: query.Query) -> TypeGuard[query.Or]:

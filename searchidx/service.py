@@ -14,7 +14,9 @@ web app render what it returns. How a search runs:
 
 Where the filters allow few documents and no facet is counted, the query is looked up at those
 documents alone (:meth:`IndexSnapshot.match_at`) and the page cut from them, instead of steps
-1 and 4 over every document.
+1 and 4 over every document; so it is at the documents of a word it requires (the rarest)
+that the filters allow, where those are fewer, a lone word's matches being those (the date
+range's by their dates: no mask of every document).
 
 Opening a searcher costs tens of milliseconds, so one is kept and refreshed (at most every
 :data:`REFRESH_INTERVAL` seconds) when a sync commits or a rebuild publishes a new generation.
@@ -52,7 +54,7 @@ from searchidx.arrays import open_arrays
 from searchidx.defaults import RESULTS_CACHED
 from searchidx.errors import IndexMissingError
 from searchidx.facets import FACETS, MONTH, SEARCHABLE, Kind
-from searchidx.matching import Matches, Postings
+from searchidx.matching import SPARSE_SHARE, Matches, Postings
 from searchidx.ranking import FIELD_BOOSTS, Page
 from searchidx.request import SearchRequest, Sort
 from searchidx.result import (
@@ -95,6 +97,10 @@ PAGE_LOOKAHEAD = 256
 #: every document each term's postings are read whole. At 100,000 articles a word of five
 #: fields costs the same either way at some 12,000 documents, two words at some 2,000.
 FEW_ALLOWED_SHARE = 4
+#: A text search within filters looks its query up at the documents of a word it requires
+#: that the filters allow (a lone word's matches are those; see :meth:`SearchService._among`)
+#: unless the filters allow this many times fewer documents than the word has; 0: never.
+WORD_AMONG = 8
 #: The note on every result from an index of an older schema (read, not rebuilt, by searching).
 OUTDATED_NOTE = (
     "this index was built by an older version of searchidx: run 'searchidx index' to rebuild "
@@ -375,17 +381,14 @@ class SearchService:
         parsed: whoosh_query.Query | None,
     ) -> SearchResult:
         """What :meth:`search` answers, ``request.text`` read and parsed (:func:`_read`);
-        ``took_ms`` is set by it. The query is matched at the few documents the filters allow
-        (:meth:`_few_allowed`) or over every document; a query that finds nothing is retried
-        over every document (:meth:`_retry`)."""
+        ``took_ms`` is set by it. The query is matched among a required word's documents or
+        the few the filters allow (:meth:`_among`), or over every document; a query that
+        finds nothing is retried over every document (:meth:`_retry`)."""
         filters = self._filter_masks(snapshot, request)
-        matched: _Matched | _MatchedAmong
-        if (
-            parsed is not None
-            and (allowed := self._few_allowed(snapshot, request, parsed, filters)) is not None
-        ):
-            matched = self._matched_among(snapshot, parsed, allowed)
-        else:
+        matched: _Matched | _MatchedAmong | None = None
+        if parsed is not None:
+            matched = self._among(snapshot, request, parsed, filters)
+        if matched is None:
             matched = self._matched(snapshot, parsed, filters, _reads_scores(request), request)
         did_you_mean, retry = None, None
         if parsed is not None and matched.total < SUGGEST_BELOW:
@@ -482,10 +485,15 @@ class SearchService:
         return _Matched(parsed, matches, final, total, ranked)
 
     def _matched_among(
-        self, snapshot: IndexSnapshot, parsed: whoosh_query.Query, allowed: np.ndarray
+        self,
+        snapshot: IndexSnapshot,
+        parsed: whoosh_query.Query,
+        allowed: np.ndarray,
+        charged: bool = False,
     ) -> _MatchedAmong:
-        """The query's matches among the few documents ``allowed`` (see :meth:`_few_allowed`)."""
-        at, scores = snapshot.match_at(parsed, allowed)
+        """The query's matches among the few documents ``allowed`` (see :meth:`_among`);
+        ``charged``: the query was charged to the request already."""
+        at, scores = snapshot.match_at(parsed, allowed, charged)
         return _MatchedAmong(parsed, allowed[at], None if scores is None else scores[at])
 
     def _filter_masks(self, snapshot: IndexSnapshot, request: SearchRequest) -> _FilterMasks:
@@ -601,30 +609,80 @@ class SearchService:
             return _ranked_by_whoosh(snapshot, parsed, set(docs.tolist()), start, end)
         return _by_rank(snapshot, Sort.NEWEST if sort is Sort.RELEVANCE else sort, docs, start, end)
 
+    def _among(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        parsed: whoosh_query.Query,
+        filters: Mapping[str, np.ndarray],
+    ) -> _MatchedAmong | None:
+        """The query's matches within the filters, looked up among the documents of a word
+        it requires (:meth:`QueryMatcher.required_word`) that the filters allow, or among
+        the few documents the filters allow (:meth:`_few_allowed`), whichever are fewer; a
+        lone word's are its own. None when the query is to be matched over every document:
+        no filter, the search needs its matches there (facet counts, explained scores, the
+        best sort's boosts), or the word's allowed documents are many (past
+        :data:`~searchidx.matching.SPARSE_SHARE`, as a scored query's are)."""
+        if not filters or request.facets or request.explain:
+            return None
+        if request.effective_sort is Sort.BEST:
+            return None
+        required = snapshot.matcher.required_word(parsed) if WORD_AMONG else None
+        fewer = None if required is None else len(required[0].docs) // WORD_AMONG
+        allowed = self._few_allowed(snapshot, request, parsed, filters, fewer)
+        if allowed is not None:
+            return self._matched_among(snapshot, parsed, allowed, required is not None)
+        if required is None:
+            return None
+        (docs, scores), whole = required
+        kept = self._allowed_at(snapshot, request, filters, docs)
+        if whole:
+            assert scores is not None  # a required word has its scores
+            return _MatchedAmong(parsed, docs[kept], scores[kept])
+        docs = docs[kept]  # every match is among them: the query looked up there
+        if len(docs) * SPARSE_SHARE > snapshot.size:
+            return None
+        return self._matched_among(snapshot, parsed, docs, charged=True)
+
+    def _allowed_at(
+        self,
+        snapshot: IndexSnapshot,
+        request: SearchRequest,
+        filters: Mapping[str, np.ndarray],
+        docs: np.ndarray,
+    ) -> np.ndarray:
+        """Which of ``docs`` are live and within the filters: the date range's by their
+        dates (its mask of every document not made)."""
+        kept: np.ndarray = snapshot.live[docs]
+        for name in filters:
+            if name == MONTH.name:
+                kept &= snapshot.dated(docs, request.date_from, request.date_to)
+            else:
+                kept &= filters[name][docs]
+        return kept
+
     def _few_allowed(
         self,
         snapshot: IndexSnapshot,
         request: SearchRequest,
         parsed: whoosh_query.Query,
         filters: Mapping[str, np.ndarray],
+        fewer: int | None = None,
     ) -> np.ndarray | None:
         """The documents the filters allow (ascending), when there are few enough of them
         for the query's terms (a week's, a small outlet's) to look the query up at them alone
-        instead of matching it over every document; None when not, or when the search needs
-        its matches over every document (facet counts, explained scores, the best sort's
-        boosts)."""
-        if not filters or request.facets or request.explain:
-            return None
-        if request.effective_sort is Sort.BEST:
-            return None
-        terms = sum(1 for _ in parsed.leaves())
+        instead of matching it over every document, and fewer than ``fewer`` (if given);
+        None when not."""
+        most = snapshot.size // (sum(1 for _ in parsed.leaves()) * FEW_ALLOWED_SHARE or 1)
+        if fewer is not None:
+            most = min(most, fewer)
         if filters.keys() == {MONTH.name}:  # its mask unread: the range's slice of the dates
             first, last = snapshot.dated_span(Sort.OLDEST, request.date_from, request.date_to)
-            if (last - first) * terms * FEW_ALLOWED_SHARE > snapshot.size:  # deleted ones too
+            if last - first > most:  # deleted ones too
                 return None
             return snapshot.dated_docs(request.date_from, request.date_to)
         allowed = _all(snapshot.live, filters.values())
-        if np.count_nonzero(allowed) * terms * FEW_ALLOWED_SHARE > snapshot.size:
+        if np.count_nonzero(allowed) > most:
             return None
         return np.flatnonzero(allowed)
 

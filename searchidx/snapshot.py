@@ -415,11 +415,11 @@ class IndexSnapshot:
         return self.matcher.match(parsed, scored, within)
 
     def match_at(
-        self, parsed: query.Query, docs: np.ndarray
+        self, parsed: query.Query, docs: np.ndarray, charged: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Which of ``docs`` (ascending, live) ``parsed`` matches, and their scores (see
         :meth:`~searchidx.matching.QueryMatcher.match_at`)."""
-        return self.matcher.match_at(parsed, docs)
+        return self.matcher.match_at(parsed, docs, charged)
 
     def document_frequencies(self, fields: tuple[str, ...], term: str) -> tuple[int, ...]:
         """How many documents have ``term`` (a stem) in each of ``fields`` (cached)."""
@@ -623,6 +623,18 @@ class IndexSnapshot:
         mask[self.order(Sort.OLDEST)[low:high]] = True
         mask &= self.live
         return mask
+
+    def dated(self, docs: np.ndarray, start: datetime | None, end: datetime | None) -> np.ndarray:
+        """Which of ``docs`` are dated from ``start`` to ``end``, deleted or not (for live
+        ones, ``date_range``'s mask at them): their dates compared, no mask of every document
+        made (a word's few thousand documents in some 10 us; the mask takes 40-90)."""
+        dates = self.dates[docs]
+        within = np.ones(len(docs), dtype=bool)
+        if start is not None:
+            within &= dates >= date_key(start)
+        if end is not None:
+            within &= dates <= date_key(end)
+        return within
 
     def dated_docs(self, start: datetime | None, end: datetime | None) -> np.ndarray:
         """The live documents dated from ``start`` to ``end``, ascending (what

@@ -12,7 +12,7 @@ import itertools
 import random
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from whoosh import highlight as whoosh_highlight
 from whoosh import query as whoosh_query
 from whoosh.lang import porter
+from whoosh.util.times import long_to_datetime
 
 from searchidx import highlight, indexer, matching
 from searchidx import service as service_module
@@ -459,6 +460,7 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
         ]
         return result.total, hits, result.retry, result.ran_query
 
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # a lone word too: at the few
     try:
         for text in QUERIES:
             for fields in within:
@@ -470,6 +472,82 @@ def test_search_within_few_allowed_documents_answers_as_over_every_document(
     finally:
         service.close()
     assert len(looked_up) == len(QUERIES) * len(within)
+
+
+def test_search_among_a_required_words_documents_answers_as_over_every_document(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A text search within filters looked up among the documents of a word it requires (a
+    lone word's matches taken as they are; the filters' dates compared, no date mask)
+    answers seeded requests (words, date ranges, filters, sorts, pages) as its query
+    matched over every document does, to the score, deleted documents left out."""
+    content = tmp_path / "content"
+    shutil.copytree(sample_dir, content)
+    store = IndexStore(tmp_path / "index")
+    indexer.sync(store, content)
+    for path in sorted(scan_content(content))[::3]:
+        (content / path).unlink()
+    indexer.sync(store)
+    service = SearchService(store, results_cached=0)
+    snapshot = service.snapshot()
+    assert snapshot.live_count < snapshot.size  # some deleted
+    taken: list[bool | None] = []  # whether each request's required word is its query
+    required_word = snapshot.matcher.required_word
+
+    def counted(parsed: whoosh_query.Query) -> tuple[matching.Postings, bool] | None:
+        found = required_word(parsed)
+        taken.append(None if found is None else found[1])
+        return found
+
+    monkeypatch.setattr(snapshot.matcher, "required_word", counted)
+    monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", snapshot.size + 1)  # never few
+    rng = random.Random(12)
+    words = [*snapshot.title_words[0], "microsoft", "Analysts", "title:cloud", "topic:ai^2"]
+    common = ["microsoft", "cloud", "analysts", "regulators", '"chip production"', "-quantum"]
+    topics, providers = snapshot.facet("topic").values, snapshot.facet("provider").values
+    days = np.sort(snapshot.dates[snapshot.live])
+
+    def moment() -> datetime:  # an article's date, or a second either side of it
+        date = long_to_datetime(int(rng.choice(days))).replace(tzinfo=UTC)
+        return date + timedelta(seconds=rng.choice((-1, 0, 1)))
+
+    def answer(request: SearchRequest) -> tuple:
+        result = service.search(request)
+        return result.total, [(hit.article.path, hit.score) for hit in result.hits], result.retry
+
+    found = 0
+    try:
+        for number in range(400):
+            start, end = sorted((moment(), moment()))
+            fields: dict[str, Any] = rng.choice(
+                [
+                    {"date_from": start, "date_to": end},
+                    {"date_from": start},
+                    {"date_to": end, "filters": {"topic": (rng.choice(topics),)}},
+                    {"filters": {"provider": (rng.choice(providers),)}, "min_quality": 40},
+                ]
+            )
+            text = rng.choice(words)
+            if number % 2:  # and another word or two, a phrase, a word left out
+                text = " ".join([text, *rng.sample(common, rng.randint(1, 2))])
+            request = SearchRequest(
+                text=text,
+                sort=rng.choice([Sort.RELEVANCE, Sort.NEWEST, Sort.OLDEST, Sort.QUALITY]),
+                page=rng.randint(1, 3),
+                per_page=5,
+                facets=False,
+                **fields,
+            )
+            monkeypatch.setattr(service_module, "WORD_AMONG", 1)  # always its documents
+            among = answer(request)
+            monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # never
+            assert among == answer(request), request
+            found += among[0] > 0
+    finally:
+        service.close()
+    assert taken.count(True) == 200  # each lone word its own matches
+    assert taken.count(False) > 120  # most others looked up among a word's documents
+    assert found > 200  # most requests find something
 
 
 def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
@@ -490,6 +568,7 @@ def test_search_within_a_date_range_of_few_documents_makes_no_date_mask(
         per_page=5,
         facets=False,
     )
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # not the word's documents
     try:
         monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 0)  # always few
         few = service.search(request)
@@ -509,6 +588,7 @@ def test_search_looks_up_few_documents_weighed_by_the_query_terms(
     """Each term is looked up at each allowed document: a query of more words is looked up
     at fewer documents before it is matched over every document instead."""
     monkeypatch.setattr(service_module, "FEW_ALLOWED_SHARE", 1)
+    monkeypatch.setattr(service_module, "WORD_AMONG", 0)  # a lone word too: at the few
     service = SearchService(sample_store, results_cached=0)
     snapshot = service.snapshot()
     looked_up: list[int] = []
