@@ -71,21 +71,28 @@ def test_the_harness_runs_and_the_engines_agree(
     assert "sync, nothing changed (s)" in printed
 
 
-def test_table_shows_a_server_process_memory_with_and_without_its_mapped_files():
+def _table_rows(run: str, **figures: object) -> dict[str, str]:
+    """The table's rows (label: last column) for a size with one web run of ``figures``."""
     served = {
         "clients": 16,
         "workers": 2,
         "rps": 200.0,
         "latency": {"p50": 40.0, "p95": 90.0, "p99": 120.0},
-        "largest_process_peak_bytes": 500 * 1024**2,
-        "largest_process_anonymous_bytes": 150 * 1024**2,
-        "first_answer_ms": 900.0,
-        "first_query_ms": 30.0,
+        **figures,
     }
+    printed = report.table({"size": 10, "engines": {"searchidx": {}}, run: served})
+    return {line.rsplit(maxsplit=1)[0]: line.split()[-1] for line in printed.splitlines()}
 
-    printed = report.table({"size": 10, "engines": {"searchidx": {}}, "web": served})
 
-    rows = {line.rsplit(maxsplit=1)[0]: line.split()[-1] for line in printed.splitlines()}
+def test_table_shows_a_server_process_memory_with_and_without_its_mapped_files():
+    rows = _table_rows(
+        "web",
+        largest_process_peak_bytes=500 * 1024**2,
+        largest_process_anonymous_bytes=150 * 1024**2,
+        first_answer_ms=900.0,
+        first_query_ms=30.0,
+    )
+
     assert rows["web API, result cache: largest process, peak RSS (MiB)"] == "500"
     anonymous = "web API, result cache: largest process, anonymous: RSS without mapped files (MiB)"
     assert rows[anonymous] == "150"
@@ -274,17 +281,8 @@ def test_measure_web_reports_the_largest_server_process(
 
 
 def test_table_shows_the_server_cpu_per_request():
-    served = {
-        "clients": 16,
-        "workers": 2,
-        "rps": 300.0,
-        "latency": {"p50": 40.0, "p95": 90.0, "p99": 120.0},
-        "server_cpu_ms_per_request": 6.034,
-    }
+    rows = _table_rows("web_uncached", server_cpu_ms_per_request=6.034)
 
-    printed = report.table({"size": 10, "engines": {"searchidx": {}}, "web_uncached": served})
-
-    rows = {line.rsplit(maxsplit=1)[0]: line.split()[-1] for line in printed.splitlines()}
     cpu = "web API, every request searched: server CPU per request, all processes (ms)"
     assert rows[cpu] == "6.03"
 
