@@ -226,7 +226,9 @@ def _adding(index: FileIndex, segments: list[Any]) -> Callable[[Any, list[Any]],
 
     def merge(writer: Any, existing: list[Any]) -> list[Any]:
         every = existing + segments
-        chosen = [every[n] for n in merge_policy.to_merge([s.doc_count() for s in every])]
+        live = [segment.doc_count() for segment in every]
+        documents = [segment.doc_count_all() for segment in every]
+        chosen = [every[n] for n in merge_policy.to_merge(live, documents)]
         if not chosen:
             return every
         merged = whoosh_internals.merged_segment(index, chosen)

@@ -169,6 +169,34 @@ def test_sync_keeps_few_segments_and_drops_deleted_documents_through_many_syncs(
     assert _answers(store) == _answers(rebuilt)
 
 
+def test_sync_rewrites_a_segment_at_rest_once_more_than_half_of_it_is_deleted(
+    content: Path, store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A build's segment rests while deletions take up to half of it; one more deleted, the
+    sync rewrites it alone without them, and the answers are a rebuild's."""
+    monkeypatch.setattr(merge_policy, "MERGED_MOST_DOCS", 4)  # at rest from 2 live on
+    indexer.sync(store, content)
+    (built,) = store.open_index()._segments()
+    files = sorted(scan_content(content))
+    half = built.doc_count_all() // 2
+    for path in files[:half]:
+        (content / path).unlink()
+    indexer.sync(store)
+    assert [s.segment_id() for s in store.open_index()._segments()] == [built.segment_id()]
+
+    (content / files[half]).unlink()
+    indexer.sync(store)
+
+    (rewritten,) = store.open_index()._segments()
+    assert rewritten.segment_id() != built.segment_id()
+    assert rewritten.deleted_count() == 0
+    assert rewritten.doc_count() == len(files) - half - 1
+    rebuilt = IndexStore(tmp_path / "rebuilt")
+    indexer.rebuild(rebuilt, content)
+    assert sorted(map(repr, store.articles())) == sorted(map(repr, rebuilt.articles()))
+    assert _answers(store) == _answers(rebuilt)
+
+
 def test_sync_refuses_a_second_writer_with_a_clear_message(content: Path, store: IndexStore):
     indexer.sync(store, content)
     with store.writing(), pytest.raises(IndexBusyError, match=r"another searchidx process \(pid"):
