@@ -667,7 +667,7 @@ class SearchService:
         request: SearchRequest,
         parsed: whoosh_query.Query,
         filters: Mapping[str, np.ndarray],
-        fewer: int | None = None,
+        fewer: int | None,
     ) -> np.ndarray | None:
         """The documents the filters allow (ascending), when there are few enough of them
         for the query's terms (a week's, a small outlet's) to look the query up at them alone
