@@ -5,7 +5,8 @@ features a search does not use: ``whoosh.query`` imports the English morphology 
 (``whoosh.lang.morph_en``, for its ``Variations`` query alone: 4.4 ms of compiled patterns, a
 fifth of Whoosh's import), ``whoosh.analysis`` the double metaphone (``whoosh.lang.dmetaphone``,
 for its ``DoubleMetaphoneFilter``), Whoosh's utilities ``random`` and ``calendar``, its
-compound files ``shutil`` and with it the archive formats (``bz2``, ``lzma``), its highlighter
+compound files ``shutil`` (to copy files into one, as a writer does) and with it the archive
+formats (``bz2``, ``lzma``), its highlighter
 ``html`` (escaping, and the tables of named characters for unescaping: the terminal's output
 has no HTML), numpy ``ctypes`` (for an array's ``.ctypes``), its linear algebra
 (``numpy.linalg``, for its matrices' and polynomials' functions; with it numpy's type
@@ -45,6 +46,7 @@ UNUSED_BY_A_SEARCH: dict[str, tuple[str, ...]] = {
     "linecache": (),
     "tokenize": (),
     "textwrap": (),
+    "shutil": ("copyfileobj",),
 }
 
 
