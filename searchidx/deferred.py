@@ -5,13 +5,16 @@ features a search does not use: ``whoosh.query`` imports the English morphology 
 (``whoosh.lang.morph_en``, for its ``Variations`` query alone: 4.4 ms of compiled patterns, a
 fifth of Whoosh's import), ``whoosh.analysis`` the double metaphone (``whoosh.lang.dmetaphone``,
 for its ``DoubleMetaphoneFilter``), Whoosh's utilities ``random`` and ``calendar``, its
-compound files ``shutil`` and with it the archive formats (``bz2``, ``lzma``), its highlighter
+compound files ``shutil`` (to copy files into one, as a writer does) and with it the archive
+formats (``bz2``, ``lzma``), its highlighter
 ``html`` (escaping, and the tables of named characters for unescaping: the terminal's output
 has no HTML), numpy ``ctypes`` (for an array's ``.ctypes``), its linear algebra
 (``numpy.linalg``, for its matrices' and polynomials' functions; with it numpy's type
 annotations, ``numpy._typing``: together a quarter of numpy's import) and the docstrings of
-its compiled functions (``numpy._core._add_newdocs``: 200 kB of text, set one by one), click
-``inspect`` and with it the source lines of tracebacks (``linecache``). A one-shot search
+its compiled functions (``numpy._core._add_newdocs``: 200 kB of text, set one by one) and its
+deprecation notes' ``textwrap`` (click's help text wraps with it too: a help or usage error
+imports it), click ``inspect`` and with it the source lines of tracebacks (``linecache``) and
+the tokenizer of source (``tokenize``). A one-shot search
 (:mod:`searchidx.console`) puts a stand-in for each in ``sys.modules`` before numpy and Whoosh
 are imported: the functions other modules import from it by name import the real module when
 first called, and so does any other name read from it; it is then the real one in
@@ -41,6 +44,9 @@ UNUSED_BY_A_SEARCH: dict[str, tuple[str, ...]] = {
     "numpy._core._add_newdocs": (),
     "numpy._core._add_newdocs_scalars": (),
     "linecache": (),
+    "tokenize": (),
+    "textwrap": (),
+    "shutil": ("copyfileobj",),
 }
 
 

@@ -9,8 +9,8 @@ reads it to build its arrays, and a second engine's mapping and aggregations fol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Kind(StrEnum):
@@ -27,8 +27,7 @@ class Kind(StrEnum):
     MONTH = "month"
 
 
-@dataclass(frozen=True)
-class FacetSpec:
+class FacetSpec(NamedTuple):
     """One facet. ``name`` is its filter's key, URL parameter (``?topic=AI``), CLI option
     (``--topic AI``) and name in results; ``column`` is the stored field its values are read
     from. ``label`` names one chosen value ("Topic: AI"), ``heading`` the facet's list on the

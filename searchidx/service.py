@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from whoosh import index as whoosh_index
@@ -123,8 +123,7 @@ class Lane(Protocol):
         ...
 
 
-@dataclasses.dataclass(frozen=True)
-class _Matched:
+class _Matched(NamedTuple):
     """A query's matches over every document (all live ones for no query text): ``final``
     those the filters allow, ``total`` of them."""
 
@@ -137,8 +136,7 @@ class _Matched:
     ranked: Postings | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class _MatchedAmong:
+class _MatchedAmong(NamedTuple):
     """A query's matches among the few documents the filters allow (see
     :meth:`SearchService._few_allowed`): their docnums, ascending, and their scores (None:
     Whoosh ranks them)."""

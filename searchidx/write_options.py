@@ -4,15 +4,13 @@ the CLI and the watch build and :mod:`searchidx.engine`, :mod:`searchidx.indexer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # the workers' module imports Whoosh; the engine is chosen first
     from searchidx.workers import Progress
 
 
-@dataclass(frozen=True)
-class WriteOptions:
+class WriteOptions(NamedTuple):
     """A write's options beyond the content folder it reads: ``progress`` hears (files done,
     files in all) as they are read; ``wait``: seconds to wait for another writer to finish
     (0: fail at once); ``synonyms``: the text of a synonyms file to keep with the index (""

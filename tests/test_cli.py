@@ -339,6 +339,16 @@ def test_cli_main_ends_a_search_at_once_without_the_garbage_collector(sample_sto
     assert status.stderr.splitlines()[-1] == "torn down, collector True"
 
 
+def test_cli_main_shows_a_one_shot_commands_usage_through_its_deferred_modules(sample_store):
+    bad = _ending(["query", "cloud", "--sort", "bogus", "--index", str(sample_store.location)])
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("Usage: searchidx query [OPTIONS] [TEXT]\n")
+    assert "Invalid value for '--sort': unknown sort 'bogus'" in bad.stderr
+    helped = _ending(["query", "--help"])
+    assert helped.returncode == 0
+    assert "Search the index for TEXT" in helped.stdout
+
+
 @pytest.mark.skipif(
     not Path("/proc/self/task").is_dir() or len(os.sched_getaffinity(0)) < 2,
     reason="counts threads in Linux's /proc; OpenBLAS starts none on one core",

@@ -12,6 +12,7 @@ fails, Whoosh answers every query (the same answers) after one warning.
 
 from __future__ import annotations
 
+import gc
 import random
 import shutil
 import warnings
@@ -611,6 +612,26 @@ def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
                     assert list(zip(words, frequencies, strict=True)) == expected
     finally:
         index.close()
+
+
+def test_a_segment_whose_words_were_read_is_unmapped_when_its_searcher_closes(
+    sample_store, monkeypatch
+):
+    """The sorted words read from a segment's term index view its mapped bytes: closing the
+    segment forgets them, so its mapping closes, with no garbage collection tried first."""
+    collections: list[object] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
+    index = sample_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            mappings = []
+            for leaf, _ in searcher.reader().leaf_readers():
+                assert whoosh_internals._word_frequencies(leaf, "spell_title") is not None
+                mappings.append(leaf.storage().a._source)
+    finally:
+        index.close()
+    assert mappings and all(mapping.closed for mapping in mappings)
+    assert collections == []
 
 
 def _near_words(rng: random.Random, vocabulary: list[str]) -> list[str]:
