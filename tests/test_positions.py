@@ -10,8 +10,6 @@ the phrase paths, and the search service's pages, scores and highlights.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +38,7 @@ REQUESTS = [
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IndexStore, IndexStore]]:
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[IndexStore, IndexStore]:
     """The collection built with varints, and built with Whoosh's pickled positions."""
     content = tmp_path_factory.mktemp("positions-content")
     write_sample(content, 300, seed=5, vocabulary=300)
@@ -55,7 +53,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IndexStor
             store = IndexStore(tmp_path_factory.mktemp(name))
             indexer.sync(store, content)
         built.append(store)
-    yield built[0], built[1]
+    return built[0], built[1]
 
 
 def _text_fields(store: IndexStore) -> list[str]:
@@ -187,7 +185,7 @@ def test_a_value_cut_inside_a_gap_is_refused_in_batches():
         decoded_many([b"\x05", encoded([300])[:1]])
 
 
-def test_text_takes_varints_only_for_whooshs_positions(tmp_path: Path):
+def test_text_takes_varints_only_for_whooshs_positions():
     assert type(schema.Text().format) is VarintPositions
     assert schema.Text(field_boost=2.0).format == VarintPositions(field_boost=2.0)
     assert type(schema.Text(phrase=False).format) is formats.Frequency
