@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import operator
-import pickle
 import weakref
 from collections.abc import Iterator
 from functools import partial
@@ -38,6 +37,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
+from searchidx.positions import VarintPositions, encoded
 from searchidx.records import BODY, DISPLAY, JSON_ONLY, RecordColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
 #: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field. 7: the body out of
 #: the display record, in a column of its own (``stored_body``).
-SCHEMA_VERSION = 7
+#: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled.
+SCHEMA_VERSION = 8
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
@@ -95,8 +96,25 @@ class Text(fields.TEXT):
     encoded once: 0.13 ms per article of the benchmark's collection (0.27 with a loop per
     word). It returns exactly what ``TEXT.index`` yields (same terms, frequencies, weights and
     encoded positions; tests/test_build_fastpaths.py compares them). Any other analyzer,
-    format or option goes through Whoosh.
+    format or option goes through Whoosh. Positions are kept as :class:`VarintPositions`
+    (1 byte a word found once, where Whoosh's ``Positions`` takes 13).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if type(self.format) is formats.Positions:  # a word's positions: their own encoding
+            self.format = VarintPositions(field_boost=self.format.field_boost)
+
+    def subfields(self) -> Iterator[tuple[str, fields.FieldType]]:
+        """TEXT's subfields, its spelling words' field without values. Whoosh gives a spelling
+        word the value of the field's last term (a leftover variable), which the spelling
+        field's ``Frequency`` splits into 4-byte pieces: a block of varints shorter than that
+        has fewer pieces than postings, and Whoosh's merge fails reading them. A spelling
+        word's posting needs no value (``Existence``), and no longer keeps one."""
+        for prefix, field in super().subfields():
+            if type(field) is fields.SpellField and type(self.format) is VarintPositions:
+                field.format = formats.Existence()
+            yield prefix, field
 
     def index(self, value: Any, **kwargs: Any) -> Any:
         analysis = _plain_analysis(self.analyzer)
@@ -122,16 +140,11 @@ class Text(fields.TEXT):
             else:
                 positions[term] = [kept]
         format_ = self.format
-        if type(format_) is formats.Positions:
+        if type(format_) is VarintPositions:
             boost = format_.field_boost
             weight = _count_weight if boost == 1.0 else partial(operator.mul, 1.0 * boost)
             return [
-                (
-                    term,
-                    len(found),
-                    weight(len(found)),
-                    _positions(found) if len(found) > 1 else _one_position(found[0]),
-                )
+                (term, len(found), weight(len(found)), encoded(found))
                 for term, found in positions.items()
             ]
         if type(format_) is formats.Frequency:
@@ -188,18 +201,6 @@ def _count_weight(count: int) -> float:
     a build buffers a segment's postings, each with its weight, and a float apiece was a third
     of a posting's memory (24 of some 75 bytes)."""
     return count * 1.0
-
-
-@functools.cache
-def _one_position(position: int) -> bytes:
-    """The ``Positions`` value of a term found once in a field (most are), encoded once."""
-    return cast(bytes, formats.Positions().encode([position]))
-
-
-def _positions(found: list[int]) -> bytes:
-    """``Positions.encode(found)``, the gaps taken in C: Whoosh's loop per position was a
-    tenth of analysing a text (tests/test_build_fastpaths.py compares the bytes)."""
-    return pack_uint(len(found)) + pickle.dumps([found[0], *map(operator.sub, found[1:], found)], 2)
 
 
 def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from whoosh import formats, sorting
 from whoosh import query as whoosh_query
-from whoosh import sorting
 from whoosh.reading import SegmentReader
 
 from searchidx import indexer, querylang, whoosh_internals
@@ -33,6 +33,7 @@ from searchidx.content import scan_content
 from searchidx.errors import QueryError
 from searchidx.marks import Mark
 from searchidx.matching import QueryMatcher
+from searchidx.positions import VarintPositions
 from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
@@ -534,22 +535,27 @@ def test_a_terms_postings_over_segments_are_whooshs_own_matchers(service):
     assert read > 50_000
 
 
-def test_positions_are_decoded_as_whoosh_decodes_them(service):
-    """Every value of the index's title and excerpt words (one-byte deltas: the fast path),
-    and values with deltas of two and four bytes, with and without their STOP (decoded one by
-    one), give Whoosh's positions, in chunks as the matcher decodes them."""
+@pytest.mark.parametrize("format_", [formats.Positions(), VarintPositions()], ids=repr)
+def test_positions_are_decoded_as_whoosh_decodes_them(service, format_):
+    """The positions of every posting of the index's title and excerpt words (one-byte deltas:
+    the fast path of Whoosh's pickles), and lists with deltas of two and four bytes, encoded
+    by each format (Whoosh's pickles with and without their STOP), give the format's own
+    decoding, in chunks as the matcher decodes them."""
     snapshot = service.snapshot()
     rng = random.Random(3)
-    format_ = snapshot.searcher.schema["title"].format
-    values = [
-        format_.encode(sorted(rng.sample(range(top), count)))
+    lists = [
+        sorted(rng.sample(range(top), count))
         for top, count in [(200, 1), (200, 3), (70_000, 1), (70_000, 4), (300, 2)] * 20
     ]
-    values = [value[:-1] if rng.random() < 0.5 else value for value in values]
     for leaf, _ in snapshot.reader.leaf_readers():
         for fieldname in ("title", "excerpt"):
             for word in list(leaf.lexicon(fieldname))[::50]:
-                values += whoosh_internals.leaf_postings(leaf, fieldname, word, values=True)[2]
+                lists += [
+                    found for _, found in leaf.postings(fieldname, word).items_as("positions")
+                ]
+    values = [format_.encode(found) for found in lists]
+    if type(format_) is formats.Positions:
+        values = [value[:-1] if rng.random() < 0.5 else value for value in values]
     rng.shuffle(values)
     assert len(values) > 1000
     for chunk in (values, values[:1], values[7:300], []):

@@ -1,0 +1,192 @@
+"""Positions as varints (schema 8) answer as Whoosh's pickled positions (schema 7) did.
+
+The same collection is built twice in one process (the same docnums): once with the schema's
+``VarintPositions``, once with Whoosh's ``Positions`` (the text fields made as Whoosh's TEXT
+makes them, indexed by Whoosh's own loop). Every way positions are read gives the same
+answers on both: Whoosh's matchers and phrase, slop and span queries, the numpy decoding of
+the phrase paths, and the search service's pages, scores and highlights.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from whoosh import fields, formats, query
+
+from searchidx import indexer, schema, whoosh_internals
+from searchidx.positions import VarintPositions, decoded_many, encoded
+from searchidx.request import SearchRequest, Sort
+from searchidx.sample import write_sample
+from searchidx.service import SearchService
+from searchidx.store import IndexStore
+from tests.conftest import write_article
+
+#: Words of a long body: a phrase repeated past 128 and 16,384 words (gaps of 2 and 3 bytes).
+LONG_BODY = " ".join(
+    ["chip production"] + ["filler"] * 300 + ["chip production"] + ["other"] * 17_000 + ["chip"]
+)
+REQUESTS = [
+    SearchRequest(text='"chip production"', per_page=50),
+    SearchRequest(text='"chip production" OR analysts', sort=Sort.RELEVANCE, per_page=50),
+    SearchRequest(text='title:"demand grows"', per_page=50),
+    SearchRequest(text="apple restricts chip", per_page=50),  # the title phrase bonus
+    SearchRequest(text='body:"filler chip"', per_page=50),
+    SearchRequest(text='"chip production" -"across asia"', sort=Sort.NEWEST, per_page=50),
+]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[IndexStore, IndexStore]:
+    """The collection built with varints, and built with Whoosh's pickled positions."""
+    content = tmp_path_factory.mktemp("positions-content")
+    write_sample(content, 300, seed=5, vocabulary=300)
+    write_article(
+        content, "long.md", 'title: "Chip production"\npublishedDateTime: 2024-01-01', LONG_BODY
+    )
+    built = []
+    for name, text_init in (("varint", schema.Text.__init__), ("pickled", fields.TEXT.__init__)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(indexer, "BUILD_PROCESSES", 1)
+            patch.setattr(schema.Text, "__init__", text_init)
+            store = IndexStore(tmp_path_factory.mktemp(name))
+            indexer.sync(store, content)
+        built.append(store)
+    return built[0], built[1]
+
+
+def _text_fields(store: IndexStore) -> list[str]:
+    with store.open_index().searcher() as searcher:
+        return [name for name, field in searcher.schema.items() if type(field) is schema.Text]
+
+
+def test_text_fields_keep_their_positions_as_varints_and_spelling_words_no_value(stores):
+    varint, pickled = stores
+    for store, kind, spelling in (
+        (varint, VarintPositions, formats.Existence),
+        (pickled, formats.Positions, formats.Frequency),
+    ):
+        with store.open_index().searcher() as searcher:
+            for name in _text_fields(store):
+                assert type(searcher.schema[name].format) is kind, name
+            assert type(searcher.schema["spell_title"].format) is spelling
+    assert len(_text_fields(varint)) == 5
+
+
+def test_varint_positions_are_whooshs_positions_per_posting(stores):
+    """Every posting of every text word: the same documents, positions, frequencies and
+    weights through Whoosh's matchers, and the same positions from the numpy decoding."""
+    readers = [store.open_index().reader() for store in stores]
+    postings = 0
+    for fieldname in _text_fields(stores[0]):
+        words = list(readers[0].lexicon(fieldname))
+        assert words == list(readers[1].lexicon(fieldname))
+        for word in words:
+            found = []
+            for reader in readers:
+                items = list(reader.postings(fieldname, word).items_as("positions"))
+                frequencies = list(reader.postings(fieldname, word).items_as("frequency"))
+                weights = list(reader.postings(fieldname, word).items_as("weight"))
+                format_ = reader.schema[fieldname].format
+                values = _values(reader.postings(fieldname, word))
+                counts, flat = whoosh_internals.decoded_positions(format_, values)
+                assert counts.tolist() == [len(positions) for _, positions in items]
+                assert flat.tolist() == [p for _, positions in items for p in positions]
+                found.append((items, frequencies, weights))
+            assert found[0] == found[1], (fieldname, word)
+            postings += len(found[0][0])
+    assert postings > 30_000
+    for reader in readers:
+        reader.close()
+
+
+def _values(matcher: Any) -> list[bytes]:
+    """A matcher's raw posting values."""
+    values = []
+    while matcher.is_active():
+        values.append(matcher.value())
+        matcher.next()
+    return values
+
+
+def test_whoosh_phrase_and_span_queries_find_the_same_on_varints(stores):
+    queries: list[query.Query] = [
+        query.Phrase("body", ["chip", "product"]),
+        query.Phrase("body", ["filler", "chip"], slop=2),
+        query.Phrase("title", ["chip", "product"]),
+        query.Phrase("title", ["demand", "grow"], slop=3),
+        query.Phrase("excerpt", ["new", "featur"], slop=3),
+        query.SpanNear2([query.Term("body", "chip"), query.Term("body", "other")], slop=20),
+        query.Ordered([query.Term("body", "power"), query.Term("body", "app")]),
+    ]
+    found = []
+    for store in stores:
+        with store.open_index().searcher() as searcher:
+            hits = [
+                [(hit.docnum, hit.score) for hit in searcher.search(q, limit=None)] for q in queries
+            ]
+            found.append(hits)
+    assert found[0] == found[1]
+    assert all(found[0]), "every query finds documents"
+
+
+def test_the_service_answers_the_same_on_varints(stores):
+    answers = []
+    for store in stores:
+        service = SearchService(store, results_cached=0)
+        try:
+            answers.append([_answer(service.search(request)) for request in REQUESTS])
+        finally:
+            service.close()
+    assert answers[0] == answers[1]
+    assert all(answer["total"] for answer in answers[0])
+
+
+def _answer(result: Any) -> dict[str, Any]:
+    found: dict[str, Any] = result.to_dict()
+    del found["took_ms"]
+    return found
+
+
+def test_varint_values_are_a_byte_a_small_gap():
+    assert encoded([5]) == b"\x05"
+    assert encoded([0, 127, 128]) == b"\x00\x7f\x01"
+    assert encoded([200]) == b"\xc8\x01"
+    assert encoded([]) == b""
+    assert len(encoded([0, 1, 300, 20_000])) == 1 + 1 + 2 + 3
+    with pytest.raises(ValueError, match="ascend"):
+        encoded([3, 2])
+
+
+def test_varint_values_decode_one_by_one_and_in_batches_as_encoded():
+    rng = random.Random(4)
+    format_ = VarintPositions()
+    lists = [
+        sorted(rng.sample(range(top), count))
+        for top in (5, 130, 20_000, 3_000_000)
+        for count in (0, 1, 2, 5)
+    ] * 5
+    rng.shuffle(lists)
+    values = [format_.encode(positions) for positions in lists]
+    for positions, value in zip(lists, values, strict=True):
+        assert format_.decode_positions(value) == positions
+        assert format_.decode_frequency(value) == len(positions)
+        assert format_.decode_weight(value) == len(positions)
+    for chunk in (values, values[:1], values[3:9], [], [b""]):
+        counts, flat = decoded_many(chunk)
+        expected = [format_.decode_positions(value) for value in chunk]
+        assert counts.tolist() == [len(positions) for positions in expected]
+        assert flat.tolist() == [position for positions in expected for position in positions]
+
+
+def test_a_value_cut_inside_a_gap_is_refused_in_batches():
+    with pytest.raises(ValueError, match="inside a gap"):
+        decoded_many([b"\x05", encoded([300])[:1]])
+
+
+def test_text_takes_varints_only_for_whooshs_positions():
+    assert type(schema.Text().format) is VarintPositions
+    assert schema.Text(field_boost=2.0).format == VarintPositions(field_boost=2.0)
+    assert type(schema.Text(phrase=False).format) is formats.Frequency
+    assert type(schema.Text(chars=True).format) is formats.Characters
