@@ -1028,6 +1028,17 @@ def var_bytes(leaf: IndexReader, fieldname: str) -> list[bytes] | None:
     one by one, 3 us each, and even to start turns its lengths into offsets one by one (a
     fifth of the time a sync reads its paths and states in; None: read it so). ``leaf`` is
     a segment's reader."""
+    joined = _var_bytes_joined(leaf, fieldname)
+    if joined is None:
+        return None
+    data, ends = joined
+    starts = [0, *ends][:-1]
+    return [data[start:end] for start, end in zip(starts, ends, strict=True)]
+
+
+def _var_bytes_joined(leaf: IndexReader, fieldname: str) -> tuple[bytes, list[int]] | None:
+    """A variable-length bytes column's values in one piece, and where each ends in it (see
+    :func:`var_bytes`)."""
     perdoc = getattr(leaf, "_perdoc", None)
     if (
         perdoc is None
@@ -1047,8 +1058,7 @@ def var_bytes(leaf: IndexReader, fieldname: str) -> list[bytes] | None:
     lengths = np.asarray(dbfile.get_array(last - count * struct.calcsize(code), code, count))
     ends = np.cumsum(lengths, dtype=np.int64)
     data = dbfile.get(basepos, int(ends[-1]) if count else 0)
-    starts = (ends - lengths).tolist()
-    return [data[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
+    return data, ends.tolist()
 
 
 def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:
@@ -1056,6 +1066,16 @@ def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:
     the column is of variable-length bytes."""
     values = var_bytes(leaf, fieldname)
     return list(leaf.column_reader(fieldname, translate=False)) if values is None else values
+
+
+def column_joined(leaf: IndexReader, fieldname: str) -> tuple[bytes, list[int]]:
+    """Every document's bytes in a segment's column (untranslated) in one piece, and where
+    each document's ends in it: for reading a few of many values without cutting out each."""
+    joined = _var_bytes_joined(leaf, fieldname) if layout_known() else None
+    if joined is not None:
+        return joined
+    values = list(leaf.column_reader(fieldname, translate=False))
+    return b"".join(values), list(accumulate(map(len, values)))
 
 
 @_trusted

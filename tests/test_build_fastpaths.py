@@ -331,6 +331,24 @@ def test_facet_columns_keep_a_code_a_document(plain: IndexStore):
                 assert [uniques[code] for code in codes] == list(column)
 
 
+@pytest.mark.parametrize("known", [True, False])  # False: read through Whoosh's reader
+def test_column_joined_is_whooshs_column_values_in_one_piece(
+    plain: IndexStore, monkeypatch: pytest.MonkeyPatch, known: bool
+):
+    monkeypatch.setattr(whoosh_internals, "layout_known", lambda: known)
+    index = plain.open_index()
+    with index.reader() as reader:
+        for leaf, _base in reader.leaf_readers():
+            for name in ("path", "state", "topics"):
+                data, ends = whoosh_internals.column_joined(leaf, name)
+                values = list(leaf.column_reader(name, translate=False))
+
+                assert len(values) > 1
+                starts = [0, *ends][:-1]
+                assert [data[start:end] for start, end in zip(starts, ends, strict=True)] == values
+    index.close()
+
+
 def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
