@@ -206,8 +206,10 @@ def _count_weight(count: int) -> float:
 def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
     """The settings of a RegexTokenizer | LowercaseFilter | [CharsetFilter |] StopFilter |
     StemFilter chain (as :data:`ANALYZER`, or StemmingAnalyzer, builds it): the tokenizer's
-    expression, the charset map (None without one), the stop filter's settings, the stemmer's;
-    None for any other analyzer."""
+    expression, the charset map (None without one), the stop filter's settings, the stemmer's,
+    and whether the charset map leaves lowercase ASCII as it is (then an ASCII word is not
+    translated: 2 us a word, most of analysing one of a sync's new words); None for any other
+    analyzer."""
     items = getattr(analyzer, "items", None)
     if items is None:
         return None
@@ -231,7 +233,16 @@ def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
         stop.renumber,
         stem.ignore,
         whoosh_internals.stem_function(stem),
+        charmap is None or _keeps_lowercase_ascii(charmap),
     )
+
+
+def _keeps_lowercase_ascii(charmap: Any) -> bool:
+    """Whether ``str.translate(charmap)`` gives back every lowercased ASCII text as it is."""
+    if not isinstance(charmap, dict):
+        return False
+    kept = [code for code in range(128) if not chr(code).isupper()]
+    return all(charmap.get(code, code) in (code, chr(code)) for code in kept)
 
 
 def analysed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
@@ -248,9 +259,9 @@ def analysed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
 def _unstemmed(chain: tuple[Any, ...], written: str) -> tuple[str, bool]:
     """A word as written -> (the word lowercased and folded, whether the stop filter drops
     it): what the chain makes of it without its stemmer."""
-    _, charmap, stops, minsize, maxsize, *_ = chain
+    _, charmap, stops, minsize, maxsize, *_, ascii_kept = chain
     word = written.lower()
-    if charmap is not None:
+    if charmap is not None and not (ascii_kept and word.isascii()):
         word = word.translate(charmap)  # spans stay on the text as written
     stopped = len(word) < minsize or (maxsize is not None and len(word) > maxsize)
     return word, stopped or word in stops

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 from whoosh import fields
-from whoosh.analysis import StemmingAnalyzer
+from whoosh.analysis import (
+    CharsetFilter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StemmingAnalyzer,
+    StopFilter,
+)
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.reading import SegmentReader
 
@@ -31,7 +38,9 @@ from searchidx.records import JSON_ONLY, live_bodies, live_records
 from searchidx.request import SearchRequest, Sort
 from searchidx.schema import (
     ANALYZER,
+    FOLDED,
     STORED_BODY_CHARS,
+    WORD_PATTERN,
     Text,
     _record,
     display_record,
@@ -323,6 +332,24 @@ def test_facet_columns_keep_a_code_a_document(plain: IndexStore):
                 assert [uniques[code] for code in codes] == list(column)
 
 
+@pytest.mark.parametrize("known", [True, False])  # False: read through Whoosh's reader
+def test_column_joined_is_whooshs_column_values_in_one_piece(
+    plain: IndexStore, monkeypatch: pytest.MonkeyPatch, known: bool
+):
+    monkeypatch.setattr(whoosh_internals, "layout_known", lambda: known)
+    index = plain.open_index()
+    with index.reader() as reader:
+        for leaf, _base in reader.leaf_readers():
+            for name in ("path", "state", "topics"):
+                data, ends = whoosh_internals.column_joined(leaf, name)
+                values = list(leaf.column_reader(name, translate=False))
+
+                assert len(values) > 1
+                starts = [0, *ends][:-1]
+                assert [data[start:end] for start, end in zip(starts, ends, strict=True)] == values
+    index.close()
+
+
 def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -358,6 +385,19 @@ def test_a_buffered_segment_is_whooshs_to_the_byte(
         assert buffered[0][name] == data, name
 
 
+#: Docnums at each width a pickle gives an int (1, 2, 4 bytes, then beyond: long).
+_DOCNUMS = [0, 255, 256, 65535, 65536, 2**31 - 1, 2**31]
+
+
+@pytest.mark.parametrize("doc", _DOCNUMS)
+@pytest.mark.parametrize("value", [None, b"", b"\x00\x01", b"x" * 255, b"y" * 256])
+def test_one_posting_pickle_is_the_compact_pickles_bytes(doc: int, value: bytes | None):
+    for weight in (1.0, 2.0, 0.10000000149011612, 3.0e38):
+        expected = whoosh_internals.compact_pickle(((doc,), (weight,), (value,) if value else ()))
+
+        assert whoosh_internals.one_posting_pickle(doc, weight, value) == expected
+
+
 def texts() -> list[str]:
     rng = random.Random(3)
     alphabet = "abcdeé .-*_\n\tİ1Σ"
@@ -371,8 +411,19 @@ def texts() -> list[str]:
     return found
 
 
+#: A chain whose charset map changes lowercase ASCII ("x" -> "ks"): its ASCII words are
+#: translated too (the index's map leaves them as they are, and :func:`_unstemmed` skips them).
+_ASCII_FOLDING = (
+    RegexTokenizer(WORD_PATTERN)
+    | LowercaseFilter()
+    | CharsetFilter({**FOLDED, ord("x"): "ks"})
+    | StopFilter()
+    | StemFilter()
+)
+
+
 @pytest.mark.parametrize("phrase", [True, False])
-@pytest.mark.parametrize("analyzer", [ANALYZER, StemmingAnalyzer()])
+@pytest.mark.parametrize("analyzer", [ANALYZER, StemmingAnalyzer(), _ASCII_FOLDING])
 def test_text_fields_index_what_whoosh_text_indexes(phrase: bool, analyzer):
     mine = Text(analyzer=analyzer, phrase=phrase)
     whooshs = fields.TEXT(analyzer=analyzer, phrase=phrase)
