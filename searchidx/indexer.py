@@ -32,7 +32,7 @@ from whoosh.writing import SegmentWriter
 
 from searchidx import merge_policy, whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
-from searchidx.content import FileState, scan_content, walk_content
+from searchidx.content import FileState, packed_stat, scan_content, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
@@ -417,7 +417,7 @@ class _IndexedFiles:
         for path, info in files:
             listed += 1
             known = pop(path, None)
-            if known is None or not known.startswith(b"%d:%d:" % (info.st_size, info.st_mtime_ns)):
+            if known is None or not known.startswith(packed_stat(info.st_size, info.st_mtime_ns)):
                 stat_changed.append(path)
                 found(path)
         stat_changed.sort()
@@ -425,4 +425,4 @@ class _IndexedFiles:
 
     def sha256(self, path: str) -> str | None:
         known = self.states.get(path)
-        return None if known is None else FileState.decode(known.decode()).sha256
+        return None if known is None else FileState.unpacked(known).sha256

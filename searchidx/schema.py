@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
 #: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field. 7: the body out of
 #: the display record, in a column of its own (``stored_body``).
-SCHEMA_VERSION = 7
+#: 8: paths a column alone (no term), states packed (size6).
+SCHEMA_VERSION = 8
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
@@ -296,8 +297,10 @@ def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
 
 def build_schema() -> fields.Schema:
     return fields.Schema(
-        # Identity and sync state.
-        path=fields.ID(unique=True, sortable=whoosh_internals.sortable_column(_bytes_column())),
+        # Identity and sync state: columns alone. A path's term (a document's own, 110 bytes
+        # of term index each) found only an article to show similar ones to, which reads the
+        # column (:meth:`IndexSnapshot.documents_at`); a sync deletes by docnum.
+        path=fields.COLUMN(_bytes_column()),
         state=fields.COLUMN(_bytes_column()),
         record=fields.COLUMN(RecordColumn(*DISPLAY)),
         stored_body=fields.COLUMN(RecordColumn(*BODY)),
@@ -322,8 +325,8 @@ def build_schema() -> fields.Schema:
 def to_document(article: Article, state: FileState) -> dict[str, Any]:
     """The fields Whoosh indexes for one article."""
     return {
-        "path": article.path,
-        "state": state.encode().encode(),
+        "path": article.path.encode(),
+        "state": state.packed(),
         "record": display_record(article),
         "stored_body": article.body[:STORED_BODY_CHARS].encode(),
         "title": article.title,
