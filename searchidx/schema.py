@@ -38,7 +38,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
-from searchidx.records import BODY, DISPLAY, JSON_ONLY, RecordColumn, decoded
+from searchidx.records import JSON_ONLY, TrainedColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
 #: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field. 7: the body out of
 #: the display record, in a column of its own (``stored_body``).
-#: 8: paths a column alone (no term), states packed (size6).
+#: 8: paths a column alone (no term), states packed, records and bodies zstd's (size6).
 SCHEMA_VERSION = 8
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
@@ -302,8 +302,8 @@ def build_schema() -> fields.Schema:
         # column (:meth:`IndexSnapshot.documents_at`); a sync deletes by docnum.
         path=fields.COLUMN(_bytes_column()),
         state=fields.COLUMN(_bytes_column()),
-        record=fields.COLUMN(RecordColumn(*DISPLAY)),
-        stored_body=fields.COLUMN(RecordColumn(*BODY)),
+        record=fields.COLUMN(TrainedColumn()),
+        stored_body=fields.COLUMN(TrainedColumn()),
         # Searched text.
         title=Text(analyzer=ANALYZER, spelling=True),
         excerpt=Text(analyzer=ANALYZER),
