@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,32 @@ class FileState:
     def decode(cls, text: str) -> FileState:
         size, mtime_ns, sha256 = text.split(":", 2)
         return cls(int(size), int(mtime_ns), sha256)
+
+    def packed(self) -> bytes:
+        """The state as the index keeps it: :func:`packed_stat`, then the raw digest (48
+        bytes where the text of :meth:`encode` took 86: 3.6 MiB at 100,000 articles)."""
+        return packed_stat(self.size, self.mtime_ns) + bytes.fromhex(self.sha256)
+
+    @classmethod
+    def unpacked(cls, data: bytes) -> FileState:
+        """A state kept by :meth:`packed`, or as text (:meth:`encode`) by an index of schema 7
+        or older: packed, it starts with the size's high byte, 0 (no article is that big),
+        where text starts with a digit."""
+        if data[:1] != b"\0":
+            return cls.decode(data.decode())
+        size, mtime_ns = _STAT.unpack_from(data)
+        return cls(size, mtime_ns, data[_STAT.size :].hex())
+
+
+#: A file's size and mtime (ns) in a packed state: big-endian, so a packed state starts with
+#: 0 (a size below 2**56 bytes).
+_STAT = struct.Struct(">Qq")
+
+
+def packed_stat(size: int, mtime_ns: int) -> bytes:
+    """How a packed state (:meth:`FileState.packed`) starts for a file of this size and
+    mtime: a sync tells an unchanged file by this prefix."""
+    return _STAT.pack(size, mtime_ns)
 
 
 def content_hash(data: bytes) -> str:

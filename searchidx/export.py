@@ -435,7 +435,7 @@ def _indexed_articles(
                 "Elasticsearch _id; move the file to a shorter path and sync"
             )
         if len(article.body) >= STORED_BODY_CHARS:
-            state = FileState.decode(states[docnum].decode())
+            state = FileState.unpacked(states[docnum])
             body = _indexed_body(content_root, article.path, state)
             if body is None:
                 report.bodies_cut.append(article.path)

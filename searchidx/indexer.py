@@ -33,7 +33,7 @@ from whoosh.writing import SegmentWriter
 
 from searchidx import merge_policy, whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
-from searchidx.content import FileState, scan_content, walk_content
+from searchidx.content import FileState, packed_stat, scan_content, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
@@ -423,7 +423,7 @@ class _IndexedFiles:
             listed += 1
             docnum = pop(path, None)
             if docnum is None or not states.startswith(
-                b"%d:%d:" % (info.st_size, info.st_mtime_ns), bounds[docnum], bounds[docnum + 1]
+                packed_stat(info.st_size, info.st_mtime_ns), bounds[docnum], bounds[docnum + 1]
             ):
                 stat_changed.append(path)
                 found(path)
@@ -435,4 +435,4 @@ class _IndexedFiles:
         if docnum is None:
             return None
         known = self.states[self.state_bounds[docnum] : self.state_bounds[docnum + 1]]
-        return FileState.decode(known.decode()).sha256
+        return FileState.unpacked(known).sha256

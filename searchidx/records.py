@@ -1,6 +1,10 @@
 """The display records (JSON, see :func:`~searchidx.schema.display_record`) and the stored
-bodies in columns of their own, each value deflated with its segment's first values as zlib's
-preset dictionary.
+bodies in columns of their own, each value compressed alone with a dictionary of its segment:
+by zstd, with a dictionary trained on the segment's first values (:class:`TrainedColumn`, from
+schema 8: a fifth fewer bytes, 59 -> 48 MiB at 100,000 articles, written in 24 us an article
+where zlib took 58, a record inflated in 2.2 us where zlib took 5.1); or, in an index of
+schema 6 or 7, deflated with the segment's first values as zlib's preset dictionary
+(:class:`RecordColumn`), as the rest of these notes tell.
 
 Whoosh's stored fields are a pickle per document, each compressed alone: a record of 2.6 KB
 took 1.2 KB, a third of the index (115 MiB at 100,000 articles). Records share their keys and
@@ -15,15 +19,15 @@ not show the query's words (or there is no excerpt). A display record without it
 of JSON: 340 bytes deflated as before and inflated in 7.4 us, 339 bytes and 5.1 us deflated
 with zlib's fixed codes at level 5 (:data:`DISPLAY`): a record's dynamic codes are a table
 inflating builds first, for a record of some 1.5 KB; 331 bytes without its web address where
-that is the original's. A body keeps the dynamic codes at level 3 (:data:`BODY`, 268 bytes for
+that is the original's. A body kept the dynamic codes at level 3 (268 bytes for
 1 KB of text); both with zlib's memory level 8, as small and 15% faster to write than 9
 (measured on 4,000 records of the benchmark's collection; a hit's record read, 11.5 us a
 hit with the body in it, is 5.9 us). Writing two values an article costs a build 10-17 us
 more an article than one (68-73 us, 56-58 with the body in the record): each deflates from a
 copy of its primed compressor.
 
-Layout of a segment's column: the values' raw deflate streams, the dictionary, each
-document's end offset (big-endian uint32; a document without a value ends where the one
+Layout of a segment's column: the values' raw deflate streams (zstd's frames), the dictionary,
+each document's end offset (big-endian uint32; a document without a value ends where the one
 before does, so a segment's values take at most 4 GiB), then the dictionary's length (uint32).
 """
 
@@ -37,6 +41,7 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
+import zstandard as zstd
 from whoosh import columns
 from whoosh.reading import IndexReader
 
@@ -46,9 +51,20 @@ DICTIONARY_BYTES = 32 * 1024
 #: in 5.1 us where dynamic ones took 7.4, at the size level 3's dynamic codes gave (339 bytes
 #: a record, deflated in 34 us; level 6: 331 bytes in 39 us, level 3: 361 bytes in 27 us).
 DISPLAY = (5, zlib.Z_FIXED)
-#: zlib's level and strategy for a body, read only for a body snippet: dynamic codes, 268
-#: bytes for 1 KB of text in 24 us (fixed codes: 300 bytes; level 6: 254 bytes in 47 us).
-BODY = (3, zlib.Z_DEFAULT_STRATEGY)
+#: zstd's level for a display record and a body (:class:`TrainedColumn`), with a
+#: dictionary of :data:`TRAINED_BYTES` trained on a segment's first :data:`TRAINING_BYTES`:
+#: records 263 bytes in 12.9 us, bodies 225 in 11.0 (zlib above: 333 in 34, 268 in 24);
+#: inflated in 2.2 us where zlib took 5.1 (measured on 12,000 of the 100,000 articles' first
+#: segment; level 3: 295 and 241 bytes in 5 us, level 9: 253 and 221 in 35).
+TRAINED_LEVEL = 5
+#: Bytes of a segment's first values a zstd dictionary is trained on (some 2,800 records).
+TRAINING_BYTES = 4 << 20
+#: Bytes of a trained dictionary at most (one a column a segment): 65,536 made records 4%
+#: larger. A segment of fewer values has a dictionary of a 32nd of their bytes (a larger one
+#: costs more bytes than it saves: 100 records took 1.77 times zlib's bytes with 128 KB, 0.66
+#: with 4.6 KB); too few values to train on (some ten), none.
+TRAINED_BYTES = 128 * 1024
+_SAMPLES_PER_DICTIONARY_BYTE = 32
 #: zlib's memory level: 8 deflates 15% faster than 9 to the same size (the window is the
 #: dictionary's, 32 KB, either way).
 _MEMORY_LEVEL = 8
@@ -104,27 +120,38 @@ class RecordColumn(columns.Column):
             ends = np.asarray(self._ends, dtype=_ENDS).tobytes()
             self._dbfile.write(self._dictionary + ends + _LENGTH.pack(len(self._dictionary)))
 
+        #: Bytes of the segment's first records gathered before the dictionary is made.
+        _gathered = DICTIONARY_BYTES
+
         def _take(self, value: bytes) -> None:
             if self._dictionary is not None:
                 self._write(value)
                 return
             self._waiting.append(value)
             self._waiting_bytes += len(value)
-            if self._waiting_bytes >= DICTIONARY_BYTES:
+            if self._waiting_bytes >= self._gathered:
                 self._start()
 
         def _start(self) -> None:
             """Make the dictionary of the records so far, and write them with it."""
-            self._dictionary = b"".join(self._waiting)[:DICTIONARY_BYTES]
-            self._compressor = zlib.compressobj(*self._settings, self._dictionary)
+            self._dictionary = self._primed(self._waiting)
             waiting, self._waiting = self._waiting, []
             for value in waiting:
                 self._write(value)
 
+        def _primed(self, first: list[bytes]) -> bytes:
+            """The dictionary of the segment's ``first`` records, the compressor primed."""
+            dictionary = b"".join(first)[:DICTIONARY_BYTES]
+            self._compressor = zlib.compressobj(*self._settings, dictionary)
+            return dictionary
+
+        def _compressed(self, value: bytes) -> bytes:
+            compressor = self._compressor.copy()  # primed with the dictionary once
+            return cast(bytes, compressor.compress(value) + compressor.flush())
+
         def _write(self, value: bytes) -> None:
             if value:
-                compressor = self._compressor.copy()  # primed with the dictionary once
-                data = compressor.compress(value) + compressor.flush()
+                data = self._compressed(value)
                 self._dbfile.write(data)
                 self._written += len(data)
             self._ends.append(self._written)
@@ -156,8 +183,77 @@ class RecordColumn(columns.Column):
         def _record(self, start: int, end: int) -> bytes:
             if start == end:
                 return b""
-            data = self._dbfile.get(self._basepos + start, end - start)
+            return self._inflated(self._dbfile.get(self._basepos + start, end - start))
+
+        def _inflated(self, data: bytes) -> bytes:
             return zlib.decompressobj(_WINDOW_BITS, self._dictionary).decompress(data)
+
+
+class TrainedColumn(RecordColumn):
+    """A column of bytes, each value compressed by zstd at ``level`` with a dictionary trained
+    on its segment's first values (:data:`TRAINING_BYTES` of them). The layout is
+    :class:`RecordColumn`'s, the dictionary zstd's (empty where there was none)."""
+
+    def __init__(self, level: int = TRAINED_LEVEL) -> None:
+        self.level = level
+
+    def writer(self, dbfile: Any) -> TrainedColumn.Writer:
+        return self.Writer(dbfile, self.level)
+
+    def reader(self, dbfile: Any, basepos: int, length: int, doccount: int) -> Any:
+        return self.Reader(dbfile, basepos, length, doccount)
+
+    class Writer(RecordColumn.Writer):
+        _gathered = TRAINING_BYTES
+
+        def __init__(self, dbfile: Any, level: int) -> None:
+            super().__init__(dbfile, level, zlib.Z_DEFAULT_STRATEGY)
+            self._level = level
+
+        def _primed(self, first: list[bytes]) -> bytes:
+            samples: list[bytes | bytearray | memoryview] = [value for value in first if value]
+            size = min(TRAINED_BYTES, sum(map(len, samples)) // _SAMPLES_PER_DICTIONARY_BYTE)
+            try:
+                dictionary = zstd.train_dictionary(size, samples).as_bytes()
+            except zstd.ZstdError:  # too few to train on: none
+                dictionary = b""
+            self._compressor = zstd.ZstdCompressor(
+                level=self._level,
+                dict_data=_dictionary(dictionary),
+                write_checksum=False,
+                write_dict_id=False,
+            )
+            return dictionary
+
+        def _compressed(self, value: bytes) -> bytes:
+            compressed: bytes = self._compressor.compress(value)
+            return compressed
+
+    class Reader(RecordColumn.Reader):
+        """Reads with decompressors of its own, one a thread reading at the same time: one
+        shared by the web server's threads failed ("Data corruption detected",
+        tests/test_web_load.py), and one made a value took 30 us (one reused: 2-3)."""
+
+        def __init__(self, dbfile: Any, basepos: int, length: int, doccount: int) -> None:
+            super().__init__(dbfile, basepos, length, doccount)
+            self._idle: list[zstd.ZstdDecompressor] = []
+
+        def _inflated(self, data: bytes) -> bytes:
+            idle = self._idle
+            try:
+                decompressor = idle.pop()  # atomic: no two threads take the same one
+            except IndexError:
+                decompressor = zstd.ZstdDecompressor(dict_data=_dictionary(self._dictionary))
+            try:
+                inflated: bytes = decompressor.decompress(data)
+            finally:
+                idle.append(decompressor)
+            return inflated
+
+
+def _dictionary(data: bytes) -> zstd.ZstdCompressionDict | None:
+    """A segment's trained zstd dictionary; None where it has none."""
+    return zstd.ZstdCompressionDict(data) if data else None
 
 
 def records_of(reader: IndexReader) -> Any:

@@ -38,7 +38,7 @@ from whoosh.system import pack_uint
 from searchidx import whoosh_internals
 from searchidx.articles import Article
 from searchidx.positions import VarintPositions, encoded
-from searchidx.records import BODY, DISPLAY, JSON_ONLY, RecordColumn, decoded
+from searchidx.records import JSON_ONLY, TrainedColumn, decoded
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: searchidx reads, but its sync fails merging them. 6: the display record in a column deflated
 #: with a dictionary (:mod:`searchidx.records`), not a Whoosh stored field. 7: the body out of
 #: the display record, in a column of its own (``stored_body``).
-#: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled.
+#: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled;
+#: paths a column alone (no term), states packed, records and bodies compressed by zstd.
 SCHEMA_VERSION = 8
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
@@ -308,11 +309,13 @@ def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
 
 def build_schema() -> fields.Schema:
     return fields.Schema(
-        # Identity and sync state.
-        path=fields.ID(unique=True, sortable=whoosh_internals.sortable_column(_bytes_column())),
+        # Identity and sync state: columns alone. A path's term (a document's own, 110 bytes
+        # of term index each) found only an article to show similar ones to, which reads the
+        # column (:meth:`IndexSnapshot.documents_at`); a sync deletes by docnum.
+        path=fields.COLUMN(_bytes_column()),
         state=fields.COLUMN(_bytes_column()),
-        record=fields.COLUMN(RecordColumn(*DISPLAY)),
-        stored_body=fields.COLUMN(RecordColumn(*BODY)),
+        record=fields.COLUMN(TrainedColumn()),
+        stored_body=fields.COLUMN(TrainedColumn()),
         # Searched text.
         title=Text(analyzer=ANALYZER, spelling=True),
         excerpt=Text(analyzer=ANALYZER),
@@ -334,8 +337,8 @@ def build_schema() -> fields.Schema:
 def to_document(article: Article, state: FileState) -> dict[str, Any]:
     """The fields Whoosh indexes for one article."""
     return {
-        "path": article.path,
-        "state": state.encode().encode(),
+        "path": article.path.encode(),
+        "state": state.packed(),
         "record": display_record(article),
         "stored_body": article.body[:STORED_BODY_CHARS].encode(),
         "title": article.title,

@@ -141,15 +141,14 @@ def find(snapshot: IndexSnapshot, path: str, limit: int) -> Found:
 
 def document_number(snapshot: IndexSnapshot, path: str) -> int:
     """The live docnum of the article at ``path``."""
-    postings = snapshot.matcher.postings("path", path)
-    docs = postings.docs[snapshot.live[postings.docs]]
-    if not len(docs):
+    docs = [docnum for docnum in snapshot.documents_at(path) if snapshot.live[docnum]]
+    if not docs:
         raise UnknownArticle(
             f"no article at {path!r} in the index; give the path of a search hit (the 'path' "
             "of searchidx query --json or /api/search), relative to the content folder",
             "path",
         )
-    return int(docs[-1])
+    return docs[-1]
 
 
 def key_terms(snapshot: IndexSnapshot, article: Article) -> dict[str, float]:

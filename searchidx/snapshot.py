@@ -668,6 +668,19 @@ class IndexSnapshot:
             mask &= self.qualities <= high
         return mask
 
+    def documents_at(self, path: str) -> list[int]:
+        """The docnums, live or deleted, of the articles at ``path``, ascending: from the path
+        column (the index keeps no term of a path)."""
+        wanted = path.encode("utf-8", "surrogatepass")  # unencodable: a path no article has
+        found: list[int] = []
+        for leaf, base in self._leaves:
+            docs = whoosh_internals.docs_with_bytes(leaf, "path", wanted)
+            if docs is None:
+                paths = whoosh_internals.column_bytes(leaf, "path")
+                docs = [doc for doc, value in enumerate(paths) if value == wanted]
+            found += [base + doc for doc in docs]
+        return found
+
     def _raw_column(self, name: str, start: int) -> list[bytes]:
         """A column's bytes for each document from ``start`` on (a segment's first)."""
         values: list[bytes] = []

@@ -1049,17 +1049,38 @@ def var_bytes(leaf: IndexReader, fieldname: str) -> list[bytes] | None:
     one by one, 3 us each, and even to start turns its lengths into offsets one by one (a
     fifth of the time a sync reads its paths and states in; None: read it so). ``leaf`` is
     a segment's reader."""
-    joined = _var_bytes_joined(leaf, fieldname)
-    if joined is None:
+    read = _var_bytes_data(leaf, fieldname)
+    if read is None:
         return None
-    data, ends = joined
-    starts = [0, *ends][:-1]
-    return [data[start:end] for start, end in zip(starts, ends, strict=True)]
+    data, ends = read
+    starts = (ends - np.diff(ends, prepend=0)).tolist()
+    return [data[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
 
 
-def _var_bytes_joined(leaf: IndexReader, fieldname: str) -> tuple[bytes, list[int]] | None:
-    """A variable-length bytes column's values in one piece, and where each ends in it (see
-    :func:`var_bytes`)."""
+@_trusted
+def docs_with_bytes(leaf: IndexReader, fieldname: str, value: bytes) -> list[int] | None:
+    """The documents of a segment whose value in a variable-length bytes column is ``value``
+    (the article at a path), ascending: found in the column's data, read in one piece, as
+    ``bytes.find`` finds it (1-2 ms in 100,000 paths, where cutting out and comparing each took
+    15; None: read the values). A find counts where it is a whole value, by the values' ends."""
+    read = _var_bytes_data(leaf, fieldname)
+    if read is None:
+        return None
+    data, ends = read
+    if not value:
+        return np.flatnonzero(np.diff(ends, prepend=0) == 0).tolist()
+    found = []
+    at = data.find(value)
+    while at >= 0:
+        doc = int(np.searchsorted(ends, at, side="right"))  # the value holding byte ``at``
+        if (ends[doc - 1] if doc else 0) == at and ends[doc] == at + len(value):
+            found.append(doc)
+        at = data.find(value, at + 1)
+    return found
+
+
+def _var_bytes_data(leaf: IndexReader, fieldname: str) -> tuple[bytes, np.ndarray] | None:
+    """A variable-length bytes column's data, and each document's value's end in it."""
     perdoc = getattr(leaf, "_perdoc", None)
     if (
         perdoc is None
@@ -1078,8 +1099,7 @@ def _var_bytes_joined(leaf: IndexReader, fieldname: str) -> tuple[bytes, list[in
         last -= 2 + count * struct.calcsize(offsets_code)
     lengths = np.asarray(dbfile.get_array(last - count * struct.calcsize(code), code, count))
     ends = np.cumsum(lengths, dtype=np.int64)
-    data = dbfile.get(basepos, int(ends[-1]) if count else 0)
-    return data, ends.tolist()
+    return dbfile.get(basepos, int(ends[-1]) if count else 0), ends
 
 
 def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:
@@ -1092,9 +1112,9 @@ def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:
 def column_joined(leaf: IndexReader, fieldname: str) -> tuple[bytes, list[int]]:
     """Every document's bytes in a segment's column (untranslated) in one piece, and where
     each document's ends in it: for reading a few of many values without cutting out each."""
-    joined = _var_bytes_joined(leaf, fieldname) if layout_known() else None
-    if joined is not None:
-        return joined
+    read = _var_bytes_data(leaf, fieldname) if layout_known() else None
+    if read is not None:
+        return read[0], read[1].tolist()
     values = list(leaf.column_reader(fieldname, translate=False))
     return b"".join(values), list(accumulate(map(len, values)))
 

@@ -304,24 +304,24 @@ def snapshot(store: IndexStore) -> Snapshot:
     """Path -> (content hash, title) of every live document; fails on a doubled path.
 
     Also proves the index answers queries: each document is found by a search for a word of
-    its title, and by its path.
+    its title.
     """
     index = store.open_index()
     try:
         with index.searcher() as searcher:
             result: Snapshot = {}
+            docnums: dict[str, int] = {}
             records = searcher.reader().column_reader("record")
             states = searcher.reader().column_reader("state")  # one reader: each reads offsets
             for docnum in searcher.reader().all_doc_ids():
                 article = from_record(records[docnum])
                 assert article.path not in result, f"{article.path} is indexed twice"
-                state = states[docnum]
-                result[article.path] = (FileState.decode(state.decode()).sha256, article.title)
+                result[article.path] = (FileState.unpacked(states[docnum]).sha256, article.title)
+                docnums[article.path] = docnum
             assert searcher.doc_count() == len(result)
             parser = QueryParser("title", index.schema)
             for path, (_, title) in list(result.items())[:: max(1, len(result) // 5)]:
-                docnum = searcher.document_number(path=path)
-                assert docnum is not None
+                docnum = docnums[path]
                 for word in sorted(re.findall(r"[A-Za-z]{4,}", title), key=len)[-1:]:
                     # The hits' document numbers: reading each hit's path would open the
                     # path column once a hit.

@@ -60,6 +60,9 @@ from searchidx.whoosh_internals import (
 from searchidx.write_options import WriteOptions
 from tests.conftest import real_shaped_articles, write_article
 
+#: A file's state for documents written without a file (packed, its digest is 32 bytes).
+A_STATE = FileState(1, 2, "3" * 64)
+
 REQUESTS = [
     SearchRequest(),
     SearchRequest(text="microsoft", per_page=100),  # relevance: every hit, so ties are whole
@@ -224,7 +227,7 @@ def test_a_segment_builder_freezes_its_buffer_until_the_segment_is_written(
     """What the builder froze goes back to the collector when its segment is written, or
     dropped; the segment is the one a builder that never freezes writes."""
     monkeypatch.setattr(whoosh_internals, "_FROZEN_EVERY", 2)
-    documents = [to_document(article, FileState(1, 2, "3")) for article in real_shaped_articles()]
+    documents = [to_document(article, A_STATE) for article in real_shaped_articles()]
     assert len(documents) >= 5 and not gc.get_freeze_count()
     builders = [
         SegmentBuilder(IndexStore(tmp_path / name).create_generation()[1], 64)
@@ -288,7 +291,7 @@ def segment_documents(sample_dir: Path) -> list[dict[str, Any]]:
         dataclasses.replace(odd, path="one.md", body="word", excerpt="", topics=()),
         dataclasses.replace(odd, path="empty.md", title="-", body="", excerpt=""),
     ]
-    return [to_document(article, FileState(1, 2, "3")) for article in articles]
+    return [to_document(article, A_STATE) for article in articles]
 
 
 def segment_postings(
@@ -505,7 +508,7 @@ def test_merged_segment_is_whooshs_merge_to_the_byte(
     monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
     articles = real_shaped_articles()
     articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
-    documents = [to_document(article, FileState(1, 2, "3")) for article in articles]
+    documents = [to_document(article, A_STATE) for article in articles]
     assert len(documents) > 30
 
     whooshs = merged_files(tmp_path / "whoosh", documents, False, monkeypatch)

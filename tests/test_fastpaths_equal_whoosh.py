@@ -316,7 +316,7 @@ def _check_pages(service: SearchService, reference: Reference | None, page: int)
     if reference is None or not reference.right:  # refused, or Whoosh's pages would be wrong
         return
     text, parsed, theirs = reference.text, reference.parsed, reference.theirs
-    paths = list(searcher.reader().column_reader("path"))
+    paths = [path.decode() for path in searcher.reader().column_reader("path")]
     start, end = (page - 1) * PER_PAGE, page * PER_PAGE
     for sort in Sort:
         request = SearchRequest(text=text, sort=sort, page=page, per_page=PER_PAGE, facets=False)

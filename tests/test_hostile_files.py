@@ -682,7 +682,7 @@ def indexed_columns(store: IndexStore) -> dict[str, tuple[Any, ...]]:
             names = ("path", "topics", "quality", "date", "published", "provider_name")
             column = {name: reader.column_reader(name, translate=True) for name in names}
             return {
-                column["path"][docnum]: (
+                column["path"][docnum].decode(): (
                     [t for t in column["topics"][docnum].decode().split(VALUE_SEPARATOR) if t],
                     column["quality"][docnum],
                     column["date"][docnum],

@@ -7,15 +7,21 @@ import os
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from whoosh import columns, fields
 
-from searchidx import indexer, merge_policy, workers
-from searchidx.content import scan_content, walk_content
+from searchidx import indexer, merge_policy, whoosh_internals, workers
+from searchidx.articles import Article
+from searchidx.content import FileState, content_hash, scan_content, walk_content
 from searchidx.errors import ContentFolderError, IndexBusyError
+from searchidx.export import export_elasticsearch
 from searchidx.parsing import read_article
 from searchidx.request import SearchRequest, Sort
-from searchidx.service import SearchService
+from searchidx.schema import build_schema, to_document
+from searchidx.service import OUTDATED_NOTE, SearchService
+from searchidx.similar import SimilarRequest
 from searchidx.store import IndexStore
 from searchidx.write_options import WriteOptions
 from tests.conftest import (
@@ -288,6 +294,84 @@ def test_sync_rebuilds_an_index_of_an_older_schema(content: Path, store: IndexSt
     meta.schema_version = 0
     store.write_meta(store.live_dir(), meta)
     assert indexer.sync(store).rebuilt
+
+
+def test_sync_keeps_paths_and_states_in_columns_alone(content: Path, store: IndexStore):
+    """No term per path (a document's own, 110 bytes of term index): a path is in its
+    column; each file's state packed in 48 bytes, read back as it was."""
+    indexer.sync(store, content)
+    assert not paths_indexed(store)
+    index = store.open_index()
+    try:
+        with index.searcher() as searcher:
+            reader = searcher.reader()
+            paths, states = reader.column_reader("path"), reader.column_reader("state")
+            for docnum in reader.all_doc_ids():
+                path = content / paths[docnum].decode()
+                info = path.stat()
+                known = FileState(info.st_size, info.st_mtime_ns, content_hash(path.read_bytes()))
+                assert len(states[docnum]) == 48
+                assert FileState.unpacked(states[docnum]) == known
+    finally:
+        index.close()
+
+
+def test_file_state_reads_the_text_of_schema_7():
+    state = FileState(1_234, -5_678_000_000_000, content_hash(b"an article"))
+    assert FileState.unpacked(state.packed()) == state
+    assert FileState.unpacked(state.encode().encode()) == state
+
+
+def schema_7() -> fields.Schema:
+    """The schema before paths were columns alone: a path a term too."""
+    schema = build_schema()
+    schema.remove("path")
+    column = columns.VarBytesColumn(allow_offsets=False)
+    schema.add("path", fields.ID(unique=True, sortable=whoosh_internals.sortable_column(column)))
+    return schema
+
+
+def document_7(article: Article, state: FileState) -> dict[str, Any]:
+    """The document of schema 7: the path as text (indexed), the state as text."""
+    return {**to_document(article, state), "path": article.path, "state": state.encode().encode()}
+
+
+def test_an_index_of_schema_7_is_searched_and_exported_until_rebuilt(
+    content: Path, store: IndexStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Paths as terms and states as text: searched (saying to rebuild), an article's similar
+    ones found by its path, exported with its whole body (its text state matching the file);
+    the next sync rebuilds it."""
+    body = " ".join(f"word{number}" for number in range(2_000))
+    write_article(content, "long.md", "title: Long read\npublishedDateTime: 2024-01-01", body)
+    with monkeypatch.context() as patch:
+        patch.setattr("searchidx.store.build_schema", schema_7)
+        patch.setattr(workers, "to_document", document_7)
+        indexer.sync(store, content)
+    meta = store.read_meta()
+    meta.schema_version = 7
+    store.write_meta(store.live_dir(), meta)
+    assert paths_indexed(store)
+    service = SearchService(store)
+    try:
+        assert OUTDATED_NOTE in service.search(SearchRequest(text="", per_page=1)).notes
+        assert service.similar(SimilarRequest("long.md")).article.article.title == "Long read"
+    finally:
+        service.close()
+    report = export_elasticsearch(store, tmp_path / "export")
+    assert report.bodies_cut == []
+    assert indexer.sync(store).rebuilt
+    assert not paths_indexed(store)
+
+
+def paths_indexed(store: IndexStore) -> bool:
+    """Whether the index keeps a term per path."""
+    index = store.open_index()
+    try:
+        with index.reader() as reader:
+            return "path" in reader.indexed_field_names()
+    finally:
+        index.close()
 
 
 def test_sync_removes_everything_when_the_folder_is_emptied(content: Path, store: IndexStore):

@@ -24,9 +24,15 @@ from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.marks import to_html
 from searchidx.parsing import read_article
-from searchidx.records import RecordColumn, bodies_of, live_records
+from searchidx.records import RecordColumn, TrainedColumn, bodies_of, live_records
 from searchidx.request import SearchRequest, Sort
-from searchidx.schema import STORED_BODY_CHARS, build_schema, stored_record, to_document
+from searchidx.schema import (
+    STORED_BODY_CHARS,
+    build_schema,
+    display_record,
+    stored_record,
+    to_document,
+)
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles, write_article
@@ -40,9 +46,24 @@ def values(count: int) -> list[bytes]:
     ]
 
 
-def written(tmp_path: Path, documents: list[bytes], commits: int = 1) -> Path:
+#: The column of schema 8 (zstd's, trained), and of schemas 6 and 7 (deflated), still read.
+COLUMNS = [TrainedColumn, RecordColumn]
+
+
+@pytest.fixture
+def small_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zstd dictionary trained on a segment's first 16 KB, not 1 MiB: written past it."""
+    monkeypatch.setattr(TrainedColumn.Writer, "_gathered", 16 * 1024)
+
+
+def written(
+    tmp_path: Path,
+    documents: list[bytes],
+    commits: int = 1,
+    column: type[RecordColumn] = TrainedColumn,
+) -> Path:
     """``documents`` indexed in a Whoosh index of a record column, in ``commits`` segments."""
-    schema = fields.Schema(id=fields.ID(stored=True), record=fields.COLUMN(RecordColumn()))
+    schema = fields.Schema(id=fields.ID(stored=True), record=fields.COLUMN(column()))
     index = FileStorage(str(tmp_path)).create_index(schema)
     per_commit = -(-len(documents) // commits)
     for start in range(0, len(documents), per_commit):
@@ -53,19 +74,27 @@ def written(tmp_path: Path, documents: list[bytes], commits: int = 1) -> Path:
     return tmp_path
 
 
-def test_record_column_reads_back_every_record_past_the_dictionary(tmp_path: Path):
-    documents = values(2000)  # some 60 KB: past the dictionary's 32
+@pytest.mark.usefixtures("small_training")
+@pytest.mark.parametrize("column", COLUMNS)
+def test_record_column_reads_back_every_record_past_the_dictionary(
+    tmp_path: Path, column: type[RecordColumn]
+):
+    documents = values(2000)  # some 60 KB: past the dictionary's 32, and zstd's training
     assert sum(map(len, documents)) > 2 * records.DICTIONARY_BYTES
-    index = FileStorage(str(written(tmp_path, documents))).open_index()
+    index = FileStorage(str(written(tmp_path, documents, column=column))).open_index()
     with index.reader() as reader:
-        column = reader.column_reader("record", translate=False)
-        assert [column[n] for n in range(len(documents))] == documents
+        read = reader.column_reader("record", translate=False)
+        assert [read[n] for n in range(len(documents))] == documents
         assert list(live_records(reader)) == documents
 
 
-def test_record_column_of_a_segment_smaller_than_the_dictionary(tmp_path: Path):
-    documents = values(5)
-    index = FileStorage(str(written(tmp_path, documents))).open_index()
+@pytest.mark.parametrize("column", COLUMNS)
+@pytest.mark.parametrize("count", [1, 5])  # too few values for zstd to train on
+def test_record_column_of_a_segment_smaller_than_the_dictionary(
+    tmp_path: Path, column: type[RecordColumn], count: int
+):
+    documents = values(count)
+    index = FileStorage(str(written(tmp_path, documents, column=column))).open_index()
     with index.reader() as reader:
         assert list(live_records(reader)) == documents
 
@@ -77,9 +106,11 @@ def test_records_of_an_index_built_from_an_empty_folder_are_none(tmp_path: Path)
     assert store.articles() == []
 
 
-def test_record_column_survives_a_merge_and_deletions(tmp_path: Path):
+@pytest.mark.usefixtures("small_training")
+@pytest.mark.parametrize("column", COLUMNS)
+def test_record_column_survives_a_merge_and_deletions(tmp_path: Path, column: type[RecordColumn]):
     documents = values(900)
-    index = FileStorage(str(written(tmp_path, documents, commits=3))).open_index()
+    index = FileStorage(str(written(tmp_path, documents, 3, column))).open_index()
     writer = index.writer()
     for n in range(0, 900, 5):
         writer.delete_by_term("id", str(n))
@@ -100,6 +131,25 @@ def test_record_column_is_half_of_whooshs_stored_records(tmp_path: Path):
         _, _, column_bytes = leaf._perdoc._get_column_file("record")
     whooshs = sum(len(zlib.compress(pickle.dumps({"record": d.decode()}, 2))) for d in documents)
     assert column_bytes < whooshs / 2
+
+
+def test_trained_column_is_smaller_than_the_deflated_one(tmp_path: Path, sample_dir: Path):
+    """zstd with a dictionary trained on a segment's first records (schema 8) takes fewer
+    bytes than zlib with those records as its dictionary (schemas 6, 7), dictionary and
+    all."""
+    paths = sorted(scan_content(sample_dir))
+    documents = [display_record(read_article(sample_dir, path)) for path in paths]
+    sizes = []
+    for column in COLUMNS:
+        folder = tmp_path / column.__name__
+        folder.mkdir()
+        index = FileStorage(str(written(folder, documents, column=column))).open_index()
+        with index.reader() as reader:
+            assert list(live_records(reader)) == documents
+            (leaf, _), *_ = reader.leaf_readers()
+            sizes.append(leaf._perdoc._get_column_file("record")[2])  # dictionary and all
+    trained, deflated = sizes
+    assert trained < 0.9 * deflated
 
 
 def schema_5() -> fields.Schema:

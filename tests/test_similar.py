@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 
 from bench import similar as bench_similar
-from searchidx import indexer, similar
+from searchidx import indexer, similar, whoosh_internals
 from searchidx.bounds import SearchTimeout
 from searchidx.cli import cli
 from searchidx.content import scan_content
@@ -234,6 +234,36 @@ def test_similar_answers_a_deleted_article_as_unknown(tmp_path: Path):
         assert similar_paths(service, STORIES[0][0]) == []
         with pytest.raises(UnknownArticle):
             service.similar(SimilarRequest(STORIES[1][0]))
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_documents_at_finds_whole_paths_only_live_or_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+):
+    """A path's documents, read from the path column (no term), as Whoosh's column reader
+    gives them: never a path that holds it ("xa/b.md") or starts with it ("a/b.mdx"), in
+    every segment, the deleted ones too; read fast, or (an unknown Whoosh) value by value."""
+    folder = tmp_path / "news"
+    store = IndexStore(tmp_path / "index")
+    for path in ["a/b.md", "xa/b.md", "a/b.mdx", "b.md"]:
+        write_article(folder, path, "title: Paths\npublishedDateTime: 2024-01-02", body=path)
+    indexer.sync(store, folder)
+    write_article(folder, "a/b.md", "title: Edited\npublishedDateTime: 2024-01-03", body="new")
+    write_article(folder, "c/a/b.md", "title: Later\npublishedDateTime: 2024-01-03", body="c")
+    indexer.sync(store, folder)  # a second segment; the first a/b.md deleted
+    monkeypatch.setattr(whoosh_internals, "layout_known", lambda: fast)
+    service = SearchService(store)
+    try:
+        snapshot = service.snapshot()
+        paths = list(snapshot.searcher.reader().column_reader("path"))
+        for path in ["a/b.md", "xa/b.md", "a/b.mdx", "b.md", "c/a/b.md", "/b.md", "a/b"]:
+            expected = [docnum for docnum, value in enumerate(paths) if value == path.encode()]
+            assert snapshot.documents_at(path) == expected, path
+        assert snapshot.documents_at("a/b.md\udc80") == []  # not UTF-8: no file's path
+        first, edited = snapshot.documents_at("a/b.md")
+        assert not snapshot.live[first] and similar.document_number(snapshot, "a/b.md") == edited
     finally:
         service.close()
 
