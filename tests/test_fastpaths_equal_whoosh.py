@@ -533,6 +533,31 @@ def test_a_terms_postings_over_segments_are_whooshs_own_matchers(service):
     assert read > 50_000
 
 
+def test_term_entries_are_whooshs_term_infos_and_counts(service):
+    """A term's entries looked up in each segment's mapped term index are the term infos
+    Whoosh's hash reader finds (None where a segment lacks the term), and the count read from
+    them is the reader's document frequency; a field not indexed is left to Whoosh."""
+    snapshot = service.snapshot()
+    leaves = [leaf for leaf, _ in snapshot._leaves]
+    reader = snapshot.searcher.reader()
+    looked_up = 0
+    for fieldname in ("title", "body", "topic", "provider"):
+        words = sorted({word for leaf in leaves for word in leaf.lexicon(fieldname)})
+        for word in [*words[:: max(1, len(words) // 200)], b"nosuchword", b""]:
+            entries = whoosh_internals.term_entries(leaves, fieldname, word)
+            expected = []
+            for leaf in leaves:
+                key = leaf._terms._keycoder(fieldname, word)
+                expected.append(leaf._terms._tindex.get(key))
+            assert entries == tuple(expected), (fieldname, word)
+            count = whoosh_internals.entries_doc_frequency(entries)
+            assert count == reader.doc_frequency(fieldname, word), (fieldname, word)
+            looked_up += sum(entry is not None for entry in entries)
+    assert looked_up > 500
+    assert whoosh_internals.term_entries(leaves, "stored_body", b"chip") is None
+    assert whoosh_internals.term_entries(leaves, "nosuchfield", b"chip") is None
+
+
 def test_positions_are_decoded_as_whoosh_decodes_them(service):
     """Every value of the index's title and excerpt words (one-byte deltas: the fast path),
     and values with deltas of two and four bytes, with and without their STOP (decoded one by
