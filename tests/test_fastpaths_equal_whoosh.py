@@ -558,6 +558,22 @@ def test_term_entries_are_whooshs_term_infos_and_counts(service):
     assert whoosh_internals.term_entries(leaves, "nosuchfield", b"chip") is None
 
 
+def test_corrections_from_the_matchers_counts_are_the_readers(service):
+    """Did-you-mean told which words are known by the matcher's counts (those its search
+    charged, looked up in the term entries) corrects as with the reader's own counts."""
+    snapshot = service.snapshot()
+    title_words = snapshot.title_words[0]
+    typed = [w for w in title_words[:: max(1, len(title_words) // 40)] if w.isalpha()][:30]
+    texts = [*typed, *(w + "q" for w in typed), *(w[:-1] for w in typed if len(w) > 3)]
+    corrected = 0
+    for text in [*texts, "microsft cloud", "qqqzz", "title:microsft"]:
+        theirs = querylang.correct(text, snapshot.searcher, title_words)
+        mine = querylang.correct(text, snapshot.searcher, title_words, snapshot.matcher.documents)
+        assert mine == theirs, text
+        corrected += theirs is not None
+    assert corrected > 10
+
+
 def test_positions_are_decoded_as_whoosh_decodes_them(service):
     """Every value of the index's title and excerpt words (one-byte deltas: the fast path),
     and values with deltas of two and four bytes, with and without their STOP (decoded one by
