@@ -166,6 +166,9 @@ class QueryMatcher:
         )
         #: (field, word) -> its documents.
         self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._term_indexes = whoosh_internals.term_indexes(
+            (leaf for leaf, _ in leaves), self.schema
+        )
         #: (field, word) -> its entry in each segment's term index.
         self._term_entries: LruCache[tuple[str, bytes], whoosh_internals.TermEntries | None] = (
             LruCache(ENTRIES_CACHED)
@@ -651,12 +654,10 @@ class QueryMatcher:
     def _entries(self, fieldname: str, word: bytes) -> whoosh_internals.TermEntries | None:
         """A term's entry in each segment's term index (None: not read so), kept a while: a
         word's first search looks it up for its count, then for its postings."""
-        return self._term_entries.get(
-            (fieldname, word),
-            lambda: whoosh_internals.term_entries(
-                (leaf for leaf, _ in self._leaves), fieldname, word
-            ),
-        )
+        indexes = self._term_indexes
+        if indexes is None:
+            return None
+        return self._term_entries.get((fieldname, word), lambda: indexes.entries(fieldname, word))
 
     def _word(self, fieldname: str, text: str | bytes) -> bytes | None:
         """A term's word as the index holds it (None: no such field, or not a word of it)."""

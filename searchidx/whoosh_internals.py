@@ -108,6 +108,8 @@ _KEY_LENGTHS = 8
 _TERM_INFO = "!BfIBBfII"
 _FREQUENCY_AT = struct.calcsize("!Bf")
 _DOC_FREQUENCY = struct.Struct("!I")
+#: The field number of a field a segment has no word of (``W3TermsReader._keycoder``).
+_NO_FIELD = 65535
 #: Where a block's pickled bytes values start (protocol 2 pickles bytes as this call).
 _VALUES_START = b"c_codecs\nencode\n"
 #: The protocol byte of a pickle of protocol 2 (Whoosh's), after its PROTO opcode.
@@ -449,7 +451,7 @@ class TermPostings:
         self, leaf: IndexReader, base: int, fieldname: str, word: bytes, entry: bytes
     ) -> None:
         """:meth:`add`, from the term's entry in the segment's term index (see
-        :func:`term_entries`)."""
+        :class:`TermIndexes`)."""
         self._add_info(leaf, base, fieldname, word, W3TermInfo.from_bytes(entry))
 
     def _add_info(
@@ -529,37 +531,58 @@ TermEntries = tuple[bytes | None, ...]
 _SLOT = struct.Struct("!Iq")
 
 
+class TermIndexes:
+    """The term indexes of a searcher's segments, a term looked up in each one's mapped hash
+    tables (``filetables.HashReader.ranges_for_key``, a few C calls a slot): Whoosh's
+    look-up, a generator over Python reads, took some 4 us a segment and was made twice for
+    a word's first search, for its count and for its postings (80 look-ups for a word in
+    five fields of 8 segments: a fifth of a first-seen rare word's search). Made by
+    :func:`term_indexes`."""
+
+    def __init__(self, schema: fields.Schema, indexes: list[tuple[Any, Any, dict[str, int]]]):
+        self._schema = schema
+        #: Each segment's (hash tables, mapped term index, field numbers).
+        self._indexes = indexes
+
+    def entries(self, fieldname: str, word: bytes) -> TermEntries | None:
+        """Each segment's entry of a term (None: a field not indexed, asked of Whoosh)."""
+        field = self._schema[fieldname] if fieldname in self._schema else None  # noqa: SIM401
+        if field is None or field.format is None:
+            return None
+        hashes: dict[bytes, int] = {}  # segments number the fields alike, mostly
+        found: list[bytes | None] = []
+        for tables, buffer, numbers in self._indexes:
+            key = pack_ushort(numbers.get(fieldname, _NO_FIELD)) + word  # W3TermsReader's
+            keyhash = hashes.get(key)
+            if keyhash is None:  # filetables.md5_hash, without the hex digits between
+                digest = hashlib.md5(key, usedforsecurity=False).digest()
+                keyhash = hashes[key] = int.from_bytes(digest[-4:], "big")
+            found.append(_hashed_entry(tables, buffer, key, keyhash))
+        return tuple(found)
+
+
 @_trusted
-def term_entries(leaves: Iterable[IndexReader], fieldname: str, word: bytes) -> TermEntries | None:
-    """Each segment's entry of a term in its term index, looked up in the mapped index itself
-    (``filetables.HashReader.ranges_for_key``, a few C calls a slot): Whoosh's look-up, a
-    generator over Python reads, took some 4 us a segment and was made twice for a word's
-    first search, for its count and for its postings (80 look-ups for a word in five fields
-    of 8 segments: a fifth of a first-seen rare word's search). None: a segment not read so,
-    or a field not indexed (ask Whoosh)."""
+def term_indexes(leaves: Iterable[IndexReader], schema: fields.Schema) -> TermIndexes | None:
+    """The term indexes of W3 segments mapped whole, hashed with MD5 (Whoosh's default), as
+    :class:`TermIndexes`; None where a segment's is not one (ask Whoosh)."""
     if W3TermInfo._struct.format != _TERM_INFO:
         return None
-    found: list[bytes | None] = []
+    indexes = []
     for leaf in leaves:
         terms = getattr(leaf, "_terms", None)
-        tindex = getattr(terms, "_tindex", None)
+        tindex: Any = getattr(terms, "_tindex", None)
         buffer = getattr(getattr(tindex, "dbfile", None), "_buf", None)
-        field = leaf.schema[fieldname] if fieldname in leaf.schema else None  # noqa: SIM401
-        if type(terms) is not W3TermsReader or buffer is None or field is None:
+        if type(terms) is not W3TermsReader or buffer is None:
             return None
-        if field.format is None:
+        if tindex.hashfn is not filetables.md5_hash:
             return None
-        found.append(_hashed_entry(tindex, buffer, terms._keycoder(fieldname, word)))
-    return tuple(found)
+        indexes.append((tindex.tables, buffer, terms._fieldmap))
+    return TermIndexes(schema, indexes)
 
 
-def _hashed_entry(tindex: Any, buffer: Any, key: bytes) -> bytes | None:
-    """The value of ``key`` in a term index's hash tables, read from its mapped ``buffer``."""
-    if tindex.hashfn is filetables.md5_hash:  # its hash, without the hex digits between
-        keyhash = int.from_bytes(hashlib.md5(key, usedforsecurity=False).digest()[-4:], "big")
-    else:
-        keyhash = tindex.hashfn(key)
-    start, slots = tindex.tables[keyhash & 255]
+def _hashed_entry(tables: Any, buffer: Any, key: bytes, keyhash: int) -> bytes | None:
+    """The value of ``key`` in a term index's hash ``tables``, read from its ``buffer``."""
+    start, slots = tables[keyhash & 255]
     if not slots:
         return None
     end = start + slots * _SLOT.size

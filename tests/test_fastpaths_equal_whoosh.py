@@ -540,11 +540,13 @@ def test_term_entries_are_whooshs_term_infos_and_counts(service):
     snapshot = service.snapshot()
     leaves = [leaf for leaf, _ in snapshot._leaves]
     reader = snapshot.searcher.reader()
+    indexes = whoosh_internals.term_indexes(leaves, snapshot.searcher.schema)
+    assert indexes is not None
     looked_up = 0
     for fieldname in ("title", "body", "topic", "provider"):
         words = sorted({word for leaf in leaves for word in leaf.lexicon(fieldname)})
         for word in [*words[:: max(1, len(words) // 200)], b"nosuchword", b""]:
-            entries = whoosh_internals.term_entries(leaves, fieldname, word)
+            entries = indexes.entries(fieldname, word)
             expected = []
             for leaf in leaves:
                 key = leaf._terms._keycoder(fieldname, word)
@@ -554,8 +556,8 @@ def test_term_entries_are_whooshs_term_infos_and_counts(service):
             assert count == reader.doc_frequency(fieldname, word), (fieldname, word)
             looked_up += sum(entry is not None for entry in entries)
     assert looked_up > 500
-    assert whoosh_internals.term_entries(leaves, "stored_body", b"chip") is None
-    assert whoosh_internals.term_entries(leaves, "nosuchfield", b"chip") is None
+    assert indexes.entries("stored_body", b"chip") is None
+    assert indexes.entries("nosuchfield", b"chip") is None
 
 
 def test_corrections_from_the_matchers_counts_are_the_readers(service):
