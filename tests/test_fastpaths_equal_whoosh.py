@@ -640,6 +640,14 @@ def test_a_hits_record_is_its_segments_in_every_segment(service):
         assert snapshot.shown(docnum) == snapshot.article(docnum).without_body()
 
 
+def test_shown_articles_are_kept_and_are_the_stored_ones(service):
+    snapshot = service.snapshot()
+    for docnum in range(0, snapshot.size, 97):
+        shown = snapshot.shown(docnum)
+        assert shown == snapshot.article(docnum).without_body()
+        assert snapshot.shown(docnum) is shown  # made once
+
+
 def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
     index = segmented_store.open_index()
     try:
