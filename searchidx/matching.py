@@ -181,6 +181,9 @@ class QueryMatcher:
         self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int, int]] = (
             LruCache(EXPANSIONS_CACHED)
         )
+        self._doc_count = self.reader.doc_count_all()
+        #: A scored field -> its average length (the searcher's, kept).
+        self._average_lengths: dict[str, float] = {}
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
         self.handed_to_whoosh = 0
         self._scoring = threading.local()  # ``field``: score only this field (field_scores)
@@ -839,8 +842,12 @@ class QueryMatcher:
         b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1: float = self._bm25.K1
         # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
-        idf = math.log(self.reader.doc_count_all() / (self.documents(fieldname, word) + 1)) + 1
-        average: float = self.searcher.avg_field_length(fieldname) or 1
+        idf = math.log(self._doc_count / (self.documents(fieldname, word) + 1)) + 1
+        average = self._average_lengths.get(fieldname)
+        if average is None:  # the searcher's sums the field's length over segments each time
+            average = self._average_lengths[fieldname] = (
+                self.searcher.avg_field_length(fieldname) or 1
+            )
         # Kept as float32 (exact), computed with as float64: Whoosh's floats.
         lengths: np.ndarray = self._field_lengths(fieldname)[docs].astype(np.float64)
         # scoring.bm25, operation for operation, so the floats are Whoosh's.

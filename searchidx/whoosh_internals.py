@@ -610,8 +610,8 @@ def entries_doc_frequency(entries: TermEntries) -> int:
 def _block_docs(counts: list[int], deltas: list[int]) -> np.ndarray:
     """The docnums of W3 blocks of ``counts`` postings, whose ids are delta-coded within each
     block (its first one from 0): one running sum, less the sum before each block."""
-    if not counts:
-        return np.zeros(0, np.int64)
+    if len(counts) == len(deltas):  # blocks of one (short lists, absolute ids): as they are
+        return np.array(deltas, dtype=np.int64)
     sums = np.cumsum(np.array(deltas, dtype=np.int64))
     ends = np.cumsum(counts)
     before = np.concatenate(([0], sums[ends[:-1] - 1]))
