@@ -36,6 +36,9 @@ POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
 EXPANSIONS_CACHED = 4096
 #: Words' document counts kept per snapshot (what each request is charged for them).
 FREQUENCIES_CACHED = 65536
+#: Words' term index entries kept per snapshot: a word's count and postings are read from
+#: them, in one search (a few hundred bytes a word).
+ENTRIES_CACHED = 1024
 #: Positions are packed with their docnum into one integer: ``docnum << _POSITION_BITS | pos``.
 _POSITION_BITS = 24
 #: Posting values decoded to positions between two checks of the request's budget (0.2 us
@@ -163,6 +166,13 @@ class QueryMatcher:
         )
         #: (field, word) -> its documents.
         self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._term_indexes = whoosh_internals.term_indexes(
+            (leaf for leaf, _ in leaves), self.schema
+        )
+        #: (field, word) -> its entry in each segment's term index.
+        self._term_entries: LruCache[tuple[str, bytes], whoosh_internals.TermEntries | None] = (
+            LruCache(ENTRIES_CACHED)
+        )
         #: (query, segment base, words needed) -> (words, index words tested).
         self._expansions: LruCache[tuple[str, int, int | None], tuple[list[bytes], int]] = LruCache(
             EXPANSIONS_CACHED
@@ -171,6 +181,9 @@ class QueryMatcher:
         self._charges: LruCache[tuple[str, int | None, int, int], tuple[list[bytes], int, int]] = (
             LruCache(EXPANSIONS_CACHED)
         )
+        self._doc_count = self.reader.doc_count_all()
+        #: A scored field -> its average length (the searcher's, kept).
+        self._average_lengths: dict[str, float] = {}
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
         self.handed_to_whoosh = 0
         self._scoring = threading.local()  # ``field``: score only this field (field_scores)
@@ -205,7 +218,7 @@ class QueryMatcher:
         """Charge every word, expansion and phrase of ``parsed`` to the request."""
         for leaf in parsed.leaves():
             if type(leaf) is query.Term:
-                bounds.charge_word(leaf, self._documents(leaf.fieldname, leaf.text))
+                bounds.charge_word(leaf, self.documents(leaf.fieldname, leaf.text))
             elif isinstance(leaf, query.MultiTerm):
                 expanded, postings, unpaid = self._charge(leaf)
                 bounds.visit(leaf, unpaid)
@@ -358,7 +371,7 @@ class QueryMatcher:
         """How many documents ``q`` matches at least (deleted ones included), from its words'
         counts: a word's documents, the most of an OR's parts; 0 where not known so."""
         if type(q) is query.Term:
-            return self._documents(q.fieldname, q.text)
+            return self.documents(q.fieldname, q.text)
         if _plain_or(q):
             return max((self._fewest(sub) for sub in q.subqueries), default=0)
         if isinstance(q, query.AndMaybe):
@@ -625,7 +638,7 @@ class QueryMatcher:
 
         return self._expansions.get((repr(q), base, needed), expand)
 
-    def _documents(self, fieldname: str, text: str | bytes) -> int:
+    def documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
         reads, and its idf's count (cached by the term's bytes, as read for both)."""
         word = self._word(fieldname, text)
@@ -633,10 +646,21 @@ class QueryMatcher:
             return 0
 
         def count() -> int:
+            entries = self._entries(fieldname, word)
+            if entries is not None:
+                return whoosh_internals.entries_doc_frequency(entries)
             with self.reading:
                 return int(self.reader.doc_frequency(fieldname, word))
 
         return self._frequencies.get((fieldname, word), count)
+
+    def _entries(self, fieldname: str, word: bytes) -> whoosh_internals.TermEntries | None:
+        """A term's entry in each segment's term index (None: not read so), kept a while: a
+        word's first search looks it up for its count, then for its postings."""
+        indexes = self._term_indexes
+        if indexes is None:
+            return None
+        return self._term_entries.get((fieldname, word), lambda: indexes.entries(fieldname, word))
 
     def _word(self, fieldname: str, text: str | bytes) -> bytes | None:
         """A term's word as the index holds it (None: no such field, or not a word of it)."""
@@ -732,7 +756,7 @@ class QueryMatcher:
         words = [word for text in q.words if (word := self._word(q.fieldname, text)) is not None]
         if not words or len(words) < len(q.words):
             return None
-        found = [self._documents(q.fieldname, word) for word in words]
+        found = [self.documents(q.fieldname, word) for word in words]
         if not all(found):
             return None
         return list(zip(range(len(words)), words, found, strict=True))
@@ -795,8 +819,14 @@ class QueryMatcher:
         request's budget checked before each: a common word's list at 100,000 articles is read
         in up to 100 ms with its positions, a tenth of that a segment."""
         found = whoosh_internals.TermPostings(values)
-        for leaf, base in bounds.checked(self._leaves, every=1):
-            found.add(leaf, base, fieldname, word)
+        entries = self._entries(fieldname, word)
+        if entries is None:
+            for leaf, base in bounds.checked(self._leaves, every=1):
+                found.add(leaf, base, fieldname, word)
+            return found.arrays()
+        for (leaf, base), entry in bounds.checked(zip(self._leaves, entries, strict=True), every=1):
+            if entry is not None:
+                found.add_entry(leaf, base, fieldname, word, entry)
         return found.arrays()
 
     def _scores(
@@ -812,8 +842,12 @@ class QueryMatcher:
         b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1: float = self._bm25.K1
         # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
-        idf = math.log(self.reader.doc_count_all() / (self._documents(fieldname, word) + 1)) + 1
-        average: float = self.searcher.avg_field_length(fieldname) or 1
+        idf = math.log(self._doc_count / (self.documents(fieldname, word) + 1)) + 1
+        average = self._average_lengths.get(fieldname)
+        if average is None:  # the searcher's sums the field's length over segments each time
+            average = self._average_lengths[fieldname] = (
+                self.searcher.avg_field_length(fieldname) or 1
+            )
         # Kept as float32 (exact), computed with as float64: Whoosh's floats.
         lengths: np.ndarray = self._field_lengths(fieldname)[docs].astype(np.float64)
         # scoring.bm25, operation for operation, so the floats are Whoosh's.

@@ -266,19 +266,27 @@ def highlight_terms(
     )
 
 
-def correct(text: str, searcher: Searcher, title_words: Sequence[str]) -> Correction | None:
+def correct(
+    text: str,
+    searcher: Searcher,
+    title_words: Sequence[str],
+    documents: Callable[[str, str], int] | None = None,
+) -> Correction | None:
     """``text`` with unknown words replaced by the closest title word of the index, if any.
 
     A word is unknown when its stem is in no text field. Field names, operators, wildcards and
     quoted phrases are left as typed. ``title_words`` are the index's title words as written,
     sorted (the snapshot's table): the candidates Whoosh's corrector would merge from every
-    segment's word list for each unknown word.
+    segment's word list for each unknown word. ``documents``: how many documents have a
+    field's word (None: the reader's count; a snapshot's matcher keeps the counts of the words
+    its search just charged: some 70 us of a search that finds nothing, asked again).
     """
     reader = searcher.reader()
+    count = reader.doc_frequency if documents is None else documents
 
     def known(word: str) -> bool:
         stems = [token.text for token in ANALYZER(word)]
-        return not stems or any(reader.doc_frequency(f, s) for f in TEXT_FIELDS for s in stems)
+        return not stems or any(count(f, s) for f in TEXT_FIELDS for s in stems)
 
     def closest(word: str) -> str | None:
         """Whoosh's ``reader.corrector("title").suggest(word, limit=1, maxdist=2, prefix=1)``:

@@ -392,7 +392,10 @@ class SearchService:
         if parsed is not None and matched.total < SUGGEST_BELOW:
             with snapshot.reading:
                 did_you_mean = querylang.correct(
-                    request.text, snapshot.searcher, snapshot.title_words[0]
+                    request.text,
+                    snapshot.searcher,
+                    snapshot.title_words[0],
+                    snapshot.matcher.documents,
                 )
             if matched.total == 0:
                 retried = self._retry(snapshot, request, did_you_mean, filters)

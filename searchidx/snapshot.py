@@ -50,6 +50,12 @@ _GATHER_BELOW = 4
 #: Words whose document counts are kept per snapshot (similar articles weigh every word of an
 #: article by them, and the same words come back from article to article).
 FREQUENCIES_CACHED = 32_768
+#: Articles kept per snapshot as hits show them (without their bodies): a common word's top
+#: articles come back from search to search (45% of the bench's relevance hits at 100,000
+#: had been shown before), and each is some 10 us to make again (its record inflated,
+#: decoded and made an :class:`~searchidx.articles.Article`, frozen: 17 fields set one by
+#: one). Some 2.4 KB each (10 MB at most).
+SHOWN_CACHED = 4096
 
 
 @dataclass(frozen=True)
@@ -305,6 +311,7 @@ class IndexSnapshot:
         self._frequencies: LruCache[tuple[tuple[str, ...], str], tuple[int, ...]] = LruCache(
             FREQUENCIES_CACHED
         )
+        self._shown: LruCache[int, Article] = LruCache(SHOWN_CACHED)
 
     @functools.cached_property
     @_stored_as("live")
@@ -377,8 +384,9 @@ class IndexSnapshot:
 
     def shown(self, docnum: int) -> Article:
         """The article stored for document ``docnum`` without its body, which is not read:
-        what a hit keeps (its snippet, where it needs one, reads :meth:`body`)."""
-        return from_record(self._record(docnum), "")
+        what a hit keeps (its snippet, where it needs one, reads :meth:`body`). Kept (see
+        :data:`SHOWN_CACHED`): an article is immutable."""
+        return self._shown.get(docnum, lambda: from_record(self._record(docnum), ""))
 
     def body(self, docnum: int) -> str:
         """The body stored for document ``docnum`` (cut)."""

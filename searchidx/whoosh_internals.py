@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import io
 import itertools
 import json
@@ -63,11 +64,18 @@ from whoosh import columns, fields, formats, query
 from whoosh.analysis import Analyzer, StemFilter
 from whoosh.automata import lev
 from whoosh.codec.base import Codec
-from whoosh.codec.whoosh3 import W3Codec, W3PostingsWriter, W3Segment, W3TermInfo, W3TermsReader
+from whoosh.codec.whoosh3 import (
+    WHOOSH3_HEADER_MAGIC,
+    W3Codec,
+    W3PostingsWriter,
+    W3Segment,
+    W3TermInfo,
+    W3TermsReader,
+)
 from whoosh.filedb import compound, filetables
 from whoosh.filedb.structfile import BufferFile
 from whoosh.index import FileIndex
-from whoosh.reading import IndexReader, SegmentReader, TermNotFound
+from whoosh.reading import CorruptIndexError, IndexReader, SegmentReader, TermNotFound
 from whoosh.scoring import BM25F
 from whoosh.support.charset import accent_map
 from whoosh.support.levenshtein import levenshtein
@@ -96,10 +104,14 @@ _W3_BLOCKS = frozenset(
 _INT_BYTES = 4
 #: A term index entry starts with its key's and its value's lengths (``filetables._lengths``).
 _KEY_LENGTH = struct.Struct("!i")
+_KEY_AND_VALUE_LENGTHS = struct.Struct("!ii")
 _KEY_LENGTHS = 8
 #: A W3 term's information (``W3TermInfo``): flags, weight, then its document frequency.
 _TERM_INFO = "!BfIBBfII"
 _FREQUENCY_AT = struct.calcsize("!Bf")
+_DOC_FREQUENCY = struct.Struct("!I")
+#: The field number of a field a segment has no word of (``W3TermsReader._keycoder``).
+_NO_FIELD = 65535
 #: Where a block's pickled bytes values start (protocol 2 pickles bytes as this call).
 _VALUES_START = b"c_codecs\nencode\n"
 #: The protocol byte of a pickle of protocol 2 (Whoosh's), after its PROTO opcode.
@@ -442,20 +454,48 @@ class TermPostings:
                 info = terms.term_info(fieldname, word)
             except TermNotFound:
                 return
-            if info.is_inlined():  # a short list, in its term's entry (see INLINE_LIMIT)
-                ids, found, inlined_values = info.inlined_postings()
-                self._add_absolute(base, ids, found, inlined_values)
-                return
-            format_ = leaf.schema[fieldname].format
-            matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
-                terms._postfile, info, format_, term=(fieldname, word), scorer=None
-            )
-        elif (fieldname, word) not in leaf:
+            self._add_info(leaf, base, fieldname, word, info)
             return
-        elif terms is not None:
+        if (fieldname, word) not in leaf:
+            return
+        if terms is not None:
             matcher = terms.matcher(fieldname, word, leaf.schema[fieldname].format, scorer=None)
         else:
             matcher = leaf.postings(fieldname, word)
+        self._add_matched(base, matcher)
+
+    def add_entry(
+        self, leaf: IndexReader, base: int, fieldname: str, word: bytes, entry: bytes
+    ) -> None:
+        """:meth:`add`, from the term's entry in the segment's term index (see
+        :class:`TermIndexes`)."""
+        self._add_info(leaf, base, fieldname, word, W3TermInfo.from_bytes(entry))
+
+    def _add_info(
+        self, leaf: IndexReader, base: int, fieldname: str, word: bytes, info: Any
+    ) -> None:
+        """The postings of a W3 segment's term, from its term information."""
+        if info.is_inlined():  # a short list, in its term's entry (see INLINE_LIMIT)
+            ids, found, inlined_values = info.inlined_postings()
+            self._add_absolute(base, ids, found, inlined_values)
+            return
+        terms = cast(Any, leaf)._terms
+        if not self.values:  # the blocks read from the file: no matcher, which reads one more
+            offset, _ = info.extent()
+            if (magic := terms._postfile.get(offset, len(WHOOSH3_HEADER_MAGIC))) != (
+                WHOOSH3_HEADER_MAGIC
+            ):
+                raise CorruptIndexError(f"Bad postings block tag {magic!r} at offset {offset}")
+            postings = _blocks_without_values(terms._postfile, offset + len(WHOOSH3_HEADER_MAGIC))
+            self._add_blocks(base, postings)
+            return
+        matcher = terms._codec.postings_reader(  # W3TermsReader.matcher, the info read once
+            terms._postfile, info, leaf.schema[fieldname].format, term=(fieldname, word)
+        )
+        self._add_matched(base, matcher)
+
+    def _add_matched(self, base: int, matcher: Any) -> None:
+        """The postings a Whoosh posting matcher reads, a block at a time where it can."""
         if not (all(hasattr(matcher, name) for name in _W3_BLOCKS) and not matcher._byteids):
             ids, weights, raw = [], [], []
             while matcher.is_active():
@@ -466,8 +506,13 @@ class TermPostings:
                 matcher.next()
             self._add_absolute(base, ids, weights, raw)
             return
+        if self.values:
+            self._add_blocks(base, _blocks(matcher))
+        else:
+            self._add_blocks(base, _blocks_without_values(matcher._postfile, matcher._baseoffset))
+
+    def _add_blocks(self, base: int, blocks: Iterable[_Block]) -> None:
         counts, deltas, weights = self._counts, self._deltas, self._weights
-        blocks = _blocks(matcher) if self.values else _blocks_without_values(matcher)
         for count, ids, block_weights, block_values in blocks:
             counts.append(count)
             first = len(deltas)
@@ -497,11 +542,93 @@ class TermPostings:
         )
 
 
+#: A term's entry in each segment's term index (None: the segment lacks the term).
+TermEntries = tuple[bytes | None, ...]
+#: A slot of a term index's hash table (``filetables._pointer``): the key's hash, its entry.
+_SLOT = struct.Struct("!Iq")
+
+
+class TermIndexes:
+    """The term indexes of a searcher's segments, a term looked up in each one's mapped hash
+    tables (``filetables.HashReader.ranges_for_key``, a few C calls a slot): Whoosh's
+    look-up, a generator over Python reads, took some 4 us a segment and was made twice for
+    a word's first search, for its count and for its postings (80 look-ups for a word in
+    five fields of 8 segments: a fifth of a first-seen rare word's search). Made by
+    :func:`term_indexes`."""
+
+    def __init__(self, schema: fields.Schema, indexes: list[tuple[Any, Any, dict[str, int]]]):
+        self._schema = schema
+        #: Each segment's (hash tables, mapped term index, field numbers).
+        self._indexes = indexes
+
+    def entries(self, fieldname: str, word: bytes) -> TermEntries | None:
+        """Each segment's entry of a term (None: a field not indexed, asked of Whoosh)."""
+        field = self._schema[fieldname] if fieldname in self._schema else None  # noqa: SIM401
+        if field is None or field.format is None:
+            return None
+        hashes: dict[bytes, int] = {}  # segments number the fields alike, mostly
+        found: list[bytes | None] = []
+        for tables, buffer, numbers in self._indexes:
+            key = pack_ushort(numbers.get(fieldname, _NO_FIELD)) + word  # W3TermsReader's
+            keyhash = hashes.get(key)
+            if keyhash is None:  # filetables.md5_hash, without the hex digits between
+                digest = hashlib.md5(key, usedforsecurity=False).digest()
+                keyhash = hashes[key] = int.from_bytes(digest[-4:], "big")
+            found.append(_hashed_entry(tables, buffer, key, keyhash))
+        return tuple(found)
+
+
+@_trusted
+def term_indexes(leaves: Iterable[IndexReader], schema: fields.Schema) -> TermIndexes | None:
+    """The term indexes of W3 segments mapped whole, hashed with MD5 (Whoosh's default), as
+    :class:`TermIndexes`; None where a segment's is not one (ask Whoosh)."""
+    if W3TermInfo._struct.format != _TERM_INFO:
+        return None
+    indexes = []
+    for leaf in leaves:
+        terms = getattr(leaf, "_terms", None)
+        tindex: Any = getattr(terms, "_tindex", None)
+        buffer = getattr(getattr(tindex, "dbfile", None), "_buf", None)
+        if type(terms) is not W3TermsReader or buffer is None:
+            return None
+        if tindex.hashfn is not filetables.md5_hash:
+            return None
+        indexes.append((tindex.tables, buffer, terms._fieldmap))
+    return TermIndexes(schema, indexes)
+
+
+def _hashed_entry(tables: Any, buffer: Any, key: bytes, keyhash: int) -> bytes | None:
+    """The value of ``key`` in a term index's hash ``tables``, read from its ``buffer``."""
+    start, slots = tables[keyhash & 255]
+    if not slots:
+        return None
+    end = start + slots * _SLOT.size
+    at = start + (keyhash >> 8) % slots * _SLOT.size
+    for _ in range(slots):
+        slot_hash, entry = _SLOT.unpack_from(buffer, at)
+        if not entry:
+            return None
+        if slot_hash == keyhash:
+            key_length, value_length = _KEY_AND_VALUE_LENGTHS.unpack_from(buffer, entry)
+            key_at = entry + _KEY_LENGTHS
+            if key_length == len(key) and buffer[key_at : key_at + key_length] == key:
+                return bytes(buffer[key_at + key_length : key_at + key_length + value_length])
+        at += _SLOT.size
+        if at == end:
+            at = start
+    return None
+
+
+def entries_doc_frequency(entries: TermEntries) -> int:
+    """The documents a term is in over the segments of its entries (deleted ones included)."""
+    return sum(_DOC_FREQUENCY.unpack_from(entry, _FREQUENCY_AT)[0] for entry in entries if entry)
+
+
 def _block_docs(counts: list[int], deltas: list[int]) -> np.ndarray:
     """The docnums of W3 blocks of ``counts`` postings, whose ids are delta-coded within each
     block (its first one from 0): one running sum, less the sum before each block."""
-    if not counts:
-        return np.zeros(0, np.int64)
+    if len(counts) == len(deltas):  # blocks of one (short lists, absolute ids): as they are
+        return np.array(deltas, dtype=np.int64)
     sums = np.cumsum(np.array(deltas, dtype=np.int64))
     ends = np.cumsum(counts)
     before = np.concatenate(([0], sums[ends[:-1] - 1]))
@@ -527,9 +654,10 @@ def _blocks(matcher: Any) -> Iterator[_Block]:
         matcher._next_block()
 
 
-def _blocks_without_values(matcher: Any) -> Iterator[_Block]:
-    """A W3 posting matcher's blocks without their values (an empty tuple), read from its
-    file: about a fifth of the time of reading them whole (1.5 us a body posting).
+def _blocks_without_values(postfile: Any, position: int) -> Iterator[_Block]:
+    """A W3 posting list's blocks from ``position`` on (after its header) without their values
+    (an empty tuple), read from the file: about a fifth of the time of reading them whole (1.5
+    us a body posting).
 
     Whoosh's matcher reads a block's header with ``pickle.load`` from the file, which the
     unpickler reads an opcode at a time (some 20 calls of Python code a block): here, from a
@@ -542,7 +670,7 @@ def _blocks_without_values(matcher: Any) -> Iterator[_Block]:
     is in that name. A block of :func:`compact_pickle` (protocol 3), whose values are bytes
     as they are and unpickle as fast as its ids, is unpickled whole.
     """
-    postfile, position, last = matcher._postfile, matcher._baseoffset, False
+    last = False
     while not last:
         length = postfile.get_int(position)
         last = length < 0

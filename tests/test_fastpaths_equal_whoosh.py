@@ -535,6 +535,49 @@ def test_a_terms_postings_over_segments_are_whooshs_own_matchers(service):
     assert read > 50_000
 
 
+def test_term_entries_are_whooshs_term_infos_and_counts(service):
+    """A term's entries looked up in each segment's mapped term index are the term infos
+    Whoosh's hash reader finds (None where a segment lacks the term), and the count read from
+    them is the reader's document frequency; a field not indexed is left to Whoosh."""
+    snapshot = service.snapshot()
+    leaves = [leaf for leaf, _ in snapshot._leaves]
+    reader = snapshot.searcher.reader()
+    indexes = whoosh_internals.term_indexes(leaves, snapshot.searcher.schema)
+    assert indexes is not None
+    looked_up = 0
+    for fieldname in ("title", "body", "topic", "provider"):
+        words = sorted({word for leaf in leaves for word in leaf.lexicon(fieldname)})
+        for word in [*words[:: max(1, len(words) // 200)], b"nosuchword", b""]:
+            entries = indexes.entries(fieldname, word)
+            expected = []
+            for leaf in leaves:
+                key = leaf._terms._keycoder(fieldname, word)
+                expected.append(leaf._terms._tindex.get(key))
+            assert entries == tuple(expected), (fieldname, word)
+            count = whoosh_internals.entries_doc_frequency(entries)
+            assert count == reader.doc_frequency(fieldname, word), (fieldname, word)
+            looked_up += sum(entry is not None for entry in entries)
+    assert looked_up > 500
+    assert indexes.entries("stored_body", b"chip") is None
+    assert indexes.entries("nosuchfield", b"chip") is None
+
+
+def test_corrections_from_the_matchers_counts_are_the_readers(service):
+    """Did-you-mean told which words are known by the matcher's counts (those its search
+    charged, looked up in the term entries) corrects as with the reader's own counts."""
+    snapshot = service.snapshot()
+    title_words = snapshot.title_words[0]
+    typed = [w for w in title_words[:: max(1, len(title_words) // 40)] if w.isalpha()][:30]
+    texts = [*typed, *(w + "q" for w in typed), *(w[:-1] for w in typed if len(w) > 3)]
+    corrected = 0
+    for text in [*texts, "microsft cloud", "qqqzz", "title:microsft"]:
+        theirs = querylang.correct(text, snapshot.searcher, title_words)
+        mine = querylang.correct(text, snapshot.searcher, title_words, snapshot.matcher.documents)
+        assert mine == theirs, text
+        corrected += theirs is not None
+    assert corrected > 10
+
+
 @pytest.mark.parametrize("format_", [formats.Positions(), VarintPositions()], ids=repr)
 def test_positions_are_decoded_as_whoosh_decodes_them(service, format_):
     """The positions of every posting of the index's title and excerpt words (one-byte deltas:
@@ -602,6 +645,14 @@ def test_a_hits_record_is_its_segments_in_every_segment(service):
         whole = from_record(column[docnum], bodies[docnum].decode())
         assert snapshot.article(docnum) == whole
         assert snapshot.shown(docnum) == snapshot.article(docnum).without_body()
+
+
+def test_shown_articles_are_kept_and_are_the_stored_ones(service):
+    snapshot = service.snapshot()
+    for docnum in range(0, snapshot.size, 97):
+        shown = snapshot.shown(docnum)
+        assert shown == snapshot.article(docnum).without_body()
+        assert snapshot.shown(docnum) is shown  # made once
 
 
 def test_word_frequencies_are_whooshs_read_from_the_term_index(segmented_store):
