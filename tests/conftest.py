@@ -29,6 +29,9 @@ from searchidx.web.app import create_app
 ARTICLES_DIR = Path(__file__).parent / "articles"
 ARTICLES_COUNT = 10
 SAMPLE_COUNT = 400
+#: The shared app's search budget: the default (1 s) is wall-clock time, and a CI machine once
+#: stalled an 8 ms search past it; tests of the budget itself build their own impatient service.
+STALL_PROOF_TIMEOUT = 30.0
 
 
 def write_article(folder: Path, relpath: str, front_matter: str, body: str = "") -> Path:
@@ -113,7 +116,8 @@ def app_store(sample_store: IndexStore) -> IndexStore:
 @pytest.fixture(scope="module")
 def app(app_store: IndexStore) -> Iterator[Flask]:
     """The real web app over ``app_store``, its service closed at the end of the module."""
-    app = create_app(app_store, config={"TESTING": True})
+    search_service = SearchService(app_store, search_timeout=STALL_PROOF_TIMEOUT)
+    app = create_app(search_service=search_service, config={"TESTING": True})
     yield app
     app.extensions["searchidx"].close()
 

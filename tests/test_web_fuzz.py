@@ -26,7 +26,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -47,8 +46,6 @@ from schemathesis.specs.openapi.checks import (
 from searchidx import querylang
 from searchidx.errors import QueryError
 from searchidx.request import MAX_RESULT_WINDOW, MAX_VALUE_CHARS, parse_date_bound
-from searchidx.store import IndexStore
-from searchidx.web.app import create_app
 from searchidx.web.links import MATCH_PARAMS
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "web" / "openapi.json"
@@ -80,11 +77,10 @@ class QueryRecorder:
 
 
 @pytest.fixture(scope="module")
-def app(sample_store: IndexStore) -> Iterator[Flask]:
-    app = create_app(sample_store, config={"TESTING": True})
+def app(app: Flask) -> Flask:
+    """The shared app (conftest's, over the sample), its requests recorded."""
     app.wsgi_app = QueryRecorder(app.wsgi_app)  # type: ignore[method-assign]
-    yield app
-    app.extensions["searchidx"].close()
+    return app
 
 
 @pytest.fixture(scope="module")
