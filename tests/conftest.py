@@ -25,13 +25,11 @@ from searchidx.sample import SEED_ARTICLE, write_sample
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
 from searchidx.web.app import create_app
+from tests.web_helpers import STALL_PROOF_TIMEOUT
 
 ARTICLES_DIR = Path(__file__).parent / "articles"
 ARTICLES_COUNT = 10
 SAMPLE_COUNT = 400
-#: The shared app's search budget: the default (1 s) is wall-clock time, and a CI machine once
-#: stalled an 8 ms search past it; tests of the budget itself build their own impatient service.
-STALL_PROOF_TIMEOUT = 30.0
 
 
 def write_article(folder: Path, relpath: str, front_matter: str, body: str = "") -> Path:

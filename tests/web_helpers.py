@@ -177,11 +177,17 @@ def validate(instance: Any, schema: dict[str, Any], document: dict[str, Any], pa
 
 # searchidx serve -----------------------------------------------------------------------------
 
+#: The search budget of the tests' apps and servers: the default (1 s) is wall-clock time, and a
+#: CI machine once stalled an 8 ms search past it; tests of the budget build impatient services.
+STALL_PROOF_TIMEOUT = 30.0
+
 
 @contextlib.contextmanager
 def serving(index: Path, *options: str) -> Iterator[str]:
-    """Run ``searchidx serve --port 0`` (waitress) on ``index``; yields its base URL."""
-    command = [SEARCHIDX, "serve", "--port", "0", "--index", str(index), *options]
+    """Run ``searchidx serve --port 0`` (waitress) on ``index``, with the stall-proof search
+    budget unless ``options`` give one; yields its base URL."""
+    command = [SEARCHIDX, "serve", "--port", "0", "--index", str(index)]
+    command += ["--search-timeout", str(STALL_PROOF_TIMEOUT), *options]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
