@@ -181,9 +181,9 @@ class RecordColumn(columns.Column):
             ``os.pread`` instead of through the segment's map (a record is some 260 bytes
             anywhere in 25 MB of a segment's records and bodies: each read through the map left
             its page, and the 15 the kernel maps around a fault, counted in the process's
-            resident memory, 45 of a web worker's 125 MiB of mapped index after the bench's
-            load at 100,000 articles). Left as it was if the file is gone (a rebuild removed
-            its generation: the map still reads it)."""
+            resident memory: 45 of the 104 MiB of segments a web worker had mapped after the
+            bench's load at 100,000 articles). Left as it was if the file is gone (a rebuild
+            removed its generation: the map still reads it)."""
             try:
                 descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
