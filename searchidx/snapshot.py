@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 from whoosh import query
@@ -279,6 +279,32 @@ def _stored_as(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[...,
     return decorate
 
 
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+
+
+def _kept(
+    method: Callable[[IndexSnapshot, _Key], _Value],
+) -> Callable[[IndexSnapshot, _Key], _Value]:
+    """A snapshot's method whose answers are kept on the snapshot, by argument, and freed with
+    it. Not ``functools.cache``: its one cache, the function's, holds every instance it was
+    called on, so each snapshot a sync replaced stayed in the server's workers for good, with
+    its postings cache (up to :data:`~searchidx.matching.POSTINGS_CACHE_BYTES`), its shown
+    articles and its segments' maps."""
+    name = f"_kept_{method.__name__}"
+
+    @functools.wraps(method)
+    def kept(self: IndexSnapshot, argument: _Key) -> _Value:
+        answers: dict[_Key, _Value] = vars(self).setdefault(name, {})
+        try:
+            return answers[argument]
+        except KeyError:
+            answer = answers[argument] = method(self, argument)
+            return answer
+
+    return kept
+
+
 class IndexSnapshot:
     """The cached, array form of one searcher's documents. Build lazily, never mutate.
 
@@ -406,13 +432,13 @@ class IndexSnapshot:
         segment = bisect.bisect_right(self._bases, docnum) - 1
         return segment, docnum - self._bases[segment]
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     def _records(self, segment: int) -> Any:
         """The records of ``self._leaves[segment]``, opened once: opening reads where each of
         them ends (see :mod:`searchidx.records`)."""
         return records_of(self._leaves[segment][0])
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     def _bodies(self, segment: int) -> Any:
         """The bodies of ``self._leaves[segment]``, opened once (as :meth:`_records`)."""
         return bodies_of(self._leaves[segment][0])
@@ -440,7 +466,7 @@ class IndexSnapshot:
 
     # Facets, dates, sorts ----------------------------------------------------------------
 
-    @functools.cache  # noqa: B019 - the snapshot lives exactly as long as its caches should
+    @_kept
     def facet(self, name: str) -> FacetTable:
         """The table of a facet of :data:`~searchidx.facets.FACETS`, by name."""
         spec = BY_NAME[name]
@@ -463,7 +489,7 @@ class IndexSnapshot:
         """How many documents are not deleted."""
         return int(np.count_nonzero(self.live))
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     def counts_of_all(self, name: str) -> np.ndarray:
         """A facet's counts over every live document: those of any search with no text and
         no filter (the front page), the same until the index changes."""
@@ -582,7 +608,7 @@ class IndexSnapshot:
         ranks[sorted(range(self.size), key=paths.__getitem__)] = np.arange(self.size)
         return ranks
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     @_stored_as("order-{}")
     def order(self, sort: Sort) -> np.ndarray:
         """All docnums in ``sort`` order, ties broken by date and then path."""
@@ -595,7 +621,7 @@ class IndexSnapshot:
             keys = (self.path_ranks, -self.dates)
         return np.lexsort(keys).astype(docnum_type(self.size))
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     @_stored_as("rank-{}")
     def rank(self, sort: Sort) -> np.ndarray:
         """Each docnum's position in :meth:`order` (its inverse)."""
@@ -729,7 +755,7 @@ class IndexSnapshot:
             out[base : base + count] = raw
         return out
 
-    @functools.cache  # noqa: B019 - see facet()
+    @_kept
     @_stored_as("lengths-{}")
     def field_lengths(self, fieldname: str) -> np.ndarray:
         """Each document's length in a field, as Whoosh scores with it (a byte, decoded): as

@@ -415,6 +415,25 @@ def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
     return True
 
 
+def column_place(leaf: IndexReader, fieldname: str) -> tuple[Path, int] | None:
+    """The file holding a segment's column ``fieldname`` (its compound file) and where the
+    column starts in it, for reading its values without the segment's map (see
+    :mod:`searchidx.records`); None where it is not a part of a compound file."""
+    storage = leaf.storage() if isinstance(leaf, SegmentReader) else None
+    parts, folder = (
+        getattr(storage, "a", None),
+        getattr(getattr(storage, "b", None), "folder", None),
+    )
+    segment = leaf.segment()
+    if not isinstance(parts, compound.CompoundStorage) or folder is None or segment is None:
+        return None
+    try:
+        offset, _ = parts.range(W3Codec.column_filename(segment, fieldname))
+    except NameError:
+        return None
+    return Path(folder) / segment.make_filename(segment.COMPOUND_EXT), offset
+
+
 # Postings --------------------------------------------------------------------------------
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from whoosh import fields
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.filedb.filestore import FileStorage
 
-from searchidx import highlight, indexer, merge_policy, records, workers
+from searchidx import highlight, indexer, merge_policy, records, whoosh_internals, workers
 from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.marks import to_html
@@ -97,6 +98,37 @@ def test_record_column_of_a_segment_smaller_than_the_dictionary(
     index = FileStorage(str(written(tmp_path, documents, column=column))).open_index()
     with index.reader() as reader:
         assert list(live_records(reader)) == documents
+
+
+@pytest.mark.usefixtures("small_training")
+@pytest.mark.parametrize("column", COLUMNS)
+def test_records_of_reads_each_segments_records_from_its_file_as_its_map_has_them(
+    tmp_path: Path, column: type[RecordColumn]
+):
+    documents = values(2000)
+    index = FileStorage(str(written(tmp_path, documents, 2, column))).open_index()
+    with index.reader() as reader:
+        for leaf, base in reader.leaf_readers():
+            path, start = whoosh_internals.column_place(leaf, "record") or (tmp_path, -1)
+            name = W3Codec.column_filename(leaf.segment(), "record")
+            length = leaf.storage().file_length(name)
+            with open(path, "rb") as file:  # the place: where Whoosh's part of the file is
+                file.seek(start)
+                assert file.read(length) == leaf.storage().open_file(name).read(length)
+            read = records.records_of(leaf)
+            assert [read[n] for n in range(leaf.doc_count_all())] == documents[base:][
+                : leaf.doc_count_all()
+            ]
+
+
+def test_record_column_reads_through_the_map_when_its_file_is_gone(tmp_path: Path):
+    documents = values(50)
+    (tmp_path / "index").mkdir()
+    index = FileStorage(str(written(tmp_path / "index", documents))).open_index()
+    with index.reader() as reader:
+        read = reader.column_reader("record", translate=False)
+        read.read_from(tmp_path / "removed.seg", 0)
+        assert [read[n] for n in range(len(documents))] == documents
 
 
 def test_records_of_an_index_built_from_an_empty_folder_are_none(tmp_path: Path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import re
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -844,6 +846,20 @@ def test_service_forgets_deleted_and_replaced_documents_after_a_sync(
     assert [hit.article.title for hit in service.search(SearchRequest(text="narwhal")).hits] == [
         "Narwhal sighting"
     ]
+    service.close()
+
+
+def test_service_frees_the_snapshot_a_sync_replaced(content: Path, store: IndexStore, monkeypatch):
+    monkeypatch.setattr("searchidx.service.REFRESH_INTERVAL", 0)
+    indexer.sync(store, content)
+    service = SearchService(store)  # prepared: every kept array and table read
+    service.search(SearchRequest(text="cloud", sort=Sort.NEWEST))
+    replaced = weakref.ref(service.snapshot())
+    write_article(content, "zz/a.md", 'title: "Walrus report"\npublishedDateTime: 2030-01-01')
+    indexer.sync(store)
+    assert service.search(SearchRequest(text="walrus")).total == 1
+    gc.collect()
+    assert replaced() is None  # with its postings and shown articles
     service.close()
 
 

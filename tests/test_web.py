@@ -8,6 +8,7 @@ import gc
 import http.client
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -1340,6 +1341,39 @@ def test_server_worker_collects_young_objects_less_often(monkeypatch, sample_sto
         gc.set_threshold(*before)
     assert seen == [server.GC_THRESHOLDS]
     assert server.GC_THRESHOLDS[0] >= 10 * before[0]
+
+
+_ARENAS_RESERVED = """
+import sys, threading
+from searchidx.web import server
+if sys.argv[1] == "one":
+    server._one_malloc_arena()
+together = threading.Barrier(4)
+def allocate():
+    held = [bytearray(4096) for _ in range(100)]  # past Python's allocator: malloc's
+    together.wait()  # all at once, as a worker's threads
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+reserved = 0  # a thread's arena: 64 MiB of address space, most of it not yet usable
+for line in open("/proc/self/maps"):
+    place, permissions, *rest = line.split()
+    low, high = (int(end, 16) for end in place.split("-"))
+    reserved += permissions == "---p" and len(rest) == 3 and high - low > 2**20
+print(reserved)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="arenas are glibc's")
+def test_server_worker_threads_share_one_malloc_arena():
+    def arenas(mode: str) -> int:
+        run = [sys.executable, "-c", _ARENAS_RESERVED, mode]
+        return int(subprocess.run(run, capture_output=True, check=True, text=True).stdout)
+
+    assert arenas("default") >= 2  # glibc's: one a thread
+    assert arenas("one") == 0
 
 
 LISTEN, ESTABLISHED = "0A", "01"

@@ -13,6 +13,7 @@ heavy searches.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import logging
@@ -44,6 +45,9 @@ BACKLOG = 1024
 #: stalls the worker. These run a young collection every 20,000 (a few MB), a full one every
 #: ~4,000 requests, which still frees a replaced snapshot's cycles within seconds under load.
 GC_THRESHOLDS = (20_000, 20, 10)
+
+#: glibc's ``mallopt`` parameter for the most malloc arenas (``M_ARENA_MAX``, malloc.h).
+_M_ARENA_MAX = -8
 
 #: Seconds between a worker's looks at whether it may take new connections while it may not
 #: (another worker's count may have risen meanwhile); waitress's own wait is a second.
@@ -241,6 +245,7 @@ def _run(
 ) -> None:
     """Serve on ``listener``; with ``balance``, one worker of several (see
     :class:`_BalancedServer`)."""
+    _one_malloc_arena()
     app = make_app()
     _settle_collector()
     _quiet_queue_log()
@@ -281,6 +286,16 @@ def _settle_collector() -> None:
     """The collector at :data:`GC_THRESHOLDS`: a few runs a second under load, not hundreds.
     Not ``gc.freeze``: a snapshot frozen at start and replaced by a sync would never be freed."""
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _one_malloc_arena() -> None:
+    """One malloc arena for all of a worker's threads, not one each (glibc makes up to eight a
+    core): they allocate holding the GIL nearly always, so arenas of their own spare them no
+    waiting, and each kept memory its thread had freed. At 100,000 articles under the bench's
+    uncached load, a worker's peak RSS 309-314 -> 289-291 MiB. Nothing where the C library
+    has no ``mallopt`` (not glibc)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
 
 
 def _quiet_queue_log() -> None:
