@@ -19,6 +19,7 @@ from searchidx.parsing import (
     _SafeLoader,
     parse_article,
     read_article,
+    read_bounded,
     split_front_matter,
 )
 from searchidx.sample import SEED_ARTICLE
@@ -193,6 +194,27 @@ def test_read_article_refuses_files_over_the_size_limit(tmp_path: Path):
 def test_read_article_reports_a_missing_file(tmp_path: Path):
     with pytest.raises(ArticleError, match="cannot read the file"):
         read_article(tmp_path, "gone.md")
+
+
+def test_read_bounded_follows_links_only_while_they_stay_inside(tmp_path: Path):
+    content, outside = tmp_path / "content", tmp_path / "outside"
+    write_article(content / "real", "in.md", GOOD)
+    write_article(outside, "secret.md", GOOD)
+    (content / "alias").symlink_to(content / "real", target_is_directory=True)
+    (content / "real" / "link.md").symlink_to(content / "real" / "in.md")
+    (content / "out").symlink_to(outside, target_is_directory=True)
+    (content / "real" / "out.md").symlink_to(outside / "secret.md")
+    expected = (content / "real" / "in.md").read_bytes()
+    for inside in ("real/in.md", "alias/in.md", "real/link.md", "alias/link.md"):
+        assert read_bounded(content, inside)[0] == expected
+    for leading_out in (
+        "out/secret.md",
+        "real/out.md",
+        "alias/out.md",
+        "real/../../outside/secret.md",
+    ):
+        with pytest.raises(ArticleError, match="leads out of the content folder"):
+            read_bounded(content, leading_out)
 
 
 YAML_DOCUMENTS = [
