@@ -65,6 +65,18 @@ _Row = tuple[int, bool, Any, Any]
 _NO_KEY = _NO_VALUE = object()
 
 
+#: Short lines read -> their rows (:func:`_line_rows`), which depend on the line alone: most
+#: lines of a front matter are in other files too ("type: article", "    width: 1200", a
+#: provider's domain), two in three of the benchmark collection's, nearly all of them short
+#: (a title, an excerpt or an address is a file's own). Values are immutable (text, numbers,
+#: timestamps), so files share them. Kept up to :data:`_LINES_KEPT`, then started again.
+_READ_LINES: dict[str, tuple[_Row, ...]] = {}
+#: Lines of at most this many characters are kept: 65% of lines were read again at 10,000
+#: kept (some 3 MB), 70% keeping lines of any length at 50,000 (17 MB).
+_SHORT_LINE = 40
+_LINES_KEPT = 20_000
+
+
 class _Unusual(Exception):
     """A line :func:`load` does not read: PyYAML loads the whole text."""
 
@@ -88,28 +100,40 @@ def load(text: str) -> dict[Any, Any] | None:
 def _rows(text: str) -> list[_Row]:
     """The lines of ``text`` read, the last first (they are taken from the end)."""
     rows: list[_Row] = []
+    read = _READ_LINES
     for line in reversed(text.split("\n")):
-        match = _LINE.fullmatch(line)
-        if match is None:
-            raise _Unusual
-        indent, item, key, double, single, plain = match.groups()
-        if len(indent) == len(line):  # a blank line
-            continue
-        if plain is not None:
-            value = _plain(plain)
-        elif double is not None:
-            value = _ESCAPE.sub(r"\1", double) if "\\" in double else double
-        else:
-            value = _NO_VALUE if single is None else single
-        if key is not None:
-            key = _plain(key)  # text, or a bool or null ("yes", "null")
-            if item is None:
-                rows.append((len(indent), False, key, value))
-                continue
-            rows.append((len(indent) + len(item), False, key, value))
-            value = _NO_VALUE
-        rows.append((len(indent), item is not None, _NO_KEY, value))
+        found = read.get(line)
+        if found is None:
+            found = _line_rows(line)
+            if len(line) <= _SHORT_LINE:
+                if len(read) >= _LINES_KEPT:
+                    read.clear()
+                read[line] = found
+        rows += found
     return rows
+
+
+def _line_rows(line: str) -> tuple[_Row, ...]:
+    """The rows of one line, as :func:`_rows` takes them: none for a blank line, one for a
+    key or an item, two for an item's first key."""
+    match = _LINE.fullmatch(line)
+    if match is None:
+        raise _Unusual
+    indent, item, key, double, single, plain = match.groups()
+    if len(indent) == len(line):  # a blank line
+        return ()
+    if plain is not None:
+        value = _plain(plain)
+    elif double is not None:
+        value = _ESCAPE.sub(r"\1", double) if "\\" in double else double
+    else:
+        value = _NO_VALUE if single is None else single
+    if key is None:
+        return ((len(indent), item is not None, _NO_KEY, value),)
+    key = _plain(key)  # text, or a bool or null ("yes", "null")
+    if item is None:
+        return ((len(indent), False, key, value),)
+    return ((len(indent) + len(item), False, key, value), (len(indent), True, _NO_KEY, _NO_VALUE))
 
 
 def _mapping(rows: list[_Row], indent: int) -> dict[Any, Any]:

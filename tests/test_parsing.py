@@ -328,6 +328,15 @@ def test_block_yaml_reads_the_common_shape_as_pyyaml_does(text: str):
     assert repr(read) == repr(_pyyaml(text))
 
 
+def test_block_yaml_reads_lines_read_before_as_pyyaml_does():
+    for text in COMMON_SHAPES:
+        block_yaml.load(text)  # its short lines kept, read again from there below
+    for text in COMMON_SHAPES:
+        assert repr(block_yaml.load(text)) == repr(_pyyaml(text))
+    for text in UNUSUAL_SHAPES:
+        assert block_yaml.load(text) is None
+
+
 @pytest.mark.parametrize("text", UNUSUAL_SHAPES)
 def test_block_yaml_leaves_other_shapes_to_pyyaml(text: str):
     assert block_yaml.load(text) is None
