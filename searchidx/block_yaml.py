@@ -81,11 +81,18 @@ class _Unusual(Exception):
     """A line :func:`load` does not read: PyYAML loads the whole text."""
 
 
+#: Lines of a text :func:`load` reads at most. A line gives at most three values (an item's
+#: first key: the item's mapping, the key, its value), none shared (no aliases), so what it
+#: reads holds at most ``1 + 3 * MOST_LINES`` values, the mapping included: fewer than a
+#: front matter may have (``parsing.MAX_FRONT_MATTER_VALUES``), and not counted again.
+MOST_LINES = 6_000
+
+
 def load(text: str) -> dict[Any, Any] | None:
     """The block mapping ``text`` as PyYAML's C safe loader builds it, or None when the text
-    is not of the shape read here, is empty, nests too deep, or has a value PyYAML cannot build
-    (PyYAML then reports the error it finds first)."""
-    if _UNUSUAL.search(text):
+    is not of the shape read here, is empty, has over :data:`MOST_LINES` lines, nests too deep,
+    or has a value PyYAML cannot build (PyYAML then reports the error it finds first)."""
+    if _UNUSUAL.search(text) or text.count("\n") >= MOST_LINES:
         return None
     try:
         rows = _rows(text)

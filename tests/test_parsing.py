@@ -15,8 +15,10 @@ from searchidx import block_yaml
 from searchidx.errors import ArticleError
 from searchidx.parsing import (
     MAX_FILE_BYTES,
+    MAX_FRONT_MATTER_VALUES,
     _load_yaml,
     _SafeLoader,
+    load_front_matter,
     parse_article,
     read_article,
     read_bounded,
@@ -335,6 +337,19 @@ def test_block_yaml_reads_lines_read_before_as_pyyaml_does():
         assert repr(block_yaml.load(text)) == repr(_pyyaml(text))
     for text in UNUSUAL_SHAPES:
         assert block_yaml.load(text) is None
+
+
+def test_load_front_matter_bounds_values_read_a_line_at_a_time_and_counts_others():
+    most = block_yaml.MOST_LINES
+    assert 1 + 3 * most <= MAX_FRONT_MATTER_VALUES  # what block_yaml reads is not counted
+    longest = "items:\n" + "  - a: 1\n" * (most - 2)  # three values a line
+    fields = block_yaml.load(longest)
+    assert fields is not None and len(fields["items"]) == most - 2
+    load_front_matter(longest, "longest.md")
+    too_many = "items:\n" + "  - a: 1\n" * (MAX_FRONT_MATTER_VALUES // 3)
+    assert block_yaml.load(too_many) is None  # left to PyYAML, and counted
+    with pytest.raises(ArticleError, match="expands to more than"):
+        load_front_matter(too_many, "too-many.md")
 
 
 @pytest.mark.parametrize("text", UNUSUAL_SHAPES)
