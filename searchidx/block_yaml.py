@@ -15,6 +15,7 @@ scalar's tag resolved by PyYAML's resolver, its value built by PyYAML's safe con
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from yaml.constructor import SafeConstructor
@@ -31,6 +32,11 @@ _SCALARS: dict[tuple[str, str], Any] = {}
 #: Those tags (null, bool, int, float).
 IMMUTABLE_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("null", "bool", "int", "float"))
 _STR = "tag:yaml.org,2002:str"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+#: The timestamp of nearly every front matter, and of each related article: a time in UTC
+#: to the second ("2022-06-24T14:08:00Z"), which PyYAML's constructor builds in Python with a
+#: regular expression of its own (3 us), and ``datetime.fromisoformat`` the same in 0.4.
+_UTC_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 #: Plain scalar -> its value, when text or immutable.
 _PLAIN_VALUES: dict[str, Any] = {}
 
@@ -218,4 +224,6 @@ def scalar_value(tag: str, text: str) -> Any:
 def _construct(tag: str, text: str) -> Any:
     """PyYAML's safe constructor's value for a scalar (its function for the tag, as
     ``construct_object`` calls it, without the memo of nodes a loader keeps)."""
+    if tag == _TIMESTAMP and _UTC_SECOND.fullmatch(text):
+        return datetime.fromisoformat(text)  # what PyYAML makes of it: a datetime in UTC
     return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, ScalarNode(tag, text))

@@ -300,6 +300,7 @@ UNUSUAL_SHAPES = [
     "title: >\n  folded",
     "title: ~",
     "title: .5",
+    "when: 2022-02-30T14:08:00Z",  # no such day: PyYAML says so
     "title: a: b",
     "title:a",
     "title : a",
