@@ -14,8 +14,10 @@ import yaml
 from searchidx import block_yaml
 from searchidx.errors import ArticleError
 from searchidx.parsing import (
+    _DELIMITER,
     MAX_FILE_BYTES,
     MAX_FRONT_MATTER_VALUES,
+    _closing_line,
     _load_yaml,
     _SafeLoader,
     load_front_matter,
@@ -196,6 +198,16 @@ def test_read_article_refuses_files_over_the_size_limit(tmp_path: Path):
 def test_read_article_reports_a_missing_file(tmp_path: Path):
     with pytest.raises(ArticleError, match="cannot read the file"):
         read_article(tmp_path, "gone.md")
+
+
+def test_closing_line_is_the_first_the_delimiter_expression_finds():
+    rng = Random(3)
+    pieces = ["---", "--- ", "---\t", "---\r", "----", "-- -", "a", "\n", "\r\n", "x---", "---x"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        expected = _DELIMITER.search(text)
+        found = _closing_line(text)
+        assert (found and found.span()) == (expected and expected.span()), repr(text)
 
 
 def test_read_bounded_follows_links_only_while_they_stay_inside(tmp_path: Path):
