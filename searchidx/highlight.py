@@ -20,7 +20,13 @@ from whoosh.lang import porter
 from searchidx.articles import Article
 from searchidx.marks import Highlighted, Mark, highlighted
 from searchidx.result import Explanation, Hit, MarkedArticle
-from searchidx.schema import ANALYZER, WORD_PATTERN, _plain_chain, _unstemmed, analysed
+from searchidx.schema import (
+    ANALYZER,
+    WORD_PATTERN_POSSESSIVE,
+    _plain_chain,
+    _unstemmed,
+    analysed,
+)
 
 #: The analyzer's settings when it is the plain stemming chain (see :func:`_plain_chain`).
 _CHAIN = _plain_chain(ANALYZER)
@@ -31,7 +37,7 @@ _CHAIN = _plain_chain(ANALYZER)
 #: whose first letter begins no query term cannot match, and is neither stemmed nor looked at.
 _SCANNED = (
     _CHAIN is not None
-    and _CHAIN[0].pattern == WORD_PATTERN
+    and _CHAIN[0].pattern == WORD_PATTERN_POSSESSIVE
     and getattr(ANALYZER.items[-1], "stemfn", None) is porter.stem
 )
 #: The fragmenters written out here (exactly these types: a subclass may change their ways).
@@ -184,12 +190,8 @@ def _mark(word: str, numbers: dict[str, int]) -> Mark:
     return Mark(word, numbers.setdefault(word, len(numbers) % _TERM_CLASSES))
 
 
-#: The schema's word expression (:data:`WORD_PATTERN`) with possessive repeats: the same
-#: words (nothing after a repeat can fail, so the engine never backtracks into one), found in
-#: about half the time.
-_WORDS = r"[\w*]++(?:[.&][\w*]++)*+"
 #: Words and the text between them, alternately (the expression in a group).
-_SPLIT = re.compile(f"({_WORDS})")
+_SPLIT = re.compile(f"({WORD_PATTERN_POSSESSIVE})")
 
 
 def _ascii_initials(chain: tuple[Any, ...]) -> list[tuple[int, str | None]]:
@@ -256,7 +258,7 @@ def _candidates(initial: str) -> re.Pattern[str]:
         )
     )
     # The letter taken, looked behind: a word character, not after a word character nor
-    # after . or & after one; then the rest of the word, as _WORDS goes on.
+    # after . or & after one; then the rest of the word, as WORD_PATTERN_POSSESSIVE goes on.
     return re.compile(rf"[^{ranges}](?<=[\w*])(?<![\w*].)(?<![\w*][.&].)[\w*]*+(?:[.&][\w*]++)*+")
 
 

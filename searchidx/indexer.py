@@ -33,7 +33,7 @@ from whoosh.writing import SegmentWriter
 
 from searchidx import merge_policy, whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
-from searchidx.content import FileState, packed_stat, scan_content, walk_content
+from searchidx.content import FileState, packed_stat, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
 from searchidx.schema import SCHEMA_VERSION
 from searchidx.store import IndexMeta, IndexStore
@@ -159,11 +159,10 @@ def _build(
 ) -> SyncReport:
     started = time.perf_counter()
     report = SyncReport(str(root), rebuilt=True)
-    on_disk = scan_content(root)
     generation, index = store.create_generation()
     try:
         try:
-            _add_all(index, root, sorted(on_disk), report, progress)
+            _add_all(index, root, report, progress)
             report.documents = index.doc_count()
         finally:
             index.close()
@@ -175,26 +174,21 @@ def _build(
     return report
 
 
-def _add_all(
-    index: FileIndex, root: Path, paths: list[str], report: SyncReport, progress: Progress | None
-) -> None:
-    """Index ``paths`` into the new, empty ``index``: in worker processes when there are enough
-    files to pay for starting them, else here; either way into segments that fit in memory."""
-    processes = min(BUILD_PROCESSES, len(paths) // PARALLEL_FILES_PER_PROCESS)
-    if processes > 1:
-        built = workers.build_in_processes(
-            index, root, paths, processes, progress, {}, WRITER_LIMIT_MB
-        )
-    else:
-        builder = whoosh_internals.SegmentBuilder(index, WRITER_LIMIT_MB)
-        built = workers.Built()
-        try:
-            for loaded in workers.load_all(root, paths, progress):
-                built.take(loaded, {}, builder)
-            built.segments = builder.finish()
-        except BaseException:
-            builder.cancel()
-            raise
+def _add_all(index: FileIndex, root: Path, report: SyncReport, progress: Progress | None) -> None:
+    """Index every article file in ``root`` into the new, empty ``index``: in worker processes
+    once the listing has found enough files to pay for starting them, each file handed over as
+    listed (the workers index while the listing goes on: it took a second alone before them
+    at 100,000 files), else here in path order; either way into segments that fit in memory."""
+    paths = []
+    with workers.BuildWorkers(index, root, WRITER_LIMIT_MB) as building:
+        for path, _ in walk_content(root):
+            paths.append(path)
+            building.hand(path, None)
+            building.grow(BUILD_PROCESSES, PARALLEL_FILES_PER_PROCESS)
+        if building.started:
+            built = building.finish(progress)
+        else:
+            built = _build_here(index, root, sorted(paths), progress, {})
     report.added += built.added
     report.skipped.extend(built.problems)
     _publish(index, built.segments)
@@ -305,8 +299,9 @@ def _build_here(
     progress: Progress | None,
     previous: dict[str, str],
 ) -> workers.Built:
-    """Read ``paths`` in this process and index those whose content changed into new
-    segments, as a worker process does (few files: starting one would cost more)."""
+    """Read ``paths`` in this process and index those whose content changed (all of them for a
+    build) into new segments, as a worker process does (few files: starting one would cost
+    more)."""
     builder = whoosh_internals.SegmentBuilder(index, WRITER_LIMIT_MB)
     built = workers.Built()
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import re
 import weakref
 from collections.abc import Iterator
 from functools import partial
@@ -67,6 +68,10 @@ STORED_BODY_CHARS = 4000
 #: A word of text: letters and digits (and Whoosh's ``*``), joined by "." or "&" ("u.s",
 #: "at&t", "3.5"); every other character separates words ("covid-19" is "covid" and "19").
 WORD_PATTERN = r"[\w*]+(?:[.&][\w*]+)*"
+#: :data:`WORD_PATTERN` with possessive repeats: the same words (nothing after a repeat can
+#: fail, so the engine never backtracks into one), found in less time (a body's in 20 us, 24
+#: as written above). What the analyzer's own expression is read as, by a plain chain.
+WORD_PATTERN_POSSESSIVE = r"[\w*]++(?:[.&][\w*]++)*+"
 
 #: The (lowercase) letters Unicode does not decompose, spelled out.
 _SPELLED_OUT = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
@@ -204,6 +209,11 @@ def _count_weight(count: int) -> float:
     return count * 1.0
 
 
+_WORDS_POSSESSIVE = re.compile(WORD_PATTERN_POSSESSIVE)
+#: The flags Whoosh's tokenizer compiles its expression with (Unicode: a str pattern's).
+_WORD_FLAGS = _WORDS_POSSESSIVE.flags
+
+
 def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
     """The settings of a RegexTokenizer | LowercaseFilter | [CharsetFilter |] StopFilter |
     StemFilter chain (as :data:`ANALYZER`, or StemmingAnalyzer, builds it): the tokenizer's
@@ -225,8 +235,11 @@ def _plain_chain(analyzer: Any) -> tuple[Any, ...] | None:
         return None
     if tokenizer.gaps:
         return None
+    expression = tokenizer.expression
+    if expression.pattern == WORD_PATTERN and expression.flags == _WORD_FLAGS:
+        expression = _WORDS_POSSESSIVE
     return (
-        tokenizer.expression,
+        expression,
         charmap,
         stop.stops,
         stop.min,

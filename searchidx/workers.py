@@ -72,25 +72,6 @@ class Built:
             self.added += 1
 
 
-def build_in_processes(
-    index: FileIndex,
-    root: Path,
-    paths: list[str],
-    processes: int,
-    progress: Progress | None,
-    previous: dict[str, str],
-    limit_mb: int,
-) -> Built:
-    """Read, parse and index ``paths`` in ``processes`` workers, each writing its own segments
-    (of ``limit_mb`` of buffer at most) into ``index``; a file whose content hash is its
-    ``previous`` one is not indexed again."""
-    with BuildWorkers(index, root, limit_mb) as workers:
-        workers.start(processes)
-        for path in paths:
-            workers.hand(path, previous.get(path))
-        return workers.finish(progress)
-
-
 class BuildWorkers:
     """Worker processes that read and index the files handed to them, each into segments of
     its own (of ``limit_mb`` of buffer at most) in ``index``'s folder, for the caller to

@@ -14,11 +14,16 @@ import yaml
 from searchidx import block_yaml
 from searchidx.errors import ArticleError
 from searchidx.parsing import (
+    _DELIMITER,
     MAX_FILE_BYTES,
+    MAX_FRONT_MATTER_VALUES,
+    _closing_line,
     _load_yaml,
     _SafeLoader,
+    load_front_matter,
     parse_article,
     read_article,
+    read_bounded,
     split_front_matter,
 )
 from searchidx.sample import SEED_ARTICLE
@@ -195,6 +200,37 @@ def test_read_article_reports_a_missing_file(tmp_path: Path):
         read_article(tmp_path, "gone.md")
 
 
+def test_closing_line_is_the_first_the_delimiter_expression_finds():
+    rng = Random(3)
+    pieces = ["---", "--- ", "---\t", "---\r", "----", "-- -", "a", "\n", "\r\n", "x---", "---x"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        expected = _DELIMITER.search(text)
+        found = _closing_line(text)
+        assert (found and found.span()) == (expected and expected.span()), repr(text)
+
+
+def test_read_bounded_follows_links_only_while_they_stay_inside(tmp_path: Path):
+    content, outside = tmp_path / "content", tmp_path / "outside"
+    write_article(content / "real", "in.md", GOOD)
+    write_article(outside, "secret.md", GOOD)
+    (content / "alias").symlink_to(content / "real", target_is_directory=True)
+    (content / "real" / "link.md").symlink_to(content / "real" / "in.md")
+    (content / "out").symlink_to(outside, target_is_directory=True)
+    (content / "real" / "out.md").symlink_to(outside / "secret.md")
+    expected = (content / "real" / "in.md").read_bytes()
+    for inside in ("real/in.md", "alias/in.md", "real/link.md", "alias/link.md"):
+        assert read_bounded(content, inside)[0] == expected
+    for leading_out in (
+        "out/secret.md",
+        "real/out.md",
+        "alias/out.md",
+        "real/../../outside/secret.md",
+    ):
+        with pytest.raises(ArticleError, match="leads out of the content folder"):
+            read_bounded(content, leading_out)
+
+
 YAML_DOCUMENTS = [
     GOOD,
     "",
@@ -276,6 +312,7 @@ UNUSUAL_SHAPES = [
     "title: >\n  folded",
     "title: ~",
     "title: .5",
+    "when: 2022-02-30T14:08:00Z",  # no such day: PyYAML says so
     "title: a: b",
     "title:a",
     "title : a",
@@ -304,6 +341,28 @@ def test_block_yaml_reads_the_common_shape_as_pyyaml_does(text: str):
     read = block_yaml.load(text)
     assert read is not None
     assert repr(read) == repr(_pyyaml(text))
+
+
+def test_block_yaml_reads_lines_read_before_as_pyyaml_does():
+    for text in COMMON_SHAPES:
+        block_yaml.load(text)  # its short lines kept, read again from there below
+    for text in COMMON_SHAPES:
+        assert repr(block_yaml.load(text)) == repr(_pyyaml(text))
+    for text in UNUSUAL_SHAPES:
+        assert block_yaml.load(text) is None
+
+
+def test_load_front_matter_bounds_values_read_a_line_at_a_time_and_counts_others():
+    most = block_yaml.MOST_LINES
+    assert 1 + 3 * most <= MAX_FRONT_MATTER_VALUES  # what block_yaml reads is not counted
+    longest = "items:\n" + "  - a: 1\n" * (most - 2)  # three values a line
+    fields = block_yaml.load(longest)
+    assert fields is not None and len(fields["items"]) == most - 2
+    load_front_matter(longest, "longest.md")
+    too_many = "items:\n" + "  - a: 1\n" * (MAX_FRONT_MATTER_VALUES // 3)
+    assert block_yaml.load(too_many) is None  # left to PyYAML, and counted
+    with pytest.raises(ArticleError, match="expands to more than"):
+        load_front_matter(too_many, "too-many.md")
 
 
 @pytest.mark.parametrize("text", UNUSUAL_SHAPES)
