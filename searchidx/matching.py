@@ -459,6 +459,46 @@ class QueryMatcher:
         postings = self._word_union(*word)
         return None if postings.scores is None else (postings, sub is parsed)
 
+    def every_word(self, parsed: query.Query) -> Postings | None:
+        """The live documents (ascending) of a query of lone words that must all match (an
+        And of them, with or without the title phrase bonus of typed words: most queries of
+        several words), with their scores as :meth:`match` gives them: the words' documents
+        intersected from their postings, the sums at those documents alone in the same order,
+        where :meth:`match` makes a mask of every document per word, their And and its
+        documents twice over (some 0.2 ms of a 1 ms search at 100,000 articles). The query is
+        charged to the request first. None for any other query, or where :meth:`match` gives
+        no scores."""
+        node = parsed.a if type(parsed) is query.AndMaybe else parsed
+        if not self.fast or self._bm25 is None or type(node) is not query.And:
+            return None
+        words = [_lone_word(sub) for sub in node.subqueries]
+        if not words or None in words:
+            return None
+        self._charge_query(parsed)
+        unions = [self._word_union(*word) for word in cast(list[tuple[_Terms, float]], words)]
+        rarest, *others = sorted(unions, key=lambda union: len(union.docs))
+        docs = rarest.docs
+        for union in others:
+            if not len(docs):
+                break
+            docs = docs[_shared(docs, union.docs)[0]]
+        docs = docs[self.live[docs]]
+        if not len(docs):
+            return Postings(docs, np.zeros(0))
+        # Added up in the query's order, as _evaluate's And (then AndMaybe) adds its parts.
+        parts: list[np.ndarray] = []
+        for union in unions:
+            if union.scores is None:
+                return None
+            parts.append(union.scores[_shared(docs, union.docs)[1]])
+        scores = _boosted(functools.reduce(np.add, parts), node.boost)
+        if type(parsed) is query.AndMaybe:
+            bonus = self._evaluate(parsed.b, scored=True, at=docs)[1]
+            if scores is None or bonus is None:
+                return None
+            scores = _boosted(scores + bonus, parsed.boost)
+        return Postings(docs, scores)
+
     def _word_union(self, terms: _Terms, boost: float) -> Postings:
         """The union of a lone word's ``terms``, scored as :meth:`_evaluate` scores its node:
         the (boosted) terms' sum, times the node's ``boost``."""
