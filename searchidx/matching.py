@@ -476,21 +476,26 @@ class QueryMatcher:
             return None
         self._charge_query(parsed)
         unions = [self._word_union(*word) for word in cast(list[tuple[_Terms, float]], words)]
-        rarest, *others = sorted(unions, key=lambda union: len(union.docs))
-        docs = rarest.docs
-        for union in others:
+        order = sorted(range(len(unions)), key=lambda number: len(unions[number].docs))
+        docs = unions[order[0]].docs
+        where = {order[0]: np.arange(len(docs))}  # each union's postings at ``docs``
+        for number in order[1:]:
             if not len(docs):
                 break
-            docs = docs[_shared(docs, union.docs)[0]]
-        docs = docs[self.live[docs]]
+            kept, taken = _shared(docs, unions[number].docs)
+            docs = docs[kept]
+            where = {known: at[kept] for known, at in where.items()} | {number: taken}
+        live = self.live[docs]
+        if not live.all():
+            docs, where = docs[live], {known: at[live] for known, at in where.items()}
         if not len(docs):
             return Postings(docs, np.zeros(0))
         # Added up in the query's order, as _evaluate's And (then AndMaybe) adds its parts.
         parts: list[np.ndarray] = []
-        for union in unions:
+        for number, union in enumerate(unions):
             if union.scores is None:
                 return None
-            parts.append(union.scores[_shared(docs, union.docs)[1]])
+            parts.append(union.scores[where[number]])
         scores = _boosted(functools.reduce(np.add, parts), node.boost)
         if type(parsed) is query.AndMaybe:
             bonus = self._evaluate(parsed.b, scored=True, at=docs)[1]
