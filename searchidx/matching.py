@@ -521,8 +521,9 @@ class QueryMatcher:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The Or of postings (each with its boost), with the sum of their scores: one pass
         over them, rather than two full-size arrays per term added up. Each document's scores
-        are added in the postings' order, as the sum of the terms' arrays would be."""
-        docs = np.concatenate([postings.docs for postings, _ in found])
+        are added in the postings' order, as the sum of the terms' arrays would be. One list
+        (a word's union, cached) is read as it is, not copied."""
+        docs = _joined([postings.docs for postings, _ in found])
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
         if not scored:
@@ -532,7 +533,7 @@ class QueryMatcher:
             if postings.scores is None:
                 return mask, None
             weights.append(postings.scores * boost if boost != 1.0 else postings.scores)
-        return mask, np.bincount(docs, weights=np.concatenate(weights), minlength=self.size)
+        return mask, np.bincount(docs, weights=_joined(weights), minlength=self.size)
 
     @staticmethod
     def _sum_at(
@@ -940,6 +941,11 @@ def _sum(
 
 def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays one after the other: a lone one itself (read only), not a copy of it."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _shared(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
