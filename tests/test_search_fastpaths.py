@@ -352,6 +352,34 @@ def test_a_queries_every_word_matches_are_those_of_every_document_scored(
         )
 
 
+@pytest.mark.parametrize("share", [1, 10**9], ids=["few-postings", "every-document"])
+def test_a_words_union_is_the_same_summed_at_its_documents_or_over_every_one(
+    sample_store: IndexStore, share: int, monkeypatch: pytest.MonkeyPatch
+):
+    """A word's union (its term in each field, boosted), summed at its own documents or over
+    every document: the same documents and the same scores, to the bit."""
+    index = sample_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            for text in ("microsoft", "cloud", "regulators", "quantum", "analysts"):
+                snapshot = IndexSnapshot(searcher)
+                query = parse_query(text)
+                word = matching._lone_word(query) if query is not None else None
+                assert word is not None
+                mask, scores = snapshot.matcher._sum_of(
+                    snapshot.matcher._boosted_postings(word[0]), scored=True
+                )
+                assert scores is not None
+                monkeypatch.setattr(matching, "SPARSE_SHARE", share)
+                union = snapshot.matcher._merged(word[0])
+                monkeypatch.undo()
+                assert union.scores is not None
+                assert union.docs.tolist() == np.flatnonzero(mask).tolist()
+                assert union.scores.tolist() == scores[union.docs].tolist()
+    finally:
+        index.close()
+
+
 def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
     sample_dir: Path, tmp_path: Path
 ):
