@@ -479,7 +479,9 @@ class SearchService:
                 deleted = snapshot.size - snapshot.live_count  # read past, see _top_of_ranked
                 needed = request.offset + request.per_page + deleted
                 ranked = snapshot.matcher.ranked(parsed, needed)
-                every = None if ranked or request.facets else snapshot.matcher.every_word(parsed)
+                every = None
+                if ranked is None and not request.facets:
+                    every = snapshot.matcher.every_word(parsed)
                 if every is not None:
                     return _every_word_matched(snapshot, request, parsed, every)
             within = _all(snapshot.live, filters.values()) if scored and filters else None
