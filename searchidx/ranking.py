@@ -158,10 +158,27 @@ def top_of(docs: np.ndarray, scores: np.ndarray, start: int, end: int) -> Page:
     return list(zip(docs[start:].tolist(), scores[start:].tolist(), strict=True))
 
 
+#: :func:`score_order` selects among the scores at or above the ``end``-th highest of a
+#: sample of this many times ``end`` of them (every n-th), where there are more.
+SAMPLED_PER_KEPT = 8
+
+
 def score_order(docs: np.ndarray, scores: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``end`` of ``docs`` (ascending) by their ``scores``, highest first, ties by
     docnum, with their scores (all of them when fewer): only those scoring the ``end``-th
-    highest score or more are sorted (that score's ties all among them)."""
+    highest score or more are sorted (that score's ties all among them).
+
+    That score is selected among those at or above the ``end``-th highest of a sample of
+    the scores (no higher than the ``end``-th of all): a comparison over every score, then
+    a selection over some eighth of them (a lone word's 29,000 at 100,000 articles: 0.1 ms
+    where one selection over every score took 0.3, its top 10)."""
+    if len(docs) > end:
+        step = len(scores) // (SAMPLED_PER_KEPT * end)
+        if step > 1:
+            sample = scores[::step]
+            cut = len(sample) - end
+            kept = scores >= np.partition(sample, cut)[cut]
+            docs, scores = docs[kept], scores[kept]
     if len(docs) > end:
         cut = len(scores) - end
         kept = scores >= np.partition(scores, cut)[cut]  # the top ``end``, and ties

@@ -479,6 +479,11 @@ class SearchService:
                 deleted = snapshot.size - snapshot.live_count  # read past, see _top_of_ranked
                 needed = request.offset + request.per_page + deleted
                 ranked = snapshot.matcher.ranked(parsed, needed)
+                every = None
+                if ranked is None and not request.facets:
+                    every = snapshot.matcher.every_word(parsed)
+                if every is not None:
+                    return _every_word_matched(snapshot, request, parsed, every)
             within = _all(snapshot.live, filters.values()) if scored and filters else None
             matches = snapshot.match(parsed, scored and ranked is None, within)
         final = _all(matches.mask, filters.values())
@@ -533,7 +538,9 @@ class SearchService:
             if retry.kind == "fuzzy" and snapshot.matcher.finds_none(retry.parsed, allowed):
                 continue  # what it would find the filters leave out: its walks are not needed
             try:
-                matched = self._matched(snapshot, retry.parsed, filters, _reads_scores(request))
+                matched = self._matched(
+                    snapshot, retry.parsed, filters, _reads_scores(request), request
+                )
             except bounds.QueryTooBroad:  # a retry the user did not ask for: skip it
                 continue
             if matched.total:
@@ -831,6 +838,21 @@ def _reads_ranked(request: SearchRequest, filters: Mapping[str, np.ndarray]) -> 
     """Whether the request's page can be read off a score order of every match: relevance,
     no filter, no explained scores."""
     return request.effective_sort is Sort.RELEVANCE and not filters and not request.explain
+
+
+def _every_word_matched(
+    snapshot: IndexSnapshot, request: SearchRequest, parsed: whoosh_query.Query, every: Postings
+) -> _Matched:
+    """The matches of a query of words that must all match, given as its live documents and
+    their scores (:meth:`QueryMatcher.every_word`), with the page's top in score order: a
+    mask of those documents alone is made (no facet counts read it)."""
+    mask = np.zeros(snapshot.size, dtype=bool)
+    mask[every.docs] = True
+    assert every.scores is not None  # see every_word
+    ranked = Postings(
+        *ranking.score_order(every.docs, every.scores, request.offset + request.per_page)
+    )
+    return _Matched(parsed, Matches(mask, None), mask, len(every.docs), ranked)
 
 
 def _top_of_ranked(snapshot: IndexSnapshot, ranked: Postings, start: int, count: int) -> Page:

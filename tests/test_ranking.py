@@ -406,3 +406,17 @@ def test_percentiles_are_mid_ranks_among_the_known_qualities():
     # Known, sorted: 10 50 50 50 90 (ranks 0-4); 50's mid-rank is (1 + 3) / 2 = 2 of 4.
     expected = [0.5, 0.0, 0.5, 0.5, 1.0, 0.5, 0.5]
     assert ranking.percentiles(qualities, known).tolist() == expected
+
+
+@pytest.mark.parametrize("count", [5, 300, 5_000, 40_000])
+@pytest.mark.parametrize("end", [1, 10, 64])
+def test_score_order_is_a_whole_sort_by_score_then_docnum(count: int, end: int):
+    """The top found through a sample of the scores is the top of every match sorted, ties
+    (many: scores of two decimals) by docnum."""
+    rng = np.random.default_rng(count + end)
+    docs = np.sort(rng.choice(100_000, count, replace=False))
+    scores = np.round(rng.random(count) * 3, 2)
+    found_docs, found_scores = ranking.score_order(docs, scores, end)
+    ranked = np.lexsort((docs, -scores))[:end]
+    assert found_docs.tolist() == docs[ranked].tolist()
+    assert found_scores.tolist() == scores[ranked].tolist()

@@ -316,6 +316,70 @@ def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
             assert np.allclose(mine_scores, their_scores, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "microsoft cloud",
+        "analysts regulators investors",
+        "cloud regions",
+        "microsoft nosuchword",
+        "Microsoft^2 quantum",
+        "title:microsoft cloud",
+        "machine-learning microsoft",
+    ],
+)
+def test_a_queries_every_word_matches_are_those_of_every_document_scored(
+    sample_dir: Path, tmp_path: Path, text: str
+):
+    """A query of words that must all match, intersected from the words' postings, has the
+    live matches of every document scored, to the bit, and the same relevance page."""
+    with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 7)) as snapshot:
+        query = parse_query(text)
+        assert query is not None
+        every = snapshot.matcher.every_word(query)
+        matches = snapshot.match(query, scored=True)
+        if text.startswith("machine-learning"):  # a joined word is a phrase: not this path
+            assert every is None
+            return
+        assert every is not None and every.scores is not None and matches.scores is not None
+        assert every.docs.tolist() == np.flatnonzero(matches.mask).tolist()
+        assert every.scores.tolist() == matches.scores[every.docs].tolist()
+        request = SearchRequest(text=text, sort=Sort.RELEVANCE, page=2, per_page=5)
+        matched = service_module._every_word_matched(snapshot, request, query, every)
+        assert matched.total == np.count_nonzero(matches.mask) and matched.ranked is not None
+        assert service_module._top_of_ranked(snapshot, matched.ranked, 5, 5) == top_scored(
+            matches.scores, matches.mask, 5, 10
+        )
+
+
+@pytest.mark.parametrize("share", [1, 10**9], ids=["few-postings", "every-document"])
+def test_a_words_union_is_the_same_summed_at_its_documents_or_over_every_one(
+    sample_store: IndexStore, share: int, monkeypatch: pytest.MonkeyPatch
+):
+    """A word's union (its term in each field, boosted), summed at its own documents or over
+    every document: the same documents and the same scores, to the bit."""
+    index = sample_store.open_index()
+    try:
+        with index.searcher() as searcher:
+            for text in ("microsoft", "cloud", "regulators", "quantum", "analysts"):
+                snapshot = IndexSnapshot(searcher)
+                query = parse_query(text)
+                word = matching._lone_word(query) if query is not None else None
+                assert word is not None
+                mask, scores = snapshot.matcher._sum_of(
+                    snapshot.matcher._boosted_postings(word[0]), scored=True
+                )
+                assert scores is not None
+                monkeypatch.setattr(matching, "SPARSE_SHARE", share)
+                union = snapshot.matcher._merged(word[0])
+                monkeypatch.undo()
+                assert union.scores is not None
+                assert union.docs.tolist() == np.flatnonzero(mask).tolist()
+                assert union.scores.tolist() == scores[union.docs].tolist()
+    finally:
+        index.close()
+
+
 def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
     sample_dir: Path, tmp_path: Path
 ):

@@ -482,3 +482,27 @@ def test_parse_query_of_plain_words_does_not_run_whooshs_parser(monkeypatch):
         assert querylang.parse_query("cloud analysts regulators") is not None
     finally:
         querylang._parsed.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["cloud", "analysts"],
+        ["cloud", "analysts", "cloud"],
+        ["cloud", "cloud"],
+        ["the", "analysts"],
+        ["cloud", "2022"],
+        ["analysts", "regulators", "investors"],
+    ],
+)
+def test_all_of_words_is_their_and_as_whoosh_normalizes_it(words: list[str]):
+    """Words' Ors put together without Whoosh's normalize are its answer, and keep the very
+    terms of each word (with the word as typed)."""
+    parts = [querylang._parsed(word, False) for word in words]
+    together = querylang._all_of(parts)
+    normalized = query.And(parts).normalize()
+    assert together == normalized
+    assert repr(together) == repr(normalized)
+    assert [getattr(leaf, "typed", None) for leaf in together.leaves()] == [
+        getattr(leaf, "typed", None) for leaf in normalized.leaves()
+    ]
