@@ -436,7 +436,7 @@ SYNC_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; workers from 6 files on
+@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; a worker from 3 files on
 def test_sync_gives_the_index_and_answers_of_a_rebuild(
     content: Path,
     store: IndexStore,
@@ -484,7 +484,7 @@ def test_sync_starts_its_workers_while_it_lists_the_folder(
 
     indexer.sync(store)
 
-    # Two workers start once 6 changed files are found, about a tenth into the listing.
+    # A worker starts once 3 changed files are found, about a tenth into the listing.
     assert listed_at_start and listed_at_start[0] < listed / 2
     assert stored_titles(store) == folder_titles(content)
 
