@@ -504,3 +504,22 @@ def test_build_workers_leave_no_thread_behind_once_finished(content: Path, store
         assert threading.active_count() == threads
     assert built.added == 60
     index.close()
+
+
+def test_build_workers_indexing_here_too_take_their_share_of_the_files_left(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(workers, "_CHUNK_FILES", 10)
+    indexer.sync(store, content)
+    index = store.open_index()
+    paths = sorted(scan_content(content))[:60]
+    with workers.BuildWorkers(index, content, indexer.WRITER_LIMIT_MB, index_here=True) as building:
+        for path in paths:
+            building.hand(path, None)
+        building.start(1)  # two chunks on the queue for it; four wait, half of them or more ours
+        built = building.finish(None)
+    index.close()
+
+    assert built.added == 60 and not built.problems
+    assert len(built.segments) == 2  # the worker's and this process's
+    assert sum(segment.doc_count_all() for segment in built.segments) == 60
