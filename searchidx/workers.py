@@ -168,9 +168,10 @@ class BuildWorkers:
 
     def grow(self, most: int, files_per_process: int) -> None:
         """Start workers once the files handed over pay for them: one for each
-        ``files_per_process`` files, at most ``most``."""
+        ``files_per_process`` files, at most ``most``; without ``index_here``, none for fewer
+        than two (one worker alone does what this process would)."""
         wanted = min(most, self.handed // files_per_process)
-        if wanted > len(self._workers):
+        if wanted >= (1 if self._index_here else 2) and wanted > len(self._workers):
             self.start(wanted)
 
     def start(self, processes: int) -> None:
