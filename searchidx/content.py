@@ -22,6 +22,7 @@ from pathlib import Path
 from searchidx.errors import ArticleError
 
 ARTICLE_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+_LOWER_SUFFIXES = tuple(ARTICLE_SUFFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,11 @@ class FileState:
 _STAT = struct.Struct(">Qq")
 
 
-def packed_stat(size: int, mtime_ns: int) -> bytes:
-    """How a packed state (:meth:`FileState.packed`) starts for a file of this size and
-    mtime: a sync tells an unchanged file by this prefix."""
-    return _STAT.pack(size, mtime_ns)
+#: How a packed state (:meth:`FileState.packed`) starts for a file of this size and mtime
+#: (``packed_stat(size, mtime_ns)``): a sync tells an unchanged file by this prefix. The
+#: struct's own method, called once a listed file: a function around it took a sixth of a
+#: sync's comparison of 100,000 files with their states (102 -> 85 ms).
+packed_stat = _STAT.pack
 
 
 def content_hash(data: bytes) -> str:
@@ -130,9 +132,11 @@ def _article_names(
             if entry.is_file(follow_symlinks=False) or (
                 entry.is_symlink() and entry.is_file() and _stays_inside(Path(folder, name), root)
             ):
-                # The suffix by rfind (no dot: the last character, never a suffix);
-                # os.path.splitext took a tenth of a scan.
-                if name[name.rfind(".") :].lower() in ARTICLE_SUFFIXES:
+                # The suffix as written most often, else by rfind (no dot: the last
+                # character, never a suffix); os.path.splitext took a tenth of a scan.
+                if name.endswith(_LOWER_SUFFIXES) or (
+                    name[name.rfind(".") :].lower() in ARTICLE_SUFFIXES
+                ):
                     names.append(name)
             elif entry.is_dir() and (
                 not entry.is_symlink() or _stays_inside(Path(folder, name), root)

@@ -3,7 +3,8 @@
 A sync does work in proportion to the change. It lists the folder (one ``stat`` a file),
 compares size and mtime with the state each indexed document carries in its ``state`` column,
 reads and hashes only files whose stat changed, and re-indexes only files whose hash changed.
-Many such files are read by worker processes, handed over as the listing finds them.
+Many such files are read by a worker process, handed over as the listing finds them, and by
+this one once it has listed the folder.
 All changes of one sync go into one Whoosh commit, so a crash leaves the index as it was before
 or as it is after, never between.
 
@@ -49,9 +50,9 @@ WRITER_LIMIT_MB = 384
 BUILD_PROCESSES = os.cpu_count() or 1
 #: ...and only when each gets at least this many files (starting one costs about 0.3 s).
 PARALLEL_FILES_PER_PROCESS = 1000
-#: A sync reads and indexes its changed files in worker processes from this many a process
-#: (on 2 cores two workers beat this process alone from about 150 files: one indexes a file
-#: in 1.5-1.9 ms of CPU, and starts by fork in under 10).
+#: A sync reads and indexes its changed files in worker processes from this many a process,
+#: this one indexing beside them once it has listed the folder (one indexes a file in 1.1-1.9
+#: ms of CPU, and starts by fork in under 10): on 2 cores, one worker.
 SYNC_FILES_PER_PROCESS = 100
 
 
@@ -251,15 +252,15 @@ def _sync(
     index = store.open_index()
     try:
         indexed = _IndexedFiles.read(index)
-        with workers.BuildWorkers(index, root, WRITER_LIMIT_MB) as building:
+        with workers.BuildWorkers(index, root, WRITER_LIMIT_MB, index_here=True) as building:
 
             def found(path: str) -> None:  # a file to read: workers start as they pay
                 building.hand(path, indexed.sha256(path))
-                building.grow(BUILD_PROCESSES, SYNC_FILES_PER_PROCESS)
+                building.grow(BUILD_PROCESSES - 1, SYNC_FILES_PER_PROCESS)
 
             changes = indexed.compare(walk_content(root), found)
             report.unchanged = changes.unchanged
-            if building.started:
+            if building.started:  # this process, done listing, indexes beside them
                 built = building.finish(progress)
             else:
                 paths, previous = changes.stat_changed, changes.previous()

@@ -436,7 +436,7 @@ SYNC_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; workers from 6 files on
+@pytest.mark.parametrize("files_per_process", [100_000, 3])  # here; a worker from 3 files on
 def test_sync_gives_the_index_and_answers_of_a_rebuild(
     content: Path,
     store: IndexStore,
@@ -484,7 +484,7 @@ def test_sync_starts_its_workers_while_it_lists_the_folder(
 
     indexer.sync(store)
 
-    # Two workers start once 6 changed files are found, about a tenth into the listing.
+    # A worker starts once 3 changed files are found, about a tenth into the listing.
     assert listed_at_start and listed_at_start[0] < listed / 2
     assert stored_titles(store) == folder_titles(content)
 
@@ -504,3 +504,22 @@ def test_build_workers_leave_no_thread_behind_once_finished(content: Path, store
         assert threading.active_count() == threads
     assert built.added == 60
     index.close()
+
+
+def test_build_workers_indexing_here_too_take_their_share_of_the_files_left(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(workers, "_CHUNK_FILES", 10)
+    indexer.sync(store, content)
+    index = store.open_index()
+    paths = sorted(scan_content(content))[:60]
+    with workers.BuildWorkers(index, content, indexer.WRITER_LIMIT_MB, index_here=True) as building:
+        for path in paths:
+            building.hand(path, None)
+        building.start(1)  # two chunks on the queue for it; four wait, half of them or more ours
+        built = building.finish(None)
+    index.close()
+
+    assert built.added == 60 and not built.problems
+    assert len(built.segments) == 2  # the worker's and this process's
+    assert sum(segment.doc_count_all() for segment in built.segments) == 60
