@@ -8,14 +8,20 @@ count being the number of last bytes: 1 byte for a word found once in the first 
 values is decoded with numpy (:func:`decoded_many`), and one value by Python's C loops
 (:meth:`VarintPositions.decode_positions`). The schema pickles this class by name in the
 index: it stays here, under this name, for the indexes written with it.
+
+A block of postings keeps its values as one string (:func:`joined`, schema 9 on), split again
+by the block's weights (:func:`split`): a word's weight in a field of boost 1.0 is the number
+of its positions, so the lengths Whoosh frames each value with (2 bytes a value, some 1.3 of
+positions) are redundant. At 100,000 articles the body's postings were 34.0 MiB, 27.0 so.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable
-from itertools import accumulate
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, compress, repeat
+from typing import Any
 
 import numpy as np
 from whoosh import formats
@@ -25,6 +31,10 @@ _BITS = 7
 _MORE = 1 << _BITS
 #: The bytes that end a gap (deleted from a value, the bytes that do not are left).
 _LAST_BYTES = bytes(range(_MORE))
+#: The bytes that do not end a gap (deleted from a value, its last bytes are left).
+_MORE_BYTES = bytes(range(_MORE, 256))
+#: Byte -> whether it ends a gap.
+_ENDS_GAP = tuple(byte < _MORE for byte in range(256))
 
 
 class VarintPositions(formats.Positions):
@@ -75,6 +85,40 @@ def _gaps(value: bytes) -> list[int]:
             gaps.append(number)
             number = shift = 0
     return gaps
+
+
+def joined(values: Sequence[bytes], weights: Sequence[float]) -> bytes | None:
+    """A block's values as one string, which :func:`split` splits again by ``weights``: when
+    each value's number of positions is its weight (a field boost of 1.0, no token boosts)
+    and none is empty; else None (the values are kept one by one)."""
+    if not all(values):  # an empty value, or None
+        return None
+    data = b"".join(values)
+    if data.isascii():  # every gap one byte
+        frequencies = list(map(len, values))
+    else:
+        ends_only = map(bytes.translate, values, repeat(None), repeat(_MORE_BYTES))
+        frequencies = list(map(len, ends_only))
+    return data if frequencies == list(weights) else None
+
+
+def split(data: bytes, weights: Any, count: int) -> tuple[bytes, ...]:
+    """The ``count`` values of a block's :func:`joined` string, by the block's weights as the
+    W3 codec keeps them (None: all 1.0; a float: all the same; else one a posting)."""
+    if weights is None:
+        ends = list(range(1, count + 1))
+    elif isinstance(weights, float):
+        ends = list(range(int(weights), int(weights) * count + 1, int(weights) or 1))
+    else:
+        ends = list(accumulate(map(int, weights)))
+    if not data.isascii():  # each value's end is after its last gap's last byte
+        gap_ends = list(compress(range(1, len(data) + 1), map(_ENDS_GAP.__getitem__, data)))
+        if len(ends) != count or not ends or ends[-1] != len(gap_ends) or not data[-1] < _MORE:
+            raise ValueError("a block's positions do not match its weights")
+        ends = [gap_ends[end - 1] for end in ends]
+    elif len(ends) != count or not ends or ends[-1] != len(data):
+        raise ValueError("a block's positions do not match its weights")
+    return tuple(map(data.__getitem__, map(slice, [0, *ends[:-1]], ends)))
 
 
 def decoded_many(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -67,6 +67,7 @@ from whoosh.codec.base import Codec
 from whoosh.codec.whoosh3 import (
     WHOOSH3_HEADER_MAGIC,
     W3Codec,
+    W3LeafMatcher,
     W3PostingsWriter,
     W3Segment,
     W3TermInfo,
@@ -82,7 +83,7 @@ from whoosh.support.levenshtein import levenshtein
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from searchidx.positions import VarintPositions, decoded_many
+from searchidx.positions import VarintPositions, decoded_many, joined, split
 
 if TYPE_CHECKING:
     from whoosh.writing import SegmentWriter
@@ -643,14 +644,11 @@ _Block = tuple[int, Any, Any, Any]
 
 def _blocks(matcher: Any) -> Iterator[_Block]:
     """A W3 posting matcher's blocks, as it reads them."""
-    variable = matcher.format.fixed_value_size() in (None, -1)
     while matcher.is_active():
         matcher._read_data()
-        ids, weights, values = matcher._data
-        if not variable:
-            matcher._read_values()
-            values = matcher._values
-        yield matcher._blocklength, ids, weights, values
+        ids, weights, _ = matcher._data
+        matcher._read_values()
+        yield matcher._blocklength, ids, weights, matcher._values
         matcher._next_block()
 
 
@@ -1381,26 +1379,62 @@ class _CompactTermInfo(W3TermInfo):
 
 
 class _CompactPostingsWriter(W3PostingsWriter):
-    """``W3PostingsWriter``, its blocks and term infos pickled by :func:`compact_pickle`."""
+    """``W3PostingsWriter``, its blocks and term infos pickled by :func:`compact_pickle`, a
+    block's positions joined (:func:`block_values`)."""
 
     _write_block = _pickling_compactly(W3PostingsWriter._write_block)
 
     def start_postings(self, format_: Any, terminfo: Any) -> None:
         super().start_postings(format_, _CompactTermInfo())  # type: ignore[no-untyped-call]
 
+    def _mini_values(self) -> Any:
+        values = block_values(self._format, self._values, self._weights.tolist())
+        return super()._mini_values() if values is None else values  # type: ignore[no-untyped-call]
+
+
+def block_values(format_: Any, values: list[bytes], weights: list[float]) -> bytes | None:
+    """A block's values as one string (:func:`searchidx.positions.joined`) where its format is
+    :class:`VarintPositions` and they can be; None: as Whoosh keeps them."""
+    return joined(values, weights) if type(format_) is VarintPositions else None
+
+
+class _JoinedValuesMatcher(W3LeafMatcher):
+    """Whoosh's W3 posting matcher, reading a block's values joined into one string
+    (:func:`block_values`) as the values they were."""
+
+    def _read_values(self) -> None:
+        if self._data is None:
+            self._read_data()  # type: ignore[no-untyped-call]
+        data: Any = self._data
+        if type(data[2]) is bytes and self._fixedsize in (None, -1):
+            self._values = split(data[2], data[1], cast(int, self._blocklength))
+        else:
+            super()._read_values()  # type: ignore[no-untyped-call]
+
 
 class _CompactCodec(W3Codec):
-    """Whoosh's W3 codec writing its pickles compactly (:func:`compact_pickle`); the same
-    readers. Its segments name Whoosh's own codec, not this class, so a searchidx without it
-    still opens their table of contents."""
+    """Whoosh's W3 codec writing its pickles compactly (:func:`compact_pickle`) and a block's
+    positions joined (:func:`block_values`), and reading them (:class:`_JoinedValuesMatcher`).
+    Its segments (schema 9 on) name this class in their table of contents, so it stays here,
+    under this name; those of schema 8 name Whoosh's own."""
 
     def postings_writer(self, dbfile: Any, byteids: bool = False) -> Any:
         return _CompactPostingsWriter(  # type: ignore[no-untyped-call]
             dbfile, self._blocklimit, byteids, self._compression, self._inlinelimit
         )
 
+    def postings_reader(
+        self, dbfile: Any, terminfo: Any, format_: Any, term: Any = None, scorer: Any = None
+    ) -> Any:
+        if terminfo.is_inlined():
+            return super().postings_reader(dbfile, terminfo, format_, term, scorer)  # type: ignore[no-untyped-call]
+        offset, length = terminfo.extent()
+        return _JoinedValuesMatcher(  # type: ignore[abstract, no-untyped-call]
+            dbfile, offset, length, format_, term=term, scorer=scorer
+        )
+
     def new_segment(self, storage: Any, indexname: str) -> Any:
-        return W3Segment(W3Codec(inlinelimit=self._inlinelimit), indexname)
+        return W3Segment(self, indexname)
 
 
 if tuple(whoosh.__version__[:2]) in KNOWN_VERSIONS and not hasattr(W3TermInfo, "set_inline"):
@@ -1944,6 +1978,7 @@ class _FieldTerms:
         self.longest: int = postings._blocklimit  # postings a block
         self.compression = postings._compression
         self.fixed_size = fieldwriter._fieldobj.format.fixed_value_size()
+        self.joined = functools.partial(block_values, fieldwriter._fieldobj.format)
         self.field_key = pack_ushort(fieldwriter._fieldid)
         self.keys: list[bytes] = []
         self.infos: list[bytes] = []
@@ -2042,12 +2077,7 @@ class _FieldTerms:
                 mini_weights = stored[0]
             else:
                 mini_weights = tuple(stored)
-            block_values = list(filter(None, values[start : start + limit]))
-            mini_values: Any
-            if self.fixed_size is None or self.fixed_size < 0:
-                mini_values = tuple(block_values)
-            else:
-                mini_values = None if self.fixed_size == 0 else b"".join(block_values)
+            mini_values = self._mini_values(values[start : start + limit], stored)
             ids = map(operator.sub, block_docs, itertools.chain((0,), block_docs))  # deltas
             data = compact_pickle((tuple(ids), mini_weights, mini_values))
             compression = self.compression if len(data) >= self.compressed_from else 0
@@ -2091,6 +2121,17 @@ class _FieldTerms:
             docs[-1],
         )
         return term_info + pack_long(start_offset) + pack_int(self.offset - start_offset)
+
+    def _mini_values(self, values: list[bytes], weights: array[float]) -> Any:
+        """A block's values as ``W3PostingsWriter._mini_values`` keeps them (the positions of
+        :class:`_CompactPostingsWriter` joined)."""
+        found = self.joined(values, weights.tolist())
+        if found is not None:
+            return found
+        kept = list(filter(None, values))
+        if self.fixed_size is None or self.fixed_size < 0:
+            return tuple(kept)
+        return None if self.fixed_size == 0 else b"".join(kept)
 
     def _write_blocks(self) -> None:
         if self.blocks:

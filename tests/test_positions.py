@@ -16,7 +16,7 @@ import pytest
 from whoosh import fields, formats, query
 
 from searchidx import indexer, schema, whoosh_internals
-from searchidx.positions import VarintPositions, decoded_many, encoded
+from searchidx.positions import VarintPositions, decoded_many, encoded, joined, split
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
@@ -110,6 +110,26 @@ def _values(matcher: Any) -> list[bytes]:
     return values
 
 
+def test_varint_blocks_keep_their_positions_joined(stores):
+    """A posting list in blocks keeps each block's values as one string (schema 9): the
+    comparisons above read them."""
+    with stores[0].open_index().reader() as reader:
+        blocks = [
+            type(_block_values(matcher))
+            for fieldname in _text_fields(stores[0])
+            for word in reader.lexicon(fieldname)
+            if hasattr(matcher := reader.postings(fieldname, word), "_data")
+        ]
+    assert blocks.count(bytes) > 100
+    assert set(blocks) == {bytes}
+
+
+def _block_values(matcher: Any) -> Any:
+    """The values of a W3 matcher's first block, as stored."""
+    matcher._read_data()
+    return matcher._data[2]
+
+
 def test_whoosh_phrase_and_span_queries_find_the_same_on_varints(stores):
     queries: list[query.Query] = [
         query.Phrase("body", ["chip", "product"]),
@@ -183,6 +203,38 @@ def test_varint_values_decode_one_by_one_and_in_batches_as_encoded():
 def test_a_value_cut_inside_a_gap_is_refused_in_batches():
     with pytest.raises(ValueError, match="inside a gap"):
         decoded_many([b"\x05", encoded([300])[:1]])
+
+
+def test_joined_values_split_by_their_weights_as_they_were():
+    rng = random.Random(9)
+    for top in (5, 130, 20_000):
+        lists = [sorted(rng.sample(range(top), rng.randint(1, 4))) for _ in range(40)]
+        values = [encoded(positions) for positions in lists]
+        weights = [float(len(positions)) for positions in lists]
+        data = joined(values, weights)
+        assert data == b"".join(values)
+        assert split(data, tuple(weights), len(values)) == tuple(values)
+    ones = [encoded([position]) for position in (3, 300, 0, 70_000)]
+    assert split(b"".join(ones), None, 4) == tuple(ones)
+    twos = [encoded([1, position]) for position in (3, 300, 2)]
+    assert split(b"".join(twos), 2.0, 3) == tuple(twos)
+
+
+def test_values_not_counted_by_their_weights_are_not_joined():
+    values = [encoded([1, 2]), encoded([300])]
+    assert joined(values, [2.0, 1.0]) is not None
+    assert joined(values, [1.0, 2.0]) is None  # the same sum, counted otherwise
+    assert joined(values, [4.0, 2.0]) is None  # a field boost of 2
+    assert joined([b"", b"\x01"], [0.0, 1.0]) is None
+
+
+def test_joined_values_that_do_not_match_their_weights_are_refused():
+    with pytest.raises(ValueError, match="weights"):
+        split(encoded([1, 2, 3]), (1.0, 1.0), 2)
+    with pytest.raises(ValueError, match="weights"):
+        split(encoded([300])[:1] + encoded([300]), None, 2)
+    with pytest.raises(ValueError, match="weights"):
+        split(b"\x01\x02", None, 3)
 
 
 def test_text_takes_varints_only_for_whooshs_positions():
