@@ -20,8 +20,8 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, compress, repeat
-from typing import Any
+from itertools import accumulate, repeat
+from typing import Any, overload
 
 import numpy as np
 from whoosh import formats
@@ -33,8 +33,6 @@ _MORE = 1 << _BITS
 _LAST_BYTES = bytes(range(_MORE))
 #: The bytes that do not end a gap (deleted from a value, its last bytes are left).
 _MORE_BYTES = bytes(range(_MORE, 256))
-#: Byte -> whether it ends a gap.
-_ENDS_GAP = tuple(byte < _MORE for byte in range(256))
 
 
 class VarintPositions(formats.Positions):
@@ -94,49 +92,103 @@ def joined(values: Sequence[bytes], weights: Sequence[float]) -> bytes | None:
     if not all(values):  # an empty value, or None
         return None
     data = b"".join(values)
-    if data.isascii():  # every gap one byte
-        frequencies = list(map(len, values))
-    else:
-        ends_only = map(bytes.translate, values, repeat(None), repeat(_MORE_BYTES))
-        frequencies = list(map(len, ends_only))
-    return data if frequencies == list(weights) else None
+    counted = list(map(len, values)) if data.isascii() else frequencies(values)
+    return data if counted == list(weights) else None
 
 
-def split(data: bytes, weights: Any, count: int) -> tuple[bytes, ...]:
+def frequencies(values: Iterable[bytes]) -> list[int]:
+    """Each value's number of positions (its bytes that end a gap)."""
+    return list(map(len, map(bytes.translate, values, repeat(None), repeat(_MORE_BYTES))))
+
+
+def split(data: bytes, weights: Any, count: int) -> list[bytes]:
     """The ``count`` values of a block's :func:`joined` string, by the block's weights as the
-    W3 codec keeps them (None: all 1.0; a float: all the same; else one a posting)."""
-    if weights is None:
-        ends = list(range(1, count + 1))
-    elif isinstance(weights, float):
-        ends = list(range(int(weights), int(weights) * count + 1, int(weights) or 1))
-    else:
-        ends = list(accumulate(map(int, weights)))
-    if not data.isascii():  # each value's end is after its last gap's last byte
-        gap_ends = list(compress(range(1, len(data) + 1), map(_ENDS_GAP.__getitem__, data)))
-        if len(ends) != count or not ends or ends[-1] != len(gap_ends) or not data[-1] < _MORE:
-            raise ValueError("a block's positions do not match its weights")
-        ends = [gap_ends[end - 1] for end in ends]
-    elif len(ends) != count or not ends or ends[-1] != len(data):
-        raise ValueError("a block's positions do not match its weights")
-    return tuple(map(data.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+    W3 codec keeps them (None: all 1.0; a float: all the same; else one a posting): the gaps
+    found by numpy, the values cut by C loops."""
+    if weights is None or isinstance(weights, float):
+        weights = repeat(1.0 if weights is None else weights, count)
+    values = JoinedValues(data, np.fromiter(weights, dtype=np.float64, count=count))
+    ends = values.ends().tolist()
+    return list(map(data.__getitem__, map(slice, [0, *ends[:-1]], ends)))
 
 
-def decoded_many(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+class JoinedValues(Sequence[bytes]):
+    """Values one after another (``data``) and each one's number of positions (``counts``):
+    a term's values as its joined blocks keep them, decoded at once by :func:`decoded_many`
+    without a bytes object a value (cutting them took longer than decoding them)."""
+
+    def __init__(self, data: bytes, counts: np.ndarray) -> None:
+        whole = counts.astype(np.int64)
+        gaps = len(data.translate(None, _MORE_BYTES))
+        if not (
+            np.array_equal(whole, counts)
+            and (whole > 0).all()
+            and gaps == whole.sum()
+            and (not data or data[-1] < _MORE)
+        ):
+            raise ValueError("joined positions do not match their counts")
+        self.data = data
+        self.counts = whole
+        self._ends: np.ndarray | None = None
+
+    def ends(self) -> np.ndarray:
+        """Where each value ends in ``data``."""
+        if self._ends is None:
+            value_ends = np.cumsum(self.counts)
+            if not self.data.isascii():  # after the last byte of the value's last gap
+                gap_ends = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) < _MORE) + 1
+                value_ends = gap_ends[value_ends - 1]
+            self._ends = value_ends
+        return self._ends
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> JoinedValues: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | JoinedValues:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                picked = [self[at] for at in range(start, stop, step)]
+                return JoinedValues(b"".join(picked), np.array(frequencies(picked)))
+            if (start, stop) == (0, len(self)):
+                return self
+            stop = max(start, stop)
+            ends = self.ends()
+            first = int(ends[start - 1]) if start else 0
+            last = int(ends[stop - 1]) if stop > start else first
+            return JoinedValues(self.data[first:last], self.counts[start:stop])
+        at = range(len(self))[index]  # IndexError out of range
+        ends = self.ends()
+        return self.data[int(ends[at - 1]) if at else 0 : int(ends[at])]
+
+
+def decoded_many(values: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Each value's number of positions, and all their positions one after another, as
     :meth:`VarintPositions.decode_positions` gives them, without a Python loop per position."""
-    data = np.frombuffer(b"".join(values), dtype=np.uint8)
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    ends = np.cumsum(lengths)
-    last = data < _MORE
-    if lengths.any() and not last[ends[lengths > 0] - 1].all():
-        raise ValueError("a positions value ends inside a gap")
+    if isinstance(values, JoinedValues):
+        counts = values.counts
+        data = np.frombuffer(values.data, dtype=np.uint8)
+        last = data < _MORE
+    else:
+        data = np.frombuffer(b"".join(values), dtype=np.uint8)
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        ends = np.cumsum(lengths)
+        last = data < _MORE
+        if lengths.any() and not last[ends[lengths > 0] - 1].all():
+            raise ValueError("a positions value ends inside a gap")
+        ended = np.concatenate(([0], np.cumsum(last)))
+        counts = ended[ends] - ended[ends - lengths]
     gaps = data.astype(np.int64)
     if not last.all():  # add each varint's bytes up, shifted, into its first
         starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
         within = np.arange(len(data)) - np.repeat(starts, np.diff(np.append(starts, len(data))))
         gaps = np.add.reduceat((gaps & (_MORE - 1)) << (_BITS * within), starts)
-    ended = np.concatenate(([0], np.cumsum(last)))
-    counts = ended[ends] - ended[ends - lengths]
     summed = np.cumsum(gaps)
     before = np.concatenate(([0], summed))[np.cumsum(counts) - counts]
     return counts, summed - np.repeat(before, counts)

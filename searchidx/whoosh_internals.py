@@ -42,7 +42,7 @@ import warnings
 import weakref
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate
 from pathlib import Path
 from pickle import loads
@@ -83,7 +83,14 @@ from whoosh.support.levenshtein import levenshtein
 from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from searchidx.positions import VarintPositions, decoded_many, joined, split
+from searchidx.positions import (
+    JoinedValues,
+    VarintPositions,
+    decoded_many,
+    frequencies,
+    joined,
+    split,
+)
 
 if TYPE_CHECKING:
     from whoosh.writing import SegmentWriter
@@ -95,6 +102,8 @@ KNOWN_VERSIONS = frozenset({(3, 54)})
 WHOOSH_UNION_ABOVE = 5000
 #: Field length byte -> the length Whoosh scores with (``whoosh.util.numeric.length_to_byte``).
 LENGTH_OF_BYTE = np.array([byte_to_length(code) or 0 for code in range(256)], dtype=np.float64)
+#: The bytes of a varint that do not end it (:mod:`searchidx.positions`).
+_NOT_GAP_ENDS = bytes(range(128, 256))
 #: Bytes of the count that starts a ``Positions`` posting value (``whoosh.formats``).
 _COUNT_BYTES = 4
 #: What a W3 codec posting matcher has that lets whole blocks be read at once.
@@ -421,7 +430,7 @@ def reads_side_by_side(leaves: Iterable[IndexReader]) -> bool:
 
 def leaf_postings(
     leaf: IndexReader, fieldname: str, word: bytes, values: bool
-) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
     """One segment's postings of a term (docnums, weights, and raw values if ``values``); see
     :class:`TermPostings`, which gathers them over segments."""
     found = TermPostings(values)
@@ -445,6 +454,10 @@ class TermPostings:
         self._deltas: list[int] = []
         self._weights: list[float] = []
         self._raw: list[Any] = []
+        #: Blocks whose values are one string (see :func:`block_values`): where their values
+        #: go among ``_raw``'s, how many there are, the string; their postings' weights.
+        self._joined: list[tuple[int, int, bytes]] = []
+        self._joined_weights: list[float] = []
 
     def add(self, leaf: IndexReader, base: int, fieldname: str, word: bytes) -> None:
         """The postings of one segment whose first docnum is ``base`` (none if it lacks the
@@ -508,7 +521,7 @@ class TermPostings:
             self._add_absolute(base, ids, weights, raw)
             return
         if self.values:
-            self._add_blocks(base, _blocks(matcher))
+            self._add_blocks(base, _blocks(matcher, joined=True))
         else:
             self._add_blocks(base, _blocks_without_values(matcher._postfile, matcher._baseoffset))
 
@@ -525,7 +538,11 @@ class TermPostings:
                 weights.extend([block_weights] * count)
             else:
                 weights.extend(block_weights)
-            self._raw.extend(block_values)
+            if type(block_values) is bytes:  # joined: the term's values are joined too
+                self._joined.append((len(self._raw), count, block_values))
+                self._joined_weights += weights[-count:]
+            else:
+                self._raw.extend(block_values)
 
     def _add_absolute(self, base: int, ids: Any, weights: Any, raw: Any) -> None:
         self._counts.extend([1] * len(ids))
@@ -534,13 +551,32 @@ class TermPostings:
         if self.values:
             self._raw.extend(raw)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        """Docnums, weights, and the raw values if asked for (else [])."""
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
+        """Docnums, weights, and the raw values if asked for (else []): where any block kept
+        its values joined (positions, schema 9 on), all of them as :class:`JoinedValues`,
+        which :func:`decoded_positions` decodes without cutting a bytes object a value."""
         return (
             _block_docs(self._counts, self._deltas),
             np.array(self._weights, dtype=np.float64),
-            self._raw,
+            self._joined_values() if self._joined else self._raw,
         )
+
+    def _joined_values(self) -> JoinedValues:
+        pieces: list[bytes] = []
+        counts: list[float] = []
+        taken = weighed = 0
+        for at, count, block in self._joined:
+            pieces += self._raw[taken:at]  # values of blocks not joined (short lists)
+            counts += frequencies(self._raw[taken:at])
+            weights = self._joined_weights[weighed : weighed + count]
+            if len(block.translate(None, _NOT_GAP_ENDS)) != sum(weights):
+                raise CorruptIndexError("a block's positions do not match its weights")
+            pieces.append(block)
+            counts += weights
+            taken, weighed = at, weighed + count
+        pieces += self._raw[taken:]
+        counts += frequencies(self._raw[taken:])
+        return JoinedValues(b"".join(pieces), np.array(counts, dtype=np.float64))
 
 
 #: A term's entry in each segment's term index (None: the segment lacks the term).
@@ -638,17 +674,21 @@ def _block_docs(counts: list[int], deltas: list[int]) -> np.ndarray:
 
 
 #: A W3 block: its number of postings, delta-coded ids, weights (None: all 1.0; a float: all
-#: the same) and values.
+#: the same) and values (a tuple; a block's values :func:`joined`: their string).
 _Block = tuple[int, Any, Any, Any]
 
 
-def _blocks(matcher: Any) -> Iterator[_Block]:
-    """A W3 posting matcher's blocks, as it reads them."""
+def _blocks(matcher: Any, joined: bool = False) -> Iterator[_Block]:
+    """A W3 posting matcher's blocks, as it reads them (a block's values :func:`joined` kept
+    as their string if ``joined``)."""
+    variable = matcher.format.fixed_value_size() in (None, -1)
     while matcher.is_active():
         matcher._read_data()
-        ids, weights, _ = matcher._data
-        matcher._read_values()
-        yield matcher._blocklength, ids, weights, matcher._values
+        ids, weights, values = matcher._data
+        if not (joined and variable and type(values) is bytes):
+            matcher._read_values()
+            values = matcher._values
+        yield matcher._blocklength, ids, weights, values
         matcher._next_block()
 
 
@@ -1046,7 +1086,7 @@ def positions_decoder(format_: Any) -> Callable[[bytes], list[int]]:
 _PICKLED_LIST = np.frombuffer(b"\x80\x02]q\x00", dtype=np.uint8)
 
 
-def decoded_positions(format_: Any, values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def decoded_positions(format_: Any, values: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Each posting value's number of positions, and all their positions one after another,
     as :func:`positions_decoder` decodes them: read with numpy where every delta of a value
     is one byte, one by one for the others. A title word in 10,954 articles at 100,000 took

@@ -12,11 +12,19 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from whoosh import fields, formats, query
 
 from searchidx import indexer, schema, whoosh_internals
-from searchidx.positions import VarintPositions, decoded_many, encoded, joined, split
+from searchidx.positions import (
+    JoinedValues,
+    VarintPositions,
+    decoded_many,
+    encoded,
+    joined,
+    split,
+)
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
@@ -213,11 +221,11 @@ def test_joined_values_split_by_their_weights_as_they_were():
         weights = [float(len(positions)) for positions in lists]
         data = joined(values, weights)
         assert data == b"".join(values)
-        assert split(data, tuple(weights), len(values)) == tuple(values)
+        assert split(data, tuple(weights), len(values)) == values
     ones = [encoded([position]) for position in (3, 300, 0, 70_000)]
-    assert split(b"".join(ones), None, 4) == tuple(ones)
+    assert split(b"".join(ones), None, 4) == ones
     twos = [encoded([1, position]) for position in (3, 300, 2)]
-    assert split(b"".join(twos), 2.0, 3) == tuple(twos)
+    assert split(b"".join(twos), 2.0, 3) == twos
 
 
 def test_values_not_counted_by_their_weights_are_not_joined():
@@ -229,12 +237,41 @@ def test_values_not_counted_by_their_weights_are_not_joined():
 
 
 def test_joined_values_that_do_not_match_their_weights_are_refused():
-    with pytest.raises(ValueError, match="weights"):
+    with pytest.raises(ValueError, match="do not match"):
         split(encoded([1, 2, 3]), (1.0, 1.0), 2)
-    with pytest.raises(ValueError, match="weights"):
+    with pytest.raises(ValueError, match="do not match"):
         split(encoded([300])[:1] + encoded([300]), None, 2)
-    with pytest.raises(ValueError, match="weights"):
+    with pytest.raises(ValueError, match="do not match"):
         split(b"\x01\x02", None, 3)
+    with pytest.raises(ValueError, match="do not match"):
+        split(b"\x01\x02", (1.5, 0.5), 2)
+
+
+def test_joined_values_read_and_decode_as_their_values():
+    rng = random.Random(11)
+    lists = [sorted(rng.sample(range(top), rng.randint(1, 3))) for top in (9, 400, 90_000)] * 7
+    rng.shuffle(lists)
+    values = [encoded(positions) for positions in lists]
+    together = JoinedValues(b"".join(values), np.array([len(found) for found in lists]))
+    assert len(together) == len(values)
+    assert list(together) == values
+    assert together[-1] == values[-1]
+    for start, stop, step in (
+        (0, 21, 1),
+        (3, 9, 1),
+        (5, 5, 1),
+        (9, 3, 1),
+        (1, 20, 3),
+        (-4, None, 1),
+    ):
+        part = together[start:stop:step]
+        assert list(part) == values[start:stop:step]
+        counts, flat = decoded_many(part)
+        expected_counts, expected = decoded_many(values[start:stop:step])
+        assert counts.tolist() == expected_counts.tolist()
+        assert flat.tolist() == expected.tolist()
+    with pytest.raises(IndexError):
+        together[len(values)]
 
 
 def test_text_takes_varints_only_for_whooshs_positions():
