@@ -1427,9 +1427,29 @@ class _CompactPostingsWriter(W3PostingsWriter):
     def start_postings(self, format_: Any, terminfo: Any) -> None:
         super().start_postings(format_, _CompactTermInfo())  # type: ignore[no-untyped-call]
 
+    def _mini_weights(self) -> Any:
+        return mini_weights(self._weights)
+
     def _mini_values(self) -> Any:
         values = block_values(self._format, self._values, self._weights.tolist())
         return super()._mini_values() if values is None else values  # type: ignore[no-untyped-call]
+
+
+def mini_weights(weights: array[float]) -> Any:
+    """A block's weights as ``W3PostingsWriter._mini_weights`` keeps them (None: all 1.0; a
+    float: all the same; else one a posting), those that are whole numbers below 256 (a
+    word's count in a document: nearly every block's) as bytes, a byte each where pickled
+    floats took 9: the body's postings of 100,000 articles 27.0 -> 25.2 MiB deflated."""
+    count = len(weights)
+    if weights.count(1.0) == count:
+        return None
+    if weights.count(weights[0]) == count:
+        return weights[0]
+    try:
+        counts = bytes(map(int, weights))
+    except (ValueError, OverflowError):  # past a byte, or not a number
+        return tuple(weights)
+    return counts if list(counts) == weights.tolist() else tuple(weights)
 
 
 def block_values(format_: Any, values: list[bytes], weights: list[float]) -> bytes | None:
@@ -1440,7 +1460,17 @@ def block_values(format_: Any, values: list[bytes], weights: list[float]) -> byt
 
 class _JoinedValuesMatcher(W3LeafMatcher):
     """Whoosh's W3 posting matcher, reading a block's values joined into one string
-    (:func:`block_values`) as the values they were."""
+    (:func:`block_values`) as the values they were, and its weights as bytes
+    (:func:`mini_weights`) as the floats they were."""
+
+    def _read_weights(self) -> None:
+        if self._data is None:
+            self._read_data()  # type: ignore[no-untyped-call]
+        data: Any = self._data
+        if type(data[1]) is bytes:
+            self._weights = array("f", list(data[1]))
+        else:
+            super()._read_weights()  # type: ignore[no-untyped-call]
 
     def _read_values(self) -> None:
         if self._data is None:
@@ -2111,15 +2141,9 @@ class _FieldTerms:
             block_weights = weights[start : start + limit]
             stored = array("f", block_weights)  # as the codec keeps them: 32-bit
             count = len(stored)
-            if stored.count(1.0) == count:
-                mini_weights: Any = None
-            elif stored.count(stored[0]) == count:
-                mini_weights = stored[0]
-            else:
-                mini_weights = tuple(stored)
             mini_values = self._mini_values(values[start : start + limit], stored)
             ids = map(operator.sub, block_docs, itertools.chain((0,), block_docs))  # deltas
-            data = compact_pickle((tuple(ids), mini_weights, mini_values))
+            data = compact_pickle((tuple(ids), mini_weights(stored), mini_values))
             compression = self.compression if len(data) >= self.compressed_from else 0
             if compression:
                 data = zlib.compress(data, compression)
