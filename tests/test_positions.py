@@ -23,7 +23,10 @@ from searchidx.positions import (
     decoded_many,
     encoded,
     joined,
+    number_array,
+    numbers_of,
     split,
+    varints,
 )
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
@@ -272,6 +275,18 @@ def test_joined_values_read_and_decode_as_their_values():
         assert flat.tolist() == expected.tolist()
     with pytest.raises(IndexError):
         together[len(values)]
+
+
+def test_varint_numbers_decode_one_by_one_and_at_once_as_encoded():
+    for numbers in ([], [0, 5, 127], [128, 0, 300, 20_000, 3_000_000, 1], [2**40]):
+        data = varints(numbers)
+        assert numbers_of(data) == numbers
+        assert number_array(data).tolist() == numbers
+    for cut in (varints([300])[:1], varints([1, 20_000])[:-1]):
+        with pytest.raises(ValueError, match="inside a number"):
+            numbers_of(cut)
+        with pytest.raises(ValueError, match="inside a number"):
+            number_array(cut)
 
 
 def test_text_takes_varints_only_for_whooshs_positions():
