@@ -278,10 +278,13 @@ def test_joined_values_read_and_decode_as_their_values():
 
 
 def test_varint_numbers_decode_one_by_one_and_at_once_as_encoded():
-    for numbers in ([], [0, 5, 127], [128, 0, 300, 20_000, 3_000_000, 1], [2**40]):
+    for numbers in ([], [0, 5, 127], [300, 5, 127], [128, 0, 300, 20_000, 3_000_000], [2**40]):
         data = varints(numbers)
         assert numbers_of(data) == numbers
         assert number_array(data).tolist() == numbers
+    for negative in ([-1], [5, -1], [300, 200, -1]):
+        with pytest.raises(ValueError, match=r"ascend|below 0"):
+            varints(negative)
     for cut in (varints([300])[:1], varints([1, 20_000])[:-1]):
         with pytest.raises(ValueError, match="inside a number"):
             numbers_of(cut)
