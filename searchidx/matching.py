@@ -863,7 +863,7 @@ class QueryMatcher:
 
     def _read_postings(
         self, fieldname: str, word: bytes, values: bool
-    ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    ) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
         """Docnums, weights and (if asked) raw values of a term, segment by segment, the
         request's budget checked before each: a common word's list at 100,000 articles is read
         in up to 100 ms with its positions, a tenth of that a segment."""

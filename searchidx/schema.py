@@ -54,7 +54,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: the display record, in a column of its own (``stored_body``).
 #: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled;
 #: paths a column alone (no term), states packed, records and bodies compressed by zstd.
-SCHEMA_VERSION = 8
+#: 9: a block's positions one string (:func:`searchidx.positions.joined`), not a value each.
+SCHEMA_VERSION = 9
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +391,18 @@ def test_a_buffered_segment_is_whooshs_to_the_byte(
 
 #: Docnums at each width a pickle gives an int (1, 2, 4 bytes, then beyond: long).
 _DOCNUMS = [0, 255, 256, 65535, 65536, 2**31 - 1, 2**31]
+
+
+def test_block_weights_are_whooshs_minified_with_counts_as_bytes():
+    def mini(*weights: float) -> Any:
+        return whoosh_internals.mini_weights(array("f", weights))
+
+    assert mini(1.0, 1.0) is None
+    assert mini(2.0, 2.0) == 2.0
+    assert mini(1.0, 3.0, 255.0) == b"\x01\x03\xff"
+    assert mini(1.0, 256.0) == (1.0, 256.0)
+    assert mini(1.0, 1.5) == (1.0, 1.5)
+    assert mini(1.0, float("inf")) == (1.0, float("inf"))
 
 
 @pytest.mark.parametrize("doc", _DOCNUMS)

@@ -528,7 +528,7 @@ def test_a_terms_postings_over_segments_are_whooshs_own_matchers(service):
                     expected[2].append(theirs.value())
                     theirs.next()
             docs, weights, values = matcher._read_postings(fieldname, word, values=True)
-            assert (docs.tolist(), weights.tolist(), values) == expected, (fieldname, word)
+            assert (docs.tolist(), weights.tolist(), list(values)) == expected, (fieldname, word)
             bare_docs, bare_weights, none = matcher._read_postings(fieldname, word, values=False)
             assert (bare_docs.tolist(), bare_weights.tolist(), none) == (*expected[:2], [])
             read += len(docs)

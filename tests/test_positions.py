@@ -12,11 +12,22 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from whoosh import fields, formats, query
 
 from searchidx import indexer, schema, whoosh_internals
-from searchidx.positions import VarintPositions, decoded_many, encoded
+from searchidx.positions import (
+    JoinedValues,
+    VarintPositions,
+    decoded_many,
+    encoded,
+    joined,
+    number_array,
+    numbers_of,
+    split,
+    varints,
+)
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
 from searchidx.service import SearchService
@@ -110,6 +121,26 @@ def _values(matcher: Any) -> list[bytes]:
     return values
 
 
+def test_varint_blocks_keep_their_positions_joined(stores):
+    """A posting list in blocks keeps each block's values as one string (schema 9): the
+    comparisons above read them."""
+    with stores[0].open_index().reader() as reader:
+        blocks = [
+            type(_block_values(matcher))
+            for fieldname in _text_fields(stores[0])
+            for word in reader.lexicon(fieldname)
+            if hasattr(matcher := reader.postings(fieldname, word), "_data")
+        ]
+    assert blocks.count(bytes) > 100
+    assert set(blocks) == {bytes}
+
+
+def _block_values(matcher: Any) -> Any:
+    """The values of a W3 matcher's first block, as stored."""
+    matcher._read_data()
+    return matcher._data[2]
+
+
 def test_whoosh_phrase_and_span_queries_find_the_same_on_varints(stores):
     queries: list[query.Query] = [
         query.Phrase("body", ["chip", "product"]),
@@ -183,6 +214,82 @@ def test_varint_values_decode_one_by_one_and_in_batches_as_encoded():
 def test_a_value_cut_inside_a_gap_is_refused_in_batches():
     with pytest.raises(ValueError, match="inside a gap"):
         decoded_many([b"\x05", encoded([300])[:1]])
+
+
+def test_joined_values_split_by_their_weights_as_they_were():
+    rng = random.Random(9)
+    for top in (5, 130, 20_000):
+        lists = [sorted(rng.sample(range(top), rng.randint(1, 4))) for _ in range(40)]
+        values = [encoded(positions) for positions in lists]
+        weights = [float(len(positions)) for positions in lists]
+        data = joined(values, weights)
+        assert data == b"".join(values)
+        assert split(data, tuple(weights), len(values)) == values
+    ones = [encoded([position]) for position in (3, 300, 0, 70_000)]
+    assert split(b"".join(ones), None, 4) == ones
+    twos = [encoded([1, position]) for position in (3, 300, 2)]
+    assert split(b"".join(twos), 2.0, 3) == twos
+
+
+def test_values_not_counted_by_their_weights_are_not_joined():
+    values = [encoded([1, 2]), encoded([300])]
+    assert joined(values, [2.0, 1.0]) is not None
+    assert joined(values, [1.0, 2.0]) is None  # the same sum, counted otherwise
+    assert joined(values, [4.0, 2.0]) is None  # a field boost of 2
+    assert joined([b"", b"\x01"], [0.0, 1.0]) is None
+
+
+def test_joined_values_that_do_not_match_their_weights_are_refused():
+    with pytest.raises(ValueError, match="do not match"):
+        split(encoded([1, 2, 3]), (1.0, 1.0), 2)
+    with pytest.raises(ValueError, match="do not match"):
+        split(encoded([300])[:1] + encoded([300]), None, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        split(b"\x01\x02", None, 3)
+    with pytest.raises(ValueError, match="do not match"):
+        split(b"\x01\x02", (1.5, 0.5), 2)
+
+
+def test_joined_values_read_and_decode_as_their_values():
+    rng = random.Random(11)
+    lists = [sorted(rng.sample(range(top), rng.randint(1, 3))) for top in (9, 400, 90_000)] * 7
+    rng.shuffle(lists)
+    values = [encoded(positions) for positions in lists]
+    together = JoinedValues(b"".join(values), np.array([len(found) for found in lists]))
+    assert len(together) == len(values)
+    assert list(together) == values
+    assert together[-1] == values[-1]
+    for start, stop, step in (
+        (0, 21, 1),
+        (3, 9, 1),
+        (5, 5, 1),
+        (9, 3, 1),
+        (1, 20, 3),
+        (-4, None, 1),
+    ):
+        part = together[start:stop:step]
+        assert list(part) == values[start:stop:step]
+        counts, flat = decoded_many(part)
+        expected_counts, expected = decoded_many(values[start:stop:step])
+        assert counts.tolist() == expected_counts.tolist()
+        assert flat.tolist() == expected.tolist()
+    with pytest.raises(IndexError):
+        together[len(values)]
+
+
+def test_varint_numbers_decode_one_by_one_and_at_once_as_encoded():
+    for numbers in ([], [0, 5, 127], [300, 5, 127], [128, 0, 300, 20_000, 3_000_000], [2**40]):
+        data = varints(numbers)
+        assert numbers_of(data) == numbers
+        assert number_array(data).tolist() == numbers
+    for negative in ([-1], [5, -1], [300, 200, -1]):
+        with pytest.raises(ValueError, match=r"ascend|below 0"):
+            varints(negative)
+    for cut in (varints([300])[:1], varints([1, 20_000])[:-1]):
+        with pytest.raises(ValueError, match="inside a number"):
+            numbers_of(cut)
+        with pytest.raises(ValueError, match="inside a number"):
+            number_array(cut)
 
 
 def test_text_takes_varints_only_for_whooshs_positions():
