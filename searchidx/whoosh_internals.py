@@ -1510,28 +1510,28 @@ class _JoinedValuesMatcher(W3LeafMatcher):
     (:func:`block_values`), its ids as varints (:func:`mini_ids`) and its weights as bytes
     (:func:`mini_weights`) as what they were."""
 
-    def _read_ids(self) -> None:
+    def _block_data(self) -> Any:
+        """The block's ids, weights and values as read (each decoded when first asked for)."""
         if self._data is None:
             self._read_data()  # type: ignore[no-untyped-call]
-        data: Any = self._data
+        return self._data
+
+    def _read_ids(self) -> None:
+        data = self._block_data()
         if type(data[0]) is bytes and not self._byteids:
             self._ids = tuple(accumulate(numbers_of(data[0])))
         else:
             super()._read_ids()  # type: ignore[no-untyped-call]
 
     def _read_weights(self) -> None:
-        if self._data is None:
-            self._read_data()  # type: ignore[no-untyped-call]
-        data: Any = self._data
+        data = self._block_data()
         if type(data[1]) is bytes:
             self._weights = array("f", list(data[1]))
         else:
             super()._read_weights()  # type: ignore[no-untyped-call]
 
     def _read_values(self) -> None:
-        if self._data is None:
-            self._read_data()  # type: ignore[no-untyped-call]
-        data: Any = self._data
+        data = self._block_data()
         if type(data[2]) is bytes and self._fixedsize in (None, -1):
             self._values = split(data[2], data[1], cast(int, self._blocklength))
         else:
