@@ -398,7 +398,7 @@ def _load(
     for done, path in enumerate(paths, 1):
         state, article, problem = read_file(root, path)
         previous = indexed.get(path)
-        if previous is not None and previous.split(":", 2)[2] == state.sha256:
+        if previous is not None and FileState.decode(previous).digest == state.digest:
             report.unchanged += 1  # touched, not changed
         elif problem is not None:
             report.skipped.append(_skipped(problem, previous is not None))

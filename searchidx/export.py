@@ -4,9 +4,9 @@ What is exported is what is indexed. Articles are read from the live index's sto
 from the files, so an export taken while the folder is being edited still matches the index the
 web page answers from. One exception keeps the search text whole: the stored record holds only
 the first :data:`~searchidx.schema.STORED_BODY_CHARS` of a body. For a body that long, the file
-is read again and used only if its SHA-256 equals the hash the index recorded, which proves it is
-the very text that was indexed; otherwise the stored prefix is exported and counted in the
-report.
+is read again and used only if its content hash (SHA-256, cut) equals the one the index recorded,
+which proves it is the very text that was indexed; otherwise the stored prefix is exported and
+counted in the report.
 
 The mapping is derived from the index's Whoosh schema field by field (text, keyword, date,
 numeric), so a schema change the exporter does not know fails loudly instead of exporting
@@ -448,7 +448,7 @@ def _indexed_body(root: Path, path: str, state: FileState) -> str | None:
     """The whole body of a file, if the file is still exactly what was indexed."""
     try:
         data, _ = read_bounded(root, path)
-        if content_hash(data) != state.sha256:
+        if content_hash(data) != state.digest:
             return None
         return parse_article(decode_article(data, path), path).body
     except ArticleError:

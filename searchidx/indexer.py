@@ -255,7 +255,7 @@ def _sync(
         with workers.BuildWorkers(index, root, WRITER_LIMIT_MB, index_here=True) as building:
 
             def found(path: str) -> None:  # a file to read: workers start as they pay
-                building.hand(path, indexed.sha256(path))
+                building.hand(path, indexed.digest(path))
                 building.grow(BUILD_PROCESSES - 1, SYNC_FILES_PER_PROCESS)
 
             changes = indexed.compare(walk_content(root), found)
@@ -287,9 +287,9 @@ class _Changes:
     def previous(self) -> dict[str, str]:
         """The content hash each file to read was indexed with, if it was."""
         return {
-            path: sha256
+            path: digest
             for path in self.stat_changed
-            if (sha256 := self.indexed.sha256(path)) is not None
+            if (digest := self.indexed.digest(path)) is not None
         }
 
 
@@ -426,9 +426,9 @@ class _IndexedFiles:
         stat_changed.sort()
         return _Changes(stat_changed, sorted(unseen), listed - len(stat_changed), self)
 
-    def sha256(self, path: str) -> str | None:
+    def digest(self, path: str) -> str | None:
         docnum = self.docnums.get(path)
         if docnum is None:
             return None
         known = self.states[self.state_bounds[docnum] : self.state_bounds[docnum + 1]]
-        return FileState.unpacked(known).sha256
+        return FileState.unpacked(known).digest

@@ -74,7 +74,7 @@ class Built:
     def take(self, loaded: Loaded, previous: dict[str, str], builder: SegmentBuilder) -> None:
         """One file read: unchanged since indexed (``previous`` has its content hash),
         unusable, or indexed into ``builder``."""
-        if previous.get(loaded.path) == loaded.state.sha256:
+        if previous.get(loaded.path) == loaded.state.digest:
             self.unchanged.append(loaded.path)
         elif loaded.problem is not None:
             self.problems.append(loaded.problem)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
 import multiprocessing
 import os
 import re
@@ -36,7 +35,7 @@ from whoosh.filedb.structfile import StructFile
 from whoosh.qparser import QueryParser
 
 from searchidx import indexer
-from searchidx.content import FileState, scan_content
+from searchidx.content import FileState, content_hash, scan_content
 from searchidx.parsing import read_article
 from searchidx.schema import from_record
 from searchidx.store import IndexStore
@@ -316,7 +315,7 @@ def snapshot(store: IndexStore) -> Snapshot:
             for docnum in searcher.reader().all_doc_ids():
                 article = from_record(records[docnum])
                 assert article.path not in result, f"{article.path} is indexed twice"
-                result[article.path] = (FileState.unpacked(states[docnum]).sha256, article.title)
+                result[article.path] = (FileState.unpacked(states[docnum]).digest, article.title)
                 docnums[article.path] = docnum
             assert searcher.doc_count() == len(result)
             parser = QueryParser("title", index.schema)
@@ -340,7 +339,7 @@ def folder_snapshot(folder: Path) -> Snapshot:
             article = read_article(folder, path)
         except Exception:
             continue
-        digest = hashlib.sha256((folder / path).read_bytes()).hexdigest()
+        digest = content_hash((folder / path).read_bytes())
         result[path] = (digest, article.title)
     return result
 

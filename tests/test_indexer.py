@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import threading
@@ -14,7 +15,7 @@ from whoosh import columns, fields
 
 from searchidx import indexer, merge_policy, whoosh_internals, workers
 from searchidx.articles import Article
-from searchidx.content import FileState, content_hash, scan_content, walk_content
+from searchidx.content import FileState, content_hash, packed_stat, scan_content, walk_content
 from searchidx.errors import ContentFolderError, IndexBusyError
 from searchidx.export import export_elasticsearch
 from searchidx.parsing import read_article
@@ -298,7 +299,7 @@ def test_sync_rebuilds_an_index_of_an_older_schema(content: Path, store: IndexSt
 
 def test_sync_keeps_paths_and_states_in_columns_alone(content: Path, store: IndexStore):
     """No term per path (a document's own, 110 bytes of term index): a path is in its
-    column; each file's state packed in 48 bytes, read back as it was."""
+    column; each file's state packed in 32 bytes, read back as it was."""
     indexer.sync(store, content)
     assert not paths_indexed(store)
     index = store.open_index()
@@ -310,7 +311,7 @@ def test_sync_keeps_paths_and_states_in_columns_alone(content: Path, store: Inde
                 path = content / paths[docnum].decode()
                 info = path.stat()
                 known = FileState(info.st_size, info.st_mtime_ns, content_hash(path.read_bytes()))
-                assert len(states[docnum]) == 48
+                assert len(states[docnum]) == 32
                 assert FileState.unpacked(states[docnum]) == known
     finally:
         index.close()
@@ -320,6 +321,17 @@ def test_file_state_reads_the_text_of_schema_7():
     state = FileState(1_234, -5_678_000_000_000, content_hash(b"an article"))
     assert FileState.unpacked(state.packed()) == state
     assert FileState.unpacked(state.encode().encode()) == state
+
+
+def test_file_state_reads_a_whole_sha256_as_the_digest_cut():
+    """A state of a whole SHA-256 (an index or cluster before schema 10) has the digest the
+    same file has now: a touched, unchanged file is still unchanged."""
+    data = b"an article"
+    whole = hashlib.sha256(data).hexdigest()
+    assert content_hash(data) == whole[:32]
+    packed = packed_stat(1_234, 5_678) + bytes.fromhex(whole)
+    assert FileState.unpacked(packed) == FileState(1_234, 5_678, content_hash(data))
+    assert FileState.decode(f"1234:5678:{whole}") == FileState(1_234, 5_678, content_hash(data))
 
 
 def schema_7() -> fields.Schema:
