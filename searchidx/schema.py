@@ -40,6 +40,7 @@ from searchidx import whoosh_internals
 from searchidx.articles import Article
 from searchidx.positions import VarintPositions, encoded
 from searchidx.records import JSON_ONLY, TrainedColumn, decoded
+from searchidx.value_columns import SEPARATOR, CodedValuesColumn
 
 if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's, not a search's
     from searchidx.content import FileState
@@ -55,11 +56,12 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled;
 #: paths a column alone (no term), states packed, records and bodies compressed by zstd.
 #: 9: a block's positions one string (:func:`searchidx.positions.joined`), not a value each.
-#: 10: a state's content hash SHA-256's first 16 bytes (:data:`searchidx.content.DIGEST_BYTES`).
+#: 10: a state's content hash SHA-256's first 16 bytes (:data:`searchidx.content.DIGEST_BYTES`);
+#: topics coded (:class:`searchidx.value_columns.CodedValuesColumn`).
 SCHEMA_VERSION = 10
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
-VALUE_SEPARATOR = "\x1f"
+VALUE_SEPARATOR = SEPARATOR.decode()
 
 #: Column value for an article without a quality: below every real one, so it sorts last.
 QUALITY_MISSING = -(2**31)
@@ -339,7 +341,7 @@ def build_schema() -> fields.Schema:
         provider=Text(analyzer=ANALYZER),
         domain=fields.KEYWORD(lowercase=True),
         # Facets, filters and sorts: exact values in columns.
-        topics=fields.COLUMN(_bytes_column()),
+        topics=fields.COLUMN(CodedValuesColumn()),
         provider_name=fields.ID(sortable=_coded_column()),
         category=_coded_keyword(),
         type=_coded_keyword(),

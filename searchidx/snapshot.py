@@ -38,6 +38,7 @@ from searchidx.matching import Matches, QueryMatcher
 from searchidx.records import bodies_of, records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
+from searchidx.value_columns import CodedValuesColumn
 
 if TYPE_CHECKING:
     from searchidx.arrays import StoredArrays
@@ -478,9 +479,8 @@ class IndexSnapshot:
         leading, start = None, 0
         if self.leading is not None and (rows := self.leading.arrays.facet(name)) is not None:
             leading, start = FacetTable.of(*rows), self.leading.documents
-        if spec.multi_valued:  # a column of bytes: the values joined
-            joined = self._raw_column(spec.column, start)
-            values = [raw.decode().split(VALUE_SEPARATOR) for raw in joined]
+        if spec.multi_valued:
+            values = self._value_lists(spec.column, start)
             return FacetTable.build(values, self.live, leading, start)
         return self._single_valued_table(spec.column, leading, start)
 
@@ -714,6 +714,21 @@ class IndexSnapshot:
                 docs = [doc for doc, value in enumerate(paths) if value == wanted]
             found += [base + doc for doc in docs]
         return found
+
+    def _value_lists(self, name: str, start: int) -> list[list[str]]:
+        """A multi-valued column's values of each document from ``start`` on (a segment's
+        first): coded, or (an index of schema 9 or older) joined bytes."""
+        values: list[list[str]] = []
+        for leaf, base in self._leaves:
+            if base < start:
+                continue
+            column = leaf.column_reader(name, translate=False)
+            if isinstance(column, CodedValuesColumn.Reader):
+                values += column.per_document()
+            else:
+                joined = whoosh_internals.column_bytes(leaf, name)
+                values += [raw.decode().split(VALUE_SEPARATOR) for raw in joined]
+        return values
 
     def _raw_column(self, name: str, start: int) -> list[bytes]:
         """A column's bytes for each document from ``start`` on (a segment's first)."""
