@@ -285,12 +285,19 @@ def _dictionary(data: bytes) -> zstd.ZstdCompressionDict | None:
 
 
 def records_of(reader: IndexReader) -> Any:
-    """The records of ``reader``'s documents, by docnum: its record column or, in an index of
-    schema 5 or older (the record a Whoosh stored field), its stored fields, read so until
-    the index is rebuilt (searching it says to)."""
+    """The records of ``reader``'s documents, by docnum, each with its path: its record
+    column with its path column (:class:`_PathedRecords`) or, in an index of schema 5 or
+    older (the record a Whoosh stored field), its stored fields, read so until the index is
+    rebuilt (searching it says to)."""
     if reader.schema["record"].column_type is None:
         return _StoredRecords(reader)
-    return _unmapped(reader, "record")
+    column = _unmapped(reader, "record")
+    if "path" not in reader.schema or not reader.has_column("path"):
+        return column
+    path_at = whoosh_internals.var_bytes_at(reader, "path")
+    if path_at is None:
+        path_at = reader.column_reader("path", translate=False).__getitem__
+    return _PathedRecords(column, path_at)
 
 
 def bodies_of(reader: IndexReader) -> Any:
@@ -310,6 +317,33 @@ def _unmapped(reader: IndexReader, name: str) -> Any:
     if isinstance(column, RecordColumn.Reader) and place is not None:
         column.read_from(*place)
     return column
+
+
+class _PathedRecords:
+    """Display records with their paths put back. A display record leaves out the path (its
+    first key, :func:`~searchidx.schema.display_record`), which the path column holds: 12
+    bytes a record compressed, 1.2 MiB at 100,000 articles. Put back in front as JSON, the
+    record is the one written before schema 10, byte for byte, and reads as it did; a record
+    of an older index, which holds its path, then has it twice, the same, and reads so too."""
+
+    def __init__(self, column: Any, path_at: Callable[[int], bytes]) -> None:
+        self.column = column
+        self.path_at = path_at
+
+    def __getitem__(self, docnum: int) -> bytes:
+        record: bytes = self.column[docnum]
+        if not record:  # a document without a record
+            return record
+        return with_path(record, self.path_at(docnum).decode())
+
+
+def with_path(record: bytes, path: str) -> bytes:
+    """A display record (a JSON object, maybe marked :data:`JSON_ONLY`) with ``path`` as its
+    first key."""
+    key = b'{"path":' + orjson.dumps(path) + b","
+    if record[:1] == JSON_ONLY:
+        return JSON_ONLY + key + record[len(JSON_ONLY) + 1 :]
+    return key + record[1:]
 
 
 class _ColumnBodies:

@@ -57,7 +57,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: paths a column alone (no term), states packed, records and bodies compressed by zstd.
 #: 9: a block's positions one string (:func:`searchidx.positions.joined`), not a value each.
 #: 10: a state's content hash SHA-256's first 16 bytes (:data:`searchidx.content.DIGEST_BYTES`);
-#: topics coded (:class:`searchidx.value_columns.CodedValuesColumn`).
+#: topics coded (:class:`searchidx.value_columns.CodedValuesColumn`); display records without
+#: the path (the path column's, put back as read).
 SCHEMA_VERSION = 10
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
@@ -381,10 +382,12 @@ def stored_record(article: Article) -> str:
 
 def display_record(article: Article) -> bytes:
     """The record of the ``record`` column, in UTF-8: the whole record without the body (kept
-    in the ``stored_body`` column, read only for a body snippet), and without the web address
-    where it is the original's (as it nearly always is: 10 bytes a record deflated)."""
+    in the ``stored_body`` column, read only for a body snippet), without the path (kept in
+    the ``path`` column, put back as records are read: :func:`~searchidx.records.records_of`),
+    and without the web address where it is the original's (as it nearly always is: 10 bytes
+    a record deflated)."""
     record = article.to_dict()
-    del record["body"]
+    del record["body"], record["path"]
     if record["web_url"] == record["original_url"]:
         del record["web_url"]
     return encoded_record(record)

@@ -1243,7 +1243,7 @@ def ref_codes(reader: Any, count: int) -> tuple[np.ndarray, list[bytes]] | None:
 
 @_trusted
 def var_bytes(leaf: IndexReader, fieldname: str) -> list[bytes] | None:
-    """A segment's variable-length bytes column's values (paths, states, topics), cut from its
+    """A segment's variable-length bytes column's values (paths, states), cut from its
     data read in one piece by its lengths read as one array: Whoosh's reader reads the values
     one by one, 3 us each, and even to start turns its lengths into offsets one by one (a
     fifth of the time a sync reads its paths and states in; None: read it so). ``leaf`` is
@@ -1278,8 +1278,35 @@ def docs_with_bytes(leaf: IndexReader, fieldname: str, value: bytes) -> list[int
     return found
 
 
+@_trusted
+def var_bytes_at(leaf: IndexReader, fieldname: str) -> Callable[[int], bytes] | None:
+    """A segment's variable-length bytes column's value of one document at a time (a hit's
+    path): where each ends read as one array, not offsets summed one by one as Whoosh's
+    reader starts with (None: read it so)."""
+    read = _var_bytes_data(leaf, fieldname)
+    if read is None:
+        return None
+    data, ends = read
+    starts = np.concatenate([[0], ends[:-1]])
+
+    def value(docnum: int) -> bytes:
+        return data[starts[docnum] : ends[docnum]]
+
+    return value
+
+
 def _var_bytes_data(leaf: IndexReader, fieldname: str) -> tuple[bytes, np.ndarray] | None:
     """A variable-length bytes column's data, and each document's value's end in it."""
+    found = _var_bytes_place(leaf, fieldname)
+    if found is None:
+        return None
+    dbfile, basepos, ends = found
+    return dbfile.get(basepos, int(ends[-1]) if len(ends) else 0), ends
+
+
+def _var_bytes_place(leaf: IndexReader, fieldname: str) -> tuple[Any, int, np.ndarray] | None:
+    """A variable-length bytes column's file, where its data starts, and each document's
+    value's end in the data."""
     perdoc = getattr(leaf, "_perdoc", None)
     if (
         perdoc is None
@@ -1297,8 +1324,7 @@ def _var_bytes_data(leaf: IndexReader, fieldname: str) -> tuple[bytes, np.ndarra
         code, offsets_code = chr(dbfile.get_byte(last - 2)), chr(dbfile.get_byte(last - 1))
         last -= 2 + count * struct.calcsize(offsets_code)
     lengths = np.asarray(dbfile.get_array(last - count * struct.calcsize(code), code, count))
-    ends = np.cumsum(lengths, dtype=np.int64)
-    return dbfile.get(basepos, int(ends[-1]) if count else 0), ends
+    return dbfile, basepos, np.cumsum(lengths, dtype=np.int64)
 
 
 def column_bytes(leaf: IndexReader, fieldname: str) -> list[bytes]:

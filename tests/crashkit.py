@@ -37,6 +37,7 @@ from whoosh.qparser import QueryParser
 from searchidx import indexer
 from searchidx.content import FileState, content_hash, scan_content
 from searchidx.parsing import read_article
+from searchidx.records import records_of
 from searchidx.schema import from_record
 from searchidx.store import IndexStore
 from searchidx.write_options import WriteOptions
@@ -310,7 +311,7 @@ def snapshot(store: IndexStore) -> Snapshot:
         with index.searcher() as searcher:
             result: Snapshot = {}
             docnums: dict[str, int] = {}
-            records = searcher.reader().column_reader("record")
+            records = records_of(searcher.reader())
             states = searcher.reader().column_reader("state")  # one reader: each reads offsets
             for docnum in searcher.reader().all_doc_ids():
                 article = from_record(records[docnum])

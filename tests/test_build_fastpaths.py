@@ -354,6 +354,18 @@ def test_column_joined_is_whooshs_column_values_in_one_piece(
     index.close()
 
 
+def test_var_bytes_at_is_whooshs_column_value_of_each_document(plain: IndexStore):
+    index = plain.open_index()
+    with index.reader() as reader:
+        for leaf, _base in reader.leaf_readers():
+            for name in ("path", "state"):
+                value_at = whoosh_internals.var_bytes_at(leaf, name)
+                assert value_at is not None
+                values = list(leaf.column_reader(name, translate=False))
+                assert [value_at(docnum) for docnum in range(len(values))] == values
+    index.close()
+
+
 def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -482,7 +494,8 @@ def test_the_encoded_record_is_the_standard_librarys_json(sample_dir: Path):
         assert written.startswith(JSON_ONLY) == _past_64_bits(article)
         assert stored_record(article) == written.decode()
         assert repr(records.decoded(written)) == repr(json.loads(standard))  # ints stay ints
-        shown = from_record(display_record(article), "")  # no body, web_url kept once
+        kept = records.with_path(display_record(article), article.path)  # path as read
+        shown = from_record(kept, "")  # no body, web_url kept once
         assert repr(shown) == repr(Article.from_dict({**json.loads(standard), "body": ""}))
 
 

@@ -35,6 +35,7 @@ from searchidx.marks import Mark
 from searchidx.matching import QueryMatcher
 from searchidx.positions import VarintPositions
 from searchidx.querylang import parse_query
+from searchidx.records import records_of
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
 from searchidx.schema import ANALYZER, _plain_chain, analysed, from_record
@@ -639,7 +640,7 @@ def test_a_hits_record_is_its_segments_in_every_segment(service):
     snapshot = service.snapshot()
     reader = snapshot.searcher.reader()
     assert len(reader.leaf_readers()) > 1
-    column = reader.column_reader("record", translate=False)
+    column = records_of(reader)  # each record with its path, from the path column
     bodies = reader.column_reader("stored_body", translate=False)
     for docnum in range(0, reader.doc_count_all(), 7):
         whole = from_record(column[docnum], bodies[docnum].decode())

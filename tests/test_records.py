@@ -279,15 +279,19 @@ def test_a_syncs_merge_keeps_every_record_and_body(
     assert found == {}
 
 
-def test_the_record_column_holds_no_body_and_the_body_column_the_cut_body(
+def test_the_record_column_holds_no_body_nor_path_and_the_body_column_the_cut_body(
     sample_store: IndexStore,
 ):
     index = sample_store.open_index()
     try:
         with index.reader() as reader:
             bodies = reader.column_reader("stored_body", translate=False)
+            paths = reader.column_reader("path", translate=False)
             for docnum, record in enumerate(reader.column_reader("record", translate=False)):
-                assert "body" not in json.loads(record)
+                assert "body" not in json.loads(record) and "path" not in json.loads(record)
+                assert json.loads(records.records_of(reader)[docnum])["path"] == (
+                    paths[docnum].decode()
+                )
                 assert bodies[docnum].decode() == bodies_of(reader)[docnum]
             assert any(bodies[docnum] for docnum in range(reader.doc_count_all()))
     finally:
