@@ -24,13 +24,16 @@ class LruCache(Generic[K, V]):
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: K, make: Callable[[], V]) -> V:
-        """The value kept for ``key``, else ``make()``, kept."""
+    def get(self, key: K, make: Callable[[], V], keep: bool = True) -> V:
+        """The value kept for ``key``, else ``make()``, kept unless not to ``keep`` (a value
+        made only to make another, which is kept instead)."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
         value = make()
+        if not keep:
+            return value
         with self._lock:
             if key in self._items:
                 self._weighed -= self._weight(self._items[key])
