@@ -111,11 +111,31 @@ class FacetValue:
 
 
 class Facet(NamedTuple):
-    """Counts for one facet; ``more`` is how many other values have hits but are not listed."""
+    """Counts for one facet: the values ``listed``, in order, each one's count and whether the
+    request chose it, as three tuples, not a :class:`FacetValue` each: a kept result holds a
+    hundred values or so (the months' most), which as objects weighed 19 KB of its 28 at
+    100,000 articles. ``more`` is how many other values have hits but are not listed."""
 
     name: str
-    values: tuple[FacetValue, ...]
+    listed: tuple[str, ...]
+    counts: tuple[int, ...]
+    chosen: tuple[bool, ...]
     more: int = 0
+
+    @property
+    def values(self) -> tuple[FacetValue, ...]:
+        """Each listed value, made when asked for (the page, the terminal)."""
+        return tuple(map(FacetValue, self.listed, self.counts, self.chosen))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its JSON object, made from the tuples (no :class:`FacetValue` made)."""
+        return {
+            "values": [
+                {"value": value, "count": count, "selected": chosen}
+                for value, count, chosen in zip(self.listed, self.counts, self.chosen, strict=True)
+            ],
+            "more": self.more,
+        }
 
 
 class Correction(NamedTuple):
@@ -219,16 +239,7 @@ class SearchResult:
             "total": self.total,
             "took_ms": round(self.took_ms, 2),
             "hits": [hit.to_dict() for hit in self.hits],
-            "facets": {
-                facet.name: {
-                    "values": [
-                        {"value": v.value, "count": v.count, "selected": v.selected}
-                        for v in facet.values
-                    ],
-                    "more": facet.more,
-                }
-                for facet in self.facets
-            },
+            "facets": {facet.name: facet.to_dict() for facet in self.facets},
         }
 
 

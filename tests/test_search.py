@@ -480,6 +480,22 @@ def test_search_facet_counts_equal_brute_force(sample: SearchService, sample_art
         assert all(count <= cutoff for value, count in expected.items() if value not in listed)
 
 
+def test_facet_makes_its_values_and_json_from_its_counts(news: SearchService):
+    """A facet holds its values, counts and choices as tuples (a kept result's hundred
+    values, not an object each); its values and its JSON are made from them."""
+    result = news.search(SearchRequest(filters={"provider": ("Forbes", "Nobody")}))
+    provider = result.facet("provider")
+    assert provider is not None
+    assert type(provider.counts) is tuple and all(type(n) is int for n in provider.counts)
+    listed = list(zip(provider.listed, provider.counts, provider.chosen, strict=True))
+    assert ("Forbes", 2, True) in listed and listed[-1] == ("Nobody", 0, True)
+    assert [(v.value, v.count, v.selected) for v in provider.values] == listed
+    assert result.to_dict()["facets"]["provider"] == {
+        "values": [{"value": v, "count": n, "selected": c} for v, n, c in listed],
+        "more": provider.more,
+    }
+
+
 def test_search_facets_are_disjunctive(news: SearchService):
     result = news.search(SearchRequest(filters={"provider": ("Forbes",)}))
     providers = {
