@@ -837,6 +837,32 @@ def test_service_answers_a_repeated_request_from_its_result_cache(sample_store: 
     assert len(searched) == (2 if kept else 3)  # with no cache, every request searches
 
 
+def test_service_keeps_results_within_a_bound_of_bytes(sample_store: IndexStore, monkeypatch):
+    """Results are kept within a bound of bytes as well as of their number: pages of 100 hits
+    with long facet lists push out the ones used longest ago (512 of them weighed more than
+    a worker's whole budget), where smaller results stay."""
+    pages = [SearchRequest(per_page=100, facet_size=200, page=page) for page in (1, 2, 3)]
+    probe = SearchService(sample_store)
+    try:
+        weight = probe.search(pages[0]).kept_bytes()
+    finally:
+        probe.close()
+    assert weight > 100 * result_module.HIT_BYTES
+    monkeypatch.setattr("searchidx.snapshot.RESULTS_CACHED_BYTES", 2 * weight)
+    service = SearchService(sample_store)
+    searched = []
+    search = service._search
+    service._search = lambda *args: searched.append(args[1]) or search(*args)  # type: ignore[method-assign]
+    try:
+        for request in [*pages, pages[2], pages[0]]:
+            service.search(request)
+        kept = service.snapshot().results
+    finally:
+        service.close()
+    assert searched == [*pages, pages[0]]  # the third pushed out the first
+    assert 0 < kept._weighed <= 2 * weight and len(kept._items) < RESULTS_CACHED
+
+
 def test_suggest_completes_topics_providers_and_title_words(news: SearchService):
     suggestions = [(s.text, s.kind, s.count) for s in news.suggest("cl")]
     assert suggestions == [("Cloud Computing", "topic", 2), ("cloud", "word", 2)]
