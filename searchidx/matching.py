@@ -30,8 +30,12 @@ from whoosh.searching import Searcher
 from searchidx import bounds, ranking, whoosh_internals
 from searchidx.lru import LruCache
 
-#: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
-POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
+#: Memory for decoded posting lists and positions, per snapshot (least recently used go first):
+#: as many words as 192 MiB held while each word's fields were kept beside its union (see
+#: :meth:`QueryMatcher._merged`: the same words in two thirds of the bytes), and with the rest
+#: of a server's worker (Python, arrays, kept results and articles, mapped pages) within its
+#: 300 MB at 100,000 articles, where 192 MiB filled up did not keep it so.
+POSTINGS_CACHE_BYTES = 128 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
 #: Words' document counts kept per snapshot (what each request is charged for them).
