@@ -33,6 +33,7 @@ from searchidx.defaults import (
     MAX_SIMILAR,
     QUERY_LOG_ENV,
     RESULTS_CACHED,
+    RESULTS_CACHED_BYTES,
     ROTATE_BYTES,
 )
 from searchidx.errors import QueryError, SearchidxError
@@ -471,7 +472,8 @@ def _cores() -> int:
     type=click.IntRange(min=0),
     default=RESULTS_CACHED,
     show_default=True,
-    help="Search results kept for repeated requests, per index state and worker (0: none).",
+    help="Search results kept for repeated requests, per index state and worker (0: none), "
+    f"at most some {RESULTS_CACHED_BYTES // 2**20} MiB of them.",
 )
 @click.option(
     "--query-log",

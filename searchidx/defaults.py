@@ -15,6 +15,10 @@ MAX_HALF_LIFE_DAYS = 36_500.0
 #: Search results kept per snapshot: a page reloaded, paged back to or shared, and the front
 #: page most of all, cost one search per index change.
 RESULTS_CACHED = 512
+#: ... and at most about this many bytes of them (see ``SearchResult.kept_bytes``): 512 of the
+#: bench's results weigh some 24 MB with their articles, 512 pages of 100 hits with 200 values
+#: a facet some ten times that, more than a worker's whole budget (300 MB at 100,000 articles).
+RESULTS_CACHED_BYTES = 32 * 1024 * 1024
 #: Seconds a web search may take before it stops (``serve --search-timeout``).
 DEFAULT_SEARCH_TIMEOUT = 1.0
 #: CPU milliseconds a web search may use in a worker before it goes on in the server's lane

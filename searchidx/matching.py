@@ -30,8 +30,12 @@ from whoosh.searching import Searcher
 from searchidx import bounds, ranking, whoosh_internals
 from searchidx.lru import LruCache
 
-#: Memory for decoded posting lists and positions, per snapshot (least recently used go first).
-POSTINGS_CACHE_BYTES = 192 * 1024 * 1024
+#: Memory for decoded posting lists and positions, per snapshot (least recently used go first):
+#: as many words as 192 MiB held while each word's fields were kept beside its union (see
+#: :meth:`QueryMatcher._merged`: the same words in two thirds of the bytes), and with the rest
+#: of a server's worker (Python, arrays, kept results and articles, mapped pages) within its
+#: 300 MB at 100,000 articles, where 192 MiB filled up did not keep it so.
+POSTINGS_CACHE_BYTES = 128 * 1024 * 1024
 #: Expanded wildcard, prefix and fuzzy terms kept per snapshot (per query and segment).
 EXPANSIONS_CACHED = 4096
 #: Words' document counts kept per snapshot (what each request is charged for them).
@@ -409,10 +413,18 @@ class QueryMatcher:
         fields in every query with it: its union is made once, not in each query (five lists
         concatenated and summed over every document, or looked up at a query's documents).
         Few postings (fewer than all documents / :data:`SPARSE_SHARE`: a rare word) are
-        summed by :func:`_few_summed`, at their documents alone."""
+        summed by :func:`_few_summed`, at their documents alone.
+
+        The terms' postings are not kept for it, only the union, which every query of the
+        word reads: kept too, they held as many bytes again (64 of the cache's 125 MiB after
+        the bench's 4,096 requests a worker at 100,000 articles). But the title's, small,
+        which the title phrase bonus of the word's queries of several words reads again."""
 
         def merge() -> Postings:
-            found = self._boosted_postings(terms)
+            found = [
+                (self.postings(name, text, keep=name == ranking.TITLE_FIELD), boost)
+                for name, text, boost in bounds.checked(terms)
+            ]
             if sum(len(postings.docs) for postings, _ in found) * SPARSE_SHARE < self.size:
                 return _few_summed(found)
             mask, scores = self._sum_of(found, scored=True)
@@ -820,8 +832,9 @@ class QueryMatcher:
 
     # Posting lists -------------------------------------------------------------------------
 
-    def postings(self, fieldname: str, text: str | bytes) -> Postings:
-        """The docnums and scores of one term (cached)."""
+    def postings(self, fieldname: str, text: str | bytes, keep: bool = True) -> Postings:
+        """The docnums and scores of one term (cached, unless not to ``keep`` it: see
+        :meth:`_merged`)."""
         word = self._word(fieldname, text)
         if word is None:
             return _NO_POSTINGS
@@ -831,7 +844,7 @@ class QueryMatcher:
                 docs, weights, _ = self._read_postings(fieldname, word, values=False)
                 return Postings(docs, self._scores(fieldname, word, docs, weights))
 
-        found: Postings = self._cache.get(("postings", fieldname, word), read)
+        found: Postings = self._cache.get(("postings", fieldname, word), read, keep)
         only = getattr(self._scoring, "field", None)
         if only is not None and only != fieldname and found.scores is not None:
             return Postings(found.docs, np.zeros(len(found.docs)))

@@ -49,6 +49,8 @@ TITLE_PHRASE_BOOST = 4.0
 #: words too broad to run), so this bounds its cost: a title has each word about once, so each
 #: word reads about one position per article with it in its title (cached per index snapshot).
 TITLE_PHRASE_MAX_WORDS = 8
+#: The field of the title phrase bonus.
+TITLE_FIELD = "title"
 
 #: How much the freshest article gains over a very old one (at most x1.10). Tuned on the
 #: known-item benchmark (bench/known_item.py, powerapps; words as written / stop words
@@ -117,7 +119,7 @@ def with_title_phrase(parsed: query.Query) -> query.Query:
         words += typed
     if not 2 <= len(words) <= TITLE_PHRASE_MAX_WORDS:
         return parsed
-    return query.AndMaybe(parsed, TitlePhrase("title", words, boost=TITLE_PHRASE_BOOST))
+    return query.AndMaybe(parsed, TitlePhrase(TITLE_FIELD, words, boost=TITLE_PHRASE_BOOST))
 
 
 def _typed_words(group: query.Query) -> list[str]:

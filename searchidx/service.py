@@ -61,7 +61,6 @@ from searchidx.result import (
     Correction,
     Explanation,
     Facet,
-    FacetValue,
     Hit,
     Relaxation,
     SearchResult,
@@ -980,13 +979,15 @@ def _top_values(
     for key in sorted(selected.keys() - shown_keys):
         if key in by_key:
             shown.append(by_key[key])
-    listed = [
-        FacetValue(values[i], int(counts[i]), values[i].casefold() in selected) for i in shown
-    ]
-    missing = [
-        FacetValue(selected[key], 0, True) for key in sorted(selected.keys() - by_key.keys())
-    ]
-    return Facet(name, tuple(listed + missing), more=max(0, unshown))
+    listed = [values[i] for i in shown]
+    missing = [selected[key] for key in sorted(selected.keys() - by_key.keys())]
+    return Facet(
+        name,
+        (*listed, *missing),
+        (*counts[shown].tolist(), *[0] * len(missing)),
+        (*[value.casefold() in selected for value in listed], *[True] * len(missing)),
+        more=max(0, unshown),
+    )
 
 
 def _word_starts_with(value: str, needle: str) -> bool:
@@ -1001,10 +1002,10 @@ def _month_facet(
     high = f"{request.date_to:%Y-%m}" if request.date_to else "9999-12"
     chosen = request.date_from is not None or request.date_to is not None
     shown = np.flatnonzero(counts)  # a search's months with hits, of every month's
+    listed = tuple(months[number] for number in shown.tolist())
     return Facet(
         name,
-        tuple(
-            FacetValue(months[number], count, chosen and low <= months[number] <= high)
-            for number, count in zip(shown.tolist(), counts[shown].tolist(), strict=True)
-        ),
+        listed,
+        tuple(counts[shown].tolist()),
+        tuple(chosen and low <= month <= high for month in listed),
     )

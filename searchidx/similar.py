@@ -40,7 +40,7 @@ from searchidx.articles import Article
 from searchidx.defaults import DEFAULT_SIMILAR, MAX_SIMILAR
 from searchidx.errors import QueryError
 from searchidx.ranking import FIELD_BOOSTS, Page, top_scored
-from searchidx.result import Hit, MarkedArticle
+from searchidx.result import RESULT_BYTES, Hit, MarkedArticle
 from searchidx.schema import ANALYZER
 from searchidx.snapshot import IndexSnapshot
 
@@ -100,6 +100,11 @@ class SimilarResult:
     #: The key terms searched for (stems), heaviest first.
     terms: tuple[str, ...]
     took_ms: float
+
+    def kept_bytes(self) -> int:
+        """About the bytes it holds (see :meth:`SearchResult.kept_bytes`)."""
+        hits = sum(hit.kept_bytes() for hit in self.hits)
+        return RESULT_BYTES + self.article.kept_bytes() + hits
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``searchidx similar --json`` and ``GET /api/similar``; hits

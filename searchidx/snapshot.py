@@ -31,7 +31,7 @@ from whoosh.util.times import datetime_to_long
 
 from searchidx import ranking, whoosh_internals
 from searchidx.articles import Article
-from searchidx.defaults import RESULTS_CACHED
+from searchidx.defaults import RESULTS_CACHED, RESULTS_CACHED_BYTES
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
@@ -333,8 +333,11 @@ class IndexSnapshot:
             (leaf, base) for leaf, base in self.reader.leaf_readers() if leaf.doc_count_all()
         ]
         self._bases = [base for _, base in self._leaves]
-        #: Answers already given on this snapshot, by request (see SearchService.search).
-        self.results: LruCache[Hashable, Any] = LruCache(results_cached)
+        #: Answers already given on this snapshot, by request (see SearchService.search),
+        #: weighed by their bytes.
+        self.results: LruCache[Hashable, Any] = LruCache(
+            RESULTS_CACHED_BYTES, weight=lambda result: result.kept_bytes(), most=results_cached
+        )
         self._frequencies: LruCache[tuple[tuple[str, ...], str], tuple[int, ...]] = LruCache(
             FREQUENCIES_CACHED
         )

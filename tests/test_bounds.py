@@ -458,6 +458,22 @@ def test_search_does_not_wait_for_another_search(service: SearchService, monkeyp
         fast.join()
 
 
+def test_lru_cache_gives_a_value_not_to_keep_without_keeping_it():
+    cache: LruCache[str, int] = LruCache(8)
+    assert cache.get("made", lambda: 1, keep=False) == 1
+    assert cache.get("made", lambda: 2) == 2  # made again, kept now
+    assert cache.get("made", lambda: 3, keep=False) == 2  # a kept value is given
+
+
+def test_lru_cache_keeps_at_most_its_most_values_whatever_they_weigh():
+    cache: LruCache[int, int] = LruCache(100, weight=lambda value: value, most=2)
+    for key in (1, 2, 3):
+        cache.get(key, lambda key=key: key)  # type: ignore[misc]
+    assert list(cache._items) == [2, 3]
+    cache.get(99, lambda: 99)  # past the weight: the oldest go
+    assert list(cache._items) == [99]
+
+
 def test_lru_cache_answers_and_stays_bounded_under_many_threads():
     cache: LruCache[int, int] = LruCache(8)
 

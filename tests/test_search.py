@@ -480,6 +480,22 @@ def test_search_facet_counts_equal_brute_force(sample: SearchService, sample_art
         assert all(count <= cutoff for value, count in expected.items() if value not in listed)
 
 
+def test_facet_makes_its_values_and_json_from_its_counts(news: SearchService):
+    """A facet holds its values, counts and choices as tuples (a kept result's hundred
+    values, not an object each); its values and its JSON are made from them."""
+    result = news.search(SearchRequest(filters={"provider": ("Forbes", "Nobody")}))
+    provider = result.facet("provider")
+    assert provider is not None
+    assert type(provider.counts) is tuple and all(type(n) is int for n in provider.counts)
+    listed = list(zip(provider.listed, provider.counts, provider.chosen, strict=True))
+    assert ("Forbes", 2, True) in listed and listed[-1] == ("Nobody", 0, True)
+    assert [(v.value, v.count, v.selected) for v in provider.values] == listed
+    assert result.to_dict()["facets"]["provider"] == {
+        "values": [{"value": v, "count": n, "selected": c} for v, n, c in listed],
+        "more": provider.more,
+    }
+
+
 def test_search_facets_are_disjunctive(news: SearchService):
     result = news.search(SearchRequest(filters={"provider": ("Forbes",)}))
     providers = {
@@ -819,6 +835,32 @@ def test_service_answers_a_repeated_request_from_its_result_cache(sample_store: 
     assert first.total and dataclasses.replace(again, took_ms=first.took_ms) == first
     assert other.hits != first.hits
     assert len(searched) == (2 if kept else 3)  # with no cache, every request searches
+
+
+def test_service_keeps_results_within_a_bound_of_bytes(sample_store: IndexStore, monkeypatch):
+    """Results are kept within a bound of bytes as well as of their number: pages of 100 hits
+    with long facet lists push out the ones used longest ago (512 of them weighed more than
+    a worker's whole budget), where smaller results stay."""
+    pages = [SearchRequest(per_page=100, facet_size=200, page=page) for page in (1, 2, 3)]
+    probe = SearchService(sample_store)
+    try:
+        weight = probe.search(pages[0]).kept_bytes()
+    finally:
+        probe.close()
+    assert weight > 100 * result_module.HIT_BYTES
+    monkeypatch.setattr("searchidx.snapshot.RESULTS_CACHED_BYTES", 2 * weight)
+    service = SearchService(sample_store)
+    searched = []
+    search = service._search
+    service._search = lambda *args: searched.append(args[1]) or search(*args)  # type: ignore[method-assign]
+    try:
+        for request in [*pages, pages[2], pages[0]]:
+            service.search(request)
+        kept = service.snapshot().results
+    finally:
+        service.close()
+    assert searched == [*pages, pages[0]]  # the third pushed out the first
+    assert 0 < kept._weighed <= 2 * weight and len(kept._items) < RESULTS_CACHED
 
 
 def test_suggest_completes_topics_providers_and_title_words(news: SearchService):

@@ -119,6 +119,23 @@ def test_plain_words_and_phrases_are_scored_without_whoosh(searcher):
         assert snapshot.match(query, scored=True).scores is not None
 
 
+def test_query_matcher_keeps_a_words_union_and_its_title_postings_alone(searcher):
+    """A word's union of its fields is kept, which its queries read again; its fields'
+    postings, as many bytes again, are not, but the title's (the title phrase bonus reads
+    them); the same word in one field, read again, is kept then."""
+    snapshot = IndexSnapshot(searcher)
+    query = parse_query("microsoft")
+    assert query is not None
+    snapshot.match(query, scored=True)
+    kept = {key[:2] for key in snapshot.matcher._cache._items}  # (kind, terms or field)
+    assert {kind for kind, _ in kept} == {"union", "postings"}
+    assert {field for kind, field in kept if kind == "postings"} == {"title"}
+    body = parse_query("body:microsoft")
+    assert body is not None
+    snapshot.match(body, scored=True)
+    assert ("postings", "body") in {key[:2] for key in snapshot.matcher._cache._items}
+
+
 def test_a_title_phrase_bonus_of_words_no_title_shares_reads_no_positions(searcher, monkeypatch):
     """Words of the title that no one title has together: the title phrase bonus of the
     words typed is no one's, and a quoted title phrase of them matches nothing, as Whoosh
