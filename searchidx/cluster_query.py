@@ -84,7 +84,7 @@ def translate(node: query.Query, typed: tuple[str, ...] = ()) -> Dsl | None:
         if required is None or optional is None:
             return required
         return {"bool": {"must": [required], "should": [optional]}}
-    if type(node) is query.Every:
+    if isinstance(node, query.Every):  # an EveryDated too
         return {"exists": {"field": node.fieldname}} if node.fieldname else {"match_all": {}}
     if node is query.NullQuery or kind is type(query.NullQuery):
         return None
@@ -122,7 +122,7 @@ def _leaf(node: query.Query, typed: tuple[str, ...]) -> Dsl | None:
         return {"prefix": {node.fieldname: {"value": node.text}}}
     if type(node) is query.Wildcard:
         return {"wildcard": {node.fieldname: {"value": node.text}}}
-    if type(node) is query.NumericRange or type(node) is query.DateRange:
+    if isinstance(node, query.NumericRange):  # a DateRange, a ColumnDateRange too
         convert = _date if node.fieldname == "date" else int
         return {"range": {node.fieldname: _bounds(node, convert)}}
     if type(node) is query.TermRange:

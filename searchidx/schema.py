@@ -38,6 +38,7 @@ from whoosh.system import pack_uint
 
 from searchidx import whoosh_internals
 from searchidx.articles import Article
+from searchidx.date_column import DateColumn
 from searchidx.positions import VarintPositions, encoded
 from searchidx.records import JSON_ONLY, TrainedColumn, decoded
 from searchidx.value_columns import SEPARATOR, CodedValuesColumn
@@ -58,7 +59,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: 9: a block's positions one string (:func:`searchidx.positions.joined`), not a value each.
 #: 10: a state's content hash SHA-256's first 16 bytes (:data:`searchidx.content.DIGEST_BYTES`);
 #: topics coded (:class:`searchidx.value_columns.CodedValuesColumn`); display records without
-#: the path (the path column's, put back as read).
+#: the path (the path column's, put back as read); a date a column alone, no term
+#: (:mod:`searchidx.date_column`).
 SCHEMA_VERSION = 10
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
@@ -316,11 +318,11 @@ def _bytes_column() -> columns.VarBytesColumn:
 def _untiered(field: fields.NUMERIC) -> fields.NUMERIC:
     """``field`` indexing one term per value, not Whoosh's tiers of coarser ones.
 
-    The tiers (8 terms a date, 8 a quality) only speed up Whoosh's own range search, and
-    searches answer ranges from the per-document arrays (:meth:`IndexSnapshot.numeric_range`);
+    The tiers (8 terms a quality) only speed up Whoosh's own range search, and searches
+    answer ranges from the per-document arrays (:meth:`IndexSnapshot.numeric_range`);
     Whoosh's searcher, where it answers (the fast paths off), expands a range over the exact
-    terms instead: the same documents, more slowly. Dates are nearly unique, so their tiers
-    were 5 of the 11 new terms a document added, written term by term at every commit."""
+    terms instead: the same documents, more slowly. (Dates index no term at all: see
+    :mod:`searchidx.date_column`.)"""
     field.shift_step = 0
     return field
 
@@ -347,7 +349,7 @@ def build_schema() -> fields.Schema:
         category=_coded_keyword(),
         type=_coded_keyword(),
         published=fields.ID(sortable=_coded_column()),
-        date=_untiered(fields.DATETIME(sortable=True)),
+        date=DateColumn(),
         quality=_untiered(fields.NUMERIC(int, bits=32, signed=True, sortable=True)),
     )
 

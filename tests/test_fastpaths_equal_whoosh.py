@@ -809,6 +809,8 @@ FALLBACK_QUERIES = [
     "microsoft ANDMAYBE privacy",
     '"machine learning"^2',
     "quality:[50 TO 90]",
+    "microsoft OR date:2023",
+    "privacy -date:[2020 TO 2021]",
 ]
 
 
