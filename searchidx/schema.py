@@ -55,7 +55,9 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: 8: a word's positions in a text field as varints (:mod:`searchidx.positions`), not pickled;
 #: paths a column alone (no term), states packed, records and bodies compressed by zstd.
 #: 9: a block's positions one string (:func:`searchidx.positions.joined`), not a value each.
-SCHEMA_VERSION = 9
+#: 10: the term index sorted columns of each field's words (:mod:`searchidx.term_index`), not
+#: Whoosh's hash file.
+SCHEMA_VERSION = 10
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.
 VALUE_SEPARATOR = "\x1f"
