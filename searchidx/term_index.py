@@ -174,12 +174,18 @@ def _single(info: W3TermInfo, weight: int, code: int, doc: int, value: bytes) ->
 
 
 def _numbers(data: bytes, at: int, count: int) -> tuple[list[int], int]:
-    """``count`` varints of ``data`` from ``at``, and where they end."""
-    found = []
+    """``count`` varints of ``data`` from ``at``, and where they end (those of a byte, most,
+    told first)."""
+    found: list[int] = []
     for _ in range(count):
-        number = shift = 0
         byte = data[at]
-        while byte & 0x80:
+        at += 1
+        if byte < 0x80:
+            found.append(byte)
+            continue
+        number, shift = byte & 0x7F, 7
+        byte = data[at]
+        while byte >= 0x80:
             number |= (byte & 0x7F) << shift
             shift += 7
             at += 1
@@ -330,9 +336,9 @@ class FieldTerms:
         #: an array read a number at a time.
         self.word_starts = np.concatenate(([0], np.cumsum(lengths)))
         self.doc_frequencies = frequencies
-        self._starts = array("q", self.word_starts.tobytes())
-        self._frequencies = array("q", frequencies.tobytes())
-        self._info_starts = array("q", np.concatenate(([0], np.cumsum(info_lengths))).tobytes())
+        self._starts = _numbers_read_one_by_one(self.word_starts)
+        self._frequencies = _numbers_read_one_by_one(frequencies)
+        self._info_starts = _numbers_read_one_by_one(np.concatenate(([0], np.cumsum(info_lengths))))
         self._sampled = [self.word(n) for n in range(0, count, SAMPLED_EVERY)]
 
     @classmethod
@@ -374,6 +380,12 @@ class FieldTerms:
         starts = self._info_starts
         data = self.infos[starts[number] : starts[number + 1]]
         return term_info(self._frequencies[number], data)
+
+
+def _numbers_read_one_by_one(numbers: np.ndarray) -> array[int]:
+    """``numbers`` (below 2**31: a field's bytes) as an array of 4-byte ints, read a number at
+    a time faster than numpy's, in half the memory of Python's ints."""
+    return array("i", numbers.astype(np.int32).tobytes())
 
 
 class CompactTermsReader(W3TermsReader):

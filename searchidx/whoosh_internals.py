@@ -451,11 +451,16 @@ class TermPostings:
         self._add_matched(base, matcher)
 
     def add_entry(
-        self, leaf: IndexReader, base: int, fieldname: str, word: bytes, entry: W3TermInfo
+        self,
+        leaf: IndexReader,
+        base: int,
+        fieldname: str,
+        word: bytes,
+        entry: tuple[FieldTerms, int],
     ) -> None:
-        """:meth:`add`, from the term's info in the segment's term index (see
+        """:meth:`add`, from the term's place in the segment's term index (see
         :class:`TermIndexes`)."""
-        self._add_info(leaf, base, fieldname, word, entry)
+        self._add_info(leaf, base, fieldname, word, entry[0].info(entry[1]))
 
     def _add_info(
         self, leaf: IndexReader, base: int, fieldname: str, word: bytes, info: Any
@@ -561,8 +566,9 @@ class TermPostings:
         return JoinedValues(b"".join(pieces), np.array(counts, dtype=np.float64))
 
 
-#: A term's info in each segment's term index (None: the segment lacks the term).
-TermEntries = tuple[W3TermInfo | None, ...]
+#: A term's place in each segment's term index: the field's terms and its number there (None:
+#: the segment lacks the term).
+TermEntries = tuple[tuple[FieldTerms, int] | None, ...]
 
 
 class TermIndexes:
@@ -577,15 +583,16 @@ class TermIndexes:
         self._readers = readers
 
     def entries(self, fieldname: str, word: bytes) -> TermEntries | None:
-        """Each segment's info of a term (None: a field not indexed, asked of Whoosh)."""
+        """Each segment's place of a term (None: a field not indexed, asked of Whoosh); its
+        info is read from there when its postings are (:meth:`TermPostings.add_entry`)."""
         field = self._schema[fieldname] if fieldname in self._schema else None  # noqa: SIM401
         if field is None or field.format is None:
             return None
-        found: list[W3TermInfo | None] = []
+        found: list[tuple[FieldTerms, int] | None] = []
         for reader in self._readers:
             terms = reader.field_terms(fieldname)
             number = -1 if terms is None else terms.find(word)
-            found.append(None if terms is None or number < 0 else terms.info(number))
+            found.append(None if terms is None or number < 0 else (terms, number))
         return tuple(found)
 
 
@@ -601,7 +608,7 @@ def term_indexes(leaves: Iterable[IndexReader], schema: fields.Schema) -> TermIn
 
 def entries_doc_frequency(entries: TermEntries) -> int:
     """The documents a term is in over the segments of its entries (deleted ones included)."""
-    return sum(entry.doc_frequency() for entry in entries if entry is not None)
+    return sum(terms.doc_frequency(number) for terms, number in filter(None, entries))
 
 
 def _block_docs(counts: np.ndarray, deltas: np.ndarray) -> np.ndarray:
