@@ -28,7 +28,7 @@ import numpy as np
 from whoosh.codec import base
 from whoosh.codec.whoosh3 import W3TermInfo, W3TermsReader
 from whoosh.reading import CorruptIndexError, TermNotFound
-from whoosh.util.numeric import byte_to_length
+from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from searchidx.positions import number_array, varints
 
@@ -112,8 +112,6 @@ def info_bytes(info: W3TermInfo) -> bytes:
 
 
 def _code(length: int) -> int:
-    from whoosh.util.numeric import length_to_byte
-
     return int(length_to_byte(length))
 
 

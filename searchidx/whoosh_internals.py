@@ -83,6 +83,7 @@ from whoosh.support.levenshtein import levenshtein
 from whoosh.system import pack_int
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
+from searchidx import term_index
 from searchidx.positions import (
     JoinedValues,
     VarintPositions,
@@ -216,8 +217,9 @@ def _verdict_path() -> Path | None:
 
 def _tested() -> list[Any]:
     """What the self-test's verdict depends on: the installation, each of Whoosh's modules
-    (path, size, modification time: an upgrade or an edit rewrites them), this module, and
-    the Python and numpy its reads run on."""
+    (path, size, modification time: an upgrade or an edit rewrites them), this module and
+    :mod:`searchidx.term_index` (whose reads it tests too), and the Python and numpy its reads
+    run on."""
     package = os.path.dirname(whoosh.__file__)
     files = []
     folders = [package]
@@ -229,7 +231,8 @@ def _tested() -> list[Any]:
                 elif entry.name.endswith(".py"):
                     files.append(_file_identity(entry.path, os.path.relpath(entry.path, package)))
     files.sort()
-    return [installation(), sys.version, np.__version__, _file_identity(__file__, "."), files]
+    ours = [_file_identity(__file__, "."), _file_identity(term_index.__file__, "term_index")]
+    return [installation(), sys.version, np.__version__, *ours, files]
 
 
 def _file_identity(path: str, name: str) -> list[Any]:
@@ -435,7 +438,7 @@ class TermPostings:
         """The postings of one segment whose first docnum is ``base`` (none if it lacks the
         term: its term index is looked up once)."""
         terms = getattr(leaf, "_terms", None)
-        if isinstance(terms, W3TermsReader) and type(terms) in (W3TermsReader, CompactTermsReader):
+        if isinstance(terms, W3TermsReader):  # Whoosh's, or a CompactTermsReader
             try:
                 info = terms.term_info(fieldname, word)
             except TermNotFound:
