@@ -60,7 +60,8 @@ if TYPE_CHECKING:  # the content folder's module (and hashlib) is the indexer's,
 #: 10: a state's content hash SHA-256's first 16 bytes (:data:`searchidx.content.DIGEST_BYTES`);
 #: topics coded (:class:`searchidx.value_columns.CodedValuesColumn`); display records without
 #: the path (the path column's, put back as read); a date a column alone, no term
-#: (:mod:`searchidx.date_column`).
+#: (:mod:`searchidx.date_column`); the term index sorted columns of each field's words
+#: (:mod:`searchidx.term_index`), not Whoosh's hash file.
 SCHEMA_VERSION = 10
 
 #: Separates the values of the multi-valued ``topics`` column; cannot occur in YAML text.

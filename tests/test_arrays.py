@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 from whoosh.fields import TEXT, Schema
 from whoosh.filedb.filestore import RamStorage
-from whoosh.filedb.filetables import FileFormatError, HashReader
-from whoosh.filedb.structfile import BufferFile
 
 from searchidx import arrays, indexer, merge_policy, whoosh_internals
 from searchidx.arrays import open_arrays
@@ -508,21 +506,3 @@ def test_reads_side_by_side_only_through_mapped_segments(sample_store: IndexStor
     with in_memory.searcher() as searcher:
         leaves = [leaf for leaf, _ in searcher.reader().leaf_readers()]
         assert leaves and not whoosh_internals.reads_side_by_side(leaves)
-
-
-def test_term_index_opened_in_one_read_finds_every_term(sample_store: IndexStore):
-    """A segment's term index, its directory of hash tables read in one go: every term walked
-    in order is found again by its hash, with the same value, and no other."""
-    with sample_store.open_index().searcher() as searcher:
-        for leaf, _ in searcher.reader().leaf_readers():
-            terms = leaf._terms._tindex
-            assert len(terms.tables) == 256 and terms.endofdata == terms.tables[0][0]
-            items = list(terms.items())
-            assert len(items) > 100
-            assert all(terms[key] == value for key, value in items)
-            assert b"body\xffno-such-word" not in terms
-
-
-def test_term_index_of_another_format_is_refused():
-    with pytest.raises(FileFormatError, match="Unknown file header"):
-        HashReader(BufferFile(b"HSH2" + bytes(3000)))
