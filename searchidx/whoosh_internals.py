@@ -427,7 +427,10 @@ class TermPostings:
         self._counts: list[int] = []
         self._ids: list[bytes] = []
         self._bases: list[int] = []
-        self._weights: list[float] = []
+        #: Each block's weights: its bytes where they are counts below 256 (schema 9's
+        #: :func:`mini_weights`, or all 1.0), else a list; made one array by :meth:`_weights`
+        #: without a Python number a posting where every chunk is bytes (most terms).
+        self._weight_chunks: list[bytes | Sequence[float]] = []
         self._raw: list[Any] = []
         #: Blocks whose values are one string (see :func:`block_values`): where their values
         #: go among ``_raw``'s, how many there are, the string; their postings' weights.
@@ -506,20 +509,21 @@ class TermPostings:
             self._add_blocks(base, _blocks_without_values(matcher._postfile, matcher._baseoffset))
 
     def _add_blocks(self, base: int, blocks: Iterable[_Block]) -> None:
-        counts, weights = self._counts, self._weights
+        counts, chunks = self._counts, self._weight_chunks
         for count, ids, block_weights, block_values in blocks:
             counts.append(count)
             self._ids.append(ids if type(ids) is bytes else varints(ids))
             self._bases.append(base)
             if block_weights is None:
-                weights.extend([1.0] * count)
+                chunk: bytes | Sequence[float] = b"\x01" * count
             elif isinstance(block_weights, float):
-                weights.extend([block_weights] * count)
+                chunk = [block_weights] * count
             else:
-                weights.extend(block_weights)
+                chunk = block_weights
+            chunks.append(chunk)
             if type(block_values) is bytes:  # joined: the term's values are joined too
                 self._joined.append((len(self._raw), count, block_values))
-                self._joined_weights += weights[-count:]
+                self._joined_weights += chunk
             else:
                 self._raw.extend(block_values)
 
@@ -527,7 +531,7 @@ class TermPostings:
         self._counts.extend([1] * len(ids))
         self._ids.append(varints(ids))
         self._bases.extend([base] * len(ids))
-        self._weights.extend(weights)
+        self._weight_chunks.append(list(weights))
         if self.values:
             self._raw.extend(raw)
 
@@ -537,9 +541,18 @@ class TermPostings:
         which :func:`decoded_positions` decodes without cutting a bytes object a value."""
         return (
             self._docs(),
-            np.array(self._weights, dtype=np.float64),
+            self._weights(),
             self._joined_values() if self._joined else self._raw,
         )
+
+    def _weights(self) -> np.ndarray:
+        """The postings' weights, one array: from their bytes at once where every block kept
+        its weights as bytes (a list of 2.4 million numbers took 5% of the bench's relevance
+        queries' time at 100,000 articles)."""
+        chunks = self._weight_chunks
+        if all(type(chunk) is bytes for chunk in chunks):
+            return np.frombuffer(b"".join(cast(list[bytes], chunks)), np.uint8).astype(np.float64)
+        return np.fromiter(itertools.chain.from_iterable(chunks), np.float64)
 
     def _docs(self) -> np.ndarray:
         """The docnums of the blocks' ids: their deltas decoded at once, each block's first

@@ -64,8 +64,8 @@ def test_compact_terms_reader_reads_every_term_as_whooshs(readers):
     whooshs, ours = readers
     terms = list(whooshs.all_terms())
     assert list(ours.all_terms()) == terms
-    assert len(terms) > 2000
-    assert {fieldname for fieldname, _ in terms} >= {"body", "title", "date", "quality"}
+    assert len(terms) > 1500
+    assert {fieldname for fieldname, _ in terms} >= {"body", "title", "spell_title", "quality"}
     for (term, info), (our_term, our_info) in zip(iter(whooshs), iter(ours), strict=True):
         assert our_term == term
         assert placed(our_info) == placed(info), term
@@ -76,7 +76,7 @@ def test_compact_terms_reader_reads_every_term_as_whooshs(readers):
     assert sum(info.is_inlined() for _, info in ours) > 1000
 
 
-@pytest.mark.parametrize("fieldname", ["body", "title", "spell_title", "date", "quality"])
+@pytest.mark.parametrize("fieldname", ["body", "title", "spell_title", "excerpt", "quality"])
 def test_compact_terms_reader_walks_a_field_as_whooshs(readers, fieldname: str):
     whooshs, ours = readers
     words = list(whooshs.lexicon(fieldname))
@@ -87,7 +87,7 @@ def test_compact_terms_reader_walks_a_field_as_whooshs(readers, fieldname: str):
             (term, placed(info)) for term, info in whooshs.iter_prefix(fieldname, word[:1])
         ]
     cursor, whoosh_cursor = ours.cursor(fieldname), whooshs.cursor(fieldname)
-    texts = [cursor.text()] if fieldname in {"date", "quality"} else ["", "m", "zzzz"]
+    texts = [cursor.text()] if fieldname == "quality" else ["", "m", "zzzz"]
     for text in texts:
         assert cursor.find(text) == whoosh_cursor.find(text)
         assert cursor.next() == whoosh_cursor.next()
