@@ -1299,6 +1299,14 @@ INLINE_LIMIT = 4
 BLOCK_COMPRESSION = 6
 
 
+#: Postings a block of the postings file (Whoosh's default is 128): a common word's list is
+#: read a block at a time in Python (:class:`TermPostings`), each block's header unpickled and
+#: its data inflated on its own. At 100,000 articles, the bench's query words' postings read
+#: in 0.59 -> 0.38 s at 1024 (0.35 at 4096), the index 98.8 -> 92.8 MiB (91.3 at 4096).
+#: Whoosh's own matcher reads any size (a block's header holds its count).
+POSTINGS_PER_BLOCK = 1024
+
+
 def codec() -> W3Codec:
     """The codec every segment is written with: Whoosh's W3, inlining short posting lists,
     its pickles compact (:class:`_CompactCodec`).
@@ -1311,7 +1319,7 @@ def codec() -> W3Codec:
     if tuple(whoosh.__version__[:2]) not in KNOWN_VERSIONS:
         return W3Codec()
     return _CompactCodec(  # type: ignore[no-untyped-call]
-        compression=BLOCK_COMPRESSION, inlinelimit=INLINE_LIMIT
+        blocklimit=POSTINGS_PER_BLOCK, compression=BLOCK_COMPRESSION, inlinelimit=INLINE_LIMIT
     )
 
 

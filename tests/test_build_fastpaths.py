@@ -380,12 +380,18 @@ def test_the_codec_writes_postings_smaller_and_whoosh_reads_them_the_same(
     assert compact[0] < 0.8 * whooshs[0]  # 0.72 (the term index and postings files)
 
 
+#: Postings a block where a segment is compared with Whoosh's writing: fewer than the
+#: sample's common words have, so that their lists are written in several blocks.
+SPLIT_BLOCKS = 100
+
+
 #: Postings inlined: none (Whoosh's default), the index's, and lists up to a whole block.
-@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
+@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, SPLIT_BLOCKS + 1])
 def test_a_buffered_segment_is_whooshs_to_the_byte(
     sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
+    monkeypatch.setattr(whoosh_internals, "POSTINGS_PER_BLOCK", SPLIT_BLOCKS)
     documents = segment_documents(sample_dir)
 
     whooshs = segment_files(_WhooshSegment, tmp_path / "whoosh", documents)
@@ -517,11 +523,12 @@ def merged_files(folder: Path, documents: list, buffered: bool, monkeypatch: pyt
         return held(index, whoosh_internals.merged_segment(index, segments))
 
 
-@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, 129])
+@pytest.mark.parametrize("inline_limit", [1, whoosh_internals.INLINE_LIMIT, SPLIT_BLOCKS + 1])
 def test_merged_segment_is_whooshs_merge_to_the_byte(
     sample_dir: Path, tmp_path: Path, inline_limit: int, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(whoosh_internals, "INLINE_LIMIT", inline_limit)
+    monkeypatch.setattr(whoosh_internals, "POSTINGS_PER_BLOCK", SPLIT_BLOCKS)
     articles = real_shaped_articles()
     articles += [read_article(sample_dir, path) for path in sorted(scan_content(sample_dir))]
     documents = [to_document(article, A_STATE) for article in articles]
