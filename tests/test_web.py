@@ -1295,6 +1295,72 @@ def test_server_worker_takes_connections_while_it_holds_no_more_than_any_other()
     assert first.may_take(1) and held == [1, 2]
 
 
+@contextlib.contextmanager
+def _in_process_server(app: object, threads: int) -> Iterator[int]:
+    """A worker's server (as ``server._run`` makes it) on a free port, its loop in a thread."""
+    listener = server._listen("127.0.0.1", 0)
+    served = server._server(app, listener, threads, None)
+    stop = threading.Event()
+
+    def loop() -> None:  # waitress's own loop, but one that stops
+        while not stop.is_set():
+            served.asyncore.loop(timeout=0.05, map=served._map, count=1)  # type: ignore[attr-defined]
+
+    looping = threading.Thread(target=loop)
+    looping.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        looping.join()
+        served.close()
+        served.task_dispatcher.shutdown()
+
+
+def test_server_connection_is_not_polled_for_writing_while_its_request_runs():
+    """Its request's thread sends the response; the loop found it writable, failed to take
+    its lock and polled again, over and over, taking the GIL from the searches."""
+    listener = server._listen("127.0.0.1", 0)
+    served = server._server(lambda environ, start: [], listener, 1, None)
+    ours, theirs = socket.socketpair()
+    try:
+        channel = served.channel_class(served, ours, ("127.0.0.1", 0), served.adj, map={})
+        channel.total_outbufs_len = 100  # output not yet sent
+        assert channel.writable()  # no request running: the loop sends it
+        channel.requests = [object()]  # type: ignore[list-item]
+        assert not channel.writable()  # its thread sends it
+        channel.total_outbufs_len = served.adj.outbuf_high_watermark + 1
+        assert channel.writable()  # its thread waits for the loop to send
+    finally:
+        served.close()
+        served.task_dispatcher.shutdown()
+        theirs.close()
+
+
+def test_server_sends_what_a_request_left_unsent_to_a_slow_reader():
+    """A response larger than the socket takes: what its thread could not send, the loop
+    sends once the request has ended (two of them, sent together, in order)."""
+    bodies = [bytes([65 + number]) * 8_000_000 for number in range(2)]
+
+    def app(environ: dict[str, object], start: object) -> list[bytes]:
+        body = bodies[int(str(environ["PATH_INFO"])[1:])]
+        start("200 OK", [("Content-Length", str(len(body)))])  # type: ignore[operator]
+        return [body]
+
+    requests = b"GET /0 HTTP/1.1\r\nHost: x\r\n\r\nGET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with (
+        _in_process_server(app, threads=2) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+    ):
+        client.sendall(requests)
+        time.sleep(0.5)  # the requests end with most of their output unsent
+        reader = client.makefile("rb")
+        for body in bodies:
+            head = [reader.readline() for _ in range(5)]  # status, 3 headers, blank line
+            assert head[0].startswith(b"HTTP/1.1 200") and head[-1] == b"\r\n", head
+            assert reader.read(len(body)) == body
+
+
 def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
     """Waitress warns for every request that waits for a thread: under load, a line each."""
     log = tmp_path / "serve.log"
@@ -1333,7 +1399,7 @@ def test_server_worker_collects_young_objects_less_often(monkeypatch, sample_sto
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(server, "create_server", lambda app, sockets, threads: Server())
+    monkeypatch.setattr(server, "_server", lambda app, listener, threads, balance: Server())
     before = gc.get_threshold()
     try:
         server._run(lambda: create_app(sample_store), socket.socket(), 1)
