@@ -1317,20 +1317,26 @@ def _in_process_server(app: object, threads: int) -> Iterator[int]:
         served.task_dispatcher.shutdown()
 
 
-def test_server_connection_is_not_polled_for_writing_while_its_request_runs():
-    """Its request's thread sends the response; the loop found it writable, failed to take
-    its lock and polled again, over and over, taking the GIL from the searches."""
+def test_server_connection_is_not_polled_for_writing_while_its_request_sends():
+    """A request's thread sends its response holding the connection's lock; the loop found it
+    writable, failed to take the lock and polled again, over and over, taking the GIL from the
+    searches. What the thread leaves unsent (the socket full), the loop sends."""
     listener = server._listen("127.0.0.1", 0)
     served = server._server(lambda environ, start: [], listener, 1, None)
     ours, theirs = socket.socketpair()
     try:
         channel = served.channel_class(served, ours, ("127.0.0.1", 0), served.adj, map={})
-        channel.total_outbufs_len = 100  # output not yet sent
-        assert channel.writable()  # no request running: the loop sends it
-        channel.requests = [object()]  # type: ignore[list-item]
-        assert not channel.writable()  # its thread sends it
-        channel.total_outbufs_len = served.adj.outbuf_high_watermark + 1
-        assert channel.writable()  # its thread waits for the loop to send
+        polled: list[bool] = []
+        taken: list[int] = [10, 0]  # bytes the socket takes, one send after another
+
+        def send(data: bytes, do_close: bool = True) -> int:
+            polled.append(channel.writable())
+            return min(len(data), taken.pop(0))
+
+        channel.send = send  # type: ignore[method-assign]
+        channel.write_soon(b"x" * 100)
+        assert polled == [False, False]  # while its thread sends
+        assert channel.total_outbufs_len == 90 and channel.writable()  # then the loop does
     finally:
         served.close()
         served.task_dispatcher.shutdown()
@@ -1338,8 +1344,8 @@ def test_server_connection_is_not_polled_for_writing_while_its_request_runs():
 
 
 def test_server_sends_what_a_request_left_unsent_to_a_slow_reader():
-    """A response larger than the socket takes: what its thread could not send, the loop
-    sends once the request has ended (two of them, sent together, in order)."""
+    """Responses larger than the socket takes (two, asked for together): what their threads
+    could not send, the loop sends, in order."""
     bodies = [bytes([65 + number]) * 8_000_000 for number in range(2)]
 
     def app(environ: dict[str, object], start: object) -> list[bytes]:
