@@ -1295,6 +1295,78 @@ def test_server_worker_takes_connections_while_it_holds_no_more_than_any_other()
     assert first.may_take(1) and held == [1, 2]
 
 
+@contextlib.contextmanager
+def _in_process_server(app: object, threads: int) -> Iterator[int]:
+    """A worker's server (as ``server._run`` makes it) on a free port, its loop in a thread."""
+    listener = server._listen("127.0.0.1", 0)
+    served = server._server(app, listener, threads, None)
+    stop = threading.Event()
+
+    def loop() -> None:  # waitress's own loop, but one that stops
+        while not stop.is_set():
+            served.asyncore.loop(timeout=0.05, map=served._map, count=1)  # type: ignore[attr-defined]
+
+    looping = threading.Thread(target=loop)
+    looping.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        looping.join()
+        served.close()
+        served.task_dispatcher.shutdown()
+
+
+def test_server_connection_is_not_polled_for_writing_while_its_request_sends():
+    """A request's thread sends its response holding the connection's lock; the loop found it
+    writable, failed to take the lock and polled again, over and over, taking the GIL from the
+    searches. What the thread leaves unsent (the socket full), the loop sends."""
+    listener = server._listen("127.0.0.1", 0)
+    served = server._server(lambda environ, start: [], listener, 1, None)
+    ours, theirs = socket.socketpair()
+    try:
+        channel = served.channel_class(served, ours, ("127.0.0.1", 0), served.adj, map={})
+        polled: list[bool] = []
+        taken: list[int] = [10, 0]  # bytes the socket takes, one send after another
+
+        def send(data: bytes, do_close: bool = True) -> int:
+            polled.append(channel.writable())
+            return min(len(data), taken.pop(0))
+
+        channel.send = send  # type: ignore[method-assign]
+        channel.write_soon(b"x" * 100)
+        assert polled == [False, False]  # while its thread sends
+        assert channel.total_outbufs_len == 90 and channel.writable()  # then the loop does
+    finally:
+        served.close()
+        served.task_dispatcher.shutdown()
+        theirs.close()
+
+
+def test_server_sends_what_a_request_left_unsent_to_a_slow_reader():
+    """Responses larger than the socket takes (two, asked for together): what their threads
+    could not send, the loop sends, in order."""
+    bodies = [bytes([65 + number]) * 8_000_000 for number in range(2)]
+
+    def app(environ: dict[str, object], start: object) -> list[bytes]:
+        body = bodies[int(str(environ["PATH_INFO"])[1:])]
+        start("200 OK", [("Content-Length", str(len(body)))])  # type: ignore[operator]
+        return [body]
+
+    requests = b"GET /0 HTTP/1.1\r\nHost: x\r\n\r\nGET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with (
+        _in_process_server(app, threads=2) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+    ):
+        client.sendall(requests)
+        time.sleep(0.5)  # the requests end with most of their output unsent
+        reader = client.makefile("rb")
+        for body in bodies:
+            head = [reader.readline() for _ in range(5)]  # status, 3 headers, blank line
+            assert head[0].startswith(b"HTTP/1.1 200") and head[-1] == b"\r\n", head
+            assert reader.read(len(body)) == body
+
+
 def test_serve_logs_no_queue_depth_for_waiting_requests(sample_store: IndexStore, tmp_path):
     """Waitress warns for every request that waits for a thread: under load, a line each."""
     log = tmp_path / "serve.log"
@@ -1333,7 +1405,7 @@ def test_server_worker_collects_young_objects_less_often(monkeypatch, sample_sto
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(server, "create_server", lambda app, sockets, threads: Server())
+    monkeypatch.setattr(server, "_server", lambda app, listener, threads, balance: Server())
     before = gc.get_threshold()
     try:
         server._run(lambda: create_app(sample_store), socket.socket(), 1)

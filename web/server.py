@@ -3,7 +3,7 @@
 A search runs in Python and holds the GIL, so one process answers on one core however many
 threads it has. ``workers`` processes share one listening socket, each with its own app and
 searcher, and each takes a new connection only while it holds no more of them than any other
-(:class:`_BalancedServer`); the parent only starts them (keeping no copy of the socket), stops
+(:class:`_Server`); the parent only starts them (keeping no copy of the socket), stops
 them all when it is interrupted or one of them dies, and takes them with it when it is
 killed. With a lane for heavy searches
 (:mod:`searchidx.web.lane`), the parent starts its process first, and the workers hand it their
@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from waitress.adjustments import Adjustments
-from waitress.server import TcpWSGIServer, create_server
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from searchidx.errors import SearchidxError
@@ -135,7 +136,7 @@ def _listen(host: str, port: int) -> socket.socket:
     socket by a hash of its addresses, and a keep-alive connection stays with the worker that
     took it, so 16 clients split 11/5 between 2 workers in many runs (even or worse than 10/6
     in about half, by the binomial odds), and the worker with 11 answered with about twice the
-    latency of the other while both were busy. :class:`_BalancedServer` splits them evenly, as
+    latency of the other while both were busy. :class:`_Server` splits them evenly, as
     Envoy's "exact balance" of connections over its workers does.
     """
     try:
@@ -174,18 +175,49 @@ class _Balance:
         return mine <= least
 
 
-class _BalancedServer(TcpWSGIServer):
-    """Waitress's server, listening only while its worker holds no more connections than any
-    other. The workers share the socket, so one that may take a connection does; one that may
-    not looks again every :data:`BALANCE_RECHECK` seconds (the others' counts change without
+class _Channel(HTTPChannel):
+    """Waitress's connection, not polled for writing while a request's thread sends on it.
+
+    A request's thread sends its response itself (waitress sends from the first byte written,
+    ``send_bytes`` 1), holding the connection's output lock. Meanwhile the main loop saw output
+    not yet sent, found the socket writable at once, could not take the lock, and polled
+    again: under the bench's uncached load (16 clients, 2 workers) some 20 polls and 66
+    attempts a request, each taking the GIL from the searches: 0.6 ms of a request's 3.4 ms of
+    CPU. The loop sends what the thread leaves unsent once it is done writing, and at once
+    past the high-water mark (the thread waits for it then)."""
+
+    _sending = False
+
+    def write_soon(self, data: bytes) -> int:
+        self._sending = True
+        try:
+            return super().write_soon(data)
+        finally:
+            self._sending = False
+
+    def writable(self) -> bool:
+        if self._sending and self.total_outbufs_len <= self.adj.outbuf_high_watermark:
+            return self.will_close or self.close_when_flushed
+        return bool(super().writable())
+
+
+class _Server(TcpWSGIServer):
+    """Waitress's server on one listening socket, its connections :class:`_Channel`. With a
+    ``balance``, it listens only while its worker holds no more connections than any other:
+    the workers share the socket, so one that may take a connection does; one that may not
+    looks again every :data:`BALANCE_RECHECK` seconds (the others' counts change without
     waking it)."""
 
-    def __init__(self, balance: _Balance, *args: Any, **kwargs: Any) -> None:
+    channel_class = _Channel
+
+    def __init__(self, balance: _Balance | None, *args: Any, **kwargs: Any) -> None:
         self.balance = balance
         super().__init__(*args, **kwargs)
 
     def readable(self) -> bool:
         ready: bool = super().readable()
+        if self.balance is None:
+            return ready
         channels = cast("dict[int, Any]", self.active_channels)  # its stub says one channel
         return self.balance.may_take(len(channels)) and ready
 
@@ -243,16 +275,12 @@ def _run(
     threads: int,
     balance: _Balance | None = None,
 ) -> None:
-    """Serve on ``listener``; with ``balance``, one worker of several (see
-    :class:`_BalancedServer`)."""
+    """Serve on ``listener``; with ``balance``, one worker of several (see :class:`_Server`)."""
     _one_malloc_arena()
     app = make_app()
     _settle_collector()
     _quiet_queue_log()
-    if balance is None:
-        server = create_server(app, sockets=[listener], threads=threads)
-    else:
-        server = _balanced_server(app, listener, threads, balance)
+    server = _server(app, listener, threads, balance)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -261,15 +289,14 @@ def _run(
         server.close()
 
 
-def _balanced_server(
-    app: Any, listener: socket.socket, threads: int, balance: _Balance
-) -> _BalancedServer:
-    """What ``create_server`` makes of one TCP socket, as a :class:`_BalancedServer`."""
+def _server(app: Any, listener: socket.socket, threads: int, balance: _Balance | None) -> _Server:
+    """What waitress's ``create_server`` makes of one TCP socket, as a :class:`_Server`."""
     adjustments = Adjustments(sockets=[listener], threads=threads)
-    adjustments.asyncore_loop_timeout = BALANCE_RECHECK  # type: ignore[assignment]
+    if balance is not None:
+        adjustments.asyncore_loop_timeout = BALANCE_RECHECK  # type: ignore[assignment]
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
-    return _BalancedServer(
+    return _Server(
         balance,
         app,
         {},
