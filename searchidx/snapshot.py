@@ -646,8 +646,8 @@ class IndexSnapshot:
         if sort not in (Sort.NEWEST, Sort.OLDEST):
             return 0, self.size
         dates = self._dates_oldest_first
-        low = 0 if start is None else int(np.searchsorted(dates, date_key(start), "left"))
-        high = self.size if end is None else int(np.searchsorted(dates, date_key(end), "right"))
+        low = 0 if start is None else int(dates.searchsorted(date_key(start), "left"))
+        high = self.size if end is None else int(dates.searchsorted(date_key(end), "right"))
         high = max(low, high)
         return (low, high) if sort is Sort.OLDEST else (self.size - high, self.size - low)
 
