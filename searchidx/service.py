@@ -424,7 +424,7 @@ class SearchService:
             start, end = request.offset, request.offset + request.per_page
             page = [(docnum, None) for docnum in matched.ordered[start:end].tolist()]
             explained = [None] * len(page)
-        elif isinstance(matched, _MatchedAmong):  # nor is this
+        elif isinstance(matched, _MatchedAmong):  # nor are these
             page = self._ordered(snapshot, request, matched.parsed, matched.docs, matched.scores)
             explained = [None] * len(page)
         else:

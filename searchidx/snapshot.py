@@ -676,8 +676,8 @@ class IndexSnapshot:
         ones, ``date_range``'s mask at them): those whose place in the oldest-first order is
         within the range's slice of it, no mask of every document made. One int32 gather and
         one compare (its offset from the slice's start, unsigned, below the slice's length):
-        a word's 20,000 documents in 17 us, where their dates compared at both ends took 27
-        and the mask 40-90."""
+        a word's 20,000 documents in 26 us at 100,000, where their dates compared at both
+        ends took 38 and the mask 40-90."""
         low, high = self.dated_span(Sort.OLDEST, start, end)
         places = self.rank(Sort.OLDEST).take(docs)
         unsigned = np.dtype(places.dtype).str.replace("i", "u")
