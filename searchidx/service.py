@@ -665,11 +665,13 @@ class SearchService:
         if required is None:
             return None
         (docs, scores), whole = required
-        kept = self._allowed_at(snapshot, request, filters, docs)
+        # Where they are, then taken: a few of a common word's documents masked out twice
+        # cost three times more (170 us at 50,000 documents, 56).
+        kept = np.flatnonzero(self._allowed_at(snapshot, request, filters, docs))
         if whole:
             assert scores is not None  # a required word has its scores
-            return _MatchedAmong(parsed, docs[kept], scores[kept])
-        docs = docs[kept]  # every match is among them: the query looked up there
+            return _MatchedAmong(parsed, docs.take(kept), scores.take(kept))
+        docs = docs.take(kept)  # every match is among them: the query looked up there
         if len(docs) * SPARSE_SHARE > snapshot.size:
             return None
         return self._matched_among(snapshot, parsed, docs, charged=True)
