@@ -13,6 +13,7 @@ not take) answers from each segment's column, not from terms.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,9 @@ class EveryDated(query.Every):
 class ColumnDateRange(query.NumericRange):
     """A range of a :class:`DateColumn`: Whoosh's searcher matches a segment's live documents
     whose date is in range, read from its column, each scoring the boost (as the constant-score
-    range of terms it replaces did)."""
+    range of terms it replaces did). Whoosh asks a query for its size, then its matcher, at
+    each segment: the documents are read from the column once per reader and kept with the
+    query (as :class:`~searchidx.snapshot.IndexSnapshot` keeps its answers), not once a call."""
 
     def matcher(self, searcher: Searcher, context: Any = None) -> matching.Matcher:
         found: matching.Matcher = matching.ListMatcher(
@@ -103,8 +106,24 @@ class ColumnDateRange(query.NumericRange):
     def simplify(self, ixreader: IndexReader) -> query.Query:
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The query without the documents kept: a copy (Whoosh's ``with_boost``, a deep
+        copy, its range perhaps changed) neither shares them nor copies their readers."""
+        state = dict(vars(self))
+        state.pop("_kept", None)
+        return state
+
     def _docs(self, reader: IndexReader) -> list[int]:
-        """The reader's live docnums dated within the range, ascending."""
+        """The reader's live docnums dated within the range, ascending: read once per reader."""
+        kept: weakref.WeakKeyDictionary[IndexReader, list[int]]
+        kept = vars(self).setdefault("_kept", weakref.WeakKeyDictionary())
+        found = kept.get(reader)
+        if found is None:
+            found = kept[reader] = self._read_docs(reader)
+        return found
+
+    def _read_docs(self, reader: IndexReader) -> list[int]:
+        """The reader's live docnums dated within the range, ascending, from its column."""
         count = reader.doc_count_all()
         if not count or not reader.has_column(self.fieldname):
             return []

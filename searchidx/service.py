@@ -149,6 +149,21 @@ class _MatchedAmong(NamedTuple):
         return len(self.docs)
 
 
+class _Dated(NamedTuple):
+    """The live documents a date range alone allows (no query text, no other filter; no
+    range: every live one) in the requested date order (see :func:`_dated`)."""
+
+    ordered: np.ndarray
+
+    @property
+    def parsed(self) -> None:
+        return None
+
+    @property
+    def total(self) -> int:
+        return len(self.ordered)
+
+
 class SearchService:
     """Answers searches against the live index at ``store``; safe to share between threads.
 
@@ -382,9 +397,11 @@ class SearchService:
         the few the filters allow (:meth:`_among`), or over every document; a query that
         finds nothing is retried over every document (:meth:`_retry`)."""
         filters = self._filter_masks(snapshot, request)
-        matched: _Matched | _MatchedAmong | None = None
+        matched: _Matched | _MatchedAmong | _Dated | None = None
         if parsed is not None:
             matched = self._among(snapshot, request, parsed, filters)
+        else:
+            matched = _dated(snapshot, request, filters)
         if matched is None:
             matched = self._matched(snapshot, parsed, filters, _reads_scores(request), request)
         did_you_mean, retry = None, None
@@ -401,9 +418,15 @@ class SearchService:
                 if retried is not None:
                     retry, matched = retried
         facets: tuple[Facet, ...] = ()
-        if isinstance(matched, _MatchedAmong):  # never asked for explanations or facets
+        page: Page
+        explained: list[Explanation | None]
+        if isinstance(matched, _Dated):  # never asked for explanations or facets
+            start, end = request.offset, request.offset + request.per_page
+            page = [(docnum, None) for docnum in matched.ordered[start:end].tolist()]
+            explained = [None] * len(page)
+        elif isinstance(matched, _MatchedAmong):  # nor are these
             page = self._ordered(snapshot, request, matched.parsed, matched.docs, matched.scores)
-            explained: list[Explanation | None] = [None] * len(page)
+            explained = [None] * len(page)
         else:
             page = self._page(snapshot, request, matched)
             explained = self._explained(snapshot, request, matched, page)
@@ -642,11 +665,13 @@ class SearchService:
         if required is None:
             return None
         (docs, scores), whole = required
-        kept = self._allowed_at(snapshot, request, filters, docs)
+        # Where they are, then taken: a few of a common word's documents masked out twice
+        # cost three times more (170 us at 50,000 documents, 56).
+        kept = np.flatnonzero(self._allowed_at(snapshot, request, filters, docs))
         if whole:
             assert scores is not None  # a required word has its scores
-            return _MatchedAmong(parsed, docs[kept], scores[kept])
-        docs = docs[kept]  # every match is among them: the query looked up there
+            return _MatchedAmong(parsed, docs.take(kept), scores.take(kept))
+        docs = docs.take(kept)  # every match is among them: the query looked up there
         if len(docs) * SPARSE_SHARE > snapshot.size:
             return None
         return self._matched_among(snapshot, parsed, docs, charged=True)
@@ -658,14 +683,19 @@ class SearchService:
         filters: Mapping[str, np.ndarray],
         docs: np.ndarray,
     ) -> np.ndarray:
-        """Which of ``docs`` are live and within the filters: the date range's by their
-        dates (its mask of every document not made)."""
-        kept: np.ndarray = snapshot.live[docs]
+        """Which of ``docs`` are live (each, unless none is deleted) and within the filters
+        (at least one): the date range's by their dates (its mask of every document not
+        made)."""
+        kept: np.ndarray | None = None
+        if snapshot.live_count < snapshot.size:
+            kept = snapshot.live[docs]
         for name in filters:
             if name == MONTH.name:
-                kept &= snapshot.dated(docs, request.date_from, request.date_to)
+                allowed = snapshot.dated(docs, request.date_from, request.date_to)
             else:
-                kept &= filters[name][docs]
+                allowed = filters[name][docs]
+            kept = allowed if kept is None else kept & allowed
+        assert kept is not None  # there are filters (see _among)
         return kept
 
     def _few_allowed(
@@ -889,6 +919,24 @@ def _ranked_by_whoosh(
     with snapshot.reading:
         results = snapshot.searcher.search(parsed, filter=docset, limit=None)
         return [(hit.docnum, hit.score) for hit in results[start:end]]
+
+
+def _dated(
+    snapshot: IndexSnapshot, request: SearchRequest, filters: Mapping[str, np.ndarray]
+) -> _Dated | None:
+    """The documents of a search of no query text in a date order (relevance without text:
+    the newest) within a date range alone, or no filter, asking for no facet counts or
+    explanations: the range's slice of that order, its deleted documents left out (as FTS5
+    reads its row ids in date order from the range's first). The page is read off it; no
+    mask of every document is made and none scanned to count them (a tenth of such a
+    search's CPU at 100,000 articles). None for any other search."""
+    sort = request.effective_sort
+    sort = Sort.NEWEST if sort is Sort.RELEVANCE else sort
+    if sort not in (Sort.NEWEST, Sort.OLDEST) or request.facets or request.explain:
+        return None
+    if not filters.keys() <= {MONTH.name}:
+        return None
+    return _Dated(snapshot.dated_in_order(sort, request.date_from, request.date_to))
 
 
 def _walked(snapshot: IndexSnapshot, request: SearchRequest, matched: _Matched) -> Page | None:

@@ -4,13 +4,18 @@ off), finding the articles dated so, as the date terms found them."""
 
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from whoosh import fields, qparser, query
 from whoosh.filedb.filestore import FileStorage
+from whoosh.index import Index
+from whoosh.reading import SegmentReader
 
 from searchidx import indexer, querylang, whoosh_internals
 from searchidx.date_column import DateColumn
@@ -168,21 +173,60 @@ def test_date_column_queries_find_the_same_with_the_fast_paths_off(
         service.close()
 
 
-def test_date_column_finds_what_whooshs_date_terms_find(tmp_path: Path):
+def _both_dated(folder: Path) -> Index:
     """The same dates as Whoosh's ``DATETIME`` (terms) and as a :class:`DateColumn`, in two
-    segments, one with a deletion: each query finds the same documents in both fields."""
+    segments, one with a deletion (``c.md``), the titles of :data:`DATED` searchable."""
     schema = fields.Schema(
-        path=fields.ID(stored=True, unique=True), terms=fields.DATETIME(), date=DateColumn()
+        path=fields.ID(stored=True, unique=True),
+        title=fields.TEXT(),
+        terms=fields.DATETIME(),
+        date=DateColumn(),
     )
-    index = FileStorage(str(tmp_path)).create_index(schema)
+    index = FileStorage(str(folder)).create_index(schema)
     for batch in (list(UTC_TIMES)[:5], list(UTC_TIMES)[5:]):
         with index.writer() as writer:
             for path in batch:
                 moment = UTC_TIMES[path].replace(tzinfo=None)
-                writer.add_document(path=path, terms=moment, date=moment)
+                writer.add_document(path=path, title=DATED[path][1], terms=moment, date=moment)
     with index.writer() as writer:
         writer.delete_by_term("path", "c.md")
-    parser = qparser.QueryParser("path", schema)
+    return index
+
+
+def test_column_date_range_reads_each_segments_column_once_a_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Whoosh asks an AND's range for its size and then its matcher, at each segment: the
+    column is read once there, a search of the same query again reads none, and a copy of
+    the query reads it for itself."""
+    index = _both_dated(tmp_path)
+    reads: Counter[int] = Counter()
+    read_column = SegmentReader.column_reader
+
+    def counted(reader: SegmentReader, fieldname: str, *args: Any, **kwargs: Any) -> Any:
+        if fieldname == "date":
+            reads[id(reader)] += 1
+        return read_column(reader, fieldname, *args, **kwargs)
+
+    monkeypatch.setattr(SegmentReader, "column_reader", counted)
+    schema = index.schema  # type: ignore[attr-defined]
+    parsed = qparser.QueryParser("title", schema).parse("cloud date:2021")
+    assert isinstance(parsed, query.And)
+    with index.searcher() as searcher:
+        found = {hit["path"] for hit in searcher.search(parsed, limit=None)}
+        assert found == {"a.md", "e.md"}  # c.md's cloud of 2021 deleted
+        assert sorted(reads.values()) == [1, 1]
+        assert {hit["path"] for hit in searcher.search(parsed, limit=None)} == found
+        assert sorted(reads.values()) == [1, 1]
+        copied = copy.deepcopy(parsed)  # its own documents, read again; not its readers
+        assert {hit["path"] for hit in searcher.search(copied, limit=None)} == found
+        assert sorted(reads.values()) == [2, 2]
+
+
+def test_date_column_finds_what_whooshs_date_terms_find(tmp_path: Path):
+    """Each query finds the same documents in both fields of :func:`_both_dated`."""
+    index = _both_dated(tmp_path)
+    parser = qparser.QueryParser("path", index.schema)  # type: ignore[attr-defined]
     with index.searcher() as searcher:
         for text in QUERIES:
             if text.startswith("cloud"):

@@ -12,7 +12,7 @@ import itertools
 import random
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from whoosh import highlight as whoosh_highlight
 from whoosh import query as whoosh_query
 from whoosh.lang import porter
-from whoosh.util.times import long_to_datetime
+from whoosh.util.times import datetime_to_long, long_to_datetime
 
 from searchidx import highlight, indexer, matching
 from searchidx import service as service_module
@@ -34,7 +34,7 @@ from searchidx.request import SearchRequest, Sort
 from searchidx.sample import ZipfWords
 from searchidx.schema import ANALYZER, analysed
 from searchidx.service import SearchService
-from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot
+from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot, date_key
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
 
@@ -282,12 +282,9 @@ def test_after_edits_and_deletions_deleted_documents_never_match(sample_dir: Pat
         index.close()
 
 
-@contextlib.contextmanager
-def _snapshot_with_deletions(
-    sample_dir: Path, tmp_path: Path, deleted: slice
-) -> Iterator[IndexSnapshot]:
-    """A snapshot of the sample indexed, then synced after the ``deleted`` of its sorted files
-    were removed: an index whose deleted documents a fast path must leave out."""
+def _store_with_deletions(sample_dir: Path, tmp_path: Path, deleted: slice) -> IndexStore:
+    """The sample indexed, then synced after the ``deleted`` of its sorted files were
+    removed: an index whose deleted documents a fast path must leave out."""
     content = tmp_path / "content"
     shutil.copytree(sample_dir, content)
     store = IndexStore(tmp_path / "index")
@@ -295,7 +292,15 @@ def _snapshot_with_deletions(
     for path in sorted(scan_content(content))[deleted]:
         (content / path).unlink()
     indexer.sync(store)
-    index = store.open_index()
+    return store
+
+
+@contextlib.contextmanager
+def _snapshot_with_deletions(
+    sample_dir: Path, tmp_path: Path, deleted: slice
+) -> Iterator[IndexSnapshot]:
+    """A snapshot of :func:`_store_with_deletions`."""
+    index = _store_with_deletions(sample_dir, tmp_path, deleted).open_index()
     try:
         with index.searcher() as searcher:
             snapshot = IndexSnapshot(searcher)
@@ -415,23 +420,106 @@ def test_snapshot_facet_counts_of_most_documents_equal_each_tables_count(
             )
 
 
+def _date_ranges(snapshot: IndexSnapshot) -> list[tuple[datetime | None, datetime | None]]:
+    """Open and closed ranges, some of them starting or ending at an article's very moment
+    or a microsecond either side of it."""
+    days = [datetime(year, month, 1, tzinfo=UTC) for year in (2022, 2024) for month in (1, 7)]
+    moments = sorted(set(snapshot.dates.tolist()))
+    at = [long_to_datetime(moments[n]).replace(tzinfo=UTC) for n in (5, len(moments) // 2)]
+    tick = timedelta(microseconds=1)
+    return [
+        (None, None),
+        (days[0], None),
+        (None, days[2]),
+        *itertools.pairwise(days),
+        (at[0], at[1]),
+        (at[0] + tick, at[1] - tick),
+        (at[0] - tick, at[0]),
+        (at[1], None),
+    ]
+
+
 def test_snapshot_dated_docs_are_the_date_ranges_live_documents_ascending(
     sample_dir: Path, tmp_path: Path
 ):
     """The few-documents path's sorted slice of the date order gives what scanning the date
     range's mask gives: the live documents only, ascending, with the same integer type."""
     with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 3)) as snapshot:
-        days = [datetime(year, month, 1, tzinfo=UTC) for year in (2022, 2024) for month in (1, 7)]
-        for start, end in [
-            (None, None),
-            (days[0], None),
-            (None, days[2]),
-            *itertools.pairwise(days),
-        ]:
+        for start, end in _date_ranges(snapshot):
             docs = snapshot.dated_docs(start, end)
             expected = np.flatnonzero(snapshot.date_range(start, end))
             assert docs.dtype == expected.dtype
             assert docs.tolist() == expected.tolist()
+
+
+def test_date_key_is_whooshs_long_of_the_utc_time():
+    zones = [UTC, timezone(timedelta(hours=-2)), timezone(timedelta(hours=5, minutes=30))]
+    moments = [
+        datetime(2021, 6, 7, 23, 30, 0, 999999),
+        datetime(1970, 1, 1),
+        datetime(1, 1, 2),
+        datetime(9999, 12, 30, 23, 59, 59, 999999),
+    ]
+    for moment in moments:
+        assert date_key(moment) == datetime_to_long(moment)  # naive: UTC
+        for zone in zones:
+            utc = moment.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+            assert date_key(moment.replace(tzinfo=zone)) == datetime_to_long(utc)
+
+
+def test_snapshot_dated_and_dated_in_order_are_what_the_date_ranges_mask_holds(
+    sample_dir: Path, tmp_path: Path
+):
+    """Which documents are dated within a range, told by their places in the date order, are
+    those whose dates are (deleted or not); and a date order's slice of the range holds the
+    live documents the range's mask holds, in that order."""
+    with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 3)) as snapshot:
+        every = np.arange(snapshot.size)
+        for start, end in _date_ranges(snapshot):
+            low = -(2**63) if start is None else date_key(start)
+            high = 2**63 - 1 if end is None else date_key(end)
+            within = (snapshot.dates >= low) & (snapshot.dates <= high)
+            assert snapshot.dated(every, start, end).tolist() == within.tolist()
+            assert snapshot.dated(every[::7], start, end).tolist() == within[::7].tolist()
+            mask = snapshot.date_range(start, end)
+            for sort in (Sort.NEWEST, Sort.OLDEST):
+                order = snapshot.order(sort)
+                expected = order[mask[order]]
+                assert snapshot.dated_in_order(sort, start, end).tolist() == expected.tolist()
+
+
+def test_search_of_a_date_range_alone_reads_its_slice_of_the_date_order(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without query text or another filter, a date-ordered page is read off the range's
+    slice of the date order, deleted documents left out: the answer of the search over every
+    document (the range's mask), which is not made."""
+    store = _store_with_deletions(sample_dir, tmp_path, slice(1, None, 4))
+    service = SearchService(store, results_cached=0)
+    snapshot = service.snapshot()
+    masks: list[int] = []
+    date_range = snapshot.date_range
+    monkeypatch.setattr(snapshot, "date_range", lambda *a: masks.append(1) or date_range(*a))
+
+    def answer(request: SearchRequest) -> tuple:
+        result = service.search(request)
+        return result.total, [hit.article.path for hit in result.hits]
+
+    try:
+        for start, end in _date_ranges(snapshot):
+            for sort in (Sort.NEWEST, Sort.OLDEST, Sort.RELEVANCE, None):
+                for page in (1, 3):
+                    request = SearchRequest(
+                        sort=sort, date_from=start, date_to=end, page=page, per_page=7, facets=False
+                    )
+                    masks.clear()
+                    sliced = answer(request)
+                    assert masks == []
+                    with monkeypatch.context() as every:
+                        every.setattr(service_module, "_dated", lambda *a: None)
+                        assert sliced == answer(request), request
+    finally:
+        service.close()
 
 
 FRAGMENTERS = [
