@@ -36,7 +36,7 @@ class LruCache(Generic[K, V]):
                 self._items.move_to_end(key)
                 return self._items[key]
         value = make()
-        if not keep:
+        if not keep or self.most == 0:  # none kept: not weighed either (a result's walk)
             return value
         with self._lock:
             if key in self._items:

@@ -480,6 +480,15 @@ def test_lru_cache_keeps_at_most_its_most_values_whatever_they_weigh():
     assert list(cache._items) == [99]
 
 
+def test_lru_cache_of_no_values_never_weighs_one():
+    def weigh(value: int) -> int:
+        raise AssertionError("a value weighed that no cache of none keeps")
+
+    cache: LruCache[int, int] = LruCache(100, weight=weigh, most=0)
+    assert cache.get(1, lambda: 1) == 1
+    assert not cache._items
+
+
 def test_lru_cache_answers_and_stays_bounded_under_many_threads():
     cache: LruCache[int, int] = LruCache(8)
 
