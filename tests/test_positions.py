@@ -27,6 +27,7 @@ from searchidx.positions import (
     numbers_of,
     split,
     varints,
+    varints_at,
 )
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
@@ -290,6 +291,25 @@ def test_varint_numbers_decode_one_by_one_and_at_once_as_encoded():
             numbers_of(cut)
         with pytest.raises(ValueError, match="inside a number"):
             number_array(cut)
+
+
+def test_varints_at_reads_a_count_from_an_offset_and_says_where_it_ended():
+    numbers = [300, 5, 2**40, 127]  # varints of 2, 1, 6 and 1 bytes
+    data = b"\x03" + varints(numbers) + b"\xfftail"  # a kind byte before, a value after
+    assert varints_at(data, 1, 1) == ([300], 3)
+    assert varints_at(data, 3, 2) == ([5, 2**40], 10)
+    assert varints_at(data, 10, 1) == ([127], 11)
+    assert varints_at(data, 1, 4) == (numbers, 11)
+    assert varints_at(varints([300, 5])) == ([300, 5], 3)
+    for cut, count in ((b"\x03\xac", 1), (b"\x03\x05", 2), (b"\x03", 1)):
+        with pytest.raises(ValueError, match="inside a number"):
+            varints_at(cut, 1, count)
+
+
+def test_varint_value_cut_inside_a_gap_is_refused_one_by_one():
+    """As in batches (:func:`decoded_many`): a cut value's last gap is not dropped silently."""
+    with pytest.raises(ValueError, match="inside a number"):
+        VarintPositions().decode_positions(encoded([5, 300])[:-1])
 
 
 def test_text_takes_varints_only_for_whooshs_positions():
