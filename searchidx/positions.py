@@ -22,6 +22,7 @@ import functools
 import operator
 from collections.abc import Iterable, Sequence
 from itertools import accumulate, repeat
+from operator import length_hint
 from typing import Any, overload
 
 import numpy as np
@@ -46,7 +47,8 @@ class VarintPositions(formats.Positions):
     def decode_positions(self, valuestring: bytes) -> list[int]:
         if valuestring.isascii():  # every gap below 128: each byte is one
             return list(accumulate(valuestring))
-        return list(accumulate(_gaps(valuestring)))
+        gaps = varints_at(valuestring)[0]
+        return gaps if len(gaps) == 1 else list(accumulate(gaps))  # most: a word found once
 
     def decode_frequency(self, valuestring: bytes) -> int:
         return len(valuestring) - len(valuestring.translate(None, _LAST_BYTES))
@@ -73,17 +75,27 @@ def _varint(number: int) -> bytes:
     return bytes(out)
 
 
-def _gaps(value: bytes) -> list[int]:
-    """The gaps of a value with varints longer than a byte."""
-    gaps: list[int] = []
+def varints_at(data: bytes, at: int = 0, count: int = -1) -> tuple[list[int], int]:
+    """The first ``count`` (1 or more; -1: all) varints of ``data`` from ``at``, and where they
+    end: the one Python decoder of varints (a value's gaps, a block's ids, a term info's
+    numbers), a loop over the bytes without indexing them; ValueError when ``data`` ends
+    inside them."""
+    found: list[int] = []
     number = shift = 0
-    for byte in value:
-        number |= (byte & (_MORE - 1)) << shift
-        shift += _BITS
+    left = iter(data[at:] if at else data)
+    for byte in left:
         if byte < _MORE:
-            gaps.append(number)
+            found.append(number | byte << shift)
+            count -= 1
+            if not count:
+                return found, len(data) - length_hint(left)
             number = shift = 0
-    return gaps
+        else:
+            number |= (byte & (_MORE - 1)) << shift
+            shift += _BITS
+    if shift or count > 0:
+        raise ValueError("varints end inside a number")
+    return found, len(data)
 
 
 def varints(numbers: Iterable[int]) -> bytes:
@@ -115,11 +127,7 @@ def _two_bytes() -> tuple[bytes, ...]:
 
 def numbers_of(data: bytes) -> list[int]:
     """The numbers of :func:`varints` (in C where each is a byte)."""
-    if data.isascii():
-        return list(data)
-    if not data[-1] < _MORE:
-        raise ValueError("varints end inside a number")
-    return _gaps(data)
+    return list(data) if data.isascii() else varints_at(data)[0]
 
 
 def number_array(data: bytes) -> np.ndarray:

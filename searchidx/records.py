@@ -338,12 +338,12 @@ class _PathedRecords:
 
 
 def with_path(record: bytes, path: str) -> bytes:
-    """A display record (a JSON object, maybe marked :data:`JSON_ONLY`) with ``path`` as its
-    first key."""
-    key = b'{"path":' + orjson.dumps(path) + b","
-    if record[:1] == JSON_ONLY:
-        return JSON_ONLY + key + record[len(JSON_ONLY) + 1 :]
-    return key + record[1:]
+    """A display record (a JSON object as orjson writes it, maybe marked :data:`JSON_ONLY`)
+    with ``path`` as its first key (its only one in ``{}``: no comma before the brace)."""
+    start = len(JSON_ONLY) if record[:1] == JSON_ONLY else 0
+    rest = record[start + 1 :]
+    key = b'{"path":' + orjson.dumps(path) + (b"" if rest == b"}" else b",")
+    return record[:start] + key + rest
 
 
 class _ColumnBodies:

@@ -30,7 +30,7 @@ from whoosh.codec.whoosh3 import W3TermInfo, W3TermsReader
 from whoosh.reading import CorruptIndexError, TermNotFound
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from searchidx.positions import number_array, varints
+from searchidx.positions import number_array, varints, varints_at
 
 #: Starts and ends a term index of this format.
 MAGIC = b"SXT1"
@@ -126,26 +126,25 @@ def term_info(doc_frequency: int, data: bytes) -> W3TermInfo:
         info = W3TermInfo.__new__(W3TermInfo)
         info._df, info._offset, info._length, info._inlined = doc_frequency, None, None, None
         if kind >= _WEIGHED:
-            (code, doc), at = _numbers(data, 1, 2)
+            (code, doc), at = varints_at(data, 1, 2)
             return _single(info, kind - _WEIGHED, code, doc, data[at:])
         if kind == _SINGLE:
-            (weight, code, doc), at = _numbers(data, 1, 3)
+            (weight, code, doc), at = varints_at(data, 1, 3)
             return _single(info, weight, code, doc, data[at:])
-        (weight, maxweight, mincode, maxcode, minid, span), at = _numbers(data, 1, 6)
-        info._weight, info._maxweight = _weight(weight), _weight(maxweight)
-        info._minlength, info._maxlength = _LENGTHS[mincode], _LENGTHS[maxcode]
-        info._minid, info._maxid = minid, minid + span
+        # listed or inlined (every kind else is read above): the head, then the list's extent
+        # or the inlined list's count, read in one go
+        head, at = varints_at(data, 1, 8 if kind == _LISTED else 7)
+        info._weight, info._maxweight = _weight(head[0]), _weight(head[1])
+        info._minlength, info._maxlength = _LENGTHS[head[2]], _LENGTHS[head[3]]
+        info._minid = minid = head[4]
+        info._maxid = minid + head[5]
         if kind == _LISTED:
-            (info._offset, length), _ = _numbers(data, at, 2)
-            info._length = (length,)  # as Whoosh's reads it: unpack_int's tuple
+            info._offset, info._length = head[6], (head[7],)  # as Whoosh reads it: a tuple
             return info
-        if kind != _INLINED:
-            raise CorruptIndexError(f"unknown term info kind {kind}")
-        (count,), at = _numbers(data, at, 1)
-        gaps, at = _numbers(data, at, count)
-        weights, at = _numbers(data, at, count)
-        (many,), at = _numbers(data, at, 1)
-        lengths, at = _numbers(data, at, many)
+        count = head[6]
+        listed, at = varints_at(data, at, 2 * count + 1)  # the gaps, weights, many values
+        gaps, weights, many = listed[:count], listed[count:-1], listed[-1]
+        lengths, at = varints_at(data, at, many) if many else ([], at)
         values = []
         for length in lengths:
             values.append(data[at : at + length])
@@ -169,28 +168,6 @@ def _single(info: W3TermInfo, weight: int, code: int, doc: int, value: bytes) ->
     info._minid = info._maxid = doc
     info._inlined = ((doc,), (info._weight,), (value,) if value else ())
     return info
-
-
-def _numbers(data: bytes, at: int, count: int) -> tuple[list[int], int]:
-    """``count`` varints of ``data`` from ``at``, and where they end (those of a byte, most,
-    told first)."""
-    found: list[int] = []
-    for _ in range(count):
-        byte = data[at]
-        at += 1
-        if byte < 0x80:
-            found.append(byte)
-            continue
-        number, shift = byte & 0x7F, 7
-        byte = data[at]
-        while byte >= 0x80:
-            number |= (byte & 0x7F) << shift
-            shift += 7
-            at += 1
-            byte = data[at]
-        found.append(number | byte << shift)
-        at += 1
-    return found, at
 
 
 class TermIndexWriter:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from searchidx import typed_values
 from searchidx.ranking import FIELD_BOOSTS
 from searchidx.schema import ANALYZER, WORD_PATTERN, fold
 
@@ -65,6 +66,7 @@ _TRAILING = ".,;:!?')]}…\u2019"
 #: A value of a facet field (``domain:forbes.com``, ``date:2022-05``), quoted for Whoosh.
 _VALUE = re.compile(r"[\w.&/@+:-]+")
 _WORDS = re.compile(WORD_PATTERN)
+_TO = re.compile(r"\bTO\b")
 _JOINS = re.compile(r"[.&]")
 
 
@@ -138,10 +140,9 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
                 position += 1
                 continue
             quoted = text[position + 1 : close]
-            if _facet(field_name, groups):  # a facet value, quotes and all
+            if facet := _facet(field_name, groups):  # a facet value, quotes and all
                 value = " ".join(quoted.replace("'", " ").replace("\\", " ").split())
-                prefix = f"{field_name}:" if field_name else ""
-                items.extend([_Item("raw", f"{prefix}'{value}'", negated=negated)] * bool(value))
+                items.extend(_facet_items(facet, field_name, value, negated, notes))
             else:
                 found = _SUFFIX.match(text, close + 1)
                 suffix = found.group(0) if found else ""
@@ -172,8 +173,7 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
         if found := _RANGE.match(text, position):
             name = found.group(2).lower()
             if name in FIELDS:
-                raw = f"{name}:{found.group(3)}"
-                items.append(_Item("raw", raw, negated=bool(found.group(1))))
+                items.extend(_range_items(name, found.group(3), bool(found.group(1)), notes))
                 position = found.end()
                 continue
         stop = position
@@ -186,11 +186,39 @@ def _scan(text: str, notes: list[str]) -> list[_Item]:
     return items
 
 
-def _facet(field_name: str, groups: list[str]) -> bool:
-    """Whether words here are a value of a facet field (``domain:``, ``date:``, ...): of the
-    field named, or else of the bracket they are in."""
+def _facet(field_name: str, groups: list[str]) -> str:
+    """The facet field (``domain``, ``date``, ...) words here are a value of, if any: the
+    field named, or else the bracket's they are in."""
     field_name = field_name or (groups[-1] if groups else "")
-    return bool(field_name) and field_name not in FIELD_BOOSTS
+    return field_name if field_name not in FIELD_BOOSTS else ""
+
+
+def _facet_items(
+    facet: str, field_name: str, value: str, negated: bool, notes: list[str]
+) -> list[_Item]:
+    """A value of ``facet`` (written after ``field_name:``, or in its bracket), quoted for
+    Whoosh; none, with a note, if ``facet`` cannot take it (:mod:`searchidx.typed_values`)."""
+    if not value:
+        return []
+    read = typed_values.read_value(facet, value)
+    if read is None:
+        notes.append(typed_values.left_out(facet, value, f"{facet}:{value}"))
+        return []
+    prefix = f"{field_name}:" if field_name else ""
+    return [_Item("raw", f"{prefix}'{read}'", negated=negated)]
+
+
+def _range_items(name: str, bounds: str, negated: bool, notes: list[str]) -> list[_Item]:
+    """A range of field ``name`` (``bounds``: ``[2020 TO 2022]``) in Whoosh's syntax; none,
+    with a note, if the field cannot take one of its ends."""
+    ends = [end.strip().strip("'") for end in _TO.split(bounds[1:-1], maxsplit=1)]
+    read = [typed_values.read_value(name, end) if end else "" for end in ends]
+    if None in read:
+        bad = ends[read.index(None)]
+        notes.append(typed_values.left_out(name, bad, f"{name}:{bounds}"))
+        return []
+    inner = " ".join(filter(None, [read[0], "TO", read[1]]))
+    return [_Item("raw", f"{name}:{bounds[0]}{inner}{bounds[-1]}", negated=negated)]
 
 
 def _closing_quote(text: str, start: int) -> int:
@@ -233,18 +261,19 @@ def _chunk(
             f"a word cannot start with a wildcard ({chunk!r} would test every word of "
             f"the index), so it was searched as {searched}"
         )
-    items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups)))
+    items.extend(_word_items(chunk, field_name, negated, _facet(field_name, groups), notes))
     return False, ""
 
 
-def _word_items(chunk: str, field_name: str, negated: bool, facet: bool) -> list[_Item]:
+def _word_items(
+    chunk: str, field_name: str, negated: bool, facet: str, notes: list[str]
+) -> list[_Item]:
     core = chunk.rstrip(_TRAILING)
     if core == "*":  # every article (alone, or as a field's whole value): a browse
         return [_Item("raw", f"{field_name}:*" if field_name else "*", negated=negated)]
     if facet:  # a facet value as typed
         value = _VALUE.match(core)
-        prefix = f"{field_name}:" if field_name else ""
-        return [_Item("raw", f"{prefix}'{value.group(0)}'", negated=negated)] if value else []
+        return _facet_items(facet, field_name, value.group(0) if value else "", negated, notes)
     if _WILDCARD.fullmatch(core) or _FUZZY.fullmatch(core) or _BOOST.fullmatch(core):
         prefix = f"{field_name}:" if field_name else ""
         return [_Item("raw", prefix + fold(core), negated=negated)]  # Whoosh does not analyse it

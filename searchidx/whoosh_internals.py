@@ -1405,18 +1405,33 @@ def block_values(format_: Any, values: list[bytes], weights: list[float]) -> byt
 class _JoinedValuesMatcher(W3LeafMatcher):
     """Whoosh's W3 posting matcher, reading a block's values joined into one string
     (:func:`block_values`), its ids as varints (:func:`mini_ids`) and its weights as bytes
-    (:func:`mini_weights`) as what they were."""
+    (:func:`mini_weights`) as what they were. A block that does not read (a damaged file) is a
+    ``CorruptIndexError`` saying so, as Whoosh's matcher says of a block's header, not the
+    ``zlib``, ``pickle`` or ``ValueError`` its bytes first failed with."""
+
+    def _read_data(self) -> None:
+        try:
+            super()._read_data()  # type: ignore[no-untyped-call]
+        except Exception as error:  # unpickling damaged bytes fails with any of a dozen types
+            raise self._damaged(error) from error
+        if type(self._data) is not tuple or len(self._data) != 3:
+            raise self._damaged(f"{type(self._data).__name__}, not ids, weights and values")
 
     def _block_data(self) -> Any:
         """The block's ids, weights and values as read (each decoded when first asked for)."""
         if self._data is None:
-            self._read_data()  # type: ignore[no-untyped-call]
+            self._read_data()
         return self._data
 
     def _read_ids(self) -> None:
         data = self._block_data()
         if type(data[0]) is bytes and not self._byteids:
-            self._ids = tuple(accumulate(numbers_of(data[0])))
+            try:
+                self._ids = tuple(accumulate(numbers_of(data[0])))
+            except ValueError as error:
+                raise self._damaged(error) from error
+            if len(self._ids) != self._blocklength:
+                raise self._damaged(f"{len(self._ids)} ids for {self._blocklength} postings")
         else:
             super()._read_ids()  # type: ignore[no-untyped-call]
 
@@ -1430,9 +1445,20 @@ class _JoinedValuesMatcher(W3LeafMatcher):
     def _read_values(self) -> None:
         data = self._block_data()
         if type(data[2]) is bytes and self._fixedsize in (None, -1):
-            self._values = split(data[2], data[1], cast(int, self._blocklength))
+            try:
+                self._values = split(data[2], data[1], cast(int, self._blocklength))
+            except (ValueError, TypeError) as error:  # positions not as many as the weights
+                raise self._damaged(error) from error
         else:
             super()._read_values()  # type: ignore[no-untyped-call]
+
+    def _damaged(self, cause: object) -> CorruptIndexError:
+        name = getattr(self._postfile, "_name", None) or "<postings file>"
+        return CorruptIndexError(
+            f"Damaged postings block at offset {self._dataoffset} in {name!r} ({cause}): the "
+            "index is corrupt (a disk error, or a file changed by hand); run 'searchidx "
+            "rebuild' to build it again from the articles"
+        )
 
 
 class _CompactCodec(W3Codec):

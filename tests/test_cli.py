@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -288,6 +289,24 @@ def _imported_by(args: list[str]) -> set[str]:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     return set(done.stderr.split())
+
+
+def test_cli_query_of_a_damaged_index_says_to_rebuild_it(sample_store, tmp_path: Path):
+    """A term index whose table does not read (a disk error, a file changed by hand): one
+    line saying so and what to do, not a traceback."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sample_store.location, damaged)
+    for segment in damaged.glob("gen-*/*.seg"):
+        data = bytearray(segment.read_bytes())
+        table_end = data.index(b"SXT1", data.index(b"SXT1") + 4)  # the term index's last magic
+        data[table_end - 5] = ord("{")  # inside its table of fields (JSON)
+        segment.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli, ["query", "cloud", "--index", str(damaged)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith("Error: the index is damaged: a term index's table")
+    assert result.stderr.rstrip().endswith(
+        "run 'searchidx rebuild' to build it again from the articles"
+    )
 
 
 def test_cli_help_imports_no_numpy_or_whoosh():

@@ -10,11 +10,17 @@ the phrase paths, and the search service's pages, scores and highlights.
 from __future__ import annotations
 
 import random
+import re
+import zlib
 from typing import Any
 
 import numpy as np
 import pytest
 from whoosh import fields, formats, query
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.filedb.structfile import BufferFile
+from whoosh.reading import CorruptIndexError
+from whoosh.system import _INT_SIZE, pack_int
 
 from searchidx import indexer, schema, whoosh_internals
 from searchidx.positions import (
@@ -27,6 +33,7 @@ from searchidx.positions import (
     numbers_of,
     split,
     varints,
+    varints_at,
 )
 from searchidx.request import SearchRequest, Sort
 from searchidx.sample import write_sample
@@ -133,6 +140,67 @@ def test_varint_blocks_keep_their_positions_joined(stores):
         ]
     assert blocks.count(bytes) > 100
     assert set(blocks) == {bytes}
+
+
+def _first_block(stores: tuple[IndexStore, IndexStore]) -> tuple[Any, bytes, bytes]:
+    """A body word's posting matcher whose first block keeps its values joined, the bytes of
+    that block's header (its pickled info) and of its data as the index has them."""
+    with stores[0].open_index().reader() as reader:
+        for word in reader.lexicon("body"):
+            matcher = reader.postings("body", word)
+            if type(_block_values(matcher)) is bytes and type(matcher._data[0]) is bytes:
+                start = matcher._baseoffset + _INT_SIZE
+                postings = matcher._postfile
+                info = postings.get(start, matcher._dataoffset - start)
+                data = postings.get(matcher._dataoffset, matcher._nextoffset - matcher._dataoffset)
+                return matcher, info, data
+    raise AssertionError("no joined block")
+
+
+def _block_data(matcher: Any, block: Any) -> bytes:
+    """A block's data as the index writes it: pickled as its matcher's block was."""
+    data = whoosh_internals.compact_pickle(block)
+    return zlib.compress(data) if matcher._compression else data
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        (lambda data: b"\xff" * len(data), "invalid load key"),  # not a pickle
+        (lambda data: data[: len(data) // 2], ""),  # cut short
+    ],
+)
+def test_joined_values_matcher_of_damaged_bytes_is_a_corrupt_index(stores, damage, cause: str):
+    matcher, info, data = _first_block(stores)
+    _read_block(matcher, info, data)  # as the index has it: read
+    with pytest.raises(CorruptIndexError, match=f"Damaged postings block.*{cause}.*rebuild"):
+        _read_block(matcher, info, damage(data))
+
+
+def test_joined_values_matcher_of_a_block_not_as_written_is_a_corrupt_index(stores):
+    """Blocks that unpickle but do not hold what their header says: not a tuple; ids cut
+    inside a number, or fewer than its postings; positions not as many as its weights."""
+    matcher, info, _ = _first_block(stores)
+    ids, weights, values = matcher._data
+    count = matcher._blocklength
+    _read_block(matcher, info, _block_data(matcher, (ids, weights, values)))  # as written: read
+    for block, cause in [
+        (["not", "a", "block"], "list, not ids"),
+        ((ids + b"\x80", weights, values), "inside a number"),
+        ((ids[:-1], weights, values), f"{count - 1} ids for {count} postings"),
+        ((ids, weights, values[:-1]), "do not match"),
+    ]:
+        with pytest.raises(CorruptIndexError, match=re.escape(cause)):
+            _read_block(matcher, info, _block_data(matcher, block))
+
+
+def _read_block(matcher: Any, info: bytes, data: bytes) -> None:
+    """Read every posting of a one-block list of ``info`` and ``data``, as the codec reads it."""
+    postings = WHOOSH3_HEADER_MAGIC + pack_int(-(len(info) + len(data))) + info + data
+    reread = type(matcher)(BufferFile(postings), 0, len(postings), matcher.format)
+    while reread.is_active():
+        reread.id(), reread.weight(), reread.value()
+        reread.next()
 
 
 def _block_values(matcher: Any) -> Any:
@@ -290,6 +358,25 @@ def test_varint_numbers_decode_one_by_one_and_at_once_as_encoded():
             numbers_of(cut)
         with pytest.raises(ValueError, match="inside a number"):
             number_array(cut)
+
+
+def test_varints_at_reads_a_count_from_an_offset_and_says_where_it_ended():
+    numbers = [300, 5, 2**40, 127]  # varints of 2, 1, 6 and 1 bytes
+    data = b"\x03" + varints(numbers) + b"\xfftail"  # a kind byte before, a value after
+    assert varints_at(data, 1, 1) == ([300], 3)
+    assert varints_at(data, 3, 2) == ([5, 2**40], 10)
+    assert varints_at(data, 10, 1) == ([127], 11)
+    assert varints_at(data, 1, 4) == (numbers, 11)
+    assert varints_at(varints([300, 5])) == ([300, 5], 3)
+    for cut, count in ((b"\x03\xac", 1), (b"\x03\x05", 2), (b"\x03", 1)):
+        with pytest.raises(ValueError, match="inside a number"):
+            varints_at(cut, 1, count)
+
+
+def test_varint_value_cut_inside_a_gap_is_refused_one_by_one():
+    """As in batches (:func:`decoded_many`): a cut value's last gap is not dropped silently."""
+    with pytest.raises(ValueError, match="inside a number"):
+        VarintPositions().decode_positions(encoded([5, 300])[:-1])
 
 
 def test_text_takes_varints_only_for_whooshs_positions():

@@ -75,6 +75,15 @@ def written(
     return tmp_path
 
 
+@pytest.mark.parametrize(
+    "record", [b"{}", records.JSON_ONLY + b"{}", b'{"title":"t"}', records.JSON_ONLY + b'{"n":1}']
+)
+def test_records_with_path_puts_the_path_first_in_any_object(record: bytes):
+    pathed = records.with_path(record, 'a "b".md')
+    assert list(json.loads(pathed).items()) == [("path", 'a "b".md'), *json.loads(record).items()]
+    assert pathed.startswith(records.JSON_ONLY) == record.startswith(records.JSON_ONLY)
+
+
 @pytest.mark.usefixtures("small_training")
 @pytest.mark.parametrize("column", COLUMNS)
 def test_record_column_reads_back_every_record_past_the_dictionary(

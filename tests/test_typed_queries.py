@@ -245,6 +245,17 @@ def test_typed_queries_stray_syntax_is_words_with_a_note(
 
 
 @pytest.mark.parametrize("surface", SURFACES)
+def test_typed_queries_bad_field_value_is_left_out_with_a_note(
+    service, client, store, surface: Surface
+):
+    found = surface(service, client, store, "york date:2020-13")
+    assert found["paths"] == ["covid.md"]
+    (note,) = found["notes"]
+    assert "'2020-13' is not a date, so date:2020-13 was left out" in note
+    assert "date: takes date:2022, date:2022-05" in note
+
+
+@pytest.mark.parametrize("surface", SURFACES)
 def test_typed_queries_relax_a_query_no_article_fully_matches(
     service, client, store, surface: Surface
 ):
