@@ -76,10 +76,11 @@ def _varint(number: int) -> bytes:
 
 
 def varints_at(data: bytes, at: int = 0, count: int = -1) -> tuple[list[int], int]:
-    """The first ``count`` (1 or more; -1: all) varints of ``data`` from ``at``, and where they
-    end: the one Python decoder of varints (a value's gaps, a block's ids, a term info's
-    numbers), a loop over the bytes without indexing them; ValueError when ``data`` ends
-    inside them."""
+    """The first ``count`` (-1: all) varints of ``data`` from ``at``, and where they end: the
+    one Python decoder of varints (a value's gaps, a block's ids, a term info's numbers), a
+    loop over the bytes without indexing them; ValueError when ``data`` ends inside them."""
+    if not count:
+        return [], at
     found: list[int] = []
     number = shift = 0
     left = iter(data[at:] if at else data)

@@ -144,7 +144,7 @@ def term_info(doc_frequency: int, data: bytes) -> W3TermInfo:
         count = head[6]
         listed, at = varints_at(data, at, 2 * count + 1)  # the gaps, weights, many values
         gaps, weights, many = listed[:count], listed[count:-1], listed[-1]
-        lengths, at = varints_at(data, at, many) if many else ([], at)
+        lengths, at = varints_at(data, at, many)
         values = []
         for length in lengths:
             values.append(data[at : at + length])

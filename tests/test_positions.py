@@ -368,6 +368,7 @@ def test_varints_at_reads_a_count_from_an_offset_and_says_where_it_ended():
     assert varints_at(data, 10, 1) == ([127], 11)
     assert varints_at(data, 1, 4) == (numbers, 11)
     assert varints_at(varints([300, 5])) == ([300, 5], 3)
+    assert varints_at(data, 3, 0) == ([], 3)  # none asked for: none read
     for cut, count in ((b"\x03\xac", 1), (b"\x03\x05", 2), (b"\x03", 1)):
         with pytest.raises(ValueError, match="inside a number"):
             varints_at(cut, 1, count)
