@@ -36,7 +36,7 @@ from searchidx.defaults import (
     RESULTS_CACHED_BYTES,
     ROTATE_BYTES,
 )
-from searchidx.errors import QueryError, SearchidxError
+from searchidx.errors import QueryError, SearchidxError, damaged_index_message
 from searchidx.facets import FILTERS, Kind
 from searchidx.request import (
     SearchRequest,
@@ -57,7 +57,7 @@ EXIT_SKIPPED = 3
 
 
 def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a :class:`SearchidxError`, or a damaged index (:func:`_damaged_index`), into
+    """Turn a :class:`SearchidxError`, or a damaged index (:func:`damaged_index_message`), into
     ``Error: <message>`` on stderr and exit status 1."""
 
     @functools.wraps(command)
@@ -67,25 +67,11 @@ def domain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except SearchidxError as error:
             raise click.ClickException(str(error)) from None
         except Exception as error:
-            if (message := _damaged_index(error)) is None:
+            if (message := damaged_index_message(error)) is None:
                 raise
             raise click.ClickException(message) from None
 
     return wrapper
-
-
-def _damaged_index(error: Exception) -> str | None:
-    """What to tell of Whoosh's ``CorruptIndexError`` (a damaged segment, or term index, or
-    posting block): its message, and to rebuild where it does not say so already; None for
-    any other error. Whoosh is looked up, not imported: a command that never loaded it cannot
-    have met its error (``searchidx --help`` imports no Whoosh)."""
-    reading = sys.modules.get("whoosh.reading")
-    if reading is None or not isinstance(error, reading.CorruptIndexError):
-        return None
-    message = f"the index is damaged: {error}"
-    if "rebuild" in message.lower():
-        return message
-    return f"{message}; run 'searchidx rebuild' to build it again from the articles"
 
 
 def index_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,6 +6,7 @@ app turns a :class:`QueryError` into a 400 page. Anything else is a bug.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -57,3 +58,18 @@ class QueryError(SearchidxError):
 class IndexWriteError(SearchidxError, OSError):
     """Writing the index failed (disk full, permissions, I/O error); the index keeps its last
     complete state. Still an :class:`OSError`, so callers catching those keep working."""
+
+
+def damaged_index_message(error: BaseException) -> str | None:
+    """What to tell of Whoosh's ``CorruptIndexError`` (a damaged segment, term index or
+    posting block), on the command line and the page alike: its message, and to rebuild
+    where it does not say so already; None for any other error. Whoosh is looked up, not
+    imported: a process that never loaded it cannot have met its error (``searchidx --help``
+    imports no Whoosh)."""
+    reading = sys.modules.get("whoosh.reading")
+    if reading is None or not isinstance(error, reading.CorruptIndexError):
+        return None
+    message = f"the index is damaged: {error}"
+    if "rebuild" in message.lower():
+        return message
+    return f"{message}; run 'searchidx rebuild' to build it again from the articles"

@@ -680,8 +680,11 @@ def _blocks_without_values(postfile: Any, position: int) -> Iterator[_Block]:
         length = postfile.get_int(position)
         last = length < 0
         block = io.BytesIO(postfile.get(position + _INT_BYTES, abs(length)))
-        count, _, _, compression, _, _ = pickle.load(block)
-        ids, weights = _ids_and_weights(block.read(), count, compression)
+        try:
+            count, _, _, compression, _, _ = pickle.load(block)
+            ids, weights = _ids_and_weights(block.read(), count, compression)
+        except Exception as error:  # unpickling damaged bytes fails with any of a dozen types
+            raise damaged_block(postfile, position, error) from error
         yield count, ids, weights, ()
         position += _INT_BYTES + abs(length)
 
@@ -1453,12 +1456,18 @@ class _JoinedValuesMatcher(W3LeafMatcher):
             super()._read_values()  # type: ignore[no-untyped-call]
 
     def _damaged(self, cause: object) -> CorruptIndexError:
-        name = getattr(self._postfile, "_name", None) or "<postings file>"
-        return CorruptIndexError(
-            f"Damaged postings block at offset {self._dataoffset} in {name!r} ({cause}): the "
-            "index is corrupt (a disk error, or a file changed by hand); run 'searchidx "
-            "rebuild' to build it again from the articles"
-        )
+        return damaged_block(self._postfile, self._dataoffset, cause)
+
+
+def damaged_block(postfile: Any, offset: int, cause: object) -> CorruptIndexError:
+    """The error of a posting block at ``offset`` of ``postfile`` that does not read, read by
+    Whoosh's matcher or the fast paths (:func:`_blocks_without_values`) alike."""
+    name = getattr(postfile, "_name", None) or "<postings file>"
+    return CorruptIndexError(
+        f"Damaged postings block at offset {offset} in {name!r} ({cause}): the index is "
+        "corrupt (a disk error, or a file changed by hand); run 'searchidx rebuild' to build "
+        "it again from the articles"
+    )
 
 
 class _CompactCodec(W3Codec):

@@ -100,6 +100,20 @@ def content(tmp_path: Path, sample_dir: Path) -> Path:
 
 
 @pytest.fixture
+def damaged_index(sample_store: IndexStore, tmp_path: Path) -> Path:
+    """A copy of the sample index whose term indexes' tables do not read (a disk error, a file
+    changed by hand)."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sample_store.location, damaged)
+    for segment in damaged.glob("gen-*/*.seg"):
+        data = bytearray(segment.read_bytes())
+        table_end = data.index(b"SXT1", data.index(b"SXT1") + 4)  # the term index's last magic
+        data[table_end - 5] = ord("{")  # inside its table of fields (JSON)
+        segment.write_bytes(bytes(data))
+    return damaged
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> IndexStore:
     """An empty index location."""
     return IndexStore(tmp_path / "index")

@@ -177,6 +177,20 @@ def test_joined_values_matcher_of_damaged_bytes_is_a_corrupt_index(stores, damag
         _read_block(matcher, info, damage(data))
 
 
+@pytest.mark.parametrize("damaged_part", ["header", "data"])
+def test_fast_path_blocks_of_damaged_bytes_are_a_corrupt_index(stores, damaged_part: str):
+    """The fast paths read a list's ids and weights without Whoosh's matcher: a block that
+    does not read says so as the matcher does, not as its bytes first failed."""
+    _, info, data = _first_block(stores)
+    if damaged_part == "header":
+        info = b"\xff" * len(info)
+    else:
+        data = b"\xff" * len(data)
+    postings = BufferFile(pack_int(-(len(info) + len(data))) + info + data)
+    with pytest.raises(CorruptIndexError, match=r"Damaged postings block at offset 0.*rebuild"):
+        list(whoosh_internals._blocks_without_values(postings, 0))
+
+
 def test_joined_values_matcher_of_a_block_not_as_written_is_a_corrupt_index(stores):
     """Blocks that unpickle but do not hold what their header says: not a tuple; ids cut
     inside a number, or fewer than its postings; positions not as many as its weights."""

@@ -919,6 +919,20 @@ def test_no_index_page_says_how_to_build_one(tmp_path: Path):
     assert client.get("/feed.atom").status_code == 503
 
 
+def test_damaged_index_page_and_api_say_to_rebuild_it(damaged_index: Path):
+    """A damaged index is a 503 saying so and what to do, as ``searchidx query`` says, not a
+    500."""
+    app = create_app(IndexStore(damaged_index), config={"TESTING": True})
+    client = app.test_client()
+    body = api(client, "/api/search?q=cloud", status=503)
+    assert body["error"].startswith("the index is damaged: a term index's table")
+    assert "run 'searchidx rebuild'" in body["error"]
+    doc = page(client, "/?q=cloud", status=503)
+    assert doc.find("h1").text == "The index is damaged"
+    assert "a term index's table cannot be read" in doc.text
+    assert f"searchidx rebuild CONTENT_DIR --index {damaged_index}" in doc.text
+
+
 def test_no_index_then_built_works_without_restart(tmp_path: Path, sample_dir: Path):
     store = IndexStore(tmp_path / "later")
     app = create_app(store, config={"TESTING": True})
