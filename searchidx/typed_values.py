@@ -58,6 +58,8 @@ def read_value(field: str, value: str) -> str | None:
 
 def left_out(field: str, value: str, typed: str) -> str:
     """The note on ``typed``, a condition left out because ``field`` cannot take ``value``."""
+    if field not in _TAKES:
+        return f"{value!r} is not a value of {field}:, so {typed} was left out"
     what, forms = _TAKES[field]
     return f"{value!r} is not {what}, so {typed} was left out ({field}: takes {forms})"
 

@@ -272,8 +272,11 @@ def _word_items(
     if core == "*":  # every article (alone, or as a field's whole value): a browse
         return [_Item("raw", f"{field_name}:*" if field_name else "*", negated=negated)]
     if facet:  # a facet value as typed
-        value = _VALUE.match(core)
-        return _facet_items(facet, field_name, value.group(0) if value else "", negated, notes)
+        if value := _VALUE.match(core):
+            return _facet_items(facet, field_name, value.group(0), negated, notes)
+        if core:  # only characters no value has (quality:[80], a range without TO)
+            notes.append(typed_values.left_out(facet, chunk, f"{facet}:{chunk}"))
+        return []
     if _WILDCARD.fullmatch(core) or _FUZZY.fullmatch(core) or _BOOST.fullmatch(core):
         prefix = f"{field_name}:" if field_name else ""
         return [_Item("raw", prefix + fold(core), negated=negated)]  # Whoosh does not analyse it

@@ -77,6 +77,8 @@ def test_typed_values_full_iso_time_finds_the_article_published_then(
         ('cloud quality:"9.5"', "'9.5' is not a quality", "a whole number"),
         ("cloud published:maybe", "'maybe' is not true or false", "published:false"),
         ("cloud date:(2021-06 OR garbage)", "'garbage' is not a date", "date:2022"),
+        ("cloud quality:[80]", "'[80]' is not a quality", "quality:[80 TO 100]"),  # no TO
+        ("cloud -date:[2021]", "'[2021]' is not a date", "date:[2020 TO 2022-06]"),
     ],
 )
 def test_typed_values_bad_value_is_left_out_with_a_note_the_rest_searched(
