@@ -8,9 +8,29 @@ at parse time, so nothing can index, store, print or return it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
+
+_Record = TypeVar("_Record")
+
+
+def _builder(cls: type[_Record]) -> Callable[..., _Record]:
+    """A function making a ``cls`` (a frozen dataclass with slots) of its fields' values, all
+    given in order, without the ``object.__setattr__`` call a field of a frozen dataclass's
+    ``__init__``: the values go on a plain object of the same slots, which then becomes a
+    ``cls`` (every hit builds its article, 2.2 us so, 0.4 this way). Generated as dataclasses
+    generates ``__init__``, from ``cls``'s own fields: nothing here names them."""
+    names = cast(tuple[str, ...], cls.__slots__)  # type: ignore[attr-defined]
+    namespace: dict[str, Any] = {"_Values": type("_Values", (), {"__slots__": names}), "cls": cls}
+    settings = "".join(f"    made.{name} = {name}\n" for name in names)
+    exec(  # source made here of the dataclass's own field names
+        f"def build({', '.join(names)}):\n    made = _Values()\n{settings}"
+        "    made.__class__ = cls\n    return made\n",
+        namespace,
+    )
+    return cast(Callable[..., _Record], namespace["build"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +134,7 @@ class Article:
         """The inverse of :meth:`to_dict`, used to rebuild hits from the stored record; its
         fields given in order, not by name (every hit builds one: 5.9 us, 6.6 by name)."""
         get = data.get
-        return cls(
+        return _build_article(
             data["path"],
             data["title"],
             datetime.fromisoformat(data["published_at"]),
@@ -136,13 +156,13 @@ class Article:
 
 
 def _image_from_dict(data: dict[str, Any]) -> Image:
-    return Image(data["url"], data.get("width"), data.get("height"), data.get("title", ""))
+    return _build_image(data["url"], data.get("width"), data.get("height"), data.get("title", ""))
 
 
 def _related_from_dict(data: dict[str, Any]) -> RelatedArticle:
     get = data.get
     published_at = get("published_at")
-    return RelatedArticle(
+    return _build_related(
         data["title"],
         get("url", ""),
         get("excerpt", ""),
@@ -152,6 +172,9 @@ def _related_from_dict(data: dict[str, Any]) -> RelatedArticle:
     )
 
 
+_build_article = _builder(Article)
+_build_image = _builder(Image)
+_build_related = _builder(RelatedArticle)
 _NO_PROVIDER: dict[str, str] = {}
 
 

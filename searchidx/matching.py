@@ -965,11 +965,25 @@ def _few_summed(found: Sequence[tuple[Postings, float]]) -> Postings:
     added in the postings' order into its slot (as ``bincount`` adds them over every
     document, so the same floats), where the arrays of every document (a mask, the sums,
     their documents found: 60 us at 100,000 articles) cost more than a rare word has."""
-    docs, slots = np.unique(_joined([postings.docs for postings, _ in found]), return_inverse=True)
+    docs, slots = _distinct(_joined([postings.docs for postings, _ in found]))
     weights = _boosted_scores(found)
     if weights is None:
         return Postings(docs, None)
     return Postings(docs, np.bincount(slots, weights=_joined(weights), minlength=len(docs)))
+
+
+def _distinct(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(runs, return_inverse=True)`` of ascending runs (posting lists one after the
+    other): sorted by a stable sort, which merges the runs (timsort), where ``np.unique``'s
+    quicksort sorts them anew (a word's four fields' 3,650 postings: 25 us, not 109)."""
+    order = np.argsort(runs, kind="stable")
+    ordered = runs[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    slots = np.empty(len(ordered), dtype=np.intp)
+    slots[order] = np.cumsum(first) - 1
+    return ordered[first], slots
 
 
 def _boosted_scores(found: Sequence[tuple[Postings, float]]) -> list[np.ndarray] | None:

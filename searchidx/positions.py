@@ -141,12 +141,21 @@ def number_array(data: bytes) -> np.ndarray:
 
 
 def _numbers(data: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The varints of ``data`` (bytes as uint8; ``last``: which end a number) as int64."""
-    numbers = data.astype(np.int64)
-    if not last.all():  # add each varint's bytes up, shifted, into its first
-        starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
-        within = np.arange(len(data)) - np.repeat(starts, np.diff(np.append(starts, len(data))))
-        numbers = np.add.reduceat((numbers & (_MORE - 1)) << (_BITS * within), starts)
+    """The varints of ``data`` (bytes as uint8; ``last``: which end a number) as int64: each
+    from its last byte, the bytes before it shifted in a round a byte, for the numbers that
+    have one (few: most gaps take a byte). Every byte shifted by its place and the bytes added
+    up by number (``np.add.reduceat``) took 2-3.5 times as long."""
+    if last.all():
+        return data.astype(np.int64)
+    ends = np.flatnonzero(last)
+    numbers = data[ends].astype(np.int64)
+    ended = np.concatenate(([True], last))  # whether the byte before each ends a number
+    more = np.flatnonzero(~ended[ends])  # the numbers with a byte before their last
+    at = ends[more] - 1
+    while len(more):
+        numbers[more] = (numbers[more] << _BITS) | (data[at] & (_MORE - 1))
+        going = ~ended[at]
+        more, at = more[going], at[going] - 1
     return numbers
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from searchidx import block_yaml
+from searchidx.articles import Article, Image, RelatedArticle
 from searchidx.errors import ArticleError
 from searchidx.parsing import (
     _DELIMITER,
@@ -108,6 +110,17 @@ def test_parse_article_defaults_optional_fields():
 def test_article_round_trips_through_its_dict():
     for article in real_shaped_articles():
         assert type(article).from_dict(article.to_dict()) == article
+
+
+def test_article_from_dict_builds_frozen_records_of_their_own_types():
+    article = next(a for a in real_shaped_articles() if a.related and a.images)
+    built = Article.from_dict(article.to_dict())
+    parts: list[Any] = [built, built.images[0], built.related[0]]
+    assert [type(part) for part in parts] == [Article, Image, RelatedArticle]
+    assert hash(built) == hash(article) and repr(built) == repr(article)
+    for part in parts:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            part.title = "changed"
 
 
 @pytest.mark.parametrize(

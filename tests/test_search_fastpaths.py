@@ -186,6 +186,21 @@ def test_shared_documents_are_found_by_search_and_by_table_alike(first: int, sec
     assert into_second.tolist() == expected_second.tolist()
 
 
+@pytest.mark.parametrize("sizes", [(), (0, 0), (7,), (3000, 500, 0, 100, 50), (40, 40, 40)])
+def test_distinct_of_ascending_runs_is_numpys_unique(sizes: tuple[int, ...]):
+    """The distinct docnums of posting lists one after the other, and each posting's slot
+    among them: numpy's sorted unique values and inverse."""
+    rng = np.random.default_rng(sum(sizes) + len(sizes))
+    runs = [np.sort(rng.choice(5000, size, replace=False)).astype(np.int32) for size in sizes]
+    joined = np.concatenate(runs) if runs else np.array([], dtype=np.int32)
+
+    docs, slots = matching._distinct(joined)
+
+    expected_docs, expected_slots = np.unique(joined, return_inverse=True)
+    assert docs.tolist() == expected_docs.tolist()
+    assert slots.tolist() == expected_slots.tolist()
+
+
 @pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
 def test_facet_counts_by_document_equal_a_brute_force_count(most: int):
     rng = np.random.default_rng(7)
