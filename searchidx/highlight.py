@@ -310,7 +310,7 @@ def _whole(text: str, matches: list[_Match], charlimit: int) -> Highlighted:
 
 
 def marked_title(article: Article, terms: frozenset[str]) -> Highlighted:
-    return _marked(article.title, terms, _WHOLE, 1) or highlighted([article.title])
+    return _marked(article.title, terms, _WHOLE, 1) or _plain(article.title)
 
 
 #: A body, or how to read it: read only where the excerpt does not do.
@@ -334,7 +334,13 @@ def marked_excerpt(excerpt: str, body: Body, terms: frozenset[str]) -> Highlight
             return snippet
     text = excerpt or _read(body)
     cut = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
-    return highlighted([cut])
+    return _plain(cut)
+
+
+def _plain(text: str) -> Highlighted:
+    """``text`` unmarked, as ``highlighted([text])`` makes it without its loop (a hit's title
+    and excerpt where the query's words are not in them, or not asked for)."""
+    return (text,) if text else ()
 
 
 def _read(body: Body) -> str:
@@ -360,7 +366,7 @@ def hit(
     (up to 4,000 characters a hit, 100 hits a page). ``body``: the body of an ``article``
     given without it, or how to read it (as the snapshot keeps them apart, see
     :meth:`~searchidx.snapshot.IndexSnapshot.shown`); None: ``article``'s own."""
-    return Hit(*_shown(article, terms, body), score=score, explain=explain)
+    return Hit.made(*_shown(article, terms, body), score, explain)
 
 
 def _shown(

@@ -113,6 +113,28 @@ class Hit(MarkedArticle):
     score: float | None
     explain: Explanation | None = None
 
+    @classmethod
+    def made(
+        cls,
+        article: Article,
+        marked_title: Highlighted,
+        marked_excerpt: Highlighted,
+        score: float | None,
+        explain: Explanation | None,
+    ) -> Hit:
+        """The hit of these fields, set in its ``__dict__`` at once, not one by one through
+        ``object.__setattr__`` as the frozen ``__init__`` sets them (every hit of a page is
+        made: 1.9 us so, 0.9 this way)."""
+        hit = object.__new__(cls)
+        hit.__dict__.update(
+            article=article,
+            marked_title=marked_title,
+            marked_excerpt=marked_excerpt,
+            score=score,
+            explain=explain,
+        )
+        return hit
+
     def to_dict(self) -> dict[str, Any]:
         found = super().to_dict()
         found["score"] = _rounded(self.score)

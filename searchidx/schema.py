@@ -415,13 +415,16 @@ def _record(article: Article) -> dict[str, Any]:
     return {**article.to_dict(), "body": article.body[:STORED_BODY_CHARS]}
 
 
-def from_record(stored: str | bytes, body: str | None = None) -> Article:
+def from_record(stored: str | bytes, body: str | None = None, path: str | None = None) -> Article:
     """The article of a stored record with ``body`` (the stored body, cut to
-    :data:`STORED_BODY_CHARS`); None: the record's own (a whole record, or a display record
-    of schema 6 or older, which holds it)."""
+    :data:`STORED_BODY_CHARS`) and ``path`` (the path column's); None: the record's own (a
+    whole record, or a display record of schema 6 or older, which holds its body; of schema 9
+    or older, its path)."""
     data = decoded(stored)
     if body is not None:
         data["body"] = body
+    if path is not None:
+        data["path"] = path
     if "web_url" not in data:  # a display record's, the same as the original's
         data["web_url"] = data.get("original_url", "")
     return Article.from_dict(data)

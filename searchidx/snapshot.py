@@ -34,7 +34,7 @@ from searchidx.defaults import RESULTS_CACHED, RESULTS_CACHED_BYTES
 from searchidx.facets import BY_NAME, FACETS, Kind
 from searchidx.lru import LruCache
 from searchidx.matching import Matches, QueryMatcher
-from searchidx.records import bodies_of, records_of
+from searchidx.records import bodies_of, record_and_path, records_of
 from searchidx.request import Sort
 from searchidx.schema import QUALITY_MISSING, VALUE_SEPARATOR, from_record
 from searchidx.value_columns import CodedValuesColumn
@@ -415,7 +415,13 @@ class IndexSnapshot:
         """The article stored for document ``docnum`` without its body, which is not read:
         what a hit keeps (its snippet, where it needs one, reads :meth:`body`). Kept (see
         :data:`SHOWN_CACHED`): an article is immutable."""
-        return self._shown.get(docnum, lambda: from_record(self._record(docnum), ""))
+        return self._shown.get(docnum, lambda: self._read_shown(docnum))
+
+    def _read_shown(self, docnum: int) -> Article:
+        segment, number = self._place(docnum)
+        with self.reading:
+            record, path = record_and_path(self._records(segment), number)
+        return from_record(record, "", path)
 
     def body(self, docnum: int) -> str:
         """The body stored for document ``docnum`` (cut)."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 
 import click
 from jinja2 import Environment
 from markupsafe import Markup
 
+from searchidx.articles import Article
 from searchidx.marks import Mark, highlighted, to_html
+from searchidx.result import Explanation, Hit
 from searchidx.terminal import marked_text
 
 HOSTILE = (
@@ -65,3 +68,13 @@ def test_marked_text_without_colour_is_the_text_as_written():
     written = "".join(piece if isinstance(piece, str) else piece.text for piece in HOSTILE)
     assert shown.getvalue() == written + "\n"
     assert "&amp;T" in written and "&lt;" not in shown.getvalue()  # never unescaped or escaped
+
+
+def test_hit_made_is_the_hit_its_init_makes_and_renders_once():
+    article = Article(path="a.md", title="T & U", published_at=datetime(2024, 1, 2, tzinfo=UTC))
+    explain = Explanation(1.0, None, 0.5, 1.0, 2.0, None, 0.5)
+    marked = (("T ", Mark("&", 0), " U"), ("plain",))
+    made = Hit.made(article, *marked, 0.25, explain)
+    assert made == Hit(article, *marked, score=0.25, explain=explain)
+    assert made.to_dict() == Hit(article, *marked, score=0.25, explain=explain).to_dict()
+    assert made.title_html is made.title_html == 'T <mark class="match term0">&amp;</mark> U'
