@@ -321,10 +321,11 @@ def _unmapped(reader: IndexReader, name: str) -> Any:
 
 class _PathedRecords:
     """Display records with their paths put back. A display record leaves out the path (its
-    first key, :func:`~searchidx.schema.display_record`), which the path column holds: 12
-    bytes a record compressed, 1.2 MiB at 100,000 articles. Put back in front as JSON, the
-    record is the one written before schema 10, byte for byte, and reads as it did; a record
-    of an older index, which holds its path, then has it twice, the same, and reads so too."""
+    row's first value, null; an older record's first key, see
+    :func:`~searchidx.schema.display_record`), which the path column holds: 12 bytes a record
+    compressed, 1.2 MiB at 100,000 articles. Put back in front as JSON, an object is the
+    record written before schema 10, byte for byte, and reads as it did; a record of an older
+    index, which holds its path, then has it twice, the same, and reads so too."""
 
     def __init__(self, column: Any, path_at: Callable[[int], bytes]) -> None:
         self.column = column
@@ -348,9 +349,12 @@ def record_and_path(records: Any, docnum: int) -> tuple[str | bytes, str | None]
 
 
 def with_path(record: bytes, path: str) -> bytes:
-    """A display record (a JSON object as orjson writes it, maybe marked :data:`JSON_ONLY`)
-    with ``path`` as its first key (its only one in ``{}``: no comma before the brace)."""
+    """A display record (as orjson writes it, maybe marked :data:`JSON_ONLY`) with ``path``:
+    a row's first value (null there, see :func:`~searchidx.schema.display_record`); an
+    object's first key (its only one in ``{}``: no comma before the brace)."""
     start = len(JSON_ONLY) if record[:1] == JSON_ONLY else 0
+    if record[start : start + 1] == b"[":
+        return record[: start + 1] + orjson.dumps(path) + record[start + 1 + len(b"null") :]
     rest = record[start + 1 :]
     key = b'{"path":' + orjson.dumps(path) + (b"" if rest == b"}" else b",")
     return record[:start] + key + rest
@@ -385,15 +389,15 @@ class _StoredRecords:
 JSON_ONLY = b" "
 
 
-def decoded(record: str | bytes) -> dict[str, Any]:
-    """A record's JSON object, read by orjson (a hit's 8 us by ``json.loads``, 3.5 by it);
-    what orjson refuses (a lone surrogate, a byte order mark) or would misread (a record
-    starting with :data:`JSON_ONLY`) by ``json``, so that every record reads as ``json.loads``
-    reads it."""
+def decoded(record: str | bytes) -> Any:
+    """A record's JSON value (an object; a display record's row, an array), read by orjson (a
+    hit's 8 us by ``json.loads``, 3.5 by it); what orjson refuses (a lone surrogate, a byte
+    order mark) or would misread (a record starting with :data:`JSON_ONLY`) by ``json``, so
+    that every record reads as ``json.loads`` reads it."""
     if record[:1] in (JSON_ONLY, JSON_ONLY.decode()):
-        return cast(dict[str, Any], json.loads(record))
+        return json.loads(record)
     try:
-        found: dict[str, Any] = orjson.loads(record)
+        found = orjson.loads(record)
     except orjson.JSONDecodeError:
         found = json.loads(record)
     return found

@@ -98,7 +98,7 @@ def stored(store: IndexStore) -> dict[str, tuple[str, str]]:
         with index.reader() as reader:
             records = [record.decode() for record in live_records(reader)]
             documents = zip(records, live_bodies(reader), strict=True)
-            return {json.loads(record)["path"]: (record, body) for record, body in documents}
+            return {from_record(record).path: (record, body) for record, body in documents}
     finally:
         index.close()
 
@@ -199,8 +199,8 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
     indexer._publish(index, segments)
 
     with index.reader() as reader:
-        records = [json.loads(record) for record in live_records(reader)]
-    assert sorted(record["path"] for record in records) == [path for path, _ in files]
+        paths = [from_record(record).path for record in live_records(reader)]
+    assert sorted(paths) == [path for path, _ in files]
 
 
 def test_a_build_larger_than_the_buffer_writes_several_segments(

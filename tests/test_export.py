@@ -37,7 +37,7 @@ def indexed_records(store: IndexStore) -> dict[str, dict[str, Any]]:
     try:
         with index.reader() as reader:
             stored = zip(live_records(reader), live_bodies(reader), strict=True)
-            records = [{**json.loads(record), "body": body} for record, body in stored]
+            records = [from_record(record, body).to_dict() for record, body in stored]
     finally:
         index.close()
     return {record["path"]: record for record in records}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,14 +108,19 @@ def test_parse_article_defaults_optional_fields():
     assert article.topics == () and article.related == () and article.image is None
 
 
-def test_article_round_trips_through_its_dict():
+def test_article_round_trips_through_its_dict_and_its_row():
     for article in real_shaped_articles():
         assert type(article).from_dict(article.to_dict()) == article
+        assert type(article).from_row(json.loads(json.dumps(article.to_row()))) == article
 
 
-def test_article_from_dict_builds_frozen_records_of_their_own_types():
+@pytest.mark.parametrize("form", ["dict", "row"])
+def test_article_from_dict_or_row_builds_frozen_records_of_their_own_types(form: str):
     article = next(a for a in real_shaped_articles() if a.related and a.images)
-    built = Article.from_dict(article.to_dict())
+    if form == "dict":
+        built = Article.from_dict(article.to_dict())
+    else:
+        built = Article.from_row(article.to_row())
     parts: list[Any] = [built, built.images[0], built.related[0]]
     assert [type(part) for part in parts] == [Article, Image, RelatedArticle]
     assert hash(built) == hash(article) and repr(built) == repr(article)

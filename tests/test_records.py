@@ -9,18 +9,28 @@ import json
 import pickle
 import zlib
 from collections.abc import Callable
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from whoosh import fields
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.filedb.filestore import FileStorage
 
-from searchidx import highlight, indexer, merge_policy, records, whoosh_internals, workers
+from searchidx import (
+    highlight,
+    indexer,
+    merge_policy,
+    records,
+    schema,
+    whoosh_internals,
+    workers,
+)
 from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
 from searchidx.marks import to_html
@@ -37,6 +47,9 @@ from searchidx.schema import (
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles, write_article
+
+#: A row's values' names (:meth:`Article.to_row`).
+ARTICLE_FIELDS = [field.name for field in dataclass_fields(Article)]
 
 
 def values(count: int) -> list[bytes]:
@@ -82,6 +95,57 @@ def test_records_with_path_puts_the_path_first_in_any_object(record: bytes):
     pathed = records.with_path(record, 'a "b".md')
     assert list(json.loads(pathed).items()) == [("path", 'a "b".md'), *json.loads(record).items()]
     assert pathed.startswith(records.JSON_ONLY) == record.startswith(records.JSON_ONLY)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [b"[null]", b'[null,"t",[1,null]]', records.JSON_ONLY + b"[null,1180591620717411303424]"],
+)
+def test_records_with_path_puts_the_path_in_a_rows_first_value(record: bytes):
+    pathed = records.with_path(record, 'a "b".md')
+    assert json.loads(pathed) == ['a "b".md', *json.loads(record)[1:]]
+    assert pathed.startswith(records.JSON_ONLY) == record.startswith(records.JSON_ONLY)
+
+
+def object_record(article: Article) -> bytes:
+    """The display record of schema 10 before rows: an object without the body, the path,
+    and the web address where it is the original's."""
+    record = article.to_dict()
+    del record["body"], record["path"]
+    if record["web_url"] == record["original_url"]:
+        del record["web_url"]
+    return orjson.dumps(record)
+
+
+def test_an_index_of_object_records_and_rows_shows_every_article_as_written(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    """Display records written as objects (before rows) are read as they were, beside the
+    rows of later syncs, by the snapshot's hits and by the whole articles read back."""
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "display_record", object_record)
+        indexer.sync(store, content)
+    for number in range(2):
+        front_matter = f"title: Late {number}\npublishedDateTime: 2024-01-02\nexcerpt: e{number}"
+        write_article(content, f"zz/{number}.md", front_matter, f"The late body {number}.")
+    indexer.sync(store)
+    with store.open_index().reader() as reader:
+        kinds = {record[:1] for record in live_records(reader)}
+    assert kinds == {b"{", b"["}
+    expected = {}
+    for path in scan_content(content):
+        article = read_article(content, path)
+        expected[path] = replace(article, body=article.body[:STORED_BODY_CHARS])
+    assert {article.path: article for article in store.articles()} == expected
+    service = SearchService(store, prepare=False)
+    try:
+        snapshot = service.snapshot()
+        shown = [snapshot.shown(docnum) for docnum in range(snapshot.size)]
+        assert {article.path: article for article in shown} == {
+            path: article.without_body() for path, article in expected.items()
+        }
+    finally:
+        service.close()
 
 
 @pytest.mark.usefixtures("small_training")
@@ -296,11 +360,12 @@ def test_the_record_column_holds_no_body_nor_path_and_the_body_column_the_cut_bo
         with index.reader() as reader:
             bodies = reader.column_reader("stored_body", translate=False)
             paths = reader.column_reader("path", translate=False)
+            read = records.records_of(reader)
             for docnum, record in enumerate(reader.column_reader("record", translate=False)):
-                assert "body" not in json.loads(record) and "path" not in json.loads(record)
-                assert json.loads(records.records_of(reader)[docnum])["path"] == (
-                    paths[docnum].decode()
-                )
+                row = dict(zip(ARTICLE_FIELDS, json.loads(record), strict=True))
+                assert row["body"] is None and row["path"] is None
+                pathed = dict(zip(ARTICLE_FIELDS, json.loads(read[docnum]), strict=True))
+                assert pathed == {**row, "path": paths[docnum].decode()}
                 assert bodies[docnum].decode() == bodies_of(reader)[docnum]
             assert any(bodies[docnum] for docnum in range(reader.doc_count_all()))
     finally:
