@@ -387,7 +387,7 @@ def stored_record(article: Article) -> str:
 def display_record(article: Article) -> bytes:
     """The record of the ``record`` column, in UTF-8: the article's row (:meth:`Article.to_row`,
     a JSON array; a JSON object before, which is read as ever: a hit's article is built of
-    the array in 4.1 us where the object took 7.3) without the body (null: kept in the
+    the array in 5.2 us where the object took 7.5) without the body (null: kept in the
     ``stored_body`` column, read only for a body snippet), without the path (null: kept in the
     ``path`` column, put back as records are read: :func:`~searchidx.records.records_of`),
     and without the web address where it is the original's (null, as it nearly always is: 10
