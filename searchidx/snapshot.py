@@ -98,8 +98,12 @@ class FacetTable:
             kept = live[leading.doc_ids]
             docs = np.concatenate([leading.doc_ids[kept], docs])
             codes = np.concatenate([leading.value_ids[kept], codes])
-        seen, first = np.unique(codes, return_index=True)
-        order = seen[np.argsort(first, kind="stable")]  # ids in order of first appearance
+        # Each id's first pair, found in one pass (np.unique sorted every pair: 10 ms of the
+        # arrays a sync writes, for the topics' 200,000 pairs at 100,000 articles).
+        first = np.full(len(ids), len(codes), dtype=np.int64)
+        np.minimum.at(first, codes, np.arange(len(codes)))
+        seen = np.flatnonzero(first < len(codes))
+        order = seen[np.argsort(first[seen], kind="stable")]  # ids in order of first appearance
         renumbered = np.zeros(len(ids), np.int32)
         renumbered[order] = np.arange(len(order), dtype=np.int32)
         names = list(ids)
@@ -544,7 +548,7 @@ class IndexSnapshot:
         documents = np.flatnonzero(self.live).astype(np.int32)
         micros = self.dates[documents] - _EPOCH_KEY
         months = micros.astype("datetime64[us]").astype("datetime64[M]")
-        unique, value_ids = np.unique(months, return_inverse=True)
+        unique, value_ids = _unique_months(months)
         values = tuple(str(month) for month in unique)
         return FacetTable.of(values, documents, value_ids.astype(np.int32))
 
@@ -641,15 +645,17 @@ class IndexSnapshot:
         places = np.searchsorted(earlier_rows, later_rows, side="left")
         tied = np.searchsorted(earlier_rows, later_rows, side="right") - places
         if tied.any():
-            path_at = self._path_reader()
+            path_at = self._path_at
             for n in np.flatnonzero(tied).tolist():
                 low = int(places[n])
                 paths = [path_at(int(doc)) for doc in earlier[low : low + int(tied[n])]]
                 places[n] = low + bisect.bisect_right(paths, later_paths[later[n] - start])
         return np.insert(earlier, places, later).astype(docnum_type(self.size))
 
-    def _path_reader(self) -> Callable[[int], bytes]:
-        """A document's path as bytes, read from its segment's column one at a time."""
+    @functools.cached_property
+    def _path_at(self) -> Callable[[int], bytes]:
+        """A document's path as bytes, read from its segment's column one at a time (each
+        segment's column opened once, for every sort)."""
         readers: dict[int, Callable[[int], bytes]] = {}
 
         def path_at(docnum: int) -> bytes:
@@ -855,6 +861,21 @@ def _column_codes(leaf: Any, name: str, field: Any) -> tuple[np.ndarray, list[An
     values = [field.from_column_value(value) for value in reader]
     distinct, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
     return inverse.astype(np.int64), list(distinct)
+
+
+def _unique_months(months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(months, return_inverse=True)`` counted, not sorted: the months between
+    the first and the last are a few hundred (9 ms -> 1 of the arrays a sync writes at
+    100,000 articles)."""
+    if not len(months):
+        return np.unique(months, return_inverse=True)
+    numbers = months.astype(np.int64)
+    first = int(numbers.min())
+    offsets = numbers - first
+    present = np.bincount(offsets) > 0
+    ids = np.cumsum(present) - 1
+    unique = (np.flatnonzero(present) + first).astype(months.dtype)
+    return unique, ids[offsets]
 
 
 def _ranks(values: list[bytes]) -> np.ndarray:
