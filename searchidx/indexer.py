@@ -389,9 +389,7 @@ class _IndexedFiles:
                 count = leaf.doc_count_all()
                 if not count:
                     continue  # built from an empty folder: Whoosh has no columns
-                # Decoded in one piece: no path holds a NUL, and every one is UTF-8.
-                paths = b"\0".join(whoosh_internals.column_bytes(leaf, "path")).decode()
-                texts = paths.split("\0")
+                texts = whoosh_internals.column_texts(leaf, "path")  # UTF-8, without NUL
                 data, ends = whoosh_internals.column_joined(leaf, "state")
                 bounds += (np.asarray(ends, dtype=np.int64) + bounds[-1]).tolist()
                 states.append(data)

@@ -84,7 +84,19 @@ def quality(percentiles: np.ndarray) -> np.ndarray:
 def percentiles(qualities: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Each quality's mid-rank among the ``known`` ones, in [0, 1]; 0.5 where unknown."""
     out = np.full(len(qualities), 0.5)
-    values = np.sort(qualities[known])
+    values = qualities[known]
+    if len(values) > 1 and _few_distinct(values):
+        # Counted, not sorted: each quality's documents below it and up to it, from the
+        # counts of every quality between the least and the greatest (5 ms -> 1 at 100,000).
+        least = int(values.min())
+        offsets = values.astype(np.int64) - least
+        counts = np.bincount(offsets)
+        not_above = np.cumsum(counts)
+        below = not_above - counts
+        each = (below + not_above - 1) / (2.0 * (len(values) - 1))
+        out[known] = each[offsets]
+        return out
+    values = np.sort(values)
     if len(values) > 1:
         # Computed once for each distinct quality (a hundred or so), then given to each
         # document: a search among them, not two among every document's (3x less CPU).
@@ -94,6 +106,11 @@ def percentiles(qualities: np.ndarray, known: np.ndarray) -> np.ndarray:
         each = (below + not_above - 1) / (2.0 * (len(values) - 1))
         out[known] = each[np.searchsorted(distinct, qualities[known])]
     return out
+
+
+def _few_distinct(values: np.ndarray) -> bool:
+    """Whether the span of ``values`` is small enough to count each value in it."""
+    return int(values.max()) - int(values.min()) <= 4 * len(values)
 
 
 class TitlePhrase(query.Phrase):

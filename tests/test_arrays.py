@@ -262,6 +262,35 @@ def test_arrays_of_a_sync_equal_a_full_write_of_its_commit(
     assert extended[0] is not None and None in extended
 
 
+def test_arrays_of_a_sync_order_ties_by_path_as_a_full_write(tmp_path, store, monkeypatch):
+    """Articles of the same date and quality as earlier ones go among them by path, and a
+    changed one after its old version: the orders a sync extends are the ones a full write
+    sorts."""
+    monkeypatch.setattr(merge_policy, "FLOOR_DOCS", 1000)  # no merge: the orders extended
+    content = tmp_path / "content"
+    same = "publishedDateTime: 2022-05-01T10:00:00Z\nquality: 50\n"
+    for name in ("b", "d", "f"):
+        write_article(content, f"{name}.md", f"title: {name}\n{same}", "Words.")
+    write_article(content, "z.md", "title: z\npublishedDateTime: 2021-01-01\n", "Words.")
+    indexer.sync(store, content)
+    for name in ("a", "c", "e", "g"):
+        write_article(content, f"{name}.md", f"title: {name}\n{same}", "Words.")
+    write_article(content, "d.md", f"title: d changed\n{same}", "Words.")
+    assert indexer.sync(store, content).added == 4
+    incremental, full = _rewritten(store, tmp_path)
+    assert incremental == full
+    newest = [hit.article.path for hit in _search(store, SearchRequest(sort=Sort.NEWEST))]
+    assert newest == ["a.md", "b.md", "c.md", "d.md", "e.md", "f.md", "g.md", "z.md"]
+
+
+def _search(store: IndexStore, request: SearchRequest) -> tuple:
+    service = SearchService(store, results_cached=0)
+    try:
+        return service.search(request).hits
+    finally:
+        service.close()
+
+
 def test_arrays_of_a_sync_through_whooshs_public_api_equal_the_fast_ones(
     content, store, tmp_path, monkeypatch
 ):

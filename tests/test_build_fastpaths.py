@@ -354,6 +354,26 @@ def test_column_joined_is_whooshs_column_values_in_one_piece(
     index.close()
 
 
+@pytest.mark.parametrize("known", [True, False])  # False: read through Whoosh's reader
+def test_column_texts_are_whooshs_column_values_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, known: bool
+):
+    content = tmp_path / "content"
+    for name in ("a.md", "café/naïve.md", "日本/記事.md", "z.md"):
+        write_article(content, name, "title: T\npublishedDateTime: 2022-05-01", "Words.")
+    store = IndexStore(tmp_path / "index")
+    assert indexer.rebuild(store, content).documents == 4
+    monkeypatch.setattr(whoosh_internals, "layout_known", lambda: known)
+    index = store.open_index()
+    with index.reader() as reader:
+        for leaf, _base in reader.leaf_readers():
+            values = list(leaf.column_reader("path", translate=False))
+            assert len(values) == 4
+            texts = whoosh_internals.column_texts(leaf, "path")
+            assert texts == [value.decode() for value in values]
+    index.close()
+
+
 def test_var_bytes_at_is_whooshs_column_value_of_each_document(plain: IndexStore):
     index = plain.open_index()
     with index.reader() as reader:

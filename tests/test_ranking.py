@@ -408,6 +408,19 @@ def test_percentiles_are_mid_ranks_among_the_known_qualities():
     assert ranking.percentiles(qualities, known).tolist() == expected
 
 
+@pytest.mark.parametrize("span", [100, 2**30])  # counted in their span, or sorted
+def test_percentiles_are_mid_ranks_whether_counted_or_sorted(span: int):
+    rng = np.random.default_rng(span)
+    qualities = rng.integers(-span, span, 400).astype(np.int32)
+    known = rng.random(400) < 0.8
+    values = qualities[known]
+    expected = np.full(400, 0.5)
+    for doc in np.flatnonzero(known):
+        below, not_above = (values < qualities[doc]).sum(), (values <= qualities[doc]).sum()
+        expected[doc] = (below + not_above - 1) / (2.0 * (len(values) - 1))
+    assert ranking.percentiles(qualities, known).tolist() == expected.tolist()
+
+
 @pytest.mark.parametrize("count", [5, 300, 5_000, 40_000])
 @pytest.mark.parametrize("end", [1, 10, 64])
 def test_score_order_is_a_whole_sort_by_score_then_docnum(count: int, end: int):

@@ -34,7 +34,7 @@ from searchidx.request import SearchRequest, Sort
 from searchidx.sample import ZipfWords
 from searchidx.schema import ANALYZER, analysed
 from searchidx.service import SearchService
-from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot, date_key
+from searchidx.snapshot import FacetRows, FacetTable, IndexSnapshot, _unique_months, date_key
 from searchidx.store import IndexStore
 from tests.conftest import real_shaped_articles
 
@@ -199,6 +199,39 @@ def test_distinct_of_ascending_runs_is_numpys_unique(sizes: tuple[int, ...]):
     expected_docs, expected_slots = np.unique(joined, return_inverse=True)
     assert docs.tolist() == expected_docs.tolist()
     assert slots.tolist() == expected_slots.tolist()
+
+
+def test_facet_table_numbers_values_in_order_of_first_appearance_extended_or_not():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        size, start = int(rng.integers(1, 60)), int(rng.integers(0, 30))
+        values = [
+            [f"v{x}" for x in rng.choice(12, rng.integers(0, 3), replace=False)]
+            for _ in range(size)
+        ]
+        live = rng.random(size) > 0.3
+        first_seen = dict.fromkeys(v for d in range(size) if live[d] for v in values[d])
+        whole = FacetTable.build(values, live)
+        assert whole.values == tuple(first_seen)
+        start = min(start, size)
+        earlier = FacetTable.build(values[:start], np.ones(start, bool))
+        extended = FacetTable.build(values[start:], live, earlier, start)
+        assert extended.values == whole.values
+        assert extended.doc_ids.tolist() == whole.doc_ids.tolist()
+        assert extended.value_ids.tolist() == whole.value_ids.tolist()
+
+
+def test_unique_months_are_numpys():
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 50, 5000):
+        months = rng.integers(-20_000, 100_000, size).astype("datetime64[M]")
+        if size > 1:
+            months[: size // 2] = months[size // 2]  # many of one month
+        unique, ids = _unique_months(months)
+        expected_unique, expected_ids = np.unique(months, return_inverse=True)
+        assert unique.dtype == expected_unique.dtype
+        assert unique.tolist() == expected_unique.tolist()
+        assert ids.tolist() == expected_ids.tolist()
 
 
 @pytest.mark.parametrize("most", [1, 3], ids=["single-valued", "multi-valued"])
