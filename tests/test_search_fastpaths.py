@@ -393,8 +393,9 @@ def test_a_queries_every_word_matches_are_those_of_every_document_scored(
 def test_a_words_union_is_the_same_summed_at_its_documents_or_over_every_one(
     sample_store: IndexStore, share: int, monkeypatch: pytest.MonkeyPatch
 ):
-    """A word's union (its term in each field, boosted), summed at its own documents or over
-    every document: the same documents and the same scores, to the bit."""
+    """A word's union (its term in each field, boosted), its fields read together and summed
+    at its own documents or over every document, or read and summed a field at a time: the
+    same documents and the same scores, to the bit."""
     index = sample_store.open_index()
     try:
         with index.searcher() as searcher:
