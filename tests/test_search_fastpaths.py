@@ -365,11 +365,14 @@ def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
         "machine-learning microsoft",
     ],
 )
+@pytest.mark.parametrize("tabled", [10**9, 0], ids=["through-tables", "searched"])
 def test_a_queries_every_word_matches_are_those_of_every_document_scored(
-    sample_dir: Path, tmp_path: Path, text: str
+    sample_dir: Path, tmp_path: Path, text: str, tabled: int, monkeypatch: pytest.MonkeyPatch
 ):
-    """A query of words that must all match, intersected from the words' postings, has the
-    live matches of every document scored, to the bit, and the same relevance page."""
+    """A query of words that must all match, intersected from the words' postings (looked
+    up in a table of each union's documents, or searched), has the live matches of every
+    document scored, to the bit, and the same relevance page."""
+    monkeypatch.setattr(matching, "_TABLED_SHARE", tabled)
     with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 7)) as snapshot:
         query = parse_query(text)
         assert query is not None
