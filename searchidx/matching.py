@@ -175,7 +175,7 @@ class QueryMatcher:
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
         #: (field, word) -> its documents.
-        self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
         self._term_indexes = whoosh_internals.term_indexes(
             (leaf for leaf, _ in leaves), self.schema
         )
@@ -226,7 +226,7 @@ class QueryMatcher:
 
     def _charge_query(self, parsed: query.Query) -> None:
         """Charge every word, expansion and phrase of ``parsed`` to the request."""
-        for leaf in parsed.leaves():
+        for leaf in bounds.leaves(parsed):
             if type(leaf) is query.Term:
                 bounds.charge_word(leaf, self.documents(leaf.fieldname, leaf.text))
             elif isinstance(leaf, query.MultiTerm):
@@ -287,7 +287,7 @@ class QueryMatcher:
         looks up, a request's bound, but a query that finds nothing there needs no bound,
         whether or not it would pass it. False when that cannot be told so: :meth:`match` it.
         """
-        if not self.fast or not all(map(_unwalked_leaf, parsed.leaves())):
+        if not self.fast or not all(map(_unwalked_leaf, bounds.leaves(parsed))):
             return False
         try:
             mask = self._evaluate(parsed, scored=False, expansion=_Unwalked())[0]
@@ -789,19 +789,20 @@ class QueryMatcher:
 
     def documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
-        reads, and its idf's count (cached by the term's bytes, as read for both)."""
-        word = self._word(fieldname, text)
-        if word is None:
-            return 0
+        reads, and its idf's count (cached by the term as given, text or bytes: a search
+        asks for a dozen, some twice, most kept from earlier searches)."""
 
         def count() -> int:
+            word = self._word(fieldname, text)
+            if word is None:
+                return 0
             entries = self._entries(fieldname, word)
             if entries is not None:
                 return whoosh_internals.entries_doc_frequency(entries)
             with self.reading:
                 return int(self.reader.doc_frequency(fieldname, word))
 
-        return self._frequencies.get((fieldname, word), count)
+        return self._frequencies.get((fieldname, text), count)
 
     def _entries(self, fieldname: str, word: bytes) -> whoosh_internals.TermEntries | None:
         """A term's entry in each segment's term index (None: not read so), kept a while: a

@@ -710,7 +710,7 @@ class SearchService:
         for the query's terms (a week's, a small outlet's) to look the query up at them alone
         instead of matching it over every document, and fewer than ``fewer`` (if given);
         None when not."""
-        most = snapshot.size // (sum(1 for _ in parsed.leaves()) * FEW_ALLOWED_SHARE or 1)
+        most = snapshot.size // (len(bounds.leaves(parsed)) * FEW_ALLOWED_SHARE or 1)
         if fewer is not None:
             most = min(most, fewer)
         if filters.keys() == {MONTH.name}:  # its mask unread: the range's slice of the dates
