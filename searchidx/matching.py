@@ -517,6 +517,15 @@ class QueryMatcher:
         found: Postings = self._cache.get(("ranked", *word, top), rank)
         return None if found.scores is None else found
 
+    def word_documents(self, parsed: query.Query) -> np.ndarray | None:
+        """The documents of a lone word (ascending, deleted ones included), the query charged
+        to the request first as :meth:`match` charges it; None for any other query."""
+        word = _lone_word(parsed) if self.fast else None
+        if word is None:
+            return None
+        self._charge_query(parsed)
+        return self._merged(word[0]).docs
+
     def required_word(self, parsed: query.Query) -> tuple[Postings, bool] | None:
         """The documents of a lone word every match of ``parsed`` has (ascending, deleted ones
         included), with their scores as :meth:`match` gives that word's, and whether it is

@@ -8,6 +8,7 @@ every query shape, and the same scores as Whoosh's matchers give when run to the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import random
 import shutil
@@ -351,6 +352,29 @@ def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
             mine_scores = np.array([score for _, score in mine], dtype=np.float64)
             their_scores = [score for _, score in theirs[start : start + 10]]
             assert np.allclose(mine_scores, their_scores, rtol=1e-12, atol=0)
+
+
+def test_search_of_a_lone_word_counts_its_live_matches_without_a_mask(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A lone word's relevance page is read off its score order and its total counted from
+    its documents, deleted ones left out: the same answer as with facets, which read the
+    mask of its matches, and no mask made."""
+    service = SearchService(_store_with_deletions(sample_dir, tmp_path, slice(None, None, 7)))
+    try:
+        for text in ("microsoft", "cloud", "regulators"):
+            request = SearchRequest(text=text, sort=Sort.RELEVANCE, page=2, per_page=5)
+            with_facets = service.search(request)
+            monkeypatch.setattr(IndexSnapshot, "match", lambda *_: pytest.fail("a mask made"))
+            alone = service.search(dataclasses.replace(request, facets=False))
+            monkeypatch.undo()
+            assert alone.total == with_facets.total
+            assert [(hit.article.path, hit.score) for hit in alone.hits] == [
+                (hit.article.path, hit.score) for hit in with_facets.hits
+            ]
+            assert alone.hits
+    finally:
+        service.close()
 
 
 @pytest.mark.parametrize(
