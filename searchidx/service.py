@@ -905,15 +905,19 @@ def _every_word_matched(
     snapshot: IndexSnapshot, request: SearchRequest, parsed: whoosh_query.Query, every: Postings
 ) -> _Matched:
     """The matches of a query of words that must all match, given as its live documents and
-    their scores (:meth:`QueryMatcher.every_word`), with the page's top in score order: a
-    mask of those documents alone is made (no facet counts read it)."""
-    mask = np.zeros(snapshot.size, dtype=bool)
-    mask[every.docs] = True
+    their scores (:meth:`QueryMatcher.every_word`), with the page's top in score order: the
+    mask of those documents alone made if read (no facet counts read it, nor its page)."""
+
+    def matches() -> Matches:
+        mask = np.zeros(snapshot.size, dtype=bool)
+        mask[every.docs] = True
+        return Matches(mask, None)
+
     assert every.scores is not None  # see every_word
     ranked = Postings(
         *ranking.score_order(every.docs, every.scores, request.offset + request.per_page)
     )
-    return _Matched(parsed, Matches(mask, None), mask, len(every.docs), ranked)
+    return _Matched(parsed, matches, None, len(every.docs), ranked)
 
 
 def _top_of_ranked(snapshot: IndexSnapshot, ranked: Postings, start: int, count: int) -> Page:

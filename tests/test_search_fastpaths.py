@@ -411,6 +411,7 @@ def test_a_queries_every_word_matches_are_those_of_every_document_scored(
         request = SearchRequest(text=text, sort=Sort.RELEVANCE, page=2, per_page=5)
         matched = service_module._every_word_matched(snapshot, request, query, every)
         assert matched.total == np.count_nonzero(matches.mask) and matched.ranked is not None
+        assert matched.final.tolist() == matches.mask.tolist()  # made when read
         assert service_module._top_of_ranked(snapshot, matched.ranked, 5, 5) == top_scored(
             matches.scores, matches.mask, 5, 10
         )
