@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+#: What a key without a value gets (a value may be None): one look-up of the key, not two.
+_MISSING = object()
 
 
 class LruCache(Generic[K, V]):
@@ -32,9 +34,10 @@ class LruCache(Generic[K, V]):
         """The value kept for ``key``, else ``make()``, kept unless not to ``keep`` (a value
         made only to make another, which is kept instead)."""
         with self._lock:
-            if key in self._items:
+            kept = self._items.get(key, _MISSING)
+            if kept is not _MISSING:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return cast(V, kept)
         value = make()
         if not keep or self.most == 0:  # none kept: not weighed either (a result's walk)
             return value

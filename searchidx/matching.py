@@ -55,9 +55,15 @@ SPARSE_SHARE = 8
 #: shorter than the other, else through a table of every document (9,000 against 9,000
 #: documents: 40 us against 170).
 _SEARCHED_SHARE = 16
+#: A word's union of this share of all documents or more is intersected with a query's other
+#: words through a table of every document (see :meth:`QueryMatcher._shared_with_union`):
+#: 0.4 MB at 100,000 articles, kept beside a union of at least 0.2 MB.
+_TABLED_SHARE = 8
 #: A lone word's score order is sorted this far at least (see :meth:`QueryMatcher.ranked`):
-#: the first pages of any search, a hundred pages of ten with few documents deleted.
-RANKED_TOP = 1024
+#: the first pages of any search, six pages of ten with few documents deleted; a deeper page
+#: sorts its own top, once. Sorted to 1024, a word's first search took 65 us more for 4,000
+#: documents (the bench's companies, at 100,000 articles), 80 for 30,000.
+RANKED_TOP = 64
 #: A lone word's (field, text, boost) terms.
 _Terms = tuple[tuple[str, str | bytes, float], ...]
 #: A cache key: ("postings" or "positions", field, word), ("union", its terms) or ("ranked",
@@ -169,7 +175,7 @@ class QueryMatcher:
             POSTINGS_CACHE_BYTES, weight=lambda value: int(value.nbytes)
         )
         #: (field, word) -> its documents.
-        self._frequencies: LruCache[tuple[str, bytes], int] = LruCache(FREQUENCIES_CACHED)
+        self._frequencies: LruCache[tuple[str, str | bytes], int] = LruCache(FREQUENCIES_CACHED)
         self._term_indexes = whoosh_internals.term_indexes(
             (leaf for leaf, _ in leaves), self.schema
         )
@@ -186,8 +192,8 @@ class QueryMatcher:
             LruCache(EXPANSIONS_CACHED)
         )
         self._doc_count = self.reader.doc_count_all()
-        #: A scored field -> its average length (the searcher's, kept).
-        self._average_lengths: dict[str, float] = {}
+        #: A scored field -> each document's part of its BM25 from its length there.
+        self._length_parts: dict[str, np.ndarray] = {}
         #: Query nodes handed to Whoosh to match (tests check the fast paths are taken).
         self.handed_to_whoosh = 0
         self._scoring = threading.local()  # ``field``: score only this field (field_scores)
@@ -220,7 +226,7 @@ class QueryMatcher:
 
     def _charge_query(self, parsed: query.Query) -> None:
         """Charge every word, expansion and phrase of ``parsed`` to the request."""
-        for leaf in parsed.leaves():
+        for leaf in bounds.leaves(parsed):
             if type(leaf) is query.Term:
                 bounds.charge_word(leaf, self.documents(leaf.fieldname, leaf.text))
             elif isinstance(leaf, query.MultiTerm):
@@ -281,7 +287,7 @@ class QueryMatcher:
         looks up, a request's bound, but a query that finds nothing there needs no bound,
         whether or not it would pass it. False when that cannot be told so: :meth:`match` it.
         """
-        if not self.fast or not all(map(_unwalked_leaf, parsed.leaves())):
+        if not self.fast or not all(map(_unwalked_leaf, bounds.leaves(parsed))):
             return False
         try:
             mask = self._evaluate(parsed, scored=False, expansion=_Unwalked())[0]
@@ -418,21 +424,75 @@ class QueryMatcher:
         The terms' postings are not kept for it, only the union, which every query of the
         word reads: kept too, they held as many bytes again (64 of the cache's 125 MiB after
         the bench's 4,096 requests a worker at 100,000 articles). But the title's, small,
-        which the title phrase bonus of the word's queries of several words reads again."""
+        which the title phrase bonus of the word's queries of several words reads again.
+
+        The terms are read together where they can be (:meth:`_read_together`)."""
 
         def merge() -> Postings:
-            found = [
-                (self.postings(name, text, keep=name == ranking.TITLE_FIELD), boost)
-                for name, text, boost in bounds.checked(terms)
-            ]
-            if sum(len(postings.docs) for postings, _ in found) * SPARSE_SHARE < self.size:
-                return _few_summed(found)
-            mask, scores = self._sum_of(found, scored=True)
-            docs = np.flatnonzero(mask)
-            return Postings(docs, None if scores is None else scores[docs])
+            together = self._read_together(terms)
+            if together is None:
+                found = [
+                    (self.postings(name, text, keep=name == ranking.TITLE_FIELD), boost)
+                    for name, text, boost in bounds.checked(terms)
+                ]
+                boosted = _boosted_scores(found)
+                together = Postings(
+                    _joined([postings.docs for postings, _ in found]),
+                    None if boosted is None else _joined(boosted),
+                )
+            docs, weights = together
+            if len(docs) * SPARSE_SHARE < self.size:
+                return _few_summed(docs, weights)
+            mask, scores = self._summed(docs, weights)
+            united = np.flatnonzero(mask)
+            return Postings(united, None if scores is None else scores[united])
 
         merged: Postings = self._cache.get(("union", terms), merge)
         return merged
+
+    def _read_together(self, terms: _Terms) -> Postings | None:
+        """The postings of a word's (field, text, boost) terms one term's after another, with
+        their BM25F scores times their boosts (None: a field not scored so; read each term
+        then): their blocks gathered into one list and its arrays made and scored once, where
+        a term read alone makes its own (some 20 array operations each: most of the time a
+        rare word's five fields took to read). The title's are kept, as :meth:`_merged` keeps
+        them."""
+        if self._bm25 is None or self._term_indexes is None:
+            return None
+        found = whoosh_internals.TermPostings(values=False)
+        read: list[tuple[str, bytes, float, int]] = []  # (field, word, boost, postings before)
+        for name, text, boost in terms:
+            if name in self.schema and not self.schema[name].scorable:
+                return None
+            word = self._word(name, text)
+            if word is not None:
+                read.append((name, word, boost, found.count))
+                with self.reading:
+                    self._gather(found, name, word)
+        docs, weights, _ = found.arrays()
+        ends = [start for _, _, _, start in read[1:]] + [len(docs)] * bool(read)
+        counts = np.diff([0, *ends])
+        k1: float = self._bm25.K1
+        idfs = [  # as _scores: none for no postings (nor on an empty index)
+            math.log(self._doc_count / (self.documents(name, word) + 1)) + 1 if count else 0.0
+            for (name, word, _, _), count in zip(read, counts.tolist(), strict=True)
+        ]
+        parts = _joined(
+            [
+                self._length_part(name)[docs[start:end]]
+                for (name, _, _, start), end in zip(read, ends, strict=True)
+            ]
+            or [np.zeros(0)]
+        )
+        # scoring.bm25, as _scores computes it a term at a time: the same floats.
+        scores = np.repeat(idfs, counts) * ((weights * (k1 + 1)) / (weights + parts))
+        for (name, word, _, start), end in zip(read, ends, strict=True):
+            if name == ranking.TITLE_FIELD:
+                title = functools.partial(
+                    Postings, docs[start:end].copy(), scores[start:end].copy()
+                )
+                self._cache.get(("postings", name, word), title)
+        return Postings(docs, scores * np.repeat([boost for _, _, boost, _ in read], counts))
 
     def ranked(self, parsed: query.Query, needed: int) -> Postings | None:
         """The top ``needed`` or more of a lone word's documents in its score order (a word,
@@ -456,6 +516,15 @@ class QueryMatcher:
 
         found: Postings = self._cache.get(("ranked", *word, top), rank)
         return None if found.scores is None else found
+
+    def word_documents(self, parsed: query.Query) -> np.ndarray | None:
+        """The documents of a lone word (ascending, deleted ones included), the query charged
+        to the request first as :meth:`match` charges it; None for any other query."""
+        word = _lone_word(parsed) if self.fast else None
+        if word is None:
+            return None
+        self._charge_query(parsed)
+        return self._merged(word[0]).docs
 
     def required_word(self, parsed: query.Query) -> tuple[Postings, bool] | None:
         """The documents of a lone word every match of ``parsed`` has (ascending, deleted ones
@@ -492,14 +561,15 @@ class QueryMatcher:
         if not words or None in words:
             return None
         self._charge_query(parsed)
-        unions = [self._word_union(*word) for word in cast(list[tuple[_Terms, float]], words)]
+        lone = cast(list[tuple[_Terms, float]], words)
+        unions = [self._word_union(*word) for word in lone]
         order = sorted(range(len(unions)), key=lambda number: len(unions[number].docs))
         docs = unions[order[0]].docs
         where = {order[0]: np.arange(len(docs))}  # each union's postings at ``docs``
         for number in order[1:]:
             if not len(docs):
                 break
-            kept, taken = _shared(docs, unions[number].docs)
+            kept, taken = self._shared_with_union(docs, lone[number][0], unions[number])
             docs = docs[kept]
             where = {known: at[kept] for known, at in where.items()} | {number: taken}
         live = self.live[docs]
@@ -521,6 +591,28 @@ class QueryMatcher:
             scores = _boosted(scores + bonus, parsed.boost)
         return Postings(docs, scores)
 
+    def _shared_with_union(
+        self, docs: np.ndarray, terms: _Terms, union: Postings
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_shared` of ``docs`` and the union of a word's ``terms``: through a table of
+        each document's place in the union (-1: not in it), made once and kept beside it,
+        where the union has a :data:`_TABLED_SHARE` of all documents or more (a common
+        word's), whose other words' documents are then looked up at their own count, not
+        at the union's (some 130 us for a company's 4,000 documents against an
+        analysts' 55,000 at 100,000 articles, through a table of every document made each
+        time)."""
+        if len(union.docs) * _TABLED_SHARE < self.size:
+            return _shared(docs, union.docs)
+
+        def table() -> np.ndarray:
+            places = np.full(self.size, -1, dtype=np.int32)
+            places[union.docs] = np.arange(len(union.docs), dtype=np.int32)
+            return places
+
+        places: np.ndarray = self._cache.get(("places", terms), table)[docs]
+        kept = np.flatnonzero(places >= 0)
+        return kept, places[kept]
+
     def _word_union(self, terms: _Terms, boost: float) -> Postings:
         """The union of a lone word's ``terms``, scored as :meth:`_evaluate` scores its node:
         the (boosted) terms' sum, times the node's ``boost``."""
@@ -541,14 +633,19 @@ class QueryMatcher:
         are added in the postings' order, as the sum of the terms' arrays would be. One list
         (a word's union, cached) is read as it is, not copied."""
         docs = _joined([postings.docs for postings, _ in found])
+        weights = _boosted_scores(found) if scored else None
+        return self._summed(docs, None if weights is None else _joined(weights))
+
+    def _summed(
+        self, docs: np.ndarray, weights: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_sum_of` of posting lists one after the other: their docnums and (boosted)
+        scores (None: unscored)."""
         mask = np.zeros(self.size, dtype=bool)
         mask[docs] = True
-        if not scored:
-            return mask, None
-        weights = _boosted_scores(found)
         if weights is None:
             return mask, None
-        return mask, np.bincount(docs, weights=_joined(weights), minlength=self.size)
+        return mask, np.bincount(docs, weights=weights, minlength=self.size)
 
     @staticmethod
     def _sum_at(
@@ -701,19 +798,20 @@ class QueryMatcher:
 
     def documents(self, fieldname: str, text: str | bytes) -> int:
         """How many documents have a term, deleted ones included: the postings reading it
-        reads, and its idf's count (cached by the term's bytes, as read for both)."""
-        word = self._word(fieldname, text)
-        if word is None:
-            return 0
+        reads, and its idf's count (cached by the term as given, text or bytes: a search
+        asks for a dozen, some twice, most kept from earlier searches)."""
 
         def count() -> int:
+            word = self._word(fieldname, text)
+            if word is None:
+                return 0
             entries = self._entries(fieldname, word)
             if entries is not None:
                 return whoosh_internals.entries_doc_frequency(entries)
             with self.reading:
                 return int(self.reader.doc_frequency(fieldname, word))
 
-        return self._frequencies.get((fieldname, word), count)
+        return self._frequencies.get((fieldname, text), count)
 
     def _entries(self, fieldname: str, word: bytes) -> whoosh_internals.TermEntries | None:
         """A term's entry in each segment's term index (None: not read so), kept a while: a
@@ -881,15 +979,19 @@ class QueryMatcher:
         request's budget checked before each: a common word's list at 100,000 articles is read
         in up to 100 ms with its positions, a tenth of that a segment."""
         found = whoosh_internals.TermPostings(values)
+        self._gather(found, fieldname, word)
+        return found.arrays()
+
+    def _gather(self, found: whoosh_internals.TermPostings, fieldname: str, word: bytes) -> None:
+        """Add a term's postings to ``found`` (see :meth:`_read_postings`)."""
         entries = self._entries(fieldname, word)
         if entries is None:
             for leaf, base in bounds.checked(self._leaves, every=1):
                 found.add(leaf, base, fieldname, word)
-            return found.arrays()
+            return
         for (leaf, base), entry in bounds.checked(zip(self._leaves, entries, strict=True), every=1):
             if entry is not None:
                 found.add_entry(leaf, base, fieldname, word, entry)
-        return found.arrays()
 
     def _scores(
         self, fieldname: str, word: bytes, docs: np.ndarray, weights: np.ndarray
@@ -901,19 +1003,31 @@ class QueryMatcher:
             return None
         if not len(docs):  # no postings, nothing to score (and no idf on an empty index)
             return np.zeros(0)
-        b = whoosh_internals.bm25_b(self._bm25, fieldname)
         k1: float = self._bm25.K1
         # WeightingModel.idf, from the count charged (Whoosh's looks it up in each segment again)
         idf = math.log(self._doc_count / (self.documents(fieldname, word) + 1)) + 1
-        average = self._average_lengths.get(fieldname)
-        if average is None:  # the searcher's sums the field's length over segments each time
-            average = self._average_lengths[fieldname] = (
-                self.searcher.avg_field_length(fieldname) or 1
-            )
-        # Kept as float32 (exact), computed with as float64: Whoosh's floats.
-        lengths: np.ndarray = self._field_lengths(fieldname)[docs].astype(np.float64)
         # scoring.bm25, operation for operation, so the floats are Whoosh's.
-        return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / average)))
+        scores: np.ndarray = idf * (
+            (weights * (k1 + 1)) / (weights + self._length_part(fieldname)[docs])
+        )
+        return scores
+
+    def _length_part(self, fieldname: str) -> np.ndarray:
+        """Each document's ``k1 * ((1 - b) + b * length / average)`` in a scored field: the
+        part of Whoosh's BM25 its length makes, the same in every posting list, so computed
+        once for every document (as float64, operation for operation: the same floats),
+        where each list read computed it at its postings (5 of its score's 9 array
+        operations: 0.8 MB a field at 100,000 articles)."""
+        part = self._length_parts.get(fieldname)
+        if part is None:
+            assert self._bm25 is not None  # asked by _scores alone
+            b = whoosh_internals.bm25_b(self._bm25, fieldname)
+            # The searcher's average (it sums the field's length over segments each time).
+            average = self.searcher.avg_field_length(fieldname) or 1
+            # Kept as float32 (exact), computed with as float64: Whoosh's floats.
+            lengths = self._field_lengths(fieldname).astype(np.float64)
+            part = self._length_parts[fieldname] = self._bm25.K1 * ((1 - b) + b * lengths / average)
+        return part
 
 
 _NO_POSTINGS = Postings(np.zeros(0, np.int64), np.zeros(0))
@@ -959,17 +1073,17 @@ def _boosted(scores: np.ndarray | None, boost: float) -> np.ndarray | None:
     return scores if scores is None or boost == 1.0 else scores * boost
 
 
-def _few_summed(found: Sequence[tuple[Postings, float]]) -> Postings:
-    """:meth:`QueryMatcher._sum_of`'s union of postings (each with its boost) as one posting
-    list, worked out at their documents alone: the documents sorted once, each one's scores
-    added in the postings' order into its slot (as ``bincount`` adds them over every
-    document, so the same floats), where the arrays of every document (a mask, the sums,
-    their documents found: 60 us at 100,000 articles) cost more than a rare word has."""
-    docs, slots = _distinct(_joined([postings.docs for postings, _ in found]))
-    weights = _boosted_scores(found)
+def _few_summed(runs: np.ndarray, weights: np.ndarray | None) -> Postings:
+    """:meth:`QueryMatcher._summed`'s union of posting lists one after the other (docnums
+    ``runs``, boosted scores ``weights``) as one posting list, worked out at their documents
+    alone: the documents sorted once, each one's scores added in the postings' order into
+    its slot (as ``bincount`` adds them over every document, so the same floats), where the
+    arrays of every document (a mask, the sums, their documents found: 60 us at 100,000
+    articles) cost more than a rare word has."""
+    docs, slots = _distinct(runs)
     if weights is None:
         return Postings(docs, None)
-    return Postings(docs, np.bincount(slots, weights=_joined(weights), minlength=len(docs)))
+    return Postings(docs, np.bincount(slots, weights=weights, minlength=len(docs)))
 
 
 def _distinct(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -152,7 +152,9 @@ def parse_reading(reading: Reading, fuzzy: bool = False) -> query.Query | None:
 def expanded_words(parsed: query.Query) -> int:
     """How many distinct fuzzy and wildcard words ``parsed`` has (the parser repeats each
     for every field searched)."""
-    return len({(type(leaf), leaf.text) for leaf in parsed.leaves() if isinstance(leaf, _EXPANDED)})
+    return len(
+        {(type(leaf), leaf.text) for leaf in bounds.leaves(parsed) if isinstance(leaf, _EXPANDED)}
+    )
 
 
 #: Words of letters and digits alone, one space apart: what Whoosh's parser reads as each
@@ -180,7 +182,9 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
         parsed = parser.parse(text)
     except Exception as error:  # the parser's own errors have no common base class
         raise QueryError(f"cannot parse the query: {error}", "q") from None
-    for leaf in parsed.leaves():  # a plain word's span, noted by the parser (see bounds._shown)
+    for leaf in bounds.leaves(
+        parsed
+    ):  # a plain word's span, noted by the parser (see bounds._shown)
         if type(leaf) is query.Term and getattr(leaf, "startchar", None) is not None:
             setattr(leaf, "typed", text[leaf.startchar : leaf.endchar])  # noqa: B010
     return parsed
@@ -286,7 +290,7 @@ def highlight_terms(
     """
     return frozenset(
         text.decode() if isinstance(text, bytes) else text
-        for leaf in parsed.leaves()
+        for leaf in bounds.leaves(parsed)
         for field, text in expanded_terms(leaf)
         if field in TEXT_FIELDS
     )

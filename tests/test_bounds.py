@@ -56,6 +56,23 @@ def search(service: SearchService, text: str, **fields) -> SearchResult:
 # A bare * ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "microsoft",
+        "Microsoft quantum cloud",
+        '"chip production" -quantum (cloud OR regions)',
+        "micro* microsfot~ title:cloud^2 date:[2021 TO 2022] quality:[60 TO 90]",
+        "NOT microsoft",
+    ],
+)
+def test_leaves_are_whooshs_in_its_order(text: str):
+    parsed = parse_query(text)
+    assert parsed is not None
+    assert [id(leaf) for leaf in bounds.leaves(parsed)] == [id(leaf) for leaf in parsed.leaves()]
+    assert bounds.leaves(query.Term("title", "cloud")) == [query.Term("title", "cloud")]
+
+
 @pytest.mark.parametrize("text", ["*", " * ", "title:*", "body:*"])
 def test_parse_query_bare_star_is_a_browse(text: str):
     assert parse_query(text) is None

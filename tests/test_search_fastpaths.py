@@ -8,6 +8,7 @@ every query shape, and the same scores as Whoosh's matchers give when run to the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import random
 import shutil
@@ -386,6 +387,29 @@ def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
             assert np.allclose(mine_scores, their_scores, rtol=1e-12, atol=0)
 
 
+def test_search_of_a_lone_word_counts_its_live_matches_without_a_mask(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A lone word's relevance page is read off its score order and its total counted from
+    its documents, deleted ones left out: the same answer as with facets, which read the
+    mask of its matches, and no mask made."""
+    service = SearchService(_store_with_deletions(sample_dir, tmp_path, slice(None, None, 7)))
+    try:
+        for text in ("microsoft", "cloud", "regulators"):
+            request = SearchRequest(text=text, sort=Sort.RELEVANCE, page=2, per_page=5)
+            with_facets = service.search(request)
+            monkeypatch.setattr(IndexSnapshot, "match", lambda *_: pytest.fail("a mask made"))
+            alone = service.search(dataclasses.replace(request, facets=False))
+            monkeypatch.undo()
+            assert alone.total == with_facets.total
+            assert [(hit.article.path, hit.score) for hit in alone.hits] == [
+                (hit.article.path, hit.score) for hit in with_facets.hits
+            ]
+            assert alone.hits
+    finally:
+        service.close()
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -398,11 +422,14 @@ def test_a_lone_words_pages_read_off_its_score_order_are_whooshs(
         "machine-learning microsoft",
     ],
 )
+@pytest.mark.parametrize("tabled", [10**9, 0], ids=["through-tables", "searched"])
 def test_a_queries_every_word_matches_are_those_of_every_document_scored(
-    sample_dir: Path, tmp_path: Path, text: str
+    sample_dir: Path, tmp_path: Path, text: str, tabled: int, monkeypatch: pytest.MonkeyPatch
 ):
-    """A query of words that must all match, intersected from the words' postings, has the
-    live matches of every document scored, to the bit, and the same relevance page."""
+    """A query of words that must all match, intersected from the words' postings (looked
+    up in a table of each union's documents, or searched), has the live matches of every
+    document scored, to the bit, and the same relevance page."""
+    monkeypatch.setattr(matching, "_TABLED_SHARE", tabled)
     with _snapshot_with_deletions(sample_dir, tmp_path, slice(None, None, 7)) as snapshot:
         query = parse_query(text)
         assert query is not None
@@ -417,6 +444,7 @@ def test_a_queries_every_word_matches_are_those_of_every_document_scored(
         request = SearchRequest(text=text, sort=Sort.RELEVANCE, page=2, per_page=5)
         matched = service_module._every_word_matched(snapshot, request, query, every)
         assert matched.total == np.count_nonzero(matches.mask) and matched.ranked is not None
+        assert matched.final.tolist() == matches.mask.tolist()  # made when read
         assert service_module._top_of_ranked(snapshot, matched.ranked, 5, 5) == top_scored(
             matches.scores, matches.mask, 5, 10
         )
@@ -426,8 +454,9 @@ def test_a_queries_every_word_matches_are_those_of_every_document_scored(
 def test_a_words_union_is_the_same_summed_at_its_documents_or_over_every_one(
     sample_store: IndexStore, share: int, monkeypatch: pytest.MonkeyPatch
 ):
-    """A word's union (its term in each field, boosted), summed at its own documents or over
-    every document: the same documents and the same scores, to the bit."""
+    """A word's union (its term in each field, boosted), its fields read together and summed
+    at its own documents or over every document, or read and summed a field at a time: the
+    same documents and the same scores, to the bit."""
     index = sample_store.open_index()
     try:
         with index.searcher() as searcher:

@@ -22,7 +22,7 @@ from whoosh import query
 
 from bench import typed_queries
 from bench.queries import make_queries
-from searchidx import indexer, querylang
+from searchidx import indexer, querylang, typedtext
 from searchidx.cli import cli
 from searchidx.errors import QueryError
 from searchidx.marks import to_html
@@ -484,6 +484,21 @@ def test_parse_query_of_plain_words_is_whooshs_parse(text: str):
             assert (
                 getattr(leaf, "typed", None) == reading[whoosh_leaf.startchar : whoosh_leaf.endchar]
             )
+
+
+@pytest.mark.parametrize(
+    "text", [*_plain_texts(), "TO be", "ANDMAYBE cloud", "AI IBM", "the", "x_y z", "a  b", " cloud"]
+)
+def test_read_of_plain_words_is_the_scanned_reading(text: str):
+    """Plain words are read without the scan a character at a time: its very reading (stop
+    words, operators, words in capitals alone, parts), for the scanned text alike."""
+    assert typedtext.read.__wrapped__(text) == typedtext._scanned(text)
+
+
+def test_read_of_plain_words_does_not_scan_them(monkeypatch):
+    monkeypatch.setattr(typedtext, "_scanned", lambda text: pytest.fail(text))
+    reading = typedtext.read.__wrapped__("Cloud analysts the 2022")
+    assert reading.query == "Cloud analysts 2022" and reading.parts is not None
 
 
 def test_parse_query_of_plain_words_does_not_run_whooshs_parser(monkeypatch):
