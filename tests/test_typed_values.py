@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from searchidx import indexer
+from searchidx import indexer, querylang
+from searchidx.errors import QueryError
 from searchidx.request import SearchRequest
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
@@ -64,23 +65,24 @@ def test_typed_values_full_iso_time_finds_the_article_published_then(
     assert {hit.article.path for hit in result.hits} == found and not result.notes
 
 
-@pytest.mark.parametrize(
-    ("text", "value", "forms"),
-    [
-        ("cloud date:garbage", "'garbage' is not a date", "date:2022-05-14T10:30:05Z"),
-        ("cloud date:2021-13", "'2021-13' is not a date", "date:[2020 TO 2022-06]"),
-        ("cloud -date:2021-13", "'2021-13' is not a date", "date:2022-05"),
-        ("cloud date:[garbage TO 2021]", "'garbage' is not a date", "date:2022"),
-        ("cloud date:[2020 TO 2021-06-07T10+05:30]", "'2021-06-07T10+05:30'", "(UTC)"),
-        ("cloud quality:abc", "'abc' is not a quality", "quality:[80 TO 100]"),
-        ("cloud quality:[x TO y]", "'x' is not a quality", "quality:80"),
-        ('cloud quality:"9.5"', "'9.5' is not a quality", "a whole number"),
-        ("cloud published:maybe", "'maybe' is not true or false", "published:false"),
-        ("cloud date:(2021-06 OR garbage)", "'garbage' is not a date", "date:2022"),
-        ("cloud quality:[80]", "'[80]' is not a quality", "quality:[80 TO 100]"),  # no TO
-        ("cloud -date:[2021]", "'[2021]' is not a date", "date:[2020 TO 2022-06]"),
-    ],
-)
+#: A query with a value its field cannot take, the value as the note names it, a form that works.
+BAD_VALUES = [
+    ("cloud date:garbage", "'garbage' is not a date", "date:2022-05-14T10:30:05Z"),
+    ("cloud date:2021-13", "'2021-13' is not a date", "date:[2020 TO 2022-06]"),
+    ("cloud -date:2021-13", "'2021-13' is not a date", "date:2022-05"),
+    ("cloud date:[garbage TO 2021]", "'garbage' is not a date", "date:2022"),
+    ("cloud date:[2020 TO 2021-06-07T10+05:30]", "'2021-06-07T10+05:30'", "(UTC)"),
+    ("cloud quality:abc", "'abc' is not a quality", "quality:[80 TO 100]"),
+    ("cloud quality:[x TO y]", "'x' is not a quality", "quality:80"),
+    ('cloud quality:"9.5"', "'9.5' is not a quality", "a whole number"),
+    ("cloud published:maybe", "'maybe' is not true or false", "published:false"),
+    ("cloud date:(2021-06 OR garbage)", "'garbage' is not a date", "date:2022"),
+    ("cloud quality:[80]", "'[80]' is not a quality", "quality:[80 TO 100]"),  # no TO
+    ("cloud -date:[2021]", "'[2021]' is not a date", "date:[2020 TO 2022-06]"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "forms"), BAD_VALUES)
 def test_typed_values_bad_value_is_left_out_with_a_note_the_rest_searched(
     service: SearchService, text: str, value: str, forms: str
 ):
@@ -89,6 +91,15 @@ def test_typed_values_bad_value_is_left_out_with_a_note_the_rest_searched(
     (note,) = result.notes
     field = text.split()[1].lstrip("-").split(":")[0]
     assert value in note and f"{field}: takes" in note and forms in note, note
+
+
+@pytest.mark.parametrize(("text", "value", "forms"), BAD_VALUES)
+def test_typed_values_strict_check_rejects_a_value_its_field_cannot_take(
+    text: str, value: str, forms: str
+):
+    with pytest.raises(QueryError) as refused:
+        querylang.check_syntax(text)
+    assert value in str(refused.value) and forms in str(refused.value)
 
 
 def test_typed_values_flag_is_read_in_any_case(service: SearchService):
