@@ -5,15 +5,15 @@ naming the value, the field and the forms that work, and the rest of the query i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
-from searchidx import indexer, querylang
+from searchidx import querylang
 from searchidx.errors import QueryError
 from searchidx.request import SearchRequest
 from searchidx.service import SearchService
-from searchidx.store import IndexStore
-from tests.conftest import write_article
+from tests.conftest import indexed
 
 #: path -> (publishedDateTime, quality, published, title)
 ARTICLES = {
@@ -25,19 +25,18 @@ ARTICLES = {
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
-    folder = tmp_path_factory.mktemp("valued")
-    for path, (written, quality, published, title) in ARTICLES.items():
-        write_article(
-            folder,
+    articles = [
+        (
             path,
             f'title: "{title}"\npublishedDateTime: {written}\nquality: {quality}\n'
             f"published: {published}",
+            "",
         )
-    store = IndexStore(tmp_path_factory.mktemp("valued-index"))
-    indexer.sync(store, folder)
-    service = SearchService(store, results_cached=0)
-    yield service
-    service.close()
+        for path, (written, quality, published, title) in ARTICLES.items()
+    ]
+    store = indexed(tmp_path_factory.mktemp("valued"), articles)
+    with closing(SearchService(store, results_cached=0)) as service:
+        yield service
 
 
 def _paths(service: SearchService, text: str) -> set[str]:
