@@ -334,7 +334,8 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--strict",
     is_flag=True,
-    help="Fail on an unclosed quote or bracket or an unknown field (default: read as words).",
+    help="Fail on an unclosed quote or bracket, an unknown field or a value its field cannot "
+    "take (default: read as words, or left out, with a note).",
 )
 @index_option
 @domain_errors

@@ -21,7 +21,7 @@ from whoosh import fields, qparser, query
 from whoosh.searching import Searcher
 from whoosh.support.levenshtein import distance
 
-from searchidx import bounds, ranking, synonyms, typedtext
+from searchidx import bounds, ranking, synonyms, typed_values, typedtext
 from searchidx.errors import QueryError
 from searchidx.marks import Mark, highlighted
 from searchidx.result import Correction
@@ -248,7 +248,8 @@ def _plain_word(text: str) -> query.Query | None:
 
 def check_syntax(text: str) -> None:
     """Raise :class:`QueryError` for stray syntax (``searchidx query --strict``): what
-    :func:`read` would read as words, with a note."""
+    :func:`read` would read as words, with a note; and for a value its field cannot take
+    (``quality:abc``), which a search leaves out, with a note."""
     if text.count('"') % 2:
         raise QueryError('unbalanced quote: close the phrase with a second "', "q")
     depth = 0
@@ -267,6 +268,9 @@ def check_syntax(text: str) -> None:
                 + ' (or put the words in quotes: "a:b")',
                 "q",
             )
+    for note in typedtext.read(text).notes:
+        if (refused := typed_values.refusal(note)) is not None:
+            raise QueryError(refused, "q")
 
 
 def _outside_quotes(text: str) -> Iterator[str]:

@@ -39,6 +39,8 @@ _ISO_TIME = re.compile(
 )
 #: Whoosh's date digits, padded to a microsecond.
 _DIGITS = "%Y%m%d%H%M%S%f"
+#: A note of :func:`left_out`: the value's problem, the condition typed, the forms that work.
+_LEFT_OUT = re.compile(r"(.+?), so (.+) was left out( \(.+\))?", re.DOTALL)
 
 
 def read_value(field: str, value: str) -> str | None:
@@ -62,6 +64,17 @@ def left_out(field: str, value: str, typed: str) -> str:
         return f"{value!r} is not a value of {field}:, so {typed} was left out"
     what, forms = _TAKES[field]
     return f"{value!r} is not {what}, so {typed} was left out ({field}: takes {forms})"
+
+
+def refusal(note: str) -> str | None:
+    """What a strict check (``searchidx query --strict``) says instead of ``note`` when it is
+    a note of :func:`left_out`: there the condition is refused rather than left out; None for
+    any other note."""
+    found = _LEFT_OUT.fullmatch(note)
+    if found is None:
+        return None
+    problem, typed, forms = found.groups()
+    return f"{problem} in {typed}{forms or ''}"
 
 
 def _utc_digits(value: str) -> str:

@@ -1600,10 +1600,22 @@ def _closed_segment(writer: SegmentWriter, lengths: Any = None) -> Any:
 
 
 def cancel_writer(writer: SegmentWriter) -> None:
-    """Drop an unfinished commit. A commit that failed has already cleaned up and closed its
+    """Drop an unfinished commit, and the files of the segment it was writing: Whoosh's cancel
+    writes them out (columns, terms, postings) and leaves them in the index folder until a
+    later commit finds them unused. A commit that failed has already cleaned up and closed its
     writer; cancelling it again would hide the real error behind "This writer is closed"."""
     if not writer.is_closed:
         writer.cancel()
+        delete_segment_files(writer.storage, writer.newsegment)
+
+
+def delete_segment_files(storage: Any, segment: Any) -> None:
+    """Remove the files of ``segment``, one in no table of contents, from ``storage``. Called
+    on the way out of a failure: a file that will not go (a read-only disk) must not hide its
+    error, and is left for the next commit to remove, as Whoosh does."""
+    for name in segment.list_files(storage):
+        with contextlib.suppress(OSError):
+            storage.delete_file(name)
 
 
 def merged_segment(index: FileIndex, segments: list[Any]) -> Any:
@@ -1693,10 +1705,14 @@ class SegmentBuilder:
         return self.segments
 
     def cancel(self) -> None:
+        """Drop the segment being buffered and the segments written: none is in the index."""
         self._thaw()
         if self.segment is not None:
             cancel_writer(self.segment.writer)
             self.segment = None
+        for segment in self.segments:
+            delete_segment_files(self.index.storage, segment)
+        self.segments = []
 
     def _flush(self) -> None:
         segment, self.segment = self.segment, None

@@ -10,7 +10,7 @@ lists, tables and non-ASCII text) about made-up companies, written for this proj
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,18 @@ def write_article(folder: Path, relpath: str, front_matter: str, body: str = "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"---\n{front_matter.strip()}\n---\n\n{body}\n", encoding="utf-8")
     return path
+
+
+def indexed(root: Path, articles: Iterable[tuple[str, str, str]]) -> IndexStore:
+    """An index, at ``root``/index, of ``articles`` (path, front matter, body) written into
+    ``root``/content: the few articles of a module whose answers it knows by heart."""
+    folder = root / "content"
+    folder.mkdir(parents=True, exist_ok=True)
+    for relpath, front_matter, body in articles:
+        write_article(folder, relpath, front_matter, body)
+    store = IndexStore(root / "index")
+    indexer.sync(store, folder)
+    return store
 
 
 @pytest.fixture(scope="session", autouse=True)

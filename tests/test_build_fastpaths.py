@@ -33,6 +33,7 @@ from whoosh.reading import SegmentReader
 from searchidx import indexer, records, term_index, whoosh_internals, workers
 from searchidx.articles import Article
 from searchidx.content import FileState, scan_content
+from searchidx.errors import IndexWriteError
 from searchidx.parsing import read_article
 from searchidx.positions import VarintPositions
 from searchidx.records import JSON_ONLY, live_bodies, live_records
@@ -201,6 +202,49 @@ def test_segment_builders_of_one_index_finish_in_any_order(content: Path, tmp_pa
     with index.reader() as reader:
         paths = [from_record(record).path for record in live_records(reader)]
     assert sorted(paths) == [path for path, _ in files]
+
+
+def test_a_cancelled_segment_builder_leaves_no_files_behind(tmp_path: Path):
+    # Whoosh's cancel writes out the segment it was buffering (its columns, terms and
+    # postings) and leaves it, and the segments written before it stay too, for the next
+    # commit to find unused: a failed sync left them in the live index till then.
+    index = IndexStore(tmp_path / "ix").create_generation()[1]
+    before = set(index.storage.list())
+    documents = [to_document(article, A_STATE) for article in real_shaped_articles()[:3]]
+    builder = SegmentBuilder(index, 0)  # a buffer full at each document: a segment each
+    builder.add(documents[0])
+    builder.add(documents[1])
+    builder.limit = 1 << 30  # the last one buffered
+    builder.add(documents[2])
+    assert len(builder.segments) == 2 and builder.segment is not None
+
+    builder.cancel()
+
+    assert set(index.storage.list()) == before
+
+
+def test_a_sync_that_fails_while_indexing_leaves_the_index_folder_as_it_was(
+    content: Path, store: IndexStore, monkeypatch: pytest.MonkeyPatch
+):
+    indexer.sync(store, content)
+    files = set(os.listdir(store.live_dir()))
+    for number in range(3):
+        write_article(
+            content, f"new/{number}.md", f"title: New {number}\npublishedDateTime: 2024-05-01"
+        )
+    loaded: list[str] = []
+
+    def load_two(root: Path, path: str) -> workers.Loaded:
+        if len(loaded) == 2:
+            raise OSError("the disk went away")
+        loaded.append(path)
+        return load(root, path)
+
+    load = workers.load
+    monkeypatch.setattr(workers, "load", load_two)
+    with pytest.raises(IndexWriteError, match="the disk went away"):
+        indexer.sync(store)
+    assert set(os.listdir(store.live_dir())) == files
 
 
 def test_a_build_larger_than_the_buffer_writes_several_segments(

@@ -145,6 +145,7 @@ def test_cli_query_filters_by_every_option(sample_store):
     ("args", "message"),
     [
         (['"unclosed', "--strict"], 'unbalanced quote: close the phrase with a second "'),
+        (["quality:abc", "--strict"], "'abc' is not a quality in quality:abc (quality: takes"),
         (["x", "--from", "yesterday"], "'yesterday' is not a date"),
         (["x", "--page", "0"], "page must be 1 or more"),
         (["x", "--from", "2024", "--to", "2023"], "start date is after the end date"),

@@ -28,7 +28,7 @@ from searchidx.ranking import FIELD_BOOSTS
 from searchidx.records import live_bodies, live_records
 from searchidx.schema import STORED_BODY_CHARS, build_schema, from_record
 from searchidx.store import IndexStore
-from tests.conftest import SAMPLE_COUNT, write_article
+from tests.conftest import SAMPLE_COUNT, indexed, write_article
 
 
 def indexed_records(store: IndexStore) -> dict[str, dict[str, Any]]:
@@ -296,9 +296,10 @@ def test_export_takes_an_empty_folder(sample_store: IndexStore, tmp_path: Path):
 
 
 def test_export_is_what_is_indexed_not_what_is_on_disk(tmp_path: Path):
-    folder, store = tmp_path / "content", IndexStore(tmp_path / "index")
-    write_article(folder, "a.md", 'title: "Indexed title"\npublishedDateTime: 2024-01-01')
-    indexer.sync(store, folder)
+    store = indexed(
+        tmp_path, [("a.md", 'title: "Indexed title"\npublishedDateTime: 2024-01-01', "")]
+    )
+    folder = tmp_path / "content"
     write_article(folder, "a.md", 'title: "Edited since"\npublishedDateTime: 2024-01-01')
     write_article(folder, "b.md", 'title: "Not indexed yet"\npublishedDateTime: 2024-01-01')
 
@@ -310,12 +311,10 @@ def test_export_is_what_is_indexed_not_what_is_on_disk(tmp_path: Path):
 
 
 def test_export_keeps_long_bodies_whole_while_the_file_is_unchanged(tmp_path: Path):
-    folder, store = tmp_path / "content", IndexStore(tmp_path / "index")
     body = " ".join(f"word{number}" for number in range(2_000))
     assert len(body) > 2 * STORED_BODY_CHARS
     matter = 'title: "Long read"\npublishedDateTime: 2024-01-01'
-    write_article(folder, "long.md", matter, body)
-    indexer.sync(store, folder)
+    store, folder = indexed(tmp_path, [("long.md", matter, body)]), tmp_path / "content"
     assert len(from_record(json.dumps(indexed_records(store)["long.md"])).body) == (
         STORED_BODY_CHARS
     )

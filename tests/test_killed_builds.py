@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,12 +65,25 @@ def holds_open(pid: int, path: Path) -> bool:
     return False
 
 
+def still_found(find: Callable[[], list[int]], seconds: float) -> list[int]:
+    """What ``find()`` finds once it finds nothing or ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while (found := find()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def alive_after(pgid: int, seconds: float) -> list[int]:
     """The processes of group ``pgid`` still alive once ``seconds`` have passed (or none)."""
-    deadline = time.monotonic() + seconds
-    while (left := processes_in_group(pgid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
+    return still_found(lambda: processes_in_group(pgid), seconds)
+
+
+def keeping_open(pids: list[int], path: Path, seconds: float = GONE_WITHIN) -> list[int]:
+    """Those of ``pids`` that have ``path`` open still ``seconds`` on (or none). A worker
+    closes its copy of the writer lock first thing after the fork, but it may not have run
+    yet: under load, a worker forked beside the one that paused may wait for a core until
+    then, its copy open."""
+    return still_found(lambda: [pid for pid in pids if holds_open(pid, path)], seconds)
 
 
 def change_files(content: Path) -> None:
@@ -157,7 +171,7 @@ def stop_and_check(run: Run, how: signal.Signals, group: bool, store: IndexStore
         assert paused != run.pid and paused in members, "no worker was running"
     lock = store.location / ".writer.lock"
     assert holds_open(run.pid, lock)
-    assert not [pid for pid in members if pid != run.pid and holds_open(pid, lock)]
+    assert not keeping_open([pid for pid in members if pid != run.pid], lock)
     if group:
         os.killpg(run.pid, how)  # Ctrl-C in a terminal signals the whole foreground group
     else:
@@ -265,6 +279,42 @@ def test_sync_says_how_to_free_a_lock_kept_after_its_holder_died(content, store)
         with pytest.raises(IndexBusyError, match=r"pid 999999999, which took it, is gone") as busy:
             indexer.sync(store)
     assert f"'fuser -v {store.location / '.writer.lock'}' names it" in str(busy.value)
+
+
+def child_keeping_open(path: Path, seconds: float) -> int:
+    """The pid of a child forked to have ``path`` open for ``seconds``, once it has."""
+    opened, told = os.pipe()
+    child = os.fork()
+    if child == 0:
+        with open(path, "rb"):
+            os.write(told, b"1")
+            time.sleep(seconds)
+        os._exit(0)
+    os.close(told)
+    assert os.read(opened, 1) == b"1"
+    os.close(opened)
+    return child
+
+
+def test_keeping_open_waits_for_a_forked_child_to_close_its_copy(store: IndexStore):
+    lock = store.location / ".writer.lock"
+    with store.writing():
+        child = child_keeping_open(lock, 1.0)  # as a worker that has not run yet
+        try:
+            assert keeping_open([child], lock) == []
+        finally:
+            os.waitpid(child, 0)
+
+
+def test_keeping_open_finds_a_child_that_keeps_its_copy(store: IndexStore):
+    lock = store.location / ".writer.lock"
+    with store.writing():
+        child = child_keeping_open(lock, 60)  # as a worker of an older searchidx
+        try:
+            assert keeping_open([child], lock, seconds=0.5) == [child]
+        finally:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
 
 
 def test_store_lock_is_closed_in_a_forked_child(store: IndexStore):

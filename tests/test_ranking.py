@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import closing
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from bench import known_item
-from searchidx import bounds, indexer, ranking
+from searchidx import bounds, ranking
 from searchidx.bounds import QueryTooBroad
 from searchidx.cli import cli
 from searchidx.errors import QueryError
@@ -21,7 +22,7 @@ from searchidx.querylang import parse_query
 from searchidx.request import SearchRequest, Sort
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from tests.conftest import write_article
+from tests.conftest import indexed, write_article
 from tests.test_web import api, hit_titles, page
 
 #: (path, title, date, quality, body): pairs that differ in one thing only.
@@ -62,12 +63,13 @@ def front_matter(title: str, date: str, quality: int | None) -> str:
 
 @pytest.fixture(scope="module")
 def app_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
-    folder = tmp_path_factory.mktemp("ranked")
-    for path, title, date, quality, body in ARTICLES:
-        write_article(folder, path, front_matter(title, date, quality), body)
-    store = IndexStore(tmp_path_factory.mktemp("ranked-index"))
-    indexer.sync(store, folder)
-    return store
+    return indexed(
+        tmp_path_factory.mktemp("ranked"),
+        [
+            (path, front_matter(title, date, quality), body)
+            for path, title, date, quality, body in ARTICLES
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -295,15 +297,17 @@ PHRASED = [
 
 @pytest.fixture(scope="module")
 def phrased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
-    folder = tmp_path_factory.mktemp("phrased")
-    for path, title, excerpt in PHRASED:
-        front = f'title: "{title}"\nexcerpt: "{excerpt}"\npublishedDateTime: 2024-05-01T12:00:00Z'
-        write_article(folder, path, front, f"{excerpt} " * 3)
-    store = IndexStore(tmp_path_factory.mktemp("phrased-index"))
-    indexer.sync(store, folder)
-    service = SearchService(store, results_cached=0)
-    yield service
-    service.close()
+    articles = [
+        (
+            path,
+            f'title: "{title}"\nexcerpt: "{excerpt}"\npublishedDateTime: 2024-05-01T12:00:00Z',
+            f"{excerpt} " * 3,
+        )
+        for path, title, excerpt in PHRASED
+    ]
+    store = indexed(tmp_path_factory.mktemp("phrased"), articles)
+    with closing(SearchService(store, results_cached=0)) as service:
+        yield service
 
 
 @pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.BEST])

@@ -8,6 +8,7 @@ import re
 import weakref
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from searchidx.result import SearchResult
 from searchidx.schema import build_schema
 from searchidx.service import SearchService
 from searchidx.store import IndexStore
-from tests.conftest import ARTICLES_DIR, write_article
+from tests.conftest import ARTICLES_DIR, indexed, write_article
 
 NEWS = {
     "a.md": (
@@ -101,14 +102,10 @@ def news_article(title, excerpt, date, provider, topics, quality) -> str:
 @pytest.fixture(scope="module")
 def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
     """A six-article index whose answers are known by heart."""
-    folder = tmp_path_factory.mktemp("news")
-    for path, fields in NEWS.items():
-        write_article(folder, path, news_article(*fields), body="Body text about budgets.")
-    store = IndexStore(tmp_path_factory.mktemp("news-index"))
-    indexer.sync(store, folder)
-    service = SearchService(store)
-    yield service
-    service.close()
+    body = "Body text about budgets."
+    articles = [(path, news_article(*fields), body) for path, fields in NEWS.items()]
+    with closing(SearchService(indexed(tmp_path_factory.mktemp("news"), articles))) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -30,7 +31,7 @@ from searchidx.similar import SimilarRequest, UnknownArticle
 from searchidx.store import IndexStore
 from searchidx.web.app import create_app
 from searchidx.web.security import HEADERS
-from tests.conftest import write_article
+from tests.conftest import indexed, write_article
 from tests.test_web import api, page
 from tests.test_web_fuzz import MODES, SCHEMA_CHECKS
 from tests.web_helpers import validate
@@ -97,14 +98,21 @@ def story_front_matter(title, excerpt, date, provider, topics) -> str:
     )
 
 
+def story_files(stories: list[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
+    """Each of ``stories`` as a file: its path, front matter and body (its excerpt)."""
+    return [
+        (path, story_front_matter(title, excerpt, date, provider, topics), excerpt)
+        for path, title, excerpt, date, provider, topics in stories
+    ]
+
+
 @pytest.fixture(scope="module")
 def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hand-written stories among a generated sample with stories of its own."""
     folder = tmp_path_factory.mktemp("stories")
     write_sample(folder, 300, seed=3, stories=0.3)
-    for path, title, excerpt, date, provider, topics in STORIES:
-        front_matter = story_front_matter(title, excerpt, date, provider, topics)
-        write_article(folder, path, front_matter, body=excerpt)
+    for path, front_matter, body in story_files(STORIES):
+        write_article(folder, path, front_matter, body)
     return folder
 
 
@@ -221,12 +229,8 @@ def test_similar_unknown_or_deleted_article_says_how_to_fix_it(service):
 
 
 def test_similar_answers_a_deleted_article_as_unknown(tmp_path: Path):
-    folder = tmp_path / "news"
-    for path, title, excerpt, date, provider, topics in STORIES[:2]:
-        front_matter = story_front_matter(title, excerpt, date, provider, topics)
-        write_article(folder, path, front_matter, body=excerpt)
-    store = IndexStore(tmp_path / "index")
-    indexer.sync(store, folder)
+    store = indexed(tmp_path, story_files(STORIES[:2]))
+    folder = tmp_path / "content"
     (folder / STORIES[1][0]).unlink()
     indexer.sync(store, folder)
     service = SearchService(store)

@@ -29,7 +29,7 @@ from searchidx.marks import to_html
 from searchidx.request import SearchRequest
 from searchidx.service import OUTDATED_NOTE, SearchService
 from searchidx.store import IndexStore
-from tests.conftest import write_article
+from tests.conftest import indexed
 from tests.web_helpers import parse_html
 
 #: path -> (title, excerpt, provider name, provider domain)
@@ -125,18 +125,17 @@ TABLE = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
-    folder = tmp_path_factory.mktemp("typed")
-    for path, (title, excerpt, provider, domain) in ARTICLES.items():
-        write_article(
-            folder,
+    articles = [
+        (
             path,
             f"title: {json.dumps(title)}\n"
             f"excerpt: {json.dumps(excerpt)}\npublishedDateTime: 2020-05-01T00:00:00Z\n"
             f"provider:\n  name: {provider}\n  domain: {domain}",
+            "",
         )
-    store = IndexStore(tmp_path_factory.mktemp("typed-index"))
-    indexer.sync(store, folder)
-    return store
+        for path, (title, excerpt, provider, domain) in ARTICLES.items()
+    ]
+    return indexed(tmp_path_factory.mktemp("typed"), articles)
 
 
 @pytest.fixture(scope="module")

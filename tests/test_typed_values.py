@@ -5,14 +5,15 @@ naming the value, the field and the forms that work, and the rest of the query i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
-from searchidx import indexer
+from searchidx import querylang
+from searchidx.errors import QueryError
 from searchidx.request import SearchRequest
 from searchidx.service import SearchService
-from searchidx.store import IndexStore
-from tests.conftest import write_article
+from tests.conftest import indexed
 
 #: path -> (publishedDateTime, quality, published, title)
 ARTICLES = {
@@ -24,19 +25,18 @@ ARTICLES = {
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchService]:
-    folder = tmp_path_factory.mktemp("valued")
-    for path, (written, quality, published, title) in ARTICLES.items():
-        write_article(
-            folder,
+    articles = [
+        (
             path,
             f'title: "{title}"\npublishedDateTime: {written}\nquality: {quality}\n'
             f"published: {published}",
+            "",
         )
-    store = IndexStore(tmp_path_factory.mktemp("valued-index"))
-    indexer.sync(store, folder)
-    service = SearchService(store, results_cached=0)
-    yield service
-    service.close()
+        for path, (written, quality, published, title) in ARTICLES.items()
+    ]
+    store = indexed(tmp_path_factory.mktemp("valued"), articles)
+    with closing(SearchService(store, results_cached=0)) as service:
+        yield service
 
 
 def _paths(service: SearchService, text: str) -> set[str]:
@@ -64,23 +64,24 @@ def test_typed_values_full_iso_time_finds_the_article_published_then(
     assert {hit.article.path for hit in result.hits} == found and not result.notes
 
 
-@pytest.mark.parametrize(
-    ("text", "value", "forms"),
-    [
-        ("cloud date:garbage", "'garbage' is not a date", "date:2022-05-14T10:30:05Z"),
-        ("cloud date:2021-13", "'2021-13' is not a date", "date:[2020 TO 2022-06]"),
-        ("cloud -date:2021-13", "'2021-13' is not a date", "date:2022-05"),
-        ("cloud date:[garbage TO 2021]", "'garbage' is not a date", "date:2022"),
-        ("cloud date:[2020 TO 2021-06-07T10+05:30]", "'2021-06-07T10+05:30'", "(UTC)"),
-        ("cloud quality:abc", "'abc' is not a quality", "quality:[80 TO 100]"),
-        ("cloud quality:[x TO y]", "'x' is not a quality", "quality:80"),
-        ('cloud quality:"9.5"', "'9.5' is not a quality", "a whole number"),
-        ("cloud published:maybe", "'maybe' is not true or false", "published:false"),
-        ("cloud date:(2021-06 OR garbage)", "'garbage' is not a date", "date:2022"),
-        ("cloud quality:[80]", "'[80]' is not a quality", "quality:[80 TO 100]"),  # no TO
-        ("cloud -date:[2021]", "'[2021]' is not a date", "date:[2020 TO 2022-06]"),
-    ],
-)
+#: A query with a value its field cannot take, the value as the note names it, a form that works.
+BAD_VALUES = [
+    ("cloud date:garbage", "'garbage' is not a date", "date:2022-05-14T10:30:05Z"),
+    ("cloud date:2021-13", "'2021-13' is not a date", "date:[2020 TO 2022-06]"),
+    ("cloud -date:2021-13", "'2021-13' is not a date", "date:2022-05"),
+    ("cloud date:[garbage TO 2021]", "'garbage' is not a date", "date:2022"),
+    ("cloud date:[2020 TO 2021-06-07T10+05:30]", "'2021-06-07T10+05:30'", "(UTC)"),
+    ("cloud quality:abc", "'abc' is not a quality", "quality:[80 TO 100]"),
+    ("cloud quality:[x TO y]", "'x' is not a quality", "quality:80"),
+    ('cloud quality:"9.5"', "'9.5' is not a quality", "a whole number"),
+    ("cloud published:maybe", "'maybe' is not true or false", "published:false"),
+    ("cloud date:(2021-06 OR garbage)", "'garbage' is not a date", "date:2022"),
+    ("cloud quality:[80]", "'[80]' is not a quality", "quality:[80 TO 100]"),  # no TO
+    ("cloud -date:[2021]", "'[2021]' is not a date", "date:[2020 TO 2022-06]"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "forms"), BAD_VALUES)
 def test_typed_values_bad_value_is_left_out_with_a_note_the_rest_searched(
     service: SearchService, text: str, value: str, forms: str
 ):
@@ -89,6 +90,15 @@ def test_typed_values_bad_value_is_left_out_with_a_note_the_rest_searched(
     (note,) = result.notes
     field = text.split()[1].lstrip("-").split(":")[0]
     assert value in note and f"{field}: takes" in note and forms in note, note
+
+
+@pytest.mark.parametrize(("text", "value", "forms"), BAD_VALUES)
+def test_typed_values_strict_check_rejects_a_value_its_field_cannot_take(
+    text: str, value: str, forms: str
+):
+    with pytest.raises(QueryError) as refused:
+        querylang.check_syntax(text)
+    assert value in str(refused.value) and forms in str(refused.value)
 
 
 def test_typed_values_flag_is_read_in_any_case(service: SearchService):

@@ -36,7 +36,7 @@ from searchidx.web import server
 from searchidx.web.app import create_app
 from searchidx.web.params import KNOWN_PARAMS
 from searchidx.web.security import HEADERS
-from tests.conftest import write_article
+from tests.conftest import indexed, write_article
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving, validate
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -805,11 +805,7 @@ def test_security_headers_on_every_response(client, url):
 @pytest.fixture(scope="module")
 def hostile_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     """An index whose articles carry markup and script URLs in every field a page shows."""
-    folder = tmp_path_factory.mktemp("hostile")
-    write_article(
-        folder,
-        "evil.md",
-        f"""
+    evil = f"""
 title: "Evil {SCRIPT} title"
 excerpt: "An excerpt {SCRIPT} with <b>tags</b> & ampersands"
 publishedDateTime: 2023-03-04T05:06:07Z
@@ -824,22 +820,17 @@ related:
   - title: "Related {SCRIPT}"
     webUrl: "data:text/html,<script>alert(3)</script>"
     provider: {{name: "R {SCRIPT}"}}
-""",
-        "The body mentions evil too.",
-    )
-    write_article(
-        folder,
-        "quote.md",
-        """
+"""
+    quote = """
 title: 'He said "hi" & left <img src=x onerror=alert(4)>'
 publishedDateTime: 2023-03-05
 originalUrl: "https://example.com/a?b=1&c=\\"2\\""
 images: [{url: "http://insecure.example/x.jpg"}]
-""",
+"""
+    articles = [("evil.md", evil, "The body mentions evil too."), ("quote.md", quote, "")]
+    app = create_app(
+        indexed(tmp_path_factory.mktemp("hostile"), articles), config={"TESTING": True}
     )
-    store = IndexStore(tmp_path_factory.mktemp("hostile-index"))
-    indexer.sync(store, folder)
-    app = create_app(store, config={"TESTING": True})
     yield app.test_client()
     app.extensions["searchidx"].close()
 
@@ -970,15 +961,14 @@ def wait_for_total(client: FlaskClient, url: str, total: int, timeout: float = 3
 
 
 def test_refresh_sees_a_sync_by_another_process_without_a_restart(tmp_path: Path):
+    store = indexed(
+        tmp_path,
+        [
+            (f"{number}.md", f"title: Story {number}\npublishedDateTime: 2024-01-0{number + 1}", "")
+            for number in range(3)
+        ],
+    )
     folder = tmp_path / "content"
-    for number in range(3):
-        write_article(
-            folder,
-            f"{number}.md",
-            f"title: Story {number}\npublishedDateTime: 2024-01-0{number + 1}",
-        )
-    store = IndexStore(tmp_path / "index")
-    indexer.sync(store, folder)
     app = create_app(store, config={"TESTING": True})
     client = app.test_client()
     assert api(client, "/api/search?q=story")["total"] == 3
@@ -993,13 +983,14 @@ def test_refresh_sees_a_sync_by_another_process_without_a_restart(tmp_path: Path
 
 
 def test_refresh_rebuild_swaps_the_index_without_an_error(tmp_path: Path):
+    store = indexed(
+        tmp_path,
+        [
+            (f"{number}.md", f"title: Story {number}\npublishedDateTime: 2024-01-01", "")
+            for number in range(20)
+        ],
+    )
     folder = tmp_path / "content"
-    for number in range(20):
-        write_article(
-            folder, f"{number}.md", f"title: Story {number}\npublishedDateTime: 2024-01-01"
-        )
-    store = IndexStore(tmp_path / "index")
-    indexer.sync(store, folder)
     app = create_app(store, config={"TESTING": True})
     statuses: list[int] = []
     stop = threading.Event()

@@ -23,14 +23,14 @@ from urllib.parse import quote, urlencode
 import pytest
 import yaml
 
-from searchidx import highlight, indexer
+from searchidx import highlight
 from searchidx.articles import Article
 from searchidx.marks import to_html
 from searchidx.schema import ANALYZER, STORED_BODY_CHARS
 from searchidx.store import IndexStore
 from searchidx.web.app import create_app
 from searchidx.web.security import CONTENT_SECURITY_POLICY
-from tests.conftest import write_article
+from tests.conftest import indexed
 from tests.web_helpers import SEARCHIDX, Node, parse_html, serving
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -124,15 +124,14 @@ def front_matter(fields: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
-    folder = tmp_path_factory.mktemp("hostile-content")
-    write_article(folder, "evil.md", front_matter(EVIL), payload("evil-body") + " evilword")
-    write_article(folder, "snippet.md", front_matter(BODY_ONLY), BODY)
     # A long body too, so that export reads the file again (its body is over the stored part).
     long_body = ("filler text " * 800) + payload("long-body")
-    write_article(folder, "long.md", front_matter({**BODY_ONLY, "title": "Long"}), long_body)
-    store = IndexStore(tmp_path_factory.mktemp("hostile-index"))
-    indexer.sync(store, folder)
-    return store
+    articles = [
+        ("evil.md", front_matter(EVIL), payload("evil-body") + " evilword"),
+        ("snippet.md", front_matter(BODY_ONLY), BODY),
+        ("long.md", front_matter({**BODY_ONLY, "title": "Long"}), long_body),
+    ]
+    return indexed(tmp_path_factory.mktemp("hostile"), articles)
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +413,6 @@ LONG_BODY_BYTES = 900_000
 def long_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
     """One article of 900 KB: a body with 'needle' every few words and 'finalterm' only at its
     very end, and an excerpt of 50 KB whose 'excerptonly' is past the highlighting cut."""
-    folder = tmp_path_factory.mktemp("long-content")
     unit = "the needle sits in a haystack of words "
     body = unit * (LONG_BODY_BYTES // len(unit)) + "finalterm"
     excerpt = "plain words " * (highlight.MAX_HIGHLIGHT_CHARS // 12 + 10) + "excerptonly"
@@ -424,11 +422,16 @@ def long_store(tmp_path_factory: pytest.TempPathFactory) -> IndexStore:
         "excerpt": excerpt,
         "publishedDateTime": "2024-01-01",
     }
-    path = write_article(folder, "long.md", front_matter(fields), body)
-    assert LONG_BODY_BYTES < path.stat().st_size < 1024 * 1024  # under the 1 MiB file limit
-    write_article(folder, "short.md", "title: A short needle story\npublishedDateTime: 2024-01-02")
-    store = IndexStore(tmp_path_factory.mktemp("long-index"))
-    indexer.sync(store, folder)
+    root = tmp_path_factory.mktemp("long")
+    store = indexed(
+        root,
+        [
+            ("long.md", front_matter(fields), body),
+            ("short.md", "title: A short needle story\npublishedDateTime: 2024-01-02", ""),
+        ],
+    )
+    size = (root / "content" / "long.md").stat().st_size
+    assert LONG_BODY_BYTES < size < 1024 * 1024  # under the 1 MiB file limit
     return store
 
 
