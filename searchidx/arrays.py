@@ -224,6 +224,11 @@ _FACET, _DOCS, _IDS = "facet-", "-docs", "-ids"
 _RANK = "rank-"
 #: A field's length byte -> the length the snapshot scores with (float32, exact).
 _LENGTH_OF_CODE = whoosh_internals.LENGTH_OF_BYTE.astype(np.float32)
+#: A whole length (each a byte decodes to is one, at most 106,374) -> its byte, 0 for a length
+#: no byte decodes to: looked up in 0.3 ms for 100,000 lengths, where a binary search of the
+#: bytes' lengths took 4 (a 1% sync's arrays encode five fields' at 100,000 articles).
+_CODE_OF_LENGTH = np.zeros(int(_LENGTH_OF_CODE[-1]) + 1, dtype=np.uint8)
+_CODE_OF_LENGTH[_LENGTH_OF_CODE.astype(np.int64)] = np.arange(len(_LENGTH_OF_CODE))
 
 
 def _compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -241,7 +246,7 @@ def _compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if name.startswith(_RANK):
             continue
         if name.startswith(_LENGTHS):
-            codes = np.searchsorted(_LENGTH_OF_CODE, array).astype(np.uint8)
+            codes = _CODE_OF_LENGTH[np.clip(array, 0, len(_CODE_OF_LENGTH) - 1).astype(np.int64)]
             if np.array_equal(_LENGTH_OF_CODE[codes], array):
                 compact[name.replace(_LENGTHS, _LENGTH_CODES, 1)] = codes
                 continue

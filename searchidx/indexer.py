@@ -32,7 +32,7 @@ import numpy as np
 from whoosh.index import FileIndex
 from whoosh.writing import SegmentWriter
 
-from searchidx import merge_policy, whoosh_internals, workers
+from searchidx import merge_policy, records, whoosh_internals, workers
 from searchidx.arrays import trust_layout_checked, write_arrays
 from searchidx.content import FileState, packed_stat, walk_content
 from searchidx.errors import ArticleProblem, ContentFolderError, IndexWriteError
@@ -303,7 +303,9 @@ def _build_here(
     """Read ``paths`` in this process and index those whose content changed (all of them for a
     build) into new segments, as a worker process does (few files: starting one would cost
     more)."""
-    builder = whoosh_internals.SegmentBuilder(index, WRITER_LIMIT_MB)
+    builder = whoosh_internals.SegmentBuilder(
+        index, WRITER_LIMIT_MB, records.largest_dictionaries(index)
+    )
     built = workers.Built()
     try:
         for loaded in workers.load_all(root, paths, progress):

@@ -46,6 +46,7 @@ import numpy as np
 import orjson
 import zstandard as zstd
 from whoosh import columns
+from whoosh.index import FileIndex
 from whoosh.reading import IndexReader
 
 from searchidx import whoosh_internals
@@ -197,6 +198,11 @@ class RecordColumn(columns.Column):
             weakref.finalize(self, os.close, descriptor)
             self._get = lambda position, length: os.pread(descriptor, length, start + position)
 
+        @property
+        def dictionary(self) -> bytes:
+            """The segment's dictionary of this column (empty for none)."""
+            return bytes(self._dictionary)
+
         def __len__(self) -> int:
             return self._doccount
 
@@ -219,8 +225,9 @@ class RecordColumn(columns.Column):
 
 class TrainedColumn(RecordColumn):
     """A column of bytes, each value compressed by zstd at ``level`` with a dictionary trained
-    on its segment's first values (:data:`TRAINING_BYTES` of them). The layout is
-    :class:`RecordColumn`'s, the dictionary zstd's (empty where there was none)."""
+    on its segment's first values (:data:`TRAINING_BYTES` of them), or, in a segment of fewer
+    values, one borrowed (:meth:`Writer.borrow`). The layout is :class:`RecordColumn`'s, the
+    dictionary zstd's (empty where there was none), always the segment's own copy."""
 
     def __init__(self, level: int = TRAINED_LEVEL) -> None:
         self.level = level
@@ -237,14 +244,21 @@ class TrainedColumn(RecordColumn):
         def __init__(self, dbfile: Any, level: int) -> None:
             super().__init__(dbfile, level, zlib.Z_DEFAULT_STRATEGY)
             self._level = level
+            self._borrowed = b""
+
+        def borrow(self, dictionary: bytes) -> None:
+            """Write the values with ``dictionary`` (another segment's, copied into this one)
+            if they are too few to fill :data:`TRAINING_BYTES`, instead of training one on
+            them: a sync's segment of 750 articles trained its two in 38 ms, a seventh of
+            writing it. With the largest segment's two (trained on 4 MiB) its values take
+            70 KB less, the segment 190 KB more (1.39 MB): each holds its 128 KB copy."""
+            self._borrowed = dictionary
 
         def _primed(self, first: list[bytes]) -> bytes:
-            samples: list[bytes | bytearray | memoryview] = [value for value in first if value]
-            size = min(TRAINED_BYTES, sum(map(len, samples)) // _SAMPLES_PER_DICTIONARY_BYTE)
-            try:
-                dictionary = zstd.train_dictionary(size, samples, **_TRAINING).as_bytes()
-            except zstd.ZstdError:  # too few to train on: none
-                dictionary = b""
+            if self._borrowed and self._waiting_bytes < self._gathered:
+                dictionary = self._borrowed
+            else:
+                dictionary = _trained(first)
             self._compressor = zstd.ZstdCompressor(
                 level=self._level,
                 dict_data=_dictionary(dictionary),
@@ -277,6 +291,34 @@ class TrainedColumn(RecordColumn):
             finally:
                 idle.append(decompressor)
             return inflated
+
+
+def _trained(first: list[bytes]) -> bytes:
+    """A zstd dictionary trained on a segment's ``first`` values; empty for too few."""
+    samples: list[bytes | bytearray | memoryview] = [value for value in first if value]
+    size = min(TRAINED_BYTES, sum(map(len, samples)) // _SAMPLES_PER_DICTIONARY_BYTE)
+    try:
+        return zstd.train_dictionary(size, samples, **_TRAINING).as_bytes()
+    except zstd.ZstdError:  # too few to train on: none
+        return b""
+
+
+def largest_dictionaries(index: FileIndex) -> dict[str, bytes]:
+    """The trained dictionaries of ``index``'s largest segment by column name, for the
+    columns of new segments to borrow (:meth:`TrainedColumn.Writer.borrow`); none for an
+    empty index, or a column without one."""
+    dictionaries: dict[str, bytes] = {}
+    with index.reader() as reader:
+        leaves = [leaf for leaf, _ in reader.leaf_readers() if leaf.doc_count_all()]
+        if not leaves:
+            return dictionaries
+        largest = max(leaves, key=lambda leaf: leaf.doc_count_all())
+        for name, field in largest.schema.items():
+            if isinstance(field.column_type, TrainedColumn) and largest.has_column(name):
+                column = largest.column_reader(name, translate=False)
+                if isinstance(column, TrainedColumn.Reader) and column.dictionary:
+                    dictionaries[name] = column.dictionary
+    return dictionaries
 
 
 def _dictionary(data: bytes) -> zstd.ZstdCompressionDict | None:

@@ -1669,9 +1669,13 @@ class SegmentBuilder:
     module knows, else by Whoosh's writer.
     """
 
-    def __init__(self, index: FileIndex, limit_mb: int) -> None:
+    def __init__(
+        self, index: FileIndex, limit_mb: int, dictionaries: dict[str, bytes] | None = None
+    ) -> None:
         self.index = index
         self.limit = limit_mb * 1024 * 1024
+        #: Column dictionaries for the new segments' columns to borrow, by column name.
+        self.dictionaries = dictionaries or {}
         self.segments: list[Any] = []
         self.segment: _BufferedSegment | _WhooshSegment | None = None
         self.buffered_documents = 0
@@ -1691,7 +1695,9 @@ class SegmentBuilder:
             # Whoosh never spills runs into the temporary folder its writers share.
             writer = unlocked_segment_writer(self.index, 4 * self.limit)
             buffered = _BufferedSegment.writes(writer)
-            self.segment = _BufferedSegment(writer) if buffered else _WhooshSegment(writer)
+            self.segment = (
+                _BufferedSegment(writer, self.dictionaries) if buffered else _WhooshSegment(writer)
+            )
         self.segment.add(document)
         self.buffered_documents += 1
         if self.buffered_documents % _FROZEN_EVERY == 0:
@@ -1795,9 +1801,11 @@ class _BufferedSegment:
     tests/test_build_fastpaths.py builds one collection both ways and compares the files.
     """
 
-    def __init__(self, writer: SegmentWriter) -> None:
+    def __init__(self, writer: SegmentWriter, dictionaries: dict[str, bytes] | None = None) -> None:
         self.writer = writer
         self.schema = writer.schema
+        #: Dictionaries its columns borrow by name (each column's writer has ``borrow``).
+        self.dictionaries = dictionaries or {}
         #: field -> term -> its postings, each as three items: docnum, weight, value
         self.postings: dict[str, dict[bytes, list[Any]]] = {}
         #: scorable field -> docnum -> its length there (a document of none is not there)
@@ -1854,6 +1862,8 @@ class _BufferedSegment:
                     writers[fieldname].add(docnum, value)
                 else:  # its first value: the per-document writer makes the column
                     perdoc.add_column_value(fieldname, column, value)
+                    if fieldname in self.dictionaries:
+                        writers[fieldname].borrow(self.dictionaries[fieldname])
         perdoc.finish_doc()
         writer.docnum += 1
 

@@ -29,6 +29,7 @@ from searchidx.articles import Article
 from searchidx.content import FileState, check_name, content_hash
 from searchidx.errors import ArticleError, ArticleProblem, IndexWriteError
 from searchidx.parsing import decode_article, parse_article, read_bounded
+from searchidx.records import largest_dictionaries
 from searchidx.schema import to_document
 from searchidx.whoosh_internals import SegmentBuilder
 
@@ -106,6 +107,7 @@ class BuildWorkers:
         self._location = cast(FileStorage, index.storage).folder  # an index on disk
         self._root = str(root)
         self._limit_mb = limit_mb
+        self._dictionaries = largest_dictionaries(index)  # for every new segment to borrow
         self._jobs: Any = None
         self._results: Any = None
         self._workers: list[Any] = []
@@ -173,6 +175,7 @@ class BuildWorkers:
                         self._root,
                         (self._jobs, self._taken, self._results),
                         self._limit_mb,
+                        self._dictionaries,
                     ),
                     daemon=True,
                 )
@@ -269,7 +272,7 @@ class BuildWorkers:
         self, chunks: list[Chunk], built: Built, progress: Progress | None
     ) -> int:
         """Index ``chunks`` in this process into ``built``; how many files they held."""
-        builder = SegmentBuilder(self._index, self._limit_mb)
+        builder = SegmentBuilder(self._index, self._limit_mb, self._dictionaries)
         done = 0
 
         def indexed(files: int) -> None:
@@ -295,7 +298,13 @@ def _context() -> ForkContext | SpawnContext:
     return multiprocessing.get_context("spawn")
 
 
-def _build_worker(location: str, root: str, queues: tuple[Any, Any, Any], limit_mb: int) -> None:
+def _build_worker(
+    location: str,
+    root: str,
+    queues: tuple[Any, Any, Any],
+    limit_mb: int,
+    dictionaries: dict[str, bytes],
+) -> None:
     """A worker process of :class:`BuildWorkers`: takes chunks of paths until told to stop
     (counting them), indexes them into segments of its own, and reports them (or its
     error)."""
@@ -308,7 +317,7 @@ def _build_worker(location: str, root: str, queues: tuple[Any, Any, Any], limit_
                 taken.value += 1
             yield chunk
 
-    builder = SegmentBuilder(whoosh_index.open_dir(location), limit_mb)
+    builder = SegmentBuilder(whoosh_index.open_dir(location), limit_mb, dictionaries)
     built = Built()
     try:
         _index_chunks(

@@ -127,6 +127,19 @@ def test_field_lengths_are_exact_as_float32():
     assert np.array_equal(lengths.astype(np.float32).astype(np.float64), lengths)
 
 
+@pytest.mark.parametrize("other", [11.0, 10.5, 2e6, -1.0])  # no byte decodes to any
+def test_compact_lengths_are_their_bytes_unless_a_length_is_no_bytes(other: float):
+    lengths = whoosh_internals.LENGTH_OF_BYTE.astype(np.float32)
+    live = np.ones(len(lengths), dtype=bool)
+    compact = arrays._compact({"lengths-body": lengths, "live": live})
+    assert np.array_equal(compact["length-codes-body"], np.arange(len(lengths)))
+    unusual = lengths.copy()
+    unusual[7] = other
+    compact = arrays._compact({"lengths-body": unusual, "live": live})
+    assert "length-codes-body" not in compact
+    assert np.array_equal(compact["lengths-body"], unusual)
+
+
 def test_arrays_of_an_earlier_commit_are_never_used(content, store):
     indexer.sync(store, content)
     (earlier,) = _arrays_files(store)

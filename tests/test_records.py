@@ -5,6 +5,7 @@ record (schema 6) is still read until rebuilt."""
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import zlib
@@ -21,6 +22,7 @@ import pytest
 from whoosh import fields
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.structfile import BufferFile, StructFile
 
 from searchidx import (
     highlight,
@@ -350,6 +352,57 @@ def test_a_syncs_merge_keeps_every_record_and_body(
         article = read_article(content, path)
         assert found.pop(path) == replace(article, body=article.body[:STORED_BODY_CHARS])
     assert found == {}
+
+
+def segment_dictionaries(store: IndexStore) -> list[tuple[bytes, bytes]]:
+    """Each segment's dictionaries of its record and body columns, in segment order."""
+    with store.open_index().reader() as reader:
+        return [
+            tuple(leaf.column_reader(name, translate=False).dictionary for name in COLUMN_NAMES)
+            for leaf, _base in reader.leaf_readers()
+        ]
+
+
+COLUMN_NAMES = ("record", "stored_body")
+
+
+def test_a_syncs_small_segment_borrows_the_largest_segments_dictionaries(
+    content: Path, store: IndexStore
+):
+    indexer.sync(store, content)
+    write_article(content, "zz/late.md", "title: Late\npublishedDateTime: 2024-01-02", "Late.")
+    indexer.sync(store)
+    first, added = segment_dictionaries(store)
+    assert all(first) and added == first  # one value alone: too few to train on
+    found = {article.path: article for article in store.articles()}
+    for path in scan_content(content):
+        article = read_article(content, path)
+        assert found.pop(path) == replace(article, body=article.body[:STORED_BODY_CHARS])
+
+
+@pytest.mark.usefixtures("small_training")
+def test_trained_column_trains_its_own_dictionary_when_its_values_fill_the_training(
+    tmp_path: Path,
+):
+    borrowed = segment_column_dictionary(written(tmp_path, values(2000)))
+    for documents, borrows in [(values(20), True), (values(2000)[::-1], False)]:
+        data = io.BytesIO()
+        writer = TrainedColumn().writer(StructFile(data))
+        writer.borrow(borrowed)
+        for docnum, value in enumerate(documents):
+            writer.add(docnum, value)
+        writer.finish(len(documents))
+        read = TrainedColumn().reader(
+            BufferFile(data.getvalue()), 0, len(data.getvalue()), len(documents)
+        )
+        assert list(read) == documents
+        assert (read.dictionary == borrowed) is borrows
+
+
+def segment_column_dictionary(folder: Path) -> bytes:
+    """The dictionary of the record column of the index in ``folder`` (one segment)."""
+    with FileStorage(str(folder)).open_index().reader() as reader:
+        return reader.column_reader("record", translate=False).dictionary
 
 
 def test_the_record_column_holds_no_body_nor_path_and_the_body_column_the_cut_body(
