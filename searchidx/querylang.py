@@ -182,9 +182,8 @@ def _parsed(text: str, fuzzy: bool) -> query.Query:
         parsed = parser.parse(text)
     except Exception as error:  # the parser's own errors have no common base class
         raise QueryError(f"cannot parse the query: {error}", "q") from None
-    for leaf in bounds.leaves(
-        parsed
-    ):  # a plain word's span, noted by the parser (see bounds._shown)
+    # A plain word's span, noted by the parser (see bounds._shown).
+    for leaf in bounds.leaves(parsed):
         if type(leaf) is query.Term and getattr(leaf, "startchar", None) is not None:
             setattr(leaf, "typed", text[leaf.startchar : leaf.endchar])  # noqa: B010
     return parsed

@@ -421,8 +421,6 @@ class TermPostings:
 
     def __init__(self, values: bool) -> None:
         self.values = values
-        #: Postings gathered so far (several terms' may be gathered one after the other).
-        self.count = 0
         #: Postings per block; each block's ids delta-coded (its first from 0) as varints
         #: (:func:`mini_ids`), and its segment's first docnum (a list with absolute ids:
         #: blocks of one).
@@ -513,7 +511,6 @@ class TermPostings:
         counts, chunks = self._counts, self._weight_chunks
         for count, ids, block_weights, block_values in blocks:
             counts.append(count)
-            self.count += count
             self._ids.append(ids if type(ids) is bytes else varints(ids))
             self._bases.append(base)
             if block_weights is None:
@@ -529,13 +526,17 @@ class TermPostings:
                 self._raw.extend(block_values)
 
     def _add_absolute(self, base: int, ids: Any, weights: Any, raw: Any) -> None:
-        self.count += len(ids)
         self._counts.extend([1] * len(ids))
         self._ids.append(varints(ids))
         self._bases.extend([base] * len(ids))
         self._weight_chunks.append(list(weights))
         if self.values:
             self._raw.extend(raw)
+
+    @property
+    def count(self) -> int:
+        """Postings gathered so far (several terms' may be gathered one after the other)."""
+        return sum(self._counts)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
         """Docnums, weights, and the raw values if asked for (else []): where any block kept
